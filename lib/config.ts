@@ -1,0 +1,198 @@
+/**
+ * The scheduler's configuration (`config.json`): the original mr-redis fields
+ * plus a few of our own, with defaults for the embedded set-up.
+ *
+ * @module
+ */
+
+/** Where the state lives. */
+export type DBType = "etcd" | "zookeeper" | "embedded";
+
+/** The scheduler configuration. Field names are the original's. */
+export interface Config {
+  /** Unix user the tasks run as (FrameworkInfo.user). */
+  UserName: string;
+  /** FrameworkInfo.name. */
+  FrameworkName: string;
+  /** `host:port`, `h1:p,h2:p`, `zk://h1,h2/mesos`, `local` or `local:N`. */
+  Master: string;
+  /** Path of the compiled MrRedisExecutor to ship; when missing, a dev launcher is shipped. */
+  ExecutorPath: string;
+  /** Kept for compatibility; containers are not used, redis-server comes from RedisServerPath. */
+  RedisImage: string;
+  /** `etcd`, `zookeeper` or `embedded`. */
+  DBType: DBType;
+  /** Comma-separated endpoints (etcd/ZooKeeper) or a file path (embedded). */
+  DBEndPoint: string;
+  /** `stderr` or a file path to append log lines to. */
+  LogFile: string;
+  /** Address agents use to reach the artifact server. */
+  ArtifactIP: string;
+  /** Artifact server port. */
+  ArtifactPort: number;
+  /** REST API port. */
+  HTTPPort: number;
+  /** redis-server binary shipped to agents (empty: the agent's own `redis-server` on PATH). */
+  RedisServerPath: string;
+  /** Address the REST API listens on. */
+  HTTPAddress: string;
+  /** Key prefix in the store. */
+  StorePrefix: string;
+  /** FrameworkInfo.failover_timeout: how long Mesos keeps tasks when the scheduler is away. */
+  FailoverTimeoutSeconds: number;
+  /** Work directory of the local cluster (sandboxes), for `Master: local`. */
+  LocalWorkDir: string;
+}
+
+/** A user mistake in the configuration; the message names the field and value. */
+export class ConfigError extends Error {
+  /** Creates the error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ConfigError";
+  }
+}
+
+/** The defaults: local cluster and embedded store. */
+export function defaultConfig(): Config {
+  return {
+    UserName: Deno.env.get("USER") ?? "root",
+    FrameworkName: "MrRedis",
+    Master: "local",
+    ExecutorPath: "./MrRedisExecutor",
+    RedisImage: "redis:3.0-alpine",
+    DBType: "embedded",
+    DBEndPoint: "./mr-redis-data/state.db",
+    LogFile: "stderr",
+    ArtifactIP: "127.0.0.1",
+    ArtifactPort: 5454,
+    HTTPPort: 5656,
+    RedisServerPath: "",
+    HTTPAddress: "0.0.0.0",
+    StorePrefix: "/mr-redis",
+    FailoverTimeoutSeconds: 604800,
+    LocalWorkDir: "./mr-redis-data/local",
+  };
+}
+
+type Kind = "string" | "port" | "seconds";
+
+const FIELDS: Record<keyof Config, Kind> = {
+  UserName: "string",
+  FrameworkName: "string",
+  Master: "string",
+  ExecutorPath: "string",
+  RedisImage: "string",
+  DBType: "string",
+  DBEndPoint: "string",
+  LogFile: "string",
+  ArtifactIP: "string",
+  ArtifactPort: "port",
+  HTTPPort: "port",
+  RedisServerPath: "string",
+  HTTPAddress: "string",
+  StorePrefix: "string",
+  FailoverTimeoutSeconds: "seconds",
+  LocalWorkDir: "string",
+};
+
+const DB_TYPES: readonly string[] = ["etcd", "zookeeper", "embedded"];
+
+function show(value: unknown): string {
+  return JSON.stringify(value) ?? String(value);
+}
+
+function parsePort(field: string, value: unknown, where: string): number {
+  const n = typeof value === "number"
+    ? value
+    : typeof value === "string" && /^\s*\d+\s*$/.test(value)
+    ? Number(value)
+    : NaN;
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new ConfigError(
+      `${where}: field "${field}" must be a port number from 0 to 65535 (a number or a string of digits), but got ${
+        show(value)
+      }`,
+    );
+  }
+  return n;
+}
+
+/**
+ * Parses a config document. Fields left out take their defaults. Throws
+ * {@linkcode ConfigError} naming the field and the value for an unknown field,
+ * a wrong type, a port out of range or an unknown `DBType`.
+ */
+export function parseConfig(text: string, where = "config"): Config {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (cause) {
+    throw new ConfigError(`${where}: not valid JSON (${(cause as Error).message})`, { cause });
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new ConfigError(`${where}: must be a JSON object, but got ${show(raw)}`);
+  }
+  const config = defaultConfig() as unknown as Record<string, unknown>;
+  const known = Object.keys(FIELDS);
+  for (const [field, value] of Object.entries(raw)) {
+    const kind = FIELDS[field as keyof Config];
+    if (kind === undefined) {
+      const near = known.find((k) => k.toLowerCase() === field.toLowerCase());
+      throw new ConfigError(
+        `${where}: unknown field "${field}"${near ? ` (did you mean "${near}"?)` : ""}`,
+      );
+    }
+    if (kind === "port") {
+      config[field] = parsePort(field, value, where);
+    } else if (kind === "seconds") {
+      if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
+        throw new ConfigError(
+          `${where}: field "${field}" must be a non-negative number of seconds, but got ${
+            show(value)
+          }`,
+        );
+      }
+      config[field] = value;
+    } else {
+      if (typeof value !== "string") {
+        throw new ConfigError(`${where}: field "${field}" must be a string, but got ${show(value)}`);
+      }
+      config[field] = value;
+    }
+  }
+  const result = config as unknown as Config;
+  if (!DB_TYPES.includes(result.DBType)) {
+    throw new ConfigError(
+      `${where}: field "DBType" must be one of "etcd", "zookeeper", "embedded", but got ${
+        show(result.DBType)
+      }`,
+    );
+  }
+  if (result.DBType !== "embedded" && result.DBEndPoint.trim() === "") {
+    throw new ConfigError(`${where}: field "DBEndPoint" must name at least one endpoint`);
+  }
+  if (result.Master.trim() === "") {
+    throw new ConfigError(`${where}: field "Master" must not be empty`);
+  }
+  if (!/^local(:[1-9]\d?)?$/.test(result.Master) && result.Master.startsWith("local")) {
+    throw new ConfigError(
+      `${where}: field "Master" must be "local" or "local:N" with N from 1 to 99, but got ${
+        show(result.Master)
+      }`,
+    );
+  }
+  return result;
+}
+
+/** Reads and parses a config file; a missing or unreadable file is a {@linkcode ConfigError}. */
+export async function loadConfigFile(path: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (cause) {
+    const why = cause instanceof Deno.errors.NotFound ? "no such file" : (cause as Error).message;
+    throw new ConfigError(`Cannot read config file "${path}": ${why}`, { cause });
+  }
+  return parseConfig(text, `config file "${path}"`);
+}

@@ -1,0 +1,86 @@
+/**
+ * The data model kept in the store: instances, their redis processes, and the
+ * framework id. Every record carries `rev` (an integer bumped on each write by
+ * the scheduler) besides the store's own version used for compare-and-set.
+ *
+ * Store layout (prefix `/mr-redis` unless configured):
+ *
+ * | key | value |
+ * |---|---|
+ * | `/mr-redis/framework_id` | the Mesos FrameworkID (plain string) |
+ * | `/mr-redis/instances/{name}` | {@linkcode InstanceRecord} as JSON |
+ * | `/mr-redis/instances/{name}/procs/{procId}` | {@linkcode ProcessRecord} as JSON |
+ *
+ * Deleting an instance deletes `/mr-redis/instances/{name}` and everything under it.
+ *
+ * @module
+ */
+
+/** Instance type: `S` single server, `MS` master with slaves, `RC` Redis Cluster (later). */
+export type InstanceType = "S" | "MS" | "RC";
+
+/** Instance status as shown by STATUS. */
+export type InstanceStatus =
+  | "CREATING"
+  | "RUNNING"
+  | "DEGRADED"
+  | "FAILING_OVER"
+  | "DELETING"
+  | "DELETED";
+
+/** Role of one redis process. */
+export type ProcessRole = "master" | "slave";
+
+/** State of one redis process as the scheduler knows it. */
+export type ProcessState =
+  | "PENDING" // waiting for an offer
+  | "STAGING" // launched, no RUNNING yet
+  | "RUNNING"
+  | "KILLING"
+  | "LOST" // terminal (failed/lost/killed); kept until replaced
+  | "DONE";
+
+/** One redis-server process of an instance; one Mesos task. */
+export interface ProcessRecord {
+  /** Stable id within the instance, e.g. `p3`. */
+  id: string;
+  /** Mesos task id (unique per launch: `{instance}.{procId}.{n}`). */
+  taskId: string;
+  role: ProcessRole;
+  state: ProcessState;
+  /** Agent id and host the task runs on, once launched. */
+  agentId?: string;
+  host?: string;
+  port?: number;
+  /** Executor id hosting the task. */
+  executorId?: string;
+  /** Last replication offset reported (for promotion choice). */
+  replOffset?: number;
+  /** Why the last launch failed, when it did. */
+  reason?: string;
+  /** Last update time, ms since epoch. */
+  updatedAt: number;
+}
+
+/** One Redis instance as requested by a user and tracked by the scheduler. */
+export interface InstanceRecord {
+  name: string;
+  type: InstanceType;
+  status: InstanceStatus;
+  /** Capacity (maxmemory) of every process, in MB. */
+  capacityMB: number;
+  /** Desired number of masters (1 for S and MS). */
+  masters: number;
+  /** Desired number of slaves. */
+  slaves: number;
+  /** Most processes of this instance on one agent. */
+  distribution: number;
+  /** Process id of the current master, once chosen. */
+  masterId?: string;
+  /** Why the instance is not RUNNING, when known (shown in STATUS). */
+  reason?: string;
+  /** Monotonic record revision, bumped by the scheduler on each write. */
+  rev: number;
+  createdAt: number;
+  updatedAt: number;
+}
