@@ -1,0 +1,111 @@
+import { assert, assertEquals, assertMatch, assertRejects, assertThrows } from "./_assert.ts";
+import { ConfigError, defaultConfig, loadConfigFile, parseConfig } from "../lib/config.ts";
+import { tempDir } from "./_util.ts";
+
+const SCHED = new URL("../cmd/sched.ts", import.meta.url).pathname;
+
+async function sched(args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", SCHED, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
+Deno.test("the original's config, with ports written as strings, parses", () => {
+  const config = parseConfig(JSON.stringify({
+    UserName: "ubuntu",
+    FrameworkName: "MrRedis",
+    Master: "127.0.0.1:5050",
+    ExecutorPath: "./MrRedisExecutor",
+    RedisImage: "redis:3.0-alpine",
+    DBType: "etcd",
+    DBEndPoint: "127.0.0.1:2379",
+    LogFile: "stderr",
+    ArtifactIP: "127.0.0.1",
+    ArtifactPort: "5454",
+    HTTPPort: "5656",
+  }));
+  assertEquals(config.HTTPPort, 5656);
+  assertEquals(config.ArtifactPort, 5454);
+  assertEquals(config.DBType, "etcd");
+  assertEquals(config.Master, "127.0.0.1:5050");
+});
+
+Deno.test("fields left out take their defaults", () => {
+  const config = parseConfig(`{"HTTPPort": 7000}`);
+  assertEquals(config, { ...defaultConfig(), HTTPPort: 7000 });
+  assertEquals(parseConfig("{}"), defaultConfig());
+});
+
+Deno.test("bad configs are refused with a line naming the field and value", async (t) => {
+  const cases: [string, RegExp][] = [
+    [`{"DBEndpoint": "x"}`, /unknown field "DBEndpoint" \(did you mean "DBEndPoint"\?\)/],
+    [`{"HTTPPort": 70000}`, /"HTTPPort" must be a port number.*70000/],
+    [`{"HTTPPort": "abc"}`, /"HTTPPort" must be a port number.*"abc"/],
+    [`{"ArtifactPort": -1}`, /"ArtifactPort" must be a port number.*-1/],
+    [`{"HTTPPort": 80.5}`, /"HTTPPort".*80.5/],
+    [`{"DBType": "mysql"}`, /"DBType" must be one of.*"mysql"/],
+    [`{"UserName": 5}`, /"UserName" must be a string, but got 5/],
+    [`{"Master": "local:0"}`, /"Master" must be "local" or "local:N".*"local:0"/],
+    [`{"DBType": "etcd", "DBEndPoint": ""}`, /"DBEndPoint" must name at least one endpoint/],
+    [`{"HTTPPort": 1,}`, /not valid JSON/],
+    [`[1, 2]`, /must be a JSON object/],
+  ];
+  for (const [text, message] of cases) {
+    await t.step(text, () => {
+      const error = assertThrows(() => parseConfig(text)) as Error;
+      assert(error instanceof ConfigError);
+      assertMatch(error.message, message);
+    });
+  }
+});
+
+Deno.test("a missing config file is a ConfigError naming the path", async () => {
+  const error = await assertRejects(() => loadConfigFile("/nonexistent/mr-redis.json"));
+  assert(error instanceof ConfigError);
+  assertMatch(error.message, /"\/nonexistent\/mr-redis.json": no such file/);
+});
+
+Deno.test("sched -DumpEmptyConfig prints the defaults as indented JSON and exits 0", async () => {
+  const { code, stdout } = await sched(["-DumpEmptyConfig"]);
+  assertEquals(code, 0);
+  assertMatch(stdout, /\n\s+"UserName": /);
+  assertEquals(parseConfig(stdout), parseConfig(JSON.stringify(defaultConfig())));
+});
+
+Deno.test("sched stops with exit 2 and one line for each bad config", async (t) => {
+  const dir = await tempDir("config");
+  try {
+    const cases: [string, string | null, RegExp][] = [
+      ["missing file", null, /no such file/],
+      ["broken JSON", `{"HTTPPort": `, /not valid JSON/],
+      ["typo in a field", `{"DBEndpoint": "127.0.0.1:2379"}`, /unknown field "DBEndpoint"/],
+      ["wrong type", `{"HTTPPort": true}`, /"HTTPPort" must be a port number.*true/],
+      ["port out of range", `{"HTTPPort": "65536"}`, /"HTTPPort".*"65536"/],
+      ["unknown DBType", `{"DBType": "redis"}`, /"DBType".*"redis"/],
+    ];
+    for (const [name, text, message] of cases) {
+      await t.step(name, async () => {
+        const path = `${dir}/${name.replaceAll(" ", "_")}.json`;
+        if (text !== null) await Deno.writeTextFile(path, text);
+        for (const flag of [`-config=${path}`, `--config=${path}`]) {
+          const { code, stderr } = await sched([flag]);
+          assertEquals(code, 2, stderr);
+          const lines = stderr.trim().split("\n");
+          assertEquals(lines.length, 1, `expected one line, got: ${stderr}`);
+          assertMatch(lines[0]!, message);
+          assert(!/\bat .*\.ts:\d+/.test(stderr), `stack trace shown: ${stderr}`);
+        }
+      });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
