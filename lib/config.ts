@@ -156,7 +156,9 @@ export function parseConfig(text: string, where = "config"): Config {
       config[field] = value;
     } else {
       if (typeof value !== "string") {
-        throw new ConfigError(`${where}: field "${field}" must be a string, but got ${show(value)}`);
+        throw new ConfigError(
+          `${where}: field "${field}" must be a string, but got ${show(value)}`,
+        );
       }
       config[field] = value;
     }
