@@ -1,0 +1,321 @@
+/**
+ * Shared pieces of the benchmarks: redis-servers started directly (the
+ * baselines), a scheduler with its own local cluster, timing and statistics.
+ *
+ * @module
+ */
+import { Redis } from "ioredis";
+
+/** Returns a TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** Sleeps `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The median of a non-empty list. */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** The p-th percentile (0..100) of a non-empty list, nearest rank. */
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank]!;
+}
+
+/** Polls `check` every `intervalMs` until truthy; throws naming `what` after `timeoutMs`. */
+export async function until<T>(
+  what: string,
+  check: () => Promise<T> | T,
+  timeoutMs = 120_000,
+  intervalMs = 20,
+): Promise<NonNullable<T>> {
+  const deadline = performance.now() + timeoutMs;
+  let last: unknown;
+  while (performance.now() < deadline) {
+    try {
+      const value = await check();
+      if (value) return value as NonNullable<T>;
+    } catch (error) {
+      last = error;
+    }
+    await sleep(intervalMs);
+  }
+  throw new Error(`Timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
+}
+
+/** A short-lived ioredis client that never retries in the background. */
+export function client(port: number, host = "127.0.0.1"): Redis {
+  const redis = new Redis({
+    host,
+    port,
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 500,
+    commandTimeout: 2000,
+    retryStrategy: () => null,
+  });
+  redis.on("error", () => {});
+  return redis;
+}
+
+/** Sends one command on a fresh connection and closes it. */
+export async function command(
+  port: number,
+  args: [string, ...(string | number)[]],
+  host = "127.0.0.1",
+): Promise<unknown> {
+  const redis = client(port, host);
+  try {
+    await redis.connect();
+    return await redis.call(...args);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** A redis-server started directly, for the baselines. */
+export interface DirectRedis {
+  port: number;
+  process: Deno.ChildProcess;
+  kill(signal?: Deno.Signal): void;
+}
+
+/** Starts `redis-server` on `port` with `args`, data in `dir`; does not wait. */
+export function startRedis(dir: string, port: number, args: string[] = []): DirectRedis {
+  const process = new Deno.Command("redis-server", {
+    args: [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      dir,
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--protected-mode",
+      "no",
+      "--repl-diskless-sync",
+      "yes",
+      "--repl-diskless-sync-delay",
+      "0",
+      "--dbfilename",
+      `dump-${port}.rdb`,
+      ...args,
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  return {
+    port,
+    process,
+    kill(signal: Deno.Signal = "SIGKILL") {
+      try {
+        process.kill(signal);
+      } catch { /* gone already */ }
+    },
+  };
+}
+
+/** INFO replication as a map. */
+export async function infoReplication(
+  port: number,
+  host = "127.0.0.1",
+): Promise<Map<string, string>> {
+  const text = String(await command(port, ["INFO", "replication"], host));
+  return new Map(
+    text.split("\r\n").filter((l) => l.includes(":")).map((l) => {
+      const i = l.indexOf(":");
+      return [l.slice(0, i), l.slice(i + 1)];
+    }),
+  );
+}
+
+/** True when the slave on `port` has finished its initial sync. */
+export async function inSync(port: number, host = "127.0.0.1"): Promise<boolean> {
+  const info = await infoReplication(port, host);
+  return info.get("master_link_status") === "up" && info.get("master_sync_in_progress") === "0";
+}
+
+/** Resident memory of a process in bytes (Linux /proc). */
+export function rssBytes(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const match = /VmRSS:\s+(\d+) kB/.exec(status);
+  return match ? Number(match[1]) * 1024 : NaN;
+}
+
+/** Pids of redis-server processes listening on `port`. */
+export async function redisPidsOnPort(port: number): Promise<number[]> {
+  const out = await new Deno.Command("pgrep", {
+    args: ["-f", `redis-server [^ ]*:${port}( |$)`],
+    stdout: "piped",
+  }).output();
+  return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean).map(Number);
+}
+
+/** The running scheduler and local cluster a benchmark talks to. */
+export interface MrRedis {
+  api: string;
+  schedPid: number;
+  stop(): Promise<void>;
+}
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+async function waitLine(stream: ReadableStream<Uint8Array>, pattern: RegExp): Promise<string> {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  while (true) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`Process ended before printing ${pattern}: ${buffer.slice(-2000)}`);
+    buffer += value;
+    const match = pattern.exec(buffer);
+    if (match) {
+      // Keep draining so the child never blocks on a full pipe.
+      (async () => {
+        try {
+          while (!(await reader.read()).done) { /* drain */ }
+        } catch { /* closed */ }
+      })();
+      return match[0];
+    }
+  }
+}
+
+/**
+ * Starts a local cluster in its own process (sized for the benchmark) and a
+ * scheduler on the embedded store pointing at it.
+ */
+export async function startMrRedis(
+  dir: string,
+  opts: { agents: number; cpus: number; memMB: number },
+): Promise<MrRedis> {
+  const masterPort = freePort();
+  const local = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}cmd/mesos_local.ts`,
+      "--agents",
+      String(opts.agents),
+      "--port",
+      String(masterPort),
+      "--work-dir",
+      `${dir}/local`,
+      "--cpus",
+      String(opts.cpus),
+      "--mem",
+      String(opts.memMB),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  await waitLine(local.stdout, /http:\/\/127\.0\.0\.1:\d+/);
+  local.stderr.pipeTo(
+    Deno.openSync(`${dir}/mesos-local.log`, { create: true, write: true }).writable,
+  )
+    .catch(() => {});
+  const httpPort = freePort();
+  const config = {
+    Master: `127.0.0.1:${masterPort}`,
+    DBType: "embedded",
+    DBEndPoint: `${dir}/state.db`,
+    HTTPPort: httpPort,
+    ArtifactPort: freePort(),
+    LogFile: `${dir}/sched.log`,
+    LocalWorkDir: `${dir}/unused`,
+  };
+  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(config));
+  const sched = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}cmd/sched.ts`, `-config=${dir}/config.json`],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const api = `http://127.0.0.1:${httpPort}`;
+  await until("the scheduler's REST API", async () => (await fetch(`${api}/v1/STATUS`)).ok, 60_000);
+  return {
+    api,
+    schedPid: sched.pid,
+    async stop() {
+      for (const child of [sched, local]) {
+        try {
+          child.kill("SIGTERM");
+        } catch { /* gone */ }
+      }
+      const timer = setTimeout(() => {
+        for (const child of [sched, local]) {
+          try {
+            child.kill("SIGKILL");
+          } catch { /* gone */ }
+        }
+      }, 10_000);
+      await Promise.allSettled([sched.status, local.status]);
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** STATUS JSON of one instance as the REST API gives it. */
+export interface Status {
+  Name: string;
+  Status: string;
+  Master: { IP: string; Port: string } | null;
+  Slaves: { IP: string; Port: string; LastSyncedToMaster: number }[];
+}
+
+/** GET /v1/STATUS/{name}, or undefined when it is not 200. */
+export async function status(api: string, name: string): Promise<Status | undefined> {
+  const response = await fetch(`${api}/v1/STATUS/${name}`);
+  if (!response.ok) {
+    await response.body?.cancel();
+    return undefined;
+  }
+  return await response.json();
+}
+
+/** POST /v1/CREATE; throws with the answer unless 201. */
+export async function create(
+  api: string,
+  name: string,
+  capacityMB: number,
+  slaves: number,
+  distribution?: number,
+): Promise<void> {
+  const init: RequestInit = { method: "POST" };
+  if (distribution !== undefined) {
+    init.body = JSON.stringify({ Distribution: distribution });
+    init.headers = { "Content-Type": "application/json" };
+  }
+  const response = await fetch(`${api}/v1/CREATE/${name}/${capacityMB}/1/${slaves}`, init);
+  const text = await response.text();
+  if (response.status !== 201) throw new Error(`CREATE ${name}: ${response.status} ${text}`);
+}
+
+/** DELETE an instance and wait until STATUS answers 404. */
+export async function destroy(api: string, name: string): Promise<void> {
+  const response = await fetch(`${api}/v1/DELETE/${name}`, { method: "DELETE" });
+  await response.body?.cancel();
+  await until(
+    `${name} to be deleted`,
+    async () => {
+      const r = await fetch(`${api}/v1/STATUS/${name}`);
+      await r.body?.cancel();
+      return r.status === 404;
+    },
+    60_000,
+    100,
+  );
+}

@@ -1,0 +1,588 @@
+/**
+ * The benchmarks: creation, failover, API and scale, each against a baseline
+ * measured in the same run. Writes `bench/RESULTS.md` and `bench/results.json`.
+ *
+ *     deno task bench            # the full run (several minutes)
+ *     deno task bench --quick    # a smoke run with small sizes and one sample
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  client,
+  command,
+  create,
+  destroy,
+  freePort,
+  inSync,
+  median,
+  type MrRedis,
+  percentile,
+  redisPidsOnPort,
+  rssBytes,
+  sleep,
+  startMrRedis,
+  startRedis,
+  status,
+  until,
+} from "./_harness.ts";
+
+interface Result {
+  name: string;
+  goal: string;
+  unit: string;
+  baselineName: string;
+  baseline: number[];
+  measured: number[];
+  /** measured median / baseline median. */
+  ratio: number;
+  met: boolean;
+  notes: string[];
+}
+
+const OUT = new URL("./", import.meta.url).pathname;
+
+function log(line: string) {
+  console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}`);
+}
+
+function ratioOf(measured: number[], baseline: number[]): number {
+  return median(measured) / median(baseline);
+}
+
+async function withTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: `mr-redis-bench-${prefix}-` });
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Baseline: a master and `slaves` replicas started directly, until every replica is in sync. */
+export async function baselineMasterSlaves(slaves: number): Promise<number> {
+  return await withTempDir("ms", async (dir) => {
+    const started = performance.now();
+    const master = startRedis(dir, freePort(), ["--maxmemory", "10mb"]);
+    const replicas = Array.from(
+      { length: slaves },
+      () =>
+        startRedis(dir, freePort(), [
+          "--maxmemory",
+          "10mb",
+          "--replicaof",
+          "127.0.0.1",
+          String(master.port),
+        ]),
+    );
+    try {
+      await until("the baseline master", () => command(master.port, ["PING"]));
+      await Promise.all(
+        replicas.map((r) => until(`replica ${r.port} in sync`, () => inSync(r.port))),
+      );
+      return (performance.now() - started) / 1000;
+    } finally {
+      for (const r of [master, ...replicas]) r.kill();
+      await Promise.allSettled([master, ...replicas].map((r) => r.process.status));
+    }
+  });
+}
+
+/** Baseline: `count` single servers started directly, until each answers PING. */
+export async function baselineSingles(count: number): Promise<number> {
+  return await withTempDir("singles", async (dir) => {
+    const started = performance.now();
+    const servers = Array.from(
+      { length: count },
+      () => startRedis(dir, freePort(), ["--maxmemory", "10mb"]),
+    );
+    try {
+      await Promise.all(
+        servers.map((s) => until(`server ${s.port}`, () => command(s.port, ["PING"]))),
+      );
+      return (performance.now() - started) / 1000;
+    } finally {
+      for (const s of servers) s.kill();
+      await Promise.allSettled(servers.map((s) => s.process.status));
+    }
+  });
+}
+
+async function mrCreateMasterSlaves(
+  mr: MrRedis,
+  name: string,
+  slaves: number,
+  distribution: number,
+) {
+  const started = performance.now();
+  await create(mr.api, name, 10, slaves, distribution);
+  await until(
+    `${name} RUNNING`,
+    async () => (await status(mr.api, name))?.Status === "RUNNING",
+    300_000,
+  );
+  const seconds = (performance.now() - started) / 1000;
+  // Check the claim behind RUNNING: every slave answers and is in sync.
+  const s = (await status(mr.api, name))!;
+  for (const slave of s.Slaves) {
+    if (!await inSync(Number(slave.Port), slave.IP)) {
+      throw new Error(`${name}: slave ${slave.Port} not in sync`);
+    }
+  }
+  await destroy(mr.api, name);
+  return seconds;
+}
+
+async function mrCreateSingles(mr: MrRedis, prefix: string, count: number) {
+  const started = performance.now();
+  const names = Array.from({ length: count }, (_, i) => `${prefix}${i}`);
+  await Promise.all(names.map((n) => create(mr.api, n, 10, 0)));
+  await until(
+    `${count} singles RUNNING`,
+    async () => {
+      const list: { Name: string; Status: string }[] = await (await fetch(`${mr.api}/v1/STATUS`))
+        .json();
+      const running = new Set(list.filter((i) => i.Status === "RUNNING").map((i) => i.Name));
+      return names.every((n) => running.has(n));
+    },
+    300_000,
+    50,
+  );
+  const seconds = (performance.now() - started) / 1000;
+  await Promise.all(names.map((n) => destroy(mr.api, n)));
+  return seconds;
+}
+
+interface FailoverSample {
+  seconds: number;
+  lost: number;
+  acked: number;
+}
+
+/** Writes `keys` keys, each acknowledged by `WAIT 2`; returns the acknowledged ones. */
+async function writeAcked(port: number, keys: number, host = "127.0.0.1"): Promise<string[]> {
+  const redis = client(port, host);
+  await redis.connect();
+  const acked: string[] = [];
+  try {
+    for (let i = 0; i < keys; i++) {
+      const key = `k${i}`;
+      await redis.set(key, `v${i}`);
+      const replicas = Number(await redis.call("WAIT", "2", "1000"));
+      if (replicas >= 2) acked.push(key);
+    }
+  } finally {
+    redis.disconnect();
+  }
+  return acked;
+}
+
+async function countPresent(port: number, keys: string[], host = "127.0.0.1"): Promise<number> {
+  const redis = client(port, host);
+  await redis.connect();
+  try {
+    let present = 0;
+    for (let i = 0; i < keys.length; i += 100) {
+      const values = await redis.mget(...keys.slice(i, i + 100));
+      present += values.filter((v) => v !== null).length;
+    }
+    return present;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function tryWrite(port: number, host = "127.0.0.1"): Promise<boolean> {
+  try {
+    return (await command(port, ["SET", "failover-probe", String(Date.now())], host)) === "OK";
+  } catch {
+    return false;
+  }
+}
+
+/** Baseline: redis-sentinel over a master and two replicas, down-after 1000 ms, quorum 1. */
+export async function baselineSentinelFailover(keys: number): Promise<FailoverSample> {
+  return await withTempDir("sentinel", async (dir) => {
+    const master = startRedis(dir, freePort());
+    const replicas = [0, 1].map(() =>
+      startRedis(dir, freePort(), ["--replicaof", "127.0.0.1", String(master.port)])
+    );
+    const sentinelPort = freePort();
+    await Deno.writeTextFile(
+      `${dir}/sentinel.conf`,
+      [
+        `port ${sentinelPort}`,
+        "bind 127.0.0.1",
+        `dir ${dir}`,
+        `sentinel monitor bench 127.0.0.1 ${master.port} 1`,
+        "sentinel down-after-milliseconds bench 1000",
+        "sentinel failover-timeout bench 10000",
+        "sentinel parallel-syncs bench 2",
+        "",
+      ].join("\n"),
+    );
+    const sentinel = new Deno.Command("redis-sentinel", {
+      args: [`${dir}/sentinel.conf`],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      await Promise.all(replicas.map((r) => until("replica sync", () => inSync(r.port))));
+      await until("sentinel to see both replicas", async () => {
+        const list = await command(sentinelPort, ["SENTINEL", "replicas", "bench"]) as unknown[];
+        return list.length === 2;
+      });
+      const acked = await writeAcked(master.port, keys);
+      const killed = performance.now();
+      master.kill("SIGKILL");
+      const newPort = await until(
+        "sentinel to name a new master",
+        async () => {
+          const addr = await command(sentinelPort, [
+            "SENTINEL",
+            "get-master-addr-by-name",
+            "bench",
+          ]) as string[];
+          const port = Number(addr[1]);
+          return port !== master.port && await tryWrite(port) ? port : 0;
+        },
+        60_000,
+        10,
+      );
+      const seconds = (performance.now() - killed) / 1000;
+      const present = await countPresent(newPort, acked);
+      return { seconds, lost: acked.length - present, acked: acked.length };
+    } finally {
+      try {
+        sentinel.kill("SIGKILL");
+      } catch { /* gone */ }
+      for (const r of [master, ...replicas]) r.kill();
+      await Promise.allSettled([
+        sentinel.status,
+        master.process.status,
+        ...replicas.map((r) => r.process.status),
+      ]);
+    }
+  });
+}
+
+async function mrFailover(mr: MrRedis, name: string, keys: number): Promise<FailoverSample> {
+  await create(mr.api, name, 50, 2);
+  const before = await until(`${name} RUNNING`, async () => {
+    const s = await status(mr.api, name);
+    return s?.Status === "RUNNING" ? s : undefined;
+  }, 120_000);
+  const oldPort = Number(before.Master!.Port);
+  const acked = await writeAcked(oldPort, keys, before.Master!.IP);
+  const pids = await redisPidsOnPort(oldPort);
+  if (pids.length !== 1) {
+    throw new Error(`Expected one redis-server on port ${oldPort}, found ${pids.length}`);
+  }
+  const killed = performance.now();
+  Deno.kill(pids[0]!, "SIGKILL");
+  const next = await until(
+    "a new writable master",
+    async () => {
+      const s = await status(mr.api, name);
+      const m = s?.Master;
+      if (!m || Number(m.Port) === oldPort) return undefined;
+      return await tryWrite(Number(m.Port), m.IP) ? m : undefined;
+    },
+    60_000,
+    10,
+  );
+  const seconds = (performance.now() - killed) / 1000;
+  const present = await countPresent(Number(next.Port), acked, next.IP);
+  await destroy(mr.api, name);
+  return { seconds, lost: acked.length - present, acked: acked.length };
+}
+
+/** Requests per second and latencies of `url` under `connections` concurrent loops for `ms`. */
+async function load(url: string, connections: number, ms: number) {
+  const latencies: number[] = [];
+  let errors = 0;
+  const end = performance.now() + ms;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: connections }, async () => {
+    while (performance.now() < end) {
+      const t0 = performance.now();
+      try {
+        const response = await fetch(url);
+        await response.arrayBuffer();
+        if (!response.ok) errors++;
+      } catch {
+        errors++;
+      }
+      latencies.push(performance.now() - t0);
+    }
+  }));
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    rps: latencies.length / seconds,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    errors,
+  };
+}
+
+/** A static JSON server of the same payload: the API baseline. */
+function staticServer(body: string) {
+  const port = freePort();
+  const server = Deno.serve(
+    { port, hostname: "127.0.0.1", onListen() {} },
+    () => new Response(body, { headers: { "content-type": "application/json" } }),
+  );
+  return { url: `http://127.0.0.1:${port}/`, server };
+}
+
+function machine(): string {
+  const cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/)?.[1] ??
+    "unknown CPU";
+  const mem = Deno.readTextFileSync("/proc/meminfo").match(/MemTotal:\s*(\d+)/)?.[1];
+  return `${navigator.hardwareConcurrency} × ${cpu}, ${
+    Math.round(Number(mem) / 1048576)
+  } GiB, ${Deno.build.os} ${Deno.build.arch}, Deno ${Deno.version.deno}`;
+}
+
+function fmt(n: number, digits = 3): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : String(n);
+}
+
+function markdown(results: Result[], quick: boolean, runs: number): string {
+  const lines = [
+    "# Benchmark results",
+    "",
+    `Run: ${new Date().toISOString()}${
+      quick ? " (quick mode: small sizes, not the committed figures)" : ""
+    }; ${runs} run(s) per figure, medians.`,
+    `Machine: ${machine()}.`,
+    "",
+    "| benchmark | baseline | baseline median | mr-redis median | ratio | goal | met |",
+    "|---|---|---|---|---|---|---|",
+  ];
+  for (const r of results) {
+    lines.push(
+      `| ${r.name} | ${r.baselineName} | ${fmt(median(r.baseline))} ${r.unit} | ${
+        fmt(median(r.measured))
+      } ${r.unit} | ${fmt(r.ratio, 2)} | ${r.goal} | ${r.met ? "yes" : "**no**"} |`,
+    );
+  }
+  lines.push("", "## Notes", "");
+  for (const r of results) for (const n of r.notes) lines.push(`- ${r.name}: ${n}`);
+  lines.push("", "Every sample is in `bench/results.json`.", "");
+  return lines.join("\n");
+}
+
+/** Runs every benchmark; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { quick: { type: "boolean", default: false }, runs: { type: "string" } },
+  });
+  const quick = values.quick!;
+  const runs = values.runs ? Number(values.runs) : quick ? 1 : 3;
+  if (!Number.isInteger(runs) || runs < 1) {
+    console.error(`Option "--runs" must be a whole number above 0, but got "${values.runs}"`);
+    return 2;
+  }
+  const size = quick
+    ? { slaves: 10, distribution: 4, singles: 10, keys: 100, api: 20, scale: 30, loadMs: 2000 }
+    : { slaves: 50, distribution: 20, singles: 70, keys: 500, api: 100, scale: 200, loadMs: 5000 };
+  const results: Result[] = [];
+
+  const dir = await Deno.makeTempDir({ prefix: "mr-redis-bench-" });
+  log(`starting the scheduler and a local cluster in ${dir}`);
+  const mr = await startMrRedis(dir, { agents: 3, cpus: 64, memMB: 65536 });
+  try {
+    // 1. 1 master + N slaves.
+    {
+      const base: number[] = [];
+      const got: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        base.push(await baselineMasterSlaves(size.slaves));
+        got.push(await mrCreateMasterSlaves(mr, `ms${i}`, size.slaves, size.distribution));
+        log(`1+${size.slaves}: baseline ${fmt(base.at(-1)!)} s, mr-redis ${fmt(got.at(-1)!)} s`);
+      }
+      const ratio = ratioOf(got, base);
+      results.push({
+        name:
+          `create 1 master + ${size.slaves} slaves (Distribution ${size.distribution}, 3 agents)`,
+        goal: "≤ 3× baseline",
+        unit: "s",
+        baselineName: `${size.slaves + 1} redis-servers started directly, until in sync`,
+        baseline: base,
+        measured: got,
+        ratio,
+        met: ratio <= 3,
+        notes: ["the original mr-redis took 14.3 s for 1+50 on its cluster"],
+      });
+    }
+    // 2. N singles at once.
+    {
+      const base: number[] = [];
+      const got: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        base.push(await baselineSingles(size.singles));
+        got.push(await mrCreateSingles(mr, `s${i}x`, size.singles));
+        log(
+          `${size.singles} singles: baseline ${fmt(base.at(-1)!)} s, mr-redis ${
+            fmt(got.at(-1)!)
+          } s`,
+        );
+      }
+      const ratio = ratioOf(got, base);
+      results.push({
+        name: `create ${size.singles} single instances at once`,
+        goal: "≤ 3× baseline",
+        unit: "s",
+        baselineName: `${size.singles} redis-servers started directly`,
+        baseline: base,
+        measured: got,
+        ratio,
+        met: ratio <= 3,
+        notes: [],
+      });
+    }
+    // 3. Failover.
+    {
+      const base: FailoverSample[] = [];
+      const got: FailoverSample[] = [];
+      for (let i = 0; i < runs; i++) {
+        base.push(await baselineSentinelFailover(size.keys));
+        got.push(await mrFailover(mr, `fo${i}`, size.keys));
+        log(
+          `failover: sentinel ${fmt(base.at(-1)!.seconds)} s, mr-redis ${
+            fmt(got.at(-1)!.seconds)
+          } s, lost ${got.at(-1)!.lost}`,
+        );
+      }
+      const seconds = got.map((s) => s.seconds);
+      const ratio = ratioOf(seconds, base.map((s) => s.seconds));
+      const lost = got.reduce((n, s) => n + s.lost, 0);
+      results.push({
+        name: "failover: SIGKILL of the master redis-server → first write on the new master",
+        goal: "< 1 s, ≤ 0.5× Sentinel, 0 acknowledged writes lost",
+        unit: "s",
+        baselineName: "redis-sentinel, down-after 1000 ms, quorum 1",
+        baseline: base.map((s) => s.seconds),
+        measured: seconds,
+        ratio,
+        met: median(seconds) < 1 && ratio <= 0.5 && lost === 0,
+        notes: [
+          `WAIT-acknowledged writes lost: mr-redis ${lost} of ${
+            got.reduce((n, s) => n + s.acked, 0)
+          }; Sentinel ${base.reduce((n, s) => n + s.lost, 0)} of ${
+            base.reduce((n, s) => n + s.acked, 0)
+          }`,
+        ],
+      });
+    }
+    // 4. API with N instances.
+    {
+      const names = Array.from({ length: size.api }, (_, i) => `api${i}`);
+      await Promise.all(names.map((n) => create(mr.api, n, 10, 0)));
+      await until(
+        "API instances RUNNING",
+        async () => {
+          const list: { Status: string }[] = await (await fetch(`${mr.api}/v1/STATUS`)).json();
+          return list.filter((i) => i.Status === "RUNNING").length >= size.api;
+        },
+        300_000,
+        200,
+      );
+      const one = await load(`${mr.api}/v1/STATUS/api0`, 16, size.loadMs);
+      const all = await load(`${mr.api}/v1/STATUS`, 16, size.loadMs);
+      const oneBody = await (await fetch(`${mr.api}/v1/STATUS/api0`)).text();
+      const allBody = await (await fetch(`${mr.api}/v1/STATUS`)).text();
+      const s1 = staticServer(oneBody);
+      const baseOne = await load(s1.url, 16, size.loadMs);
+      await s1.server.shutdown();
+      const s2 = staticServer(allBody);
+      const baseAll = await load(s2.url, 16, size.loadMs);
+      await s2.server.shutdown();
+      for (
+        const [label, m, b] of [["GET /v1/STATUS/{name}", one, baseOne], [
+          "GET /v1/STATUS",
+          all,
+          baseAll,
+        ]] as const
+      ) {
+        const ratio = m.rps / b.rps;
+        results.push({
+          name: `${label} with ${size.api} instances (16 connections)`,
+          goal: "≥ 0.25× the static baseline's requests/s, no errors",
+          unit: "req/s",
+          baselineName: "Deno.serve answering the same bytes",
+          baseline: [b.rps],
+          measured: [m.rps],
+          ratio,
+          met: ratio >= 0.25 && m.errors === 0,
+          notes: [
+            `latency p50 ${fmt(m.p50, 2)} ms, p99 ${fmt(m.p99, 2)} ms (baseline p50 ${
+              fmt(b.p50, 2)
+            } ms, p99 ${fmt(b.p99, 2)} ms); errors ${m.errors}`,
+          ],
+        });
+      }
+      // 5. Scale: grow to the scale size and measure memory and latency.
+      const extra = Array.from({ length: size.scale - size.api }, (_, i) => `scale${i}`);
+      for (let i = 0; i < extra.length; i += 50) {
+        await Promise.all(extra.slice(i, i + 50).map((n) => create(mr.api, n, 10, 0)));
+      }
+      await until(
+        "scale instances RUNNING",
+        async () => {
+          const list: { Status: string }[] = await (await fetch(`${mr.api}/v1/STATUS`)).json();
+          return list.filter((i) => i.Status === "RUNNING").length >= size.scale;
+        },
+        600_000,
+        500,
+      );
+      await sleep(3000);
+      const rss = rssBytes(mr.schedPid);
+      const lat = await load(`${mr.api}/v1/STATUS`, 4, size.loadMs);
+      const idle = new Deno.Command(Deno.execPath(), {
+        args: [
+          "eval",
+          "Deno.serve({port: 0, onListen() {}}, () => new Response('ok')); await new Promise(() => {})",
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      await sleep(1500);
+      const idleRss = rssBytes(idle.pid);
+      idle.kill("SIGKILL");
+      await idle.status;
+      results.push({
+        name: `scheduler memory (RSS) with ${size.scale} single instances`,
+        goal: "≤ 4× an idle Deno HTTP server",
+        unit: "MiB",
+        baselineName: "an idle Deno.serve process",
+        baseline: [idleRss / 1048576],
+        measured: [rss / 1048576],
+        ratio: rss / idleRss,
+        met: rss / idleRss <= 4,
+        notes: [
+          `GET /v1/STATUS with ${size.scale} instances: p50 ${fmt(lat.p50, 2)} ms, p99 ${
+            fmt(lat.p99, 2)
+          } ms, ${fmt(lat.rps, 0)} req/s (4 connections)`,
+        ],
+      });
+      await Promise.all([...names, ...extra].map((n) => destroy(mr.api, n)));
+    }
+  } finally {
+    await mr.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+  const md = markdown(results, quick, runs);
+  const suffix = quick ? ".quick" : "";
+  await Deno.writeTextFile(`${OUT}RESULTS${suffix}.md`, md);
+  await Deno.writeTextFile(
+    `${OUT}results${suffix}.json`,
+    JSON.stringify({ machine: machine(), quick, runs, results }, null, 2) + "\n",
+  );
+  console.log(md);
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
