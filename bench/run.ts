@@ -17,7 +17,6 @@ import {
   inSync,
   median,
   type MrRedis,
-  percentile,
   redisPidsOnPort,
   rssBytes,
   sleep,
@@ -297,42 +296,53 @@ async function mrFailover(mr: MrRedis, name: string, keys: number): Promise<Fail
   return { seconds, lost: acked.length - present, acked: acked.length };
 }
 
-/** Requests per second and latencies of `url` under `connections` concurrent loops for `ms`. */
-async function load(url: string, connections: number, ms: number) {
-  const latencies: number[] = [];
-  let errors = 0;
-  const end = performance.now() + ms;
-  const started = performance.now();
-  await Promise.all(Array.from({ length: connections }, async () => {
-    while (performance.now() < end) {
-      const t0 = performance.now();
-      try {
-        const response = await fetch(url);
-        await response.arrayBuffer();
-        if (!response.ok) errors++;
-      } catch {
-        errors++;
-      }
-      latencies.push(performance.now() - t0);
-    }
-  }));
-  const seconds = (performance.now() - started) / 1000;
-  return {
-    rps: latencies.length / seconds,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    errors,
-  };
+function toMs(text: string): number {
+  const match = /^([\d.]+)(us|ms|s)$/.exec(text);
+  if (!match) return NaN;
+  const n = Number(match[1]);
+  return match[2] === "us" ? n / 1000 : match[2] === "s" ? n * 1000 : n;
 }
 
-/** A static JSON server of the same payload: the API baseline. */
-function staticServer(body: string) {
+/** Requests per second and latencies of `url` under `connections` connections for `ms`, measured by wrk. */
+async function load(url: string, connections: number, ms: number) {
+  const out = await new Deno.Command("wrk", {
+    args: ["-t2", `-c${connections}`, `-d${Math.round(ms / 1000)}s`, "--latency", url],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) throw new Error(`wrk failed: ${new TextDecoder().decode(out.stderr)}`);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1]);
+  const p50 = toMs(/\s50%\s+(\S+)/.exec(text)?.[1] ?? "");
+  const p99 = toMs(/\s99%\s+(\S+)/.exec(text)?.[1] ?? "");
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(text)?.[1] ?? 0);
+  const socketErrors = /Socket errors:.*/.exec(text)?.[0];
+  return { rps, p50, p99, errors: non2xx + (socketErrors ? 1 : 0), raw: text };
+}
+
+/** A process serving the same bytes from memory: the API baseline. */
+async function staticServer(body: string) {
   const port = freePort();
-  const server = Deno.serve(
-    { port, hostname: "127.0.0.1", onListen() {} },
-    () => new Response(body, { headers: { "content-type": "application/json" } }),
-  );
-  return { url: `http://127.0.0.1:${port}/`, server };
+  const file = await Deno.makeTempFile({ prefix: "mr-redis-bench-body-" });
+  await Deno.writeTextFile(file, body);
+  const code = `const body = Deno.readFileSync(${JSON.stringify(file)});
+Deno.serve({ port: ${port}, hostname: "127.0.0.1", onListen() {} }, () =>
+  new Response(body, { headers: { "content-type": "application/json" } }));`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const url = `http://127.0.0.1:${port}/`;
+  await until("the static baseline server", async () => (await fetch(url)).ok, 30_000, 50);
+  return {
+    url,
+    async stop() {
+      child.kill("SIGKILL");
+      await child.status;
+      await Deno.remove(file);
+    },
+  };
 }
 
 function machine(): string {
@@ -494,12 +504,12 @@ export async function main(args: string[]): Promise<number> {
       const all = await load(`${mr.api}/v1/STATUS`, 16, size.loadMs);
       const oneBody = await (await fetch(`${mr.api}/v1/STATUS/api0`)).text();
       const allBody = await (await fetch(`${mr.api}/v1/STATUS`)).text();
-      const s1 = staticServer(oneBody);
+      const s1 = await staticServer(oneBody);
       const baseOne = await load(s1.url, 16, size.loadMs);
-      await s1.server.shutdown();
-      const s2 = staticServer(allBody);
+      await s1.stop();
+      const s2 = await staticServer(allBody);
       const baseAll = await load(s2.url, 16, size.loadMs);
-      await s2.server.shutdown();
+      await s2.stop();
       for (
         const [label, m, b] of [["GET /v1/STATUS/{name}", one, baseOne], [
           "GET /v1/STATUS",
@@ -512,7 +522,7 @@ export async function main(args: string[]): Promise<number> {
           name: `${label} with ${size.api} instances (16 connections)`,
           goal: "≥ 0.25× the static baseline's requests/s, no errors",
           unit: "req/s",
-          baselineName: "Deno.serve answering the same bytes",
+          baselineName: "a Deno.serve process answering the same bytes (wrk, same settings)",
           baseline: [b.rps],
           measured: [m.rps],
           ratio,

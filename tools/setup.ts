@@ -29,6 +29,7 @@ const NEEDS: Record<string, Need[]> = {
     { pkg: "etcd-server", paths: ["/usr/bin/etcd"] },
     { pkg: "zookeeper", paths: ["/usr/share/java/zookeeper.jar"] },
     { pkg: "procps", paths: ["/usr/bin/pgrep"] },
+    { pkg: "wrk", paths: ["/usr/bin/wrk"] },
   ],
 };
 NEEDS.bench = NEEDS.test!;
