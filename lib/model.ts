@@ -60,6 +60,18 @@ export interface ProcessRecord {
   reason?: string;
   /** Last update time, ms since epoch. */
   updatedAt: number;
+  /** Launches so far; the next task id ends with `launchCount + 1`. */
+  launchCount?: number;
+  /** Consecutive failed launches (drives the relaunch backoff). */
+  failures?: number;
+  /** A LOST process is relaunched no earlier than this time (ms since epoch). */
+  retryAt?: number;
+  /** Slave: the master address (`host:port`) it was last told to replicate from. */
+  replicaOf?: string;
+  /** Last Mesos task state seen, e.g. `TASK_RUNNING`. */
+  lastState?: string;
+  /** When the last KILL was sent (ms since epoch), to resend it. */
+  killSentAt?: number;
 }
 
 /** One Redis instance as requested by a user and tracked by the scheduler. */
@@ -79,6 +91,8 @@ export interface InstanceRecord {
   masterId?: string;
   /** Why the instance is not RUNNING, when known (shown in STATUS). */
   reason?: string;
+  /** Process id being promoted while the instance is FAILING_OVER. */
+  promotingId?: string;
   /** Monotonic record revision, bumped by the scheduler on each write. */
   rev: number;
   createdAt: number;

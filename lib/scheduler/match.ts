@@ -1,0 +1,209 @@
+/**
+ * Offer matching: a pure function from processes waiting for resources and
+ * the offers at hand to launches and declines. No I/O, no clock.
+ *
+ * @module
+ */
+import type { Offer, OfferID, Resource } from "../mesos/types.ts";
+import type { ProcessRole } from "../model.ts";
+
+/** What one redis task and the executor cost. */
+export interface TaskResources {
+  /** cpus per redis task. */
+  taskCpus: number;
+  /** MB added to the capacity for each redis task (redis overhead beyond maxmemory). */
+  memOverheadMB: number;
+  /** cpus of the executor, charged once per agent when it is not running there yet. */
+  executorCpus: number;
+  /** MB of the executor, charged like `executorCpus`. */
+  executorMemMB: number;
+}
+
+/** The defaults: 0.1 cpu + (capacity + 32 MB) per task; 0.1 cpu + 64 MB per executor. */
+export const DEFAULT_RESOURCES: TaskResources = {
+  taskCpus: 0.1,
+  memOverheadMB: 32,
+  executorCpus: 0.1,
+  executorMemMB: 64,
+};
+
+/** A process that may be launched now. */
+export interface PendingProcess {
+  instance: string;
+  procId: string;
+  role: ProcessRole;
+  capacityMB: number;
+  /** Most processes of the instance on one agent. */
+  distribution: number;
+  /** Number of processes the instance has in all (for the waiting reason). */
+  instanceSize: number;
+  /** Agent to prefer (a relaunch goes back where the data was). */
+  preferredAgentId?: string;
+}
+
+/** One redis task placed on an offer. */
+export interface PlacedTask {
+  instance: string;
+  procId: string;
+  role: ProcessRole;
+  port: number;
+  cpus: number;
+  memMB: number;
+}
+
+/** Tasks to launch on one offer. */
+export interface Launch {
+  offerId: OfferID;
+  agentId: string;
+  hostname: string;
+  /** True when the executor resources were counted (not yet running on the agent). */
+  withExecutor: boolean;
+  tasks: PlacedTask[];
+}
+
+/** What {@linkcode match} decided. */
+export interface MatchResult {
+  launches: Launch[];
+  /** Offers not used at all. */
+  declines: OfferID[];
+  /** Instance name → why some of its processes could not be placed. */
+  unplaced: Record<string, string>;
+}
+
+/** Options of {@linkcode match}. */
+export interface MatchOptions {
+  /** The executor id of this framework (looked up in `offer.executor_ids`). */
+  executorId: string;
+  resources?: TaskResources;
+  /** Agent id → ports to avoid (held by our tasks lately); used only when others are left. */
+  avoidPorts?: Record<string, readonly number[]>;
+}
+
+interface OfferRoom {
+  offer: Offer;
+  agentId: string;
+  cpus: number;
+  mem: number;
+  ports: number[];
+  executorRunning: boolean;
+  launch?: Launch;
+}
+
+function scalar(resources: readonly Resource[] | undefined, name: string): number {
+  let sum = 0;
+  for (const r of resources ?? []) {
+    if (r.name === name && r.type === "SCALAR" && r.scalar) sum += r.scalar.value;
+  }
+  return sum;
+}
+
+function portList(resources: readonly Resource[] | undefined): number[] {
+  const ports: number[] = [];
+  for (const r of resources ?? []) {
+    if (r.name !== "ports" || r.type !== "RANGES") continue;
+    for (const range of r.ranges?.range ?? []) {
+      for (let p = range.begin; p <= range.end && ports.length < 100_000; p++) ports.push(p);
+    }
+  }
+  return ports.sort((a, b) => a - b);
+}
+
+/** Rounds like Mesos does (3 decimals), so repeated subtraction does not drift. */
+function round3(n: number): number {
+  return Math.round(n * 1000) / 1000;
+}
+
+/**
+ * Places `pending` processes on `offers`. Rules: each task needs `taskCpus`
+ * cpus, capacity + `memOverheadMB` MB and one port from the offer's `ports`
+ * ranges (never one already taken in this round); the executor's resources are
+ * added for the first task on an agent whose offer does not list the
+ * executor in `executor_ids`; no agent ends up with more than `distribution`
+ * processes of one instance, counting `placements` (instance → agent id →
+ * processes already there). A preferred agent wins when it fits; otherwise the
+ * agent holding the fewest processes of the instance, then the offer order.
+ * Offers with no task are declined.
+ */
+export function match(
+  pending: readonly PendingProcess[],
+  offers: readonly Offer[],
+  placements: Readonly<Record<string, Readonly<Record<string, number>>>>,
+  options: MatchOptions,
+): MatchResult {
+  const res = options.resources ?? DEFAULT_RESOURCES;
+  const rooms: OfferRoom[] = offers.map((offer) => {
+    const avoid = new Set(options.avoidPorts?.[offer.agent_id.value] ?? []);
+    const ports = portList(offer.resources);
+    const fresh = ports.filter((p) => !avoid.has(p));
+    const reused = ports.filter((p) => avoid.has(p));
+    return {
+      offer,
+      agentId: offer.agent_id.value,
+      cpus: scalar(offer.resources, "cpus"),
+      mem: scalar(offer.resources, "mem"),
+      ports: [...fresh, ...reused],
+      executorRunning: (offer.executor_ids ?? []).some((e) => e.value === options.executorId),
+    };
+  });
+  // Executors launched in this round count as running for later tasks on the same agent.
+  const executorPlanned = new Set<string>();
+  const counts = new Map<string, Map<string, number>>();
+  const countOf = (instance: string, agent: string): number =>
+    counts.get(instance)?.get(agent) ?? placements[instance]?.[agent] ?? 0;
+  const unplaced: Record<string, string> = {};
+
+  for (const proc of pending) {
+    const memNeed = proc.capacityMB + res.memOverheadMB;
+    const fits = (room: OfferRoom): boolean => {
+      if (countOf(proc.instance, room.agentId) >= proc.distribution) return false;
+      if (room.ports.length === 0) return false;
+      const withExec = !room.executorRunning && !executorPlanned.has(room.agentId);
+      const cpus = res.taskCpus + (withExec ? res.executorCpus : 0);
+      const mem = memNeed + (withExec ? res.executorMemMB : 0);
+      return round3(room.cpus - cpus) >= 0 && round3(room.mem - mem) >= 0;
+    };
+    const candidates = rooms.filter(fits);
+    if (candidates.length === 0) {
+      const agents = Math.ceil(proc.instanceSize / Math.max(1, proc.distribution));
+      unplaced[proc.instance] ??= `Waiting for resources: need ${agents} agent${
+        agents === 1 ? "" : "s"
+      } with ${memNeed} MB, ${res.taskCpus} cpus and a port free per process for Distribution ${proc.distribution}`;
+      continue;
+    }
+    candidates.sort((a, b) => {
+      const pa = a.agentId === proc.preferredAgentId ? 0 : 1;
+      const pb = b.agentId === proc.preferredAgentId ? 0 : 1;
+      if (pa !== pb) return pa - pb;
+      return countOf(proc.instance, a.agentId) - countOf(proc.instance, b.agentId);
+    });
+    const room = candidates[0]!;
+    const withExec = !room.executorRunning && !executorPlanned.has(room.agentId);
+    room.cpus = round3(room.cpus - res.taskCpus - (withExec ? res.executorCpus : 0));
+    room.mem = round3(room.mem - memNeed - (withExec ? res.executorMemMB : 0));
+    if (withExec) executorPlanned.add(room.agentId);
+    const port = room.ports.shift()!;
+    room.launch ??= {
+      offerId: room.offer.id,
+      agentId: room.agentId,
+      hostname: room.offer.hostname,
+      withExecutor: withExec,
+      tasks: [],
+    };
+    room.launch.tasks.push({
+      instance: proc.instance,
+      procId: proc.procId,
+      role: proc.role,
+      port,
+      cpus: res.taskCpus,
+      memMB: memNeed,
+    });
+    const perAgent = counts.get(proc.instance) ?? new Map<string, number>();
+    perAgent.set(room.agentId, countOf(proc.instance, room.agentId) + 1);
+    counts.set(proc.instance, perAgent);
+  }
+  return {
+    launches: rooms.flatMap((r) => (r.launch ? [r.launch] : [])),
+    declines: rooms.filter((r) => !r.launch).map((r) => r.offer.id),
+    unplaced,
+  };
+}

@@ -1,0 +1,272 @@
+/**
+ * The reconciler: a pure function from what is wanted (instance records) and
+ * what is known (process records, executor stats, commands in flight, the
+ * time) to the actions that bring them together. No I/O.
+ *
+ * @module
+ */
+import type { InstanceRecord, InstanceStatus, ProcessRecord } from "../model.ts";
+import type { PendingProcess } from "./match.ts";
+import { choosePromotion, compareProcIds } from "./promotion.ts";
+
+/** The latest executor stats of one task, as far as planning needs them. */
+export interface ObservedStats {
+  role: "master" | "slave";
+  inSync: boolean;
+  replOffset: number;
+}
+
+/** Everything {@linkcode plan} looks at. */
+export interface PlanInput {
+  instances: readonly InstanceRecord[];
+  /** Instance name → its processes. */
+  processes: Readonly<Record<string, readonly ProcessRecord[]>>;
+  /** Task id → latest stats. */
+  stats: ReadonlyMap<string, ObservedStats>;
+  /** Task ids with a command (promote, replicaof, fence) awaiting its result. */
+  inflight: ReadonlySet<string>;
+  /** Milliseconds since the epoch. */
+  now: number;
+  /** Resend a KILL unanswered for this long (ms). Default 10 s. */
+  killResendMs?: number;
+}
+
+/** One thing the driver must do. */
+export type Action =
+  /** Kill a launched task (mark the process KILLING). */
+  | { type: "kill"; instance: string; procId: string; taskId: string; agentId?: string }
+  /** Every task of a DELETING instance is gone: remove its keys and forget it. */
+  | { type: "forget"; instance: string }
+  /** A LOST process's backoff has passed: make it PENDING again. */
+  | { type: "relaunch"; instance: string; procId: string }
+  /** Make `procId` the master (REPLICAOF NO ONE); `oldMasterId` was the lost master, if any. */
+  | { type: "promote"; instance: string; procId: string; oldMasterId?: string }
+  /** The promoted process reports itself master: the failover is over. */
+  | { type: "promoted"; instance: string; procId: string }
+  /** Fence a master that may still be alive (possible second master). */
+  | { type: "fence"; instance: string; procId: string }
+  /** Point a slave at the current master. */
+  | { type: "replicaof"; instance: string; procId: string; host: string; port: number }
+  /** Record a new status/reason. */
+  | { type: "status"; instance: string; status: InstanceStatus; reason?: string };
+
+/** What {@linkcode plan} returns. */
+export interface Plan {
+  actions: Action[];
+  /** Processes that may be launched as soon as an offer fits. */
+  launchable: PendingProcess[];
+}
+
+const LIVE = new Set(["STAGING", "RUNNING", "KILLING"]);
+/** Last states after which the task may still be running somewhere. */
+const MAYBE_ALIVE = new Set(["TASK_UNREACHABLE", "TASK_UNKNOWN", "TASK_LOST"]);
+
+/** Whether the task of `p` may still run (launched and not known terminal). */
+export function isLive(p: ProcessRecord): boolean {
+  return LIVE.has(p.state);
+}
+
+/** `host:port` of a process, once launched. */
+export function addressOf(p: ProcessRecord | undefined): string | undefined {
+  return p?.host && p.port ? `${p.host}:${p.port}` : undefined;
+}
+
+/**
+ * Computes the actions for every instance. Rules, per instance:
+ *
+ * * DELETING: kill every launched task (resend after `killResendMs`);
+ *   `forget` once none is live.
+ * * MS whose master is LOST: promote the healthy slave with the highest
+ *   offset (see `choosePromotion`), fencing the old master first when it may
+ *   still run; with no candidate the master is relaunched.
+ * * LOST processes past their `retryAt`: relaunch.
+ * * PENDING processes are launchable; slaves only once the master runs.
+ * * RUNNING slaves not pointing at the running master: `replicaof`.
+ * * Status: RUNNING when every wanted process runs and every slave is in
+ *   sync with the master; otherwise CREATING until first RUNNING, then
+ *   FAILING_OVER during a promotion, else DEGRADED.
+ */
+export function plan(input: PlanInput): Plan {
+  const actions: Action[] = [];
+  const launchable: PendingProcess[] = [];
+  const killResend = input.killResendMs ?? 10_000;
+  const instances = [...input.instances].sort((a, b) =>
+    a.createdAt - b.createdAt || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+  );
+  for (const inst of instances) {
+    const procs = [...(input.processes[inst.name] ?? [])].sort((a, b) =>
+      compareProcIds(a.id, b.id)
+    );
+    if (inst.status === "DELETING" || inst.status === "DELETED") {
+      planDelete(inst, procs, input.now, killResend, actions);
+      continue;
+    }
+    planInstance(inst, procs, input, killResend, actions, launchable);
+  }
+  return { actions, launchable };
+}
+
+function planDelete(
+  inst: InstanceRecord,
+  procs: ProcessRecord[],
+  now: number,
+  killResend: number,
+  actions: Action[],
+): void {
+  let live = 0;
+  for (const p of procs) {
+    if (!isLive(p)) continue;
+    live++;
+    if (p.state !== "KILLING" || now - (p.killSentAt ?? 0) >= killResend) {
+      actions.push(killAction(inst, p));
+    }
+  }
+  if (live === 0) actions.push({ type: "forget", instance: inst.name });
+}
+
+function killAction(inst: InstanceRecord, p: ProcessRecord): Action {
+  return {
+    type: "kill",
+    instance: inst.name,
+    procId: p.id,
+    taskId: p.taskId,
+    ...(p.agentId ? { agentId: p.agentId } : {}),
+  };
+}
+
+function planInstance(
+  inst: InstanceRecord,
+  procs: ProcessRecord[],
+  input: PlanInput,
+  killResend: number,
+  actions: Action[],
+  launchable: PendingProcess[],
+): void {
+  const { stats, inflight, now } = input;
+  let master = procs.find((p) => p.id === inst.masterId);
+  const slaves = () => procs.filter((p) => p.id !== master?.id);
+  let promoting = inst.promotingId;
+  const skipRelaunch = new Set<string>();
+
+  // Failover: the master of an MS instance is lost.
+  if (inst.type === "MS" && master && master.state === "LOST") {
+    const choice = choosePromotion(
+      slaves().map((s) => ({
+        procId: s.id,
+        healthy: s.state === "RUNNING" && !inflight.has(s.taskId),
+        ...(stats.has(s.taskId) ? { replOffset: stats.get(s.taskId)!.replOffset } : {}),
+      })),
+    );
+    if (choice !== undefined) {
+      if (master.lastState && MAYBE_ALIVE.has(master.lastState)) {
+        actions.push({ type: "fence", instance: inst.name, procId: master.id });
+      }
+      actions.push({
+        type: "promote",
+        instance: inst.name,
+        procId: choice,
+        oldMasterId: master.id,
+      });
+      skipRelaunch.add(master.id);
+      master = procs.find((p) => p.id === choice);
+      promoting = choice;
+    }
+  } else if (master && master.state === "RUNNING" && !inflight.has(master.taskId)) {
+    const role = stats.get(master.taskId)?.role;
+    if (promoting === master.id && role === "master") {
+      actions.push({ type: "promoted", instance: inst.name, procId: master.id });
+      promoting = undefined;
+    } else if (role === "slave" || (promoting === master.id && role === undefined)) {
+      actions.push({ type: "promote", instance: inst.name, procId: master.id });
+    }
+  }
+
+  const masterAddr = master?.state === "RUNNING" ? addressOf(master) : undefined;
+  const masterHost = master?.host;
+  const masterPort = master?.port;
+
+  for (const p of procs) {
+    if (p.state === "LOST" && !skipRelaunch.has(p.id) && now >= (p.retryAt ?? 0)) {
+      actions.push({ type: "relaunch", instance: inst.name, procId: p.id });
+    } else if (p.state === "PENDING") {
+      const isMaster = p.id === master?.id;
+      if (isMaster || masterAddr !== undefined) {
+        launchable.push({
+          instance: inst.name,
+          procId: p.id,
+          role: isMaster ? "master" : "slave",
+          capacityMB: inst.capacityMB,
+          distribution: inst.distribution,
+          instanceSize: inst.masters + inst.slaves,
+          ...(p.agentId ? { preferredAgentId: p.agentId } : {}),
+        });
+      }
+    } else if (p.state === "KILLING" && now - (p.killSentAt ?? 0) >= killResend) {
+      actions.push(killAction(inst, p));
+    } else if (
+      p.state === "RUNNING" && p.id !== master?.id && masterAddr !== undefined &&
+      masterHost !== undefined && masterPort !== undefined && !inflight.has(p.taskId) &&
+      (p.replicaOf !== masterAddr || stats.get(p.taskId)?.role === "master")
+    ) {
+      actions.push({
+        type: "replicaof",
+        instance: inst.name,
+        procId: p.id,
+        host: masterHost,
+        port: masterPort,
+      });
+    }
+  }
+
+  const { status, reason } = instanceStatus(inst, procs, master, promoting, stats);
+  if (status !== inst.status || reason !== inst.reason) {
+    actions.push({
+      type: "status",
+      instance: inst.name,
+      status,
+      ...(reason !== undefined ? { reason } : {}),
+    });
+  }
+}
+
+function instanceStatus(
+  inst: InstanceRecord,
+  procs: ProcessRecord[],
+  master: ProcessRecord | undefined,
+  promoting: string | undefined,
+  stats: ReadonlyMap<string, ObservedStats>,
+): { status: InstanceStatus; reason?: string } {
+  const wanted = inst.masters + inst.slaves;
+  const masterAddr = master?.state === "RUNNING" ? addressOf(master) : undefined;
+  const slaves = procs.filter((p) => p.id !== master?.id);
+  const running = procs.filter((p) => p.state === "RUNNING").length;
+  const outOfSync = slaves.filter((s) => {
+    const st = stats.get(s.taskId);
+    return s.state !== "RUNNING" || !st || !st.inSync || st.role !== "slave" ||
+      s.replicaOf !== masterAddr;
+  });
+  const masterOk = masterAddr !== undefined && stats.get(master!.taskId)?.role !== "slave";
+  if (
+    procs.length === wanted && running === wanted && masterOk && outOfSync.length === 0 &&
+    promoting === undefined
+  ) {
+    return { status: "RUNNING" };
+  }
+  const status: InstanceStatus = inst.status === "CREATING"
+    ? "CREATING"
+    : promoting !== undefined
+    ? "FAILING_OVER"
+    : "DEGRADED";
+  const lost = procs.find((p) => p.state === "LOST" && p.reason);
+  const pending = procs.filter((p) => p.state === "PENDING").length;
+  const staging = procs.filter((p) => p.state === "STAGING").length;
+  let reason: string;
+  if (lost) reason = `Process ${lost.id}: ${lost.reason}`;
+  else if (promoting !== undefined) reason = `Promoting ${promoting} to master`;
+  else if (pending > 0) reason = `Waiting for ${pending} of ${wanted} processes to be placed`;
+  else if (staging > 0) reason = `Waiting for ${staging} of ${wanted} processes to start`;
+  else if (!masterOk) reason = "Waiting for the master";
+  else {reason =
+      `Waiting for ${outOfSync.length} of ${slaves.length} slaves to sync with the master`;}
+  return { status, reason };
+}

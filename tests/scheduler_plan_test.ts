@@ -1,0 +1,423 @@
+/**
+ * Table-driven tests of the scheduler's pure decisions: match, plan, choosePromotion.
+ */
+import { assert, assertEquals } from "./_assert.ts";
+import { match, type PendingProcess } from "../lib/scheduler/match.ts";
+import { type Action, type ObservedStats, plan } from "../lib/scheduler/plan.ts";
+import { choosePromotion } from "../lib/scheduler/promotion.ts";
+import type { Offer } from "../lib/mesos/types.ts";
+import type { InstanceRecord, ProcessRecord } from "../lib/model.ts";
+
+const EXEC = "mrr-executor";
+
+function offer(
+  agent: string,
+  { cpus = 4, mem = 4096, ports = [[31000, 31009]], executor = false } = {},
+): Offer {
+  return {
+    id: { value: `o-${agent}` },
+    framework_id: { value: "fw" },
+    agent_id: { value: agent },
+    hostname: "127.0.0.1",
+    resources: [
+      { name: "cpus", type: "SCALAR", scalar: { value: cpus } },
+      { name: "mem", type: "SCALAR", scalar: { value: mem } },
+      {
+        name: "ports",
+        type: "RANGES",
+        ranges: { range: ports.map(([begin, end]) => ({ begin: begin!, end: end! })) },
+      },
+    ],
+    ...(executor ? { executor_ids: [{ value: EXEC }] } : {}),
+  };
+}
+
+function pending(
+  instance: string,
+  n: number,
+  { capacityMB = 100, distribution = 1, firstIsMaster = true } = {},
+): PendingProcess[] {
+  return Array.from({ length: n }, (_, i) => ({
+    instance,
+    procId: `p${i + 1}`,
+    role: i === 0 && firstIsMaster ? "master" : "slave",
+    capacityMB,
+    distribution,
+    instanceSize: n,
+  }));
+}
+
+function perAgent(result: ReturnType<typeof match>, instance: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const l of result.launches) {
+    for (const t of l.tasks) {
+      if (t.instance === instance) counts[l.agentId] = (counts[l.agentId] ?? 0) + 1;
+    }
+  }
+  return counts;
+}
+
+Deno.test("match places one process per agent with Distribution 1", () => {
+  const r = match(pending("a", 3), [offer("A1"), offer("A2"), offer("A3")], {}, {
+    executorId: EXEC,
+  });
+  assertEquals(perAgent(r, "a"), { A1: 1, A2: 1, A3: 1 });
+  assertEquals(r.declines, []);
+  assertEquals(r.unplaced, {});
+});
+
+Deno.test("match enforces Distribution and explains what is missing", () => {
+  const cases: {
+    name: string;
+    n: number;
+    distribution: number;
+    agents: number;
+    placed: number;
+    maxPerAgent: number;
+  }[] = [
+    {
+      name: "1+5 with D2 on 3 agents",
+      n: 6,
+      distribution: 2,
+      agents: 3,
+      placed: 6,
+      maxPerAgent: 2,
+    },
+    {
+      name: "1+2 with D1 on 2 agents",
+      n: 3,
+      distribution: 1,
+      agents: 2,
+      placed: 2,
+      maxPerAgent: 1,
+    },
+    {
+      name: "1+5 with D3 on 2 agents",
+      n: 6,
+      distribution: 3,
+      agents: 2,
+      placed: 6,
+      maxPerAgent: 3,
+    },
+  ];
+  for (const c of cases) {
+    const offers = Array.from({ length: c.agents }, (_, i) => offer(`A${i + 1}`));
+    const r = match(pending("x", c.n, { distribution: c.distribution }), offers, {}, {
+      executorId: EXEC,
+    });
+    const counts = perAgent(r, "x");
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    assertEquals(total, c.placed, c.name);
+    assert(Object.values(counts).every((v) => v <= c.maxPerAgent), c.name);
+    if (c.placed < c.n) {
+      assert(/Waiting for resources: need 3 agents/.test(r.unplaced["x"] ?? ""), c.name);
+      assert(/Distribution 1/.test(r.unplaced["x"] ?? ""), c.name);
+    }
+  }
+});
+
+Deno.test("match counts processes already placed against Distribution", () => {
+  const r = match(pending("a", 1), [offer("A1"), offer("A2")], { a: { A1: 1 } }, {
+    executorId: EXEC,
+  });
+  assertEquals(perAgent(r, "a"), { A2: 1 });
+  assertEquals(r.declines, [{ value: "o-A1" }]);
+});
+
+Deno.test("match takes distinct ports from the offer ranges", () => {
+  const procs = [...pending("a", 1), ...pending("b", 1), ...pending("c", 1)];
+  const r = match(procs, [offer("A1", { ports: [[7000, 7000], [7005, 7006]] })], {}, {
+    executorId: EXEC,
+  });
+  assertEquals(r.launches[0]!.tasks.map((t) => t.port), [7000, 7005, 7006]);
+  const r2 = match(pending("d", 1), [offer("A1", { ports: [] })], {}, { executorId: EXEC });
+  assertEquals(r2.launches, []);
+  assert(r2.unplaced["d"]);
+});
+
+Deno.test("match avoids recently used ports while others are left", () => {
+  const r = match(pending("a", 1), [offer("A1", { ports: [[7000, 7001]] })], {}, {
+    executorId: EXEC,
+    avoidPorts: { A1: [7000] },
+  });
+  assertEquals(r.launches[0]!.tasks[0]!.port, 7001);
+});
+
+Deno.test("match charges executor resources only where the executor is not running", () => {
+  const cases = [
+    // 0.1 task + 0.1 executor = 0.2 cpus; 100+32 + 64 = 196 MB
+    { name: "exact fit with executor", cpus: 0.2, mem: 196, executor: false, placed: 1 },
+    { name: "short of executor mem", cpus: 0.2, mem: 195, executor: false, placed: 0 },
+    { name: "short of executor cpus", cpus: 0.19, mem: 500, executor: false, placed: 0 },
+    { name: "executor running: task only", cpus: 0.1, mem: 132, executor: true, placed: 1 },
+    { name: "executor running: short", cpus: 0.1, mem: 131, executor: true, placed: 0 },
+  ];
+  for (const c of cases) {
+    const r = match(pending("a", 1), [offer("A1", c)], {}, { executorId: EXEC });
+    assertEquals(r.launches.length, c.placed, c.name);
+    if (c.placed) assertEquals(r.launches[0]!.withExecutor, !c.executor, c.name);
+  }
+  // Two tasks on one agent: the executor is charged once.
+  const two = [...pending("a", 1), ...pending("b", 1)];
+  const r = match(two, [offer("A1", { cpus: 0.3, mem: 328 })], {}, { executorId: EXEC });
+  assertEquals(r.launches[0]!.tasks.length, 2);
+});
+
+Deno.test("match prefers the agent a process ran on", () => {
+  const p: PendingProcess[] = [{ ...pending("a", 1)[0]!, preferredAgentId: "A3" }];
+  const r = match(p, [offer("A1"), offer("A2"), offer("A3")], {}, { executorId: EXEC });
+  assertEquals(r.launches[0]!.agentId, "A3");
+  assertEquals(r.declines.length, 2);
+});
+
+Deno.test("choosePromotion picks the highest offset, ties by process id, none without offsets", () => {
+  const cases: { name: string; slaves: Parameters<typeof choosePromotion>[0]; want?: string }[] = [
+    { name: "none", slaves: [] },
+    { name: "no offsets", slaves: [{ procId: "p2", healthy: true }] },
+    { name: "unhealthy only", slaves: [{ procId: "p2", healthy: false, replOffset: 9 }] },
+    {
+      name: "highest wins",
+      slaves: [
+        { procId: "p2", healthy: true, replOffset: 5 },
+        { procId: "p3", healthy: true, replOffset: 7 },
+      ],
+      want: "p3",
+    },
+    {
+      name: "tie by id, numeric",
+      slaves: [
+        { procId: "p10", healthy: true, replOffset: 7 },
+        { procId: "p3", healthy: true, replOffset: 7 },
+      ],
+      want: "p3",
+    },
+    {
+      name: "unhealthy with higher offset skipped",
+      slaves: [
+        { procId: "p2", healthy: false, replOffset: 100 },
+        { procId: "p3", healthy: true, replOffset: 1 },
+      ],
+      want: "p3",
+    },
+  ];
+  for (const c of cases) assertEquals(choosePromotion(c.slaves), c.want, c.name);
+});
+
+// ---- plan ----
+
+const NOW = 1_000_000;
+
+function inst(name: string, over: Partial<InstanceRecord> = {}): InstanceRecord {
+  return {
+    name,
+    type: "MS",
+    status: "RUNNING",
+    capacityMB: 100,
+    masters: 1,
+    slaves: 2,
+    distribution: 1,
+    masterId: "p1",
+    rev: 1,
+    createdAt: 1,
+    updatedAt: 1,
+    ...over,
+  };
+}
+
+function proc(id: string, over: Partial<ProcessRecord> = {}): ProcessRecord {
+  const n = Number(id.slice(1));
+  return {
+    id,
+    taskId: `i.${id}.1`,
+    role: id === "p1" ? "master" : "slave",
+    state: "RUNNING",
+    agentId: `A${n}`,
+    host: "127.0.0.1",
+    port: 7000 + n,
+    replicaOf: id === "p1" ? undefined : "127.0.0.1:7001",
+    updatedAt: 1,
+    ...over,
+  };
+}
+
+function stats(entries: [string, Partial<ObservedStats>][]): Map<string, ObservedStats> {
+  return new Map(
+    entries.map(([t, s]) => [t, { role: "slave", inSync: true, replOffset: 0, ...s }]),
+  );
+}
+
+const healthyStats = stats([["i.p1.1", { role: "master" }], ["i.p2.1", {}], ["i.p3.1", {}]]);
+
+function types(actions: Action[]): string[] {
+  return actions.map((a) => `${a.type}:${"procId" in a ? a.procId : a.instance}`);
+}
+
+Deno.test("plan: table of situations and the actions they call for", () => {
+  const cases: {
+    name: string;
+    instance: InstanceRecord;
+    procs: ProcessRecord[];
+    stats?: Map<string, ObservedStats>;
+    inflight?: string[];
+    want: string[];
+    launchable?: string[];
+    status?: string;
+  }[] = [
+    {
+      name: "healthy MS: nothing to do",
+      instance: inst("i"),
+      procs: [proc("p1"), proc("p2"), proc("p3")],
+      stats: healthyStats,
+      want: [],
+    },
+    {
+      name: "new MS: only the master is launchable",
+      instance: inst("i", { status: "CREATING", reason: "x" }),
+      procs: [
+        proc("p1", { state: "PENDING" }),
+        proc("p2", { state: "PENDING" }),
+        proc("p3", { state: "PENDING" }),
+      ],
+      want: ["status:i"],
+      launchable: ["p1"],
+      status: "CREATING",
+    },
+    {
+      name: "master running: slaves launchable",
+      instance: inst("i", {
+        status: "CREATING",
+        reason: "Waiting for 2 of 3 processes to be placed",
+      }),
+      procs: [proc("p1"), proc("p2", { state: "PENDING" }), proc("p3", { state: "PENDING" })],
+      want: [],
+      launchable: ["p2", "p3"],
+    },
+    {
+      name: "all up and in sync: RUNNING",
+      instance: inst("i", { status: "CREATING", reason: "x" }),
+      procs: [proc("p1"), proc("p2"), proc("p3")],
+      stats: healthyStats,
+      want: ["status:i"],
+      status: "RUNNING",
+    },
+    {
+      name: "slave not in sync: still CREATING",
+      instance: inst("i", { status: "CREATING" }),
+      procs: [proc("p1"), proc("p2"), proc("p3")],
+      stats: stats([["i.p1.1", { role: "master" }], ["i.p2.1", {}], ["i.p3.1", {
+        inSync: false,
+      }]]),
+      want: ["status:i"],
+      status: "CREATING",
+    },
+    {
+      name: "master lost: promote highest offset, fence when maybe alive",
+      instance: inst("i"),
+      procs: [
+        proc("p1", { state: "LOST", lastState: "TASK_UNREACHABLE", retryAt: 0 }),
+        proc("p2"),
+        proc("p3"),
+      ],
+      stats: stats([["i.p2.1", { replOffset: 5 }], ["i.p3.1", { replOffset: 9 }]]),
+      want: ["fence:p1", "promote:p3", "replicaof:p2", "status:i"],
+      status: "FAILING_OVER",
+    },
+    {
+      name: "master failed (known dead): promote without fence",
+      instance: inst("i"),
+      procs: [
+        proc("p1", { state: "LOST", lastState: "TASK_FAILED", retryAt: NOW + 5 }),
+        proc("p2"),
+      ],
+      stats: stats([["i.p2.1", { replOffset: 1 }]]),
+      want: ["promote:p2", "status:i"],
+    },
+    {
+      name: "master lost, no slave offset: relaunch the master",
+      instance: inst("i"),
+      procs: [proc("p1", { state: "LOST", lastState: "TASK_FAILED", retryAt: 0 }), proc("p2")],
+      want: ["relaunch:p1", "status:i"],
+      status: "DEGRADED",
+    },
+    {
+      name: "lost slave waits for its backoff",
+      instance: inst("i"),
+      procs: [proc("p1"), proc("p2", { state: "LOST", retryAt: NOW + 1 }), proc("p3")],
+      stats: healthyStats,
+      want: ["status:i"],
+    },
+    {
+      name: "lost slave after backoff: relaunch",
+      instance: inst("i"),
+      procs: [proc("p1"), proc("p2", { state: "LOST", retryAt: NOW - 1 }), proc("p3")],
+      stats: healthyStats,
+      want: ["relaunch:p2", "status:i"],
+    },
+    {
+      name: "promoted process reports master: failover over",
+      instance: inst("i", { masterId: "p2", promotingId: "p2", status: "FAILING_OVER" }),
+      procs: [proc("p1", { state: "PENDING" }), proc("p2", { replicaOf: undefined })],
+      stats: stats([["i.p2.1", { role: "master" }]]),
+      want: ["promoted:p2", "status:i"],
+      launchable: ["p1"],
+    },
+    {
+      name: "promotion in flight: wait",
+      instance: inst("i", {
+        masterId: "p2",
+        promotingId: "p2",
+        status: "FAILING_OVER",
+        reason: "Promoting p2 to master",
+      }),
+      procs: [proc("p2", { replicaOf: undefined })],
+      inflight: ["i.p2.1"],
+      want: [],
+    },
+    {
+      name: "slave pointing elsewhere is re-pointed",
+      instance: inst("i"),
+      procs: [proc("p1"), proc("p2", { replicaOf: "127.0.0.1:9" })],
+      stats: healthyStats,
+      want: ["replicaof:p2", "status:i"],
+    },
+    {
+      name: "deleting: kill live tasks, drop the rest",
+      instance: inst("i", { status: "DELETING" }),
+      procs: [proc("p1"), proc("p2", { state: "PENDING" }), proc("p3", { state: "LOST" })],
+      want: ["kill:p1"],
+    },
+    {
+      name: "deleting: kill sent recently is not resent",
+      instance: inst("i", { status: "DELETING" }),
+      procs: [proc("p1", { state: "KILLING", killSentAt: NOW - 1 })],
+      want: [],
+    },
+    {
+      name: "deleting: stale kill is resent",
+      instance: inst("i", { status: "DELETING" }),
+      procs: [proc("p1", { state: "KILLING", killSentAt: NOW - 60_000 })],
+      want: ["kill:p1"],
+    },
+    {
+      name: "deleting: nothing live, forget",
+      instance: inst("i", { status: "DELETING" }),
+      procs: [proc("p1", { state: "DONE" }), proc("p2", { state: "PENDING" })],
+      want: ["forget:i"],
+    },
+  ];
+  for (const c of cases) {
+    const result = plan({
+      instances: [c.instance],
+      processes: { [c.instance.name]: c.procs },
+      stats: c.stats ?? new Map(),
+      inflight: new Set(c.inflight ?? []),
+      now: NOW,
+    });
+    assertEquals(types(result.actions), c.want, c.name);
+    assertEquals(result.launchable.map((p) => p.procId), c.launchable ?? [], c.name);
+    if (c.status) {
+      const st = result.actions.find((a) => a.type === "status");
+      assertEquals(st && "status" in st ? st.status : c.instance.status, c.status, c.name);
+    }
+  }
+});
