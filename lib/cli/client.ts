@@ -1,0 +1,223 @@
+/**
+ * A small client for the scheduler's REST API (see DESIGN.md, "REST API").
+ * Every call has a timeout; every failure becomes a {@linkcode CommandError}
+ * whose message says what went wrong in words a user can act on.
+ *
+ * @module
+ */
+
+import { CommandError } from "./errors.ts";
+import { formatDuration } from "./flags.ts";
+
+/** One redis process in STATUS JSON. Fields are the original's. */
+export interface ProcessStatus {
+  IP?: string;
+  /** A string in the original; a number is accepted too. */
+  Port?: string | number;
+  MemoryCapacity?: number;
+  MemoryUsed?: number;
+  Uptime?: number;
+  ClientsConnected?: number;
+  LastSyncedToMaster?: number;
+  [field: string]: unknown;
+}
+
+/** One instance in STATUS JSON. Fields other than these are kept and printed by `--json`. */
+export interface InstanceStatus {
+  Name: string;
+  /** `S` or `MS`. */
+  Type: string;
+  /** `CREATING`, `RUNNING`, `DEGRADED`, `DELETING`, ... */
+  Status: string;
+  /** MB. */
+  Capacity: number;
+  Master: ProcessStatus | null;
+  Slaves: ProcessStatus[] | null;
+  /** Why the instance is not RUNNING, when the scheduler says. */
+  Reason?: string;
+  /** Processes up, when the scheduler reports it. */
+  ProcessesRunning?: number;
+  /** Processes wanted, when the scheduler reports it. */
+  ProcessesTotal?: number;
+  [field: string]: unknown;
+}
+
+/** The default timeout of one HTTP call. */
+export const DEFAULT_HTTP_TIMEOUT_MS = 10_000;
+
+/** The hint shown when the scheduler cannot be reached. */
+export const UNREACHABLE_HINT =
+  'Check that the scheduler is running there, or point mrr at it with "mrr init http://HOST:5656"';
+
+interface Answer {
+  status: number;
+  text: string;
+}
+
+function shortReason(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (/connection refused/i.test(message)) return "connection refused";
+  if (/dns error|failed to lookup|name or service not known/i.test(message)) {
+    return "the host name does not resolve";
+  }
+  if (/certificate|tls|ssl/i.test(message)) return `TLS failed (${message})`;
+  if (/connection reset/i.test(message)) return "connection reset";
+  if (/unreachable/i.test(message)) return "network unreachable";
+  return message;
+}
+
+function firstLine(text: string): string {
+  const trimmed = text.trim();
+  try {
+    const data = JSON.parse(trimmed) as Record<string, unknown>;
+    const field = data?.error ?? data?.message ?? data?.Error ?? data?.Message;
+    if (typeof field === "string") return field;
+  } catch {
+    // plain text
+  }
+  const line = trimmed.split(/\r?\n/, 1)[0] ?? "";
+  return line.length > 300 ? `${line.slice(0, 300)}...` : line;
+}
+
+/** Describes an unexpected answer: `the scheduler refused the request: bad capacity (400)`. */
+export function describeAnswer(answer: Answer): string {
+  const body = firstLine(answer.text);
+  const what = answer.status >= 500 ? "the scheduler failed" : "the scheduler refused the request";
+  return `${what}${body ? `: ${body}` : ""} (${answer.status})`;
+}
+
+/** Talks to one scheduler. */
+export class SchedulerClient {
+  /** Base URL, e.g. `http://10.0.0.1:5656`. */
+  readonly endpoint: string;
+  /** Timeout of each call in ms. */
+  readonly timeoutMs: number;
+
+  /** Creates a client for `endpoint`. */
+  constructor(endpoint: string, { timeoutMs = DEFAULT_HTTP_TIMEOUT_MS } = {}) {
+    this.endpoint = endpoint;
+    this.timeoutMs = timeoutMs;
+  }
+
+  async #call(method: string, path: string, body?: string): Promise<Answer> {
+    const url = `${this.endpoint}${path}`;
+    const signal = AbortSignal.timeout(this.timeoutMs);
+    try {
+      const init: RequestInit = { method, signal };
+      if (body !== undefined) {
+        init.body = body;
+        init.headers = { "content-type": "application/json" };
+      }
+      const response = await fetch(url, init);
+      return { status: response.status, text: await response.text() };
+    } catch (error) {
+      if (signal.aborted) {
+        throw new CommandError(
+          `the scheduler at ${this.endpoint} did not answer within ${
+            formatDuration(this.timeoutMs)
+          }`,
+          { hint: UNREACHABLE_HINT, cause: error },
+        );
+      }
+      throw new CommandError(
+        `cannot reach the scheduler at ${this.endpoint}: ${shortReason(error)}`,
+        { hint: UNREACHABLE_HINT, cause: error },
+      );
+    }
+  }
+
+  #json(answer: Answer, path: string): unknown {
+    try {
+      return JSON.parse(answer.text);
+    } catch (error) {
+      throw new CommandError(
+        `the scheduler at ${this.endpoint} answered ${path} with something that is not JSON: ${
+          firstLine(answer.text) || "(empty)"
+        }`,
+        { cause: error, hint: "Is this endpoint a mr-redis scheduler?" },
+      );
+    }
+  }
+
+  /** `GET /v1/STATUS`: every instance. */
+  async list(): Promise<InstanceStatus[]> {
+    const path = "/v1/STATUS";
+    const answer = await this.#call("GET", path);
+    if (answer.status !== 200) {
+      throw new CommandError(describeAnswer(answer), {
+        status: answer.status,
+        hint: answer.status === 404 ? "Is this endpoint a mr-redis scheduler?" : undefined,
+      });
+    }
+    const data = this.#json(answer, path);
+    if (data === null) return [];
+    if (!Array.isArray(data)) {
+      throw new CommandError(`the scheduler answered ${path} with JSON that is not a list`);
+    }
+    return data.map((item) => checkInstance(item, path));
+  }
+
+  /** `GET /v1/STATUS/{name}`: one instance, or undefined when the scheduler does not know it. */
+  async status(name: string): Promise<InstanceStatus | undefined> {
+    const path = `/v1/STATUS/${encodeURIComponent(name)}`;
+    const answer = await this.#call("GET", path);
+    if (answer.status === 404) return undefined;
+    if (answer.status !== 200) {
+      throw new CommandError(describeAnswer(answer), { status: answer.status });
+    }
+    return checkInstance(this.#json(answer, path), path);
+  }
+
+  /**
+   * `POST /v1/CREATE/{name}/{capacityMB}/{masters}/{slaves}` with an optional
+   * JSON `body`. Returns the scheduler's text; throws on anything but 201/200.
+   */
+  async create(
+    name: string,
+    capacityMB: number,
+    masters: number,
+    slaves: number,
+    body?: string,
+  ): Promise<string> {
+    const path = `/v1/CREATE/${encodeURIComponent(name)}/${capacityMB}/${masters}/${slaves}`;
+    const answer = await this.#call("POST", path, body);
+    if (answer.status === 201 || answer.status === 200) return answer.text.trim();
+    if (answer.status === 409) {
+      throw new CommandError(`instance "${name}" already exists (409)`, {
+        status: 409,
+        hint: `Run "mrr status -n ${name}" to see it, or pick another name`,
+      });
+    }
+    throw new CommandError(describeAnswer(answer), { status: answer.status });
+  }
+
+  /** `DELETE /v1/DELETE/{name}`. Returns the scheduler's text; throws on 404 and failures. */
+  async delete(name: string): Promise<string> {
+    const path = `/v1/DELETE/${encodeURIComponent(name)}`;
+    const answer = await this.#call("DELETE", path);
+    if (answer.status >= 200 && answer.status < 300) return answer.text.trim();
+    if (answer.status === 404) throw notFound(name);
+    throw new CommandError(describeAnswer(answer), { status: answer.status });
+  }
+}
+
+/** The error for an instance the scheduler does not know. */
+export function notFound(name: string): CommandError {
+  return new CommandError(`instance "${name}" does not exist (404)`, {
+    status: 404,
+    hint: 'Run "mrr status" to list the instances',
+  });
+}
+
+function checkInstance(data: unknown, path: string): InstanceStatus {
+  const item = data as Partial<InstanceStatus> | null;
+  if (
+    typeof item !== "object" || item === null || Array.isArray(item) ||
+    typeof item.Name !== "string" || typeof item.Status !== "string"
+  ) {
+    throw new CommandError(
+      `the scheduler answered ${path} with JSON that is not an instance status (no "Name"/"Status")`,
+    );
+  }
+  return item as InstanceStatus;
+}

@@ -1,0 +1,59 @@
+/**
+ * `mrr init`: check that a scheduler answers at a URL and save the URL.
+ *
+ * @module
+ */
+
+import { SchedulerClient } from "./client.ts";
+import { type Command, usageHint } from "./command.ts";
+import { type Context, println } from "./context.ts";
+import { UsageError } from "./errors.ts";
+import { parseDurationFlag, parseFlags, stringFlag } from "./flags.ts";
+import { configPath, parseEndpoint, saveUserConfig } from "./user_config.ts";
+
+const HINT = usageHint("init");
+
+/** The `init` command. */
+export const initCommand: Command = {
+  name: "init",
+  aliases: ["i"],
+  summary: "Point mrr at a scheduler: mrr init http://HOST:5656",
+  usage: "init [--timeout DUR] http://HOST:PORT",
+  flags: [{
+    name: "timeout",
+    type: "string",
+    placeholder: "DUR",
+    description: "how long to wait for the scheduler to answer (default 10s)",
+  }],
+  notes: [
+    "The scheduler must answer GET /v1/STATUS; then the URL is saved in",
+    "$MRR_CONFIG, $XDG_CONFIG_HOME/mrr/config.json or ~/.mrr/config.json (first that applies).",
+    "MRR_ENDPOINT, when set, overrides the saved URL for every command.",
+  ],
+  examples: ["mrr init http://10.0.0.1:5656", "mrr init https://mrredis.example.com"],
+  async run(args: string[], ctx: Context): Promise<number> {
+    const parsed = parseFlags(args, this.flags, HINT);
+    const timeoutFlag = stringFlag(parsed, "timeout");
+    const timeoutMs = timeoutFlag ? parseDurationFlag(timeoutFlag, HINT) : 10_000;
+    const [url, extra] = parsed.positionals;
+    if (url === undefined) {
+      throw new UsageError(
+        '"mrr init" needs the URL of the scheduler, e.g. "mrr init http://10.0.0.1:5656"',
+        HINT,
+      );
+    }
+    if (extra !== undefined) throw new UsageError(`Unexpected argument "${extra}"`, HINT);
+    const endpoint = parseEndpoint(url, "The scheduler URL", HINT);
+    const path = configPath(ctx.env);
+
+    const instances = await new SchedulerClient(endpoint, { timeoutMs }).list();
+    await saveUserConfig(path, { endpoint });
+    println(
+      ctx.stdout,
+      `Scheduler at ${endpoint} answers (${instances.length} instance${
+        instances.length === 1 ? "" : "s"
+      }); saved in ${path}`,
+    );
+    return 0;
+  },
+};

@@ -1,0 +1,149 @@
+/**
+ * Waiting for an instance to come up or to go away, with progress: a bar
+ * redrawn in place on a terminal, one plain line per change otherwise.
+ *
+ * @module
+ */
+
+import { type InstanceStatus, type SchedulerClient, UNREACHABLE_HINT } from "./client.ts";
+import { type Output, println } from "./context.ts";
+import { CommandError } from "./errors.ts";
+import { formatDuration } from "./flags.ts";
+import { countProcesses, type ProcessCount, progressBar, progressLine } from "./format.ts";
+
+/** How often the scheduler is asked while waiting. */
+export const POLL_INTERVAL_MS = 500;
+
+/** After a create is accepted, how long a 404 is taken for the scheduler catching up. */
+const GRACE_404_MS = 5_000;
+
+/** Statuses after which an instance will not become RUNNING. */
+const DEAD_STATUSES = new Set(["DELETING", "DELETED", "FAILED"]);
+
+/** Options of {@linkcode waitForInstance}. */
+export interface WaitOptions {
+  /** The scheduler. */
+  client: SchedulerClient;
+  /** The instance name. */
+  name: string;
+  /** `running`: until Status is RUNNING; `gone`: until STATUS answers 404. */
+  until: "running" | "gone";
+  /** Give up after this many ms. */
+  timeoutMs: number;
+  /** Where progress goes. */
+  out: Output;
+  /** Slaves asked for, to count processes when the scheduler does not. */
+  expectedSlaves?: number;
+}
+
+/** Shows progress: redraws one line on a terminal, prints changed lines otherwise. */
+class Progress {
+  #out: Output;
+  #last = "";
+  #drawn = false;
+
+  constructor(out: Output) {
+    this.#out = out;
+  }
+
+  show(status: string, count: ProcessCount | undefined, note?: string): void {
+    if (this.#out.isTerminal) {
+      const text = count ? progressBar(status, count) : status;
+      this.#out.write(`\r\x1b[2K${text}${note ? `  ${note}` : ""}`);
+      this.#drawn = true;
+      return;
+    }
+    const line = `${count ? progressLine(status, count) : status}${note ? ` (${note})` : ""}`;
+    if (line !== this.#last) println(this.#out, line);
+    this.#last = line;
+  }
+
+  end(): void {
+    if (this.#drawn) this.#out.write("\n");
+    this.#drawn = false;
+  }
+}
+
+function describe(instance: InstanceStatus | undefined, count: ProcessCount | undefined): string {
+  if (!instance || !count) return "status unknown";
+  const reason = typeof instance.Reason === "string" && instance.Reason.trim()
+    ? `, reason: ${instance.Reason.trim()}`
+    : "";
+  return `status ${instance.Status}, ${count.running} of ${count.total} processes running${reason}`;
+}
+
+/**
+ * Polls STATUS until the instance is RUNNING (returned) or gone (undefined
+ * returned), showing progress. Throws {@linkcode CommandError} on timeout,
+ * saying what is still pending, or when the instance cannot get there.
+ */
+export async function waitForInstance(options: WaitOptions): Promise<InstanceStatus | undefined> {
+  const { client, name, until, timeoutMs, out, expectedSlaves } = options;
+  const start = Date.now();
+  const deadline = start + timeoutMs;
+  const progress = new Progress(out);
+  let last: InstanceStatus | undefined;
+  let lastCount: ProcessCount | undefined;
+  let lastError: CommandError | undefined;
+  try {
+    while (true) {
+      let instance: InstanceStatus | undefined;
+      let ok = false;
+      try {
+        instance = await client.status(name);
+        ok = true;
+        lastError = undefined;
+      } catch (error) {
+        if (!(error instanceof CommandError)) throw error;
+        lastError = error;
+        progress.show(last?.Status ?? "WAITING", lastCount, `${error.message}; retrying`);
+      }
+      if (ok) {
+        if (instance === undefined) {
+          if (until === "gone") return undefined;
+          if (Date.now() - start > GRACE_404_MS) {
+            throw new CommandError(
+              `instance "${name}" disappeared while waiting for it to run (404)`,
+              { status: 404, hint: 'Run "mrr status" to list the instances' },
+            );
+          }
+          progress.show("WAITING", undefined, "the scheduler does not list it yet");
+        } else {
+          last = instance;
+          lastCount = countProcesses(instance, expectedSlaves);
+          progress.show(instance.Status, lastCount);
+          if (until === "running" && instance.Status === "RUNNING") return instance;
+          if (until === "running" && DEAD_STATUSES.has(instance.Status)) {
+            throw new CommandError(
+              `instance "${name}" will not run: ${describe(instance, lastCount)}`,
+              { hint: `Run "mrr status -n ${name}" to see it` },
+            );
+          }
+        }
+      }
+      const now = Date.now();
+      if (now >= deadline) break;
+      await new Promise((resolve) =>
+        setTimeout(resolve, Math.min(POLL_INTERVAL_MS, deadline - now))
+      );
+    }
+  } finally {
+    progress.end();
+  }
+  const waited = formatDuration(timeoutMs);
+  const pending = lastError && !last
+    ? `last attempt failed: ${lastError.message}`
+    : `${describe(last, lastCount)}${
+      lastError ? `; last attempt failed: ${lastError.message}` : ""
+    }`;
+  if (until === "running") {
+    throw new CommandError(`instance "${name}" is not RUNNING after ${waited}: ${pending}`, {
+      hint: lastError && !last
+        ? UNREACHABLE_HINT
+        : `It may still come up: run "mrr status -n ${name}" to follow it, or "mrr delete -n ${name}" to give up`,
+    });
+  }
+  throw new CommandError(`instance "${name}" still exists after ${waited}: ${pending}`, {
+    hint: lastError && !last ? UNREACHABLE_HINT : `Run "mrr status -n ${name}" to follow it`,
+  });
+}
