@@ -1,0 +1,200 @@
+/**
+ * A small, bounded client for the commands the executor sends to its own
+ * redis-server processes, on top of ioredis.
+ *
+ * Every call has a deadline. There is no offline queue and no automatic
+ * reconnection: a connection that failed or timed out is dropped and the next
+ * call opens a fresh one, so a hung server never piles up queued commands.
+ *
+ * @module
+ */
+
+import { Redis } from "ioredis";
+import { parseInfo, type RedisInfo } from "./info.ts";
+
+/** Options of {@linkcode RedisClient}. */
+export interface RedisClientOptions {
+  /** Host of the redis-server. Default `127.0.0.1`. */
+  host?: string;
+  /** Port of the redis-server. */
+  port: number;
+  /** Deadline of one call (connecting included), in ms. Default 1500. */
+  timeoutMs?: number;
+  /** Receives one line per connection error. Default: errors are dropped. */
+  log?: (line: string) => void;
+}
+
+/** Raised when a call to redis-server gets no answer before its deadline. */
+export class RedisTimeoutError extends Error {
+  /** Makes the error for `what` after `timeoutMs`. */
+  constructor(what: string, timeoutMs: number) {
+    super(`Redis command ${what} got no answer within ${timeoutMs} ms`);
+    this.name = "RedisTimeoutError";
+  }
+}
+
+/** Bounded commands against one redis-server. */
+export class RedisClient {
+  /** Host of the redis-server. */
+  readonly host: string;
+  /** Port of the redis-server. */
+  readonly port: number;
+  readonly #timeoutMs: number;
+  readonly #log: ((line: string) => void) | undefined;
+  #redis: Redis | undefined;
+  #ready: Promise<void> | undefined;
+  #closed = false;
+
+  /** Makes a client; nothing is connected until the first call. */
+  constructor(options: RedisClientOptions) {
+    if (!Number.isInteger(options.port) || options.port <= 0 || options.port > 65535) {
+      throw new RangeError(`Cannot create Redis client: invalid port ${options.port}`);
+    }
+    const timeoutMs = options.timeoutMs ?? 1500;
+    if (!(timeoutMs > 0)) {
+      throw new RangeError(`Cannot create Redis client: invalid timeoutMs ${timeoutMs}`);
+    }
+    this.host = options.host ?? "127.0.0.1";
+    this.port = options.port;
+    this.#timeoutMs = timeoutMs;
+    this.#log = options.log;
+  }
+
+  #connection(): { redis: Redis; ready: Promise<void> } {
+    if (this.#redis && this.#ready && this.#redis.status !== "end") {
+      return { redis: this.#redis, ready: this.#ready };
+    }
+    const redis = new Redis({
+      host: this.host,
+      port: this.port,
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      enableReadyCheck: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      reconnectOnError: () => false,
+      connectTimeout: this.#timeoutMs,
+      autoResubscribe: false,
+    });
+    redis.on("error", (error: Error) => {
+      this.#log?.(`Redis connection to ${this.host}:${this.port} failed: ${error.message}`);
+    });
+    const ready = redis.connect();
+    ready.catch(() => {});
+    this.#redis = redis;
+    this.#ready = ready;
+    return { redis, ready };
+  }
+
+  #drop(): void {
+    const redis = this.#redis;
+    this.#redis = undefined;
+    this.#ready = undefined;
+    redis?.disconnect(false);
+  }
+
+  /**
+   * Sends one command and returns its answer. Rejects with a
+   * {@linkcode RedisTimeoutError} after `timeoutMs` (the connection is then
+   * dropped), or with the error redis-server answered.
+   */
+  async call(
+    command: string,
+    args: (string | number)[] = [],
+    timeoutMs = this.#timeoutMs,
+  ): Promise<unknown> {
+    if (this.#closed) {
+      throw new Error(`Cannot send ${command} to ${this.host}:${this.port}: client closed`);
+    }
+    const { redis, ready } = this.#connection();
+    const work = (async () => {
+      await ready;
+      return await redis.call(command, ...args);
+    })();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new RedisTimeoutError(`${command} to ${this.host}:${this.port}`, timeoutMs)),
+        timeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([work, deadline]);
+    } catch (error) {
+      work.catch(() => {});
+      // A reply error (an answer) keeps the connection; anything else drops it.
+      if (!(error instanceof Error && error.name === "ReplyError")) {
+        if (this.#redis === redis) this.#drop();
+        else redis.disconnect(false);
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Sends PING; resolves when any answer (even an error such as LOADING) arrives in time. */
+  async ping(timeoutMs = this.#timeoutMs): Promise<void> {
+    try {
+      await this.call("PING", [], timeoutMs);
+    } catch (error) {
+      if (error instanceof Error && error.name === "ReplyError") return;
+      throw error;
+    }
+  }
+
+  /** Returns the raw text of `INFO` (default sections). */
+  async infoText(timeoutMs = this.#timeoutMs): Promise<string> {
+    return String(await this.call("INFO", [], timeoutMs));
+  }
+
+  /** Returns the parsed `INFO`. */
+  async info(timeoutMs = this.#timeoutMs): Promise<RedisInfo> {
+    return parseInfo(await this.infoText(timeoutMs));
+  }
+
+  /** Returns the first element of `ROLE`: `master`, `slave` or `sentinel`. */
+  async role(timeoutMs = this.#timeoutMs): Promise<string> {
+    const answer = await this.call("ROLE", [], timeoutMs);
+    if (!Array.isArray(answer) || typeof answer[0] !== "string") {
+      throw new TypeError(`Cannot read ROLE of ${this.host}:${this.port}: unexpected answer`);
+    }
+    return answer[0];
+  }
+
+  /** `REPLICAOF host port`: makes the server replicate from another one. */
+  async replicaOf(host: string, port: number, timeoutMs = this.#timeoutMs): Promise<void> {
+    await this.call("REPLICAOF", [host, port], timeoutMs);
+  }
+
+  /**
+   * `REPLICAOF NO ONE`: makes the server a master. Returns its replication
+   * offset right after the promotion (`master_repl_offset`).
+   */
+  async promote(timeoutMs = this.#timeoutMs): Promise<number> {
+    await this.call("REPLICAOF", ["NO", "ONE"], timeoutMs);
+    return (await this.info(timeoutMs)).masterReplOffset;
+  }
+
+  /**
+   * `SHUTDOWN NOSAVE` (or `SAVE`). Resolves once the server closed the
+   * connection; rejects with the server's error when it refused.
+   */
+  async shutdown(save = false, timeoutMs = this.#timeoutMs): Promise<void> {
+    try {
+      await this.call("SHUTDOWN", [save ? "SAVE" : "NOSAVE"], timeoutMs);
+    } catch (error) {
+      if (error instanceof Error && error.name === "ReplyError") throw error;
+      if (error instanceof RedisTimeoutError) throw error;
+      // The server closing the connection is the expected outcome.
+    } finally {
+      this.#drop();
+    }
+  }
+
+  /** Closes the connection; later calls fail. */
+  close(): void {
+    this.#closed = true;
+    this.#drop();
+  }
+}

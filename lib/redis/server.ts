@@ -1,0 +1,319 @@
+/**
+ * One `redis-server` child process, configured on its command line.
+ *
+ * Persistence is the append-only file (`appendonly yes`, `appendfsync
+ * everysec`) kept in the data dir, so a restart in place keeps the data. RDB
+ * snapshots are turned off (`save ""`): the AOF already holds everything, and
+ * periodic snapshots would only add fork pauses and disk writes. Replicas sync
+ * diskless with no delay, which is the fast path for a new slave.
+ *
+ * The child stays in the caller's process group (no `setsid`), so killing the
+ * executor's process group (what a Mesos agent does when it destroys the
+ * container) takes the redis-servers with it.
+ *
+ * @module
+ */
+
+import { RedisClient } from "./client.ts";
+
+/** How a redis-server process ended. */
+export interface RedisExit {
+  /** Exit code (`128 + n` when killed by signal `n`). */
+  code: number;
+  /** The signal that killed it, if any. */
+  signal: Deno.Signal | null;
+}
+
+/** Options of {@linkcode RedisProcess.start}. */
+export interface RedisProcessOptions {
+  /** Port to listen on. */
+  port: number;
+  /** Data dir (created when missing; an existing one is reused as is). */
+  dataDir: string;
+  /** `maxmemory` in MB. */
+  maxMemoryMB: number;
+  /** `maxmemory-policy`. Default `noeviction`: writes fail rather than data silently going. */
+  maxMemoryPolicy?: string;
+  /** Address to bind. Default `127.0.0.1`. */
+  bind?: string;
+  /** Master to replicate from; absent for a master. */
+  replicaOf?: { host: string; port: number };
+  /** The redis-server binary. Default `redis-server` on PATH. */
+  binary?: string;
+  /** How long to wait for the first PING answer, in ms. Default 10000. */
+  startTimeoutMs?: number;
+  /** Extra `--name value` arguments appended at the end. */
+  extraArgs?: string[];
+}
+
+/** Raised when redis-server could not be started. */
+export class RedisStartError extends Error {
+  /** Makes the error with its message and cause. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "RedisStartError";
+  }
+}
+
+/** Name of the log file redis-server writes in its data dir. */
+export const REDIS_LOG_FILE = "redis-server.log";
+
+const STDERR_TAIL_LINES = 20;
+
+/** Describes an exit for humans: `exited with code 1` or `was killed by SIGKILL`. */
+export function describeExit(exit: RedisExit): string {
+  return exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+}
+
+/** Builds the redis-server command line for `options` (without the binary). */
+export function redisServerArgs(options: RedisProcessOptions): string[] {
+  const args = [
+    "--port",
+    String(options.port),
+    "--bind",
+    options.bind ?? "127.0.0.1",
+    "--dir",
+    options.dataDir,
+    "--logfile",
+    `${options.dataDir}/${REDIS_LOG_FILE}`,
+    "--daemonize",
+    "no",
+    "--protected-mode",
+    "no",
+    "--maxmemory",
+    `${options.maxMemoryMB}mb`,
+    "--maxmemory-policy",
+    options.maxMemoryPolicy ?? "noeviction",
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    "everysec",
+    "--save",
+    "",
+    "--repl-diskless-sync",
+    "yes",
+    "--repl-diskless-sync-delay",
+    "0",
+  ];
+  if (options.replicaOf) {
+    args.push("--replicaof", options.replicaOf.host, String(options.replicaOf.port));
+  }
+  args.push(...(options.extraArgs ?? []));
+  return args;
+}
+
+function validate(options: RedisProcessOptions): void {
+  const what = "Cannot start redis-server";
+  if (!Number.isInteger(options.port) || options.port <= 0 || options.port > 65535) {
+    throw new RangeError(`${what}: invalid port ${options.port}`);
+  }
+  if (!Number.isInteger(options.maxMemoryMB) || options.maxMemoryMB <= 0) {
+    throw new RangeError(
+      `${what}: maxMemoryMB must be a positive whole number, but got ${options.maxMemoryMB}`,
+    );
+  }
+  if (!options.dataDir) throw new TypeError(`${what}: dataDir is empty`);
+  const r = options.replicaOf;
+  if (r && (!r.host || !Number.isInteger(r.port) || r.port <= 0 || r.port > 65535)) {
+    throw new RangeError(`${what}: invalid master "${r.host}:${r.port}"`);
+  }
+}
+
+async function tailOfFile(path: string, lines: number): Promise<string[]> {
+  try {
+    const text = await Deno.readTextFile(path);
+    return text.split("\n").filter((l) => l.trim() !== "").slice(-lines);
+  } catch {
+    return [];
+  }
+}
+
+/** A running redis-server child process. */
+export class RedisProcess {
+  /** Process id. */
+  readonly pid: number;
+  /** Port it listens on. */
+  readonly port: number;
+  /** Its data dir. */
+  readonly dataDir: string;
+  /** Resolves once the process has ended. */
+  readonly exited: Promise<RedisExit>;
+  /** A client for the process (loopback when bound to a wildcard address). */
+  readonly client: RedisClient;
+  readonly #child: Deno.ChildProcess;
+  readonly #stderrTail: string[] = [];
+  readonly #stderrDone: Promise<void>;
+  #exit: RedisExit | undefined;
+
+  private constructor(child: Deno.ChildProcess, options: RedisProcessOptions) {
+    this.#child = child;
+    this.pid = child.pid;
+    this.port = options.port;
+    this.dataDir = options.dataDir;
+    const bind = options.bind ?? "127.0.0.1";
+    const host = bind === "0.0.0.0" || bind === "*" || bind.includes(" ") ? "127.0.0.1" : bind;
+    this.client = new RedisClient({ host, port: options.port });
+    this.#stderrDone = this.#readStderr();
+    this.exited = child.status.then(async (status) => {
+      await this.#stderrDone;
+      this.client.close();
+      this.#exit = { code: status.code, signal: status.signal };
+      return this.#exit;
+    });
+  }
+
+  /**
+   * Starts redis-server and resolves once it answers PING. Rejects with a
+   * {@linkcode RedisStartError} (carrying the end of its output) when it exits
+   * or stays silent past `startTimeoutMs`; the process is then killed.
+   */
+  static async start(options: RedisProcessOptions): Promise<RedisProcess> {
+    validate(options);
+    await Deno.mkdir(options.dataDir, { recursive: true });
+    options = { ...options, dataDir: await Deno.realPath(options.dataDir) };
+    const binary = options.binary ?? "redis-server";
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(binary, {
+        args: redisServerArgs(options),
+        cwd: options.dataDir,
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+    } catch (cause) {
+      throw new RedisStartError(
+        `Cannot start redis-server "${binary}" on port ${options.port}: ${
+          (cause as Error).message
+        }`,
+        { cause },
+      );
+    }
+    const proc = new RedisProcess(child, options);
+    const timeoutMs = options.startTimeoutMs ?? 10_000;
+    const deadline = Date.now() + timeoutMs;
+    let ended = false;
+    proc.exited.then(() => ended = true);
+    while (!ended && Date.now() < deadline) {
+      try {
+        await proc.client.ping(Math.max(100, Math.min(1000, deadline - Date.now())));
+        return proc;
+      } catch {
+        if (ended) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    let why: string;
+    if (ended) {
+      why = describeExit(await proc.exited);
+    } else {
+      proc.kill("SIGKILL");
+      await proc.exited;
+      why = `did not answer PING within ${timeoutMs} ms`;
+    }
+    const output = [...proc.#stderrTail, ...await tailOfFile(proc.logFile, 5)];
+    throw new RedisStartError(
+      `Cannot start redis-server on port ${options.port}: it ${why}${
+        output.length ? `; last output: ${output.join(" | ")}` : ""
+      }`,
+    );
+  }
+
+  /** Path of the log file redis-server writes. */
+  get logFile(): string {
+    return `${this.dataDir}/${REDIS_LOG_FILE}`;
+  }
+
+  /** How the process ended, once it has. */
+  get exit(): RedisExit | undefined {
+    return this.#exit;
+  }
+
+  /** The last lines redis-server wrote to stderr (early failures land there). */
+  get stderrTail(): readonly string[] {
+    return this.#stderrTail;
+  }
+
+  async #readStderr(): Promise<void> {
+    const stream = this.#child.stderr.pipeThrough(new TextDecoderStream());
+    let log: Deno.FsFile | undefined;
+    try {
+      log = await Deno.open(this.logFile, { append: true, create: true });
+    } catch {
+      // The tail in memory is still kept.
+    }
+    const encoder = new TextEncoder();
+    let partial = "";
+    try {
+      for await (const chunk of stream) {
+        const lines = (partial + chunk).split("\n");
+        partial = lines.pop() ?? "";
+        for (const line of lines) {
+          if (line.trim() === "") continue;
+          this.#stderrTail.push(line);
+          if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.shift();
+          await log?.write(encoder.encode(`[stderr] ${line}\n`)).catch(() => {});
+        }
+      }
+      if (partial.trim() !== "") this.#stderrTail.push(partial);
+    } catch {
+      // The pipe broke; nothing more to read.
+    } finally {
+      log?.close();
+    }
+  }
+
+  /** Sends a signal (default SIGKILL); does nothing once the process has ended. */
+  kill(signal: Deno.Signal = "SIGKILL"): void {
+    if (this.#exit) return;
+    try {
+      this.#child.kill(signal);
+    } catch {
+      // Already gone.
+    }
+  }
+
+  /**
+   * Stops the process: `SHUTDOWN NOSAVE` (or `SAVE`; the AOF is flushed
+   * either way) when `graceful`, asked again every 100 ms while redis-server
+   * refuses (it does while writing its initial AOF after a full sync), and
+   * SIGKILL when it is still alive after `timeoutMs` (default 5000). Resolves
+   * with the exit.
+   */
+  async stop(
+    { graceful = true, save = false, timeoutMs = 5000 }: {
+      graceful?: boolean;
+      save?: boolean;
+      timeoutMs?: number;
+    } = {},
+  ): Promise<RedisExit> {
+    if (this.#exit) return this.#exit;
+    const deadline = Date.now() + timeoutMs;
+    let ended = false;
+    this.exited.then(() => ended = true);
+    if (graceful) {
+      while (!ended && Date.now() < deadline) {
+        const left = Math.max(1, deadline - Date.now());
+        try {
+          await this.client.shutdown(save, left);
+          // The connection closed: the server is on its way out.
+          break;
+        } catch (error) {
+          if ((error as Error).name !== "ReplyError") break;
+          await Promise.race([this.exited, new Promise((r) => setTimeout(r, 100))]);
+        }
+      }
+    } else {
+      this.kill("SIGKILL");
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const left = Math.max(0, deadline - Date.now());
+    const timedOut = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), left));
+    try {
+      if ((await Promise.race([this.exited, timedOut])) === "timeout") this.kill("SIGKILL");
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,250 @@
+import assert from "node:assert/strict";
+import {
+  parseInfo,
+  RedisClient,
+  RedisMonitor,
+  type RedisMonitorEvent,
+  RedisProcess,
+  RedisStartError,
+  statsFromInfo,
+} from "../lib/redis/mod.ts";
+import { freePort, tempDir, waitFor } from "./_util.ts";
+
+/** Starts redis-servers in a temp dir and stops them all at the end. */
+async function withRedis(
+  prefix: string,
+  fn: (
+    start: (name: string, opts?: { replicaOf?: RedisProcess }) => Promise<RedisProcess>,
+    dir: string,
+  ) => Promise<void>,
+): Promise<void> {
+  const dir = await tempDir(prefix);
+  const procs: RedisProcess[] = [];
+  try {
+    await fn(async (name, opts = {}) => {
+      const p = await RedisProcess.start({
+        port: freePort(),
+        dataDir: `${dir}/${name}`,
+        maxMemoryMB: 16,
+        ...(opts.replicaOf ? { replicaOf: { host: "127.0.0.1", port: opts.replicaOf.port } } : {}),
+      });
+      procs.push(p);
+      return p;
+    }, dir);
+  } finally {
+    for (const p of procs) p.kill("SIGCONT");
+    await Promise.all(procs.map((p) => p.stop({ graceful: false })));
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("parseInfo reads the fields of a slave and computes its stats", () => {
+  const text = [
+    "# Server",
+    "redis_version:7.0.15",
+    "uptime_in_seconds:12",
+    "# Clients",
+    "connected_clients:3",
+    "# Memory",
+    "used_memory:1024",
+    "maxmemory:16777216",
+    "maxmemory_policy:noeviction",
+    "# Replication",
+    "role:slave",
+    "master_host:127.0.0.1",
+    "master_port:6379",
+    "master_link_status:up",
+    "master_last_io_seconds_ago:1",
+    "master_sync_in_progress:0",
+    "slave_repl_offset:420",
+    "connected_slaves:0",
+    "master_repl_offset:420",
+    "",
+  ].join("\r\n");
+  const info = parseInfo(text);
+  assert.deepEqual(info.masterPort, 6379);
+  assert.deepEqual(statsFromInfo("t1", info), {
+    taskId: "t1",
+    role: "slave",
+    memoryUsed: 1024,
+    maxMemory: 16777216,
+    uptime: 12,
+    clients: 3,
+    replOffset: 420,
+    inSync: true,
+    lastIoSeconds: 1,
+    connectedSlaves: 0,
+  });
+  const syncing = parseInfo(text.replace("master_sync_in_progress:0", "master_sync_in_progress:1"));
+  assert.deepEqual(statsFromInfo("t1", syncing).inSync, false);
+  const down = parseInfo(text.replace("master_link_status:up", "master_link_status:down"));
+  assert.deepEqual(statsFromInfo("t1", down).inSync, false);
+  assert.throws(
+    () => parseInfo("# Server\r\nredis_version:7\r\n"),
+    /^TypeError: Cannot parse INFO: .*no role field$/,
+  );
+});
+
+Deno.test("RedisProcess runs a master with two slaves that replicate, promote and re-point", async (t) => {
+  await withRedis("repl", async (start) => {
+    const master = await start("m");
+    const [s1, s2] = await Promise.all([
+      start("s1", { replicaOf: master }),
+      start("s2", { replicaOf: master }),
+    ]);
+
+    await t.step("maxmemory equals the capacity and eviction is off", async () => {
+      const info = await master.client.info();
+      assert.deepEqual(info.maxMemory, 16 * 1024 * 1024);
+      assert.deepEqual(info.maxMemoryPolicy, "noeviction");
+      assert.deepEqual(info.fields.aof_enabled, "1");
+    });
+
+    await t.step("slaves come in sync and receive writes", async () => {
+      for (const s of [s1!, s2!]) {
+        await waitFor(
+          "slave in sync",
+          async () => statsFromInfo("x", await s.client.info()).inSync,
+        );
+      }
+      await master.client.call("SET", ["k", "v1"]);
+      for (const s of [s1!, s2!]) {
+        await waitFor("key on slave", async () => (await s.client.call("GET", ["k"])) === "v1");
+      }
+      const stats = statsFromInfo("m", await master.client.info());
+      assert.deepEqual(stats.role, "master");
+      assert.deepEqual(stats.connectedSlaves, 2);
+    });
+
+    await t.step("a promoted slave becomes master and the other slave follows it", async () => {
+      const before = (await s1!.client.info()).slaveReplOffset;
+      const offset = await s1!.client.promote();
+      assert.ok(offset >= before, `offset ${offset} < ${before}`);
+      assert.deepEqual(await s1!.client.role(), "master");
+      await s2!.client.replicaOf("127.0.0.1", s1!.port);
+      await s1!.client.call("SET", ["k", "v2"]);
+      await waitFor(
+        "key from new master",
+        async () => (await s2!.client.call("GET", ["k"])) === "v2",
+      );
+      const info = await s2!.client.info();
+      assert.deepEqual(info.masterPort, s1!.port);
+      assert.ok(statsFromInfo("s2", info).inSync);
+    });
+
+    await t.step("a graceful stop ends the process with code 0", async () => {
+      const exit = await s2!.stop();
+      assert.deepEqual(exit, { code: 0, signal: null });
+    });
+  });
+});
+
+Deno.test("RedisProcess restarted in place keeps its data (AOF)", async () => {
+  await withRedis("aof", async (_start, dir) => {
+    const opts = { port: freePort(), dataDir: `${dir}/d`, maxMemoryMB: 8 };
+    const first = await RedisProcess.start(opts);
+    try {
+      await first.client.call("SET", ["kept", "yes"]);
+    } finally {
+      await first.stop();
+    }
+    const second = await RedisProcess.start(opts);
+    try {
+      assert.deepEqual(await second.client.call("GET", ["kept"]), "yes");
+    } finally {
+      await second.stop();
+    }
+  });
+});
+
+Deno.test("RedisProcess.start fails naming the port when it is taken", async () => {
+  const dir = await tempDir("busy");
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  try {
+    await assert.rejects(
+      () => RedisProcess.start({ port, dataDir: `${dir}/d`, maxMemoryMB: 8, startTimeoutMs: 5000 }),
+      (error) => {
+        assert.ok(error instanceof RedisStartError, String(error));
+        assert.match(
+          error.message,
+          new RegExp(`^Cannot start redis-server on port ${port}: it exited`),
+        );
+        return true;
+      },
+    );
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+async function monitored(
+  p: RedisProcess,
+): Promise<{ monitor: RedisMonitor; events: RedisMonitorEvent[] }> {
+  const events: RedisMonitorEvent[] = [];
+  const monitor = new RedisMonitor(p, {
+    intervalMs: 200,
+    timeoutMs: 300,
+    maxFailures: 3,
+    onEvent: (e) => void events.push(e),
+  });
+  monitor.start();
+  await waitFor("first info", () => events.some((e) => e.kind === "info"));
+  return { monitor, events };
+}
+
+Deno.test("RedisMonitor reports a stopped (SIGSTOP) process as hung", async () => {
+  await withRedis("hung", async (start) => {
+    const p = await start("d");
+    const { monitor, events } = await monitored(p);
+    try {
+      const began = Date.now();
+      p.kill("SIGSTOP");
+      const hung = await waitFor("hung event", () => events.find((e) => e.kind === "hung"), {
+        timeoutMs: 10_000,
+        intervalMs: 20,
+      });
+      const took = Date.now() - began;
+      assert.ok(took < 5000, `hang seen after ${took} ms`);
+      assert.deepEqual(hung.kind === "hung" && hung.failures, 3);
+      assert.ok(!events.some((e) => e.kind === "exited"));
+    } finally {
+      await monitor.stop();
+    }
+  });
+});
+
+Deno.test("RedisMonitor reports an exit at once", async () => {
+  await withRedis("exit", async (start) => {
+    const p = await start("d");
+    const { monitor, events } = await monitored(p);
+    try {
+      p.kill("SIGKILL");
+      const exited = await waitFor("exit event", () => events.find((e) => e.kind === "exited"), {
+        timeoutMs: 5000,
+        intervalMs: 10,
+      });
+      assert.deepEqual(exited.kind === "exited" && exited.exit.signal, "SIGKILL");
+      assert.ok(!events.some((e) => e.kind === "hung"));
+    } finally {
+      await monitor.stop();
+    }
+  });
+});
+
+Deno.test("RedisClient times out against a stopped server and recovers after", async () => {
+  await withRedis("client", async (start) => {
+    const p = await start("d");
+    const client = new RedisClient({ port: p.port, timeoutMs: 300 });
+    try {
+      await client.ping();
+      p.kill("SIGSTOP");
+      await assert.rejects(() => client.ping(), /got no answer within 300 ms/);
+      p.kill("SIGCONT");
+      await waitFor("ping after SIGCONT", async () => (await client.ping(), true));
+    } finally {
+      client.close();
+    }
+  });
+});
