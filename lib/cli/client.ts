@@ -55,7 +55,11 @@ interface Answer {
 }
 
 function shortReason(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
+  const messages: string[] = [];
+  for (let e: unknown = error; e !== undefined && messages.length < 5; e = (e as Error)?.cause) {
+    messages.push(e instanceof Error ? e.message : String(e));
+  }
+  const message = messages.join(": ");
   if (/connection refused/i.test(message)) return "connection refused";
   if (/dns error|failed to lookup|name or service not known/i.test(message)) {
     return "the host name does not resolve";
@@ -63,7 +67,8 @@ function shortReason(error: unknown): string {
   if (/certificate|tls|ssl/i.test(message)) return `TLS failed (${message})`;
   if (/connection reset/i.test(message)) return "connection reset";
   if (/unreachable/i.test(message)) return "network unreachable";
-  return message;
+  if (/timed out/i.test(message)) return "connection timed out";
+  return messages[messages.length - 1] ?? message;
 }
 
 function firstLine(text: string): string {
