@@ -83,7 +83,108 @@ export function decodeMessage<T extends { kind: string }>(data: Uint8Array): T {
     typeof value !== "object" || value === null ||
     typeof (value as { kind?: unknown }).kind !== "string"
   ) {
-    throw new TypeError("Cannot decode executor message: no string \"kind\"");
+    throw new TypeError('Cannot decode executor message: no string "kind"');
   }
   return value as T;
+}
+
+/** Why a task ended, in the `cause` of {@linkcode RedisTaskStatusData}. */
+export type RedisTaskEndCause =
+  /** Stopped on a KILL event or at executor SHUTDOWN. */
+  | "killed"
+  /** Killed (SIGKILL) on a `fence` command. */
+  | "fenced"
+  /** redis-server ended on its own (see `exitCode` / `signal`). */
+  | "exited"
+  /** redis-server stopped answering; the executor killed it (SIGKILL). */
+  | "hung"
+  /** `TaskInfo.data` was not a valid {@linkcode RedisTaskSpec}. */
+  | "invalid"
+  /** redis-server could not be started (port taken, bad binary, ...). */
+  | "start_failed"
+  /** A slave did not finish its initial sync in time; the executor killed it. */
+  | "sync_timeout";
+
+/**
+ * What the executor puts in `TaskStatus.data` (JSON) of its updates:
+ * `{host, port}` on TASK_RUNNING, plus `cause` (and the exit) on terminal ones.
+ */
+export interface RedisTaskStatusData {
+  /** Host clients and slaves use to reach the process. */
+  host?: string;
+  /** Its port. */
+  port?: number;
+  /** Terminal updates: why the task ended. */
+  cause?: RedisTaskEndCause;
+  /** When redis-server ended with an exit code. */
+  exitCode?: number;
+  /** When redis-server was killed by a signal (`SIGKILL`, ...). */
+  signal?: string;
+}
+
+/** Encodes a {@linkcode RedisTaskSpec} for `TaskInfo.data`. */
+export function encodeTaskSpec(spec: RedisTaskSpec): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(spec));
+}
+
+function isPort(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) > 0 && (value as number) <= 65535;
+}
+
+function nonEmpty(value: unknown): value is string {
+  return typeof value === "string" && value !== "";
+}
+
+/**
+ * Decodes and checks `TaskInfo.data`; throws a `TypeError` naming the missing
+ * or bad field and its value. `dataDir` must be one plain path segment
+ * (letters, digits, `.`, `_`, `-`; not `.` or `..`).
+ */
+export function decodeTaskSpec(data: Uint8Array | undefined): RedisTaskSpec {
+  if (!data || data.length === 0) throw new TypeError("TaskInfo.data is missing");
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(data));
+  } catch (cause) {
+    throw new TypeError("TaskInfo.data is not JSON", { cause });
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new TypeError("TaskInfo.data is not a JSON object");
+  }
+  const v = value as Record<string, unknown>;
+  const bad = (field: string, want: string) =>
+    new TypeError(
+      `TaskInfo.data field "${field}" must be ${want}, but got ${
+        JSON.stringify(v[field]) ?? "nothing"
+      }`,
+    );
+  if (!nonEmpty(v.instance)) throw bad("instance", "a non-empty string");
+  if (!nonEmpty(v.procId)) throw bad("procId", "a non-empty string");
+  if (v.role !== "master" && v.role !== "slave") throw bad("role", '"master" or "slave"');
+  if (!isPort(v.port)) throw bad("port", "a port number (1-65535)");
+  if (!Number.isInteger(v.capacityMB) || (v.capacityMB as number) <= 0) {
+    throw bad("capacityMB", "a positive whole number of MB");
+  }
+  if (
+    !nonEmpty(v.dataDir) || !/^[A-Za-z0-9._-]+$/.test(v.dataDir) || v.dataDir === "." ||
+    v.dataDir === ".."
+  ) {
+    throw bad("dataDir", 'one path segment of letters, digits, ".", "_" and "-"');
+  }
+  const spec: RedisTaskSpec = {
+    instance: v.instance,
+    procId: v.procId,
+    role: v.role,
+    port: v.port,
+    capacityMB: v.capacityMB as number,
+    dataDir: v.dataDir,
+  };
+  if (v.role === "slave" || v.master !== undefined) {
+    const m = v.master as { host?: unknown; port?: unknown } | undefined;
+    if (typeof m !== "object" || m === null || !nonEmpty(m.host) || !isPort(m.port)) {
+      throw bad("master", "{host, port} of the master to replicate from");
+    }
+    spec.master = { host: m.host, port: m.port };
+  }
+  return spec;
 }
