@@ -1,0 +1,261 @@
+/**
+ * The etcd v3 backend of {@linkcode Store}, on `npm:etcd3`.
+ *
+ * Versions are etcd `mod_revision`s; compare-and-set is a transaction on
+ * `mod_revision` (or `create_revision == 0` to create). Watches resume from
+ * the last revision seen after a reconnect. Locks are keys bound to a lease
+ * that is kept alive while the process lives.
+ *
+ * @module
+ */
+import { Etcd3, type IKeyValue, type IOptions, type Lease } from "etcd3";
+import { bounded, checkKey, delay, normalizePrefix, underPrefix } from "./_util.ts";
+import {
+  type Entry,
+  type Lock,
+  type Store,
+  StoreUnavailableError,
+  type Watch,
+  type WatchEvent,
+} from "./store.ts";
+import { DEFAULT_TIMEOUT_MS } from "./_util.ts";
+
+/** Options for {@linkcode EtcdStore}. */
+export interface EtcdStoreOptions {
+  /** Comma-separated `host:port` list (an `http://` prefix is allowed). */
+  endpoints: string;
+  /** Bound for each operation in milliseconds (default 5000). */
+  timeoutMs?: number;
+}
+
+/** Keys of locks live outside the `/`-rooted key space so lists never see them. */
+const LOCK_PREFIX = "mr-redis-lock:";
+
+type FaultHandling = NonNullable<IOptions["faultHandling"]>;
+
+/**
+ * A policy that runs the call once: the store bounds and reports failures
+ * itself, and etcd3's default circuit breaker would keep failing for seconds
+ * after the server is back.
+ */
+const passThrough = {
+  execute<T>(fn: (context: { signal: AbortSignal; attempt: number }) => T | PromiseLike<T>) {
+    return Promise.resolve().then(() => fn({ signal: new AbortController().signal, attempt: 0 }));
+  },
+} as unknown as NonNullable<FaultHandling["global"]>;
+
+/** Reconnect watch streams every half second while etcd is away. */
+const watchBackoff = {
+  duration: 500,
+  next() {
+    return watchBackoff;
+  },
+} as unknown as FaultHandling["watchBackoff"];
+
+function toEntry(kv: IKeyValue): Entry {
+  return { key: kv.key.toString(), value: kv.value.toString(), version: String(kv.mod_revision) };
+}
+
+/** {@linkcode Store} on an etcd v3 cluster. */
+export class EtcdStore implements Store {
+  /** `etcd at host:port,...`. */
+  readonly description: string;
+  readonly #client: Etcd3;
+  readonly #timeoutMs: number;
+  #closed = false;
+  readonly #closers = new Set<() => Promise<void>>();
+
+  /** Creates the client; it connects lazily (use {@linkcode EtcdStore.ping} to check). */
+  constructor(options: EtcdStoreOptions) {
+    const hosts = options.endpoints.split(",").map((h) => h.trim()).filter((h) => h !== "");
+    if (hosts.length === 0) {
+      throw new TypeError(`Cannot open etcd store: no endpoint in "${options.endpoints}"`);
+    }
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.description = `etcd at ${hosts.join(",")}`;
+    const timeoutMs = this.#timeoutMs;
+    this.#client = new Etcd3({
+      hosts: hosts.map((h) => h.includes("://") ? h : `http://${h}`),
+      dialTimeout: timeoutMs,
+      defaultCallOptions: (context) => context.isStream ? {} : { deadline: Date.now() + timeoutMs },
+      faultHandling: { host: () => passThrough, global: passThrough, watchBackoff },
+      grpcOptions: {
+        "grpc.initial_reconnect_backoff_ms": 200,
+        "grpc.max_reconnect_backoff_ms": 1000,
+      },
+    });
+  }
+
+  #run<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    if (this.#closed) {
+      return Promise.reject(
+        new StoreUnavailableError(`Cannot ${op} on ${this.description}: the store is closed`),
+      );
+    }
+    return bounded(`${this.description}: ${op}`, this.#timeoutMs, fn());
+  }
+
+  /** Checks that etcd answers; throws {@linkcode StoreUnavailableError} otherwise. */
+  async ping(): Promise<void> {
+    await this.#run("ping", () => this.#client.get("mr-redis-ping").exec());
+  }
+
+  /** @inheritdoc */
+  async get(key: string): Promise<Entry | undefined> {
+    checkKey(key);
+    const res = await this.#run(`get "${key}"`, () => this.#client.get(key).exec());
+    const kv = res.kvs[0];
+    return kv ? toEntry(kv) : undefined;
+  }
+
+  /** @inheritdoc */
+  async put(key: string, value: string): Promise<string> {
+    checkKey(key);
+    const res = await this.#run(`put "${key}"`, () => this.#client.put(key).value(value).exec());
+    return String(res.header.revision);
+  }
+
+  /** @inheritdoc */
+  async cas(key: string, value: string, version: string | null): Promise<string | undefined> {
+    checkKey(key);
+    const res = await this.#run(`cas "${key}"`, () => {
+      const cmp = version === null
+        ? this.#client.if(key, "Create", "==", 0)
+        : this.#client.if(key, "Mod", "==", version);
+      return cmp.then(this.#client.put(key).value(value)).commit();
+    });
+    return res.succeeded ? String(res.header.revision) : undefined;
+  }
+
+  /** @inheritdoc */
+  async delete(key: string): Promise<void> {
+    checkKey(key);
+    await this.#run(`delete "${key}"`, () => this.#client.delete().key(key).exec());
+  }
+
+  /** @inheritdoc */
+  async deletePrefix(prefix: string): Promise<void> {
+    const p = normalizePrefix(prefix);
+    await this.#run(`delete prefix "${prefix}"`, async () => {
+      if (p !== "") await this.#client.delete().key(p).exec();
+      await this.#client.delete().prefix(`${p}/`).exec();
+    });
+  }
+
+  /** @inheritdoc */
+  async list(prefix: string): Promise<Entry[]> {
+    const p = normalizePrefix(prefix);
+    const [self, under] = await this.#run(`list "${prefix}"`, () =>
+      Promise.all([
+        p === "" ? Promise.resolve(undefined) : this.#client.get(p).exec(),
+        this.#client.getAll().prefix(`${p}/`).sort("Key", "Ascend").exec(),
+      ]));
+    return [...(self?.kvs ?? []), ...under.kvs].map(toEntry);
+  }
+
+  /** @inheritdoc */
+  async watch(prefix: string, onEvent: (event: WatchEvent) => void): Promise<Watch> {
+    const p = normalizePrefix(prefix);
+    const watcher = await this.#run(
+      `watch "${prefix}"`,
+      () => this.#client.watch().prefix(p === "" ? "/" : p).create(),
+    );
+    const deliver = (event: WatchEvent) => {
+      if (!underPrefix(event.key, p) && p !== "") return;
+      try {
+        onEvent(event);
+      } catch (error) {
+        console.error(`Watch callback on ${this.description} failed:`, error);
+      }
+    };
+    watcher.on("data", (res) => {
+      for (const ev of res.events) {
+        const key = ev.kv.key.toString();
+        if (ev.type === "Put") {
+          deliver({
+            type: "put",
+            key,
+            value: ev.kv.value.toString(),
+            version: String(ev.kv.mod_revision),
+          });
+        } else {
+          deliver({ type: "delete", key });
+        }
+      }
+    });
+    // Cancellations (e.g. compaction) and stream errors must not crash the process.
+    watcher.on("error", (error) => {
+      console.error(`Watch of "${prefix}" on ${this.description} failed:`, error);
+    });
+    const close = async () => {
+      this.#closers.delete(close);
+      await bounded(`${this.description}: cancel watch`, this.#timeoutMs, watcher.cancel())
+        .catch(() => {});
+    };
+    this.#closers.add(close);
+    return { close };
+  }
+
+  /** @inheritdoc */
+  async lock(name: string, options: { ttlSeconds?: number; timeoutMs?: number } = {}) {
+    const ttl = Math.max(1, Math.ceil(options.ttlSeconds ?? 10));
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    const deadline = Date.now() + timeoutMs;
+    const key = `${LOCK_PREFIX}${name}`;
+    const lease: Lease = this.#client.lease(ttl);
+    let lostResolve!: () => void;
+    const lost = new Promise<void>((resolve) => lostResolve = resolve);
+    let released = false;
+    lease.on("lost", () => {
+      if (!released) lostResolve();
+    });
+    const revoke = () =>
+      bounded(`${this.description}: revoke lease`, this.#timeoutMs, lease.revoke());
+    try {
+      const id = await this.#run(`grant lease for lock "${name}"`, () => lease.grant());
+      while (true) {
+        const res = await this.#run(
+          `take lock "${name}"`,
+          () =>
+            this.#client.if(key, "Create", "==", 0).then(
+              this.#client.put(key).value(id).lease(id),
+            ).commit(),
+        );
+        if (res.succeeded) break;
+        if (Date.now() >= deadline) {
+          throw new StoreUnavailableError(
+            `Timed out after ${timeoutMs} ms waiting for lock "${name}" on ${this.description}`,
+          );
+        }
+        await delay(Math.min(100, Math.max(0, deadline - Date.now())));
+      }
+    } catch (error) {
+      released = true;
+      await revoke().catch(() => lease.release());
+      throw error;
+    }
+    const lock: Lock = {
+      lost,
+      release: async () => {
+        if (released) return;
+        released = true;
+        this.#closers.delete(lock.release);
+        try {
+          await revoke();
+        } finally {
+          lease.release();
+        }
+      },
+    };
+    this.#closers.add(lock.release);
+    return lock;
+  }
+
+  /** @inheritdoc */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await Promise.all([...this.#closers].map((c) => c().catch(() => {})));
+    this.#closed = true;
+    this.#client.close();
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The state store: one interface ({@linkcode Store}), three backends (etcd,
+ * ZooKeeper, embedded SQLite), and {@linkcode openStore} to pick one from the
+ * config's `DBType` / `DBEndPoint`.
+ *
+ * ```ts
+ * const store = await openStore({ type: "etcd", endpoints: "127.0.0.1:2379" });
+ * await store.put("/mr-redis/framework_id", "abc");
+ * await store.close();
+ * ```
+ *
+ * @module
+ */
+import { EmbeddedStore } from "./embedded.ts";
+import { EtcdStore } from "./etcd.ts";
+import { type Store, StoreUnavailableError } from "./store.ts";
+import { ZooKeeperStore } from "./zookeeper.ts";
+import { DEFAULT_TIMEOUT_MS } from "./_util.ts";
+
+export * from "./store.ts";
+export { EtcdStore, type EtcdStoreOptions } from "./etcd.ts";
+export { ZooKeeperStore, type ZooKeeperStoreOptions } from "./zookeeper.ts";
+export { EmbeddedStore, type EmbeddedStoreOptions } from "./embedded.ts";
+
+/** Options for {@linkcode openStore}. */
+export interface OpenStoreOptions {
+  /** Which backend. */
+  type: "etcd" | "zookeeper" | "embedded";
+  /**
+   * Comma-separated `host:port` list for etcd and ZooKeeper; the SQLite file
+   * path for the embedded store.
+   */
+  endpoints: string;
+  /** Bound for connecting and for every later operation, in ms (default 5000). */
+  timeoutMs?: number;
+}
+
+/**
+ * Opens a store and checks that it answers within `timeoutMs`. Throws
+ * {@linkcode StoreUnavailableError} naming the endpoint when it does not, and
+ * `TypeError` for an unknown type or an empty endpoint list.
+ */
+export async function openStore(options: OpenStoreOptions): Promise<Store> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+    throw new RangeError(`Option "timeoutMs" must be a positive number, but got ${timeoutMs}`);
+  }
+  if (typeof options.endpoints !== "string" || options.endpoints.trim() === "") {
+    throw new TypeError(`Cannot open ${options.type} store: no endpoint given`);
+  }
+  let store: EtcdStore | ZooKeeperStore | EmbeddedStore;
+  switch (options.type) {
+    case "etcd":
+      store = new EtcdStore({ endpoints: options.endpoints, timeoutMs });
+      break;
+    case "zookeeper":
+      store = new ZooKeeperStore({ endpoints: options.endpoints, timeoutMs });
+      break;
+    case "embedded":
+      store = new EmbeddedStore({ path: options.endpoints });
+      break;
+    default:
+      throw new TypeError(
+        `Cannot open store of type "${(options as { type: unknown }).type}": ` +
+          `expected "etcd", "zookeeper" or "embedded"`,
+      );
+  }
+  try {
+    await store.ping();
+  } catch (error) {
+    await store.close().catch(() => {});
+    if (error instanceof StoreUnavailableError) {
+      throw new StoreUnavailableError(`Cannot reach ${store.description}: ${error.message}`, {
+        cause: error,
+      });
+    }
+    throw error;
+  }
+  return store;
+}
