@@ -208,6 +208,7 @@ export function parseDurationFlag(flag: FlagValue & { value: string }, hint: str
 /** Formats milliseconds the way {@linkcode parseDuration} reads them, e.g. `2m`, `1m30s`, `500ms`. */
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${ms}ms`;
+  if (ms < 60_000 && ms % 1000 !== 0) return `${Math.round(ms / 100) / 10}s`;
   const totalSeconds = Math.round(ms / 1000);
   const h = Math.floor(totalSeconds / 3600);
   const m = Math.floor((totalSeconds % 3600) / 60);
