@@ -1,0 +1,647 @@
+/**
+ * The logic of MrRedisExecutor, free of Mesos I/O: it takes executor events
+ * (LAUNCH, KILL, MESSAGE, SHUTDOWN, ...) and answers through a small
+ * {@linkcode ExecutorDriver} (status updates and messages), running one
+ * redis-server per task.
+ *
+ * Task life: LAUNCH → TASK_STARTING → redis-server started → TASK_RUNNING once
+ * it answers and, for a slave, its initial sync is done → exactly one terminal
+ * update: TASK_KILLED (KILL, fence, SHUTDOWN) or TASK_FAILED (bad spec, start
+ * failure, exit, hang, sync timeout). The executor never restarts a process
+ * itself: the scheduler decides.
+ *
+ * @module
+ */
+
+import {
+  decodeMessage,
+  decodeTaskSpec,
+  encodeMessage,
+  type ExecutorToScheduler,
+  type RedisStats,
+  type RedisTaskSpec,
+  type RedisTaskStatusData,
+  type SchedulerToExecutor,
+} from "../executor_messages.ts";
+import type {
+  ExecutorEvent,
+  TaskID,
+  TaskInfo,
+  TaskState,
+  TaskStatusReason,
+} from "../mesos/types.ts";
+import { isInSync, type RedisInfo, statsFromInfo } from "../redis/info.ts";
+import { RedisMonitor, type RedisMonitorEvent } from "../redis/monitor.ts";
+import { describeExit, type RedisExit, RedisProcess } from "../redis/server.ts";
+
+/** One status update as the executor sends it (the client adds uuid, source, executor id). */
+export interface TaskStatusUpdate {
+  task_id: TaskID;
+  state: TaskState;
+  message?: string;
+  reason?: TaskStatusReason;
+  data?: Uint8Array;
+}
+
+/** What the executor needs from the Mesos executor client. */
+export interface ExecutorDriver {
+  /** Sends a status update (reliably: retried until acknowledged). */
+  update(status: TaskStatusUpdate): void | Promise<void>;
+  /** Sends a MESSAGE to the scheduler (best effort). */
+  message(data: Uint8Array): void | Promise<void>;
+}
+
+/** Options of {@linkcode RedisExecutor}. */
+export interface RedisExecutorOptions {
+  /** Where updates and messages go. */
+  driver: ExecutorDriver;
+  /** The sandbox; data dirs are `<sandbox>/<spec.dataDir>`. */
+  sandbox: string;
+  /**
+   * Host put in TASK_RUNNING data. Default: the agent hostname from
+   * SUBSCRIBED, else `127.0.0.1`.
+   */
+  host?: string;
+  /** Address redis-server binds. Default `0.0.0.0`. */
+  bind?: string;
+  /** The redis-server binary. Default `redis-server` on PATH. */
+  redisServer?: string;
+  /** `maxmemory-policy`. Default `noeviction`. */
+  maxMemoryPolicy?: string;
+  /** Period of the `stats` message, in ms. Default 1000. */
+  statsIntervalMs?: number;
+  /** Period of the INFO check of a running process, in ms. Default 1000. */
+  checkIntervalMs?: number;
+  /** Period of the INFO check while waiting for RUNNING, in ms. Default 100. */
+  startingCheckIntervalMs?: number;
+  /** Deadline of one check, in ms. Default 1500. */
+  checkTimeoutMs?: number;
+  /** Failed checks in a row that make a hang. Default 3. */
+  maxFailures?: number;
+  /** How long redis-server may take to answer its first PING, in ms. Default 10000. */
+  startTimeoutMs?: number;
+  /** How long a slave may take for its initial sync, in ms. Default 600000. */
+  syncTimeoutMs?: number;
+  /** Graceful stop budget before SIGKILL, in ms. Default 4000. */
+  stopTimeoutMs?: number;
+  /** Deadline of a promote / replicaof command, in ms. Default 5000. */
+  commandTimeoutMs?: number;
+  /** Called once no task has run for this long, in ms (0: never). Default 30000. */
+  idleTimeoutMs?: number;
+  /** Called when idle (see `idleTimeoutMs`). */
+  onIdle?: () => void;
+  /** Receives one line per notable event. */
+  log?: (line: string) => void;
+}
+
+type Phase = "starting" | "running" | "stopping" | "done";
+
+interface Task {
+  id: string;
+  spec: RedisTaskSpec;
+  phase: Phase;
+  proc?: RedisProcess;
+  monitor?: RedisMonitor;
+  info?: RedisInfo;
+  killRequested: boolean;
+  syncTimer?: ReturnType<typeof setTimeout>;
+}
+
+function positive(name: string, value: number): number {
+  if (!(value > 0) || !Number.isFinite(value)) {
+    throw new RangeError(
+      `Cannot create executor: option "${name}" must be a positive number, but got ${value}`,
+    );
+  }
+  return value;
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Runs the redis tasks of one framework on one agent. */
+export class RedisExecutor {
+  readonly #driver: ExecutorDriver;
+  readonly #sandbox: string;
+  readonly #log: (line: string) => void;
+  readonly #opts: Required<
+    Pick<
+      RedisExecutorOptions,
+      | "bind"
+      | "redisServer"
+      | "maxMemoryPolicy"
+      | "statsIntervalMs"
+      | "checkIntervalMs"
+      | "startingCheckIntervalMs"
+      | "checkTimeoutMs"
+      | "maxFailures"
+      | "startTimeoutMs"
+      | "syncTimeoutMs"
+      | "stopTimeoutMs"
+      | "commandTimeoutMs"
+      | "idleTimeoutMs"
+    >
+  >;
+  readonly #onIdle: (() => void) | undefined;
+  #host: string | undefined;
+  #agentHost: string | undefined;
+  readonly #tasks = new Map<string, Task>();
+  readonly #work = new Set<Promise<unknown>>();
+  readonly #sends = new Set<Promise<void>>();
+  #statsTimer: ReturnType<typeof setInterval> | undefined;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  #subscribed = false;
+  #closed = false;
+  #silent = false;
+
+  /** Makes an executor; it does nothing until it gets events. */
+  constructor(options: RedisExecutorOptions) {
+    if (!options.sandbox) throw new TypeError('Cannot create executor: option "sandbox" is empty');
+    this.#driver = options.driver;
+    this.#sandbox = options.sandbox;
+    this.#host = options.host;
+    this.#log = options.log ?? (() => {});
+    this.#onIdle = options.onIdle;
+    const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
+    if (!(idleTimeoutMs >= 0)) {
+      throw new RangeError(
+        `Cannot create executor: option "idleTimeoutMs" must be 0 or more, but got ${idleTimeoutMs}`,
+      );
+    }
+    const maxFailures = options.maxFailures ?? 3;
+    if (!Number.isInteger(maxFailures) || maxFailures < 1) {
+      throw new RangeError(
+        `Cannot create executor: option "maxFailures" must be a whole number above 0, but got ${maxFailures}`,
+      );
+    }
+    this.#opts = {
+      bind: options.bind ?? "0.0.0.0",
+      redisServer: options.redisServer ?? "redis-server",
+      maxMemoryPolicy: options.maxMemoryPolicy ?? "noeviction",
+      statsIntervalMs: positive("statsIntervalMs", options.statsIntervalMs ?? 1000),
+      checkIntervalMs: positive("checkIntervalMs", options.checkIntervalMs ?? 1000),
+      startingCheckIntervalMs: positive(
+        "startingCheckIntervalMs",
+        options.startingCheckIntervalMs ?? 100,
+      ),
+      checkTimeoutMs: positive("checkTimeoutMs", options.checkTimeoutMs ?? 1500),
+      maxFailures,
+      startTimeoutMs: positive("startTimeoutMs", options.startTimeoutMs ?? 10_000),
+      syncTimeoutMs: positive("syncTimeoutMs", options.syncTimeoutMs ?? 600_000),
+      stopTimeoutMs: positive("stopTimeoutMs", options.stopTimeoutMs ?? 4000),
+      commandTimeoutMs: positive("commandTimeoutMs", options.commandTimeoutMs ?? 5000),
+      idleTimeoutMs,
+    };
+  }
+
+  /** Ids of the tasks not yet ended. */
+  get taskIds(): string[] {
+    return [...this.#tasks.keys()];
+  }
+
+  /** Host put in TASK_RUNNING data. */
+  get host(): string {
+    return this.#host ?? this.#agentHost ?? "127.0.0.1";
+  }
+
+  /**
+   * Handles one executor event. Returns quickly: launches, kills and commands
+   * run in the background (see {@linkcode RedisExecutor.idle}).
+   */
+  handle(event: ExecutorEvent): void {
+    if (this.#closed) return;
+    switch (event.type) {
+      case "SUBSCRIBED":
+        this.#agentHost = event.subscribed?.agent_info?.hostname || undefined;
+        if (!this.#subscribed) {
+          this.#subscribed = true;
+          this.#log(`Subscribed; advertising host ${this.host}`);
+          this.#statsTimer = setInterval(() => this.#sendStats(), this.#opts.statsIntervalMs);
+          this.#armIdle();
+        }
+        return;
+      case "LAUNCH":
+        if (event.launch?.task) this.#track(this.#launch(event.launch.task));
+        return;
+      case "LAUNCH_GROUP":
+        for (const task of event.launch_group?.task_group?.tasks ?? []) {
+          this.#send({
+            task_id: task.task_id,
+            state: "TASK_FAILED",
+            reason: "REASON_TASK_GROUP_INVALID",
+            message:
+              `Cannot launch task "${task.task_id.value}": MrRedisExecutor does not run task groups`,
+          });
+        }
+        return;
+      case "KILL":
+        if (event.kill?.task_id) this.#track(this.#kill(event.kill.task_id.value));
+        return;
+      case "MESSAGE":
+        if (event.message?.data) this.#track(this.#command(event.message.data));
+        return;
+      case "SHUTDOWN":
+        this.#track(this.shutdown());
+        return;
+      case "ERROR":
+        this.#log(`Agent reported an error: ${event.error?.message ?? "(no message)"}`);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Resolves once every launch, kill and command started so far has finished. */
+  async idle(): Promise<void> {
+    while (this.#work.size > 0) await Promise.allSettled([...this.#work]);
+  }
+
+  /** Waits (at most `timeoutMs`) until every update and message handed to the driver settled. */
+  async flush(timeoutMs = 5000): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.#sends]),
+      new Promise((r) => timer = setTimeout(r, timeoutMs)),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /**
+   * Stops every task gracefully and sends TASK_KILLED for each (what the
+   * SHUTDOWN event does); no more events are handled afterwards.
+   */
+  async shutdown(): Promise<void> {
+    await this.#close(true);
+  }
+
+  /**
+   * Stops every redis-server gracefully without sending updates (the agent is
+   * gone); no more events are handled afterwards.
+   */
+  async abandon(): Promise<void> {
+    await this.#close(false);
+  }
+
+  async #close(report: boolean): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#silent = !report;
+    clearInterval(this.#statsTimer);
+    clearTimeout(this.#idleTimer);
+    const stops = [...this.#tasks.values()].map((task) => {
+      task.killRequested = true;
+      if (!task.proc || task.phase === "stopping" || task.phase === "done") return undefined;
+      return this.#stopTask(task, {
+        graceful: true,
+        state: "TASK_KILLED",
+        message: "Executor shut down",
+        cause: "killed",
+      });
+    });
+    await Promise.allSettled(stops);
+    // Launches still starting see `killRequested` and stop on their own.
+    await this.idle();
+  }
+
+  #track(work: Promise<unknown>): void {
+    const p = work.catch((error) => this.#log(`Unexpected executor error: ${errorText(error)}`));
+    this.#work.add(p);
+    p.finally(() => this.#work.delete(p));
+  }
+
+  #send(status: TaskStatusUpdate): void {
+    if (this.#silent) return;
+    this.#log(
+      `Task ${status.task_id.value}: ${status.state}${
+        status.message ? ` (${status.message})` : ""
+      }`,
+    );
+    const p = (async () => {
+      try {
+        await this.#driver.update(status);
+      } catch (error) {
+        this.#log(
+          `Cannot send ${status.state} of task ${status.task_id.value}: ${errorText(error)}`,
+        );
+      }
+    })();
+    this.#sends.add(p);
+    p.finally(() => this.#sends.delete(p));
+  }
+
+  #sendMessage(msg: ExecutorToScheduler): void {
+    const p = (async () => {
+      try {
+        await this.#driver.message(encodeMessage(msg));
+      } catch (error) {
+        this.#log(`Cannot send ${msg.kind} message: ${errorText(error)}`);
+      }
+    })();
+    this.#sends.add(p);
+    p.finally(() => this.#sends.delete(p));
+  }
+
+  #statusData(task: Task, extra: RedisTaskStatusData = {}): Uint8Array {
+    const data: RedisTaskStatusData = { host: this.host, port: task.spec.port, ...extra };
+    return new TextEncoder().encode(JSON.stringify(data));
+  }
+
+  #armIdle(): void {
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    if (this.#closed || !this.#subscribed || this.#opts.idleTimeoutMs === 0) return;
+    if (this.#tasks.size > 0) return;
+    this.#idleTimer = setTimeout(() => {
+      if (this.#tasks.size === 0 && !this.#closed) {
+        this.#log(`No task for ${this.#opts.idleTimeoutMs} ms; executor idle`);
+        this.#onIdle?.();
+      }
+    }, this.#opts.idleTimeoutMs);
+  }
+
+  #sendStats(): void {
+    const stats: RedisStats[] = [];
+    for (const task of this.#tasks.values()) {
+      if ((task.phase === "running" || task.phase === "starting") && task.info) {
+        stats.push(statsFromInfo(task.id, task.info));
+      }
+    }
+    if (stats.length > 0) this.#sendMessage({ kind: "stats", at: Date.now(), stats });
+  }
+
+  async #launch(info: TaskInfo): Promise<void> {
+    const id = info.task_id.value;
+    if (this.#tasks.has(id)) {
+      this.#log(`Task ${id}: LAUNCH for a task already running here; ignored`);
+      return;
+    }
+    let spec: RedisTaskSpec;
+    try {
+      spec = decodeTaskSpec(info.data);
+    } catch (error) {
+      this.#send({
+        task_id: info.task_id,
+        state: "TASK_FAILED",
+        reason: "REASON_TASK_INVALID",
+        message: `Cannot launch task "${id}": ${errorText(error)}`,
+        data: new TextEncoder().encode(JSON.stringify({ cause: "invalid" })),
+      });
+      return;
+    }
+    const task: Task = { id, spec, phase: "starting", killRequested: false };
+    for (const other of this.#tasks.values()) {
+      if (other.spec.port === spec.port) {
+        this.#send({
+          task_id: info.task_id,
+          state: "TASK_FAILED",
+          reason: "REASON_TASK_INVALID",
+          message: `Cannot launch task "${id}": port ${spec.port} is used by task "${other.id}"`,
+          data: this.#statusData(task, { cause: "start_failed" }),
+        });
+        return;
+      }
+    }
+    this.#tasks.set(id, task);
+    clearTimeout(this.#idleTimer);
+    this.#send({ task_id: info.task_id, state: "TASK_STARTING" });
+    const dataDir = `${this.#sandbox}/${spec.dataDir}`;
+    try {
+      task.proc = await RedisProcess.start({
+        binary: this.#opts.redisServer,
+        port: spec.port,
+        bind: this.#opts.bind,
+        dataDir,
+        maxMemoryMB: spec.capacityMB,
+        maxMemoryPolicy: this.#opts.maxMemoryPolicy,
+        startTimeoutMs: this.#opts.startTimeoutMs,
+        ...(spec.role === "slave" && spec.master ? { replicaOf: spec.master } : {}),
+      });
+    } catch (error) {
+      this.#finish(task, {
+        state: "TASK_FAILED",
+        message: errorText(error),
+        cause: "start_failed",
+      });
+      return;
+    }
+    this.#log(`Task ${id}: redis-server pid ${task.proc.pid} on port ${spec.port} (${spec.role})`);
+    if (task.killRequested) {
+      await this.#stopTask(task, {
+        graceful: true,
+        state: "TASK_KILLED",
+        message: "Killed while starting",
+        cause: "killed",
+      });
+      return;
+    }
+    task.monitor = new RedisMonitor(task.proc, {
+      intervalMs: this.#opts.startingCheckIntervalMs,
+      timeoutMs: this.#opts.checkTimeoutMs,
+      maxFailures: this.#opts.maxFailures,
+      onEvent: (event) => this.#onMonitor(task, event),
+    });
+    task.monitor.start();
+    if (spec.role === "slave") {
+      task.syncTimer = setTimeout(() => {
+        if (task.phase !== "starting") return;
+        const m = spec.master!;
+        this.#track(this.#stopTask(task, {
+          graceful: false,
+          state: "TASK_FAILED",
+          message: `Slave did not finish its initial sync with ${m.host}:${m.port} within ${
+            this.#opts.syncTimeoutMs / 1000
+          } s`,
+          cause: "sync_timeout",
+        }));
+      }, this.#opts.syncTimeoutMs);
+    }
+  }
+
+  #onMonitor(task: Task, event: RedisMonitorEvent): void {
+    if (task.phase === "stopping" || task.phase === "done") return;
+    switch (event.kind) {
+      case "info":
+        task.info = event.info;
+        if (task.phase === "starting" && isInSync(event.info)) {
+          task.phase = "running";
+          clearTimeout(task.syncTimer);
+          if (task.monitor) task.monitor.intervalMs = this.#opts.checkIntervalMs;
+          this.#send({
+            task_id: { value: task.id },
+            state: "TASK_RUNNING",
+            data: this.#statusData(task),
+          });
+          this.#sendStats();
+        }
+        return;
+      case "exited":
+        this.#finish(task, {
+          state: "TASK_FAILED",
+          message: `redis-server (pid ${task.proc?.pid}, port ${task.spec.port}) ${
+            describeExit(event.exit)
+          }`,
+          cause: "exited",
+          exit: event.exit,
+        });
+        return;
+      case "hung":
+        this.#track(this.#stopTask(task, {
+          graceful: false,
+          state: "TASK_FAILED",
+          message:
+            `redis-server stopped answering (pid ${task.proc?.pid}, port ${task.spec.port}): ${event.failures} checks in a row failed, last: ${event.error}`,
+          cause: "hung",
+        }));
+        return;
+    }
+  }
+
+  async #stopTask(
+    task: Task,
+    how: {
+      graceful: boolean;
+      state: TaskState;
+      message: string;
+      cause: RedisTaskStatusData["cause"];
+    },
+  ): Promise<void> {
+    if (task.phase === "stopping" || task.phase === "done") return;
+    task.phase = "stopping";
+    clearTimeout(task.syncTimer);
+    const monitor = task.monitor;
+    if (monitor) this.#track(monitor.stop());
+    const exit = await task.proc?.stop({
+      graceful: how.graceful,
+      timeoutMs: this.#opts.stopTimeoutMs,
+    });
+    this.#finish(task, { ...how, ...(exit ? { exit } : {}) });
+  }
+
+  #finish(
+    task: Task,
+    how: {
+      state: TaskState;
+      message: string;
+      cause: RedisTaskStatusData["cause"];
+      exit?: RedisExit;
+    },
+  ): void {
+    if (task.phase === "done") return;
+    task.phase = "done";
+    clearTimeout(task.syncTimer);
+    if (task.monitor) this.#track(task.monitor.stop());
+    task.proc?.kill("SIGKILL");
+    this.#tasks.delete(task.id);
+    const extra: RedisTaskStatusData = { cause: how.cause };
+    if (how.exit?.signal) extra.signal = how.exit.signal;
+    else if (how.exit) extra.exitCode = how.exit.code;
+    this.#send({
+      task_id: { value: task.id },
+      state: how.state,
+      message: how.message,
+      ...(how.state === "TASK_FAILED" && how.cause === "start_failed"
+        ? { reason: "REASON_CONTAINER_LAUNCH_FAILED" as const }
+        : {}),
+      data: this.#statusData(task, extra),
+    });
+    this.#armIdle();
+  }
+
+  async #kill(taskId: string): Promise<void> {
+    const task = this.#tasks.get(taskId);
+    if (!task) {
+      this.#send({
+        task_id: { value: taskId },
+        state: "TASK_KILLED",
+        message: `No task "${taskId}" runs on this executor`,
+      });
+      return;
+    }
+    task.killRequested = true;
+    if (!task.proc) return; // The launch stops it once redis-server is up.
+    await this.#stopTask(task, {
+      graceful: true,
+      state: "TASK_KILLED",
+      message: "Killed by the scheduler",
+      cause: "killed",
+    });
+  }
+
+  async #command(data: Uint8Array): Promise<void> {
+    let msg: SchedulerToExecutor;
+    try {
+      msg = decodeMessage<SchedulerToExecutor>(data);
+    } catch (error) {
+      this.#log(`Ignoring a message from the scheduler: ${errorText(error)}`);
+      return;
+    }
+    const commandId = typeof msg.commandId === "string" ? msg.commandId : "";
+    const reply = (ok: boolean, extra: { error?: string; replOffset?: number } = {}) =>
+      this.#sendMessage({ kind: "result", commandId, ok, ...extra });
+    if (typeof msg.taskId !== "string") {
+      reply(false, { error: `Cannot run command "${msg.kind}": no string "taskId"` });
+      return;
+    }
+    const task = this.#tasks.get(msg.taskId);
+    const live = task && task.proc && (task.phase === "starting" || task.phase === "running");
+    try {
+      switch (msg.kind) {
+        case "promote": {
+          if (!live) throw new Error(`Cannot promote task "${msg.taskId}": it does not run here`);
+          const offset = await task.proc!.client.promote(this.#opts.commandTimeoutMs);
+          this.#log(`Task ${task.id}: promoted to master at offset ${offset}`);
+          await this.#refresh(task);
+          reply(true, { replOffset: offset });
+          return;
+        }
+        case "replicaof": {
+          if (!live) throw new Error(`Cannot re-point task "${msg.taskId}": it does not run here`);
+          const { host, port } = msg;
+          if (typeof host !== "string" || host === "" || !Number.isInteger(port)) {
+            throw new TypeError(
+              `Cannot re-point task "${msg.taskId}": bad master ${JSON.stringify(host)}:${
+                JSON.stringify(port)
+              }`,
+            );
+          }
+          await task.proc!.client.replicaOf(host, port, this.#opts.commandTimeoutMs);
+          this.#log(`Task ${task.id}: now replicating from ${host}:${port}`);
+          await this.#refresh(task);
+          reply(true);
+          return;
+        }
+        case "fence": {
+          if (task && task.phase !== "done") {
+            await this.#stopTask(task, {
+              graceful: false,
+              state: "TASK_KILLED",
+              message: "Fenced by the scheduler",
+              cause: "fenced",
+            });
+            await task.proc?.exited;
+          }
+          reply(true);
+          return;
+        }
+        default:
+          throw new TypeError(
+            `Cannot run command: unknown kind "${(msg as { kind: string }).kind}"`,
+          );
+      }
+    } catch (error) {
+      this.#log(errorText(error));
+      reply(false, { error: errorText(error) });
+    }
+  }
+
+  /** Re-reads INFO of `task` after a role change and sends stats at once. */
+  async #refresh(task: Task): Promise<void> {
+    try {
+      task.info = await task.proc!.client.info(this.#opts.checkTimeoutMs);
+    } catch {
+      // The monitor will tell.
+    }
+    this.#sendStats();
+  }
+}
