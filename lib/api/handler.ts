@@ -1,0 +1,193 @@
+/**
+ * The REST API as one `fetch(Request) → Promise<Response>` handler:
+ *
+ * | route | answers |
+ * |---|---|
+ * | `POST /v1/CREATE/{name}/{capacityMB}/{masters}/{slaves}` | 201, 409, 400 |
+ * | `GET /v1/STATUS/{name}` | 200 JSON, 404 |
+ * | `GET /v1/STATUS` | 200 JSON array |
+ * | `DELETE /v1/DELETE/{name}` | 200, 404 |
+ *
+ * Every bad request gets a 4xx with one line naming what was wrong; anything
+ * unexpected becomes a plain 500, logged, with no internals in the answer.
+ *
+ * @module
+ */
+import { HttpError } from "./http_error.ts";
+import { parseCreate, parseName } from "./validate.ts";
+import type { CreateParams } from "./validate.ts";
+import { StoreUnavailableError } from "../store/store.ts";
+
+/** What the API needs from the scheduler. */
+export interface InstanceService {
+  /** `"exists"` when the name is taken. */
+  create(req: CreateParams): Promise<"created" | "exists">;
+  /** `false` when the name is unknown. */
+  delete(name: string): Promise<boolean>;
+  /** The STATUS JSON object, or `undefined` when unknown. */
+  status(name: string): unknown;
+  /** Every instance's STATUS JSON object. */
+  list(): unknown[];
+}
+
+/** Options of {@linkcode createApiHandler}. */
+export interface ApiOptions {
+  /** Log sink for unexpected errors. */
+  log?: (line: string) => void;
+  /** Largest request body accepted, bytes (default 64 KiB). */
+  maxBodyBytes?: number;
+}
+
+const ROUTES: Record<string, string> = {
+  CREATE: "POST",
+  STATUS: "GET",
+  DELETE: "DELETE",
+};
+
+function text(status: number, body: string, headers: Record<string, string> = {}): Response {
+  return new Response(body + "\n", {
+    status,
+    headers: { "content-type": "text/plain; charset=utf-8", ...headers },
+  });
+}
+
+function json(status: number, value: unknown): Response {
+  return new Response(JSON.stringify(value), {
+    status,
+    headers: { "content-type": "application/json" },
+  });
+}
+
+async function readBody(req: Request, max: number): Promise<string> {
+  if (!req.body) return "";
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > max) {
+      await reader.cancel().catch(() => {});
+      throw new HttpError(413, `Body must be at most ${max} bytes`);
+    }
+    chunks.push(value);
+  }
+  const all = new Uint8Array(size);
+  let off = 0;
+  for (const c of chunks) {
+    all.set(c, off);
+    off += c.length;
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(all);
+  } catch {
+    throw new HttpError(400, "Body must be UTF-8 text");
+  }
+}
+
+function decodeSegment(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw new HttpError(400, `Path segment ${JSON.stringify(s)} is not valid percent-encoding`);
+  }
+}
+
+/** Builds the fetch handler over `service`. */
+export function createApiHandler(
+  service: InstanceService,
+  options: ApiOptions = {},
+): (req: Request) => Promise<Response> {
+  const log = options.log ?? ((line: string) => console.error(line));
+  const maxBody = options.maxBodyBytes ?? 64 * 1024;
+
+  async function route(req: Request): Promise<Response> {
+    const url = new URL(req.url);
+    const raw = url.pathname.split("/").slice(1);
+    if (raw.length > 2 && raw[raw.length - 1] === "") raw.pop(); // a trailing slash
+    const [v1, verbRaw, ...rest] = raw;
+    const verb = verbRaw?.toUpperCase();
+    if (v1 !== "v1" || verb === undefined || !(verb in ROUTES)) {
+      throw new HttpError(404, `No such route: ${req.method} ${url.pathname}`);
+    }
+    const method = ROUTES[verb]!;
+    if (req.method !== method && !(method === "GET" && req.method === "HEAD")) {
+      throw new HttpError(
+        405,
+        `Method ${req.method} is not allowed on /v1/${verb}; use ${method}`,
+        { allow: method === "GET" ? "GET, HEAD" : method },
+      );
+    }
+    const args = rest.map(decodeSegment);
+    switch (verb) {
+      case "CREATE": {
+        if (args.length < 4) {
+          throw new HttpError(
+            400,
+            `CREATE needs /v1/CREATE/{name}/{capacityMB}/{masters}/{slaves}, but got ${url.pathname}`,
+          );
+        }
+        // Extra segments mean the name held a "/": report it as a bad name.
+        const name = args.slice(0, args.length - 3).join("/");
+        const [capacity, masters, slaves] = args.slice(args.length - 3) as [
+          string,
+          string,
+          string,
+        ];
+        parseName(name);
+        const body = await readBody(req, maxBody);
+        const params = parseCreate(name, capacity, masters, slaves, body);
+        let result: "created" | "exists";
+        try {
+          result = await service.create(params);
+        } catch (error) {
+          if (error instanceof StoreUnavailableError) {
+            log(`CREATE ${name}: ${error.message}`);
+            throw new HttpError(
+              503,
+              `Cannot create instance "${name}" now: the state store is unavailable`,
+            );
+          }
+          throw error;
+        }
+        if (result === "exists") {
+          throw new HttpError(409, `Instance "${name}" already exists`);
+        }
+        return text(201, "Request Accepted, Instance will be created.");
+      }
+      case "STATUS": {
+        if (args.length === 0 || (args.length === 1 && args[0] === "")) {
+          return json(200, service.list());
+        }
+        const name = parseName(args.join("/"));
+        const view = service.status(name);
+        if (view === undefined) throw new HttpError(404, `Instance "${name}" not found`);
+        return json(200, view);
+      }
+      case "DELETE": {
+        if (args.length === 0) {
+          throw new HttpError(400, "DELETE needs /v1/DELETE/{name}");
+        }
+        const name = parseName(args.join("/"));
+        if (!(await service.delete(name))) {
+          throw new HttpError(404, `Instance "${name}" not found`);
+        }
+        return text(200, "Request Accepted, Instance will be deleted.");
+      }
+    }
+    throw new HttpError(404, `No such route: ${req.method} ${url.pathname}`);
+  }
+
+  return async (req: Request): Promise<Response> => {
+    try {
+      return await route(req);
+    } catch (error) {
+      if (error instanceof HttpError) {
+        return text(error.status, error.message, error.headers);
+      }
+      log(`Unexpected error on ${req.method} ${req.url}: ${(error as Error)?.stack ?? error}`);
+      return text(500, "Internal Server Error");
+    }
+  };
+}

@@ -1,0 +1,107 @@
+/**
+ * Validation of CREATE requests: each field checked by one small function that
+ * names the field and the bad value.
+ *
+ * @module
+ */
+import { HttpError } from "./http_error.ts";
+
+/** Longest instance name. */
+export const MAX_NAME_LENGTH = 64;
+/** Largest capacity, MB. */
+export const MAX_CAPACITY_MB = 65536;
+/** Most slaves of one instance. */
+export const MAX_SLAVES = 100;
+/** Largest Distribution. */
+export const MAX_DISTRIBUTION = 100;
+
+/** A checked CREATE request. */
+export interface CreateParams {
+  name: string;
+  capacityMB: number;
+  masters: number;
+  slaves: number;
+  distribution: number;
+}
+
+function show(value: string): string {
+  return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value);
+}
+
+/** Checks an instance name: 1 to 64 letters, digits, `-`, `_`. */
+export function parseName(raw: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(raw) || raw.length > MAX_NAME_LENGTH) {
+    throw new HttpError(
+      400,
+      `Field "name" must be 1 to ${MAX_NAME_LENGTH} letters, digits, "-" or "_", but got ${
+        show(raw)
+      }`,
+    );
+  }
+  return raw;
+}
+
+function wholeNumber(field: string, raw: string, min: number, max: number, unit = ""): number {
+  const n = /^\d{1,9}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new HttpError(
+      400,
+      `Field "${field}" must be a whole number${unit} from ${min} to ${max}, but got ${show(raw)}`,
+    );
+  }
+  return n;
+}
+
+/** Checks the path fields of CREATE and the optional JSON body. */
+export function parseCreate(
+  name: string,
+  capacity: string,
+  masters: string,
+  slaves: string,
+  body: string,
+): CreateParams {
+  const params: CreateParams = {
+    name: parseName(name),
+    capacityMB: wholeNumber("capacity", capacity, 1, MAX_CAPACITY_MB, " of MB"),
+    masters: 1,
+    slaves: 0,
+    distribution: 1,
+  };
+  if (masters !== "1") {
+    throw new HttpError(
+      400,
+      `Field "masters": masters must be 1; Redis Cluster is not supported yet, but got ${
+        show(masters)
+      }`,
+    );
+  }
+  params.slaves = wholeNumber("slaves", slaves, 0, MAX_SLAVES);
+  params.distribution = parseBody(body);
+  return params;
+}
+
+/** Reads `{"Distribution": n}` from the body; an empty body means Distribution 1. */
+function parseBody(body: string): number {
+  if (body.trim() === "") return 1;
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch (error) {
+    throw new HttpError(400, `Body must be a JSON object: ${(error as Error).message}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new HttpError(400, `Body must be a JSON object, but got ${show(body)}`);
+  }
+  const d = (value as Record<string, unknown>).Distribution;
+  if (d === undefined || d === null) return 1;
+  const n = typeof d === "number" ? d : typeof d === "string" && /^\d+$/.test(d) ? Number(d) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_DISTRIBUTION) {
+    throw new HttpError(
+      400,
+      `Field "Distribution" must be a whole number from 1 to ${MAX_DISTRIBUTION}, but got ${
+        JSON.stringify(d)
+      }`,
+    );
+  }
+  return n;
+}

@@ -1,0 +1,876 @@
+/**
+ * The scheduler core: the one owner of the instance state. Everything that
+ * changes it — API requests, Mesos events, timer ticks — goes through one
+ * queue and runs to completion before the next. Decisions come from the pure
+ * `plan` and `match`; this file is the thin driver that persists each change
+ * (compare-and-set) before acting on Mesos.
+ *
+ * @module
+ */
+import type { Store } from "../store/store.ts";
+import type {
+  ExecutorInfo,
+  Offer,
+  SchedulerEvent,
+  TaskInfo,
+  TaskState,
+  TaskStatus,
+} from "../mesos/types.ts";
+import type { InstanceRecord, InstanceType, ProcessRecord } from "../model.ts";
+import {
+  decodeMessage,
+  encodeMessage,
+  type ExecutorToScheduler,
+  type RedisStats,
+  type RedisTaskSpec,
+  type SchedulerToExecutor,
+} from "../executor_messages.ts";
+import { DEFAULT_RESOURCES, match, type TaskResources } from "./match.ts";
+import { type Action, addressOf, isLive, type ObservedStats, plan } from "./plan.ts";
+import { buildTaskInfo, EXECUTOR_ID, parseTaskId, taskIdOf } from "./tasks.ts";
+import { type InstanceView, instanceView } from "./status_view.ts";
+
+/** The Mesos calls the scheduler makes (a `SchedulerClient` behind an adapter). */
+export interface MesosPort {
+  /** Launches `tasks` on one offer; unused resources are declined for `refuseSeconds`. */
+  launch(offerId: string, tasks: TaskInfo[], refuseSeconds: number): Promise<void>;
+  decline(offerIds: string[], refuseSeconds: number): Promise<void>;
+  revive(): Promise<void>;
+  suppress(): Promise<void>;
+  kill(taskId: string, agentId?: string): Promise<void>;
+  acknowledge(agentId: string, taskId: string, uuid: Uint8Array): Promise<void>;
+  reconcile(tasks: { taskId: string; agentId?: string }[]): Promise<void>;
+  message(agentId: string, executorId: string, data: Uint8Array): Promise<void>;
+}
+
+/** A CREATE request, already validated. */
+export interface CreateRequest {
+  name: string;
+  capacityMB: number;
+  masters: number;
+  slaves: number;
+  distribution: number;
+}
+
+/** Options of {@linkcode Scheduler}. */
+export interface SchedulerOptions {
+  store: Store;
+  /** Key prefix, e.g. `/mr-redis`. */
+  prefix: string;
+  /** The ExecutorInfo put in every task. */
+  executorInfo: ExecutorInfo;
+  resources?: TaskResources;
+  /** Log sink (one line per call). */
+  log?: (line: string) => void;
+  /** Clock (ms since the epoch). */
+  now?: () => number;
+  /** Period of the timer tick, ms (default 1000; 0 disables it). */
+  tickMs?: number;
+}
+
+interface ProcState {
+  rec: ProcessRecord;
+  version: string | null;
+}
+
+interface InstState {
+  rec: InstanceRecord;
+  version: string | null;
+  procs: Map<string, ProcState>;
+}
+
+interface Inflight {
+  commandId: string;
+  kind: SchedulerToExecutor["kind"];
+  instance: string;
+  procId: string;
+  sentAt: number;
+}
+
+/** Raised when a compare-and-set write lost against another writer. */
+export class ConflictError extends Error {
+  /** The version found in the store (`null` when the key is gone). */
+  readonly current: string | null;
+  /** Creates the error. */
+  constructor(message: string, current: string | null, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ConflictError";
+    this.current = current;
+  }
+}
+
+const TERMINAL_OR_LOST = new Set<TaskState>([
+  "TASK_FINISHED",
+  "TASK_FAILED",
+  "TASK_KILLED",
+  "TASK_ERROR",
+  "TASK_LOST",
+  "TASK_DROPPED",
+  "TASK_GONE",
+  "TASK_GONE_BY_OPERATOR",
+  "TASK_UNREACHABLE",
+  "TASK_UNKNOWN",
+]);
+const MAYBE_ALIVE = new Set(["TASK_UNREACHABLE", "TASK_UNKNOWN", "TASK_LOST"]);
+const COMMAND_TIMEOUT_MS = 5_000;
+const REVIVE_MIN_INTERVAL_MS = 1_000;
+const IMPLICIT_RECONCILE_MS = 10 * 60_000;
+
+/** Relaunch delay after `failures` consecutive failures: 0.5 s doubling, capped at 30 s. */
+export function backoffMs(failures: number): number {
+  return Math.min(30_000, 500 * 2 ** Math.max(0, failures - 1));
+}
+
+function describeStatus(s: TaskStatus): string {
+  const parts: string[] = [s.state];
+  if (s.reason) parts.push(s.reason);
+  if (s.source) parts.push(`from ${s.source}`);
+  return `${parts.join(" ")}${s.message ? `: ${s.message}` : ""}`;
+}
+
+/** The scheduler core. See the module doc. */
+export class Scheduler {
+  readonly #store: Store;
+  readonly #prefix: string;
+  readonly #executorInfo: ExecutorInfo;
+  readonly #resources: TaskResources;
+  readonly #log: (line: string) => void;
+  readonly #now: () => number;
+  readonly #tickMs: number;
+
+  readonly #instances = new Map<string, InstState>();
+  readonly #stats = new Map<string, RedisStats>();
+  readonly #inflight = new Map<string, Inflight>();
+  #placementReasons: Record<string, string> = {};
+  #mesos: MesosPort | undefined;
+  #subscribed = false;
+  #suppressed = false;
+  #lastLaunchable = new Set<string>();
+  #needRevive = false;
+  #lastReviveAt = 0;
+  #lastImplicitReconcile = 0;
+  #frameworkId: string | undefined;
+  #frameworkIdVersion: string | null = null;
+  #queue: Promise<unknown> = Promise.resolve();
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #commandSeq = 0;
+  #stopped = false;
+
+  /** Creates a core; call {@linkcode Scheduler.load} before anything else. */
+  constructor(options: SchedulerOptions) {
+    this.#store = options.store;
+    this.#prefix = options.prefix.replace(/\/+$/, "");
+    this.#executorInfo = options.executorInfo;
+    this.#resources = options.resources ?? DEFAULT_RESOURCES;
+    this.#log = options.log ?? (() => {});
+    this.#now = options.now ?? Date.now;
+    this.#tickMs = options.tickMs ?? 1000;
+  }
+
+  // ---- store layout ----
+
+  #instKey(name: string): string {
+    return `${this.#prefix}/instances/${name}`;
+  }
+  #procKey(name: string, procId: string): string {
+    return `${this.#instKey(name)}/procs/${procId}`;
+  }
+  #fwKey(): string {
+    return `${this.#prefix}/framework_id`;
+  }
+
+  /** The FrameworkID loaded from the store (or set by SUBSCRIBED). */
+  get frameworkId(): string | undefined {
+    return this.#frameworkId;
+  }
+
+  /**
+   * Loads the framework id and every instance with its processes from the
+   * store, eagerly, so STATUS lists them at once. Starts the timer tick.
+   */
+  async load(): Promise<void> {
+    const fw = await this.#store.get(this.#fwKey());
+    if (fw) {
+      this.#frameworkId = fw.value || undefined;
+      this.#frameworkIdVersion = fw.version;
+    }
+    const base = `${this.#prefix}/instances/`;
+    const entries = await this.#store.list(`${this.#prefix}/instances`);
+    const procs: { name: string; id: string; rec: ProcessRecord; version: string }[] = [];
+    for (const e of entries) {
+      if (!e.key.startsWith(base)) continue;
+      const rest = e.key.slice(base.length).split("/");
+      try {
+        if (rest.length === 1 && rest[0]) {
+          const rec = JSON.parse(e.value) as InstanceRecord;
+          this.#instances.set(rec.name, { rec, version: e.version, procs: new Map() });
+        } else if (rest.length === 3 && rest[1] === "procs") {
+          procs.push({
+            name: rest[0]!,
+            id: rest[2]!,
+            rec: JSON.parse(e.value) as ProcessRecord,
+            version: e.version,
+          });
+        }
+      } catch (error) {
+        this.#log(`Skipping unreadable store key "${e.key}": ${(error as Error).message}`);
+      }
+    }
+    for (const p of procs) {
+      const inst = this.#instances.get(p.name);
+      if (inst) inst.procs.set(p.id, { rec: p.rec, version: p.version });
+      else {
+        this.#log(`Removing orphan process key of unknown instance "${p.name}"`);
+        await this.#store.delete(this.#procKey(p.name, p.id)).catch(() => {});
+      }
+    }
+    this.#log(`Loaded ${this.#instances.size} instance(s) from ${this.#store.description}`);
+    if (this.#tickMs > 0) {
+      this.#timer = setInterval(() => {
+        this.#enqueue(() => this.#reconcile()).catch(() => {});
+      }, this.#tickMs);
+    }
+  }
+
+  /** Connects the core to Mesos (before the client starts delivering events). */
+  attach(mesos: MesosPort): void {
+    this.#mesos = mesos;
+  }
+
+  /** Stops the timer and waits for the queue to drain. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    await this.#queue.catch(() => {});
+  }
+
+  /** Runs `fn` after everything queued before it; the single writer of the state. */
+  #enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn);
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  // ---- reads (synchronous snapshots of the state) ----
+
+  /** The STATUS view of one instance, or `undefined`. */
+  status(name: string): InstanceView | undefined {
+    const inst = this.#instances.get(name);
+    if (!inst) return undefined;
+    return instanceView(
+      inst.rec,
+      [...inst.procs.values()].map((p) => p.rec),
+      this.#stats,
+      this.#placementReasons[name],
+    );
+  }
+
+  /** The STATUS view of every instance, oldest first. */
+  list(): InstanceView[] {
+    return [...this.#instances.values()]
+      .sort((a, b) => a.rec.createdAt - b.rec.createdAt || (a.rec.name < b.rec.name ? -1 : 1))
+      .map((i) => this.status(i.rec.name)!);
+  }
+
+  // ---- API requests ----
+
+  /** Creates an instance; `"exists"` when the name is taken (also while DELETING). */
+  create(req: CreateRequest): Promise<"created" | "exists"> {
+    return this.#enqueue(async () => {
+      if (this.#instances.has(req.name)) return "exists" as const;
+      const now = this.#now();
+      const type: InstanceType = req.slaves === 0 ? "S" : "MS";
+      const rec: InstanceRecord = {
+        name: req.name,
+        type,
+        status: "CREATING",
+        capacityMB: req.capacityMB,
+        masters: req.masters,
+        slaves: req.slaves,
+        distribution: req.distribution,
+        masterId: "p1",
+        reason: `Waiting for ${req.masters + req.slaves} of ${
+          req.masters + req.slaves
+        } processes to be placed`,
+        rev: 1,
+        createdAt: now,
+        updatedAt: now,
+      };
+      const version = await this.#store.cas(this.#instKey(req.name), JSON.stringify(rec), null);
+      if (version === undefined) return "exists" as const;
+      const inst: InstState = { rec, version, procs: new Map() };
+      for (let i = 1; i <= req.masters + req.slaves; i++) {
+        const p: ProcessRecord = {
+          id: `p${i}`,
+          taskId: "",
+          role: i === 1 ? "master" : "slave",
+          state: "PENDING",
+          launchCount: 0,
+          failures: 0,
+          updatedAt: now,
+        };
+        const key = this.#procKey(req.name, p.id);
+        let v = await this.#store.cas(key, JSON.stringify(p), null);
+        // A leftover key from an interrupted delete: overwrite it.
+        v ??= await this.#store.put(key, JSON.stringify(p));
+        inst.procs.set(p.id, { rec: p, version: v });
+      }
+      this.#instances.set(req.name, inst);
+      this.#log(
+        `Instance ${req.name} accepted: ${type}, ${req.capacityMB} MB, ${req.slaves} slave(s), Distribution ${req.distribution}`,
+      );
+      this.#kick();
+      return "created" as const;
+    });
+  }
+
+  /** Starts deleting an instance; `false` when unknown. */
+  delete(name: string): Promise<boolean> {
+    return this.#enqueue(async () => {
+      const inst = this.#instances.get(name);
+      if (!inst) return false;
+      if (inst.rec.status !== "DELETING") {
+        await this.#saveInstance(inst, { status: "DELETING", reason: "Deleting every process" });
+        this.#log(`Instance ${name} is being deleted`);
+      }
+      this.#kick();
+      return true;
+    });
+  }
+
+  /** Queues a reconcile pass without waiting for it. */
+  #kick(): void {
+    if (this.#stopped) return;
+    this.#enqueue(() => this.#reconcile()).catch((e) =>
+      this.#log(`Reconcile failed: ${(e as Error).message}`)
+    );
+  }
+
+  // ---- Mesos events ----
+
+  /** Handles one Mesos event (call in the order received; resolves once handled). */
+  handleEvent(event: SchedulerEvent): Promise<void> {
+    return this.#enqueue(async () => {
+      try {
+        await this.#handleEvent(event);
+      } catch (error) {
+        this.#log(`Error handling ${event.type ?? "UNKNOWN"} event: ${(error as Error).stack}`);
+      }
+    });
+  }
+
+  /** Marks the Mesos subscription as lost (offers void, calls refused). */
+  disconnected(): Promise<void> {
+    return this.#enqueue(() => {
+      this.#subscribed = false;
+      return Promise.resolve();
+    });
+  }
+
+  async #handleEvent(event: SchedulerEvent): Promise<void> {
+    switch (event.type) {
+      case "SUBSCRIBED":
+        return await this.#onSubscribed(event.subscribed!.framework_id.value);
+      case "OFFERS":
+        return await this.#onOffers(event.offers?.offers ?? []);
+      case "UPDATE":
+        return await this.#onUpdate(event.update!.status);
+      case "MESSAGE":
+        return await this.#onMessage(
+          event.message!.agent_id.value,
+          event.message!.data,
+        );
+      case "FAILURE": {
+        const f = event.failure ?? {};
+        this.#log(
+          `Mesos FAILURE: agent ${f.agent_id?.value ?? "?"}${
+            f.executor_id ? ` executor ${f.executor_id.value} status ${f.status}` : ""
+          }`,
+        );
+        return;
+      }
+      case "ERROR":
+        this.#log(`Mesos ERROR: ${event.error?.message}`);
+        if (/removed/i.test(event.error?.message ?? "")) {
+          // The framework id is dead; the next subscription must register anew.
+          await this.#store.delete(this.#fwKey()).catch(() => {});
+          this.#frameworkId = undefined;
+          this.#frameworkIdVersion = null;
+        }
+        this.#subscribed = false;
+        return;
+      default:
+        return; // HEARTBEAT, RESCIND (we hold no offers), inverse offers...
+    }
+  }
+
+  async #onSubscribed(frameworkId: string): Promise<void> {
+    this.#subscribed = true;
+    this.#suppressed = false;
+    this.#lastLaunchable = new Set();
+    if (frameworkId !== this.#frameworkId) {
+      this.#frameworkIdVersion = await this.#store.put(this.#fwKey(), frameworkId);
+      this.#frameworkId = frameworkId;
+      this.#log(`Registered with Mesos as framework ${frameworkId}`);
+    } else {
+      this.#log(`Re-subscribed to Mesos as framework ${frameworkId}`);
+    }
+    const known: { taskId: string; agentId?: string }[] = [];
+    for (const inst of this.#instances.values()) {
+      for (const { rec } of inst.procs.values()) {
+        if (rec.taskId && (isLive(rec) || (rec.lastState && MAYBE_ALIVE.has(rec.lastState)))) {
+          known.push({ taskId: rec.taskId, ...(rec.agentId ? { agentId: rec.agentId } : {}) });
+        }
+      }
+    }
+    await this.#call("reconcile", () => this.#mesos!.reconcile(known));
+    await this.#call("reconcile", () => this.#mesos!.reconcile([]));
+    this.#lastImplicitReconcile = this.#now();
+    await this.#reconcile();
+  }
+
+  async #onOffers(offers: Offer[]): Promise<void> {
+    if (!this.#mesos || offers.length === 0) return;
+    const { launchable } = this.#plan();
+    const placements: Record<string, Record<string, number>> = {};
+    const avoidPorts: Record<string, number[]> = {};
+    for (const inst of this.#instances.values()) {
+      const counts: Record<string, number> = {};
+      for (const { rec } of inst.procs.values()) {
+        if (rec.agentId && rec.port) (avoidPorts[rec.agentId] ??= []).push(rec.port);
+        if (rec.agentId && isLive(rec)) counts[rec.agentId] = (counts[rec.agentId] ?? 0) + 1;
+      }
+      placements[inst.rec.name] = counts;
+    }
+    const result = match(launchable, offers, placements, {
+      executorId: EXECUTOR_ID,
+      resources: this.#resources,
+      avoidPorts,
+    });
+    this.#placementReasons = result.unplaced;
+    for (const launch of result.launches) {
+      const infos: TaskInfo[] = [];
+      const launched: { inst: InstState; procId: string }[] = [];
+      for (const task of launch.tasks) {
+        const inst = this.#instances.get(task.instance);
+        const p = inst?.procs.get(task.procId);
+        if (!inst || !p) continue;
+        const n = (p.rec.launchCount ?? 0) + 1;
+        const taskId = taskIdOf(task.instance, task.procId, n);
+        const master = inst.procs.get(inst.rec.masterId ?? "")?.rec;
+        const isSlave = task.role === "slave";
+        const spec: RedisTaskSpec = {
+          instance: task.instance,
+          procId: task.procId,
+          role: task.role,
+          port: task.port,
+          capacityMB: inst.rec.capacityMB,
+          dataDir: `${task.instance}-${inst.rec.createdAt}-${task.procId}`,
+          ...(isSlave && master?.host && master.port
+            ? { master: { host: master.host, port: master.port } }
+            : {}),
+        };
+        try {
+          await this.#saveProc(inst, p, {
+            taskId,
+            launchCount: n,
+            role: task.role,
+            state: "STAGING",
+            agentId: launch.agentId,
+            host: launch.hostname,
+            port: task.port,
+            executorId: EXECUTOR_ID,
+            replicaOf: isSlave ? addressOf(master) : undefined,
+            lastState: "TASK_STAGING",
+            reason: undefined,
+            killSentAt: undefined,
+          });
+        } catch (error) {
+          this.#log(`Not launching ${taskId}: ${(error as Error).message}`);
+          continue;
+        }
+        infos.push(buildTaskInfo(task, taskId, launch.agentId, this.#executorInfo, spec));
+        launched.push({ inst, procId: task.procId });
+        this.#log(
+          `Launching ${taskId} (${task.role}) on ${launch.hostname}:${task.port} agent ${launch.agentId}`,
+        );
+      }
+      if (infos.length === 0) {
+        await this.#call("decline", () => this.#mesos!.decline([launch.offerId.value], 5));
+        continue;
+      }
+      const ok = await this.#call(
+        "launch",
+        () => this.#mesos!.launch(launch.offerId.value, infos, 5),
+      );
+      if (!ok) {
+        for (const { inst, procId } of launched) {
+          const p = inst.procs.get(procId)!;
+          await this.#markLost(inst, p, "Launch call failed", "TASK_DROPPED").catch(() => {});
+        }
+      }
+    }
+    if (result.declines.length) {
+      const refuse = launchable.length > 0 ? 5 : 30;
+      await this.#call(
+        "decline",
+        () => this.#mesos!.decline(result.declines.map((o) => o.value), refuse),
+      );
+    }
+    await this.#reconcile();
+  }
+
+  async #onUpdate(status: TaskStatus): Promise<void> {
+    const taskId = status.task_id.value;
+    const agentId = status.agent_id?.value;
+    const ids = parseTaskId(taskId);
+    const inst = ids ? this.#instances.get(ids.instance) : undefined;
+    const p = ids ? inst?.procs.get(ids.procId) : undefined;
+    const state = status.state;
+    if (!inst || !p || p.rec.taskId !== taskId) {
+      // Not a task we track (a deleted instance, an older launch): it must not run.
+      if (!TERMINAL_OR_LOST.has(state)) {
+        this.#log(`Killing unknown task ${taskId} (${state})`);
+        await this.#call("kill", () => this.#mesos!.kill(taskId, agentId));
+      }
+    } else if (state === "TASK_RUNNING") {
+      this.#stats.delete(taskId); // fresh stats will follow
+      if (p.rec.state === "KILLING") {
+        // keep killing
+      } else if (p.rec.state !== "RUNNING" || p.rec.lastState !== state) {
+        await this.#saveProc(inst, p, {
+          state: "RUNNING",
+          lastState: state,
+          failures: 0,
+          retryAt: undefined,
+          reason: undefined,
+          ...(agentId ? { agentId } : {}),
+        });
+        this.#log(`Task ${taskId} is RUNNING`);
+      }
+    } else if (TERMINAL_OR_LOST.has(state)) {
+      this.#stats.delete(taskId);
+      this.#inflight.delete(taskId);
+      if (inst.rec.status === "DELETING") {
+        await this.#saveProc(inst, p, { state: "DONE", lastState: state });
+      } else if (p.rec.state === "KILLING") {
+        // We killed it on purpose (fenced): relaunch at once.
+        await this.#saveProc(inst, p, {
+          state: "LOST",
+          lastState: state,
+          retryAt: this.#now(),
+          reason: `Killed by the scheduler (${state})`,
+        });
+      } else if (p.rec.state !== "LOST" || p.rec.lastState !== state) {
+        await this.#markLost(inst, p, describeStatus(status), state);
+      }
+    } else if (p.rec.lastState !== state) {
+      p.rec = { ...p.rec, lastState: state }; // STAGING/STARTING/KILLING: no decision hangs on it
+    }
+    if (status.uuid && agentId) {
+      await this.#call(
+        "acknowledge",
+        () => this.#mesos!.acknowledge(agentId, taskId, status.uuid!),
+      );
+    }
+    await this.#reconcile();
+  }
+
+  async #markLost(inst: InstState, p: ProcState, reason: string, state: string): Promise<void> {
+    const failures = (p.rec.failures ?? 0) + 1;
+    const delay = backoffMs(failures);
+    await this.#saveProc(inst, p, {
+      state: "LOST",
+      lastState: state,
+      failures,
+      retryAt: this.#now() + delay,
+      reason: `${reason} (attempt ${failures}, retrying in ${Math.ceil(delay / 1000)} s)`,
+    });
+    this.#log(`Task ${p.rec.taskId} of ${inst.rec.name} lost: ${reason}`);
+  }
+
+  async #onMessage(agentId: string, data: Uint8Array): Promise<void> {
+    let msg: ExecutorToScheduler;
+    try {
+      msg = decodeMessage<ExecutorToScheduler>(data);
+    } catch (error) {
+      this.#log(`Ignoring message from agent ${agentId}: ${(error as Error).message}`);
+      return;
+    }
+    if (msg.kind === "stats" && Array.isArray(msg.stats)) {
+      for (const s of msg.stats) {
+        const ids = parseTaskId(s.taskId);
+        const p = ids && this.#instances.get(ids.instance)?.procs.get(ids.procId);
+        if (p && p.rec.taskId === s.taskId) this.#stats.set(s.taskId, s);
+      }
+    } else if (msg.kind === "result") {
+      for (const [taskId, c] of this.#inflight) {
+        if (c.commandId !== msg.commandId) continue;
+        this.#inflight.delete(taskId);
+        this.#log(
+          `Command ${c.kind} ${c.instance}/${c.procId}: ${
+            msg.ok ? "done" : `failed: ${msg.error}`
+          }`,
+        );
+        if (!msg.ok && c.kind === "replicaof") {
+          const inst = this.#instances.get(c.instance);
+          const p = inst?.procs.get(c.procId);
+          if (inst && p) await this.#saveProc(inst, p, { replicaOf: undefined });
+        }
+      }
+    }
+    await this.#reconcile();
+  }
+
+  // ---- the reconcile pass ----
+
+  #plan() {
+    const processes: Record<string, ProcessRecord[]> = {};
+    for (const [name, inst] of this.#instances) {
+      processes[name] = [...inst.procs.values()].map((p) => p.rec);
+    }
+    const stats = new Map<string, ObservedStats>();
+    for (const [taskId, s] of this.#stats) {
+      stats.set(taskId, { role: s.role, inSync: s.inSync, replOffset: s.replOffset });
+    }
+    return plan({
+      instances: [...this.#instances.values()].map((i) => i.rec),
+      processes,
+      stats,
+      inflight: new Set(this.#inflight.keys()),
+      now: this.#now(),
+    });
+  }
+
+  async #reconcile(): Promise<void> {
+    if (this.#stopped) return;
+    const now = this.#now();
+    for (const [taskId, c] of this.#inflight) {
+      if (now - c.sentAt > COMMAND_TIMEOUT_MS) {
+        this.#log(`Command ${c.kind} for ${taskId} timed out`);
+        this.#inflight.delete(taskId);
+      }
+    }
+    const { actions, launchable } = this.#plan();
+    for (const action of actions) {
+      try {
+        await this.#perform(action);
+      } catch (error) {
+        this.#log(
+          `Action ${action.type} on ${action.instance} failed: ${(error as Error).message}`,
+        );
+      }
+    }
+    await this.#offerControl(launchable.map((p) => `${p.instance}/${p.procId}`));
+    if (this.#subscribed && now - this.#lastImplicitReconcile > IMPLICIT_RECONCILE_MS) {
+      this.#lastImplicitReconcile = now;
+      await this.#call("reconcile", () => this.#mesos!.reconcile([]));
+    }
+  }
+
+  /** REVIVE when new work waits (at most once a second), SUPPRESS when none does. */
+  async #offerControl(keys: string[]): Promise<void> {
+    if (!this.#mesos || !this.#subscribed) return;
+    const now = this.#now();
+    if (keys.length === 0) {
+      this.#needRevive = false;
+      if (!this.#suppressed) {
+        if (await this.#call("suppress", () => this.#mesos!.suppress())) this.#suppressed = true;
+      }
+    } else {
+      if (this.#suppressed || keys.some((k) => !this.#lastLaunchable.has(k))) {
+        this.#needRevive = true;
+      }
+      if (this.#needRevive && now - this.#lastReviveAt >= REVIVE_MIN_INTERVAL_MS) {
+        if (await this.#call("revive", () => this.#mesos!.revive())) {
+          this.#suppressed = false;
+          this.#needRevive = false;
+          this.#lastReviveAt = now;
+        }
+      }
+    }
+    this.#lastLaunchable = new Set(keys);
+  }
+
+  async #perform(action: Action): Promise<void> {
+    const inst = this.#instances.get(action.instance);
+    if (!inst) return;
+    const proc = "procId" in action ? inst.procs.get(action.procId) : undefined;
+    switch (action.type) {
+      case "status":
+        await this.#saveInstance(inst, {
+          status: action.status,
+          reason: action.reason,
+        });
+        this.#log(
+          `Instance ${inst.rec.name} is ${action.status}${
+            action.reason ? ` (${action.reason})` : ""
+          }`,
+        );
+        return;
+      case "kill":
+        if (!proc) return;
+        await this.#saveProc(inst, proc, { state: "KILLING", killSentAt: this.#now() });
+        await this.#call("kill", () => this.#mesos!.kill(action.taskId, action.agentId));
+        return;
+      case "relaunch":
+        if (!proc) return;
+        if (proc.rec.lastState && MAYBE_ALIVE.has(proc.rec.lastState) && proc.rec.taskId) {
+          // The old task may come back; make sure it does not.
+          await this.#call("kill", () => this.#mesos!.kill(proc.rec.taskId, proc.rec.agentId));
+        }
+        await this.#saveProc(inst, proc, { state: "PENDING", retryAt: undefined });
+        return;
+      case "forget":
+        await this.#forget(inst);
+        return;
+      case "promote": {
+        if (!proc) return;
+        const old = action.oldMasterId ? inst.procs.get(action.oldMasterId) : undefined;
+        if (inst.rec.masterId !== proc.rec.id || inst.rec.promotingId !== proc.rec.id) {
+          await this.#saveInstance(inst, {
+            masterId: proc.rec.id,
+            promotingId: proc.rec.id,
+            status: inst.rec.status === "CREATING" ? "CREATING" : "FAILING_OVER",
+            reason: `Promoting ${proc.rec.id} to master`,
+          });
+          this.#log(
+            `Instance ${inst.rec.name}: promoting ${proc.rec.id} (${addressOf(proc.rec)})${
+              old ? ` in place of ${old.rec.id}` : ""
+            }`,
+          );
+        }
+        if (proc.rec.role !== "master" || proc.rec.replicaOf !== undefined) {
+          await this.#saveProc(inst, proc, { role: "master", replicaOf: undefined });
+        }
+        if (old && old.rec.role !== "slave") await this.#saveProc(inst, old, { role: "slave" });
+        await this.#command(inst, proc, { kind: "promote", taskId: proc.rec.taskId });
+        return;
+      }
+      case "promoted":
+        await this.#saveInstance(inst, { promotingId: undefined });
+        this.#log(`Instance ${inst.rec.name}: ${action.procId} is the master`);
+        return;
+      case "fence":
+        if (!proc) return;
+        await this.#command(inst, proc, { kind: "fence", taskId: proc.rec.taskId });
+        await this.#call("kill", () => this.#mesos!.kill(proc.rec.taskId, proc.rec.agentId));
+        return;
+      case "replicaof":
+        if (!proc) return;
+        await this.#saveProc(inst, proc, { replicaOf: `${action.host}:${action.port}` });
+        await this.#command(inst, proc, {
+          kind: "replicaof",
+          taskId: proc.rec.taskId,
+          host: action.host,
+          port: action.port,
+        });
+        return;
+    }
+  }
+
+  async #command(
+    inst: InstState,
+    p: ProcState,
+    cmd:
+      | { kind: "promote"; taskId: string }
+      | { kind: "fence"; taskId: string }
+      | { kind: "replicaof"; taskId: string; host: string; port: number },
+  ): Promise<void> {
+    if (!p.rec.agentId) return;
+    const commandId = `c${++this.#commandSeq}-${this.#now()}`;
+    const msg = { ...cmd, commandId } as SchedulerToExecutor;
+    this.#inflight.set(p.rec.taskId, {
+      commandId,
+      kind: cmd.kind,
+      instance: inst.rec.name,
+      procId: p.rec.id,
+      sentAt: this.#now(),
+    });
+    const agentId = p.rec.agentId;
+    await this.#call(
+      "message",
+      () => this.#mesos!.message(agentId, p.rec.executorId ?? EXECUTOR_ID, encodeMessage(msg)),
+    );
+  }
+
+  async #forget(inst: InstState): Promise<void> {
+    const name = inst.rec.name;
+    for (const p of inst.procs.values()) {
+      if (p.rec.taskId && p.rec.lastState && MAYBE_ALIVE.has(p.rec.lastState)) {
+        await this.#call("kill", () => this.#mesos!.kill(p.rec.taskId, p.rec.agentId));
+      }
+      this.#stats.delete(p.rec.taskId);
+      this.#inflight.delete(p.rec.taskId);
+    }
+    for (const p of inst.procs.values()) await this.#store.delete(this.#procKey(name, p.rec.id));
+    // Anything else under the instance (written by an older version) goes too.
+    for (const e of await this.#store.list(`${this.#instKey(name)}/`)) {
+      await this.#store.delete(e.key);
+    }
+    await this.#store.delete(this.#instKey(name));
+    this.#instances.delete(name);
+    delete this.#placementReasons[name];
+    this.#log(`Instance ${name} deleted`);
+  }
+
+  /** Makes a Mesos call; logs and returns false when it fails (the plan retries later). */
+  async #call(what: string, fn: () => Promise<void>): Promise<boolean> {
+    if (!this.#mesos) return false;
+    try {
+      await fn();
+      return true;
+    } catch (error) {
+      this.#log(`Mesos ${what} failed: ${(error as Error).message}`);
+      return false;
+    }
+  }
+
+  // ---- persistence (compare-and-set) ----
+
+  async #saveInstance(inst: InstState, patch: Partial<InstanceRecord>): Promise<void> {
+    const rec: InstanceRecord = {
+      ...inst.rec,
+      ...patch,
+      rev: inst.rec.rev + 1,
+      updatedAt: this.#now(),
+    };
+    try {
+      inst.version = await this.#cas(this.#instKey(rec.name), JSON.stringify(rec), inst.version);
+    } catch (error) {
+      if (error instanceof ConflictError) inst.version = error.current;
+      throw error;
+    }
+    inst.rec = rec;
+  }
+
+  async #saveProc(inst: InstState, p: ProcState, patch: Partial<ProcessRecord>): Promise<void> {
+    const rec: ProcessRecord = { ...p.rec, ...patch, updatedAt: this.#now() };
+    try {
+      p.version = await this.#cas(
+        this.#procKey(inst.rec.name, rec.id),
+        JSON.stringify(rec),
+        p.version,
+      );
+    } catch (error) {
+      if (error instanceof ConflictError) p.version = error.current;
+      throw error;
+    }
+    p.rec = rec;
+  }
+
+  async #cas(key: string, value: string, version: string | null): Promise<string> {
+    const v = await this.#store.cas(key, value, version);
+    if (v !== undefined) return v;
+    // Someone else wrote the key. We are the only writer by design: fail this
+    // write (the plan retries it) and take the current version for the next one.
+    const now = await this.#store.get(key);
+    throw new ConflictError(
+      `Store key "${key}" was changed by another writer (expected version ${version}, found ${
+        now?.version ?? "none"
+      })`,
+      now?.version ?? null,
+    );
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The STATUS JSON of an instance, with the original mr-redis field names.
+ *
+ * @module
+ */
+import type { InstanceRecord, ProcessRecord } from "../model.ts";
+import type { RedisStats } from "../executor_messages.ts";
+import { compareProcIds } from "./promotion.ts";
+
+/** One redis process in STATUS (original fields first). */
+export interface ProcessView {
+  IP: string;
+  /** The port, as a string (as the original). */
+  Port: string;
+  /** Capacity in MB. */
+  MemoryCapacity: number;
+  /** `used_memory` in bytes. */
+  MemoryUsed: number;
+  /** Seconds. */
+  Uptime: number;
+  ClientsConnected: number;
+  /** Seconds since the last I/O with the master (0 for a master). */
+  LastSyncedToMaster: number;
+  /** Process id within the instance. */
+  Id: string;
+  /** Scheduler-side process state (`RUNNING`, `STAGING`, `LOST`, ...). */
+  State: string;
+  /** Whether the slave is in sync with its master (from the executor's stats). */
+  InSync: boolean;
+}
+
+/** One instance in STATUS. */
+export interface InstanceView {
+  Name: string;
+  Type: string;
+  Status: string;
+  /** MB. */
+  Capacity: number;
+  Master: ProcessView | null;
+  Slaves: ProcessView[];
+  /** Why the instance is not RUNNING, or `null`. */
+  Reason: string | null;
+  Distribution: number;
+  Masters: number;
+  SlavesWanted: number;
+  ProcessesRunning: number;
+  ProcessesTotal: number;
+}
+
+function processView(
+  inst: InstanceRecord,
+  p: ProcessRecord,
+  stats: RedisStats | undefined,
+): ProcessView {
+  return {
+    IP: p.host ?? "",
+    Port: String(p.port ?? ""),
+    MemoryCapacity: inst.capacityMB,
+    MemoryUsed: stats?.memoryUsed ?? 0,
+    Uptime: stats?.uptime ?? 0,
+    ClientsConnected: stats?.clients ?? 0,
+    LastSyncedToMaster: stats?.lastIoSeconds ?? 0,
+    Id: p.id,
+    State: p.state,
+    InSync: stats?.role === "master" ? true : stats?.inSync ?? false,
+  };
+}
+
+/**
+ * Renders an instance. `stats` maps task ids to the executor's latest stats;
+ * `placementReason`, when given, explains why processes wait for offers.
+ */
+export function instanceView(
+  inst: InstanceRecord,
+  procs: readonly ProcessRecord[],
+  stats: ReadonlyMap<string, RedisStats>,
+  placementReason?: string,
+): InstanceView {
+  const sorted = [...procs].sort((a, b) => compareProcIds(a.id, b.id));
+  const master = sorted.find((p) => p.id === inst.masterId && p.host && p.port);
+  const slaves = sorted.filter((p) => p.id !== inst.masterId && p.host && p.port);
+  const running = sorted.filter((p) => p.state === "RUNNING").length;
+  const waiting = sorted.some((p) => p.state === "PENDING");
+  const reason = inst.status === "RUNNING"
+    ? null
+    : (waiting && placementReason) || inst.reason || null;
+  return {
+    Name: inst.name,
+    Type: inst.type,
+    Status: inst.status,
+    Capacity: inst.capacityMB,
+    Master: master ? processView(inst, master, stats.get(master.taskId)) : null,
+    Slaves: slaves.map((s) => processView(inst, s, stats.get(s.taskId))),
+    Reason: reason,
+    Distribution: inst.distribution,
+    Masters: inst.masters,
+    SlavesWanted: inst.slaves,
+    ProcessesRunning: running,
+    ProcessesTotal: inst.masters + inst.slaves,
+  };
+}
