@@ -1,0 +1,820 @@
+/**
+ * One agent of the local cluster: its resources, its executor HTTP API
+ * (`/api/v1/executor`, also `/slave(1)/api/v1/executor`), the executor
+ * processes it runs in their sandboxes, and the reliable delivery of their
+ * status updates (protocol reference §2 and §6 items 19–24).
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import type { ContentType } from "../codec.ts";
+import { EventStream, negotiateStream, parseCall, textResponse } from "./http.ts";
+import { fetchUris } from "./fetcher.ts";
+import {
+  type ExecutorInfo,
+  type FrameworkInfo,
+  type Id,
+  isTerminal,
+  newUuidBytes,
+  nowSeconds,
+  type Range,
+  type TaskInfo,
+  type TaskStatus,
+} from "./messages.ts";
+import {
+  addPools,
+  emptyPool,
+  type Pool,
+  poolFromResources,
+  resourcesFromPool,
+} from "./resources.ts";
+import { StatusUpdateManager } from "./status_updates.ts";
+
+/** What an agent needs from its master. */
+export interface AgentMaster {
+  /** Delivers one reliable update to the scheduler (dropped when it is not connected). */
+  forwardStatusUpdate(agent: Agent, frameworkId: string, status: TaskStatus): void;
+  /** The agent now knows `state` as the task's latest state (terminal frees resources). */
+  taskStateChanged(agent: Agent, frameworkId: string, taskId: string, state: string): void;
+  /** An executor sent a MESSAGE for its scheduler. */
+  executorMessage(agent: Agent, frameworkId: string, executorId: string, data: Uint8Array): void;
+  /** An executor is gone; `status` is its raw wait status when it ran as a process. */
+  executorTerminated(agent: Agent, frameworkId: string, executorId: string, status?: number): void;
+}
+
+/** Settings of one agent (filled in by the cluster). */
+export interface AgentOptions {
+  /** Position in the cluster (0-based). */
+  index: number;
+  /** The AgentID. */
+  id: string;
+  /** Hostname (and IP) the agent reports. */
+  hostname: string;
+  /** CPUs offered. */
+  cpus: number;
+  /** Memory offered, MB. */
+  mem: number;
+  /** The ports range offered. */
+  ports: Range;
+  /** Root of the cluster's sandboxes. */
+  workDir: string;
+  /** Executor registration timeout (Mesos: 1 min). */
+  executorRegistrationTimeoutMs: number;
+  /** Default executor shutdown grace period (Mesos: 5 s). */
+  executorShutdownGracePeriodMs: number;
+  /** First status update retry interval (Mesos: 10 s). */
+  statusUpdateRetryMs: number;
+  /** Largest status update retry interval (Mesos: 10 min). */
+  statusUpdateMaxRetryMs: number;
+  /** Log sink. */
+  log: (line: string) => void;
+}
+
+interface AgentTask {
+  info: TaskInfo;
+  state: string;
+  launched: boolean;
+}
+
+type ExecutorState = "fetching" | "registering" | "running" | "terminating" | "terminated";
+
+interface Executor {
+  frameworkId: string;
+  executorId: string;
+  info: ExecutorInfo;
+  frameworkInfo: FrameworkInfo;
+  sandbox: string;
+  containerId: string;
+  state: ExecutorState;
+  subscribed: boolean;
+  pool: Pool;
+  tasks: Map<string, AgentTask>;
+  child?: Deno.ChildProcess;
+  stream?: EventStream;
+  registrationTimer?: ReturnType<typeof setTimeout>;
+  graceTimer?: ReturnType<typeof setTimeout>;
+  exited: Promise<void>;
+}
+
+interface ExecutorCall {
+  executor_id: Id;
+  framework_id: Id;
+  type?: string;
+  subscribe?: {
+    unacknowledged_tasks?: TaskInfo[];
+    unacknowledged_updates?: { status: TaskStatus }[];
+  };
+  update?: { status: TaskStatus };
+  message?: { data: Uint8Array };
+}
+
+const SIGNALS: Record<string, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGILL: 4,
+  SIGTRAP: 5,
+  SIGABRT: 6,
+  SIGBUS: 7,
+  SIGFPE: 8,
+  SIGKILL: 9,
+  SIGUSR1: 10,
+  SIGSEGV: 11,
+  SIGUSR2: 12,
+  SIGPIPE: 13,
+  SIGALRM: 14,
+  SIGTERM: 15,
+};
+
+/** The raw POSIX wait status of an exited process (what FAILURE.status carries). */
+export function waitStatus(status: Deno.CommandStatus): number {
+  if (status.signal) return SIGNALS[status.signal] ?? 9;
+  return (status.code & 0xff) << 8;
+}
+
+/** A duration in stout syntax (`5secs`, `1500ms`), as Mesos writes it into env vars. */
+export function stoutDuration(ms: number): string {
+  if (ms % 1000 === 0) return `${ms / 1000}secs`;
+  return `${ms}ms`;
+}
+
+let setsidPath: string | null | undefined;
+function findSetsid(): string | null {
+  if (setsidPath !== undefined) return setsidPath;
+  setsidPath = null;
+  for (const p of ["/usr/bin/setsid", "/bin/setsid"]) {
+    try {
+      if (Deno.statSync(p).isFile) {
+        setsidPath = p;
+        break;
+      }
+    } catch {
+      // not there
+    }
+  }
+  return setsidPath;
+}
+
+/** Sends `signal` to the process group of `pid` (and to `pid` itself as a fallback). */
+function killTree(pid: number, signal: Deno.Signal): void {
+  try {
+    Deno.kill(-pid, signal);
+  } catch {
+    try {
+      Deno.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** One agent: executor API server, executor processes, status update manager. */
+export class Agent {
+  /** Settings. */
+  readonly options: AgentOptions;
+  /** Total resources. */
+  readonly total: Pool;
+  #master: AgentMaster;
+  #server?: Deno.HttpServer<Deno.NetAddr>;
+  #port = 0;
+  #running = false;
+  #executors = new Map<string, Executor>();
+  #updates: StatusUpdateManager;
+
+  /** Creates an agent (not yet serving). */
+  constructor(options: AgentOptions, master: AgentMaster) {
+    this.options = options;
+    this.#master = master;
+    this.total = {
+      scalars: { cpus: options.cpus, mem: options.mem },
+      ranges: { ports: [{ begin: options.ports.begin, end: options.ports.end }] },
+    };
+    this.#updates = new StatusUpdateManager({
+      initialIntervalMs: options.statusUpdateRetryMs,
+      maxIntervalMs: options.statusUpdateMaxRetryMs,
+      forward: (fid, status) => {
+        if (this.#running) this.#master.forwardStatusUpdate(this, fid, status);
+      },
+    });
+  }
+
+  /** The AgentID. */
+  get id(): string {
+    return this.options.id;
+  }
+
+  /** The executor API port (0 before start). */
+  get port(): number {
+    return this.#port;
+  }
+
+  /** True while the agent serves. */
+  get running(): boolean {
+    return this.#running;
+  }
+
+  /** `ip:port`, as in MESOS_AGENT_ENDPOINT. */
+  get endpoint(): string {
+    return `${this.options.hostname}:${this.#port}`;
+  }
+
+  /** `mesos.v1.AgentInfo` of this agent. */
+  agentInfo(): Record<string, unknown> {
+    return {
+      hostname: this.options.hostname,
+      port: this.#port,
+      resources: resourcesFromPool(this.total),
+      id: { value: this.id },
+    };
+  }
+
+  /** Starts the executor API server. */
+  start(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#server = Deno.serve({
+        hostname: "127.0.0.1",
+        port: 0,
+        onListen: (addr) => {
+          this.#port = addr.port;
+          this.#running = true;
+          resolve();
+        },
+        onError: (error) => {
+          this.options.log(`agent ${this.id}: internal error: ${(error as Error)?.stack ?? error}`);
+          return textResponse(500, "Internal server error");
+        },
+      }, (request) => this.#handle(request));
+    });
+  }
+
+  /**
+   * Stops the agent like a lost host: every executor process tree is
+   * SIGKILLed, nothing more is reported to the master, all state is dropped.
+   */
+  async stop(): Promise<void> {
+    if (!this.#running && !this.#server) return;
+    this.#running = false;
+    this.#updates.clear();
+    const exits: Promise<void>[] = [];
+    for (const ex of this.#executors.values()) {
+      clearTimeout(ex.registrationTimer);
+      clearTimeout(ex.graceTimer);
+      ex.stream?.close();
+      if (ex.child) killTree(ex.child.pid, "SIGKILL");
+      exits.push(ex.exited);
+    }
+    await Promise.all(exits);
+    this.#executors.clear();
+    await this.#server?.shutdown();
+    this.#server = undefined;
+  }
+
+  /** Resources held by live executors. */
+  executorsPool(): Pool {
+    let pool = emptyPool();
+    for (const ex of this.#executors.values()) {
+      if (ex.state !== "terminated") pool = addPools(pool, ex.pool);
+    }
+    return pool;
+  }
+
+  /** Ids of the framework's live executors here (Offer.executor_ids). */
+  executorIds(frameworkId: string): string[] {
+    return [...this.#executors.values()]
+      .filter((ex) => ex.frameworkId === frameworkId && ex.state !== "terminated")
+      .map((ex) => ex.executorId);
+  }
+
+  /** The ExecutorInfo of a live executor. */
+  executorInfo(frameworkId: string, executorId: string): ExecutorInfo | undefined {
+    const ex = this.#executors.get(key(frameworkId, executorId));
+    return ex && ex.state !== "terminated" ? ex.info : undefined;
+  }
+
+  /** Sandbox and pid of a live executor (for tests and operators). */
+  executorProcess(
+    frameworkId: string,
+    executorId: string,
+  ): { sandbox: string; pid?: number; state: string } | undefined {
+    const ex = this.#executors.get(key(frameworkId, executorId));
+    return ex ? { sandbox: ex.sandbox, pid: ex.child?.pid, state: ex.state } : undefined;
+  }
+
+  /**
+   * Runs a task: starts its executor when none with that id is live here
+   * (fetch URIs, spawn, wait for SUBSCRIBE), queues it, and delivers it as
+   * a LAUNCH event once the executor is subscribed.
+   */
+  launchTask(frameworkInfo: FrameworkInfo, task: TaskInfo): void {
+    if (!this.#running || !task.executor) return;
+    const fid = frameworkInfo.id!.value;
+    const info = task.executor;
+    const k = key(fid, info.executor_id.value);
+    let ex = this.#executors.get(k);
+    if (!ex || ex.state === "terminated") {
+      ex = this.#createExecutor(frameworkInfo, info);
+      this.#executors.set(k, ex);
+      this.#startExecutor(ex);
+    }
+    if (ex.state === "terminating") {
+      this.#agentUpdate(
+        ex,
+        task.task_id.value,
+        "TASK_FAILED",
+        "REASON_EXECUTOR_TERMINATED",
+        "Executor is shutting down",
+        task,
+      );
+      return;
+    }
+    ex.tasks.set(task.task_id.value, { info: task, state: "TASK_STAGING", launched: false });
+    if (ex.subscribed && ex.state === "running") this.#deliverQueued(ex);
+  }
+
+  #createExecutor(frameworkInfo: FrameworkInfo, info: ExecutorInfo): Executor {
+    const fid = frameworkInfo.id!.value;
+    const containerId = crypto.randomUUID();
+    const sandbox = join(
+      this.options.workDir,
+      "agents",
+      this.id,
+      "frameworks",
+      fid,
+      "executors",
+      info.executor_id.value,
+      "runs",
+      containerId,
+    );
+    const pool = poolFromResources(info.resources ?? []);
+    return {
+      frameworkId: fid,
+      executorId: info.executor_id.value,
+      info,
+      frameworkInfo,
+      sandbox,
+      containerId,
+      state: "fetching",
+      subscribed: false,
+      pool: typeof pool === "string" ? emptyPool() : pool,
+      tasks: new Map(),
+      exited: Promise.resolve(),
+    };
+  }
+
+  #startExecutor(ex: Executor): void {
+    let resolveExit!: () => void;
+    ex.exited = new Promise((r) => (resolveExit = r));
+    (async () => {
+      try {
+        await Deno.mkdir(ex.sandbox, { recursive: true });
+        await fetchUris(ex.info.command?.uris ?? [], ex.sandbox);
+      } catch (error) {
+        resolveExit();
+        if (!this.#running || ex.state === "terminated") return;
+        const message = `Failed to fetch URIs for executor "${ex.executorId}": ${
+          (error as Error).message
+        }`;
+        this.options.log(`agent ${this.id}: ${message}`);
+        this.#terminateExecutor(ex, "TASK_FAILED", "REASON_CONTAINER_LAUNCH_FAILED", message);
+        return;
+      }
+      if (!this.#running || ex.state !== "fetching") {
+        resolveExit();
+        return;
+      }
+      try {
+        ex.child = this.#spawn(ex);
+      } catch (error) {
+        resolveExit();
+        const message = `Failed to launch executor "${ex.executorId}": ${(error as Error).message}`;
+        this.options.log(`agent ${this.id}: ${message}`);
+        this.#terminateExecutor(ex, "TASK_FAILED", "REASON_CONTAINER_LAUNCH_FAILED", message);
+        return;
+      }
+      ex.state = "registering";
+      ex.registrationTimer = setTimeout(
+        () => this.#registrationTimedOut(ex),
+        this.options.executorRegistrationTimeoutMs,
+      );
+      ex.child.status.then((status) => {
+        resolveExit();
+        if (!this.#running) return;
+        this.options.log(
+          `agent ${this.id}: executor "${ex.executorId}" exited (code ${status.code}${
+            status.signal ? `, ${status.signal}` : ""
+          })`,
+        );
+        this.#terminateExecutor(
+          ex,
+          "TASK_FAILED",
+          "REASON_EXECUTOR_TERMINATED",
+          "Executor terminated",
+          waitStatus(status),
+        );
+      });
+    })();
+  }
+
+  #spawn(ex: Executor): Deno.ChildProcess {
+    const command = ex.info.command ?? {};
+    const argv = command.shell === false
+      ? [command.value ?? "", ...(command.arguments ?? []).slice(1)]
+      : ["/bin/sh", "-c", command.value ?? ""];
+    if (argv[0] === "") throw new Error("CommandInfo has no 'value'");
+    const checkpoint = ex.frameworkInfo.checkpoint === true;
+    const graceMs = ex.info.shutdown_grace_period
+      ? Math.floor(ex.info.shutdown_grace_period.nanoseconds / 1e6)
+      : this.options.executorShutdownGracePeriodMs;
+    const env: Record<string, string> = {};
+    for (const name of ["PATH", "HOME", "DENO_DIR"]) {
+      const value = Deno.env.get(name);
+      if (value !== undefined) env[name] = value;
+    }
+    env.PATH ??= "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    Object.assign(env, {
+      MESOS_FRAMEWORK_ID: ex.frameworkId,
+      MESOS_EXECUTOR_ID: ex.executorId,
+      MESOS_AGENT_ENDPOINT: this.endpoint,
+      MESOS_SLAVE_ID: this.id,
+      MESOS_SLAVE_PID: `slave(1)@${this.endpoint}`,
+      MESOS_DIRECTORY: ex.sandbox,
+      MESOS_SANDBOX: ex.sandbox,
+      MESOS_CHECKPOINT: checkpoint ? "1" : "0",
+      MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD: stoutDuration(graceMs),
+      MESOS_HTTP_COMMAND_EXECUTOR: "0",
+    });
+    if (checkpoint) {
+      env.MESOS_RECOVERY_TIMEOUT = "15mins";
+      env.MESOS_SUBSCRIPTION_BACKOFF_MAX = "2secs";
+    }
+    for (const v of command.environment?.variables ?? []) {
+      if (v.type !== "SECRET") env[v.name] = v.value ?? "";
+    }
+    // Redirect output into the sandbox, then exec the executor in its own session.
+    const redirect = 'exec >>stdout 2>>stderr </dev/null; exec "$@"';
+    const setsid = findSetsid();
+    const args = [...(setsid ? ["/bin/sh"] : []), "-c", redirect, "sh", ...argv];
+    return new Deno.Command(setsid ?? "/bin/sh", {
+      args,
+      cwd: ex.sandbox,
+      env,
+      clearEnv: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+  }
+
+  #registrationTimedOut(ex: Executor): void {
+    if (ex.subscribed || ex.state !== "registering") return;
+    this.options.log(`agent ${this.id}: executor "${ex.executorId}" did not subscribe in time`);
+    for (const [taskId, task] of ex.tasks) {
+      this.#agentUpdate(
+        ex,
+        taskId,
+        "TASK_FAILED",
+        "REASON_EXECUTOR_REGISTRATION_TIMEOUT",
+        "Executor did not subscribe within the registration timeout",
+        task.info,
+      );
+    }
+    ex.tasks.clear();
+    ex.state = "terminating";
+    if (ex.child) killTree(ex.child.pid, "SIGKILL");
+  }
+
+  /** Marks the executor gone, fails its live tasks and tells the master. */
+  #terminateExecutor(
+    ex: Executor,
+    state: string,
+    reason: string,
+    message: string,
+    status?: number,
+  ): void {
+    if (ex.state === "terminated") return;
+    ex.state = "terminated";
+    clearTimeout(ex.registrationTimer);
+    clearTimeout(ex.graceTimer);
+    ex.stream?.close();
+    ex.stream = undefined;
+    for (const [taskId, task] of ex.tasks) {
+      this.#agentUpdate(ex, taskId, state, reason, message, task.info);
+    }
+    ex.tasks.clear();
+    if (this.#executors.get(key(ex.frameworkId, ex.executorId)) === ex) {
+      this.#executors.delete(key(ex.frameworkId, ex.executorId));
+    }
+    this.#master.executorTerminated(this, ex.frameworkId, ex.executorId, status);
+  }
+
+  /** An update generated by the agent itself (source AGENT, with uuid). */
+  #agentUpdate(
+    ex: Executor,
+    taskId: string,
+    state: string,
+    reason: string,
+    message: string,
+    info?: TaskInfo,
+  ): void {
+    const status: TaskStatus = {
+      task_id: { value: taskId },
+      state,
+      message,
+      source: "SOURCE_AGENT",
+      reason,
+      agent_id: { value: this.id },
+      executor_id: { value: ex.executorId },
+      timestamp: nowSeconds(),
+      uuid: newUuidBytes(),
+    };
+    void info;
+    this.#store(ex.frameworkId, status);
+  }
+
+  #store(frameworkId: string, status: TaskStatus): ReturnType<StatusUpdateManager["add"]> {
+    const result = this.#updates.add(frameworkId, status);
+    if (result === "added") {
+      this.#master.taskStateChanged(this, frameworkId, status.task_id.value, status.state);
+    }
+    return result;
+  }
+
+  #deliverQueued(ex: Executor): void {
+    for (const task of ex.tasks.values()) {
+      if (task.launched) continue;
+      task.launched = true;
+      ex.stream?.send({ type: "LAUNCH", launch: { task: task.info } });
+    }
+  }
+
+  #findTask(frameworkId: string, taskId: string): { ex: Executor; task: AgentTask } | undefined {
+    for (const ex of this.#executors.values()) {
+      if (ex.frameworkId !== frameworkId) continue;
+      const task = ex.tasks.get(taskId);
+      if (task) return { ex, task };
+    }
+    return undefined;
+  }
+
+  /** KILL: TASK_KILLED at once for a queued task, else a KILL event to the executor. */
+  killTask(frameworkId: string, taskId: string, killPolicy?: unknown): void {
+    if (!this.#running) return;
+    const found = this.#findTask(frameworkId, taskId);
+    if (!found) return;
+    const { ex, task } = found;
+    if (!task.launched) {
+      ex.tasks.delete(taskId);
+      this.#agentUpdate(
+        ex,
+        taskId,
+        "TASK_KILLED",
+        "REASON_TASK_KILLED_DURING_LAUNCH",
+        "Killed before delivery to the executor",
+        task.info,
+      );
+      return;
+    }
+    ex.stream?.send({
+      type: "KILL",
+      kill: { task_id: { value: taskId }, ...(killPolicy ? { kill_policy: killPolicy } : {}) },
+    });
+  }
+
+  /** SHUTDOWN of one executor: SHUTDOWN event, then SIGKILL of its tree after the grace period. */
+  shutdownExecutor(frameworkId: string, executorId: string): void {
+    if (!this.#running) return;
+    const ex = this.#executors.get(key(frameworkId, executorId));
+    if (!ex || ex.state === "terminated" || ex.state === "terminating") return;
+    const wasFetching = ex.state === "fetching";
+    ex.state = "terminating";
+    clearTimeout(ex.registrationTimer);
+    if (wasFetching || !ex.child) {
+      this.#terminateExecutor(
+        ex,
+        "TASK_FAILED",
+        "REASON_EXECUTOR_TERMINATED",
+        "Executor shut down before it started",
+      );
+      return;
+    }
+    ex.stream?.send({ type: "SHUTDOWN" });
+    const graceMs = ex.info.shutdown_grace_period
+      ? Math.floor(ex.info.shutdown_grace_period.nanoseconds / 1e6)
+      : this.options.executorShutdownGracePeriodMs;
+    const child = ex.child;
+    ex.graceTimer = setTimeout(() => killTree(child.pid, "SIGKILL"), graceMs);
+  }
+
+  /** Shuts down every executor of a removed framework and drops its pending updates. */
+  shutdownFramework(frameworkId: string): void {
+    for (const ex of [...this.#executors.values()]) {
+      if (ex.frameworkId === frameworkId) this.shutdownExecutor(frameworkId, ex.executorId);
+    }
+    this.#updates.dropFramework(frameworkId);
+  }
+
+  /** A scheduler ACK forwarded by the master; returns what it acknowledged. */
+  acknowledge(
+    frameworkId: string,
+    taskId: string,
+    uuid: Uint8Array,
+  ): { status: TaskStatus; finished: boolean } | undefined {
+    if (!this.#running) return undefined;
+    return this.#updates.acknowledge(frameworkId, taskId, uuid);
+  }
+
+  /** Resends the framework's in-flight updates at once (it re-subscribed). */
+  resendUpdates(frameworkId: string): void {
+    if (this.#running) this.#updates.resend(frameworkId);
+  }
+
+  /** Number of the framework's updates not yet acknowledged by the scheduler. */
+  pendingUpdates(frameworkId: string): number {
+    return this.#updates.pendingCount(frameworkId);
+  }
+
+  /** Scheduler MESSAGE to an executor (best effort). */
+  sendMessage(frameworkId: string, executorId: string, data: Uint8Array): void {
+    if (!this.#running) return;
+    this.#executors.get(key(frameworkId, executorId))?.stream?.send({
+      type: "MESSAGE",
+      message: { data },
+    });
+  }
+
+  async #handle(request: Request): Promise<Response> {
+    const path = new URL(request.url).pathname;
+    if (path !== "/api/v1/executor" && path !== "/slave(1)/api/v1/executor") {
+      return textResponse(404, `No endpoint at "${path}"`);
+    }
+    const parsed = await parseCall<ExecutorCall>(request, "mesos.v1.executor.Call");
+    if ("response" in parsed) return parsed.response;
+    const { call, contentType } = parsed;
+    const invalid = validateExecutorCall(call);
+    if (invalid) return textResponse(400, invalid);
+    if (call.type === "UNKNOWN") return textResponse(501, "Received 'UNKNOWN' call");
+    if (call.type === "HEARTBEAT") return textResponse(202);
+    let streamType: ContentType | undefined;
+    if (call.type === "SUBSCRIBE") {
+      streamType = negotiateStream(request.headers.get("Accept"));
+      if (!streamType) {
+        return textResponse(
+          406,
+          "Expecting 'Accept' to allow application/json or application/x-protobuf",
+        );
+      }
+    }
+    const fid = call.framework_id.value;
+    if (![...this.#executors.values()].some((ex) => ex.frameworkId === fid)) {
+      return textResponse(400, `Framework "${fid}" cannot be found`);
+    }
+    const ex = this.#executors.get(key(fid, call.executor_id.value));
+    if (!ex) return textResponse(400, `Executor "${call.executor_id.value}" cannot be found`);
+    if (call.type === "SUBSCRIBE") return this.#subscribe(ex, call, streamType!, request.signal);
+    if (!ex.subscribed) {
+      return textResponse(403, `Executor "${ex.executorId}" has not subscribed`);
+    }
+    if (call.type === "MESSAGE") {
+      this.#master.executorMessage(this, fid, ex.executorId, call.message!.data);
+      return textResponse(202);
+    }
+    this.#update(ex, call.update!.status);
+    return textResponse(202);
+  }
+
+  #subscribe(
+    ex: Executor,
+    call: ExecutorCall,
+    contentType: ContentType,
+    signal: AbortSignal,
+  ): Response {
+    const stream: EventStream = new EventStream("mesos.v1.executor.Event", contentType, () => {
+      if (ex.stream === stream) ex.stream = undefined;
+    }, signal);
+    const response = new Response(stream.body, {
+      status: 200,
+      headers: { "Content-Type": contentType },
+    });
+    if (ex.state === "terminating" || ex.state === "terminated") {
+      stream.send({ type: "SHUTDOWN" });
+      stream.close();
+      return response;
+    }
+    const old = ex.stream;
+    ex.stream = stream;
+    old?.close();
+    const resubscribe = ex.subscribed;
+    ex.subscribed = true;
+    ex.state = "running";
+    clearTimeout(ex.registrationTimer);
+    stream.send({
+      type: "SUBSCRIBED",
+      subscribed: {
+        executor_info: ex.info,
+        framework_info: ex.frameworkInfo,
+        agent_info: this.agentInfo(),
+        container_id: { value: ex.containerId },
+      },
+    });
+    for (const update of call.subscribe?.unacknowledged_updates ?? []) {
+      this.#update(ex, update.status, true);
+    }
+    if (resubscribe) {
+      const listed = new Set(
+        (call.subscribe?.unacknowledged_tasks ?? []).map((t) => t.task_id.value),
+      );
+      const dropped = hasPartitionAware(ex.frameworkInfo) ? "TASK_DROPPED" : "TASK_LOST";
+      for (const [taskId, task] of [...ex.tasks]) {
+        if (task.launched && task.state === "TASK_STAGING" && !listed.has(taskId)) {
+          ex.tasks.delete(taskId);
+          this.#agentUpdate(
+            ex,
+            taskId,
+            dropped,
+            "REASON_AGENT_RESTARTED",
+            "Task was not acknowledged by the re-subscribing executor",
+            task.info,
+          );
+        }
+      }
+    }
+    this.#deliverQueued(ex);
+    return response;
+  }
+
+  #update(ex: Executor, status: TaskStatus, silent = false): void {
+    if (status.agent_id && status.agent_id.value !== this.id) {
+      this.options.log(
+        `agent ${this.id}: ignoring an update naming agent "${status.agent_id.value}"`,
+      );
+      return;
+    }
+    const taskId = status.task_id.value;
+    const ack = () => {
+      if (!silent || ex.stream) {
+        ex.stream?.send({
+          type: "ACKNOWLEDGED",
+          acknowledged: { task_id: { value: taskId }, uuid: status.uuid },
+        });
+      }
+    };
+    const task = ex.tasks.get(taskId);
+    if (!task) {
+      ack(); // unknown or already terminal: discarded, but acknowledged
+      return;
+    }
+    const stored: TaskStatus = {
+      ...status,
+      agent_id: { value: this.id },
+      executor_id: { value: ex.executorId },
+      timestamp: status.timestamp ?? nowSeconds(),
+    };
+    const result = this.#store(ex.frameworkId, stored);
+    if (result === "added") {
+      task.state = status.state;
+      if (isTerminal(status.state)) ex.tasks.delete(taskId);
+    }
+    ack();
+  }
+}
+
+function hasPartitionAware(info: FrameworkInfo): boolean {
+  return (info.capabilities ?? []).some((c) => c.type === "PARTITION_AWARE");
+}
+
+function key(frameworkId: string, executorId: string): string {
+  return `${frameworkId}\u0000${executorId}`;
+}
+
+/** Checks an executor Call the way the agent does before any lookup (400 on failure). */
+export function validateExecutorCall(call: ExecutorCall): string | undefined {
+  if (call.type === undefined) return "Expecting 'type' to be present";
+  switch (call.type) {
+    case "SUBSCRIBE":
+      if (!call.subscribe) return "Expecting 'subscribe' to be present";
+      break;
+    case "MESSAGE":
+      if (!call.message) return "Expecting 'message' to be present";
+      break;
+    case "UPDATE": {
+      if (!call.update) return "Expecting 'update' to be present";
+      const status = call.update.status;
+      if (!status.uuid) return "Expecting 'uuid' to be present";
+      if (status.uuid.length !== 16) {
+        return `Expecting 'uuid' to be 16 bytes, but got ${status.uuid.length}`;
+      }
+      if (status.source !== "SOURCE_EXECUTOR") {
+        return `Received Call from executor with invalid source "${
+          status.source ?? "(none)"
+        }", expecting SOURCE_EXECUTOR`;
+      }
+      if (status.state === "TASK_STAGING") return "Received TASK_STAGING from executor";
+      if (status.executor_id && status.executor_id.value !== call.executor_id.value) {
+        return `ExecutorID "${status.executor_id.value}" in the status does not match "${call.executor_id.value}" of the Call`;
+      }
+      break;
+    }
+  }
+  return undefined;
+}
