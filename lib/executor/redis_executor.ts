@@ -154,6 +154,7 @@ export class RedisExecutor {
   #subscribed = false;
   #closed = false;
   #silent = false;
+  #closing: Promise<void> | undefined;
 
   /** Makes an executor; it does nothing until it gets events. */
   constructor(options: RedisExecutorOptions) {
@@ -242,7 +243,7 @@ export class RedisExecutor {
         if (event.message?.data) this.#track(this.#command(event.message.data));
         return;
       case "SHUTDOWN":
-        this.#track(this.shutdown());
+        void this.shutdown();
         return;
       case "ERROR":
         this.#log(`Agent reported an error: ${event.error?.message ?? "(no message)"}`);
@@ -254,6 +255,11 @@ export class RedisExecutor {
 
   /** Resolves once every launch, kill and command started so far has finished. */
   async idle(): Promise<void> {
+    await this.#drain();
+    await this.#closing;
+  }
+
+  async #drain(): Promise<void> {
     while (this.#work.size > 0) await Promise.allSettled([...this.#work]);
   }
 
@@ -271,20 +277,21 @@ export class RedisExecutor {
    * Stops every task gracefully and sends TASK_KILLED for each (what the
    * SHUTDOWN event does); no more events are handled afterwards.
    */
-  async shutdown(): Promise<void> {
-    await this.#close(true);
+  shutdown(): Promise<void> {
+    this.#closing ??= this.#close(true);
+    return this.#closing;
   }
 
   /**
    * Stops every redis-server gracefully without sending updates (the agent is
    * gone); no more events are handled afterwards.
    */
-  async abandon(): Promise<void> {
-    await this.#close(false);
+  abandon(): Promise<void> {
+    this.#closing ??= this.#close(false);
+    return this.#closing;
   }
 
   async #close(report: boolean): Promise<void> {
-    if (this.#closed) return;
     this.#closed = true;
     this.#silent = !report;
     clearInterval(this.#statsTimer);
@@ -301,7 +308,7 @@ export class RedisExecutor {
     });
     await Promise.allSettled(stops);
     // Launches still starting see `killRequested` and stop on their own.
-    await this.idle();
+    await this.#drain();
   }
 
   #track(work: Promise<unknown>): void {

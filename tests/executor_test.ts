@@ -1,0 +1,349 @@
+import assert from "node:assert/strict";
+import {
+  decodeMessage,
+  encodeMessage,
+  encodeTaskSpec,
+  type ExecutorToScheduler,
+  type RedisStats,
+  type RedisTaskSpec,
+  type RedisTaskStatusData,
+  type SchedulerToExecutor,
+} from "../lib/executor_messages.ts";
+import {
+  type ExecutorDriver,
+  RedisExecutor,
+  type RedisExecutorOptions,
+  type TaskStatusUpdate,
+} from "../lib/executor/mod.ts";
+import type { ExecutorEvent } from "../lib/mesos/types.ts";
+import { RedisClient } from "../lib/redis/mod.ts";
+import { freePort, tempDir, waitFor } from "./_util.ts";
+
+/** Records what the executor sends, the way the Mesos executor client would carry it. */
+class RecordingDriver implements ExecutorDriver {
+  updates: TaskStatusUpdate[] = [];
+  messages: ExecutorToScheduler[] = [];
+  update(status: TaskStatusUpdate): void {
+    this.updates.push(status);
+  }
+  message(data: Uint8Array): void {
+    this.messages.push(decodeMessage<ExecutorToScheduler>(data));
+  }
+  states(taskId: string): string[] {
+    return this.updates.filter((u) => u.task_id.value === taskId).map((u) => u.state);
+  }
+  last(taskId: string, state: string): TaskStatusUpdate | undefined {
+    return this.updates.findLast((u) => u.task_id.value === taskId && u.state === state);
+  }
+  result(commandId: string) {
+    return this.messages.find((m) => m.kind === "result" && m.commandId === commandId);
+  }
+  latestStats(taskId: string): RedisStats | undefined {
+    for (let i = this.messages.length - 1; i >= 0; i--) {
+      const m = this.messages[i]!;
+      if (m.kind !== "stats") continue;
+      const s = m.stats.find((x) => x.taskId === taskId);
+      if (s) return s;
+    }
+    return undefined;
+  }
+}
+
+function statusData(update: TaskStatusUpdate | undefined): RedisTaskStatusData {
+  assert.ok(update?.data, "update carries data");
+  return JSON.parse(new TextDecoder().decode(update.data));
+}
+
+function launch(taskId: string, data: Uint8Array | undefined): ExecutorEvent {
+  return {
+    type: "LAUNCH",
+    launch: {
+      task: {
+        name: taskId,
+        task_id: { value: taskId },
+        agent_id: { value: "agent-1" },
+        ...(data ? { data } : {}),
+      },
+    },
+  };
+}
+
+function spec(procId: string, role: "master" | "slave", master?: number): RedisTaskSpec {
+  return {
+    instance: "inst",
+    procId,
+    role,
+    port: freePort(),
+    capacityMB: 12,
+    dataDir: `redis-${procId}`,
+    ...(master ? { master: { host: "127.0.0.1", port: master } } : {}),
+  };
+}
+
+function command(msg: SchedulerToExecutor): ExecutorEvent {
+  return { type: "MESSAGE", message: { data: encodeMessage(msg) } };
+}
+
+async function portClosed(port: number): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn.close();
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+async function pidOf(port: number): Promise<number> {
+  const client = new RedisClient({ port });
+  try {
+    return Number((await client.info()).fields.process_id);
+  } finally {
+    client.close();
+  }
+}
+
+async function withExecutor(
+  fn: (ex: RedisExecutor, driver: RecordingDriver) => Promise<void>,
+  options: Partial<RedisExecutorOptions> = {},
+): Promise<void> {
+  const sandbox = await tempDir("executor");
+  const driver = new RecordingDriver();
+  const ex = new RedisExecutor({
+    driver,
+    sandbox,
+    bind: "127.0.0.1",
+    statsIntervalMs: 200,
+    checkIntervalMs: 200,
+    checkTimeoutMs: 500,
+    maxFailures: 3,
+    stopTimeoutMs: 3000,
+    idleTimeoutMs: 0,
+    ...options,
+  });
+  ex.handle({
+    type: "SUBSCRIBED",
+    subscribed: {
+      executor_info: { executor_id: { value: "e1" } },
+      framework_info: { user: "u", name: "mr-redis" },
+      agent_info: { hostname: "127.0.0.1" },
+    },
+  } as ExecutorEvent);
+  try {
+    await fn(ex, driver);
+  } finally {
+    await ex.abandon();
+    await ex.flush(1000);
+    await Deno.remove(sandbox, { recursive: true });
+  }
+}
+
+const WAIT = { timeoutMs: 20_000, intervalMs: 50 };
+
+Deno.test("RedisExecutor runs, reports, promotes, re-points and fences redis tasks", async (t) => {
+  await withExecutor(async (ex, driver) => {
+    const m = spec("p1", "master");
+    const unreachable = freePort();
+    const s1 = spec("p2", "slave", unreachable);
+    const s2 = spec("p3", "slave", m.port);
+
+    await t.step("a master goes STARTING then RUNNING with {host, port}", async () => {
+      ex.handle(launch("m", encodeTaskSpec(m)));
+      await waitFor("master RUNNING", () => driver.last("m", "TASK_RUNNING"), WAIT);
+      assert.deepEqual(driver.states("m"), ["TASK_STARTING", "TASK_RUNNING"]);
+      assert.deepEqual(statusData(driver.last("m", "TASK_RUNNING")), {
+        host: "127.0.0.1",
+        port: m.port,
+      });
+    });
+
+    await t.step("a slave is RUNNING only once its initial sync is done", async () => {
+      ex.handle(launch("s1", encodeTaskSpec(s1)));
+      await waitFor("slave STARTING", () => driver.last("s1", "TASK_STARTING"), WAIT);
+      // Its master does not exist: it answers PING but never syncs.
+      await waitFor("slave stats", () => driver.latestStats("s1"), WAIT);
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.deepEqual(driver.states("s1"), ["TASK_STARTING"]);
+      assert.equal(driver.latestStats("s1")?.inSync, false);
+      ex.handle(command({
+        kind: "replicaof",
+        commandId: "c1",
+        taskId: "s1",
+        host: "127.0.0.1",
+        port: m.port,
+      }));
+      await waitFor("slave RUNNING", () => driver.last("s1", "TASK_RUNNING"), WAIT);
+      assert.deepEqual(driver.result("c1"), { kind: "result", commandId: "c1", ok: true });
+    });
+
+    await t.step("stats messages carry every task", async () => {
+      ex.handle(launch("s2", encodeTaskSpec(s2)));
+      await waitFor("second slave RUNNING", () => driver.last("s2", "TASK_RUNNING"), WAIT);
+      const stats = await waitFor("stats of all three", () => {
+        const last = driver.messages.findLast((x) => x.kind === "stats");
+        return last?.kind === "stats" && last.stats.length === 3 &&
+            last.stats.find((s) => s.taskId === "m")?.connectedSlaves === 2 &&
+            last.stats.every((s) => s.inSync)
+          ? last.stats
+          : undefined;
+      }, WAIT);
+      const master = stats.find((s) => s.taskId === "m")!;
+      assert.equal(master.role, "master");
+      assert.equal(master.maxMemory, 12 * 1024 * 1024);
+      const slave = stats.find((s) => s.taskId === "s2")!;
+      assert.equal(slave.role, "slave");
+      assert.equal(slave.maxMemory, 12 * 1024 * 1024);
+    });
+
+    await t.step("promote answers the offset; replicaof re-points the other slave", async () => {
+      const client = new RedisClient({ port: m.port });
+      await client.call("SET", ["k", "before"]);
+      client.close();
+      ex.handle(command({ kind: "promote", commandId: "c2", taskId: "s1" }));
+      const result = await waitFor("promote result", () => driver.result("c2"), WAIT);
+      assert.equal(result.kind === "result" && result.ok, true, JSON.stringify(result));
+      assert.equal(typeof (result.kind === "result" && result.replOffset), "number");
+      assert.equal(driver.latestStats("s1")?.role, "master");
+      ex.handle(command({
+        kind: "replicaof",
+        commandId: "c3",
+        taskId: "s2",
+        host: "127.0.0.1",
+        port: s1.port,
+      }));
+      await waitFor("replicaof result", () => driver.result("c3"), WAIT);
+      const s1c = new RedisClient({ port: s1.port });
+      const s2c = new RedisClient({ port: s2.port });
+      try {
+        await s1c.call("SET", ["k", "after"]);
+        await waitFor(
+          "write on new master reaches slave",
+          async () => (await s2c.call("GET", ["k"])) === "after",
+          WAIT,
+        );
+      } finally {
+        s1c.close();
+        s2c.close();
+      }
+    });
+
+    await t.step("fence kills the old master: TASK_KILLED and the process gone", async () => {
+      ex.handle(command({ kind: "fence", commandId: "c4", taskId: "m" }));
+      const result = await waitFor("fence result", () => driver.result("c4"), WAIT);
+      assert.equal(result.kind === "result" && result.ok, true);
+      assert.equal(statusData(driver.last("m", "TASK_KILLED")).cause, "fenced");
+      assert.ok(await portClosed(m.port));
+    });
+
+    await t.step("commands for unknown tasks fail with a message naming the task", async () => {
+      ex.handle(command({ kind: "promote", commandId: "c5", taskId: "nope" }));
+      const result = await waitFor("promote result", () => driver.result("c5"), WAIT);
+      assert.deepEqual(result, {
+        kind: "result",
+        commandId: "c5",
+        ok: false,
+        error: 'Cannot promote task "nope": it does not run here',
+      });
+    });
+
+    await t.step("KILL stops the task gracefully: TASK_KILLED and the process gone", async () => {
+      ex.handle({ type: "KILL", kill: { task_id: { value: "s2" } } });
+      const killed = await waitFor("KILLED", () => driver.last("s2", "TASK_KILLED"), WAIT);
+      assert.equal(statusData(killed).cause, "killed");
+      assert.equal(statusData(killed).exitCode, 0);
+      assert.ok(await portClosed(s2.port));
+      assert.deepEqual(ex.taskIds, ["s1"]);
+    });
+
+    await t.step("SHUTDOWN stops every task with TASK_KILLED", async () => {
+      ex.handle({ type: "SHUTDOWN" });
+      await ex.idle();
+      assert.ok(driver.last("s1", "TASK_KILLED"));
+      assert.deepEqual(ex.taskIds, []);
+      assert.ok(await portClosed(s1.port));
+    });
+  });
+});
+
+Deno.test("RedisExecutor reports a redis-server killed by SIGKILL as TASK_FAILED", async () => {
+  await withExecutor(async (ex, driver) => {
+    const s = spec("p1", "master");
+    ex.handle(launch("t", encodeTaskSpec(s)));
+    await waitFor("RUNNING", () => driver.last("t", "TASK_RUNNING"), WAIT);
+    Deno.kill(await pidOf(s.port), "SIGKILL");
+    const failed = await waitFor("FAILED", () => driver.last("t", "TASK_FAILED"), WAIT);
+    assert.match(
+      failed.message ?? "",
+      /^redis-server \(pid \d+, port \d+\) was killed by SIGKILL$/,
+    );
+    assert.deepEqual(statusData(failed), {
+      host: "127.0.0.1",
+      port: s.port,
+      cause: "exited",
+      signal: "SIGKILL",
+    });
+    assert.deepEqual(ex.taskIds, []);
+  });
+});
+
+Deno.test("RedisExecutor kills a hung (SIGSTOP) redis-server and reports TASK_FAILED", async () => {
+  await withExecutor(async (ex, driver) => {
+    const s = spec("p1", "master");
+    ex.handle(launch("t", encodeTaskSpec(s)));
+    await waitFor("RUNNING", () => driver.last("t", "TASK_RUNNING"), WAIT);
+    const pid = await pidOf(s.port);
+    Deno.kill(pid, "SIGSTOP");
+    const failed = await waitFor("FAILED", () => driver.last("t", "TASK_FAILED"), WAIT);
+    assert.match(failed.message ?? "", /^redis-server stopped answering/);
+    assert.equal(statusData(failed).cause, "hung");
+    assert.ok(await portClosed(s.port));
+  });
+});
+
+Deno.test("RedisExecutor fails a task whose TaskInfo.data is bad, naming the problem", async () => {
+  await withExecutor(async (ex, driver) => {
+    const bytes = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+    const good = spec("p1", "master");
+    const cases: [string, Uint8Array | undefined, string][] = [
+      ["none", undefined, 'Cannot launch task "none": TaskInfo.data is missing'],
+      [
+        "text",
+        new TextEncoder().encode("{oops"),
+        'Cannot launch task "text": TaskInfo.data is not JSON',
+      ],
+      [
+        "port",
+        bytes({ ...good, port: "abc" }),
+        'Cannot launch task "port": TaskInfo.data field "port" must be a port number (1-65535), but got "abc"',
+      ],
+      [
+        "slave",
+        bytes({ ...good, role: "slave" }),
+        'Cannot launch task "slave": TaskInfo.data field "master" must be {host, port} of the master to replicate from, but got nothing',
+      ],
+      [
+        "dir",
+        bytes({ ...good, dataDir: "../x" }),
+        'Cannot launch task "dir": TaskInfo.data field "dataDir" must be one path segment of letters, digits, ".", "_" and "-", but got "../x"',
+      ],
+    ];
+    for (const [id, data] of cases) ex.handle(launch(id, data));
+    await ex.idle();
+    for (const [id, , message] of cases) {
+      const failed = driver.last(id, "TASK_FAILED");
+      assert.equal(failed?.message, message);
+      assert.equal(failed?.reason, "REASON_TASK_INVALID");
+      assert.deepEqual(driver.states(id), ["TASK_FAILED"]);
+    }
+  });
+});
+
+Deno.test("RedisExecutor answers KILL of an unknown task with TASK_KILLED and says when idle", async () => {
+  let idle = false;
+  await withExecutor(async (ex, driver) => {
+    ex.handle({ type: "KILL", kill: { task_id: { value: "ghost" } } });
+    await ex.idle();
+    assert.deepEqual(driver.states("ghost"), ["TASK_KILLED"]);
+    await waitFor("idle", () => idle, WAIT);
+  }, { idleTimeoutMs: 300, onIdle: () => idle = true });
+});
