@@ -1,0 +1,174 @@
+/**
+ * MrRedisExecutor: the Mesos custom executor of mr-redis. One runs per agent
+ * per framework and hosts every redis task of the framework on that agent.
+ *
+ * Started by the Mesos agent with the executor environment
+ * (`MESOS_AGENT_ENDPOINT`, `MESOS_FRAMEWORK_ID`, `MESOS_EXECUTOR_ID`,
+ * `MESOS_SANDBOX`, ...). mr-redis settings, all optional:
+ *
+ * | variable | meaning |
+ * |---|---|
+ * | `MRR_REDIS_SERVER` | redis-server binary; default `<sandbox>/redis-server` when the scheduler shipped one, else `redis-server` on PATH |
+ * | `MRR_REDIS_BIND` | address redis-server binds; default `0.0.0.0` |
+ * | `MRR_REDIS_HOST` | host reported to the scheduler; default the agent hostname |
+ * | `MRR_EXECUTOR_IDLE_TIMEOUT` | exit after this long with no task (stout duration, `0secs` never); default `30secs` |
+ *
+ * Logs go to stderr. Exit code 0 after SHUTDOWN or when idle; 1 when the
+ * agent stayed unreachable past the recovery timeout (every redis-server is
+ * stopped first); 2 on a bad environment.
+ *
+ * @module
+ */
+
+import { RedisExecutor } from "../lib/executor/mod.ts";
+import { ExecutorClient } from "../lib/mesos/executor_client.ts";
+
+const UNITS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  ms: 1,
+  secs: 1000,
+  mins: 60_000,
+  hrs: 3_600_000,
+  days: 86_400_000,
+  weeks: 604_800_000,
+};
+
+/**
+ * Parses a stout duration (`5secs`, `1.5mins`, `200ms`) into ms; throws a
+ * `TypeError` naming the variable and the value when it is not one.
+ */
+export function parseDuration(name: string, value: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|secs|mins|hrs|days|weeks)\s*$/.exec(value);
+  if (!match) {
+    throw new TypeError(
+      `Variable "${name}" must be a duration such as "5secs" or "200ms", but got "${value}"`,
+    );
+  }
+  return Number(match[1]) * UNITS[match[2]!]!;
+}
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** The executor settings taken from the environment. */
+export interface ExecutorSettings {
+  /** Sandbox directory. */
+  sandbox: string;
+  /** redis-server binary. */
+  redisServer: string;
+  /** Address redis-server binds. */
+  bind: string;
+  /** Host reported to the scheduler, when set explicitly. */
+  host?: string;
+  /** Idle exit delay in ms (0: never). */
+  idleTimeoutMs: number;
+  /** Time allowed between SHUTDOWN and the agent destroying the container, in ms. */
+  gracePeriodMs: number;
+}
+
+/** Reads {@linkcode ExecutorSettings} from an environment; throws naming a bad variable. */
+export function settingsFromEnv(env: Record<string, string>): ExecutorSettings {
+  const sandbox = env.MESOS_SANDBOX || env.MESOS_DIRECTORY || Deno.cwd();
+  const shipped = `${sandbox}/redis-server`;
+  const settings: ExecutorSettings = {
+    sandbox,
+    redisServer: env.MRR_REDIS_SERVER || (isFile(shipped) ? shipped : "redis-server"),
+    bind: env.MRR_REDIS_BIND || "0.0.0.0",
+    idleTimeoutMs: env.MRR_EXECUTOR_IDLE_TIMEOUT
+      ? parseDuration("MRR_EXECUTOR_IDLE_TIMEOUT", env.MRR_EXECUTOR_IDLE_TIMEOUT)
+      : 30_000,
+    gracePeriodMs: env.MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD
+      ? parseDuration(
+        "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD",
+        env.MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD,
+      )
+      : 5000,
+  };
+  if (env.MRR_REDIS_HOST) settings.host = env.MRR_REDIS_HOST;
+  return settings;
+}
+
+/** Runs the executor until SHUTDOWN, idleness or giving up; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const log = (line: string) =>
+    console.error(`${new Date().toISOString()} MrRedisExecutor: ${line}`);
+  if (args.includes("-h") || args.includes("--help")) {
+    console.log("MrRedisExecutor: started by a Mesos agent; see the module documentation");
+    return 0;
+  }
+  const env = Deno.env.toObject();
+  let settings: ExecutorSettings;
+  try {
+    settings = settingsFromEnv(env);
+  } catch (error) {
+    log((error as Error).message);
+    return 2;
+  }
+
+  let finish: (code: number) => void = () => {};
+  const done = new Promise<number>((resolve) => finish = resolve);
+  // The stop budget leaves room inside the grace period for the terminal updates.
+  const stopTimeoutMs = Math.max(500, Math.min(4000, settings.gracePeriodMs * 0.6));
+
+  let client: ExecutorClient | undefined;
+  const executor = new RedisExecutor({
+    driver: {
+      update: (status) => client!.update(status),
+      message: (data) => client!.message(data),
+    },
+    sandbox: settings.sandbox,
+    redisServer: settings.redisServer,
+    bind: settings.bind,
+    ...(settings.host ? { host: settings.host } : {}),
+    stopTimeoutMs,
+    idleTimeoutMs: settings.idleTimeoutMs,
+    onIdle: () => finish(0),
+    log,
+  });
+  try {
+    client = new ExecutorClient({
+      env,
+      log,
+      onEvent: (event) => {
+        executor.handle(event);
+        if (event.type === "SHUTDOWN") executor.shutdown().then(() => finish(0));
+      },
+      onGiveUp: () => {
+        log("Agent unreachable past the recovery timeout; stopping every redis-server");
+        executor.abandon().then(() => finish(1));
+      },
+    });
+  } catch (error) {
+    log(`Cannot start the executor client: ${(error as Error).message}`);
+    return 2;
+  }
+
+  const onSignal = () => {
+    log("Signalled; stopping every task");
+    executor.shutdown().then(() => finish(0));
+  };
+  const signals: Deno.Signal[] = ["SIGTERM", "SIGINT"];
+  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+  log(`Starting: sandbox ${settings.sandbox}, redis-server "${settings.redisServer}"`);
+  Promise.resolve(client.start()).catch((error) => {
+    log(`Executor client failed: ${(error as Error).message}`);
+    executor.abandon().then(() => finish(1));
+  });
+
+  const code = await done;
+  await executor.shutdown();
+  // Wait for the agent to acknowledge the terminal updates before leaving.
+  await executor.flush(Math.max(1000, settings.gracePeriodMs - stopTimeoutMs));
+  for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+  await Promise.resolve(client.stop()).catch(() => {});
+  log(`Exiting with code ${code}`);
+  return code;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
