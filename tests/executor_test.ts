@@ -347,3 +347,30 @@ Deno.test("RedisExecutor answers KILL of an unknown task with TASK_KILLED and sa
     await waitFor("idle", () => idle, WAIT);
   }, { idleTimeoutMs: 300, onIdle: () => idle = true });
 });
+
+Deno.test("RedisExecutor stops a slave that never syncs: KILL while starting, sync timeout", async (t) => {
+  await withExecutor(async (ex, driver) => {
+    await t.step("KILL before RUNNING gives TASK_KILLED and no RUNNING", async () => {
+      const s = spec("p1", "slave", freePort());
+      ex.handle(launch("a", encodeTaskSpec(s)));
+      await waitFor("STARTING", () => driver.last("a", "TASK_STARTING"), WAIT);
+      ex.handle({ type: "KILL", kill: { task_id: { value: "a" } } });
+      await waitFor("KILLED", () => driver.last("a", "TASK_KILLED"), WAIT);
+      assert.deepEqual(driver.states("a"), ["TASK_STARTING", "TASK_KILLED"]);
+      await waitFor("port closed", () => portClosed(s.port), WAIT);
+    });
+
+    await t.step("no sync within syncTimeoutMs gives TASK_FAILED", async () => {
+      const s = spec("p2", "slave", freePort());
+      ex.handle(launch("b", encodeTaskSpec(s)));
+      const failed = await waitFor("FAILED", () => driver.last("b", "TASK_FAILED"), WAIT);
+      assert.match(
+        failed.message ?? "",
+        /^Slave did not finish its initial sync with 127\.0\.0\.1:\d+ within 1 s$/,
+      );
+      assert.equal(statusData(failed).cause, "sync_timeout");
+      assert.deepEqual(driver.states("b"), ["TASK_STARTING", "TASK_FAILED"]);
+      await waitFor("port closed", () => portClosed(s.port), WAIT);
+    });
+  }, { syncTimeoutMs: 1000 });
+});
