@@ -1,0 +1,208 @@
+/**
+ * End to end, the way a user works: a real scheduler process (`cmd/sched.ts`
+ * on the local Mesos cluster and the embedded store) and the real `mrr`
+ * process against it. Skipped until `cmd/sched.ts` exists.
+ */
+
+import { assert, assertEquals, assertMatch } from "./_assert.ts";
+import { runMrr, show } from "./_mrr.ts";
+import { freePort, tempDir, waitFor } from "./_util.ts";
+
+const SCHED = new URL("../cmd/sched.ts", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname;
+
+const schedulerExists = (() => {
+  try {
+    return Deno.statSync(SCHED).isFile;
+  } catch {
+    return false;
+  }
+})();
+
+/** A scheduler process with its own config, store and work dir. */
+async function startScheduler(dir: string): Promise<{
+  endpoint: string;
+  log: string;
+  stop: () => Promise<void>;
+}> {
+  const port = freePort();
+  const config = `${dir}/sched.json`;
+  await Deno.writeTextFile(
+    config,
+    JSON.stringify({
+      Master: "local",
+      DBType: "embedded",
+      DBEndPoint: `${dir}/state.db`,
+      HTTPPort: String(port),
+      ArtifactPort: String(freePort()),
+      LocalWorkDir: `${dir}/local`,
+    }),
+  );
+  const log = `${dir}/sched.log`;
+  const logFile = await Deno.open(log, { write: true, create: true, append: true });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", SCHED, `-config=${config}`],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const copy = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) {
+      let written = 0;
+      while (written < chunk.length) written += await logFile.write(chunk.subarray(written));
+    }
+  };
+  const copying = Promise.all([copy(child.stdout), copy(child.stderr)]);
+  const endpoint = `http://127.0.0.1:${port}`;
+
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // already gone
+    }
+    const timer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
+    }, 15_000);
+    await child.status;
+    clearTimeout(timer);
+    await copying;
+    logFile.close();
+  };
+
+  let exited: Deno.CommandStatus | undefined;
+  child.status.then((s) => exited = s);
+  try {
+    await waitFor("the scheduler to answer GET /v1/STATUS", async () => {
+      if (exited) return "exited";
+      const r = await fetch(`${endpoint}/v1/STATUS`, { signal: AbortSignal.timeout(2000) });
+      await r.body?.cancel();
+      return r.status === 200;
+    }, { timeoutMs: 60_000, intervalMs: 250 });
+    if (exited) throw new Error(`sched exited with code ${exited.code} before answering`);
+  } catch (error) {
+    await stop();
+    throw new Error(`${(error as Error).message}\n--- sched log\n${await Deno.readTextFile(log)}`);
+  }
+  return { endpoint, log, stop };
+}
+
+Deno.test({
+  name: "mrr drives a real scheduler: init, create -w, status, delete -w",
+  ignore: !schedulerExists,
+  async fn(t) {
+    const dir = await tempDir("mrr-e2e");
+    const config = `${dir}/mrr.json`;
+    const sched = await startScheduler(dir);
+    const mrr = async (args: string[], code = 0) => {
+      const r = await runMrr(config, args);
+      if (r.code !== code) {
+        throw new Error(
+          `mrr ${args.join(" ")}: expected exit ${code}\n${show(r)}\n--- sched log (tail)\n${
+            (await Deno.readTextFile(sched.log)).split("\n").slice(-40).join("\n")
+          }`,
+        );
+      }
+      return r;
+    };
+    try {
+      await t.step("init", async () => {
+        const r = await mrr(["init", sched.endpoint]);
+        assertMatch(r.stdout, /answers \(0 instances\); saved in /);
+      });
+
+      await t.step("create -w a single server", async () => {
+        const r = await mrr(["create", "-n", "e2e-s", "-m", "50", "-w", "--timeout", "2m"]);
+        assertMatch(
+          r.stdout,
+          /Instance "e2e-s" is RUNNING \(1 of 1 processes\), master at \S+:\d+/,
+        );
+      });
+
+      await t.step("create -w a master with two slaves", async () => {
+        const r = await mrr(["create", "-n", "e2e-ms", "-m", "50", "-s", "2", "-w"]);
+        assertMatch(
+          r.stdout,
+          /Instance "e2e-ms" is RUNNING \(3 of 3 processes\), master at \S+:\d+/,
+        );
+      });
+
+      await t.step("create of an existing name is refused with 409", async () => {
+        const r = await mrr(["create", "-n", "e2e-s", "-m", "50"], 1);
+        assertEquals(r.stderr.split("\n")[0], 'Error: instance "e2e-s" already exists (409)');
+      });
+
+      await t.step("status text", async () => {
+        const single = await mrr(["status", "-n", "e2e-s"]);
+        const s = single.stdout.trimEnd().split("\n");
+        assertEquals(s.slice(0, 3), ["Status = RUNNING", "Type = S", "Capacity = 50"]);
+        assertMatch(s[3]!, /^Master = \S+:\d+$/);
+        assertEquals(s.length, 4, show(single));
+
+        const ms = await mrr(["status", "-n", "e2e-ms"]);
+        const lines = ms.stdout.trimEnd().split("\n");
+        assertEquals(lines.slice(0, 3), ["Status = RUNNING", "Type = MS", "Capacity = 50"]);
+        assertMatch(lines[3]!, /^Master = \S+:\d+$/);
+        assertMatch(lines[4]!, /^\tSlave0 = \S+:\d+$/);
+        assertMatch(lines[5]!, /^\tSlave1 = \S+:\d+$/);
+        assertEquals(lines.length, 6, show(ms));
+      });
+
+      await t.step("the master accepts connections", async () => {
+        const r = await mrr(["status", "-n", "e2e-ms", "--json"]);
+        const instance = JSON.parse(r.stdout);
+        const conn = await Deno.connect({
+          hostname: instance.Master.IP,
+          port: Number(instance.Master.Port),
+        });
+        conn.close();
+      });
+
+      await t.step("status table", async () => {
+        const r = await mrr(["status"]);
+        const lines = r.stdout.trimEnd().split("\n");
+        assertMatch(lines[0]!, /^NAME\s+TYPE\s+STATUS\s+CAPACITY\s+MASTER\s+SLAVES$/);
+        assertMatch(lines[1]!, /^e2e-ms\s+MS\s+RUNNING\s+50\s+\S+:\d+\s+2$/);
+        assertMatch(lines[2]!, /^e2e-s\s+S\s+RUNNING\s+50\s+\S+:\d+\s+0$/);
+        assertEquals(lines.length, 3, show(r));
+      });
+
+      await t.step("status --json has the contract fields", async () => {
+        const r = await mrr(["status", "-n", "e2e-ms", "--json"]);
+        const instance = JSON.parse(r.stdout);
+        assertEquals(
+          [instance.Name, instance.Type, instance.Status, instance.Capacity],
+          ["e2e-ms", "MS", "RUNNING", 50],
+        );
+        assertEquals(typeof instance.Master.Port, "string");
+        assertEquals(typeof instance.Master.IP, "string");
+        assertEquals(instance.Slaves.length, 2);
+        const all = JSON.parse((await mrr(["status", "--json"])).stdout);
+        assertEquals(all.map((i: { Name: string }) => i.Name).sort(), ["e2e-ms", "e2e-s"]);
+      });
+
+      await t.step("delete -w both", async () => {
+        for (const name of ["e2e-ms", "e2e-s"]) {
+          const r = await mrr(["delete", "-n", name, "-w", "--timeout", "1m"]);
+          assertMatch(r.stdout, new RegExp(`Instance "${name}" deleted\\n$`));
+          const gone = await mrr(["status", "-n", name], 1);
+          assertEquals(
+            gone.stderr.split("\n")[0],
+            `Error: instance "${name}" does not exist (404)`,
+          );
+        }
+        const empty = await mrr(["status"]);
+        assertEquals(empty.stdout, "");
+        assert(empty.stderr.startsWith("No instances"), show(empty));
+      });
+    } finally {
+      await sched.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
