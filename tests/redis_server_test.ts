@@ -185,7 +185,7 @@ async function monitored(
   const events: RedisMonitorEvent[] = [];
   const monitor = new RedisMonitor(p, {
     intervalMs: 200,
-    timeoutMs: 300,
+    timeoutMs: 500,
     maxFailures: 3,
     onEvent: (e) => void events.push(e),
   });
