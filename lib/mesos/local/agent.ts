@@ -650,7 +650,7 @@ export class Agent {
     }
     const parsed = await parseCall<ExecutorCall>(request, "mesos.v1.executor.Call");
     if ("response" in parsed) return parsed.response;
-    const { call, contentType } = parsed;
+    const { call } = parsed;
     const invalid = validateExecutorCall(call);
     if (invalid) return textResponse(400, invalid);
     if (call.type === "UNKNOWN") return textResponse(501, "Received 'UNKNOWN' call");

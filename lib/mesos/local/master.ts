@@ -1,0 +1,1170 @@
+/**
+ * The local Mesos master: `LocalCluster` runs one master and N agents in
+ * this process and serves the real Mesos v1 scheduler API
+ * (`/api/v1/scheduler`, also `/master/api/v1/scheduler`) with the checks
+ * listed in section 6 of `shared/mesos-v1-protocol.md`: offers, launches,
+ * reliable status updates, reconciliation, framework failover, agent loss.
+ *
+ * @module
+ */
+
+import type { ContentType } from "../codec.ts";
+import { Agent, type AgentMaster } from "./agent.ts";
+import { EventStream, negotiateStream, parseCall, textResponse } from "./http.ts";
+import {
+  type FrameworkInfo,
+  hasCapability,
+  type Id,
+  isTerminal,
+  nowSeconds,
+  type TaskInfo,
+  type TaskStatus,
+} from "./messages.ts";
+import {
+  allocatable,
+  checkOfferIds,
+  OfferFilters,
+  type OfferRecord,
+  refuseSeconds,
+} from "./offers.ts";
+import {
+  addPools,
+  containsPool,
+  emptyPool,
+  isEmptyPool,
+  type Pool,
+  poolFromResources,
+  resourcesFromPool,
+  subtractPools,
+} from "./resources.ts";
+import { frameworkRoles, validateSubscription, validateTask } from "./validation.ts";
+
+/** Options of {@link LocalCluster}. */
+export interface LocalClusterOptions {
+  /** Number of agents (default 3). */
+  agents?: number;
+  /** Master HTTP port on 127.0.0.1 (0 or absent = any free port). */
+  port?: number;
+  /** Folder for sandboxes (`<workDir>/agents/<agentId>/frameworks/...`). */
+  workDir: string;
+  /** CPUs per agent (default 4). */
+  cpus?: number;
+  /** Memory per agent in MB (default 4096). */
+  mem?: number;
+  /** First port of agent 0's range (default 31000); agent i gets `portsBase + i*portsPerAgent` onwards. */
+  portsBase?: number;
+  /** Size of each agent's ports range (default 1000). */
+  portsPerAgent?: number;
+  /** Hostname the agents report (default "127.0.0.1"). */
+  hostname?: string;
+  /** Decline filter when a call gives none (default 5 s). */
+  offerRefuseDefaultSeconds?: number;
+  /** Scheduler heartbeat interval (default 15 s). */
+  heartbeatIntervalSeconds?: number;
+  /** Time after a stopped agent is declared unreachable (default 5000 ms). */
+  agentPingTimeoutMs?: number;
+  /** Period of the allocation cycle (default 1000 ms). */
+  allocationIntervalMs?: number;
+  /** Executor registration timeout (default 60000 ms). */
+  executorRegistrationTimeoutMs?: number;
+  /** Default executor shutdown grace period (default 5000 ms). */
+  executorShutdownGracePeriodMs?: number;
+  /** First status update retry interval (default 10000 ms). */
+  statusUpdateRetryMs?: number;
+  /** Largest status update retry interval (default 600000 ms). */
+  statusUpdateMaxRetryMs?: number;
+  /** Log sink (default: nothing). */
+  log?: (line: string) => void;
+}
+
+/** What tests and operators can see of one agent. */
+export interface AgentView {
+  /** AgentID. */
+  id: string;
+  /** Position in the cluster. */
+  index: number;
+  /** Executor API port. */
+  port: number;
+  /** `127.0.0.1:port`. */
+  endpoint: string;
+  /** True while serving. */
+  running: boolean;
+  /** Resources the agent offers in total. */
+  cpus: number;
+  /** Memory in MB. */
+  mem: number;
+  /** Ports range. */
+  ports: { begin: number; end: number };
+}
+
+interface StatusExtra {
+  agentId?: string;
+  executorId?: string;
+  message?: string;
+  unreachableTime?: number;
+}
+
+interface MasterTask {
+  taskId: string;
+  agentId: string;
+  executorId?: string;
+  pool: Pool;
+  state: string;
+  freed: boolean;
+  unreachableTime?: number;
+}
+
+interface Framework {
+  id: string;
+  info: FrameworkInfo;
+  suppressed: Set<string>;
+  stream?: EventStream;
+  streamId?: string;
+  connected: boolean;
+  failoverTimer?: ReturnType<typeof setTimeout>;
+  heartbeatTimer?: ReturnType<typeof setInterval>;
+  tasks: Map<string, MasterTask>;
+  unreachable: Map<string, MasterTask>;
+  filters: OfferFilters;
+}
+
+// deno-lint-ignore no-explicit-any
+type Call = Record<string, any> & { type?: string; framework_id?: Id };
+
+const MAX_TIMER_MS = 2_147_483_647;
+
+function optionInt(name: string, value: number | undefined, fallback: number, min: number): number {
+  const v = value ?? fallback;
+  if (!Number.isFinite(v) || v < min) {
+    throw new RangeError(`Option "${name}" must be a number of at least ${min}, but got ${value}`);
+  }
+  return v;
+}
+
+/** IPv4 dotted string as MasterInfo.ip wants it (network byte order read as a host integer). */
+function packIp(ip: string): number {
+  const parts = ip.split(".").map(Number);
+  if (parts.length !== 4 || parts.some((p) => !(p >= 0 && p <= 255))) return 0;
+  return ((parts[3]! << 24) >>> 0) + (parts[2]! << 16) + (parts[1]! << 8) + parts[0]!;
+}
+
+/**
+ * A Mesos master with N agents on this machine, speaking the Mesos v1 HTTP
+ * APIs. Start it, point a scheduler at {@link LocalCluster.url}, stop it.
+ */
+export class LocalCluster implements AgentMaster {
+  /** The master id (a UUID). */
+  readonly masterId: string = crypto.randomUUID();
+  readonly #opt: Required<Omit<LocalClusterOptions, "log">> & { log: (line: string) => void };
+  #server?: Deno.HttpServer<Deno.NetAddr>;
+  #port = 0;
+  #agents: Agent[] = [];
+  #agentsById = new Map<string, Agent>();
+  #unreachableAgents = new Map<string, number>();
+  #pingTimers = new Map<number, ReturnType<typeof setTimeout>>();
+  #agentCounter = 0;
+  #frameworkCounter = 0;
+  #offerCounter = 0;
+  #frameworks = new Map<string, Framework>();
+  #completed = new Set<string>();
+  #offers = new Map<string, OfferRecord>();
+  #allocationTimer?: ReturnType<typeof setInterval>;
+  #allocateScheduled?: ReturnType<typeof setTimeout>;
+  #rotation = 0;
+  #started = false;
+  #stopped = false;
+
+  /** Validates the options; nothing runs until {@link start}. */
+  constructor(options: LocalClusterOptions) {
+    if (typeof options?.workDir !== "string" || options.workDir === "") {
+      throw new TypeError('Option "workDir" must be a non-empty path');
+    }
+    const agents = optionInt("agents", options.agents, 3, 0);
+    if (!Number.isInteger(agents)) {
+      throw new RangeError(`Option "agents" must be a whole number, but got ${agents}`);
+    }
+    const portsBase = optionInt("portsBase", options.portsBase, 31000, 1);
+    const portsPerAgent = optionInt("portsPerAgent", options.portsPerAgent, 1000, 1);
+    if (portsBase + agents * portsPerAgent - 1 > 65535) {
+      throw new RangeError(
+        `Options "portsBase" ${portsBase} and "portsPerAgent" ${portsPerAgent} give ports above 65535 for ${agents} agents`,
+      );
+    }
+    this.#opt = {
+      agents,
+      port: optionInt("port", options.port, 0, 0),
+      workDir: options.workDir,
+      cpus: optionInt("cpus", options.cpus, 4, 0),
+      mem: optionInt("mem", options.mem, 4096, 0),
+      portsBase,
+      portsPerAgent,
+      hostname: options.hostname ?? "127.0.0.1",
+      offerRefuseDefaultSeconds: optionInt(
+        "offerRefuseDefaultSeconds",
+        options.offerRefuseDefaultSeconds,
+        5,
+        0,
+      ),
+      heartbeatIntervalSeconds: optionInt(
+        "heartbeatIntervalSeconds",
+        options.heartbeatIntervalSeconds,
+        15,
+        0.001,
+      ),
+      agentPingTimeoutMs: optionInt("agentPingTimeoutMs", options.agentPingTimeoutMs, 5000, 0),
+      allocationIntervalMs: optionInt(
+        "allocationIntervalMs",
+        options.allocationIntervalMs,
+        1000,
+        1,
+      ),
+      executorRegistrationTimeoutMs: optionInt(
+        "executorRegistrationTimeoutMs",
+        options.executorRegistrationTimeoutMs,
+        60_000,
+        1,
+      ),
+      executorShutdownGracePeriodMs: optionInt(
+        "executorShutdownGracePeriodMs",
+        options.executorShutdownGracePeriodMs,
+        5000,
+        0,
+      ),
+      statusUpdateRetryMs: optionInt("statusUpdateRetryMs", options.statusUpdateRetryMs, 10_000, 1),
+      statusUpdateMaxRetryMs: optionInt(
+        "statusUpdateMaxRetryMs",
+        options.statusUpdateMaxRetryMs,
+        600_000,
+        1,
+      ),
+      log: options.log ?? (() => {}),
+    };
+  }
+
+  /** The master's base URL, `http://127.0.0.1:<port>` (after {@link start}). */
+  get url(): string {
+    return `http://127.0.0.1:${this.#port}`;
+  }
+
+  /** The master's HTTP port (after {@link start}). */
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Number of agent slots. */
+  get agentCount(): number {
+    return this.#agents.length;
+  }
+
+  /** Starts the master and every agent. */
+  async start(): Promise<void> {
+    if (this.#started) throw new Error("LocalCluster was already started");
+    this.#started = true;
+    await Deno.mkdir(this.#opt.workDir, { recursive: true });
+    for (let i = 0; i < this.#opt.agents; i++) {
+      const agent = this.#newAgent(i);
+      this.#agents.push(agent);
+      await agent.start();
+    }
+    await new Promise<void>((resolve, reject) => {
+      try {
+        this.#server = Deno.serve({
+          hostname: "127.0.0.1",
+          port: this.#opt.port,
+          onListen: (addr) => {
+            this.#port = addr.port;
+            resolve();
+          },
+          onError: (error) => {
+            this.#opt.log(`master: internal error: ${(error as Error)?.stack ?? error}`);
+            return textResponse(500, "Internal server error");
+          },
+        }, (request) => this.#handle(request));
+      } catch (error) {
+        reject(error);
+      }
+    });
+    this.#allocationTimer = setInterval(() => this.#allocate(), this.#opt.allocationIntervalMs);
+    this.#opt.log(
+      `master ${this.masterId} listening at ${this.url} with ${this.#agents.length} agents`,
+    );
+  }
+
+  /** Stops everything: streams closed, every executor process tree killed, servers down. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearInterval(this.#allocationTimer);
+    clearTimeout(this.#allocateScheduled);
+    for (const t of this.#pingTimers.values()) clearTimeout(t);
+    this.#pingTimers.clear();
+    for (const fw of this.#frameworks.values()) {
+      clearTimeout(fw.failoverTimer);
+      clearInterval(fw.heartbeatTimer);
+      fw.stream?.close();
+    }
+    await Promise.all(this.#agents.map((a) => a.stop()));
+    await this.#server?.shutdown();
+  }
+
+  #newAgent(index: number): Agent {
+    const base = this.#opt.portsBase + index * this.#opt.portsPerAgent;
+    const agent = new Agent({
+      index,
+      id: `${this.masterId}-S${this.#agentCounter++}`,
+      hostname: this.#opt.hostname,
+      cpus: this.#opt.cpus,
+      mem: this.#opt.mem,
+      ports: { begin: base, end: base + this.#opt.portsPerAgent - 1 },
+      workDir: this.#opt.workDir,
+      executorRegistrationTimeoutMs: this.#opt.executorRegistrationTimeoutMs,
+      executorShutdownGracePeriodMs: this.#opt.executorShutdownGracePeriodMs,
+      statusUpdateRetryMs: this.#opt.statusUpdateRetryMs,
+      statusUpdateMaxRetryMs: this.#opt.statusUpdateMaxRetryMs,
+      log: this.#opt.log,
+    }, this);
+    this.#agentsById.set(agent.id, agent);
+    return agent;
+  }
+
+  #agentAt(index: number): Agent {
+    const agent = this.#agents[index];
+    if (!agent) {
+      throw new RangeError(`Agent index ${index} is out of range 0..${this.#agents.length - 1}`);
+    }
+    return agent;
+  }
+
+  /** What is known of agent `index` (its current incarnation). */
+  agent(index: number): AgentView {
+    const a = this.#agentAt(index);
+    return {
+      id: a.id,
+      index,
+      port: a.port,
+      endpoint: a.endpoint,
+      running: a.running,
+      cpus: a.options.cpus,
+      mem: a.options.mem,
+      ports: { ...a.options.ports },
+    };
+  }
+
+  /** Every agent slot, in order. */
+  agents(): AgentView[] {
+    return this.#agents.map((_, i) => this.agent(i));
+  }
+
+  /** Sandbox, pid and state of an executor on agent `index`, if it has one. */
+  executor(
+    index: number,
+    frameworkId: string,
+    executorId: string,
+  ): { sandbox: string; pid?: number; state: string } | undefined {
+    return this.#agentAt(index).executorProcess(frameworkId, executorId);
+  }
+
+  /** The master's view of a task: its latest state, or undefined when it forgot the task. */
+  taskState(frameworkId: string, taskId: string): string | undefined {
+    const fw = this.#frameworks.get(frameworkId);
+    return fw?.tasks.get(taskId)?.state ?? fw?.unreachable.get(taskId)?.state;
+  }
+
+  /** Number of the framework's status updates the agents still wait to have acknowledged. */
+  pendingUpdates(frameworkId: string): number {
+    return this.#agents.reduce((n, a) => n + a.pendingUpdates(frameworkId), 0);
+  }
+
+  /** True while the framework has a live subscription. */
+  isConnected(frameworkId: string): boolean {
+    return this.#frameworks.get(frameworkId)?.connected === true;
+  }
+
+  /** True when the master removed the framework (teardown or failover timeout). */
+  isRemoved(frameworkId: string): boolean {
+    return this.#completed.has(frameworkId);
+  }
+
+  /** Test hook: the framework's stream stays open but carries nothing more (no heartbeats). */
+  freezeSchedulerStream(frameworkId: string): void {
+    const stream = this.#frameworks.get(frameworkId)?.stream;
+    if (stream) stream.frozen = true;
+  }
+
+  /** Test hook: the master ends the framework's stream as if the connection broke. */
+  closeSchedulerStream(frameworkId: string): void {
+    this.#frameworks.get(frameworkId)?.stream?.close();
+  }
+
+  /**
+   * Stops agent `index` like a lost host: it stops serving and its executors
+   * are SIGKILLed; after `agentPingTimeoutMs` the master declares it
+   * unreachable (TASK_UNREACHABLE or TASK_LOST, RESCIND, FAILURE).
+   */
+  async stopAgent(index: number): Promise<void> {
+    const agent = this.#agentAt(index);
+    if (!agent.running) return;
+    await agent.stop();
+    this.#pingTimers.set(
+      index,
+      setTimeout(() => {
+        this.#pingTimers.delete(index);
+        this.#markUnreachable(agent);
+      }, this.#opt.agentPingTimeoutMs),
+    );
+  }
+
+  /**
+   * Starts agent `index` again: a rebooted host registers as a new agent
+   * (new AgentID, same resources). If the old one was not yet declared
+   * unreachable, that happens now.
+   */
+  async startAgent(index: number): Promise<void> {
+    const old = this.#agentAt(index);
+    if (old.running) return;
+    const timer = this.#pingTimers.get(index);
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      this.#pingTimers.delete(index);
+      this.#markUnreachable(old);
+    }
+    const agent = this.#newAgent(index);
+    this.#agents[index] = agent;
+    await agent.start();
+    this.#allocateSoon();
+  }
+
+  #registered(agent: Agent): boolean {
+    return this.#agentsById.get(agent.id) === agent && !this.#unreachableAgents.has(agent.id);
+  }
+
+  #markUnreachable(agent: Agent): void {
+    if (this.#unreachableAgents.has(agent.id)) return;
+    const now = Date.now();
+    this.#unreachableAgents.set(agent.id, now);
+    this.#opt.log(`master: agent ${agent.id} is unreachable`);
+    for (const offer of [...this.#offers.values()]) {
+      if (offer.agentId !== agent.id) continue;
+      this.#offers.delete(offer.id);
+      this.#send(this.#frameworks.get(offer.frameworkId), {
+        type: "RESCIND",
+        rescind: { offer_id: { value: offer.id } },
+      });
+    }
+    for (const fw of this.#frameworks.values()) {
+      const pa = hasCapability(fw.info, "PARTITION_AWARE");
+      for (const task of [...fw.tasks.values()]) {
+        if (task.agentId !== agent.id) continue;
+        fw.tasks.delete(task.taskId);
+        if (isTerminal(task.state)) continue;
+        task.state = pa ? "TASK_UNREACHABLE" : "TASK_LOST";
+        task.freed = true;
+        task.unreachableTime = now;
+        fw.unreachable.set(task.taskId, task);
+        this.#send(fw, {
+          type: "UPDATE",
+          update: {
+            status: this.#masterStatus(task.taskId, task.state, "REASON_AGENT_REMOVED", {
+              agentId: agent.id,
+              executorId: task.executorId,
+              message: "Agent is unreachable",
+              unreachableTime: now,
+            }),
+          },
+        });
+      }
+      this.#send(fw, { type: "FAILURE", failure: { agent_id: { value: agent.id } } });
+    }
+  }
+
+  // ---- AgentMaster ----
+
+  /** @inheritdoc */
+  forwardStatusUpdate(agent: Agent, frameworkId: string, status: TaskStatus): void {
+    if (!this.#registered(agent)) return;
+    const fw = this.#frameworks.get(frameworkId);
+    if (!fw?.connected) return; // the agent retries
+    this.#send(fw, { type: "UPDATE", update: { status } });
+  }
+
+  /** @inheritdoc */
+  taskStateChanged(agent: Agent, frameworkId: string, taskId: string, state: string): void {
+    const task = this.#frameworks.get(frameworkId)?.tasks.get(taskId);
+    if (!task || task.agentId !== agent.id) return;
+    task.state = state;
+    if (isTerminal(state) && !task.freed) {
+      task.freed = true;
+      this.#allocateSoon();
+    }
+  }
+
+  /** @inheritdoc */
+  executorMessage(agent: Agent, frameworkId: string, executorId: string, data: Uint8Array): void {
+    this.#send(this.#frameworks.get(frameworkId), {
+      type: "MESSAGE",
+      message: { agent_id: { value: agent.id }, executor_id: { value: executorId }, data },
+    });
+  }
+
+  /** @inheritdoc */
+  executorTerminated(agent: Agent, frameworkId: string, executorId: string, status?: number): void {
+    this.#send(this.#frameworks.get(frameworkId), {
+      type: "FAILURE",
+      failure: {
+        agent_id: { value: agent.id },
+        executor_id: { value: executorId },
+        ...(status === undefined ? {} : { status }),
+      },
+    });
+    this.#allocateSoon();
+  }
+
+  // ---- events ----
+
+  #send(fw: Framework | undefined, event: object): void {
+    if (fw?.connected) fw.stream?.send(event);
+  }
+
+  #masterStatus(
+    taskId: string,
+    state: string,
+    reason: string,
+    extra: StatusExtra = {},
+  ): TaskStatus {
+    return {
+      task_id: { value: taskId },
+      state,
+      source: "SOURCE_MASTER",
+      reason,
+      timestamp: nowSeconds(),
+      ...(extra.message ? { message: extra.message } : {}),
+      ...(extra.agentId ? { agent_id: { value: extra.agentId } } : {}),
+      ...(extra.executorId ? { executor_id: { value: extra.executorId } } : {}),
+      ...(extra.unreachableTime !== undefined
+        ? { unreachable_time: { nanoseconds: extra.unreachableTime * 1e6 } }
+        : {}),
+    };
+  }
+
+  // ---- allocation ----
+
+  #allocateSoon(): void {
+    if (this.#allocateScheduled !== undefined || this.#stopped) return;
+    this.#allocateScheduled = setTimeout(() => {
+      this.#allocateScheduled = undefined;
+      this.#allocate();
+    }, 0);
+  }
+
+  #agentAvailable(agent: Agent): Pool {
+    let used = agent.executorsPool();
+    for (const fw of this.#frameworks.values()) {
+      for (const task of fw.tasks.values()) {
+        if (task.agentId === agent.id && !task.freed) used = addPools(used, task.pool);
+      }
+    }
+    for (const offer of this.#offers.values()) {
+      if (offer.agentId === agent.id) used = addPools(used, offer.pool);
+    }
+    return subtractPools(agent.total, used);
+  }
+
+  #allocate(): void {
+    if (this.#stopped) return;
+    const frameworks = [...this.#frameworks.values()].filter((fw) => fw.connected);
+    if (frameworks.length === 0) return;
+    const start = this.#rotation++ % frameworks.length;
+    const order = [...frameworks.slice(start), ...frameworks.slice(0, start)];
+    const batches = new Map<Framework, object[]>();
+    for (const agent of this.#agents) {
+      if (!agent.running || !this.#registered(agent)) continue;
+      const available = this.#agentAvailable(agent);
+      if (!allocatable(available)) continue;
+      for (const fw of order) {
+        const role = frameworkRoles(fw.info).find((r) => !fw.suppressed.has(r));
+        if (role === undefined) continue;
+        if (fw.filters.blocks(agent.id, role, available)) continue;
+        const offer: OfferRecord = {
+          id: `${this.masterId}-O${this.#offerCounter++}`,
+          frameworkId: fw.id,
+          agentId: agent.id,
+          role,
+          pool: available,
+        };
+        this.#offers.set(offer.id, offer);
+        const list = batches.get(fw) ?? [];
+        list.push(this.#offerMessage(offer, agent));
+        batches.set(fw, list);
+        break;
+      }
+    }
+    for (const [fw, offers] of batches) this.#send(fw, { type: "OFFERS", offers: { offers } });
+  }
+
+  #offerMessage(offer: OfferRecord, agent: Agent): object {
+    return {
+      id: { value: offer.id },
+      framework_id: { value: offer.frameworkId },
+      agent_id: { value: agent.id },
+      hostname: agent.options.hostname,
+      url: {
+        scheme: "http",
+        address: { hostname: agent.options.hostname, ip: agent.options.hostname, port: agent.port },
+        path: "/slave(1)",
+      },
+      resources: resourcesFromPool(offer.pool, offer.role),
+      executor_ids: agent.executorIds(offer.frameworkId).map((value) => ({ value })),
+      allocation_info: { role: offer.role },
+    };
+  }
+
+  #removeOffersOf(fw: Framework): void {
+    for (const offer of [...this.#offers.values()]) {
+      if (offer.frameworkId === fw.id) this.#offers.delete(offer.id);
+    }
+  }
+
+  // ---- HTTP ----
+
+  async #handle(request: Request): Promise<Response> {
+    const path = new URL(request.url).pathname;
+    if (path === "/health" || path === "/master/health") return textResponse(200);
+    if (path !== "/api/v1/scheduler" && path !== "/master/api/v1/scheduler") {
+      return textResponse(404, `No endpoint at "${path}"`);
+    }
+    const parsed = await parseCall<Call>(request, "mesos.v1.scheduler.Call");
+    if ("response" in parsed) return parsed.response;
+    const { call } = parsed;
+    const invalid = validateSchedulerCall(call);
+    if (invalid) return textResponse(400, invalid);
+    if (call.type === "SUBSCRIBE") {
+      const streamType = negotiateStream(request.headers.get("Accept"));
+      if (!streamType) {
+        return textResponse(
+          406,
+          "Expecting 'Accept' to allow application/json or application/x-protobuf",
+        );
+      }
+      if (request.headers.has("Mesos-Stream-Id")) {
+        return textResponse(400, "Subscribe calls should not include the 'Mesos-Stream-Id' header");
+      }
+      return this.#subscribe(call, streamType, request.signal);
+    }
+    const fid = call.framework_id!.value;
+    const fw = this.#frameworks.get(fid);
+    if (!fw) return textResponse(400, `Framework "${fid}" cannot be found`);
+    if (!fw.connected) return textResponse(403, `Framework "${fid}" is not subscribed`);
+    const streamId = request.headers.get("Mesos-Stream-Id");
+    if (streamId === null) {
+      return textResponse(
+        400,
+        "All non-subscribe calls should include the 'Mesos-Stream-Id' header",
+      );
+    }
+    if (streamId !== fw.streamId) {
+      return textResponse(
+        400,
+        `The stream ID "${streamId}" included in this request didn't match the stream ID currently associated with framework "${fid}"`,
+      );
+    }
+    return this.#dispatch(fw, call);
+  }
+
+  #dispatch(fw: Framework, call: Call): Response {
+    switch (call.type) {
+      case "UNKNOWN":
+        return textResponse(501, "Received 'UNKNOWN' call");
+      case "TEARDOWN":
+        this.#removeFramework(fw, "teardown");
+        break;
+      case "ACCEPT":
+        this.#accept(fw, call.accept);
+        break;
+      case "DECLINE":
+        this.#decline(fw, call.decline);
+        break;
+      case "REVIVE": {
+        const roles = this.#callRoles(fw, call.revive?.roles);
+        fw.filters.clear(roles);
+        for (const r of roles) fw.suppressed.delete(r);
+        this.#allocateSoon();
+        break;
+      }
+      case "SUPPRESS":
+        for (const r of this.#callRoles(fw, call.suppress?.roles)) fw.suppressed.add(r);
+        break;
+      case "KILL":
+        this.#kill(fw, call.kill);
+        break;
+      case "SHUTDOWN": {
+        const agent = this.#agentsById.get(call.shutdown.agent_id.value);
+        if (agent && this.#registered(agent)) {
+          agent.shutdownExecutor(fw.id, call.shutdown.executor_id.value);
+        }
+        break;
+      }
+      case "ACKNOWLEDGE":
+        this.#acknowledge(fw, call.acknowledge);
+        break;
+      case "RECONCILE":
+        this.#reconcile(fw, call.reconcile?.tasks ?? []);
+        break;
+      case "MESSAGE": {
+        const agent = this.#agentsById.get(call.message.agent_id.value);
+        if (agent && this.#registered(agent)) {
+          agent.sendMessage(fw.id, call.message.executor_id.value, call.message.data);
+        }
+        break;
+      }
+      case "UPDATE_FRAMEWORK": {
+        const info = call.update_framework.framework_info as FrameworkInfo;
+        if (info.id?.value !== fw.id) {
+          return textResponse(400, "'framework_info.id' must equal 'framework_id'");
+        }
+        const suppressed: string[] = call.update_framework.suppressed_roles ?? [];
+        const error = validateSubscription(info, suppressed) ??
+          this.#immutableChange(fw.info, info);
+        if (error) return textResponse(400, error);
+        fw.info = { ...info, user: fw.info.user, checkpoint: fw.info.checkpoint };
+        fw.suppressed = new Set(suppressed);
+        this.#allocateSoon();
+        return textResponse(200);
+      }
+      default:
+        // REQUEST, inverse offers and operation feedback: accepted, nothing to do here.
+        break;
+    }
+    return textResponse(202);
+  }
+
+  #callRoles(fw: Framework, roles: string[] | undefined): string[] {
+    return roles && roles.length > 0 ? roles : frameworkRoles(fw.info);
+  }
+
+  #immutableChange(old: FrameworkInfo, next: FrameworkInfo): string | undefined {
+    if ((old.principal ?? "") !== (next.principal ?? "")) {
+      return `Changing the framework's principal from "${old.principal ?? ""}" to "${
+        next.principal ?? ""
+      }" is not allowed`;
+    }
+    return undefined;
+  }
+
+  // ---- SUBSCRIBE and framework lifecycle ----
+
+  #subscribe(call: Call, contentType: ContentType, signal: AbortSignal): Response {
+    const streamId = crypto.randomUUID();
+    let fw: Framework | undefined;
+    const stream: EventStream = new EventStream("mesos.v1.scheduler.Event", contentType, () => {
+      if (fw && fw.stream === stream) this.#disconnect(fw);
+    }, signal);
+    const response = new Response(stream.body, {
+      status: 200,
+      headers: { "Content-Type": contentType, "Mesos-Stream-Id": streamId },
+    });
+    const refuse = (message: string) => {
+      stream.send({ type: "ERROR", error: { message } });
+      stream.close();
+      return response;
+    };
+    const info = call.subscribe.framework_info as FrameworkInfo;
+    const suppressed: string[] = call.subscribe.suppressed_roles ?? [];
+    const invalid = validateSubscription(info, suppressed);
+    if (invalid) return refuse(invalid);
+    const requestedId = info.id?.value;
+    if (requestedId !== undefined && this.#completed.has(requestedId)) {
+      return refuse("Framework has been removed");
+    }
+    fw = requestedId === undefined ? undefined : this.#frameworks.get(requestedId);
+    const failover = fw !== undefined;
+    if (fw) {
+      const error = this.#immutableChange(fw.info, info);
+      if (error) return refuse(error);
+      clearTimeout(fw.failoverTimer);
+      clearInterval(fw.heartbeatTimer);
+      const old = fw.stream;
+      fw.stream = undefined;
+      if (old && !old.closed) {
+        old.send({ type: "ERROR", error: { message: "Framework failed over" } });
+        old.close();
+      }
+      this.#removeOffersOf(fw);
+      fw.info = { ...info, user: fw.info.user, checkpoint: fw.info.checkpoint };
+      this.#opt.log(`master: framework ${fw.id} re-subscribed`);
+    } else {
+      const id = requestedId ??
+        `${this.masterId}-${String(this.#frameworkCounter++).padStart(4, "0")}`;
+      fw = {
+        id,
+        info: { ...info, id: { value: id } },
+        suppressed: new Set(),
+        connected: false,
+        tasks: new Map(),
+        unreachable: new Map(),
+        filters: new OfferFilters(),
+      };
+      this.#frameworks.set(id, fw);
+      this.#opt.log(`master: framework ${id} ("${info.name}") subscribed`);
+    }
+    fw.info.id = { value: fw.id };
+    fw.suppressed = new Set(suppressed);
+    fw.stream = stream;
+    fw.streamId = streamId;
+    fw.connected = true;
+    stream.send({
+      type: "SUBSCRIBED",
+      subscribed: {
+        framework_id: { value: fw.id },
+        heartbeat_interval_seconds: this.#opt.heartbeatIntervalSeconds,
+        master_info: this.#masterInfo(),
+      },
+    });
+    stream.send({ type: "HEARTBEAT" });
+    const subscribed = fw;
+    fw.heartbeatTimer = setInterval(
+      () => subscribed.stream?.send({ type: "HEARTBEAT" }),
+      this.#opt.heartbeatIntervalSeconds * 1000,
+    );
+    if (failover) { for (const agent of this.#agents) agent.resendUpdates(fw.id); }
+    this.#allocateSoon();
+    return response;
+  }
+
+  #masterInfo(): object {
+    return {
+      id: this.masterId,
+      ip: packIp("127.0.0.1"),
+      port: this.#port,
+      pid: `master@127.0.0.1:${this.#port}`,
+      hostname: this.#opt.hostname,
+      version: "1.11.0",
+      address: { hostname: this.#opt.hostname, ip: "127.0.0.1", port: this.#port },
+    };
+  }
+
+  #disconnect(fw: Framework): void {
+    if (!fw.connected) return;
+    fw.connected = false;
+    fw.stream = undefined;
+    clearInterval(fw.heartbeatTimer);
+    this.#removeOffersOf(fw);
+    this.#allocateSoon();
+    if (this.#stopped) return;
+    const timeoutMs = Math.max(0, (fw.info.failover_timeout ?? 0) * 1000);
+    this.#opt.log(`master: framework ${fw.id} disconnected; failover timeout ${timeoutMs} ms`);
+    if (timeoutMs === 0) {
+      this.#removeFramework(fw, "failover timeout");
+    } else if (timeoutMs <= MAX_TIMER_MS) {
+      fw.failoverTimer = setTimeout(() => this.#removeFramework(fw, "failover timeout"), timeoutMs);
+    }
+  }
+
+  #removeFramework(fw: Framework, why: string): void {
+    this.#opt.log(`master: removing framework ${fw.id} (${why})`);
+    clearTimeout(fw.failoverTimer);
+    clearInterval(fw.heartbeatTimer);
+    fw.connected = false;
+    const stream = fw.stream;
+    fw.stream = undefined;
+    stream?.close();
+    this.#removeOffersOf(fw);
+    this.#frameworks.delete(fw.id);
+    this.#completed.add(fw.id);
+    for (const agent of this.#agents) agent.shutdownFramework(fw.id);
+    this.#allocateSoon();
+  }
+
+  // ---- offers ----
+
+  #takeOffers(fw: Framework, ids: Id[]): { offers: OfferRecord[] } | { error: string } {
+    const result = checkOfferIds(ids.map((i) => i.value), fw.id, (id) => this.#offers.get(id));
+    // Whatever happens, every offer of this framework named in the call is used up.
+    for (const { value } of ids) {
+      if (this.#offers.get(value)?.frameworkId === fw.id) this.#offers.delete(value);
+    }
+    return result;
+  }
+
+  #decline(
+    fw: Framework,
+    decline: { offer_ids?: Id[]; filters?: { refuse_seconds?: number } },
+  ): void {
+    const seconds = refuseSeconds(decline.filters, this.#opt.offerRefuseDefaultSeconds);
+    for (const { value } of decline.offer_ids ?? []) {
+      const offer = this.#offers.get(value);
+      if (!offer || offer.frameworkId !== fw.id) continue;
+      this.#offers.delete(value);
+      fw.filters.add(offer.agentId, offer.role, offer.pool, seconds);
+    }
+    this.#allocateSoon();
+  }
+
+  #accept(
+    fw: Framework,
+    // deno-lint-ignore no-explicit-any
+    accept: { offer_ids?: Id[]; operations?: any[]; filters?: { refuse_seconds?: number } },
+  ): void {
+    const operations = accept.operations ?? [];
+    const taken = this.#takeOffers(fw, accept.offer_ids ?? []);
+    const pa = hasCapability(fw.info, "PARTITION_AWARE");
+    if ("error" in taken) {
+      this.#opt.log(`master: invalid ACCEPT from ${fw.id}: ${taken.error}`);
+      for (const op of operations) {
+        for (const task of operationTasks(op)) {
+          this.#send(fw, {
+            type: "UPDATE",
+            update: {
+              status: this.#masterStatus(
+                task.task_id.value,
+                pa ? "TASK_DROPPED" : "TASK_LOST",
+                "REASON_INVALID_OFFERS",
+                {
+                  message: `Task launched with invalid offers: ${taken.error}`,
+                  agentId: task.agent_id?.value,
+                },
+              ),
+            },
+          });
+        }
+      }
+      this.#allocateSoon();
+      return;
+    }
+    const first = taken.offers[0]!;
+    const agent = this.#agentsById.get(first.agentId)!;
+    const role = first.role;
+    let remaining = taken.offers.reduce((p, o) => addPools(p, o.pool), emptyPool());
+    const launchedHere = new Map<string, NonNullable<TaskInfo["executor"]>>();
+    const idsHere = new Set<string>();
+    const taskError = (task: TaskInfo, reason: string, message: string) => {
+      this.#send(fw, {
+        type: "UPDATE",
+        update: {
+          status: this.#masterStatus(task.task_id.value, "TASK_ERROR", reason, {
+            message,
+            agentId: task.agent_id?.value,
+          }),
+        },
+      });
+    };
+    for (const op of operations) {
+      if (op.type === "LAUNCH_GROUP") {
+        for (const task of operationTasks(op)) {
+          taskError(
+            task,
+            "REASON_TASK_GROUP_INVALID",
+            "LAUNCH_GROUP is not supported by the local cluster",
+          );
+        }
+        continue;
+      }
+      if (op.type !== "LAUNCH") {
+        this.#opt.log(`master: ignoring ${op.type ?? "UNKNOWN"} operation from ${fw.id}`);
+        continue;
+      }
+      for (const task of operationTasks(op)) {
+        if (op.id !== undefined) {
+          taskError(
+            task,
+            "REASON_TASK_INVALID",
+            "'Operation.id' must not be set on a LAUNCH operation",
+          );
+          continue;
+        }
+        let error = validateTask(task, {
+          frameworkId: fw.id,
+          agentId: agent.id,
+          taskIdInUse: (id) => fw.tasks.has(id) || fw.unreachable.has(id) || idsHere.has(id),
+          existingExecutor: (id) => agent.executorInfo(fw.id, id) ?? launchedHere.get(id),
+        });
+        if (!error && task.command) {
+          error =
+            "Tasks with 'command' (the built-in command executor) are not supported by the local cluster; use a custom executor";
+        }
+        let taskPool: Pool = emptyPool();
+        let needed: Pool = emptyPool();
+        if (!error) {
+          const tp = poolFromResources(task.resources ?? [], role);
+          const eid = task.executor!.executor_id.value;
+          const executorNew = !agent.executorInfo(fw.id, eid) && !launchedHere.has(eid);
+          const ep = executorNew
+            ? poolFromResources(task.executor!.resources ?? [], role)
+            : emptyPool();
+          if (typeof tp === "string") error = tp;
+          else if (typeof ep === "string") error = ep;
+          else {
+            taskPool = tp;
+            needed = addPools(tp, ep);
+            if (!containsPool(remaining, needed)) {
+              error = `Task "${task.task_id.value}" uses more resources than the offers hold (task${
+                executorNew ? " plus its new executor" : ""
+              } needs ${describe(needed)}, remaining ${describe(remaining)})`;
+            }
+          }
+        }
+        if (error) {
+          taskError(task, "REASON_TASK_INVALID", error);
+          continue;
+        }
+        remaining = subtractPools(remaining, needed);
+        injectAllocation(task.resources ?? [], role);
+        injectAllocation(task.executor!.resources ?? [], role);
+        const eid = task.executor!.executor_id.value;
+        if (!agent.executorInfo(fw.id, eid)) launchedHere.set(eid, task.executor!);
+        idsHere.add(task.task_id.value);
+        fw.tasks.set(task.task_id.value, {
+          taskId: task.task_id.value,
+          agentId: agent.id,
+          executorId: eid,
+          pool: taskPool,
+          state: "TASK_STAGING",
+          freed: false,
+        });
+        agent.launchTask(fw.info, task);
+      }
+    }
+    if (!isEmptyPool(remaining)) {
+      fw.filters.add(
+        agent.id,
+        role,
+        remaining,
+        refuseSeconds(accept.filters, this.#opt.offerRefuseDefaultSeconds),
+      );
+    }
+    this.#allocateSoon();
+  }
+
+  // ---- tasks ----
+
+  #kill(fw: Framework, kill: { task_id: Id; agent_id?: Id; kill_policy?: unknown }): void {
+    const task = fw.tasks.get(kill.task_id.value);
+    if (!task) {
+      this.#reconcile(fw, [{ task_id: kill.task_id, agent_id: kill.agent_id }]);
+      return;
+    }
+    if (kill.agent_id && kill.agent_id.value !== task.agentId) return;
+    const agent = this.#agentsById.get(task.agentId);
+    if (agent && this.#registered(agent)) agent.killTask(fw.id, task.taskId, kill.kill_policy);
+  }
+
+  #acknowledge(fw: Framework, ack: { agent_id: Id; task_id: Id; uuid: Uint8Array }): void {
+    const agent = this.#agentsById.get(ack.agent_id.value);
+    if (!agent || !this.#registered(agent) || !agent.running) return; // dropped
+    const result = agent.acknowledge(fw.id, ack.task_id.value, ack.uuid);
+    if (result?.finished) {
+      const task = fw.tasks.get(ack.task_id.value);
+      if (task && isTerminal(task.state)) fw.tasks.delete(ack.task_id.value);
+    }
+  }
+
+  #reconcile(fw: Framework, tasks: { task_id: Id; agent_id?: Id }[]): void {
+    const pa = hasCapability(fw.info, "PARTITION_AWARE");
+    const reply = (taskId: string, state: string, extra: StatusExtra) => {
+      const finalState = !pa &&
+          ["TASK_GONE", "TASK_UNREACHABLE", "TASK_UNKNOWN", "TASK_GONE_BY_OPERATOR", "TASK_DROPPED"]
+            .includes(state)
+        ? "TASK_LOST"
+        : state;
+      this.#send(fw, {
+        type: "UPDATE",
+        update: {
+          status: this.#masterStatus(taskId, finalState, "REASON_RECONCILIATION", {
+            message: "Reconciliation: Latest task state",
+            ...extra,
+          }),
+        },
+      });
+    };
+    const known = (task: MasterTask) =>
+      reply(task.taskId, task.state, {
+        agentId: task.agentId,
+        executorId: task.executorId,
+        unreachableTime: task.unreachableTime,
+      });
+    if (tasks.length === 0) {
+      for (const task of fw.tasks.values()) known(task);
+      for (const task of fw.unreachable.values()) known(task);
+      return;
+    }
+    for (const { task_id, agent_id } of tasks) {
+      const task = fw.tasks.get(task_id.value) ?? fw.unreachable.get(task_id.value);
+      if (task && (!agent_id || agent_id.value === task.agentId)) {
+        known(task);
+        continue;
+      }
+      if (!agent_id) {
+        reply(task_id.value, "TASK_UNKNOWN", {});
+        continue;
+      }
+      const unreachableSince = this.#unreachableAgents.get(agent_id.value);
+      if (unreachableSince !== undefined) {
+        reply(task_id.value, "TASK_UNREACHABLE", {
+          agentId: agent_id.value,
+          unreachableTime: unreachableSince,
+        });
+      } else if (this.#agentsById.has(agent_id.value)) {
+        reply(task_id.value, "TASK_GONE", { agentId: agent_id.value });
+      } else {
+        reply(task_id.value, "TASK_UNKNOWN", { agentId: agent_id.value });
+      }
+    }
+  }
+}
+
+// deno-lint-ignore no-explicit-any
+function operationTasks(op: any): TaskInfo[] {
+  if (op?.type === "LAUNCH") return op.launch?.task_infos ?? [];
+  if (op?.type === "LAUNCH_GROUP") return op.launch_group?.task_group?.tasks ?? [];
+  return [];
+}
+
+function injectAllocation(
+  resources: { allocation_info?: { role?: string } }[],
+  role: string,
+): void {
+  for (const r of resources) r.allocation_info ??= { role };
+}
+
+function describe(pool: Pool): string {
+  const parts = Object.entries(pool.scalars).map(([k, v]) => `${k}:${v}`);
+  for (const [k, ranges] of Object.entries(pool.ranges)) {
+    parts.push(`${k}:[${ranges.map((r) => `${r.begin}-${r.end}`).join(",")}]`);
+  }
+  return parts.join(";") || "nothing";
+}
+
+/** Checks a scheduler Call the way the master does before any lookup (400 on failure). */
+export function validateSchedulerCall(call: Call): string | undefined {
+  if (call.type === undefined) return "Expecting 'type' to be present";
+  if (call.type === "SUBSCRIBE") {
+    if (!call.subscribe) return "Expecting 'subscribe' to be present";
+    const infoId = call.subscribe.framework_info?.id?.value;
+    const callId = call.framework_id?.value;
+    if (infoId !== callId) {
+      return "'framework_id' differs from 'subscribe.framework_info.id'";
+    }
+    return undefined;
+  }
+  if (!call.framework_id) return "Expecting 'framework_id' to be present";
+  const nested: Record<string, string> = {
+    ACCEPT: "accept",
+    DECLINE: "decline",
+    ACCEPT_INVERSE_OFFERS: "accept_inverse_offers",
+    DECLINE_INVERSE_OFFERS: "decline_inverse_offers",
+    KILL: "kill",
+    SHUTDOWN: "shutdown",
+    ACKNOWLEDGE: "acknowledge",
+    ACKNOWLEDGE_OPERATION_STATUS: "acknowledge_operation_status",
+    RECONCILE: "reconcile",
+    MESSAGE: "message",
+    REQUEST: "request",
+    UPDATE_FRAMEWORK: "update_framework",
+  };
+  const field = nested[call.type];
+  if (field && !call[field]) return `Expecting '${field}' to be present`;
+  if (call.type === "ACKNOWLEDGE") {
+    const uuid: Uint8Array = call.acknowledge.uuid;
+    if (uuid.length !== 16) return `Expecting 'uuid' to be 16 bytes, but got ${uuid.length}`;
+  }
+  return undefined;
+}
