@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { Etcd3, type IKeyValue, type IOptions, type Lease } from "etcd3";
+import { Etcd3, type IKeyValue, type IOptions, isRecoverableError, type Lease } from "etcd3";
 import { bounded, checkKey, delay, normalizePrefix, underPrefix } from "./_util.ts";
 import {
   type Entry,
@@ -33,14 +33,50 @@ const LOCK_PREFIX = "mr-redis-lock:";
 
 type FaultHandling = NonNullable<IOptions["faultHandling"]>;
 
+/** Raised by {@linkcode hostPolicy} for a host that failed a moment ago. */
+class EndpointDownError extends Error {
+  constructor() {
+    super("Endpoint failed less than a second ago");
+    this.name = "EndpointDownError";
+  }
+}
+
 /**
- * A policy that runs the call once: the store bounds and reports failures
- * itself, and etcd3's default circuit breaker would keep failing for seconds
- * after the server is back.
+ * Per-host policy: after a connection failure the host is skipped for a
+ * second, so calls go to the other endpoints (or fail fast when none is up).
+ * It replaces etcd3's default circuit breaker, which keeps failing for five
+ * seconds after the server is back.
  */
-const passThrough = {
-  execute<T>(fn: (context: { signal: AbortSignal; attempt: number }) => T | PromiseLike<T>) {
-    return Promise.resolve().then(() => fn({ signal: new AbortController().signal, attempt: 0 }));
+function hostPolicy(hostCount: number): NonNullable<FaultHandling["global"]> {
+  let downUntil = 0;
+  return {
+    execute<T>(fn: (context: { signal: AbortSignal; attempt: number }) => T | PromiseLike<T>) {
+      // With one endpoint there is nowhere else to go: always try it.
+      if (hostCount > 1 && Date.now() < downUntil) {
+        return Promise.reject(new EndpointDownError());
+      }
+      return Promise.resolve()
+        .then(() => fn({ signal: new AbortController().signal, attempt: 0 }))
+        .catch((error) => {
+          if (isRecoverableError(error)) downUntil = Date.now() + 1_000;
+          throw error;
+        });
+    },
+  } as unknown as NonNullable<FaultHandling["global"]>;
+}
+
+/** Global policy: retry a connection failure on the next endpoint, a few times. */
+const retryPolicy = {
+  async execute<T>(fn: (context: { signal: AbortSignal; attempt: number }) => T | PromiseLike<T>) {
+    for (let attempt = 0;; attempt++) {
+      try {
+        return await fn({ signal: new AbortController().signal, attempt });
+      } catch (error) {
+        const retry = error instanceof EndpointDownError || isRecoverableError(error as Error);
+        if (attempt >= 6 || !retry) throw error;
+        await delay(50);
+      }
+    }
   },
 } as unknown as NonNullable<FaultHandling["global"]>;
 
@@ -78,7 +114,7 @@ export class EtcdStore implements Store {
       hosts: hosts.map((h) => h.includes("://") ? h : `http://${h}`),
       dialTimeout: timeoutMs,
       defaultCallOptions: (context) => context.isStream ? {} : { deadline: Date.now() + timeoutMs },
-      faultHandling: { host: () => passThrough, global: passThrough, watchBackoff },
+      faultHandling: { host: () => hostPolicy(hosts.length), global: retryPolicy, watchBackoff },
       grpcOptions: {
         "grpc.initial_reconnect_backoff_ms": 200,
         "grpc.max_reconnect_backoff_ms": 1000,

@@ -1,0 +1,335 @@
+/**
+ * One contract for every store backend: the same suite runs against etcd,
+ * ZooKeeper (real servers from `_services.ts`) and the embedded SQLite store.
+ *
+ * Contract points the suite pins down:
+ * - `list(p)` and `deletePrefix(p)` use path-prefix semantics: `p` itself and
+ *   keys under `p/`, never siblings such as `p-x`; a trailing `/` is ignored.
+ *   Results are sorted by key.
+ * - `cas(k, v, null)` creates only when absent; `cas(k, v, version)` writes
+ *   only when `version` is current; the loser gets `undefined`.
+ * - `watch` reports changes in the order they were made; a key written
+ *   several times in a burst may be reported once with its last value
+ *   (ZooKeeper), but never out of order.
+ * - An unreachable store fails every call with StoreUnavailableError within a
+ *   bounded time, and the same client works again once the server is back.
+ *
+ * @module
+ */
+import nodeAssert from "node:assert";
+import { type Service, startEtcd, startZooKeeper } from "./_services.ts";
+import { freePort, tempDir, waitFor } from "./_util.ts";
+import {
+  EmbeddedStore,
+  EtcdStore,
+  openStore,
+  type Store,
+  StoreUnavailableError,
+  type WatchEvent,
+  ZooKeeperStore,
+} from "../lib/store/mod.ts";
+
+// Local helpers: tests/_assert.ts does not type-check against Deno 2.9's node:assert types.
+function assert(value: unknown, message = "Assertion failed"): asserts value {
+  nodeAssert.ok(value, message);
+}
+
+function assertEquals<T>(actual: T, expected: T, message = "Values differ"): void {
+  nodeAssert.deepStrictEqual(actual, expected, message);
+}
+
+async function assertRejects(fn: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await fn();
+  } catch (error) {
+    return error;
+  }
+  throw new Error("Expected the call to reject");
+}
+
+/** Operation bound used by the suite's clients. */
+const TIMEOUT_MS = 2_000;
+
+/** What the contract needs from a backend under test. */
+interface Backend {
+  /** Opens a (new) client on the backend. */
+  open(): Promise<Store>;
+  /** Opens a client whose locks are lost soon after `down` (short lease/session). */
+  openShortLived(): Promise<Store>;
+  /** Restarts the server keeping its data; `undefined` for the embedded store. */
+  restart?: () => Promise<void>;
+  /** Makes the store unreachable (SIGKILL the server; embedded: close `store`). */
+  down(store: Store): Promise<void>;
+  /** Brings it back. */
+  up(): Promise<void>;
+  /** Whether clients survive `down`/`up` (false for the embedded store, whose owner is gone). */
+  recovers: boolean;
+  /** ttl to use for locks that must be lost fast. */
+  lockTtl: number;
+  cleanup(): Promise<void>;
+}
+
+function sleep(ms: number) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function contract(name: string, setup: () => Promise<Backend>) {
+  Deno.test({
+    name: `${name} store keeps the store contract`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    async fn(t) {
+      const backend = await setup();
+      let store = await backend.open();
+      try {
+        await t.step("get, put, delete and list by path prefix", async () => {
+          assertEquals(await store.get("/t1/none"), undefined);
+          const v1 = await store.put("/t1/a", "1");
+          await store.put("/t1/a/b", "2");
+          await store.put("/t1/a-x", "3");
+          await store.put("/t1/b/c", "4");
+          const entry = await store.get("/t1/a");
+          assertEquals(entry, { key: "/t1/a", value: "1", version: v1 });
+          const v2 = await store.put("/t1/a", "one");
+          assert(v2 !== v1, "a write changes the version");
+          assertEquals((await store.get("/t1/a"))?.value, "one");
+          const keys = async (p: string) => (await store.list(p)).map((e) => e.key);
+          assertEquals(await keys("/t1/a"), ["/t1/a", "/t1/a/b"]);
+          assertEquals(await keys("/t1/a/"), ["/t1/a", "/t1/a/b"]);
+          assertEquals(await keys("/t1"), ["/t1/a", "/t1/a-x", "/t1/a/b", "/t1/b/c"]);
+          assertEquals(await keys("/t1/nothing"), []);
+          assertEquals((await store.list("/t1/b"))[0]?.value, "4");
+          await store.put("/t1/empty", "");
+          assertEquals((await store.get("/t1/empty"))?.value, "");
+          await store.delete("/t1/empty");
+          await store.delete("/t1/never-there");
+          // Deleting a key that has keys under it leaves those keys alone.
+          await store.delete("/t1/a");
+          assertEquals(await store.get("/t1/a"), undefined);
+          assertEquals(await keys("/t1/a"), ["/t1/a/b"]);
+          await store.put("/t1/a", "again");
+          await store.deletePrefix("/t1/a");
+          assertEquals(await keys("/t1"), ["/t1/a-x", "/t1/b/c"]);
+          await store.deletePrefix("/t1/");
+          assertEquals(await keys("/t1"), []);
+          await assertRejects(() => store.get("no-slash"));
+        });
+
+        await t.step("compare-and-set detects conflicts", async () => {
+          const v0 = await store.put("/t2/k", "v0");
+          const [a, b] = await Promise.all([
+            store.cas("/t2/k", "a", v0),
+            store.cas("/t2/k", "b", v0),
+          ]);
+          assert((a === undefined) !== (b === undefined), "exactly one writer wins");
+          const winner = a === undefined ? "b" : "a";
+          assertEquals((await store.get("/t2/k"))?.value, winner);
+          assertEquals(await store.cas("/t2/k", "stale", v0), undefined);
+          assertEquals(await store.cas("/t2/k", "exists", null), undefined);
+          const created = await Promise.all(
+            [0, 1, 2, 3, 4].map((i) => store.cas("/t2/new/n", `w${i}`, null)),
+          );
+          const wins = created.filter((v) => v !== undefined);
+          assertEquals(wins.length, 1, "create-if-absent has one winner");
+          const got = await store.get("/t2/new/n");
+          assertEquals(got?.version, wins[0]);
+          const next = await store.cas("/t2/new/n", "updated", got!.version);
+          assert(next !== undefined && next !== got!.version);
+          await store.delete("/t2/new/n");
+          assert(await store.cas("/t2/new/n", "recreated", null) !== undefined);
+          assertEquals(await store.cas("/t2/missing", "x", "1"), undefined);
+          await store.deletePrefix("/t2");
+        });
+
+        await t.step("watch delivers changes in order, deletes included", async () => {
+          const events: WatchEvent[] = [];
+          const watch = await store.watch("/t3", (e) => events.push(e));
+          await store.put("/t3-sibling", "not watched");
+          const n = 30;
+          const key = (i: number) => `/t3/k${String(i).padStart(2, "0")}`;
+          for (let i = 0; i < n; i++) await store.put(key(i), `v${i}`);
+          for (let i = 0; i < 10; i++) await store.delete(key(i));
+          await store.put(key(29), "last");
+          await store.deletePrefix("/t3");
+          await waitFor(
+            "all deletes to be seen",
+            () => events.filter((e) => e.type === "delete").length === n,
+            { timeoutMs: 10_000 },
+          );
+          await sleep(200);
+          await watch.close();
+          assert(events.every((e) => e.key.startsWith("/t3/")), "only keys under the prefix");
+          const firstPut = (k: string) => events.findIndex((e) => e.key === k && e.type === "put");
+          const puts = Array.from({ length: n }, (_, i) => firstPut(key(i)));
+          assert(puts.every((i) => i >= 0), "every key is reported");
+          assertEquals([...puts].sort((a, b) => a - b), puts, "puts arrive in write order");
+          for (let i = 0; i < n; i++) {
+            const del = events.findIndex((e) => e.key === key(i) && e.type === "delete");
+            assert(del > puts[i]!, `delete of ${key(i)} comes after its put`);
+          }
+          const lastPut29 = events.findLast((e) => e.key === key(29) && e.type === "put");
+          assertEquals(lastPut29?.value, "last");
+          // Events for the first keys: put with the written value, then delete.
+          const k0 = events.filter((e) => e.key === key(0));
+          assertEquals(k0.map((e) => [e.type, e.value]), [["put", "v0"], ["delete", undefined]]);
+          const count = events.length;
+          await store.put("/t3/after-close", "x");
+          await sleep(300);
+          assertEquals(events.length, count, "no events after close");
+          await store.deletePrefix("/t3");
+          await store.delete("/t3-sibling");
+        });
+
+        await t.step("locks exclude, time out, and hand over on release", async () => {
+          const first = await store.lock("contract-lock", { ttlSeconds: 5 });
+          const start = Date.now();
+          const error = await assertRejects(() =>
+            store.lock("contract-lock", { ttlSeconds: 5, timeoutMs: 500 })
+          );
+          assert(error instanceof StoreUnavailableError, String(error));
+          assert(Date.now() - start >= 450, "waited for the time-out");
+          let got = false;
+          const waiting = store.lock("contract-lock", { ttlSeconds: 5, timeoutMs: 5_000 })
+            .then((l) => {
+              got = true;
+              return l;
+            });
+          await sleep(300);
+          assertEquals(got, false, "second taker waits");
+          await first.release();
+          const second = await waiting;
+          const other = await store.lock("other-lock", { timeoutMs: 1_000 });
+          await other.release();
+          await second.release();
+          let lostEarly = false;
+          first.lost.then(() => lostEarly = true);
+          await sleep(50);
+          assertEquals(lostEarly, false, "a released lock is not lost");
+        });
+
+        await t.step("data survives a restart of the store", async () => {
+          await store.put("/t4/durable", "kept");
+          await store.put("/t4/other", "too");
+          if (backend.restart) {
+            await backend.restart();
+          } else {
+            await store.close();
+            store = await backend.open();
+          }
+          const got = await waitFor(
+            "the store to answer after restart",
+            () => store.get("/t4/durable"),
+            { timeoutMs: 15_000 },
+          );
+          assertEquals(got.value, "kept");
+          assertEquals((await store.list("/t4")).map((e) => e.value), ["kept", "too"]);
+          await store.deletePrefix("/t4");
+        });
+
+        await t.step("a down store fails fast and the client recovers", async () => {
+          const events: WatchEvent[] = [];
+          const watch = backend.recovers
+            ? await store.watch("/t5", (e) => events.push(e))
+            : undefined;
+          await backend.down(store);
+          for (const op of [() => store.get("/t5/x"), () => store.put("/t5/x", "1")]) {
+            const start = Date.now();
+            const error = await assertRejects(op);
+            const elapsed = Date.now() - start;
+            assert(error instanceof StoreUnavailableError, `got ${error}`);
+            assert(elapsed < TIMEOUT_MS + 1_500, `failed after ${elapsed} ms`);
+          }
+          await backend.up();
+          if (!backend.recovers) store = await backend.open();
+          await waitFor("the client to recover", () => store.put("/t5/x", "back"), {
+            timeoutMs: 20_000,
+            intervalMs: 250,
+          });
+          assertEquals((await store.get("/t5/x"))?.value, "back");
+          if (watch) {
+            await waitFor("the watch to resume", () => events.some((e) => e.value === "back"), {
+              timeoutMs: 15_000,
+            });
+            await watch.close();
+          }
+          await store.deletePrefix("/t5");
+        });
+
+        await t.step("a lock is reported lost when its owner loses the store", async () => {
+          const owner = await backend.openShortLived();
+          const lock = await owner.lock("lost-lock", { ttlSeconds: backend.lockTtl });
+          await backend.down(owner);
+          const start = Date.now();
+          const lost = await Promise.race([lock.lost.then(() => true), sleep(15_000)]);
+          assert(lost === true, "lost resolved");
+          assert(Date.now() - start < 15_000);
+          await backend.up();
+          await owner.close();
+          // Once the old owner is gone, the lock can be taken again.
+          const again = await store.lock("lost-lock", { ttlSeconds: 5, timeoutMs: 15_000 });
+          await again.release();
+        });
+      } finally {
+        await store.close().catch(() => {});
+        await backend.cleanup();
+      }
+    },
+  });
+}
+
+function serverBackend(
+  service: Service,
+  open: (sessionMs?: number) => Store,
+  lockTtl: number,
+): Backend {
+  const ping = async (store: Store) => {
+    await (store as EtcdStore | ZooKeeperStore).ping();
+    return store;
+  };
+  return {
+    open: () => ping(open()),
+    openShortLived: () => ping(open(2_000)),
+    restart: () => service.restart(),
+    down: () => service.kill(),
+    up: () => service.restart(),
+    recovers: true,
+    lockTtl,
+    cleanup: () => service.stop(),
+  };
+}
+
+contract("etcd", async () => {
+  const etcd = await startEtcd();
+  return serverBackend(
+    etcd,
+    () => new EtcdStore({ endpoints: etcd.endpoint, timeoutMs: TIMEOUT_MS }),
+    1,
+  );
+});
+
+contract("ZooKeeper", async () => {
+  const zk = await startZooKeeper();
+  return serverBackend(
+    zk,
+    (sessionTimeoutMs = 10_000) =>
+      new ZooKeeperStore({ endpoints: zk.endpoint, timeoutMs: TIMEOUT_MS, sessionTimeoutMs }),
+    1,
+  );
+});
+
+contract("embedded", async () => {
+  const dir = await tempDir("embedded");
+  const path = `${dir}/store.db`;
+  return {
+    open: () => Promise.resolve(new EmbeddedStore({ path })),
+    openShortLived: async () => {
+      // Only one owner at a time: use a second file for the short-lived owner.
+      return new EmbeddedStore({ path: `${dir}/short.db` });
+    },
+    down: (store) => store.close(),
+    up: () => Promise.resolve(),
+    recovers: false,
+    lockTtl: 1,
+    cleanup: () => Deno.remove(dir, { recursive: true }),
+  };
+});
