@@ -300,7 +300,7 @@ Deno.test("RedisExecutor kills a hung (SIGSTOP) redis-server and reports TASK_FA
   });
 });
 
-Deno.test("RedisExecutor fails a task whose TaskInfo.data is bad, naming the problem", async () => {
+Deno.test("RedisExecutor fails a task whose TaskInfo.data is bad or clashes, naming the problem", async () => {
   await withExecutor(async (ex, driver) => {
     const bytes = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
     const good = spec("p1", "master");
@@ -335,6 +335,19 @@ Deno.test("RedisExecutor fails a task whose TaskInfo.data is bad, naming the pro
       assert.equal(failed?.reason, "REASON_TASK_INVALID");
       assert.deepEqual(driver.states(id), ["TASK_FAILED"]);
     }
+    ex.handle(launch("g1", encodeTaskSpec(good)));
+    await waitFor("RUNNING", () => driver.last("g1", "TASK_RUNNING"), WAIT);
+    ex.handle(launch("g2", encodeTaskSpec({ ...good, dataDir: "other" })));
+    ex.handle(launch("g3", encodeTaskSpec({ ...good, port: freePort() })));
+    await ex.idle();
+    assert.equal(
+      driver.last("g2", "TASK_FAILED")?.message,
+      `Cannot launch task "g2": port ${good.port} is used by task "g1"`,
+    );
+    assert.equal(
+      driver.last("g3", "TASK_FAILED")?.message,
+      `Cannot launch task "g3": data dir "${good.dataDir}" is used by task "g1"`,
+    );
   });
 });
 

@@ -398,12 +398,17 @@ export class RedisExecutor {
     }
     const task: Task = { id, spec, phase: "starting", killRequested: false };
     for (const other of this.#tasks.values()) {
-      if (other.spec.port === spec.port) {
+      const clash = other.spec.port === spec.port
+        ? `port ${spec.port}`
+        : other.spec.dataDir === spec.dataDir
+        ? `data dir "${spec.dataDir}"`
+        : undefined;
+      if (clash) {
         this.#send({
           task_id: info.task_id,
           state: "TASK_FAILED",
           reason: "REASON_TASK_INVALID",
-          message: `Cannot launch task "${id}": port ${spec.port} is used by task "${other.id}"`,
+          message: `Cannot launch task "${id}": ${clash} is used by task "${other.id}"`,
           data: this.#statusData(task, { cause: "start_failed" }),
         });
         return;
