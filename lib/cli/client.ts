@@ -11,19 +11,27 @@ import { formatDuration } from "./flags.ts";
 
 /** One redis process in STATUS JSON. Fields are the original's. */
 export interface ProcessStatus {
+  /** Address of the agent running it. */
   IP?: string;
   /** A string in the original; a number is accepted too. */
   Port?: string | number;
+  /** maxmemory, MB. */
   MemoryCapacity?: number;
+  /** Bytes in use. */
   MemoryUsed?: number;
+  /** Seconds since the process started. */
   Uptime?: number;
+  /** Connected clients. */
   ClientsConnected?: number;
+  /** Seconds since the last sync with the master (slaves). */
   LastSyncedToMaster?: number;
+  /** Fields added by newer schedulers. */
   [field: string]: unknown;
 }
 
 /** One instance in STATUS JSON. Fields other than these are kept and printed by `--json`. */
 export interface InstanceStatus {
+  /** The instance name. */
   Name: string;
   /** `S` or `MS`. */
   Type: string;
@@ -31,7 +39,9 @@ export interface InstanceStatus {
   Status: string;
   /** MB. */
   Capacity: number;
+  /** The master (or the single server); null before one runs. */
   Master: ProcessStatus | null;
+  /** The slaves; null or empty for a single server. */
   Slaves: ProcessStatus[] | null;
   /** Why the instance is not RUNNING, when the scheduler says. */
   Reason?: string;
@@ -39,6 +49,7 @@ export interface InstanceStatus {
   ProcessesRunning?: number;
   /** Processes wanted, when the scheduler reports it. */
   ProcessesTotal?: number;
+  /** Fields added by newer schedulers. */
   [field: string]: unknown;
 }
 
@@ -49,8 +60,11 @@ export const DEFAULT_HTTP_TIMEOUT_MS = 10_000;
 export const UNREACHABLE_HINT =
   'Check that the scheduler is running there, or point mrr at it with "mrr init http://HOST:5656"';
 
-interface Answer {
+/** An HTTP answer: status and body text. */
+export interface Answer {
+  /** HTTP status code. */
   status: number;
+  /** Body as text. */
   text: string;
 }
 
@@ -102,6 +116,11 @@ export class SchedulerClient {
   constructor(endpoint: string, { timeoutMs = DEFAULT_HTTP_TIMEOUT_MS } = {}) {
     this.endpoint = endpoint;
     this.timeoutMs = timeoutMs;
+  }
+
+  /** A client for the same endpoint with another per-call timeout. */
+  withTimeout(timeoutMs: number): SchedulerClient {
+    return new SchedulerClient(this.endpoint, { timeoutMs });
   }
 
   async #call(method: string, path: string, body?: string): Promise<Answer> {

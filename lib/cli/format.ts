@@ -81,7 +81,9 @@ export function formatTable(instances: InstanceStatus[]): string {
 
 /** How many processes of an instance are up, of how many wanted. */
 export interface ProcessCount {
+  /** Processes up. */
   running: number;
+  /** Processes wanted. */
   total: number;
 }
 

@@ -90,7 +90,8 @@ export async function waitForInstance(options: WaitOptions): Promise<InstanceSta
       let instance: InstanceStatus | undefined;
       let ok = false;
       try {
-        instance = await client.status(name);
+        const left = Math.max(deadline - Date.now(), 1000);
+        instance = await client.withTimeout(Math.min(client.timeoutMs, left)).status(name);
         ok = true;
         lastError = undefined;
       } catch (error) {
