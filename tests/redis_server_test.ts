@@ -248,3 +248,21 @@ Deno.test("RedisClient times out against a stopped server and recovers after", a
     }
   });
 });
+
+Deno.test("RedisProcess takes a relative binary path from the current directory", async () => {
+  await withRedis("relbin", async (_start, dir) => {
+    await Deno.mkdir(`${dir}/bin`);
+    const real = new TextDecoder().decode(
+      (await new Deno.Command("sh", { args: ["-c", "command -v redis-server"] }).output()).stdout,
+    ).trim();
+    await Deno.symlink(real, `${dir}/bin/redis-server`);
+    const up = Deno.cwd().split("/").filter(Boolean).map(() => "..").join("/");
+    const p = await RedisProcess.start({
+      binary: `${up}${dir}/bin/redis-server`,
+      port: freePort(),
+      dataDir: `${dir}/d`,
+      maxMemoryMB: 8,
+    });
+    assert.deepEqual(await p.stop(), { code: 0, signal: null });
+  });
+});

@@ -38,7 +38,10 @@ export interface RedisProcessOptions {
   bind?: string;
   /** Master to replicate from; absent for a master. */
   replicaOf?: { host: string; port: number };
-  /** The redis-server binary. Default `redis-server` on PATH. */
+  /**
+   * The redis-server binary. Default `redis-server` on PATH; a relative path
+   * with a `/` is taken from the current directory.
+   */
   binary?: string;
   /** How long to wait for the first PING answer, in ms. Default 10000. */
   startTimeoutMs?: number;
@@ -171,7 +174,9 @@ export class RedisProcess {
     validate(options);
     await Deno.mkdir(options.dataDir, { recursive: true });
     options = { ...options, dataDir: await Deno.realPath(options.dataDir) };
-    const binary = options.binary ?? "redis-server";
+    let binary = options.binary ?? "redis-server";
+    // The child runs in the data dir: a relative path (`./redis-server`) means the caller's cwd.
+    if (binary.includes("/") && !binary.startsWith("/")) binary = `${Deno.cwd()}/${binary}`;
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command(binary, {
