@@ -9,7 +9,9 @@ import { runMrr, show } from "./_mrr.ts";
 import { freePort, tempDir, waitFor } from "./_util.ts";
 
 const SCHED = new URL("../cmd/sched.ts", import.meta.url).pathname;
-const ROOT = new URL("..", import.meta.url).pathname;
+
+/** Where the local cluster's agents take their ports (3 agents x 500). */
+const LOCAL_PORTS_BASE = 19_000;
 
 const schedulerExists = (() => {
   try {
@@ -36,13 +38,18 @@ async function startScheduler(dir: string): Promise<{
       HTTPPort: String(port),
       ArtifactPort: String(freePort()),
       LocalWorkDir: `${dir}/local`,
+      HTTPAddress: "127.0.0.1",
+      // No compiled executor: the scheduler ships its development launcher.
+      ExecutorPath: `${dir}/no-compiled-executor`,
     }),
   );
   const log = `${dir}/sched.log`;
   const logFile = await Deno.open(log, { write: true, create: true, append: true });
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", SCHED, `-config=${config}`],
-    cwd: ROOT,
+    cwd: dir,
+    // Agents' port ranges apart from the other e2e tests (11000-18500).
+    env: { MRR_LOCAL_PORTS_BASE: String(LOCAL_PORTS_BASE) },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
