@@ -18,6 +18,8 @@ export interface ExecutorInfoOptions {
   /** Whether the artifact server ships a redis-server binary too. */
   shipsRedisServer: boolean;
   resources: TaskResources;
+  /** Extra environment variables for the executor (e.g. `MRR_REDIS_BIND`). */
+  environment?: Record<string, string>;
 }
 
 function scalar(name: string, value: number): Resource {
@@ -32,7 +34,10 @@ function scalar(name: string, value: number): Resource {
 export function buildExecutorInfo(options: ExecutorInfoOptions): ExecutorInfo {
   const base = options.artifactUrl.replace(/\/+$/, "");
   const uris = [{ value: `${base}/MrRedisExecutor`, executable: true, extract: false }];
-  const variables = [];
+  const variables = Object.entries(options.environment ?? {}).map(([name, value]) => ({
+    name,
+    value,
+  }));
   if (options.shipsRedisServer) {
     uris.push({ value: `${base}/redis-server`, executable: true, extract: false });
     variables.push({ name: "MRR_REDIS_SERVER", value: "./redis-server" });

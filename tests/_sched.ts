@@ -1,0 +1,326 @@
+/**
+ * End-to-end helpers: run the real `sched` process on loopback ports, talk to
+ * its REST API, and check the redis instances it creates with ioredis.
+ *
+ * @module
+ */
+import { Redis } from "ioredis";
+import { freePort, waitFor } from "./_util.ts";
+import { assert, assertEquals } from "./_assert.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** Options of {@linkcode startSched}. */
+export interface SchedOptions {
+  /** Work dir for config, log, embedded store, local cluster. */
+  dir: string;
+  dbType: "embedded" | "etcd" | "zookeeper";
+  /** etcd/ZooKeeper endpoint; the embedded store lives in `dir`. */
+  dbEndpoint?: string;
+  /** `local:N` (default `local:3`) or `127.0.0.1:P`. */
+  master?: string;
+  /** Key prefix (default a fresh one, so tests can share a store). */
+  prefix?: string;
+  /** Reuse these ports (for a restart). */
+  httpPort?: number;
+  artifactPort?: number;
+  /** First port of the local cluster's agents (each gets 500); keeps parallel tests apart. */
+  localPortsBase?: number;
+}
+
+/** A running sched process. */
+export interface Sched {
+  url: string;
+  httpPort: number;
+  artifactPort: number;
+  prefix: string;
+  logFile: string;
+  options: SchedOptions;
+  /** SIGTERM, then SIGKILL after 15 s; waits for the exit. */
+  stop(): Promise<void>;
+  /** SIGKILL; waits for the exit. */
+  kill(): Promise<void>;
+  /** The log so far. */
+  log(): string;
+}
+
+/** Starts `deno run -A cmd/sched.ts -config=<dir>/config.json` and waits for its API. */
+export async function startSched(options: SchedOptions): Promise<Sched> {
+  const httpPort = options.httpPort ?? freePort();
+  const artifactPort = options.artifactPort ?? freePort();
+  const prefix = options.prefix ?? `/mrr-test-${crypto.randomUUID().slice(0, 8)}`;
+  const logFile = `${options.dir}/sched.log`;
+  const config = {
+    Master: options.master ?? "local:3",
+    DBType: options.dbType,
+    DBEndPoint: options.dbEndpoint ?? `${options.dir}/store/state.db`,
+    LogFile: logFile,
+    ArtifactIP: "127.0.0.1",
+    ArtifactPort: artifactPort,
+    HTTPPort: httpPort,
+    HTTPAddress: "127.0.0.1",
+    ExecutorPath: `${options.dir}/no-compiled-executor`,
+    StorePrefix: prefix,
+    LocalWorkDir: `${options.dir}/local`,
+  };
+  const configPath = `${options.dir}/config.json`;
+  await Deno.writeTextFile(configPath, JSON.stringify(config, null, 2));
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}cmd/sched.ts`, `-config=${configPath}`],
+    cwd: options.dir,
+    env: options.localPortsBase ? { MRR_LOCAL_PORTS_BASE: String(options.localPortsBase) } : {},
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let stderr = "";
+  const reading = (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stderr) stderr += decoder.decode(chunk);
+  })();
+  const url = `http://127.0.0.1:${httpPort}`;
+  const readLog = () => {
+    try {
+      return Deno.readTextFileSync(logFile);
+    } catch {
+      return "";
+    }
+  };
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  try {
+    await waitFor("sched to answer GET /v1/STATUS", async () => {
+      if (exited) throw new Error(`sched exited: ${stderr}${readLog()}`);
+      const res = await fetch(`${url}/v1/STATUS`);
+      await res.body?.cancel();
+      return res.ok;
+    }, { timeoutMs: 60_000, intervalMs: 200 });
+  } catch (error) {
+    if (!exited) child.kill("SIGKILL");
+    await status;
+    await reading;
+    throw error;
+  }
+  const finish = async () => {
+    await status;
+    await reading;
+  };
+  return {
+    url,
+    httpPort,
+    artifactPort,
+    prefix,
+    logFile,
+    options,
+    log: () => readLog() + stderr,
+    async stop() {
+      if (!exited) child.kill("SIGTERM");
+      const timer = setTimeout(() => {
+        if (!exited) child.kill("SIGKILL");
+      }, 15_000);
+      await finish();
+      clearTimeout(timer);
+    },
+    async kill() {
+      if (!exited) child.kill("SIGKILL");
+      await finish();
+    },
+  };
+}
+
+/** One process in STATUS. */
+export interface ProcView {
+  IP: string;
+  Port: string;
+  MemoryCapacity: number;
+  State: string;
+}
+
+/** STATUS of an instance. */
+export interface View {
+  Name: string;
+  Type: string;
+  Status: string;
+  Capacity: number;
+  Master: ProcView | null;
+  Slaves: ProcView[];
+  Reason: string | null;
+  ProcessesRunning: number;
+  ProcessesTotal: number;
+}
+
+/** POST /v1/CREATE; returns status and text. */
+export async function create(
+  sched: Sched,
+  name: string,
+  capacityMB: number,
+  slaves: number,
+  body?: unknown,
+): Promise<{ status: number; text: string }> {
+  const res = await fetch(`${sched.url}/v1/CREATE/${name}/${capacityMB}/1/${slaves}`, {
+    method: "POST",
+    ...(body !== undefined
+      ? { body: JSON.stringify(body), headers: { "content-type": "application/json" } }
+      : {}),
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+/** GET /v1/STATUS/{name}; `undefined` on 404. */
+export async function status(sched: Sched, name: string): Promise<View | undefined> {
+  const res = await fetch(`${sched.url}/v1/STATUS/${name}`);
+  if (res.status === 404) {
+    await res.body?.cancel();
+    return undefined;
+  }
+  assertEquals(res.status, 200);
+  return await res.json();
+}
+
+/** GET /v1/STATUS. */
+export async function list(sched: Sched): Promise<View[]> {
+  const res = await fetch(`${sched.url}/v1/STATUS`);
+  assertEquals(res.status, 200);
+  return await res.json();
+}
+
+/** Waits until the instance is RUNNING; returns its STATUS. */
+export async function waitRunning(sched: Sched, name: string, timeoutMs = 60_000): Promise<View> {
+  let last: View | undefined;
+  try {
+    return await waitFor(`instance ${name} RUNNING`, async () => {
+      last = await status(sched, name);
+      return last?.Status === "RUNNING" ? last : undefined;
+    }, { timeoutMs, intervalMs: 250 });
+  } catch (error) {
+    throw new Error(
+      `${(error as Error).message}; last STATUS ${JSON.stringify(last)}\n--- sched log tail ---\n${
+        sched.log().split("\n").slice(-40).join("\n")
+      }`,
+    );
+  }
+}
+
+/** DELETE and wait until STATUS answers 404. */
+export async function deleteAndWait(sched: Sched, name: string): Promise<void> {
+  const res = await fetch(`${sched.url}/v1/DELETE/${name}`, { method: "DELETE" });
+  const text = await res.text();
+  assertEquals(res.status, 200, text);
+  await waitFor(`instance ${name} gone`, async () => (await status(sched, name)) === undefined, {
+    timeoutMs: 30_000,
+    intervalMs: 200,
+  });
+}
+
+/** An ioredis client for a STATUS process (no retries; close it). */
+export function redisOf(p: ProcView): Redis {
+  return new Redis({
+    host: p.IP,
+    port: Number(p.Port),
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+  });
+}
+
+/** Runs `fn` with a connected client, closing it after. */
+export async function withRedis<T>(p: ProcView, fn: (r: Redis) => Promise<T>): Promise<T> {
+  const r = redisOf(p);
+  try {
+    await r.connect();
+    return await fn(r);
+  } finally {
+    r.disconnect();
+  }
+}
+
+/** Pids of redis-server processes listening on `port` (by command line / title). */
+export async function redisPids(port: number | string): Promise<number[]> {
+  const out = await new Deno.Command("pgrep", {
+    args: ["-f", `redis-server.*[: ]${port}( |$)`],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.trim()).map(Number);
+}
+
+/**
+ * The scenario every store backend runs: S and MS (1+2) created and checked
+ * with ioredis, listed, a duplicate refused, deleted without leftovers, and
+ * created again.
+ */
+export async function basicScenario(
+  t: Deno.TestContext,
+  sched: Sched,
+  /** Lists the store keys under a prefix while sched runs; omitted for the embedded store (one owner). */
+  storeKeys?: (prefix: string) => Promise<string[]>,
+): Promise<void> {
+  await t.step("create S and MS", async () => {
+    assertEquals((await create(sched, "single", 50, 0)).status, 201);
+    assertEquals((await create(sched, "ms", 60, 2)).status, 201);
+    assertEquals((await create(sched, "ms", 60, 2)).status, 409, "duplicate");
+  });
+  let single!: View;
+  let ms!: View;
+  await t.step("both become RUNNING", async () => {
+    single = await waitRunning(sched, "single");
+    ms = await waitRunning(sched, "ms");
+    assertEquals(single.Type, "S");
+    assertEquals(single.Slaves, []);
+    assertEquals(ms.Type, "MS");
+    assertEquals(ms.Slaves.length, 2);
+    assertEquals(ms.Capacity, 60);
+  });
+  await t.step("redis answers with maxmemory = capacity; slaves replicate", async () => {
+    await withRedis(single.Master!, async (r) => {
+      assertEquals(await r.config("GET", "maxmemory"), ["maxmemory", String(50 * 1024 * 1024)]);
+      assertEquals(await r.set("k", "v"), "OK");
+    });
+    await withRedis(ms.Master!, async (r) => {
+      assertEquals(await r.config("GET", "maxmemory"), ["maxmemory", String(60 * 1024 * 1024)]);
+      await r.set("shared", "hello");
+    });
+    for (const s of ms.Slaves) {
+      await withRedis(s, async (r) => {
+        assertEquals(await r.config("GET", "maxmemory"), ["maxmemory", String(60 * 1024 * 1024)]);
+        await waitFor("data on the slave", async () => (await r.get("shared")) === "hello", {
+          timeoutMs: 10_000,
+        });
+      });
+    }
+  });
+  await t.step("the list shows both", async () => {
+    const names = (await list(sched)).map((v) => v.Name).sort();
+    assertEquals(names, ["ms", "single"]);
+  });
+  await t.step("DELETE leaves no redis-server and no store key", async () => {
+    const ports = [ms.Master!.Port, ...ms.Slaves.map((s) => s.Port), single.Master!.Port];
+    await deleteAndWait(sched, "ms");
+    await deleteAndWait(sched, "single");
+    for (const port of ports) {
+      await waitFor(
+        `no redis-server on port ${port}`,
+        async () => (await redisPids(port)).length === 0,
+        { timeoutMs: 15_000 },
+      );
+    }
+    const keys = storeKeys ? await storeKeys(sched.prefix) : [];
+    assert(
+      keys.every((k) => !k.includes("/instances/")),
+      `store keys left: ${keys.join(", ")}`,
+    );
+    assertEquals(await list(sched), []);
+  });
+  await t.step("the name can be created again", async () => {
+    assertEquals((await create(sched, "ms", 30, 1)).status, 201);
+    const again = await waitRunning(sched, "ms");
+    assertEquals(again.Slaves.length, 1);
+    await withRedis(again.Master!, async (r) => {
+      assertEquals(await r.get("shared"), null, "a fresh instance");
+    });
+    await deleteAndWait(sched, "ms");
+  });
+}

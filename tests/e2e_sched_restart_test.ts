@@ -1,0 +1,96 @@
+/**
+ * End to end: the scheduler is SIGKILLed and restarted while the local Mesos
+ * cluster (its own process) and etcd keep running. Instances are listed at
+ * once, keep their addresses and data, no redis-server is duplicated, and new
+ * CREATEs work.
+ */
+import { assert, assertEquals } from "./_assert.ts";
+import { freePort, tempDir, waitFor } from "./_util.ts";
+import { startEtcd } from "./_services.ts";
+import {
+  create,
+  deleteAndWait,
+  list,
+  redisPids,
+  startSched,
+  waitRunning,
+  withRedis,
+} from "./_sched.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+Deno.test({
+  name: "sched SIGKILL and restart keeps instances, addresses, data and processes",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await tempDir("e2e-restart");
+    const etcd = await startEtcd();
+    const mesosPort = freePort();
+    const mesos = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${ROOT}cmd/mesos_local.ts`,
+        "--agents",
+        "3",
+        "--port",
+        String(mesosPort),
+        "--work-dir",
+        `${dir}/mesos`,
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    let sched = undefined as Awaited<ReturnType<typeof startSched>> | undefined;
+    try {
+      await waitFor("local mesos master", async () => {
+        const res = await fetch(`http://127.0.0.1:${mesosPort}/health`).catch(() => undefined);
+        await res?.body?.cancel();
+        return res !== undefined;
+      }, { timeoutMs: 30_000 });
+      const options = {
+        dir,
+        dbType: "etcd" as const,
+        dbEndpoint: etcd.endpoint,
+        master: `127.0.0.1:${mesosPort}`,
+      };
+      sched = await startSched(options);
+      assertEquals((await create(sched, "keep", 30, 1)).status, 201);
+      const before = await waitRunning(sched, "keep", 90_000);
+      await withRedis(before.Master!, (r) => r.set("survives", "yes"));
+
+      await sched.kill();
+      const logOffset = sched.log().length;
+      sched = await startSched({
+        ...options,
+        prefix: sched.prefix,
+        httpPort: sched.httpPort,
+        artifactPort: sched.artifactPort,
+      });
+      // Listed at once, with the same addresses.
+      const first = await list(sched);
+      assertEquals(first.map((v) => v.Name), ["keep"]);
+      const after = await waitRunning(sched, "keep", 60_000);
+      assertEquals(after.Master!.Port, before.Master!.Port);
+      assertEquals(after.Slaves.map((s) => s.Port), before.Slaves.map((s) => s.Port));
+      await withRedis(after.Master!, async (r) => assertEquals(await r.get("survives"), "yes"));
+      for (const p of [after.Master!, ...after.Slaves]) {
+        assertEquals((await redisPids(p.Port)).length, 1, `one redis-server on ${p.Port}`);
+      }
+      // Nothing was relaunched.
+      assert(!/Launching keep\./.test(sched.log().slice(logOffset)), "no relaunch after restart");
+      // New work is accepted.
+      assertEquals((await create(sched, "fresh", 20, 0)).status, 201);
+      await waitRunning(sched, "fresh", 60_000);
+      await deleteAndWait(sched, "fresh");
+      await deleteAndWait(sched, "keep");
+    } finally {
+      await sched?.stop();
+      mesos.kill("SIGTERM");
+      await mesos.status;
+      await etcd.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
