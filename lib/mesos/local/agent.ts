@@ -671,7 +671,7 @@ export class Agent {
     }
     const ex = this.#executors.get(key(fid, call.executor_id.value));
     if (!ex) return textResponse(400, `Executor "${call.executor_id.value}" cannot be found`);
-    if (call.type === "SUBSCRIBE") return this.#subscribe(ex, call, streamType!, request.signal);
+    if (call.type === "SUBSCRIBE") return this.#subscribe(ex, call, streamType!);
     if (!ex.subscribed) {
       return textResponse(403, `Executor "${ex.executorId}" has not subscribed`);
     }
@@ -687,11 +687,10 @@ export class Agent {
     ex: Executor,
     call: ExecutorCall,
     contentType: ContentType,
-    signal: AbortSignal,
   ): Response {
     const stream: EventStream = new EventStream("mesos.v1.executor.Event", contentType, () => {
       if (ex.stream === stream) ex.stream = undefined;
-    }, signal);
+    });
     const response = new Response(stream.body, {
       status: 200,
       headers: { "Content-Type": contentType },

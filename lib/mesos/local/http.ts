@@ -115,7 +115,6 @@ export class EventStream {
     readonly typeName: string,
     readonly contentType: ContentType,
     onClose: () => void,
-    signal?: AbortSignal,
   ) {
     this.#onClose = onClose;
     this.body = new ReadableStream<Uint8Array>({
@@ -124,7 +123,6 @@ export class EventStream {
       },
       cancel: () => this.#finish(),
     });
-    signal?.addEventListener("abort", () => this.close(), { once: true });
   }
 
   /** True once closed by either side. */

@@ -648,7 +648,7 @@ export class LocalCluster implements AgentMaster {
       if (request.headers.has("Mesos-Stream-Id")) {
         return textResponse(400, "Subscribe calls should not include the 'Mesos-Stream-Id' header");
       }
-      return this.#subscribe(call, streamType, request.signal);
+      return this.#subscribe(call, streamType);
     }
     const fid = call.framework_id!.value;
     const fw = this.#frameworks.get(fid);
@@ -752,12 +752,12 @@ export class LocalCluster implements AgentMaster {
 
   // ---- SUBSCRIBE and framework lifecycle ----
 
-  #subscribe(call: Call, contentType: ContentType, signal: AbortSignal): Response {
+  #subscribe(call: Call, contentType: ContentType): Response {
     const streamId = crypto.randomUUID();
     let fw: Framework | undefined;
     const stream: EventStream = new EventStream("mesos.v1.scheduler.Event", contentType, () => {
       if (fw && fw.stream === stream) this.#disconnect(fw);
-    }, signal);
+    });
     const response = new Response(stream.body, {
       status: 200,
       headers: { "Content-Type": contentType, "Mesos-Stream-Id": streamId },
