@@ -322,14 +322,86 @@ contract("embedded", async () => {
   const path = `${dir}/store.db`;
   return {
     open: () => Promise.resolve(new EmbeddedStore({ path })),
-    openShortLived: async () => {
-      // Only one owner at a time: use a second file for the short-lived owner.
-      return new EmbeddedStore({ path: `${dir}/short.db` });
-    },
+    // Only one owner at a time: use a second file for the short-lived owner.
+    openShortLived: () => Promise.resolve(new EmbeddedStore({ path: `${dir}/short.db` })),
     down: (store) => store.close(),
     up: () => Promise.resolve(),
     recovers: false,
     lockTtl: 1,
     cleanup: () => Deno.remove(dir, { recursive: true }),
   };
+});
+
+Deno.test({
+  name: "openStore names the endpoint when the store cannot be reached in time",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    for (const type of ["etcd", "zookeeper"] as const) {
+      const endpoint = `127.0.0.1:${freePort()}`;
+      const start = Date.now();
+      const error = await assertRejects(() =>
+        openStore({ type, endpoints: endpoint, timeoutMs: 1_000 })
+      );
+      assert(error instanceof StoreUnavailableError, `${type}: got ${error}`);
+      assert(error.message.includes(endpoint), error.message);
+      assert(Date.now() - start < 3_000, `${type} took ${Date.now() - start} ms`);
+    }
+    await assertRejects(() => openStore({ type: "nope" as "etcd", endpoints: "x" }));
+  },
+});
+
+Deno.test("embedded store has one owner and survives a SIGKILL mid-write", async () => {
+  const dir = await tempDir("embedded-crash");
+  const path = `${dir}/store.db`;
+  try {
+    const owner = await openStore({ type: "embedded", endpoints: path });
+    const error = await assertRejects(() => openStore({ type: "embedded", endpoints: path }));
+    assert(error instanceof StoreUnavailableError, String(error));
+    assert(/another process owns it/.test(error.message), error.message);
+    await owner.close();
+
+    // A child writes keys in order and prints each acknowledged one; kill it mid-stream.
+    const module = new URL("../lib/store/embedded.ts", import.meta.url).href;
+    const code = `
+      import { EmbeddedStore } from "${module}";
+      const s = new EmbeddedStore({ path: ${JSON.stringify(path)} });
+      for (let i = 0; ; i++) {
+        await s.put("/crash/k" + String(i).padStart(6, "0"), "v" + i);
+        console.log(i);
+      }`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", code],
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    let acked = -1;
+    const decoder = new TextDecoder();
+    let buffered = "";
+    for await (const chunk of child.stdout) {
+      buffered += decoder.decode(chunk);
+      const lines = buffered.split("\n");
+      buffered = lines.pop()!;
+      for (const line of lines) acked = Number(line);
+      if (acked >= 200) break;
+    }
+    child.kill("SIGKILL");
+    await child.status;
+    const store = await openStore({ type: "embedded", endpoints: path });
+    try {
+      const entries = await store.list("/crash");
+      assert(entries.length >= acked + 1, `${entries.length} keys, ${acked + 1} acknowledged`);
+      entries.forEach((e, i) => {
+        assertEquals(e.key, `/crash/k${String(i).padStart(6, "0")}`);
+        assertEquals(e.value, `v${i}`);
+      });
+      const versions = entries.map((e) => Number(e.version));
+      assert(versions.every((v, i) => i === 0 || v > versions[i - 1]!), "versions grow");
+      assert(await store.put("/crash/after", "ok") !== undefined);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -125,6 +125,7 @@ export class ZooKeeperStore implements Store {
   readonly #sessionListeners = new Set<() => void>();
   readonly #watches = new Set<ZkWatch>();
   #disconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  #timeouts = 0;
 
   /** Creates the client and starts connecting (use {@linkcode ZooKeeperStore.ping} to check). */
   constructor(options: ZooKeeperStoreOptions) {
@@ -212,7 +213,25 @@ export class ZooKeeperStore implements Store {
         reject(error);
       }
     });
-    return bounded(`${this.description}: ${op}`, this.#timeoutMs, promise);
+    return bounded(`${this.description}: ${op}`, this.#timeoutMs, promise).then(
+      (result) => {
+        if (client === this.#client) this.#timeouts = 0;
+        return result;
+      },
+      (error) => {
+        // node-zookeeper-client can stay wedged after a server restart: the
+        // socket reconnects but requests never complete. Two time-outs in a
+        // row on the same client: start over with a new client and session.
+        if (
+          client === this.#client && !this.#closed && /timed out/.test(String(error)) &&
+          ++this.#timeouts >= 2
+        ) {
+          this.#timeouts = 0;
+          this.#renewSession();
+        }
+        throw error;
+      },
+    );
   }
 
   /** Like {@linkcode #call}, but a ZooKeeper error code in `accept` resolves to `undefined`. */
