@@ -301,6 +301,20 @@ Deno.test("plan: table of situations and the actions they call for", () => {
       status: "RUNNING",
     },
     {
+      name: "RUNNING instance without stats yet (after a restart) stays RUNNING",
+      instance: inst("i"),
+      procs: [proc("p1"), proc("p2"), proc("p3")],
+      want: [],
+    },
+    {
+      name: "RUNNING instance with a slave out of sync is DEGRADED",
+      instance: inst("i"),
+      procs: [proc("p1"), proc("p2"), proc("p3")],
+      stats: stats([["i.p2.1", { inSync: false }]]),
+      want: ["status:i"],
+      status: "DEGRADED",
+    },
+    {
       name: "slave not in sync: still CREATING",
       instance: inst("i", { status: "CREATING" }),
       procs: [proc("p1"), proc("p2"), proc("p3")],

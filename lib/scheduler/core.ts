@@ -535,7 +535,6 @@ export class Scheduler {
         await this.#call("kill", () => this.#mesos!.kill(taskId, agentId));
       }
     } else if (state === "TASK_RUNNING") {
-      this.#stats.delete(taskId); // fresh stats will follow
       if (p.rec.state === "KILLING") {
         // keep killing
       } else if (p.rec.state !== "RUNNING" || p.rec.lastState !== state) {
@@ -805,10 +804,6 @@ export class Scheduler {
       this.#inflight.delete(p.rec.taskId);
     }
     for (const p of inst.procs.values()) await this.#store.delete(this.#procKey(name, p.rec.id));
-    // Anything else under the instance (written by an older version) goes too.
-    for (const e of await this.#store.list(`${this.#instKey(name)}/`)) {
-      await this.#store.delete(e.key);
-    }
     await this.#store.delete(this.#instKey(name));
     this.#instances.delete(name);
     delete this.#placementReasons[name];

@@ -246,9 +246,14 @@ function instanceStatus(
       s.replicaOf !== masterAddr;
   });
   const masterOk = masterAddr !== undefined && stats.get(master!.taskId)?.role !== "slave";
+  // Stats not heard of yet (just after a restart) keep a RUNNING instance RUNNING.
+  const unknownOnly = inst.status === "RUNNING" &&
+    outOfSync.every((s) =>
+      s.state === "RUNNING" && !stats.has(s.taskId) && s.replicaOf === masterAddr
+    );
   if (
-    procs.length === wanted && running === wanted && masterOk && outOfSync.length === 0 &&
-    promoting === undefined
+    procs.length === wanted && running === wanted && masterOk &&
+    (outOfSync.length === 0 || unknownOnly) && promoting === undefined
   ) {
     return { status: "RUNNING" };
   }
