@@ -227,9 +227,14 @@ export class Scheduler {
     this.#log(`Loaded ${this.#instances.size} instance(s) from ${this.#store.description}`);
     if (this.#tickMs > 0) {
       this.#timer = setInterval(() => {
-        this.#enqueue(() => this.#reconcile()).catch(() => {});
+        this.tick().catch(() => {});
       }, this.#tickMs);
     }
+  }
+
+  /** Runs one reconcile pass (what the timer does every `tickMs`). */
+  tick(): Promise<void> {
+    return this.#enqueue(() => this.#reconcile());
   }
 
   /** Connects the core to Mesos (before the client starts delivering events). */

@@ -171,12 +171,15 @@ function planInstance(
       master = procs.find((p) => p.id === choice);
       promoting = choice;
     }
-  } else if (master && master.state === "RUNNING" && !inflight.has(master.taskId)) {
+  } else if (master && master.state === "RUNNING") {
     const role = stats.get(master.taskId)?.role;
     if (promoting === master.id && role === "master") {
       actions.push({ type: "promoted", instance: inst.name, procId: master.id });
       promoting = undefined;
-    } else if (role === "slave" || (promoting === master.id && role === undefined)) {
+    } else if (
+      !inflight.has(master.taskId) &&
+      (role === "slave" || (promoting === master.id && role === undefined))
+    ) {
       actions.push({ type: "promote", instance: inst.name, procId: master.id });
     }
   }

@@ -1,0 +1,288 @@
+/**
+ * The scheduler core driven event by event, with a recording MesosPort, the
+ * embedded store and a fake clock: launches, acknowledgements after
+ * persistence, failures before RUNNING, promotion, deletion, restart.
+ */
+import { assert, assertEquals, assertMatch } from "./_assert.ts";
+import { tempDir } from "./_util.ts";
+import { type MesosPort, Scheduler } from "../lib/scheduler/core.ts";
+import { buildExecutorInfo } from "../lib/scheduler/tasks.ts";
+import { DEFAULT_RESOURCES } from "../lib/scheduler/match.ts";
+import { openStore, type Store } from "../lib/store/mod.ts";
+import type { Offer, SchedulerEvent, TaskInfo, TaskState } from "../lib/mesos/types.ts";
+import {
+  decodeMessage,
+  encodeMessage,
+  type RedisStats,
+  type SchedulerToExecutor,
+} from "../lib/executor_messages.ts";
+
+interface Recorded {
+  type: string;
+  args: unknown[];
+}
+
+class RecordingMesos implements MesosPort {
+  calls: Recorded[] = [];
+  launched: TaskInfo[] = [];
+  #store: Store;
+  constructor(store: Store) {
+    this.#store = store;
+  }
+  take(type: string): Recorded[] {
+    const hit = this.calls.filter((c) => c.type === type);
+    this.calls = this.calls.filter((c) => c.type !== type);
+    return hit;
+  }
+  launch(offerId: string, tasks: TaskInfo[], refuseSeconds: number) {
+    this.launched.push(...tasks);
+    this.calls.push({ type: "launch", args: [offerId, tasks, refuseSeconds] });
+    return Promise.resolve();
+  }
+  decline(offerIds: string[], refuseSeconds: number) {
+    this.calls.push({ type: "decline", args: [offerIds, refuseSeconds] });
+    return Promise.resolve();
+  }
+  revive() {
+    this.calls.push({ type: "revive", args: [] });
+    return Promise.resolve();
+  }
+  suppress() {
+    this.calls.push({ type: "suppress", args: [] });
+    return Promise.resolve();
+  }
+  kill(taskId: string, agentId?: string) {
+    this.calls.push({ type: "kill", args: [taskId, agentId] });
+    return Promise.resolve();
+  }
+  async acknowledge(agentId: string, taskId: string, uuid: Uint8Array) {
+    // Record what the store held at the moment of the ack.
+    const ids = taskId.split(".");
+    const e = await this.#store.get(`/t/instances/${ids[0]}/procs/${ids[1]}`);
+    this.calls.push({ type: "acknowledge", args: [agentId, taskId, uuid, e?.value] });
+  }
+  reconcile(tasks: { taskId: string; agentId?: string }[]) {
+    this.calls.push({ type: "reconcile", args: [tasks] });
+    return Promise.resolve();
+  }
+  message(agentId: string, executorId: string, data: Uint8Array) {
+    this.calls.push({ type: "message", args: [agentId, executorId, decodeMessage(data)] });
+    return Promise.resolve();
+  }
+}
+
+function offer(n: number, agent: string, executor = false): Offer {
+  return {
+    id: { value: `o${n}` },
+    framework_id: { value: "fw" },
+    agent_id: { value: agent },
+    hostname: "127.0.0.1",
+    resources: [
+      { name: "cpus", type: "SCALAR", scalar: { value: 4 } },
+      { name: "mem", type: "SCALAR", scalar: { value: 4096 } },
+      {
+        name: "ports",
+        type: "RANGES",
+        ranges: { range: [{ begin: 7000 + n * 10, end: 7009 + n * 10 }] },
+      },
+    ],
+    ...(executor ? { executor_ids: [{ value: "mrr-executor" }] } : {}),
+  };
+}
+
+function update(taskId: string, state: TaskState, agent = "A1", uuid = true): SchedulerEvent {
+  return {
+    type: "UPDATE",
+    update: {
+      status: {
+        task_id: { value: taskId },
+        state,
+        agent_id: { value: agent },
+        source: "SOURCE_EXECUTOR",
+        message: `test ${state}`,
+        ...(uuid ? { uuid: new Uint8Array(16).fill(7) } : {}),
+      },
+    },
+  };
+}
+
+function stats(list: Partial<RedisStats>[], agent = "A1"): SchedulerEvent {
+  return {
+    type: "MESSAGE",
+    message: {
+      agent_id: { value: agent },
+      executor_id: { value: "mrr-executor" },
+      data: encodeMessage({
+        kind: "stats",
+        at: 0,
+        stats: list.map((s) => ({
+          taskId: "",
+          role: "master",
+          memoryUsed: 1000,
+          maxMemory: 1,
+          uptime: 3,
+          clients: 1,
+          replOffset: 0,
+          inSync: true,
+          lastIoSeconds: 0,
+          connectedSlaves: 0,
+          ...s,
+        })),
+      }),
+    },
+  };
+}
+
+async function setup(dir: string) {
+  const store = await openStore({ type: "embedded", endpoints: `${dir}/state.db` });
+  const clock = { now: 1_000_000 };
+  const mesos = new RecordingMesos(store);
+  const core = new Scheduler({
+    store,
+    prefix: "/t",
+    executorInfo: buildExecutorInfo({
+      artifactUrl: "http://127.0.0.1:1",
+      shipsRedisServer: false,
+      resources: DEFAULT_RESOURCES,
+    }),
+    tickMs: 0,
+    now: () => clock.now,
+  });
+  await core.load();
+  core.attach(mesos);
+  return { store, clock, mesos, core };
+}
+
+Deno.test("core: S instance from CREATE to RUNNING, failures before RUNNING, delete", async () => {
+  const dir = await tempDir("core");
+  const { store, clock, mesos, core } = await setup(dir);
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    assertEquals((await store.get("/t/framework_id"))?.value, "fw");
+    assertEquals(mesos.take("reconcile").length, 2, "explicit then implicit");
+    assertEquals(mesos.take("suppress").length, 1, "nothing to do: suppressed");
+
+    assertEquals(
+      await core.create({ name: "s1", capacityMB: 10, masters: 1, slaves: 0, distribution: 1 }),
+      "created",
+    );
+    await core.handleEvent({ type: "HEARTBEAT" }); // lets the queued reconcile run first
+    assertEquals(mesos.take("revive").length, 1);
+
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(1, "A1")] } });
+    const [launch] = mesos.take("launch");
+    assert(launch);
+    const task = (launch.args[1] as TaskInfo[])[0]!;
+    assertEquals(task.task_id.value, "s1.p1.1");
+    assertEquals(task.executor?.executor_id.value, "mrr-executor");
+    assertEquals(JSON.parse(new TextDecoder().decode(task.data)).capacityMB, 10);
+    assertEquals(core.status("s1")?.Master?.Port, "7010");
+
+    // A failure before RUNNING: LOST with the reason, acked after the write, relaunched later.
+    await core.handleEvent(update("s1.p1.1", "TASK_ERROR"));
+    const [ack] = mesos.take("acknowledge");
+    assertMatch(String(ack!.args[3]), /"state":"LOST"/);
+    const view = core.status("s1")!;
+    assertEquals(view.Status, "CREATING");
+    assertMatch(view.Reason ?? "", /TASK_ERROR/);
+    clock.now += 60_000;
+    await core.tick();
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(2, "A1", true)] } });
+    const relaunch = (mesos.take("launch")[0]!.args[1] as TaskInfo[])[0]!;
+    assertEquals(relaunch.task_id.value, "s1.p1.2");
+
+    await core.handleEvent(update("s1.p1.2", "TASK_RUNNING"));
+    assertMatch(String(mesos.take("acknowledge")[0]!.args[3]), /"state":"RUNNING"/);
+    await core.handleEvent(stats([{ taskId: "s1.p1.2" }]));
+    assertEquals(core.status("s1")?.Status, "RUNNING");
+    assertEquals(core.status("s1")?.Master?.MemoryUsed, 1000);
+
+    // A stale task (an older launch) reported running is killed.
+    await core.handleEvent(update("s1.p1.1", "TASK_RUNNING"));
+    assertEquals(mesos.take("kill").map((k) => k.args[0]), ["s1.p1.1"]);
+
+    // Delete: kill, then forget once the task is terminal.
+    assert(await core.delete("s1"));
+    await core.handleEvent({ type: "HEARTBEAT" });
+    assertEquals(core.status("s1")?.Status, "DELETING");
+    assertEquals(mesos.take("kill").map((k) => k.args[0]), ["s1.p1.2"]);
+    await core.handleEvent(update("s1.p1.2", "TASK_KILLED"));
+    assertEquals(core.status("s1"), undefined);
+    assertEquals((await store.list("/t/instances")).length, 0);
+    assertEquals(
+      await core.create({ name: "s1", capacityMB: 10, masters: 1, slaves: 0, distribution: 1 }),
+      "created",
+    );
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("core: MS instance, master lost, slave promoted and others re-pointed; restart", async () => {
+  const dir = await tempDir("core-ms");
+  let { store, clock, mesos, core } = await setup(dir);
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    await core.create({ name: "m", capacityMB: 10, masters: 1, slaves: 2, distribution: 1 });
+    await core.handleEvent({ type: "HEARTBEAT" });
+    const offers = [offer(1, "A1"), offer(2, "A2"), offer(3, "A3")];
+    await core.handleEvent({ type: "OFFERS", offers: { offers } });
+    assertEquals(mesos.launched.map((t) => t.task_id.value), ["m.p1.1"]);
+    await core.handleEvent(update("m.p1.1", "TASK_RUNNING", "A1"));
+    await core.handleEvent({
+      type: "OFFERS",
+      offers: { offers: [offer(4, "A1", true), offer(5, "A2"), offer(6, "A3")] },
+    });
+    const slaves = mesos.launched.slice(1);
+    assertEquals(slaves.map((t) => t.agent_id.value).sort(), ["A2", "A3"], "Distribution 1");
+    const spec = JSON.parse(new TextDecoder().decode(slaves[0]!.data));
+    assertEquals(spec.master, { host: "127.0.0.1", port: 7010 });
+    await core.handleEvent(update("m.p2.1", "TASK_RUNNING", slaves[0]!.agent_id.value));
+    await core.handleEvent(update("m.p3.1", "TASK_RUNNING", slaves[1]!.agent_id.value));
+    await core.handleEvent(stats([
+      { taskId: "m.p1.1" },
+      { taskId: "m.p2.1", role: "slave", replOffset: 50 },
+      { taskId: "m.p3.1", role: "slave", replOffset: 90 },
+    ]));
+    assertEquals(core.status("m")?.Status, "RUNNING");
+    mesos.calls = [];
+
+    // The master fails: p3 (highest offset) is promoted, p2 re-pointed, p1 comes back as a slave.
+    await core.handleEvent(update("m.p1.1", "TASK_FAILED", "A1"));
+    const msgs = mesos.take("message").map((m) => m.args[2] as SchedulerToExecutor);
+    assertEquals(msgs.map((m) => `${m.kind}:${m.taskId}`), ["promote:m.p3.1", "replicaof:m.p2.1"]);
+    assertEquals(core.status("m")?.Status, "FAILING_OVER");
+    assertEquals(core.status("m")?.Master?.Id, "p3");
+    await core.handleEvent(stats([
+      { taskId: "m.p2.1", role: "slave", replOffset: 90 },
+      { taskId: "m.p3.1", role: "master", replOffset: 90 },
+    ]));
+    assertEquals(core.status("m")?.Status, "DEGRADED");
+
+    // Restart: a new core over the same store sees the same state and relaunches nothing running.
+    await core.stop();
+    await store.close();
+    ({ store, clock, mesos, core } = await setup(dir));
+    assertEquals(core.list().map((v) => v.Name), ["m"]);
+    assertEquals(core.status("m")?.Master?.Id, "p3");
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    const explicit = mesos.take("reconcile")[0]!.args[0] as { taskId: string }[];
+    assertEquals(explicit.map((t) => t.taskId).sort(), ["m.p2.1", "m.p3.1"]);
+    clock.now += 60_000;
+    await core.tick();
+    await core.handleEvent({
+      type: "OFFERS",
+      offers: { offers: [offer(7, "A1", true), offer(8, "A2", true), offer(9, "A3", true)] },
+    });
+    const relaunched = mesos.launched.map((t) => t.task_id.value);
+    assertEquals(relaunched, ["m.p1.2"], "only the lost process is launched again");
+    const spec2 = JSON.parse(new TextDecoder().decode(mesos.launched[0]!.data));
+    assertEquals(spec2.role, "slave");
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
