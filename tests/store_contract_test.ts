@@ -263,7 +263,13 @@ function contract(name: string, setup: () => Promise<Backend>) {
 
         await t.step("a lock is reported lost when its owner loses the store", async () => {
           const owner = await backend.openShortLived();
-          const lock = await owner.lock("lost-lock", { ttlSeconds: backend.lockTtl });
+          // StoreUnavailableError means "retry": a fresh client right after a
+          // server restart may need a moment.
+          const lock = await waitFor(
+            "the short-lived owner to take the lock",
+            () => owner.lock("lost-lock", { ttlSeconds: backend.lockTtl }),
+            { timeoutMs: 15_000 },
+          );
           await backend.down(owner);
           const start = Date.now();
           const lost = await Promise.race([lock.lost.then(() => true), sleep(15_000)]);
