@@ -45,7 +45,7 @@ export class EventQueue {
   events: Msg[] = [];
   ended = false;
   #waiters: (() => void)[] = [];
-  #cursor = 0;
+  #consumed = new Set<number>();
   #done: Promise<void>;
 
   constructor(body: ReadableStream<Uint8Array>, typeName: string, contentType: ContentType) {
@@ -67,7 +67,7 @@ export class EventQueue {
     for (const w of this.#waiters.splice(0)) w();
   }
 
-  /** Waits for the next event (after those already returned) matching `pred`. */
+  /** Waits for the oldest event matching `pred` not returned before (others stay queued). */
   async next(
     pred: (e: Msg) => boolean = () => true,
     timeoutMs = 10_000,
@@ -75,9 +75,10 @@ export class EventQueue {
   ): Promise<Msg> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      while (this.#cursor < this.events.length) {
-        const e = this.events[this.#cursor++];
-        if (pred(e)) return e;
+      for (let i = 0; i < this.events.length; i++) {
+        if (this.#consumed.has(i) || !pred(this.events[i])) continue;
+        this.#consumed.add(i);
+        return this.events[i];
       }
       if (this.ended) throw new Error(`Stream ended while waiting for ${what}`);
       const left = deadline - Date.now();
