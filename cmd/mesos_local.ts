@@ -1,0 +1,90 @@
+/**
+ * `mesos-local`: runs a local Mesos-compatible master with N agents in its
+ * own process and prints the master URL once it is ready.
+ *
+ * Usage: `deno run -A cmd/mesos_local.ts --agents N --port P [--work-dir DIR] [--cpus C] [--mem MB]`
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { startLocalCluster } from "../lib/mesos/local/mod.ts";
+
+const USAGE =
+  "Usage: mesos_local [--agents N] [--port P] [--work-dir DIR] [--cpus C] [--mem MB] [--verbose]";
+
+function number(
+  flag: string,
+  raw: string | undefined,
+  fallback: number,
+  whole: boolean,
+  min: number,
+): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (raw.trim() === "" || !Number.isFinite(n) || n < min || (whole && !Number.isInteger(n))) {
+    throw new RangeError(
+      `Option "--${flag}" must be ${
+        whole ? "a whole number" : "a number"
+      } of at least ${min}, but got "${raw}"`,
+    );
+  }
+  return n;
+}
+
+/** Runs the local cluster until SIGINT/SIGTERM; returns the exit code (2 for bad flags). */
+export async function main(args: string[]): Promise<number> {
+  let options;
+  try {
+    const { values } = parseArgs({
+      args,
+      options: {
+        agents: { type: "string" },
+        port: { type: "string" },
+        "work-dir": { type: "string" },
+        cpus: { type: "string" },
+        mem: { type: "string" },
+        verbose: { type: "boolean" },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+    options = {
+      agents: number("agents", values.agents, 3, true, 1),
+      port: number("port", values.port, 0, true, 0),
+      cpus: number("cpus", values.cpus, 4, false, 0.01),
+      mem: number("mem", values.mem, 4096, true, 32),
+      workDir: values["work-dir"],
+      verbose: values.verbose === true,
+    };
+    if (options.port > 65535) {
+      throw new RangeError(`Option "--port" must be at most 65535, but got "${values.port}"`);
+    }
+  } catch (error) {
+    console.error(`${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const ownDir = options.workDir === undefined;
+  const workDir = options.workDir ?? await Deno.makeTempDir({ prefix: "mesos-local-" });
+  const { url, cluster } = await startLocalCluster({
+    agents: options.agents,
+    port: options.port,
+    cpus: options.cpus,
+    mem: options.mem,
+    workDir,
+    log: options.verbose ? (line) => console.error(line) : undefined,
+  });
+  console.log(url);
+  const { promise, resolve } = Promise.withResolvers<void>();
+  const onSignal = () => resolve();
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  await promise;
+  Deno.removeSignalListener("SIGINT", onSignal);
+  Deno.removeSignalListener("SIGTERM", onSignal);
+  await cluster.stop();
+  if (ownDir) await Deno.remove(workDir, { recursive: true }).catch(() => {});
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
