@@ -247,7 +247,11 @@ function toJsonValue(type: protobuf.Type, message: Record<string, unknown>): unk
  * request or event body. Throws a `TypeError` naming the field when the
  * message misses a required field or holds a value of the wrong kind.
  */
-export function encode(typeName: string, message: object, contentType: ContentType): Uint8Array {
+export function encode(
+  typeName: string,
+  message: object,
+  contentType: ContentType,
+): Uint8Array<ArrayBuffer> {
   const type = lookup(typeName);
   let normalized: Record<string, unknown>;
   try {

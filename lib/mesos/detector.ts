@@ -315,7 +315,7 @@ export interface RedirectedResponse {
  */
 export async function fetchFollowingRedirects(
   url: string,
-  init: RequestInit & { body?: Uint8Array | string },
+  init: RequestInit,
   maxRedirects = 5,
 ): Promise<RedirectedResponse> {
   let current = url;
