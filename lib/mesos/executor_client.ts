@@ -1,0 +1,340 @@
+/**
+ * A Mesos v1 HTTP executor client: reads the agent's environment,
+ * subscribes, delivers events in order, sends status updates (kept until
+ * ACKNOWLEDGED and resent on re-subscription), and reconnects after losing
+ * the agent when the framework checkpoints.
+ *
+ * @module
+ */
+
+import { type ContentType, decode, encode } from "./codec.ts";
+import { readRecords } from "./recordio.ts";
+import type {
+  ExecutorCall,
+  ExecutorEvent,
+  TaskInfo,
+  TaskState,
+  TaskStatus,
+  TaskStatusReason,
+} from "./types.ts";
+
+/** Thrown when the executor environment is incomplete or malformed. */
+export class ExecutorEnvError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ExecutorEnvError";
+  }
+}
+
+const UNITS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  ms: 1,
+  secs: 1000,
+  mins: 60_000,
+  hrs: 3_600_000,
+  days: 86_400_000,
+  weeks: 604_800_000,
+};
+
+/** Parses a stout duration (`15mins`, `2secs`, `1.5mins`, `100ms`) into milliseconds. */
+export function parseDuration(text: string): number {
+  const match = text.trim().match(/^(\d+(?:\.\d+)?)\s*(ns|us|ms|secs|mins|hrs|days|weeks)$/);
+  if (!match) throw new TypeError(`Invalid duration "${text}": expected e.g. "5secs" or "15mins"`);
+  return Number(match[1]) * UNITS[match[2]!]!;
+}
+
+/** The executor settings the agent passes through the environment. */
+export interface ExecutorEnv {
+  frameworkId: string;
+  executorId: string;
+  /** `ip:port` of the agent. */
+  agentEndpoint: string;
+  checkpoint: boolean;
+  /** Only with checkpointing: how long to keep retrying after losing the agent. */
+  recoveryTimeoutMs: number;
+  /** Only with checkpointing: the cap of each retry delay. */
+  subscriptionBackoffMaxMs: number;
+  /** Grace period after a SHUTDOWN event. */
+  shutdownGracePeriodMs: number;
+}
+
+/** Reads {@link ExecutorEnv} from `env`; throws {@link ExecutorEnvError} naming the variable. */
+export function readExecutorEnv(env: Record<string, string | undefined>): ExecutorEnv {
+  const need = (name: string): string => {
+    const value = env[name];
+    if (!value) throw new ExecutorEnvError(`Environment variable ${name} is not set`);
+    return value;
+  };
+  const duration = (name: string, fallback: string): number => {
+    try {
+      return parseDuration(env[name] || fallback);
+    } catch (error) {
+      throw new ExecutorEnvError(`Environment variable ${name}: ${(error as Error).message}`);
+    }
+  };
+  const checkpointText = env.MESOS_CHECKPOINT ?? "0";
+  return {
+    frameworkId: need("MESOS_FRAMEWORK_ID"),
+    executorId: need("MESOS_EXECUTOR_ID"),
+    agentEndpoint: need("MESOS_AGENT_ENDPOINT"),
+    checkpoint: checkpointText === "1" || checkpointText === "true",
+    recoveryTimeoutMs: duration("MESOS_RECOVERY_TIMEOUT", "15mins"),
+    subscriptionBackoffMaxMs: duration("MESOS_SUBSCRIPTION_BACKOFF_MAX", "2secs"),
+    shutdownGracePeriodMs: duration("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", "5secs"),
+  };
+}
+
+/** A status update as given to {@link ExecutorClient.update}. */
+export interface StatusUpdate {
+  task_id: { value: string };
+  state: TaskState;
+  message?: string;
+  reason?: TaskStatusReason;
+  data?: Uint8Array;
+  healthy?: boolean;
+}
+
+/** Options of {@link ExecutorClient}. */
+export interface ExecutorClientOptions {
+  /** Environment to read (default `Deno.env.toObject()`). */
+  env?: Record<string, string>;
+  /** Encoding of calls and events (default protobuf). */
+  contentType?: ContentType;
+  /** Receives every event in order (ACKNOWLEDGED too, after it is consumed). */
+  onEvent: (event: ExecutorEvent) => void | Promise<void>;
+  /**
+   * Called once when the client gives up on the agent (not checkpointing,
+   * or the recovery timeout passed). The program should exit.
+   */
+  onGiveUp?: (reason: string) => void | Promise<void>;
+  /** Log sink. */
+  log?: (line: string) => void;
+}
+
+/** Mesos v1 executor client; see the module doc. */
+export class ExecutorClient {
+  /** The settings read from the environment. */
+  readonly env: ExecutorEnv;
+  #options: ExecutorClientOptions;
+  #contentType: ContentType;
+  #url: string;
+  /** Launched tasks with no ACKNOWLEDGED update yet, by task id. */
+  #unackedTasks = new Map<string, TaskInfo>();
+  /** Updates not yet ACKNOWLEDGED, by hex uuid, in sending order; they travel in the next SUBSCRIBE. */
+  #unackedUpdates = new Map<string, TaskStatus>();
+  #subscribed = false;
+  #stopped = true;
+  #stop = new AbortController();
+  #stream: AbortController | undefined;
+  #loop: Promise<void> | undefined;
+
+  /** Reads the environment (throws {@link ExecutorEnvError}); call {@link start} to connect. */
+  constructor(options: ExecutorClientOptions) {
+    this.#options = options;
+    this.env = readExecutorEnv(options.env ?? Deno.env.toObject());
+    this.#contentType = options.contentType ?? "application/x-protobuf";
+    this.#url = `http://${this.env.agentEndpoint}/api/v1/executor`;
+  }
+
+  /** True while a subscription is open. */
+  get subscribed(): boolean {
+    return this.#subscribed;
+  }
+
+  /** Updates sent but not yet acknowledged by the agent. */
+  get unacknowledgedUpdates(): TaskStatus[] {
+    return [...this.#unackedUpdates.values()];
+  }
+
+  /** Starts subscribing in the background. */
+  start(): void {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    this.#stop = new AbortController();
+    this.#loop = this.#run();
+  }
+
+  /** Closes the stream and waits for the loop to end (does not call onGiveUp). */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#stop.abort();
+    this.#stream?.abort();
+    await this.#loop;
+  }
+
+  #log(line: string): void {
+    this.#options.log?.(line);
+  }
+
+  async #run(): Promise<void> {
+    let lostAt: number | undefined;
+    let attempt = 0;
+    while (!this.#stopped) {
+      const subscribed = await this.#subscribeOnce().catch((error) => {
+        this.#log(`Executor subscription failed: ${(error as Error).message}`);
+        return false;
+      });
+      if (this.#stopped) return;
+      if (subscribed) {
+        lostAt = undefined;
+        attempt = 0;
+      }
+      lostAt ??= Date.now();
+      if (!this.env.checkpoint) {
+        return this.#giveUp("Lost the agent and the framework does not checkpoint");
+      }
+      if (Date.now() - lostAt >= this.env.recoveryTimeoutMs) {
+        return this.#giveUp(`Could not reach the agent within ${this.env.recoveryTimeoutMs} ms`);
+      }
+      const cap = Math.min(this.env.subscriptionBackoffMaxMs, 100 * 2 ** Math.min(attempt++, 20));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, cap / 2 + Math.random() * cap / 2);
+        this.#stop.signal.addEventListener("abort", () => {
+          clearTimeout(timer);
+          resolve();
+        }, { once: true });
+      });
+    }
+  }
+
+  async #giveUp(reason: string): Promise<void> {
+    this.#stopped = true;
+    this.#log(`Executor gives up: ${reason}`);
+    try {
+      await this.#options.onGiveUp?.(reason);
+    } catch (error) {
+      this.#log(`onGiveUp failed: ${(error as Error).message}`);
+    }
+  }
+
+  #baseCall(): Pick<ExecutorCall, "executor_id" | "framework_id"> {
+    return {
+      executor_id: { value: this.env.executorId },
+      framework_id: { value: this.env.frameworkId },
+    };
+  }
+
+  async #subscribeOnce(): Promise<boolean> {
+    const stream = new AbortController();
+    this.#stream = stream;
+    const call: ExecutorCall = {
+      ...this.#baseCall(),
+      type: "SUBSCRIBE",
+      subscribe: {
+        unacknowledged_tasks: [...this.#unackedTasks.values()],
+        unacknowledged_updates: [...this.#unackedUpdates.values()].map((status) => ({ status })),
+      },
+    };
+    const response = await fetch(this.#url, {
+      method: "POST",
+      headers: { "content-type": this.#contentType, accept: this.#contentType },
+      body: encode("mesos.v1.executor.Call", call, this.#contentType),
+      signal: stream.signal,
+    });
+    if (response.status !== 200 || !response.body) {
+      const text = await response.text().catch(() => "");
+      throw new Error(`SUBSCRIBE at ${this.#url} answered ${response.status}: ${text.trim()}`);
+    }
+    const eventType = (response.headers.get("content-type") ?? "").includes("json")
+      ? "application/json"
+      : "application/x-protobuf";
+    let subscribed = false;
+    try {
+      for await (const record of readRecords(response.body)) {
+        const event = decode<ExecutorEvent>("mesos.v1.executor.Event", record, eventType);
+        switch (event.type) {
+          case "SUBSCRIBED":
+            subscribed = true;
+            this.#subscribed = true;
+            this.#log(`Executor ${this.env.executorId} subscribed at ${this.env.agentEndpoint}`);
+            break;
+          case "LAUNCH":
+            if (event.launch) {
+              this.#unackedTasks.set(event.launch.task.task_id.value, event.launch.task);
+            }
+            break;
+          case "ACKNOWLEDGED":
+            if (event.acknowledged) {
+              this.#unackedUpdates.delete(uuidKey(event.acknowledged.uuid));
+              this.#unackedTasks.delete(event.acknowledged.task_id.value);
+            }
+            break;
+          case "ERROR":
+            this.#log(`Mesos ERROR event: ${event.error?.message ?? ""}`);
+            break;
+        }
+        try {
+          await this.#options.onEvent(event);
+        } catch (error) {
+          this.#log(`Event handler failed on ${event.type}: ${(error as Error).message}`);
+        }
+        if (event.type === "SHUTDOWN") this.#log("SHUTDOWN received");
+      }
+      this.#log("Executor event stream ended");
+    } catch (error) {
+      if (!this.#stopped) this.#log(`Executor event stream broke: ${(error as Error).message}`);
+    } finally {
+      this.#subscribed = false;
+      stream.abort();
+    }
+    return subscribed;
+  }
+
+  async #post(call: ExecutorCall): Promise<void> {
+    const response = await fetch(this.#url, {
+      method: "POST",
+      headers: { "content-type": this.#contentType },
+      body: encode("mesos.v1.executor.Call", call, this.#contentType),
+      signal: AbortSignal.any([this.#stop.signal, AbortSignal.timeout(75_000)]),
+    });
+    const text = await response.text();
+    if (response.status < 200 || response.status > 299) {
+      throw new Error(`${call.type} at ${this.#url} answered ${response.status}: ${text.trim()}`);
+    }
+  }
+
+  /**
+   * Sends a status UPDATE (fills executor_id, uuid, source SOURCE_EXECUTOR,
+   * timestamp) and keeps it until the agent ACKNOWLEDGEs it; it is resent
+   * in the next SUBSCRIBE if the connection breaks first. A failed send
+   * while disconnected is not an error. Returns the full status sent.
+   */
+  async update(update: StatusUpdate): Promise<TaskStatus> {
+    const status: TaskStatus = {
+      ...update,
+      executor_id: { value: this.env.executorId },
+      source: "SOURCE_EXECUTOR",
+      timestamp: Date.now() / 1000,
+      uuid: crypto.getRandomValues(new Uint8Array(16)),
+    };
+    this.#unackedUpdates.set(uuidKey(status.uuid!), status);
+    try {
+      await this.#post({ ...this.#baseCall(), type: "UPDATE", update: { status } });
+    } catch (error) {
+      if (this.#subscribed) throw error;
+      this.#log(
+        `UPDATE for ${update.task_id.value} kept for the next SUBSCRIBE: ${
+          (error as Error).message
+        }`,
+      );
+    }
+    return status;
+  }
+
+  /** Sends a MESSAGE to the scheduler (best effort). */
+  message(data: Uint8Array): Promise<void> {
+    return this.#post({ ...this.#baseCall(), type: "MESSAGE", message: { data } });
+  }
+
+  /** Sends a HEARTBEAT call. */
+  heartbeat(): Promise<void> {
+    return this.#post({ ...this.#baseCall(), type: "HEARTBEAT" });
+  }
+}
+
+function uuidKey(uuid: Uint8Array): string {
+  return [...uuid].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
