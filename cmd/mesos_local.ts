@@ -61,7 +61,7 @@ export async function main(args: string[]): Promise<number> {
       throw new RangeError(`Option "--port" must be at most 65535, but got "${values.port}"`);
     }
   } catch (error) {
-    console.error(`${(error as Error).message}\n${USAGE}`);
+    console.error(`${(error as Error).message}; ${USAGE}`);
     return 2;
   }
   const ownDir = options.workDir === undefined;

@@ -324,7 +324,6 @@ export class Agent {
         "TASK_FAILED",
         "REASON_EXECUTOR_TERMINATED",
         "Executor is shutting down",
-        task,
       );
       return;
     }
@@ -476,7 +475,6 @@ export class Agent {
         "TASK_FAILED",
         "REASON_EXECUTOR_REGISTRATION_TIMEOUT",
         "Executor did not subscribe within the registration timeout",
-        task.info,
       );
     }
     ex.tasks.clear();
@@ -499,7 +497,7 @@ export class Agent {
     ex.stream?.close();
     ex.stream = undefined;
     for (const [taskId, task] of ex.tasks) {
-      this.#agentUpdate(ex, taskId, state, reason, message, task.info);
+      this.#agentUpdate(ex, taskId, state, reason, message);
     }
     ex.tasks.clear();
     if (this.#executors.get(key(ex.frameworkId, ex.executorId)) === ex) {
@@ -515,7 +513,6 @@ export class Agent {
     state: string,
     reason: string,
     message: string,
-    info?: TaskInfo,
   ): void {
     const status: TaskStatus = {
       task_id: { value: taskId },
@@ -528,7 +525,6 @@ export class Agent {
       timestamp: nowSeconds(),
       uuid: newUuidBytes(),
     };
-    void info;
     this.#store(ex.frameworkId, status);
   }
 
@@ -571,7 +567,6 @@ export class Agent {
         "TASK_KILLED",
         "REASON_TASK_KILLED_DURING_LAUNCH",
         "Killed before delivery to the executor",
-        task.info,
       );
       return;
     }
@@ -733,7 +728,6 @@ export class Agent {
             dropped,
             "REASON_AGENT_RESTARTED",
             "Task was not acknowledged by the re-subscribing executor",
-            task.info,
           );
         }
       }
