@@ -234,11 +234,9 @@ export async function main(args: string[]): Promise<number> {
       }),
       ...(core.frameworkId ? { frameworkId: core.frameworkId } : {}),
       onEvent: (event) => core.handleEvent(event),
-      onStateChange: (state: unknown) => {
-        log(`Mesos connection: ${JSON.stringify(state)}`);
-        if (String((state as { state?: string })?.state ?? state) !== "subscribed") {
-          core.disconnected().catch(() => {});
-        }
+      onStateChange: (state) => {
+        log(`Mesos connection: ${state}`);
+        if (state !== "subscribed") core.disconnected().catch(() => {});
       },
       log,
     });

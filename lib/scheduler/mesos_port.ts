@@ -34,9 +34,9 @@ export function buildFrameworkInfo(options: FrameworkInfoOptions): FrameworkInfo
 export function mesosPort(client: SchedulerClient): MesosPort {
   return {
     launch: (offerId: string, tasks: TaskInfo[], refuseSeconds: number) =>
-      client.launch([{ value: offerId }], tasks, { refuse_seconds: refuseSeconds }),
+      client.launch([offerId], tasks, { refuse_seconds: refuseSeconds }),
     decline: (offerIds: string[], refuseSeconds: number) =>
-      client.decline(offerIds.map((value) => ({ value })), { refuse_seconds: refuseSeconds }),
+      client.decline(offerIds, { refuse_seconds: refuseSeconds }),
     revive: () => client.revive(),
     suppress: () => client.suppress(),
     kill: (taskId: string, agentId?: string) => client.kill(taskId, agentId),

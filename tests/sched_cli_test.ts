@@ -1,0 +1,75 @@
+/**
+ * `sched` as a user runs it: flags, config errors and an unreachable store
+ * end with exit code 2 and one line naming the problem.
+ */
+import { assert, assertEquals, assertMatch } from "./_assert.ts";
+import { freePort, tempDir } from "./_util.ts";
+
+const SCHED = new URL("../cmd/sched.ts", import.meta.url).pathname;
+
+async function run(...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", SCHED, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("sched -DumpEmptyConfig prints every config field as indented JSON", async () => {
+  const r = await run("-DumpEmptyConfig");
+  assertEquals(r.code, 0, r.stderr);
+  const config = JSON.parse(r.stdout);
+  for (const f of ["UserName", "FrameworkName", "Master", "DBType", "DBEndPoint", "HTTPPort"]) {
+    assert(f in config, f);
+  }
+  assertMatch(r.stdout, /\n {3}"UserName"/);
+});
+
+Deno.test("sched -h prints the usage", async () => {
+  for (const flag of ["-h", "--help"]) {
+    const r = await run(flag);
+    assertEquals(r.code, 0);
+    assertMatch(r.stdout, /Usage: sched/);
+  }
+});
+
+Deno.test("sched stops with one line and exit code 2 on a user's mistake", async () => {
+  const dir = await tempDir("sched-cli");
+  try {
+    const write = async (name: string, value: unknown) => {
+      const path = `${dir}/${name}`;
+      await Deno.writeTextFile(path, typeof value === "string" ? value : JSON.stringify(value));
+      return path;
+    };
+    const badField = await write("bad.json", { HTTPPort: "lots" });
+    const unknown = await write("unknown.json", { Bogus: 1 });
+    const broken = await write("broken.json", "{");
+    const noEtcd = await write("etcd.json", {
+      DBType: "etcd",
+      DBEndPoint: `127.0.0.1:${freePort()}`,
+      HTTPPort: freePort(),
+      ArtifactPort: freePort(),
+      LogFile: `${dir}/log`,
+    });
+    const cases: [string[], RegExp][] = [
+      [["-nope"], /Unknown flag "-nope"/],
+      [["stray"], /Unexpected argument "stray"/],
+      [["-config"], /"-config" needs a file name/],
+      [[`-config=${dir}/missing.json`], /missing\.json.*no such file/],
+      [[`--config`, badField], /"HTTPPort"/],
+      [[`-config`, unknown], /"Bogus"/],
+      [[`--config=${broken}`], /not valid JSON/],
+      [[`-config=${noEtcd}`], /127\.0\.0\.1:\d+/],
+    ];
+    for (const [args, pattern] of cases) {
+      const r = await run(...args);
+      assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assertMatch(r.stderr, pattern);
+      assertEquals(r.stderr.trim().split("\n").length, 1, `one line: ${r.stderr}`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
