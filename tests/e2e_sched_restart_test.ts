@@ -5,7 +5,7 @@
  * CREATEs work.
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { freePort, tempDir, waitFor } from "./_util.ts";
+import { freePort, tempDir } from "./_util.ts";
 import { startEtcd } from "./_services.ts";
 import {
   create,
@@ -39,16 +39,20 @@ Deno.test({
         "--work-dir",
         `${dir}/mesos`,
       ],
-      stdout: "null",
+      stdout: "piped",
       stderr: "null",
     }).spawn();
+    const stdout = mesos.stdout.pipeThrough(new TextDecoderStream()).getReader();
     let sched = undefined as Awaited<ReturnType<typeof startSched>> | undefined;
     try {
-      await waitFor("local mesos master", async () => {
-        const res = await fetch(`http://127.0.0.1:${mesosPort}/health`).catch(() => undefined);
-        await res?.body?.cancel();
-        return res !== undefined;
-      }, { timeoutMs: 30_000 });
+      // mesos_local prints its URL once ready.
+      let printed = "";
+      while (!printed.includes("\n")) {
+        const { value, done } = await stdout.read();
+        if (done) throw new Error("mesos_local exited before printing its URL");
+        printed += value;
+      }
+      assert(printed.includes(`:${mesosPort}`), printed);
       const options = {
         dir,
         dbType: "etcd" as const,
@@ -88,6 +92,7 @@ Deno.test({
     } finally {
       await sched?.stop();
       mesos.kill("SIGTERM");
+      await stdout.cancel().catch(() => {});
       await mesos.status;
       await etcd.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
