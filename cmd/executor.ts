@@ -119,7 +119,9 @@ export async function main(args: string[]): Promise<number> {
   let client: ExecutorClient | undefined;
   const executor = new RedisExecutor({
     driver: {
-      update: (status) => client!.update(status),
+      update: async (status) => {
+        await client!.update(status);
+      },
       message: (data) => client!.message(data),
     },
     sandbox: settings.sandbox,
