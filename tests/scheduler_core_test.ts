@@ -206,6 +206,10 @@ Deno.test("core: S instance from CREATE to RUNNING, failures before RUNNING, del
     await core.handleEvent({ type: "HEARTBEAT" });
     assertEquals(core.status("s1")?.Status, "DELETING");
     assertEquals(mesos.take("kill").map((k) => k.args[0]), ["s1.p1.2"]);
+    assertEquals(
+      await core.create({ name: "s1", capacityMB: 10, masters: 1, slaves: 0, distribution: 1 }),
+      "deleting",
+    );
     await core.handleEvent(update("s1.p1.2", "TASK_KILLED"));
     assertEquals(core.status("s1"), undefined);
     assertEquals((await store.list("/t/instances")).length, 0);

@@ -20,8 +20,8 @@ import { StoreUnavailableError } from "../store/store.ts";
 
 /** What the API needs from the scheduler. */
 export interface InstanceService {
-  /** `"exists"` when the name is taken. */
-  create(req: CreateParams): Promise<"created" | "exists">;
+  /** `"exists"` when the name is taken, `"deleting"` while that instance is being deleted. */
+  create(req: CreateParams): Promise<"created" | "exists" | "deleting">;
   /** `false` when the name is unknown. */
   delete(name: string): Promise<boolean>;
   /** The STATUS JSON object, or `undefined` when unknown. */
@@ -138,7 +138,7 @@ export function createApiHandler(
         parseName(name);
         const body = await readBody(req, maxBody);
         const params = parseCreate(name, capacity, masters, slaves, body);
-        let result: "created" | "exists";
+        let result: "created" | "exists" | "deleting";
         try {
           result = await service.create(params);
         } catch (error) {
@@ -150,6 +150,12 @@ export function createApiHandler(
             );
           }
           throw error;
+        }
+        if (result === "deleting") {
+          throw new HttpError(
+            409,
+            `Instance "${name}" is being deleted; create it again once it is gone`,
+          );
         }
         if (result === "exists") {
           throw new HttpError(409, `Instance "${name}" already exists`);

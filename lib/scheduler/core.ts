@@ -280,10 +280,11 @@ export class Scheduler {
 
   // ---- API requests ----
 
-  /** Creates an instance; `"exists"` when the name is taken (also while DELETING). */
-  create(req: CreateRequest): Promise<"created" | "exists"> {
+  /** Creates an instance; `"exists"` when the name is taken, `"deleting"` while it is being deleted. */
+  create(req: CreateRequest): Promise<"created" | "exists" | "deleting"> {
     return this.#enqueue(async () => {
-      if (this.#instances.has(req.name)) return "exists" as const;
+      const old = this.#instances.get(req.name);
+      if (old) return old.rec.status === "DELETING" ? "deleting" as const : "exists" as const;
       const now = this.#now();
       const type: InstanceType = req.slaves === 0 ? "S" : "MS";
       const rec: InstanceRecord = {
