@@ -290,3 +290,37 @@ Deno.test("core: MS instance, master lost, slave promoted and others re-pointed;
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("core: an instance that does not fit stays CREATING with the reason", async () => {
+  const dir = await tempDir("core-fit");
+  const { store, mesos, core } = await setup(dir);
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    await core.create({ name: "big", capacityMB: 8000, masters: 1, slaves: 0, distribution: 1 });
+    await core.create({ name: "wide", capacityMB: 10, masters: 1, slaves: 3, distribution: 1 });
+    await core.tick();
+    await core.handleEvent({
+      type: "OFFERS",
+      offers: { offers: [offer(1, "A1"), offer(2, "A2"), offer(3, "A3")] },
+    });
+    const big = core.status("big")!;
+    assertEquals(big.Status, "CREATING");
+    assertMatch(big.Reason ?? "", /Waiting for resources: need 1 agent with 8032 MB/);
+    // The master of "wide" went out; its slaves wait for it to run.
+    assertEquals(mesos.launched.map((t) => t.task_id.value), ["wide.p1.1"]);
+    await core.handleEvent(update("wide.p1.1", "TASK_RUNNING", mesos.launched[0]!.agent_id.value));
+    await core.handleEvent({
+      type: "OFFERS",
+      offers: { offers: [offer(4, "A1", true), offer(5, "A2", true), offer(6, "A3", true)] },
+    });
+    assertEquals(mesos.launched.length, 3, "only two more agents free for Distribution 1");
+    const wide = core.status("wide")!;
+    assertEquals(wide.Status, "CREATING");
+    assertMatch(wide.Reason ?? "", /need 4 agents .* for Distribution 1/);
+    assert(mesos.take("decline").length > 0, "unused offers declined");
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

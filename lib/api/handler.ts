@@ -192,6 +192,12 @@ export function createApiHandler(
       if (error instanceof HttpError) {
         return text(error.status, error.message, error.headers);
       }
+      if (error instanceof StoreUnavailableError) {
+        log(`${req.method} ${req.url}: ${error.message}`);
+        return text(503, "The state store is unavailable; try again later", {
+          "retry-after": "5",
+        });
+      }
       log(`Unexpected error on ${req.method} ${req.url}: ${(error as Error)?.stack ?? error}`);
       return text(500, "Internal Server Error");
     }
