@@ -87,6 +87,20 @@ Deno.test({
       // New work is accepted.
       assertEquals((await create(sched, "fresh", 20, 0)).status, 201);
       await waitRunning(sched, "fresh", 60_000);
+
+      // A clean stop (SIGTERM) with a remote master leaves the tasks running.
+      await sched.stop();
+      for (const p of [after.Master!, ...after.Slaves]) {
+        assertEquals((await redisPids(p.Port)).length, 1, `still running on ${p.Port}`);
+      }
+      sched = await startSched({
+        ...options,
+        prefix: sched.prefix,
+        httpPort: sched.httpPort,
+        artifactPort: sched.artifactPort,
+      });
+      assertEquals((await list(sched)).map((v) => v.Name), ["keep", "fresh"]);
+      await waitRunning(sched, "keep", 60_000);
       await deleteAndWait(sched, "fresh");
       await deleteAndWait(sched, "keep");
     } finally {
