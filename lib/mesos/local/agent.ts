@@ -468,7 +468,7 @@ export class Agent {
   #registrationTimedOut(ex: Executor): void {
     if (ex.subscribed || ex.state !== "registering") return;
     this.options.log(`agent ${this.id}: executor "${ex.executorId}" did not subscribe in time`);
-    for (const [taskId, task] of ex.tasks) {
+    for (const taskId of ex.tasks.keys()) {
       this.#agentUpdate(
         ex,
         taskId,
@@ -496,7 +496,7 @@ export class Agent {
     clearTimeout(ex.graceTimer);
     ex.stream?.close();
     ex.stream = undefined;
-    for (const [taskId, task] of ex.tasks) {
+    for (const taskId of ex.tasks.keys()) {
       this.#agentUpdate(ex, taskId, state, reason, message);
     }
     ex.tasks.clear();

@@ -38,6 +38,7 @@ import {
   subtractPools,
 } from "./resources.ts";
 import { frameworkRoles, validateSubscription, validateTask } from "./validation.ts";
+import { ZooKeeperMembership } from "./membership.ts";
 
 /** Options of {@link LocalCluster}. */
 export interface LocalClusterOptions {
@@ -73,6 +74,20 @@ export interface LocalClusterOptions {
   statusUpdateRetryMs?: number;
   /** Largest status update retry interval (default 600000 ms). */
   statusUpdateMaxRetryMs?: number;
+  /**
+   * Run as a non-leading master: `"host:port"` of the leader (scheduler
+   * calls are answered 307 with `Location: //host:port/<path>`), or `null`
+   * for a standby that knows no leader (503). Absent: this master leads.
+   * With `zk`, ZooKeeper decides instead.
+   */
+  leader?: string | null;
+  /**
+   * `zk://host:port[,host:port]/path`: register in that masters' group like
+   * Mesos (an EPHEMERAL_SEQUENTIAL `json.info_` node with the MasterInfo
+   * JSON, removed by {@link LocalCluster.stop}); the member with the
+   * smallest node leads, the others redirect to it.
+   */
+  zk?: string;
   /** Log sink (default: nothing). */
   log?: (line: string) => void;
 }
@@ -155,7 +170,12 @@ function packIp(ip: string): number {
 export class LocalCluster implements AgentMaster {
   /** The master id (a UUID). */
   readonly masterId: string = crypto.randomUUID();
-  readonly #opt: Required<Omit<LocalClusterOptions, "log">> & { log: (line: string) => void };
+  readonly #opt:
+    & Required<Omit<LocalClusterOptions, "log" | "leader" | "zk">>
+    & { log: (line: string) => void; zk: string | undefined };
+  /** `undefined`: this master leads; a `host:port`: redirect there; `null`: no leader known. */
+  #leader: string | null | undefined;
+  #membership?: ZooKeeperMembership;
   #server?: Deno.HttpServer<Deno.NetAddr>;
   #port = 0;
   #agents: Agent[] = [];
@@ -190,7 +210,17 @@ export class LocalCluster implements AgentMaster {
         `Options "portsBase" ${portsBase} and "portsPerAgent" ${portsPerAgent} give ports above 65535 for ${agents} agents`,
       );
     }
+    const leader = options.leader;
+    if (leader !== undefined && leader !== null && !/^[^\s/:]+:\d+$/.test(leader)) {
+      throw new TypeError(`Option "leader" must be "host:port" or null, but got "${leader}"`);
+    }
+    if (options.zk !== undefined && !options.zk.startsWith("zk://")) {
+      throw new TypeError(`Option "zk" must be a zk://host:port/path URL, but got "${options.zk}"`);
+    }
+    // With ZooKeeper nobody leads until the group has been read.
+    this.#leader = options.zk !== undefined ? null : leader;
     this.#opt = {
+      zk: options.zk,
       agents,
       port: optionInt("port", options.port, 0, 0),
       workDir: options.workDir,
@@ -251,6 +281,36 @@ export class LocalCluster implements AgentMaster {
     return this.#port;
   }
 
+  /** True while this master leads (answers scheduler calls itself). */
+  get leading(): boolean {
+    return this.#leader === undefined;
+  }
+
+  /**
+   * Changes leadership at run time: `undefined` = this master leads; a
+   * `"host:port"` = another master leads (scheduler calls get 307 there);
+   * `null` = no leader known (503). A master that stops leading closes every
+   * scheduler stream (a real one would exit), so schedulers look again.
+   */
+  setLeader(leader: string | null | undefined): void {
+    if (typeof leader === "string" && !/^[^\s/:]+:\d+$/.test(leader)) {
+      throw new TypeError(`Leader must be "host:port", null or undefined, but got "${leader}"`);
+    }
+    const wasLeading = this.#leader === undefined;
+    this.#leader = leader;
+    if (wasLeading === (leader === undefined)) return;
+    this.#opt.log(
+      `master ${this.masterId}: ${
+        leader === undefined ? "now leading" : `not leading (leader ${leader ?? "unknown"})`
+      }`,
+    );
+    if (leader === undefined) {
+      this.#allocateSoon();
+      return;
+    }
+    for (const fw of [...this.#frameworks.values()]) fw.stream?.close();
+  }
+
   /** Number of agent slots. */
   get agentCount(): number {
     return this.#agents.length;
@@ -288,12 +348,30 @@ export class LocalCluster implements AgentMaster {
     this.#opt.log(
       `master ${this.masterId} listening at ${this.url} with ${this.#agents.length} agents`,
     );
+    if (this.#opt.zk !== undefined) {
+      this.#membership = new ZooKeeperMembership({
+        zk: this.#opt.zk,
+        info: this.#masterInfo(),
+        log: this.#opt.log,
+        onLeader: (leader) => {
+          if (leader === true) return this.setLeader(undefined);
+          if (leader === undefined) return this.setLeader(null);
+          // Mesos redirects to the leader's hostname and port.
+          const hostname = leader.info.hostname ?? leader.info.address?.hostname;
+          const port = leader.info.port ?? leader.info.address?.port;
+          this.setLeader(hostname && port ? `${hostname}:${port}` : new URL(leader.url).host);
+        },
+      });
+      await this.#membership.start();
+    }
   }
 
   /** Stops everything: streams closed, every executor process tree killed, servers down. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    // Leave the ZooKeeper group first, so schedulers see the leader move at once.
+    await this.#membership?.close();
     clearInterval(this.#allocationTimer);
     clearTimeout(this.#allocateScheduled);
     for (const t of this.#pingTimers.values()) clearTimeout(t);
@@ -570,7 +648,7 @@ export class LocalCluster implements AgentMaster {
   }
 
   #allocate(): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#leader !== undefined) return;
     const frameworks = [...this.#frameworks.values()].filter((fw) => fw.connected);
     if (frameworks.length === 0) return;
     const start = this.#rotation++ % frameworks.length;
@@ -627,10 +705,26 @@ export class LocalCluster implements AgentMaster {
   // ---- HTTP ----
 
   async #handle(request: Request): Promise<Response> {
-    const path = new URL(request.url).pathname;
+    const url = new URL(request.url);
+    const path = url.pathname;
     if (path === "/health" || path === "/master/health") return textResponse(200);
+    if (path === "/redirect" || path === "/master/redirect") {
+      if (this.#leader === null) return textResponse(503, "No leader elected");
+      return new Response(null, {
+        status: 307,
+        headers: { Location: `//${this.#leader ?? `${this.#opt.hostname}:${this.#port}`}` },
+      });
+    }
     if (path !== "/api/v1/scheduler" && path !== "/master/api/v1/scheduler") {
       return textResponse(404, `No endpoint at "${path}"`);
+    }
+    // Like Mesos, a non-leading master redirects before looking at the request.
+    if (this.#leader === null) return textResponse(503, "No leader elected");
+    if (this.#leader !== undefined) {
+      return new Response(null, {
+        status: 307,
+        headers: { Location: `//${this.#leader}${path}${url.search}` },
+      });
     }
     const parsed = await parseCall<Call>(request, "mesos.v1.scheduler.Call");
     if ("response" in parsed) return parsed.response;
