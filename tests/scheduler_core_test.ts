@@ -324,3 +324,29 @@ Deno.test("core: an instance that does not fit stays CREATING with the reason", 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("core: a task the master no longer knows is relaunched once, not lost again", async () => {
+  const dir = await tempDir("core-unknown");
+  const { store, clock, mesos, core } = await setup(dir);
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    await core.create({ name: "u", capacityMB: 10, masters: 1, slaves: 0, distribution: 1 });
+    await core.tick();
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(1, "A1")] } });
+    await core.handleEvent(update("u.p1.1", "TASK_RUNNING"));
+    // The master answers a reconciliation: unknown task (no uuid, nothing to ack).
+    await core.handleEvent(update("u.p1.1", "TASK_UNKNOWN", "A1", false));
+    assertEquals(mesos.take("acknowledge").length, 1, "only the RUNNING update had a uuid");
+    clock.now += 60_000;
+    await core.tick();
+    assertEquals(mesos.take("kill").map((k) => k.args[0]), ["u.p1.1"], "the old task may be alive");
+    // The kill of an unknown task comes back as another reconciliation answer.
+    await core.handleEvent(update("u.p1.1", "TASK_UNKNOWN", "A1", false));
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(2, "A1", true)] } });
+    assertEquals(mesos.launched.map((t) => t.task_id.value), ["u.p1.1", "u.p1.2"]);
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -567,8 +567,11 @@ export class Scheduler {
           retryAt: this.#now(),
           reason: `Killed by the scheduler (${state})`,
         });
-      } else if (p.rec.state !== "LOST" || p.rec.lastState !== state) {
+      } else if (p.rec.state === "STAGING" || p.rec.state === "RUNNING") {
         await this.#markLost(inst, p, describeStatus(status), state);
+      } else if (p.rec.lastState !== state) {
+        // Already given up (LOST, or PENDING for a relaunch): just note the news.
+        await this.#saveProc(inst, p, { lastState: state });
       }
     } else if (p.rec.lastState !== state) {
       p.rec = { ...p.rec, lastState: state }; // STAGING/STARTING/KILLING: no decision hangs on it
