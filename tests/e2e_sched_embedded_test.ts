@@ -2,9 +2,17 @@
  * End to end with the embedded store: the real sched process on the local Mesos
  * cluster creates, serves, deletes and re-creates S and MS instances.
  */
-import { tempDir } from "./_util.ts";
-import { assert } from "./_assert.ts";
-import { basicScenario, startSched } from "./_sched.ts";
+import { tempDir, waitFor } from "./_util.ts";
+import { assert, assertEquals } from "./_assert.ts";
+import {
+  basicScenario,
+  create,
+  deleteAndWait,
+  list,
+  startSched,
+  waitRunning,
+  withRedis,
+} from "./_sched.ts";
 import { openStore } from "../lib/store/mod.ts";
 
 Deno.test({
@@ -29,6 +37,38 @@ Deno.test({
     } finally {
       await sched.stop();
 
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name: "sched restarted with its in-process local cluster brings the instances back",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await tempDir("e2e-local-restart");
+    let sched = await startSched({ dir, dbType: "embedded", localPortsBase: 11500 });
+    try {
+      assertEquals((await create(sched, "back", 20, 1)).status, 201);
+      await waitRunning(sched, "back");
+      await sched.stop(); // the local cluster stops with it, and so do the tasks
+      sched = await startSched({
+        ...sched.options,
+        prefix: sched.prefix,
+        httpPort: sched.httpPort,
+        artifactPort: sched.artifactPort,
+      });
+      assertEquals((await list(sched)).map((v) => v.Name), ["back"]);
+      // The old tasks are gone: the instance is relaunched and runs again.
+      await waitFor("a relaunch", () => /Launching back\.p1\.2/.test(sched.log()), {
+        timeoutMs: 30_000,
+      });
+      const view = await waitRunning(sched, "back");
+      await withRedis(view.Master!, async (r) => assertEquals(await r.ping(), "PONG"));
+      await deleteAndWait(sched, "back");
+    } finally {
+      await sched.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   },
