@@ -274,6 +274,12 @@ Deno.test("core: MS instance, master lost, slave promoted and others re-pointed;
     await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
     const explicit = mesos.take("reconcile")[0]!.args[0] as { taskId: string }[];
     assertEquals(explicit.map((t) => t.taskId).sort(), ["m.p2.1", "m.p3.1"]);
+    // p2 answers, p3 does not: p3 is asked about again later.
+    await core.handleEvent(update("m.p2.1", "TASK_RUNNING", "A2", false));
+    clock.now += 6_000;
+    await core.tick();
+    const again = mesos.take("reconcile")[0]!.args[0] as { taskId: string }[];
+    assertEquals(again.map((t) => t.taskId), ["m.p3.1"]);
     clock.now += 60_000;
     await core.tick();
     await core.handleEvent({

@@ -149,6 +149,10 @@ export class Scheduler {
   #needRevive = false;
   #lastReviveAt = 0;
   #lastImplicitReconcile = 0;
+  /** Tasks asked about in the explicit reconciliation and not answered yet. */
+  #unanswered = new Map<string, string | undefined>();
+  #reconcileRound = 0;
+  #reconcileNextAt = 0;
   #frameworkId: string | undefined;
   #frameworkIdVersion: string | null = null;
   #queue: Promise<unknown> = Promise.resolve();
@@ -430,6 +434,9 @@ export class Scheduler {
         }
       }
     }
+    this.#unanswered = new Map(known.map((t) => [t.taskId, t.agentId]));
+    this.#reconcileRound = 0;
+    this.#reconcileNextAt = this.#now() + 5_000;
     await this.#call("reconcile", () => this.#mesos!.reconcile(known));
     await this.#call("reconcile", () => this.#mesos!.reconcile([]));
     this.#lastImplicitReconcile = this.#now();
@@ -534,6 +541,7 @@ export class Scheduler {
     const inst = ids ? this.#instances.get(ids.instance) : undefined;
     const p = ids ? inst?.procs.get(ids.procId) : undefined;
     const state = status.state;
+    this.#unanswered.delete(taskId);
     if (!inst || !p || p.rec.taskId !== taskId) {
       // Not a task we track (a deleted instance, an older launch): it must not run.
       if (!TERMINAL_OR_LOST.has(state)) {
@@ -671,6 +679,17 @@ export class Scheduler {
       }
     }
     await this.#offerControl(launchable.map((p) => `${p.instance}/${p.procId}`));
+    if (this.#subscribed && this.#unanswered.size > 0 && now >= this.#reconcileNextAt) {
+      // The master may not answer while agents re-register: ask again, backing off.
+      this.#reconcileRound++;
+      this.#reconcileNextAt = now + Math.min(60_000, 5_000 * 2 ** this.#reconcileRound);
+      const tasks = [...this.#unanswered].map(([taskId, agentId]) => ({
+        taskId,
+        ...(agentId ? { agentId } : {}),
+      }));
+      this.#log(`Reconciling ${tasks.length} unanswered task(s) again`);
+      await this.#call("reconcile", () => this.#mesos!.reconcile(tasks));
+    }
     if (this.#subscribed && now - this.#lastImplicitReconcile > IMPLICIT_RECONCILE_MS) {
       this.#lastImplicitReconcile = now;
       await this.#call("reconcile", () => this.#mesos!.reconcile([]));
