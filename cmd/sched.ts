@@ -211,14 +211,12 @@ export async function main(args: string[]): Promise<number> {
     const agents = localAgents(config.Master);
     if (agents !== undefined) {
       await Deno.mkdir(config.LocalWorkDir, { recursive: true });
-      // MRR_LOCAL_PORTS_BASE moves the agents' port ranges (tests running
-      // several local clusters at once keep them apart).
-      const portsBase = Number(Deno.env.get("MRR_LOCAL_PORTS_BASE") ?? "");
       const local = await startLocalCluster({
         agents,
         workDir: config.LocalWorkDir,
         port: 0,
-        ...(Number.isInteger(portsBase) && portsBase > 0 ? { portsBase, portsPerAgent: 500 } : {}),
+        portsBase: config.LocalPortsBase,
+        portsPerAgent: config.LocalPortsPerAgent,
       });
       cleanups.push(() => local.cluster.stop());
       master = local.url;

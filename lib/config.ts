@@ -42,6 +42,10 @@ export interface Config {
   FailoverTimeoutSeconds: number;
   /** Work directory of the local cluster (sandboxes), for `Master: local`. */
   LocalWorkDir: string;
+  /** First port of the local cluster's agents' `ports` ranges (agent i starts at base + i × LocalPortsPerAgent). */
+  LocalPortsBase: number;
+  /** Size of each local agent's `ports` range. */
+  LocalPortsPerAgent: number;
 }
 
 /** A user mistake in the configuration; the message names the field and value. */
@@ -72,10 +76,12 @@ export function defaultConfig(): Config {
     StorePrefix: "/mr-redis",
     FailoverTimeoutSeconds: 604800,
     LocalWorkDir: "./mr-redis-data/local",
+    LocalPortsBase: 31000,
+    LocalPortsPerAgent: 1000,
   };
 }
 
-type Kind = "string" | "port" | "seconds";
+type Kind = "string" | "port" | "seconds" | "count";
 
 const FIELDS: Record<keyof Config, Kind> = {
   UserName: "string",
@@ -94,6 +100,8 @@ const FIELDS: Record<keyof Config, Kind> = {
   StorePrefix: "string",
   FailoverTimeoutSeconds: "seconds",
   LocalWorkDir: "string",
+  LocalPortsBase: "port",
+  LocalPortsPerAgent: "count",
 };
 
 const DB_TYPES: readonly string[] = ["etcd", "zookeeper", "embedded"];
@@ -145,6 +153,16 @@ export function parseConfig(text: string, where = "config"): Config {
     }
     if (kind === "port") {
       config[field] = parsePort(field, value, where);
+    } else if (kind === "count") {
+      const n = typeof value === "string" && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
+      if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > 65535) {
+        throw new ConfigError(
+          `${where}: field "${field}" must be a whole number from 1 to 65535, but got ${
+            show(value)
+          }`,
+        );
+      }
+      config[field] = n;
     } else if (kind === "seconds") {
       if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
         throw new ConfigError(
@@ -182,6 +200,15 @@ export function parseConfig(text: string, where = "config"): Config {
       `${where}: field "Master" must be "local" or "local:N" with N from 1 to 99, but got ${
         show(result.Master)
       }`,
+    );
+  }
+  const agents = Number(
+    /^local:(\d+)$/.exec(result.Master)?.[1] ?? (result.Master === "local" ? 3 : 0),
+  );
+  const lastPort = result.LocalPortsBase + agents * result.LocalPortsPerAgent - 1;
+  if (agents > 0 && lastPort > 65535) {
+    throw new ConfigError(
+      `${where}: fields "LocalPortsBase" (${result.LocalPortsBase}) and "LocalPortsPerAgent" (${result.LocalPortsPerAgent}) give ${agents} local agents ports up to ${lastPort}, past 65535`,
     );
   }
   return result;

@@ -62,13 +62,15 @@ export async function startSched(options: SchedOptions): Promise<Sched> {
     ExecutorPath: `${options.dir}/no-compiled-executor`,
     StorePrefix: prefix,
     LocalWorkDir: `${options.dir}/local`,
+    ...(options.localPortsBase
+      ? { LocalPortsBase: options.localPortsBase, LocalPortsPerAgent: 500 }
+      : {}),
   };
   const configPath = `${options.dir}/config.json`;
   await Deno.writeTextFile(configPath, JSON.stringify(config, null, 2));
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}cmd/sched.ts`, `-config=${configPath}`],
     cwd: options.dir,
-    env: options.localPortsBase ? { MRR_LOCAL_PORTS_BASE: String(options.localPortsBase) } : {},
     stdout: "null",
     stderr: "piped",
   }).spawn();

@@ -57,6 +57,8 @@ Deno.test("bad configs are refused with a line naming the field and value", asyn
     [`{"DBType": "etcd", "DBEndPoint": ""}`, /"DBEndPoint" must name at least one endpoint/],
     [`{"HTTPPort": 1,}`, /not valid JSON/],
     [`[1, 2]`, /must be a JSON object/],
+    [`{"LocalPortsPerAgent": 0}`, /"LocalPortsPerAgent" must be a whole number.*0/],
+    [`{"LocalPortsBase": 65000}`, /"LocalPortsBase" \(65000\).*past 65535/],
   ];
   for (const [text, message] of cases) {
     await t.step(text, () => {

@@ -41,6 +41,9 @@ async function startScheduler(dir: string): Promise<{
       HTTPAddress: "127.0.0.1",
       // No compiled executor: the scheduler ships its development launcher.
       ExecutorPath: `${dir}/no-compiled-executor`,
+      // Agents' port ranges apart from the other e2e tests.
+      LocalPortsBase: LOCAL_PORTS_BASE,
+      LocalPortsPerAgent: 500,
     }),
   );
   const log = `${dir}/sched.log`;
@@ -48,8 +51,6 @@ async function startScheduler(dir: string): Promise<{
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", SCHED, `-config=${config}`],
     cwd: dir,
-    // Agents' port ranges apart from the other e2e tests (11000-18500).
-    env: { MRR_LOCAL_PORTS_BASE: String(LOCAL_PORTS_BASE) },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
