@@ -109,8 +109,28 @@ export interface ExecutorClientOptions {
    * or the recovery timeout passed). The program should exit.
    */
   onGiveUp?: (reason: string) => void | Promise<void>;
+  /**
+   * Delay before an update the agent has not ACKNOWLEDGED is sent again on
+   * the open subscription (same uuid; doubles each time up to 16x; default
+   * 10000 ms). Updates still unacknowledged when the stream breaks travel
+   * in the next SUBSCRIBE instead.
+   */
+  updateRetryMs?: number;
   /** Log sink. */
   log?: (line: string) => void;
+}
+
+/** Thrown by a call the agent answered with a non-2xx status. */
+export class ExecutorCallError extends Error {
+  /** Creates the error. */
+  constructor(
+    /** HTTP status of the answer. */
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ExecutorCallError";
+  }
 }
 
 /** Mesos v1 executor client; see the module doc. */
@@ -124,6 +144,9 @@ export class ExecutorClient {
   #unackedTasks = new Map<string, TaskInfo>();
   /** Updates not yet ACKNOWLEDGED, by hex uuid, in sending order; they travel in the next SUBSCRIBE. */
   #unackedUpdates = new Map<string, TaskStatus>();
+  /** Resend timers of unacknowledged updates, by hex uuid. */
+  #retryTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  #retryMs: number;
   #subscribed = false;
   #stopped = true;
   #stop = new AbortController();
@@ -132,6 +155,11 @@ export class ExecutorClient {
 
   /** Reads the environment (throws {@link ExecutorEnvError}); call {@link start} to connect. */
   constructor(options: ExecutorClientOptions) {
+    const retryMs = options.updateRetryMs ?? 10_000;
+    if (!(retryMs > 0)) {
+      throw new RangeError(`Option "updateRetryMs" must be positive, but got ${retryMs}`);
+    }
+    this.#retryMs = retryMs;
     this.#options = options;
     this.env = readExecutorEnv(options.env ?? Deno.env.toObject());
     this.#contentType = options.contentType ?? "application/x-protobuf";
@@ -162,7 +190,13 @@ export class ExecutorClient {
     this.#stopped = true;
     this.#stop.abort();
     this.#stream?.abort();
+    this.#clearRetries();
     await this.#loop;
+  }
+
+  #clearRetries(): void {
+    for (const timer of this.#retryTimers.values()) clearTimeout(timer);
+    this.#retryTimers.clear();
   }
 
   #log(line: string): void {
@@ -202,6 +236,7 @@ export class ExecutorClient {
 
   async #giveUp(reason: string): Promise<void> {
     this.#stopped = true;
+    this.#clearRetries();
     this.#log(`Executor gives up: ${reason}`);
     try {
       await this.#options.onGiveUp?.(reason);
@@ -258,7 +293,10 @@ export class ExecutorClient {
             break;
           case "ACKNOWLEDGED":
             if (event.acknowledged) {
-              this.#unackedUpdates.delete(uuidKey(event.acknowledged.uuid));
+              const key = uuidKey(event.acknowledged.uuid);
+              this.#unackedUpdates.delete(key);
+              clearTimeout(this.#retryTimers.get(key));
+              this.#retryTimers.delete(key);
               this.#unackedTasks.delete(event.acknowledged.task_id.value);
             }
             break;
@@ -279,6 +317,8 @@ export class ExecutorClient {
     } finally {
       this.#subscribed = false;
       stream.abort();
+      // Whatever is unacknowledged now goes in the next SUBSCRIBE.
+      this.#clearRetries();
     }
     return subscribed;
   }
@@ -292,15 +332,20 @@ export class ExecutorClient {
     });
     const text = await response.text();
     if (response.status < 200 || response.status > 299) {
-      throw new Error(`${call.type} at ${this.#url} answered ${response.status}: ${text.trim()}`);
+      throw new ExecutorCallError(
+        response.status,
+        `${call.type} at ${this.#url} answered ${response.status}: ${text.trim()}`,
+      );
     }
   }
 
   /**
    * Sends a status UPDATE (fills executor_id, uuid, source SOURCE_EXECUTOR,
-   * timestamp) and keeps it until the agent ACKNOWLEDGEs it; it is resent
-   * in the next SUBSCRIBE if the connection breaks first. A failed send
-   * while disconnected is not an error. Returns the full status sent.
+   * timestamp) and keeps it until the agent ACKNOWLEDGEs it: it is sent
+   * again (same uuid) every `updateRetryMs` while subscribed, and in the
+   * next SUBSCRIBE if the connection breaks first. A failed send is not an
+   * error, except a 4xx answer: the agent refused the update itself, so it
+   * is dropped and an {@link ExecutorCallError} thrown. Returns the status.
    */
   async update(update: StatusUpdate): Promise<TaskStatus> {
     const status: TaskStatus = {
@@ -310,18 +355,40 @@ export class ExecutorClient {
       timestamp: Date.now() / 1000,
       uuid: crypto.getRandomValues(new Uint8Array(16)),
     };
-    this.#unackedUpdates.set(uuidKey(status.uuid!), status);
+    const key = uuidKey(status.uuid!);
+    this.#unackedUpdates.set(key, status);
+    await this.#sendUpdate(key, status, this.#retryMs);
+    return status;
+  }
+
+  async #sendUpdate(key: string, status: TaskStatus, delayMs: number): Promise<void> {
     try {
       await this.#post({ ...this.#baseCall(), type: "UPDATE", update: { status } });
     } catch (error) {
-      if (this.#subscribed) throw error;
+      if (error instanceof ExecutorCallError && error.status >= 400 && error.status < 500) {
+        // Refused for good; kept, it would also make every later SUBSCRIBE fail.
+        this.#unackedUpdates.delete(key);
+        throw error;
+      }
       this.#log(
-        `UPDATE for ${update.task_id.value} kept for the next SUBSCRIBE: ${
+        `UPDATE ${status.state} for ${status.task_id.value} not delivered yet: ${
           (error as Error).message
         }`,
       );
     }
-    return status;
+    if (!this.#unackedUpdates.has(key) || !this.#subscribed || this.#stopped) return;
+    clearTimeout(this.#retryTimers.get(key));
+    this.#retryTimers.set(
+      key,
+      setTimeout(() => {
+        this.#retryTimers.delete(key);
+        if (!this.#unackedUpdates.has(key) || !this.#subscribed || this.#stopped) return;
+        this.#log(`Resending unacknowledged UPDATE ${status.state} for ${status.task_id.value}`);
+        this.#sendUpdate(key, status, Math.min(delayMs * 2, this.#retryMs * 16)).catch((e) =>
+          this.#log(`UPDATE for ${status.task_id.value} refused: ${(e as Error).message}`)
+        );
+      }, delayMs),
+    );
   }
 
   /** Sends a MESSAGE to the scheduler (best effort). */
