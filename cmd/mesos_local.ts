@@ -2,7 +2,9 @@
  * `mesos-local`: runs a local Mesos-compatible master with N agents in its
  * own process and prints the master URL once it is ready.
  *
- * Usage: `deno run -A cmd/mesos_local.ts --agents N --port P [--work-dir DIR] [--cpus C] [--mem MB]`
+ * Usage: `deno run -A cmd/mesos_local.ts --agents N --port P [--work-dir DIR] [--cpus C] [--mem MB]
+ * [--leader HOST:PORT | --zk zk://HOST:PORT/PATH]`: `--leader` runs a non-leading master that
+ * redirects schedulers there; `--zk` joins a ZooKeeper masters' group (smallest node leads).
  *
  * @module
  */
@@ -11,7 +13,7 @@ import { parseArgs } from "node:util";
 import { startLocalCluster } from "../lib/mesos/local/mod.ts";
 
 const USAGE =
-  "Usage: mesos_local [--agents N] [--port P] [--work-dir DIR] [--cpus C] [--mem MB] [--verbose]";
+  "Usage: mesos_local [--agents N] [--port P] [--work-dir DIR] [--cpus C] [--mem MB] [--leader HOST:PORT | --zk zk://HOST:PORT/PATH] [--verbose]";
 
 function number(
   flag: string,
@@ -44,6 +46,8 @@ export async function main(args: string[]): Promise<number> {
         "work-dir": { type: "string" },
         cpus: { type: "string" },
         mem: { type: "string" },
+        leader: { type: "string" },
+        zk: { type: "string" },
         verbose: { type: "boolean" },
       },
       strict: true,
@@ -56,7 +60,18 @@ export async function main(args: string[]): Promise<number> {
       mem: number("mem", values.mem, 4096, true, 32),
       workDir: values["work-dir"],
       verbose: values.verbose === true,
+      leader: values.leader,
+      zk: values.zk,
     };
+    if (options.leader !== undefined && !/^[^\s/:]+:\d+$/.test(options.leader)) {
+      throw new TypeError(`Option "--leader" must be HOST:PORT, but got "${options.leader}"`);
+    }
+    if (options.zk !== undefined && !/^zk:\/\/[^/\s]+\/\S+$/.test(options.zk)) {
+      throw new TypeError(`Option "--zk" must be zk://HOST:PORT/PATH, but got "${options.zk}"`);
+    }
+    if (options.leader !== undefined && options.zk !== undefined) {
+      throw new TypeError(`Options "--leader" and "--zk" cannot be used together`);
+    }
     if (options.port > 65535) {
       throw new RangeError(`Option "--port" must be at most 65535, but got "${values.port}"`);
     }
@@ -72,6 +87,8 @@ export async function main(args: string[]): Promise<number> {
     cpus: options.cpus,
     mem: options.mem,
     workDir,
+    ...(options.leader !== undefined ? { leader: options.leader } : {}),
+    ...(options.zk !== undefined ? { zk: options.zk } : {}),
     log: options.verbose ? (line) => console.error(line) : undefined,
   });
   console.log(url);
