@@ -396,7 +396,11 @@ export class Agent {
         () => this.#registrationTimedOut(ex),
         this.options.executorRegistrationTimeoutMs,
       );
+      const child = ex.child;
       ex.child.status.then((status) => {
+        // Like a Mesos container: when the executor dies, everything it
+        // started (its process group: the redis-servers) dies with it.
+        killTree(child.pid, "SIGKILL");
         resolveExit();
         if (!this.#running) return;
         this.options.log(
