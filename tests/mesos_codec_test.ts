@@ -7,7 +7,6 @@ import {
   encodeBase64,
   MesosDecodeError,
 } from "../lib/mesos/codec.ts";
-import { EXECUTOR_PROTO, MESOS_PROTO, SCHEDULER_PROTO } from "../lib/mesos/proto/protos.ts";
 import type {
   ExecutorCall,
   ExecutorEvent,
@@ -183,14 +182,6 @@ function assertPlainBytes(value: unknown): void {
     Object.values(value).forEach(assertPlainBytes);
   }
 }
-
-Deno.test("the embedded proto texts equal the .proto files", () => {
-  const read = (f: string) =>
-    Deno.readTextFileSync(new URL(`../lib/mesos/proto/${f}`, import.meta.url));
-  equal(MESOS_PROTO, read("mesos.proto"));
-  equal(SCHEDULER_PROTO, read("scheduler.proto"));
-  equal(EXECUTOR_PROTO, read("executor.proto"));
-});
 
 Deno.test("calls and events round-trip in both encodings", async (t) => {
   const cases: [string, object[]][] = [
