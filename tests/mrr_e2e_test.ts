@@ -1,118 +1,34 @@
 /**
  * End to end, the way a user works: a real scheduler process (`cmd/sched.ts`
  * on the local Mesos cluster and the embedded store) and the real `mrr`
- * process against it. Skipped until `cmd/sched.ts` exists.
+ * process against it.
  */
 
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { runMrr, show } from "./_mrr.ts";
-import { freePort, tempDir, waitFor } from "./_util.ts";
-
-const SCHED = new URL("../cmd/sched.ts", import.meta.url).pathname;
+import { tempDir } from "./_util.ts";
+import { startSched } from "./_sched.ts";
 
 /** Where the local cluster's agents take their ports (3 agents x 500). */
 const LOCAL_PORTS_BASE = 19_000;
 
-const schedulerExists = (() => {
-  try {
-    return Deno.statSync(SCHED).isFile;
-  } catch {
-    return false;
-  }
-})();
-
-/** A scheduler process with its own config, store and work dir. */
-async function startScheduler(dir: string): Promise<{
-  endpoint: string;
-  log: string;
-  stop: () => Promise<void>;
-}> {
-  const port = freePort();
-  const config = `${dir}/sched.json`;
-  await Deno.writeTextFile(
-    config,
-    JSON.stringify({
-      Master: "local",
-      DBType: "embedded",
-      DBEndPoint: `${dir}/state.db`,
-      HTTPPort: String(port),
-      ArtifactPort: String(freePort()),
-      LocalWorkDir: `${dir}/local`,
-      HTTPAddress: "127.0.0.1",
-      // No compiled executor: the scheduler ships its development launcher.
-      ExecutorPath: `${dir}/no-compiled-executor`,
-      // Agents' port ranges apart from the other e2e tests.
-      LocalPortsBase: LOCAL_PORTS_BASE,
-      LocalPortsPerAgent: 500,
-    }),
-  );
-  const log = `${dir}/sched.log`;
-  const logFile = await Deno.open(log, { write: true, create: true, append: true });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SCHED, `-config=${config}`],
-    cwd: dir,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const copy = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream) {
-      let written = 0;
-      while (written < chunk.length) written += await logFile.write(chunk.subarray(written));
-    }
-  };
-  const copying = Promise.all([copy(child.stdout), copy(child.stderr)]);
-  const endpoint = `http://127.0.0.1:${port}`;
-
-  const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // already gone
-    }
-    const timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // already gone
-      }
-    }, 15_000);
-    await child.status;
-    clearTimeout(timer);
-    await copying;
-    logFile.close();
-  };
-
-  let exited: Deno.CommandStatus | undefined;
-  child.status.then((s) => exited = s);
-  try {
-    await waitFor("the scheduler to answer GET /v1/STATUS", async () => {
-      if (exited) return "exited";
-      const r = await fetch(`${endpoint}/v1/STATUS`, { signal: AbortSignal.timeout(2000) });
-      await r.body?.cancel();
-      return r.status === 200;
-    }, { timeoutMs: 60_000, intervalMs: 250 });
-    if (exited) throw new Error(`sched exited with code ${exited.code} before answering`);
-  } catch (error) {
-    await stop();
-    throw new Error(`${(error as Error).message}\n--- sched log\n${await Deno.readTextFile(log)}`);
-  }
-  return { endpoint, log, stop };
-}
-
 Deno.test({
   name: "mrr drives a real scheduler: init, create -w, status, delete -w",
-  ignore: !schedulerExists,
   async fn(t) {
     const dir = await tempDir("mrr-e2e");
     const config = `${dir}/mrr.json`;
-    const sched = await startScheduler(dir);
+    const sched = await startSched({
+      dir,
+      dbType: "embedded",
+      master: "local",
+      localPortsBase: LOCAL_PORTS_BASE,
+    });
     const mrr = async (args: string[], code = 0) => {
       const r = await runMrr(config, args);
       if (r.code !== code) {
         throw new Error(
           `mrr ${args.join(" ")}: expected exit ${code}\n${show(r)}\n--- sched log (tail)\n${
-            (await Deno.readTextFile(sched.log)).split("\n").slice(-40).join("\n")
+            sched.log().split("\n").slice(-40).join("\n")
           }`,
         );
       }
@@ -120,7 +36,7 @@ Deno.test({
     };
     try {
       await t.step("init", async () => {
-        const r = await mrr(["init", sched.endpoint]);
+        const r = await mrr(["init", sched.url]);
         assertMatch(r.stdout, /answers \(0 instances\); saved in /);
       });
 
