@@ -6,6 +6,7 @@
  */
 import { Redis } from "ioredis";
 import { freePort, waitFor } from "./_util.ts";
+import { openStore } from "../lib/store/mod.ts";
 import { assert, assertEquals } from "./_assert.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -325,4 +326,38 @@ export async function basicScenario(
     });
     await deleteAndWait(sched, "ms");
   });
+}
+
+/**
+ * The basic scenario against an external store started for the test (etcd or
+ * ZooKeeper): a sched on it, {@linkcode basicScenario}, and a look at the
+ * store's keys afterwards.
+ */
+export async function externalStoreScenario(
+  t: Deno.TestContext,
+  dbType: "etcd" | "zookeeper",
+  start: () => Promise<{ endpoint: string; stop(): Promise<void> }>,
+  localPortsBase: number,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: `mr-redis-e2e-${dbType}-` });
+  const svc = await start();
+  try {
+    const sched = await startSched({ dir, dbType, localPortsBase, dbEndpoint: svc.endpoint });
+    const storeKeys = async (prefix: string) => {
+      const store = await openStore({ type: dbType, endpoints: svc.endpoint });
+      try {
+        return (await store.list(prefix)).map((e) => e.key);
+      } finally {
+        await store.close();
+      }
+    };
+    try {
+      await basicScenario(t, sched, storeKeys);
+    } finally {
+      await sched.stop();
+    }
+  } finally {
+    await svc.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
 }
