@@ -25,6 +25,11 @@ export interface RedisTaskSpec {
    * place, so a single instance keeps its data).
    */
   dataDir: string;
+  /**
+   * The instance's failover epoch at launch (bumped at each promotion). The
+   * executor refuses commands of an older epoch for this instance.
+   */
+  epoch?: number;
 }
 
 /** Stats of one redis process, from INFO. */
@@ -47,6 +52,8 @@ export interface RedisStats {
   lastIoSeconds: number;
   /** Master: number of connected slaves. */
   connectedSlaves: number;
+  /** The newest epoch of the instance this task has been told (launch or command). */
+  epoch?: number;
 }
 
 /** Executor → scheduler. */
@@ -54,14 +61,27 @@ export type ExecutorToScheduler =
   | { kind: "stats"; at: number; stats: RedisStats[] }
   | { kind: "result"; commandId: string; ok: boolean; error?: string; replOffset?: number };
 
-/** Scheduler → executor. Each carries a `commandId` echoed in the `result`. */
+/**
+ * Scheduler → executor. Each carries a `commandId` echoed in the `result`, and
+ * the instance's `epoch`: the executor refuses a command whose epoch is older
+ * than one it has already seen for that instance (a stale scheduler decision).
+ */
 export type SchedulerToExecutor =
   /** `REPLICAOF NO ONE`; answer carries the offset at promotion. */
-  | { kind: "promote"; commandId: string; taskId: string }
+  | { kind: "promote"; commandId: string; taskId: string; epoch?: number }
   /** `REPLICAOF host port`. */
-  | { kind: "replicaof"; commandId: string; taskId: string; host: string; port: number }
+  | {
+    kind: "replicaof";
+    commandId: string;
+    taskId: string;
+    host: string;
+    port: number;
+    epoch?: number;
+  }
   /** Fence: stop accepting writes and shut the process down (never a second master). */
-  | { kind: "fence"; commandId: string; taskId: string };
+  | { kind: "fence"; commandId: string; taskId: string; epoch?: number }
+  /** Asks the current replication offset (fresh INFO); answer carries `replOffset`. */
+  | { kind: "offset"; commandId: string; taskId: string; epoch?: number };
 
 /** Encodes a message for Mesos `data` bytes. */
 export function encodeMessage(msg: ExecutorToScheduler | SchedulerToExecutor): Uint8Array {
@@ -179,6 +199,12 @@ export function decodeTaskSpec(data: Uint8Array | undefined): RedisTaskSpec {
     capacityMB: v.capacityMB as number,
     dataDir: v.dataDir,
   };
+  if (v.epoch !== undefined) {
+    if (!Number.isInteger(v.epoch) || (v.epoch as number) < 0) {
+      throw bad("epoch", "a whole number, 0 or more");
+    }
+    spec.epoch = v.epoch as number;
+  }
   if (v.role === "slave" || v.master !== undefined) {
     const m = v.master as { host?: unknown; port?: unknown } | undefined;
     if (typeof m !== "object" || m === null || !nonEmpty(m.host) || !isPort(m.port)) {

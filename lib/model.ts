@@ -72,6 +72,14 @@ export interface ProcessRecord {
   lastState?: string;
   /** When the last KILL was sent (ms since epoch), to resend it. */
   killSentAt?: number;
+  /**
+   * A lost process whose agent is still alive is relaunched on that same agent
+   * (same data dir, so an AOF survives) until this time (ms since epoch); after
+   * it, anywhere.
+   */
+  pinAgentUntil?: number;
+  /** The instance epoch given to the current task at launch. */
+  launchEpoch?: number;
 }
 
 /** One Redis instance as requested by a user and tracked by the scheduler. */
@@ -93,6 +101,14 @@ export interface InstanceRecord {
   reason?: string;
   /** Process id being promoted while the instance is FAILING_OVER. */
   promotingId?: string;
+  /**
+   * Failover epoch: bumped (compare-and-set) with each change of master and
+   * persisted before the promote is sent; every command and task carries it,
+   * and executors refuse older ones. Absent means 0.
+   */
+  epoch?: number;
+  /** The last notable event (a failover, a data loss), shown in STATUS as `LastEvent`. */
+  lastEvent?: string;
   /** Monotonic record revision, bumped by the scheduler on each write. */
   rev: number;
   createdAt: number;

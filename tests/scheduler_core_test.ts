@@ -133,7 +133,23 @@ function stats(list: Partial<RedisStats>[], agent = "A1"): SchedulerEvent {
   };
 }
 
-async function setup(dir: string) {
+function result(commandId: string, ok: boolean, replOffset?: number): SchedulerEvent {
+  return {
+    type: "MESSAGE",
+    message: {
+      agent_id: { value: "A1" },
+      executor_id: { value: "mrr-executor" },
+      data: encodeMessage({
+        kind: "result",
+        commandId,
+        ok,
+        ...(replOffset !== undefined ? { replOffset } : {}),
+      }),
+    },
+  };
+}
+
+async function setup(dir: string, silence = 3_600_000) {
   const store = await openStore({ type: "embedded", endpoints: `${dir}/state.db` });
   const clock = { now: 1_000_000 };
   const mesos = new RecordingMesos(store);
@@ -147,6 +163,8 @@ async function setup(dir: string) {
     }),
     tickMs: 0,
     now: () => clock.now,
+    statsSilenceMs: silence,
+    statsLostMs: silence * 3,
   });
   await core.load();
   core.attach(mesos);
@@ -253,12 +271,28 @@ Deno.test("core: MS instance, master lost, slave promoted and others re-pointed;
     assertEquals(core.status("m")?.Status, "RUNNING");
     mesos.calls = [];
 
-    // The master fails: p3 (highest offset) is promoted, p2 re-pointed, p1 comes back as a slave.
+    // The master fails: the slaves are asked for their current offsets; p3
+    // (highest fresh offset, although p2 reported more before) is promoted at
+    // epoch 1, p2 re-pointed, p1 comes back as a slave.
+    await core.handleEvent(stats([{ taskId: "m.p2.1", role: "slave", replOffset: 120 }]));
     await core.handleEvent(update("m.p1.1", "TASK_FAILED", "A1"));
-    const msgs = mesos.take("message").map((m) => m.args[2] as SchedulerToExecutor);
-    assertEquals(msgs.map((m) => `${m.kind}:${m.taskId}`), ["promote:m.p3.1", "replicaof:m.p2.1"]);
+    const queries = mesos.take("message").map((m) => m.args[2] as SchedulerToExecutor);
+    assertEquals(queries.map((m) => `${m.kind}:${m.taskId}`), ["offset:m.p2.1", "offset:m.p3.1"]);
     assertEquals(core.status("m")?.Status, "FAILING_OVER");
-    assertEquals(core.status("m")?.Master?.Id, "p3");
+    assertEquals(core.status("m")?.Master?.State, "LOST");
+    await core.handleEvent(result(queries[0]!.commandId, true, 120));
+    assertEquals(mesos.take("message"), [], "waits for every answer");
+    await core.handleEvent(result(queries[1]!.commandId, true, 130));
+    const msgs = mesos.take("message").map((m) => m.args[2] as SchedulerToExecutor);
+    assertEquals(msgs.map((m) => `${m.kind}:${m.taskId}:${m.epoch}`), [
+      "promote:m.p3.1:1",
+      "replicaof:m.p2.1:1",
+    ]);
+    assertEquals(core.status("m")?.Status, "FAILING_OVER");
+    assertEquals(core.status("m")?.Epoch, 1);
+    assertEquals(core.status("m")?.Master, null, "not shown before it is writable");
+    await core.handleEvent(result(msgs[0]!.commandId, true, 130));
+    assertEquals(core.status("m")?.Master?.Id, "p3", "shown once the promote answered");
     await core.handleEvent(stats([
       { taskId: "m.p2.1", role: "slave", replOffset: 90 },
       { taskId: "m.p3.1", role: "master", replOffset: 90 },
@@ -350,6 +384,58 @@ Deno.test("core: a task the master no longer knows is relaunched once, not lost 
     await core.handleEvent(update("u.p1.1", "TASK_UNKNOWN", "A1", false));
     await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(2, "A1", true)] } });
     assertEquals(mesos.launched.map((t) => t.task_id.value), ["u.p1.1", "u.p1.2"]);
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("core: a single redis that dies on a live agent restarts in place; a silent task is lost", async () => {
+  const dir = await tempDir("core-pin");
+  const { store, clock, mesos, core } = await setup(dir, 3_000);
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    await core.create({ name: "s", capacityMB: 10, masters: 1, slaves: 0, distribution: 1 });
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(1, "A1")] } });
+    assertEquals(mesos.launched.map((t) => t.agent_id.value), ["A1"]);
+    await core.handleEvent(update("s.p1.1", "TASK_RUNNING", "A1"));
+    await core.handleEvent(stats([{ taskId: "s.p1.1" }]));
+    assertEquals(core.status("s")?.Status, "RUNNING");
+
+    // redis-server exits: only an offer from A1 is taken while the pin lasts.
+    await core.handleEvent(update("s.p1.1", "TASK_FAILED", "A1"));
+    clock.now += 1_000;
+    await core.tick();
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(2, "A2")] } });
+    assertEquals(mesos.launched.length, 1, "not launched elsewhere");
+    assertMatch(core.status("s")?.Reason ?? "", /restart p1 in place/);
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(3, "A1", true)] } });
+    const again = mesos.launched[1]!;
+    assertEquals(again.agent_id.value, "A1");
+    const spec1 = JSON.parse(new TextDecoder().decode(mesos.launched[0]!.data));
+    const spec2 = JSON.parse(new TextDecoder().decode(again.data));
+    assertEquals(spec2.dataDir, spec1.dataDir, "same data dir");
+
+    // No stats for a while: Mesos is asked, then the task is given up (fenced by a kill).
+    await core.handleEvent(update("s.p1.2", "TASK_RUNNING", "A1"));
+    mesos.calls = [];
+    clock.now += 3_500;
+    await core.tick();
+    assertEquals(
+      (mesos.take("reconcile")[0]?.args[0] as { taskId: string }[]).map((t) => t.taskId),
+      ["s.p1.2"],
+    );
+    clock.now += 6_000;
+    await core.tick();
+    assertMatch(core.status("s")?.Reason ?? "", /No stats from its executor/);
+    clock.now += 2_000;
+    await core.tick();
+    assertEquals(mesos.take("kill").map((k) => k.args[0]), ["s.p1.2"], "the silent task is killed");
+
+    // A stray task of this instance reporting itself master is killed.
+    await core.handleEvent(stats([{ taskId: "s.p1.1", role: "master" }], "A3"));
+    assertEquals(mesos.take("kill").map((k) => k.args), [["s.p1.1", "A3"]]);
   } finally {
     await core.stop();
     await store.close();

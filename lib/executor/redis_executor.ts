@@ -70,11 +70,11 @@ export interface RedisExecutorOptions {
   maxMemoryPolicy?: string;
   /** Period of the `stats` message, in ms. Default 1000. */
   statsIntervalMs?: number;
-  /** Period of the INFO check of a running process, in ms. Default 1000. */
+  /** Period of the INFO check of a running process, in ms. Default 500. */
   checkIntervalMs?: number;
   /** Period of the INFO check while waiting for RUNNING, in ms. Default 100. */
   startingCheckIntervalMs?: number;
-  /** Deadline of one check, in ms. Default 1500. */
+  /** Deadline of one check, in ms. Default 500 (a hang is declared within about 2 s). */
   checkTimeoutMs?: number;
   /** Failed checks in a row that make a hang. Default 3. */
   maxFailures?: number;
@@ -105,6 +105,8 @@ interface Task {
   info?: RedisInfo;
   killRequested: boolean;
   syncTimer?: ReturnType<typeof setTimeout>;
+  /** The newest epoch of the instance this task was told. */
+  epoch: number;
 }
 
 function positive(name: string, value: number): number {
@@ -147,6 +149,8 @@ export class RedisExecutor {
   #host: string | undefined;
   #agentHost: string | undefined;
   readonly #tasks = new Map<string, Task>();
+  /** Instance name → the newest failover epoch seen (launches and commands). */
+  readonly #epochs = new Map<string, number>();
   readonly #work = new Set<Promise<unknown>>();
   readonly #sends = new Set<Promise<void>>();
   #statsTimer: ReturnType<typeof setInterval> | undefined;
@@ -181,12 +185,12 @@ export class RedisExecutor {
       redisServer: options.redisServer ?? "redis-server",
       maxMemoryPolicy: options.maxMemoryPolicy ?? "noeviction",
       statsIntervalMs: positive("statsIntervalMs", options.statsIntervalMs ?? 1000),
-      checkIntervalMs: positive("checkIntervalMs", options.checkIntervalMs ?? 1000),
+      checkIntervalMs: positive("checkIntervalMs", options.checkIntervalMs ?? 500),
       startingCheckIntervalMs: positive(
         "startingCheckIntervalMs",
         options.startingCheckIntervalMs ?? 100,
       ),
-      checkTimeoutMs: positive("checkTimeoutMs", options.checkTimeoutMs ?? 1500),
+      checkTimeoutMs: positive("checkTimeoutMs", options.checkTimeoutMs ?? 500),
       maxFailures,
       startTimeoutMs: positive("startTimeoutMs", options.startTimeoutMs ?? 10_000),
       syncTimeoutMs: positive("syncTimeoutMs", options.syncTimeoutMs ?? 600_000),
@@ -371,7 +375,7 @@ export class RedisExecutor {
     const stats: RedisStats[] = [];
     for (const task of this.#tasks.values()) {
       if ((task.phase === "running" || task.phase === "starting") && task.info) {
-        stats.push(statsFromInfo(task.id, task.info));
+        stats.push({ ...statsFromInfo(task.id, task.info), epoch: task.epoch });
       }
     }
     if (stats.length > 0) this.#sendMessage({ kind: "stats", at: Date.now(), stats });
@@ -396,7 +400,13 @@ export class RedisExecutor {
       });
       return;
     }
-    const task: Task = { id, spec, phase: "starting", killRequested: false };
+    const task: Task = {
+      id,
+      spec,
+      phase: "starting",
+      killRequested: false,
+      epoch: spec.epoch ?? 0,
+    };
     for (const other of this.#tasks.values()) {
       const clash = other.spec.port === spec.port
         ? `port ${spec.port}`
@@ -415,6 +425,7 @@ export class RedisExecutor {
       }
     }
     this.#tasks.set(id, task);
+    this.#noteEpoch(spec.instance, task.epoch);
     clearTimeout(this.#idleTimer);
     this.#send({ task_id: info.task_id, state: "TASK_STARTING" });
     const dataDir = `${this.#sandbox}/${spec.dataDir}`;
@@ -597,8 +608,35 @@ export class RedisExecutor {
     }
     const task = this.#tasks.get(msg.taskId);
     const live = task && task.proc && (task.phase === "starting" || task.phase === "running");
+    const epoch = msg.epoch;
+    if (task && epoch !== undefined) {
+      if (!Number.isInteger(epoch) || epoch < 0) {
+        reply(false, { error: `Cannot run command "${msg.kind}": bad epoch ${epoch}` });
+        return;
+      }
+      const known = this.#epochs.get(task.spec.instance) ?? 0;
+      if (epoch < known && msg.kind !== "fence" && msg.kind !== "offset") {
+        const error =
+          `Cannot run command "${msg.kind}" on task "${task.id}": epoch ${epoch} is older than ${known} of instance "${task.spec.instance}"`;
+        this.#log(error);
+        reply(false, { error });
+        return;
+      }
+      this.#noteEpoch(task.spec.instance, epoch);
+      if (msg.kind === "promote" || msg.kind === "replicaof") task.epoch = epoch;
+    }
     try {
       switch (msg.kind) {
+        case "offset": {
+          if (!live) {
+            throw new Error(`Cannot read the offset of task "${msg.taskId}": it does not run here`);
+          }
+          const info = await task.proc!.client.info(this.#opts.checkTimeoutMs);
+          task.info = info;
+          const replOffset = info.role === "slave" ? info.slaveReplOffset : info.masterReplOffset;
+          reply(true, { replOffset });
+          return;
+        }
         case "promote": {
           if (!live) throw new Error(`Cannot promote task "${msg.taskId}": it does not run here`);
           const offset = await task.proc!.client.promote(this.#opts.commandTimeoutMs);
@@ -645,6 +683,10 @@ export class RedisExecutor {
       this.#log(errorText(error));
       reply(false, { error: errorText(error) });
     }
+  }
+
+  #noteEpoch(instance: string, epoch: number): void {
+    if (epoch > (this.#epochs.get(instance) ?? 0)) this.#epochs.set(instance, epoch);
   }
 
   /** Re-reads INFO of `task` after a role change and sends stats at once. */

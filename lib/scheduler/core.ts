@@ -66,6 +66,12 @@ export interface SchedulerOptions {
   now?: () => number;
   /** Period of the timer tick, ms (default 1000; 0 disables it). */
   tickMs?: number;
+  /** How long a failover waits for the slaves' current offsets, ms (default 300). */
+  offsetQueryMs?: number;
+  /** No stats from a RUNNING task for this long: ask Mesos about it (default 3000 ms). */
+  statsSilenceMs?: number;
+  /** No stats from a RUNNING task for this long: treat it as lost (default 10000 ms). */
+  statsLostMs?: number;
 }
 
 interface ProcState {
@@ -77,6 +83,14 @@ interface InstState {
   rec: InstanceRecord;
   version: string | null;
   procs: Map<string, ProcState>;
+}
+
+interface OffsetQuery {
+  deadline: number;
+  /** commandId → process id, for the answers still awaited. */
+  pending: Map<string, string>;
+  /** Process id → offset answered. */
+  offsets: Record<string, number>;
 }
 
 interface Inflight {
@@ -115,6 +129,8 @@ const MAYBE_ALIVE = new Set(["TASK_UNREACHABLE", "TASK_UNKNOWN", "TASK_LOST"]);
 const COMMAND_TIMEOUT_MS = 5_000;
 const REVIVE_MIN_INTERVAL_MS = 1_000;
 const IMPLICIT_RECONCILE_MS = 10 * 60_000;
+/** How long a lost process waits for an offer from its own agent (to keep its data). */
+const PIN_AGENT_MS = 10_000;
 
 /** Relaunch delay after `failures` consecutive failures: 0.5 s doubling, capped at 30 s. */
 export function backoffMs(failures: number): number {
@@ -137,10 +153,22 @@ export class Scheduler {
   readonly #log: (line: string) => void;
   readonly #now: () => number;
   readonly #tickMs: number;
+  readonly #offsetQueryMs: number;
+  readonly #statsSilenceMs: number;
+  readonly #statsLostMs: number;
 
   readonly #instances = new Map<string, InstState>();
   readonly #stats = new Map<string, RedisStats>();
   readonly #inflight = new Map<string, Inflight>();
+  /** Instance name → the offset query of its ongoing failover. */
+  readonly #offsetQueries = new Map<string, OffsetQuery>();
+  /** Task id → when its last stats (or its TASK_RUNNING) arrived. */
+  readonly #statsSeenAt = new Map<string, number>();
+  /** Task id → when Mesos was last asked about it for stats silence. */
+  readonly #silenceAskedAt = new Map<string, number>();
+  /** Task id → when an unknown task reporting itself master was last killed. */
+  readonly #strayKilledAt = new Map<string, number>();
+  #subscribedAt = 0;
   #placementReasons: Record<string, string> = {};
   #mesos: MesosPort | undefined;
   #subscribed = false;
@@ -169,6 +197,9 @@ export class Scheduler {
     this.#log = options.log ?? (() => {});
     this.#now = options.now ?? Date.now;
     this.#tickMs = options.tickMs ?? 1000;
+    this.#offsetQueryMs = options.offsetQueryMs ?? 300;
+    this.#statsSilenceMs = options.statsSilenceMs ?? 3000;
+    this.#statsLostMs = options.statsLostMs ?? 10_000;
   }
 
   // ---- store layout ----
@@ -417,6 +448,7 @@ export class Scheduler {
 
   async #onSubscribed(frameworkId: string): Promise<void> {
     this.#subscribed = true;
+    this.#subscribedAt = this.#now();
     this.#suppressed = false;
     this.#lastLaunchable = new Set();
     if (frameworkId !== this.#frameworkId) {
@@ -480,13 +512,27 @@ export class Scheduler {
           port: task.port,
           capacityMB: inst.rec.capacityMB,
           dataDir: `${task.instance}-${inst.rec.createdAt}-${task.procId}`,
+          epoch: inst.rec.epoch ?? 0,
           ...(isSlave && master?.host && master.port
             ? { master: { host: master.host, port: master.port } }
             : {}),
         };
+        const movedFrom = p.rec.agentId !== undefined && p.rec.agentId !== launch.agentId &&
+            !isSlave
+          ? p.rec.agentId
+          : undefined;
         try {
+          if (movedFrom !== undefined && p.rec.launchCount) {
+            await this.#saveInstance(inst, {
+              lastEvent: `${
+                new Date(this.#now()).toISOString()
+              }: master ${task.procId} relaunched on agent ${launch.agentId}; its data on agent ${movedFrom} could not be kept`,
+            });
+          }
           await this.#saveProc(inst, p, {
             taskId,
+            launchEpoch: inst.rec.epoch ?? 0,
+            pinAgentUntil: undefined,
             launchCount: n,
             role: task.role,
             state: "STAGING",
@@ -562,9 +608,9 @@ export class Scheduler {
         });
         this.#log(`Task ${taskId} is RUNNING`);
       }
+      this.#statsSeenAt.set(taskId, this.#now());
     } else if (TERMINAL_OR_LOST.has(state)) {
-      this.#stats.delete(taskId);
-      this.#inflight.delete(taskId);
+      this.#forgetTask(taskId);
       if (inst.rec.status === "DELETING") {
         await this.#saveProc(inst, p, { state: "DONE", lastState: state });
       } else if (p.rec.state === "KILLING") {
@@ -576,7 +622,14 @@ export class Scheduler {
           reason: `Killed by the scheduler (${state})`,
         });
       } else if (p.rec.state === "STAGING" || p.rec.state === "RUNNING") {
-        await this.#markLost(inst, p, describeStatus(status), state);
+        // The agent still runs (it or the executor reported the end): restart
+        // there, from the same data dir, when that agent offers soon enough.
+        const agentAlive = !MAYBE_ALIVE.has(state) && status.source !== "SOURCE_MASTER";
+        let reason = describeStatus(status);
+        if (!agentAlive && inst.rec.type === "S") {
+          reason += `; its agent is lost, so the data of ${p.rec.id} cannot be kept`;
+        }
+        await this.#markLost(inst, p, reason, state, agentAlive);
       } else if (p.rec.lastState !== state) {
         // Already given up (LOST, or PENDING for a relaunch): just note the news.
         await this.#saveProc(inst, p, { lastState: state });
@@ -593,15 +646,23 @@ export class Scheduler {
     await this.#reconcile();
   }
 
-  async #markLost(inst: InstState, p: ProcState, reason: string, state: string): Promise<void> {
+  async #markLost(
+    inst: InstState,
+    p: ProcState,
+    reason: string,
+    state: string,
+    agentAlive = false,
+  ): Promise<void> {
     const failures = (p.rec.failures ?? 0) + 1;
     const delay = backoffMs(failures);
+    const now = this.#now();
     await this.#saveProc(inst, p, {
       state: "LOST",
       lastState: state,
       failures,
-      retryAt: this.#now() + delay,
+      retryAt: now + delay,
       reason: `${reason} (attempt ${failures}, retrying in ${Math.ceil(delay / 1000)} s)`,
+      pinAgentUntil: agentAlive && p.rec.agentId ? now + delay + PIN_AGENT_MS : undefined,
     });
     this.#log(`Task ${p.rec.taskId} of ${inst.rec.name} lost: ${reason}`);
   }
@@ -614,13 +675,38 @@ export class Scheduler {
       this.#log(`Ignoring message from agent ${agentId}: ${(error as Error).message}`);
       return;
     }
+    const now = this.#now();
     if (msg.kind === "stats" && Array.isArray(msg.stats)) {
       for (const s of msg.stats) {
+        if (typeof s?.taskId !== "string") continue;
         const ids = parseTaskId(s.taskId);
         const p = ids && this.#instances.get(ids.instance)?.procs.get(ids.procId);
-        if (p && p.rec.taskId === s.taskId) this.#stats.set(s.taskId, s);
+        if (p && p.rec.taskId === s.taskId) {
+          if (isLive(p.rec)) {
+            this.#stats.set(s.taskId, s);
+            this.#statsSeenAt.set(s.taskId, now);
+          }
+        } else if (
+          s.role === "master" && now - (this.#strayKilledAt.get(s.taskId) ?? 0) > 5_000
+        ) {
+          // An old launch (or a deleted instance) answering as a master: never a second one.
+          this.#strayKilledAt.set(s.taskId, now);
+          this.#log(`Killing stray task ${s.taskId} that reports itself master`);
+          await this.#call("kill", () => this.#mesos!.kill(s.taskId, agentId));
+        }
       }
     } else if (msg.kind === "result") {
+      for (const [name, q] of this.#offsetQueries) {
+        const procId = q.pending.get(msg.commandId);
+        if (procId === undefined) continue;
+        q.pending.delete(msg.commandId);
+        if (msg.ok && typeof msg.replOffset === "number") q.offsets[procId] = msg.replOffset;
+        this.#log(
+          `Instance ${name}: ${procId} ${
+            msg.ok ? `is at offset ${msg.replOffset}` : `did not tell its offset: ${msg.error}`
+          }`,
+        );
+      }
       for (const [taskId, c] of this.#inflight) {
         if (c.commandId !== msg.commandId) continue;
         this.#inflight.delete(taskId);
@@ -629,6 +715,24 @@ export class Scheduler {
             msg.ok ? "done" : `failed: ${msg.error}`
           }`,
         );
+        if (msg.ok && c.kind === "promote") {
+          // Writable now: STATUS shows it as the master at once.
+          const old = this.#stats.get(taskId);
+          this.#stats.set(taskId, {
+            ...(old ?? {
+              taskId,
+              memoryUsed: 0,
+              maxMemory: 0,
+              uptime: 0,
+              clients: 0,
+              lastIoSeconds: 0,
+              connectedSlaves: 0,
+            }),
+            role: "master",
+            inSync: true,
+            replOffset: msg.replOffset ?? old?.replOffset ?? 0,
+          });
+        }
         if (!msg.ok && c.kind === "replicaof") {
           const inst = this.#instances.get(c.instance);
           const p = inst?.procs.get(c.procId);
@@ -642,6 +746,7 @@ export class Scheduler {
   // ---- the reconcile pass ----
 
   #plan() {
+    const now = this.#now();
     const processes: Record<string, ProcessRecord[]> = {};
     for (const [name, inst] of this.#instances) {
       processes[name] = [...inst.procs.values()].map((p) => p.rec);
@@ -655,7 +760,13 @@ export class Scheduler {
       processes,
       stats,
       inflight: new Set(this.#inflight.keys()),
-      now: this.#now(),
+      now,
+      offsetQueries: new Map(
+        [...this.#offsetQueries].map(([name, q]) => [name, {
+          done: q.pending.size === 0 || now >= q.deadline,
+          offsets: q.offsets,
+        }]),
+      ),
     });
   }
 
@@ -668,6 +779,13 @@ export class Scheduler {
         this.#inflight.delete(taskId);
       }
     }
+    // An offset query lives only while its instance's master is lost.
+    for (const name of [...this.#offsetQueries.keys()]) {
+      const inst = this.#instances.get(name);
+      const master = inst?.procs.get(inst.rec.masterId ?? "");
+      if (!inst || master?.rec.state !== "LOST") this.#offsetQueries.delete(name);
+    }
+    await this.#checkStatsSilence(now);
     const { actions, launchable } = this.#plan();
     for (const action of actions) {
       try {
@@ -694,6 +812,52 @@ export class Scheduler {
       this.#lastImplicitReconcile = now;
       await this.#call("reconcile", () => this.#mesos!.reconcile([]));
     }
+  }
+
+  /**
+   * A RUNNING task whose executor sent no stats for `statsSilenceMs` is asked
+   * about (explicit reconciliation); after `statsLostMs` it is treated as lost
+   * (`TASK_UNKNOWN`: fenced and killed before anything replaces it).
+   */
+  async #checkStatsSilence(now: number): Promise<void> {
+    if (!this.#subscribed || !this.#mesos) return;
+    const ask: { taskId: string; agentId?: string }[] = [];
+    for (const inst of this.#instances.values()) {
+      if (inst.rec.status === "DELETING") continue;
+      for (const p of inst.procs.values()) {
+        if (p.rec.state !== "RUNNING" || !p.rec.taskId) continue;
+        const seen = Math.max(this.#statsSeenAt.get(p.rec.taskId) ?? 0, this.#subscribedAt);
+        const silent = now - seen;
+        if (silent >= this.#statsLostMs) {
+          const taskId = p.rec.taskId;
+          this.#forgetTask(taskId);
+          await this.#markLost(
+            inst,
+            p,
+            `No stats from its executor for ${Math.round(silent / 1000)} s`,
+            "TASK_UNKNOWN",
+          ).catch((e) => this.#log(`Cannot mark ${taskId} lost: ${(e as Error).message}`));
+        } else if (
+          silent >= this.#statsSilenceMs &&
+          now - (this.#silenceAskedAt.get(p.rec.taskId) ?? 0) >= this.#statsSilenceMs
+        ) {
+          this.#silenceAskedAt.set(p.rec.taskId, now);
+          ask.push({ taskId: p.rec.taskId, ...(p.rec.agentId ? { agentId: p.rec.agentId } : {}) });
+        }
+      }
+    }
+    if (ask.length > 0) {
+      this.#log(`No stats lately from ${ask.map((t) => t.taskId).join(", ")}: asking Mesos`);
+      await this.#call("reconcile", () => this.#mesos!.reconcile(ask));
+    }
+  }
+
+  /** Drops what is kept in memory about a task that ended. */
+  #forgetTask(taskId: string): void {
+    this.#stats.delete(taskId);
+    this.#inflight.delete(taskId);
+    this.#statsSeenAt.delete(taskId);
+    this.#silenceAskedAt.delete(taskId);
   }
 
   /** REVIVE when new work waits (at most once a second), SUPPRESS when none does. */
@@ -752,15 +916,51 @@ export class Scheduler {
       case "forget":
         await this.#forget(inst);
         return;
+      case "query-offsets": {
+        const query: OffsetQuery = {
+          deadline: this.#now() + this.#offsetQueryMs,
+          pending: new Map(),
+          offsets: {},
+        };
+        this.#offsetQueries.set(inst.rec.name, query);
+        for (const procId of action.procIds) {
+          const p = inst.procs.get(procId);
+          if (!p) continue;
+          const commandId = await this.#command(inst, p, { kind: "offset", taskId: p.rec.taskId });
+          if (commandId) query.pending.set(commandId, procId);
+        }
+        this.#log(
+          `Instance ${inst.rec.name}: master lost; asking ${
+            action.procIds.join(", ")
+          } for their offsets`,
+        );
+        const timer = setTimeout(() => this.#kick(), this.#offsetQueryMs + 10);
+        Deno.unrefTimer(timer);
+        return;
+      }
       case "promote": {
         if (!proc) return;
         const old = action.oldMasterId ? inst.procs.get(action.oldMasterId) : undefined;
+        this.#offsetQueries.delete(inst.rec.name);
         if (inst.rec.masterId !== proc.rec.id || inst.rec.promotingId !== proc.rec.id) {
+          const newMaster = inst.rec.masterId !== proc.rec.id;
+          const epoch = (inst.rec.epoch ?? 0) + (newMaster ? 1 : 0);
+          // Persisted before the promote is sent: a restart resumes this very promotion.
           await this.#saveInstance(inst, {
             masterId: proc.rec.id,
             promotingId: proc.rec.id,
+            epoch,
             status: inst.rec.status === "CREATING" ? "CREATING" : "FAILING_OVER",
             reason: `Promoting ${proc.rec.id} to master`,
+            ...(newMaster
+              ? {
+                lastEvent: `${
+                  new Date(this.#now()).toISOString()
+                }: ${proc.rec.id} promoted to master${
+                  old ? ` in place of ${old.rec.id}` : ""
+                } (epoch ${epoch})`,
+              }
+              : {}),
           });
           this.#log(
             `Instance ${inst.rec.name}: promoting ${proc.rec.id} (${addressOf(proc.rec)})${
@@ -797,29 +997,38 @@ export class Scheduler {
     }
   }
 
+  /**
+   * Sends a command (with the instance's epoch) to the executor of `p`;
+   * returns its id, or `undefined` when `p` has no agent. All but `offset`
+   * are tracked as in flight.
+   */
   async #command(
     inst: InstState,
     p: ProcState,
     cmd:
       | { kind: "promote"; taskId: string }
       | { kind: "fence"; taskId: string }
+      | { kind: "offset"; taskId: string }
       | { kind: "replicaof"; taskId: string; host: string; port: number },
-  ): Promise<void> {
-    if (!p.rec.agentId) return;
+  ): Promise<string | undefined> {
+    if (!p.rec.agentId) return undefined;
     const commandId = `c${++this.#commandSeq}-${this.#now()}`;
-    const msg = { ...cmd, commandId } as SchedulerToExecutor;
-    this.#inflight.set(p.rec.taskId, {
-      commandId,
-      kind: cmd.kind,
-      instance: inst.rec.name,
-      procId: p.rec.id,
-      sentAt: this.#now(),
-    });
+    const msg = { ...cmd, commandId, epoch: inst.rec.epoch ?? 0 } as SchedulerToExecutor;
+    if (cmd.kind !== "offset") {
+      this.#inflight.set(p.rec.taskId, {
+        commandId,
+        kind: cmd.kind,
+        instance: inst.rec.name,
+        procId: p.rec.id,
+        sentAt: this.#now(),
+      });
+    }
     const agentId = p.rec.agentId;
     await this.#call(
       "message",
       () => this.#mesos!.message(agentId, p.rec.executorId ?? EXECUTOR_ID, encodeMessage(msg)),
     );
+    return commandId;
   }
 
   async #forget(inst: InstState): Promise<void> {
@@ -828,9 +1037,9 @@ export class Scheduler {
       if (p.rec.taskId && p.rec.lastState && MAYBE_ALIVE.has(p.rec.lastState)) {
         await this.#call("kill", () => this.#mesos!.kill(p.rec.taskId, p.rec.agentId));
       }
-      this.#stats.delete(p.rec.taskId);
-      this.#inflight.delete(p.rec.taskId);
+      this.#forgetTask(p.rec.taskId);
     }
+    this.#offsetQueries.delete(name);
     for (const p of inst.procs.values()) await this.#store.delete(this.#procKey(name, p.rec.id));
     await this.#store.delete(this.#instKey(name));
     this.#instances.delete(name);

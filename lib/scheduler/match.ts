@@ -39,6 +39,8 @@ export interface PendingProcess {
   instanceSize: number;
   /** Agent to prefer (a relaunch goes back where the data was). */
   preferredAgentId?: string;
+  /** The only agent allowed (a restart in place, to keep the data dir). */
+  requiredAgentId?: string;
 }
 
 /** One redis task placed on an offer. */
@@ -155,6 +157,7 @@ export function match(
   for (const proc of pending) {
     const memNeed = proc.capacityMB + res.memOverheadMB;
     const fits = (room: OfferRoom): boolean => {
+      if (proc.requiredAgentId !== undefined && room.agentId !== proc.requiredAgentId) return false;
       if (countOf(proc.instance, room.agentId) >= proc.distribution) return false;
       if (room.ports.length === 0) return false;
       const withExec = !room.executorRunning && !executorPlanned.has(room.agentId);
@@ -163,6 +166,11 @@ export function match(
       return round3(room.cpus - cpus) >= 0 && round3(room.mem - mem) >= 0;
     };
     const candidates = rooms.filter(fits);
+    if (candidates.length === 0 && proc.requiredAgentId !== undefined) {
+      unplaced[proc.instance] ??=
+        `Waiting for an offer from agent ${proc.requiredAgentId} to restart ${proc.procId} in place with its data`;
+      continue;
+    }
     if (candidates.length === 0) {
       const agents = Math.ceil(proc.instanceSize / Math.max(1, proc.distribution));
       unplaced[proc.instance] ??= `Waiting for resources: need ${agents} agent${

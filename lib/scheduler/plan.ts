@@ -16,6 +16,14 @@ export interface ObservedStats {
   replOffset: number;
 }
 
+/** The answers to a `query-offsets` action, as far as planning needs them. */
+export interface OffsetQueryView {
+  /** Every slave asked has answered, or the deadline has passed. */
+  done: boolean;
+  /** Process id → the replication offset it answered. */
+  offsets: Readonly<Record<string, number>>;
+}
+
 /** Everything {@linkcode plan} looks at. */
 export interface PlanInput {
   instances: readonly InstanceRecord[];
@@ -29,6 +37,13 @@ export interface PlanInput {
   now: number;
   /** Resend a KILL unanswered for this long (ms). Default 10 s. */
   killResendMs?: number;
+  /**
+   * Instance name → the offset query of its failover. When this map is given,
+   * a lost master's slaves are first asked for their current offsets
+   * (`query-offsets`) and the promotion waits for the answers (or the
+   * deadline); without it the last reported offsets decide at once.
+   */
+  offsetQueries?: ReadonlyMap<string, OffsetQueryView>;
 }
 
 /** One thing the driver must do. */
@@ -39,6 +54,8 @@ export type Action =
   | { type: "forget"; instance: string }
   /** A LOST process's backoff has passed: make it PENDING again. */
   | { type: "relaunch"; instance: string; procId: string }
+  /** Ask the healthy slaves `procIds` of a master-less instance for their current offsets. */
+  | { type: "query-offsets"; instance: string; procIds: string[] }
   /** Make `procId` the master (REPLICAOF NO ONE); `oldMasterId` was the lost master, if any. */
   | { type: "promote"; instance: string; procId: string; oldMasterId?: string }
   /** The promoted process reports itself master: the failover is over. */
@@ -149,27 +166,49 @@ function planInstance(
   const skipRelaunch = new Set<string>();
 
   // Failover: the master of an MS instance is lost.
+  let waiting: string | undefined;
   if (inst.type === "MS" && master && master.state === "LOST") {
-    const choice = choosePromotion(
-      slaves().map((s) => ({
-        procId: s.id,
-        healthy: s.state === "RUNNING" && !inflight.has(s.taskId),
-        ...(stats.has(s.taskId) ? { replOffset: stats.get(s.taskId)!.replOffset } : {}),
-      })),
-    );
-    if (choice !== undefined) {
-      if (master.lastState && MAYBE_ALIVE.has(master.lastState)) {
-        actions.push({ type: "fence", instance: inst.name, procId: master.id });
+    const lostId = master.id;
+    const healthy = slaves().filter((s) => s.state === "RUNNING" && !inflight.has(s.taskId));
+    const query = input.offsetQueries?.get(inst.name);
+    if (input.offsetQueries && healthy.length > 0 && !query?.done) {
+      if (!query) {
+        actions.push({
+          type: "query-offsets",
+          instance: inst.name,
+          procIds: healthy.map((s) => s.id),
+        });
       }
-      actions.push({
-        type: "promote",
-        instance: inst.name,
-        procId: choice,
-        oldMasterId: master.id,
-      });
-      skipRelaunch.add(master.id);
-      master = procs.find((p) => p.id === choice);
-      promoting = choice;
+      skipRelaunch.add(lostId);
+      waiting = `Master ${lostId} lost: asking ${healthy.length} slave${
+        healthy.length === 1 ? "" : "s"
+      } for their replication offsets`;
+    } else {
+      const choice = choosePromotion(
+        slaves().map((s) => {
+          const offset = query?.offsets[s.id] ?? stats.get(s.taskId)?.replOffset;
+          return {
+            procId: s.id,
+            healthy: s.state === "RUNNING" && !inflight.has(s.taskId),
+            ...(offset !== undefined ? { replOffset: offset } : {}),
+          };
+        }),
+        { allowUnknownOffset: query?.done === true },
+      );
+      if (choice !== undefined) {
+        if (master.lastState && MAYBE_ALIVE.has(master.lastState)) {
+          actions.push({ type: "fence", instance: inst.name, procId: lostId });
+        }
+        actions.push({
+          type: "promote",
+          instance: inst.name,
+          procId: choice,
+          oldMasterId: lostId,
+        });
+        skipRelaunch.add(lostId);
+        master = procs.find((p) => p.id === choice);
+        promoting = choice;
+      }
     }
   } else if (master && master.state === "RUNNING") {
     const role = stats.get(master.taskId)?.role;
@@ -202,6 +241,9 @@ function planInstance(
           distribution: inst.distribution,
           instanceSize: inst.masters + inst.slaves,
           ...(p.agentId ? { preferredAgentId: p.agentId } : {}),
+          ...(isMaster && p.agentId && now < (p.pinAgentUntil ?? 0)
+            ? { requiredAgentId: p.agentId }
+            : {}),
         });
       }
     } else if (p.state === "KILLING" && now - (p.killSentAt ?? 0) >= killResend) {
@@ -221,7 +263,9 @@ function planInstance(
     }
   }
 
-  const { status, reason } = instanceStatus(inst, procs, master, promoting, stats);
+  const { status, reason } = waiting !== undefined
+    ? { status: "FAILING_OVER" as const, reason: waiting }
+    : instanceStatus(inst, procs, master, promoting, stats);
   if (status !== inst.status || reason !== inst.reason) {
     actions.push({
       type: "status",
@@ -266,10 +310,17 @@ function instanceStatus(
     ? "FAILING_OVER"
     : "DEGRADED";
   const lost = procs.find((p) => p.state === "LOST" && p.reason);
+  const masterGone = master !== undefined && inst.status !== "CREATING" &&
+    (master.state === "LOST" || master.state === "PENDING") && inst.type === "MS" &&
+    promoting === undefined && !slaves.some((s) => s.state === "RUNNING");
   const pending = procs.filter((p) => p.state === "PENDING").length;
   const staging = procs.filter((p) => p.state === "STAGING").length;
   let reason: string;
-  if (lost) reason = `Process ${lost.id}: ${lost.reason}`;
+  if (masterGone) {
+    reason = `Master ${master!.id} lost with no slave to promote: relaunching it${
+      master!.state === "LOST" && master!.reason ? ` (${master!.reason})` : ""
+    }; its data survives only if it restarts in place`;
+  } else if (lost) reason = `Process ${lost.id}: ${lost.reason}`;
   else if (promoting !== undefined) reason = `Promoting ${promoting} to master`;
   else if (pending > 0) reason = `Waiting for ${pending} of ${wanted} processes to be placed`;
   else if (staging > 0) reason = `Waiting for ${staging} of ${wanted} processes to start`;

@@ -14,16 +14,33 @@ export interface PromotionCandidate {
   replOffset?: number;
 }
 
+/** Options of {@linkcode choosePromotion}. */
+export interface PromotionOptions {
+  /**
+   * When no healthy slave has a known offset, take the healthy slave with the
+   * smallest process id anyway (its data beats an empty new master). Default
+   * false.
+   */
+  allowUnknownOffset?: boolean;
+}
+
 /**
  * Returns the process id of the healthy slave with the highest replication
  * offset; ties go to the smallest process id (compared numerically when both
  * end in digits, e.g. `p2` before `p10`). Returns `undefined` when no slave is
- * healthy with a known offset.
+ * healthy with a known offset (unless `allowUnknownOffset`, see
+ * {@linkcode PromotionOptions}).
  */
-export function choosePromotion(slaves: readonly PromotionCandidate[]): string | undefined {
+export function choosePromotion(
+  slaves: readonly PromotionCandidate[],
+  options: PromotionOptions = {},
+): string | undefined {
   let best: PromotionCandidate | undefined;
+  let fallback: PromotionCandidate | undefined;
   for (const s of slaves) {
-    if (!s.healthy || s.replOffset === undefined || !Number.isFinite(s.replOffset)) continue;
+    if (!s.healthy) continue;
+    if (fallback === undefined || compareProcIds(s.procId, fallback.procId) < 0) fallback = s;
+    if (s.replOffset === undefined || !Number.isFinite(s.replOffset)) continue;
     if (
       best === undefined || s.replOffset > best.replOffset! ||
       (s.replOffset === best.replOffset && compareProcIds(s.procId, best.procId) < 0)
@@ -31,7 +48,7 @@ export function choosePromotion(slaves: readonly PromotionCandidate[]): string |
       best = s;
     }
   }
-  return best?.procId;
+  return best?.procId ?? (options.allowUnknownOffset ? fallback?.procId : undefined);
 }
 
 /** Orders process ids `p1 < p2 < p10`; other ids by plain string order. */

@@ -45,6 +45,10 @@ export interface InstanceView {
   SlavesWanted: number;
   ProcessesRunning: number;
   ProcessesTotal: number;
+  /** Failover epoch: how many times the master has changed. */
+  Epoch: number;
+  /** The last notable event (a promotion, a data loss), or `null`. */
+  LastEvent: string | null;
 }
 
 function processView(
@@ -77,7 +81,14 @@ export function instanceView(
   placementReason?: string,
 ): InstanceView {
   const sorted = [...procs].sort((a, b) => compareProcIds(a.id, b.id));
-  const master = sorted.find((p) => p.id === inst.masterId && p.host && p.port);
+  // A slave being promoted is shown as the master once it is writable (its
+  // promote answered or its stats say master), not before.
+  const promotingNotYet = inst.promotingId !== undefined &&
+    inst.promotingId === inst.masterId &&
+    stats.get(sorted.find((p) => p.id === inst.masterId)?.taskId ?? "")?.role !== "master";
+  const master = promotingNotYet
+    ? undefined
+    : sorted.find((p) => p.id === inst.masterId && p.host && p.port);
   const slaves = sorted.filter((p) => p.id !== inst.masterId && p.host && p.port);
   const running = sorted.filter((p) => p.state === "RUNNING").length;
   const waiting = sorted.some((p) => p.state === "PENDING");
@@ -97,5 +108,7 @@ export function instanceView(
     SlavesWanted: inst.slaves,
     ProcessesRunning: running,
     ProcessesTotal: inst.masters + inst.slaves,
+    Epoch: inst.epoch ?? 0,
+    LastEvent: inst.lastEvent ?? null,
   };
 }
