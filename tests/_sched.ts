@@ -152,6 +152,10 @@ export interface View {
   Reason: string | null;
   ProcessesRunning: number;
   ProcessesTotal: number;
+  /** Failover epoch (how many times the master changed). */
+  Epoch?: number;
+  /** The last notable event, or `null`. */
+  LastEvent?: string | null;
 }
 
 /** POST /v1/CREATE; returns status and text. */
