@@ -14,6 +14,7 @@ import { tempDir, waitFor } from "./_util.ts";
 import {
   redisPids,
   type Sched,
+  type SchedOptions,
   startSched,
   status,
   type View,
@@ -39,6 +40,22 @@ export interface FailoverEnv {
   close(): Promise<void>;
 }
 
+/**
+ * `startSched`, tried again (up to 5 times, 1 s apart) when a port it was
+ * given turned out taken: ports from `freePort()` can be grabbed by another
+ * test's connection before sched binds them.
+ */
+async function startSchedRetrying(options: SchedOptions): Promise<Sched> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await startSched(options);
+    } catch (error) {
+      if (attempt >= 5 || !/in use/.test((error as Error).message)) throw error;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
 /** Starts the cluster (agents on `portsBase`…) and sched on the embedded store. */
 export async function startFailoverEnv(
   name: string,
@@ -55,7 +72,7 @@ export async function startFailoverEnv(
   });
   let sched: Sched;
   try {
-    sched = await startSched({ dir, dbType: "embedded", master: new URL(url).host });
+    sched = await startSchedRetrying({ dir, dbType: "embedded", master: new URL(url).host });
   } catch (error) {
     await cluster.stop();
     throw error;
@@ -70,7 +87,7 @@ export async function startFailoverEnv(
       const old = env.sched;
       if (how === "kill") await old.kill();
       else await old.stop();
-      env.sched = await startSched({
+      env.sched = await startSchedRetrying({
         ...old.options,
         httpPort: old.httpPort,
         artifactPort: old.artifactPort,
@@ -212,30 +229,94 @@ export async function firstWrite(
   }
 }
 
-/** Whether the redis-server on `port` answers ROLE with `master` within `timeoutMs`. */
-async function saysMaster(port: number, timeoutMs = 300): Promise<boolean> {
-  let conn: Deno.TcpConn | undefined;
-  const timer = setTimeout(() => conn?.close(), timeoutMs);
-  try {
-    conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    await conn.write(new TextEncoder().encode("*1\r\n$4\r\nROLE\r\n"));
-    const buf = new Uint8Array(512);
-    let text = "";
-    while (text.split("\r\n").length < 3) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      text += new TextDecoder().decode(buf.subarray(0, n));
+/** Index just past the RESP value starting at `i` in `text`, or -1 when incomplete. */
+function respEnd(text: string, i: number): number {
+  const eol = text.indexOf("\r\n", i);
+  if (eol < 0) return -1;
+  const head = text[i];
+  const n = Number(text.slice(i + 1, eol));
+  if (head === "+" || head === "-" || head === ":") return eol + 2;
+  if (head === "$") {
+    if (n < 0) return eol + 2;
+    const stop = eol + 2 + n + 2;
+    return text.length >= stop ? stop : -1;
+  }
+  if (head === "*") {
+    let at = eol + 2;
+    for (let k = 0; k < n; k++) {
+      at = respEnd(text, at);
+      if (at < 0) return -1;
     }
-    return text.split("\r\n")[2] === "master";
-  } catch {
-    return false; // dead, stopped or refusing: not a master a client can use
-  } finally {
-    clearTimeout(timer);
+    return at;
+  }
+  throw new Error(`Bad RESP reply: ${JSON.stringify(text.slice(i, i + 20))}`);
+}
+
+/**
+ * Asks ROLE over one kept-open connection per port (few sockets, so the
+ * sampler does not eat the ephemeral ports other tests pick listen ports
+ * from); a connection that fails or stays silent past `timeoutMs` is closed
+ * and opened again at the next sample.
+ */
+class RoleProbe {
+  readonly #conns = new Map<number, Deno.TcpConn>();
+
+  /** Whether the redis-server on `port` answers ROLE with `master` in time. */
+  async saysMaster(port: number, timeoutMs = 300): Promise<boolean> {
+    let conn = this.#conns.get(port);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timedOut = false;
+    const drop = () => {
+      this.#conns.delete(port);
+      try {
+        conn?.close();
+      } catch {
+        // already closed
+      }
+    };
     try {
-      conn?.close();
+      timer = setTimeout(() => {
+        timedOut = true;
+        drop();
+      }, timeoutMs);
+      if (!conn) {
+        conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        if (timedOut) {
+          conn.close();
+          return false;
+        }
+        this.#conns.set(port, conn);
+      }
+      await conn.write(new TextEncoder().encode("*1\r\n$4\r\nROLE\r\n"));
+      const buf = new Uint8Array(4096);
+      let text = "";
+      let end = -1;
+      while (end < 0) {
+        const n = await conn.read(buf);
+        if (n === null) throw new Error("closed");
+        text += new TextDecoder().decode(buf.subarray(0, n));
+        end = respEnd(text, 0);
+      }
+      if (end !== text.length) drop(); // more than one reply: start afresh
+      return text.split("\r\n")[2] === "master";
     } catch {
-      // closed by the timer
+      drop();
+      return false; // dead, stopped or refusing: not a master a client can use
+    } finally {
+      clearTimeout(timer);
     }
+  }
+
+  /** Closes every connection. */
+  close(): void {
+    for (const conn of this.#conns.values()) {
+      try {
+        conn.close();
+      } catch {
+        // closed
+      }
+    }
+    this.#conns.clear();
   }
 }
 
@@ -266,6 +347,7 @@ export class MasterSampler {
   /** Starts sampling `name` on `env` every ~`intervalMs`. */
   constructor(env: FailoverEnv, name: string, intervalMs = 50) {
     const to = env.portsBase + env.agents * PORTS_PER_AGENT;
+    const probe = new RoleProbe();
     this.#loop = (async () => {
       while (this.#running) {
         const began = Date.now();
@@ -276,7 +358,7 @@ export class MasterSampler {
           }
           for (const port of await redisPortsIn(env.portsBase, to)) this.#ports.add(port);
           const ports = [...this.#ports];
-          const answers = await Promise.all(ports.map((port) => saysMaster(port)));
+          const answers = await Promise.all(ports.map((port) => probe.saysMaster(port)));
           const masters = ports.filter((_, i) => answers[i]);
           this.#samples++;
           if (masters.length > 1) {
@@ -287,6 +369,7 @@ export class MasterSampler {
         }
         await new Promise((r) => setTimeout(r, Math.max(0, intervalMs - (Date.now() - began))));
       }
+      probe.close();
     })();
   }
 

@@ -94,12 +94,16 @@ export async function startSched(options: SchedOptions): Promise<Sched> {
     return s;
   });
   try {
-    await waitFor("sched to answer GET /v1/STATUS", async () => {
-      if (exited) throw new Error(`sched exited: ${stderr}${readLog()}`);
+    const answered = await waitFor("sched to answer GET /v1/STATUS", async () => {
+      if (exited) return "exited"; // stop waiting at once
       const res = await fetch(`${url}/v1/STATUS`);
       await res.body?.cancel();
-      return res.ok;
+      return res.ok ? "ok" : undefined;
     }, { timeoutMs: 60_000, intervalMs: 200 });
+    if (answered === "exited") {
+      await reading;
+      throw new Error(`sched exited: ${stderr}${readLog()}`);
+    }
   } catch (error) {
     if (!exited) child.kill("SIGKILL");
     await status;
