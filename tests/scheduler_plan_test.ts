@@ -435,3 +435,101 @@ Deno.test("plan: table of situations and the actions they call for", () => {
     }
   }
 });
+
+Deno.test("plan: a failover asks the slaves for their offsets first, then promotes", () => {
+  const lostMaster = proc("p1", { state: "LOST", lastState: "TASK_FAILED", retryAt: 0 });
+  const cases: {
+    name: string;
+    procs: ProcessRecord[];
+    query?: { done: boolean; offsets: Record<string, number> };
+    stats?: Map<string, ObservedStats>;
+    want: string[];
+    status: string;
+    reason?: RegExp;
+    launchable?: string[];
+  }[] = [
+    {
+      name: "no query yet: ask the healthy slaves, relaunch nothing",
+      procs: [lostMaster, proc("p2"), proc("p3"), proc("p4", { state: "STAGING" })],
+      want: ["query-offsets:i", "status:i"],
+      status: "FAILING_OVER",
+      reason: /asking 2 slaves/,
+    },
+    {
+      name: "answers pending: wait",
+      procs: [lostMaster, proc("p2"), proc("p3")],
+      query: { done: false, offsets: { p2: 5 } },
+      want: ["status:i"],
+      status: "FAILING_OVER",
+    },
+    {
+      name: "fresh offsets beat the last stats",
+      procs: [lostMaster, proc("p2"), proc("p3")],
+      query: { done: true, offsets: { p2: 50, p3: 40 } },
+      stats: stats([["i.p2.1", { replOffset: 1 }], ["i.p3.1", { replOffset: 9 }]]),
+      want: ["promote:p2", "replicaof:p3", "status:i"],
+      status: "FAILING_OVER",
+    },
+    {
+      name: "a slave that did not answer falls back to its last stats",
+      procs: [lostMaster, proc("p2"), proc("p3")],
+      query: { done: true, offsets: { p2: 50 } },
+      stats: stats([["i.p3.1", { replOffset: 90 }]]),
+      want: ["promote:p3", "replicaof:p2", "status:i"],
+      status: "FAILING_OVER",
+    },
+    {
+      name: "no slave with a known offset: the smallest healthy one, never an empty master",
+      procs: [lostMaster, proc("p2"), proc("p3")],
+      query: { done: true, offsets: {} },
+      want: ["promote:p2", "replicaof:p3", "status:i"],
+      status: "FAILING_OVER",
+    },
+    {
+      name: "every process lost at once: the master is relaunched, pinned to its agent",
+      procs: [
+        proc("p1", {
+          state: "PENDING",
+          lastState: "TASK_FAILED",
+          pinAgentUntil: NOW + 5_000,
+        }),
+        proc("p2", { state: "LOST", retryAt: NOW + 1_000, reason: "gone" }),
+        proc("p3", { state: "LOST", retryAt: NOW + 1_000, reason: "gone" }),
+      ],
+      want: ["status:i"],
+      status: "DEGRADED",
+      reason: /no slave to promote/,
+      launchable: ["p1"],
+    },
+  ];
+  for (const c of cases) {
+    const result = plan({
+      instances: [inst("i")],
+      processes: { i: c.procs },
+      stats: c.stats ?? new Map(),
+      inflight: new Set(),
+      now: NOW,
+      offsetQueries: new Map(c.query ? [["i", c.query]] : []),
+    });
+    assertEquals(types(result.actions), c.want, c.name);
+    assertEquals(result.launchable.map((p) => p.procId), c.launchable ?? [], c.name);
+    const st = result.actions.find((a) => a.type === "status");
+    assertEquals(st && "status" in st ? st.status : undefined, c.status, c.name);
+    if (c.reason) {
+      const reason = st && "reason" in st ? st.reason ?? "" : "";
+      assert(c.reason.test(reason), `${c.name}: reason ${reason}`);
+    }
+    if (c.launchable) {
+      assertEquals(result.launchable[0]?.requiredAgentId, "A1", `${c.name}: pinned`);
+    }
+  }
+});
+
+Deno.test("match: a process pinned to its agent waits for that agent's offer", () => {
+  const p: PendingProcess = { ...pending("s", 1)[0]!, requiredAgentId: "A2" };
+  const none = match([p], [offer("A1"), offer("A3")], {}, { executorId: EXEC });
+  assertEquals(none.launches, []);
+  assert(/restart p1 in place/.test(none.unplaced.s ?? ""), none.unplaced.s);
+  const there = match([p], [offer("A1"), offer("A2")], {}, { executorId: EXEC });
+  assertEquals(there.launches.map((l) => l.agentId), ["A2"]);
+});

@@ -662,7 +662,11 @@ export class Scheduler {
       failures,
       retryAt: now + delay,
       reason: `${reason} (attempt ${failures}, retrying in ${Math.ceil(delay / 1000)} s)`,
-      pinAgentUntil: agentAlive && p.rec.agentId ? now + delay + PIN_AGENT_MS : undefined,
+      // Only the first failure in a row pins: a process that cannot start
+      // there again is not kept waiting for that agent forever.
+      pinAgentUntil: agentAlive && p.rec.agentId && failures === 1
+        ? now + delay + PIN_AGENT_MS
+        : undefined,
     });
     this.#log(`Task ${p.rec.taskId} of ${inst.rec.name} lost: ${reason}`);
   }
