@@ -91,6 +91,8 @@ interface OffsetQuery {
   pending: Map<string, string>;
   /** Process id → offset answered. */
   offsets: Record<string, number>;
+  /** Processes whose executor answered with an error. */
+  failed: string[];
 }
 
 interface Inflight {
@@ -705,6 +707,7 @@ export class Scheduler {
         if (procId === undefined) continue;
         q.pending.delete(msg.commandId);
         if (msg.ok && typeof msg.replOffset === "number") q.offsets[procId] = msg.replOffset;
+        else if (!msg.ok) q.failed.push(procId);
         this.#log(
           `Instance ${name}: ${procId} ${
             msg.ok ? `is at offset ${msg.replOffset}` : `did not tell its offset: ${msg.error}`
@@ -769,6 +772,7 @@ export class Scheduler {
         [...this.#offsetQueries].map(([name, q]) => [name, {
           done: q.pending.size === 0 || now >= q.deadline,
           offsets: q.offsets,
+          failed: q.failed,
         }]),
       ),
     });
@@ -925,6 +929,7 @@ export class Scheduler {
           deadline: this.#now() + this.#offsetQueryMs,
           pending: new Map(),
           offsets: {},
+          failed: [],
         };
         this.#offsetQueries.set(inst.rec.name, query);
         for (const procId of action.procIds) {

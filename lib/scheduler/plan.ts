@@ -22,6 +22,8 @@ export interface OffsetQueryView {
   done: boolean;
   /** Process id → the replication offset it answered. */
   offsets: Readonly<Record<string, number>>;
+  /** Processes whose executor answered with an error (not running there): not candidates. */
+  failed?: readonly string[];
 }
 
 /** Everything {@linkcode plan} looks at. */
@@ -189,7 +191,8 @@ function planInstance(
           const offset = query?.offsets[s.id] ?? stats.get(s.taskId)?.replOffset;
           return {
             procId: s.id,
-            healthy: s.state === "RUNNING" && !inflight.has(s.taskId),
+            healthy: s.state === "RUNNING" && !inflight.has(s.taskId) &&
+              !query?.failed?.includes(s.id),
             ...(offset !== undefined ? { replOffset: offset } : {}),
           };
         }),
