@@ -428,6 +428,9 @@ Deno.test("core: a single redis that dies on a live agent restarts in place; a s
     );
     clock.now += 6_000;
     await core.tick();
+    assertEquals(core.status("s")?.Status, "RUNNING", "no event since: the stream may be stalled");
+    await core.handleEvent({ type: "HEARTBEAT" });
+    await core.tick();
     assertMatch(core.status("s")?.Reason ?? "", /No stats from its executor/);
     clock.now += 2_000;
     await core.tick();

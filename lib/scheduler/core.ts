@@ -171,6 +171,8 @@ export class Scheduler {
   /** Task id → when an unknown task reporting itself master was last killed. */
   readonly #strayKilledAt = new Map<string, number>();
   #subscribedAt = 0;
+  /** When the last Mesos event arrived (proof that the event stream flows). */
+  #lastEventAt = 0;
   #placementReasons: Record<string, string> = {};
   #mesos: MesosPort | undefined;
   #subscribed = false;
@@ -395,6 +397,7 @@ export class Scheduler {
   /** Handles one Mesos event (call in the order received; resolves once handled). */
   handleEvent(event: SchedulerEvent): Promise<void> {
     return this.#enqueue(async () => {
+      this.#lastEventAt = this.#now();
       try {
         await this.#handleEvent(event);
       } catch (error) {
@@ -825,7 +828,9 @@ export class Scheduler {
   /**
    * A RUNNING task whose executor sent no stats for `statsSilenceMs` is asked
    * about (explicit reconciliation); after `statsLostMs` it is treated as lost
-   * (`TASK_UNKNOWN`: fenced and killed before anything replaces it).
+   * (`TASK_UNKNOWN`: fenced and killed before anything replaces it), provided
+   * some Mesos event (an answer, a heartbeat, another executor's stats) arrived
+   * after its last stats.
    */
   async #checkStatsSilence(now: number): Promise<void> {
     if (!this.#subscribed || !this.#mesos) return;
@@ -836,7 +841,9 @@ export class Scheduler {
         if (p.rec.state !== "RUNNING" || !p.rec.taskId) continue;
         const seen = Math.max(this.#statsSeenAt.get(p.rec.taskId) ?? 0, this.#subscribedAt);
         const silent = now - seen;
-        if (silent >= this.#statsLostMs) {
+        // Lost only when the event stream has delivered something since its last
+        // stats: silence on a stalled stream says nothing about the executor.
+        if (silent >= this.#statsLostMs && this.#lastEventAt > seen) {
           const taskId = p.rec.taskId;
           this.#forgetTask(taskId);
           await this.#markLost(
