@@ -387,3 +387,38 @@ Deno.test("RedisExecutor stops a slave that never syncs: KILL while starting, sy
     });
   }, { syncTimeoutMs: 1000 });
 });
+
+Deno.test("RedisExecutor answers the current offset and refuses commands of an older epoch", async () => {
+  await withExecutor(async (ex, driver) => {
+    const s = { ...spec("m1", "master"), epoch: 3 };
+    ex.handle(launch("t-epoch", encodeTaskSpec(s)));
+    await waitFor("RUNNING", () => driver.states("t-epoch").includes("TASK_RUNNING"), WAIT);
+    ex.handle(command({ kind: "offset", commandId: "o1", taskId: "t-epoch", epoch: 3 }));
+    const offset = await waitFor("offset result", () => driver.result("o1"), WAIT);
+    assert.equal(offset.kind === "result" && offset.ok, true);
+    assert.equal(typeof (offset.kind === "result" && offset.replOffset), "number");
+    ex.handle(
+      command({
+        kind: "replicaof",
+        commandId: "r1",
+        taskId: "t-epoch",
+        host: "x",
+        port: 1,
+        epoch: 2,
+      }),
+    );
+    const refused = await waitFor("replicaof result", () => driver.result("r1"), WAIT);
+    assert.equal(refused.kind === "result" && refused.ok, false);
+    assert.match(
+      refused.kind === "result" ? refused.error ?? "" : "",
+      /epoch 2 is older than 3/,
+    );
+    const client = new RedisClient({ port: s.port });
+    try {
+      assert.equal(await client.role(), "master", "the refused command did nothing");
+    } finally {
+      client.close();
+    }
+    await waitFor("stats with the epoch", () => driver.latestStats("t-epoch")?.epoch === 3, WAIT);
+  });
+});
