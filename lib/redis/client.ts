@@ -101,7 +101,7 @@ export class RedisClient {
   async call(
     command: string,
     args: (string | number)[] = [],
-    timeoutMs = this.#timeoutMs,
+    timeoutMs: number = this.#timeoutMs,
   ): Promise<unknown> {
     if (this.#closed) {
       throw new Error(`Cannot send ${command} to ${this.host}:${this.port}: client closed`);
@@ -134,7 +134,7 @@ export class RedisClient {
   }
 
   /** Sends PING; resolves when any answer (even an error such as LOADING) arrives in time. */
-  async ping(timeoutMs = this.#timeoutMs): Promise<void> {
+  async ping(timeoutMs: number = this.#timeoutMs): Promise<void> {
     try {
       await this.call("PING", [], timeoutMs);
     } catch (error) {
@@ -144,17 +144,17 @@ export class RedisClient {
   }
 
   /** Returns the raw text of `INFO` (default sections). */
-  async infoText(timeoutMs = this.#timeoutMs): Promise<string> {
+  async infoText(timeoutMs: number = this.#timeoutMs): Promise<string> {
     return String(await this.call("INFO", [], timeoutMs));
   }
 
   /** Returns the parsed `INFO`. */
-  async info(timeoutMs = this.#timeoutMs): Promise<RedisInfo> {
+  async info(timeoutMs: number = this.#timeoutMs): Promise<RedisInfo> {
     return parseInfo(await this.infoText(timeoutMs));
   }
 
   /** Returns the first element of `ROLE`: `master`, `slave` or `sentinel`. */
-  async role(timeoutMs = this.#timeoutMs): Promise<string> {
+  async role(timeoutMs: number = this.#timeoutMs): Promise<string> {
     const answer = await this.call("ROLE", [], timeoutMs);
     if (!Array.isArray(answer) || typeof answer[0] !== "string") {
       throw new TypeError(`Cannot read ROLE of ${this.host}:${this.port}: unexpected answer`);
@@ -163,7 +163,7 @@ export class RedisClient {
   }
 
   /** `REPLICAOF host port`: makes the server replicate from another one. */
-  async replicaOf(host: string, port: number, timeoutMs = this.#timeoutMs): Promise<void> {
+  async replicaOf(host: string, port: number, timeoutMs: number = this.#timeoutMs): Promise<void> {
     await this.call("REPLICAOF", [host, port], timeoutMs);
   }
 
@@ -171,7 +171,7 @@ export class RedisClient {
    * `REPLICAOF NO ONE`: makes the server a master. Returns its replication
    * offset right after the promotion (`master_repl_offset`).
    */
-  async promote(timeoutMs = this.#timeoutMs): Promise<number> {
+  async promote(timeoutMs: number = this.#timeoutMs): Promise<number> {
     await this.call("REPLICAOF", ["NO", "ONE"], timeoutMs);
     return (await this.info(timeoutMs)).masterReplOffset;
   }
@@ -180,7 +180,7 @@ export class RedisClient {
    * `SHUTDOWN NOSAVE` (or `SAVE`). Resolves once the server closed the
    * connection; rejects with the server's error when it refused.
    */
-  async shutdown(save = false, timeoutMs = this.#timeoutMs): Promise<void> {
+  async shutdown(save: boolean = false, timeoutMs: number = this.#timeoutMs): Promise<void> {
     try {
       await this.call("SHUTDOWN", [save ? "SAVE" : "NOSAVE"], timeoutMs);
     } catch (error) {
