@@ -297,7 +297,10 @@ export class EmbeddedStore implements Store {
    * The lock is in-process (this process owns the file); `ttlSeconds` is
    * not needed and ignored. `lost` resolves when the store is closed.
    */
-  async lock(name: string, options: { ttlSeconds?: number; timeoutMs?: number } = {}) {
+  async lock(
+    name: string,
+    options: { ttlSeconds?: number; timeoutMs?: number } = {},
+  ): Promise<Lock> {
     this.#check(`lock "${name}"`);
     const timeoutMs = options.timeoutMs ?? 5_000;
     const queue = this.#locks.get(name);

@@ -233,7 +233,10 @@ export class EtcdStore implements Store {
   }
 
   /** @inheritdoc */
-  async lock(name: string, options: { ttlSeconds?: number; timeoutMs?: number } = {}) {
+  async lock(
+    name: string,
+    options: { ttlSeconds?: number; timeoutMs?: number } = {},
+  ): Promise<Lock> {
     const ttl = Math.max(1, Math.ceil(options.ttlSeconds ?? 10));
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
     const deadline = Date.now() + timeoutMs;

@@ -497,7 +497,10 @@ export class ZooKeeperStore implements Store {
   }
 
   /** @inheritdoc */
-  async lock(name: string, options: { ttlSeconds?: number; timeoutMs?: number } = {}) {
+  async lock(
+    name: string,
+    options: { ttlSeconds?: number; timeoutMs?: number } = {},
+  ): Promise<Lock> {
     if (!/^[A-Za-z0-9_.-]+$/.test(name)) {
       throw new TypeError(
         `Cannot take lock "${name}": a lock name may hold letters, digits, ".", "-" and "_"`,
