@@ -30,7 +30,29 @@ export interface RedisTaskSpec {
    * executor refuses commands of an older epoch for this instance.
    */
   epoch?: number;
+  /**
+   * `min-replicas-to-write` of the process whenever it is a master (set at
+   * launch, dormant while it replicates, active from a promotion): an
+   * isolated master then refuses writes with `NOREPLICAS`. The scheduler
+   * sets 1 for every process of an MS instance and 0 for an S instance.
+   * Default when absent: 1 for a slave (its instance has slaves), 0 for a
+   * master (it may be a single instance).
+   */
+  minReplicasToWrite?: number;
+  /**
+   * `min-replicas-max-lag` in whole seconds: how long a replica may go
+   * without acknowledging before it stops counting. Default
+   * {@linkcode DEFAULT_MIN_REPLICAS_MAX_LAG_SECONDS}.
+   */
+  minReplicasMaxLagSeconds?: number;
 }
+
+/**
+ * Default `min-replicas-max-lag` (seconds). Below the scheduler's fastest
+ * detection of a silent master (10 s of stats silence): a master cut off from
+ * its replicas refuses writes before a slave can be promoted in its place.
+ */
+export const DEFAULT_MIN_REPLICAS_MAX_LAG_SECONDS = 5;
 
 /** Stats of one redis process, from INFO. */
 export interface RedisStats {
@@ -204,6 +226,24 @@ export function decodeTaskSpec(data: Uint8Array | undefined): RedisTaskSpec {
       throw bad("epoch", "a whole number, 0 or more");
     }
     spec.epoch = v.epoch as number;
+  }
+  if (v.minReplicasToWrite !== undefined) {
+    if (
+      !Number.isInteger(v.minReplicasToWrite) || (v.minReplicasToWrite as number) < 0 ||
+      (v.minReplicasToWrite as number) > 1000
+    ) {
+      throw bad("minReplicasToWrite", "a whole number from 0 to 1000");
+    }
+    spec.minReplicasToWrite = v.minReplicasToWrite as number;
+  }
+  if (v.minReplicasMaxLagSeconds !== undefined) {
+    if (
+      !Number.isInteger(v.minReplicasMaxLagSeconds) ||
+      (v.minReplicasMaxLagSeconds as number) < 1 || (v.minReplicasMaxLagSeconds as number) > 3600
+    ) {
+      throw bad("minReplicasMaxLagSeconds", "a whole number of seconds from 1 to 3600");
+    }
+    spec.minReplicasMaxLagSeconds = v.minReplicasMaxLagSeconds as number;
   }
   if (v.role === "slave" || v.master !== undefined) {
     const m = v.master as { host?: unknown; port?: unknown } | undefined;

@@ -177,6 +177,21 @@ export class RedisClient {
   }
 
   /**
+   * Sets `min-replicas-max-lag` then `min-replicas-to-write` (two `CONFIG SET`
+   * calls, so redis older than 7 understands them). A master refuses writes
+   * with `NOREPLICAS` while fewer than `minReplicas` replicas acknowledged
+   * within `maxLagSeconds`; 0 replicas turns that off.
+   */
+  async setMinReplicas(
+    minReplicas: number,
+    maxLagSeconds: number,
+    timeoutMs: number = this.#timeoutMs,
+  ): Promise<void> {
+    await this.call("CONFIG", ["SET", "min-replicas-max-lag", maxLagSeconds], timeoutMs);
+    await this.call("CONFIG", ["SET", "min-replicas-to-write", minReplicas], timeoutMs);
+  }
+
+  /**
    * `SHUTDOWN NOSAVE` (or `SAVE`). Resolves once the server closed the
    * connection; rejects with the server's error when it refused.
    */

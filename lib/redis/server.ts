@@ -39,6 +39,14 @@ export interface RedisProcessOptions {
   /** Master to replicate from; absent for a master. */
   replicaOf?: { host: string; port: number };
   /**
+   * `min-replicas-to-write`: a master refuses writes (`NOREPLICAS`) while
+   * fewer replicas than this acknowledged within `minReplicasMaxLagSeconds`.
+   * Dormant while the process is a replica. Default 0 (off).
+   */
+  minReplicasToWrite?: number;
+  /** `min-replicas-max-lag` in whole seconds, 1 or more. Default 10 (redis's own). */
+  minReplicasMaxLagSeconds?: number;
+  /**
    * The redis-server binary. Default `redis-server` on PATH; a relative path
    * with a `/` is taken from the current directory.
    */
@@ -62,6 +70,12 @@ export class RedisStartError extends Error {
 export const REDIS_LOG_FILE = "redis-server.log";
 
 const STDERR_TAIL_LINES = 20;
+
+/**
+ * The largest `min-replicas-to-write` redis accepts (a C int). Set as a fence,
+ * it makes a master refuse every write: no master has that many replicas.
+ */
+export const MAX_MIN_REPLICAS = 2147483647;
 
 /** Describes an exit for humans: `exited with code 1` or `was killed by SIGKILL`. */
 export function describeExit(exit: RedisExit): string {
@@ -98,6 +112,12 @@ export function redisServerArgs(options: RedisProcessOptions): string[] {
     "--repl-diskless-sync-delay",
     "0",
   ];
+  if (options.minReplicasToWrite !== undefined) {
+    args.push("--min-replicas-to-write", String(options.minReplicasToWrite));
+  }
+  if (options.minReplicasMaxLagSeconds !== undefined) {
+    args.push("--min-replicas-max-lag", String(options.minReplicasMaxLagSeconds));
+  }
   if (options.replicaOf) {
     args.push("--replicaof", options.replicaOf.host, String(options.replicaOf.port));
   }
@@ -116,6 +136,18 @@ function validate(options: RedisProcessOptions): void {
     );
   }
   if (!options.dataDir) throw new TypeError(`${what}: dataDir is empty`);
+  const n = options.minReplicasToWrite;
+  if (n !== undefined && (!Number.isInteger(n) || n < 0 || n > MAX_MIN_REPLICAS)) {
+    throw new RangeError(
+      `${what}: minReplicasToWrite must be a whole number from 0 to ${MAX_MIN_REPLICAS}, but got ${n}`,
+    );
+  }
+  const lag = options.minReplicasMaxLagSeconds;
+  if (lag !== undefined && (!Number.isInteger(lag) || lag < 1)) {
+    throw new RangeError(
+      `${what}: minReplicasMaxLagSeconds must be a whole number of seconds, 1 or more, but got ${lag}`,
+    );
+  }
   const r = options.replicaOf;
   if (r && (!r.host || !Number.isInteger(r.port) || r.port <= 0 || r.port > 65535)) {
     throw new RangeError(`${what}: invalid master "${r.host}:${r.port}"`);
