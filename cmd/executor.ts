@@ -12,6 +12,7 @@
  * | `MRR_REDIS_BIND` | address redis-server binds; default `0.0.0.0` |
  * | `MRR_REDIS_HOST` | host reported to the scheduler; default the agent hostname |
  * | `MRR_EXECUTOR_IDLE_TIMEOUT` | exit after this long with no task (stout duration, `0secs` never); default `30secs` |
+ * | `MRR_EXECUTOR_LEASE` | masters refuse writes after this long without contact with the agent (stout duration, `0secs` never); default `5secs` |
  *
  * Logs go to stderr. Exit code 0 after SHUTDOWN or when idle; 1 when the
  * agent stayed unreachable past the recovery timeout (every redis-server is
@@ -68,6 +69,8 @@ export interface ExecutorSettings {
   host?: string;
   /** Idle exit delay in ms (0: never). */
   idleTimeoutMs: number;
+  /** Agent lease in ms (0: off); see `RedisExecutorOptions.leaseMs`. */
+  leaseMs: number;
   /** Time allowed between SHUTDOWN and the agent destroying the container, in ms. */
   gracePeriodMs: number;
 }
@@ -83,6 +86,9 @@ export function settingsFromEnv(env: Record<string, string>): ExecutorSettings {
     idleTimeoutMs: env.MRR_EXECUTOR_IDLE_TIMEOUT
       ? parseDuration("MRR_EXECUTOR_IDLE_TIMEOUT", env.MRR_EXECUTOR_IDLE_TIMEOUT)
       : 30_000,
+    leaseMs: env.MRR_EXECUTOR_LEASE
+      ? parseDuration("MRR_EXECUTOR_LEASE", env.MRR_EXECUTOR_LEASE)
+      : 5000,
     gracePeriodMs: env.MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD
       ? parseDuration(
         "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD",
@@ -130,6 +136,8 @@ export async function main(args: string[]): Promise<number> {
     ...(settings.host ? { host: settings.host } : {}),
     stopTimeoutMs,
     idleTimeoutMs: settings.idleTimeoutMs,
+    leaseMs: settings.leaseMs,
+    connected: () => client?.subscribed ?? false,
     onIdle: () => finish(0),
     log,
   });

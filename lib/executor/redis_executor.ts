@@ -10,12 +10,28 @@
  * failure, exit, hang, sync timeout). The executor never restarts a process
  * itself: the scheduler decides.
  *
+ * Self-fencing, so an old master the scheduler cannot reach never keeps taking
+ * writes next to a promoted one:
+ *
+ * - Every process runs with `min-replicas-to-write` (from the spec; see
+ *   {@linkcode RedisTaskSpec.minReplicasToWrite}) and `min-replicas-max-lag`:
+ *   a master of an MS instance whose replicas were re-pointed elsewhere, or
+ *   stopped acknowledging, refuses writes with `NOREPLICAS`. The setting is
+ *   dormant on a slave and active from its promotion.
+ * - A lease on the agent: it is renewed by every event from the agent and by
+ *   every MESSAGE the agent accepts while the subscription is open (the
+ *   `stats` message goes every second). When it runs out (`leaseMs`), every
+ *   process gets `min-replicas-to-write` {@linkcode MAX_MIN_REPLICAS}: a
+ *   master refuses every write, S instances included, until the lease is
+ *   renewed (a new subscription); reads still work.
+ *
  * @module
  */
 
 import {
   decodeMessage,
   decodeTaskSpec,
+  DEFAULT_MIN_REPLICAS_MAX_LAG_SECONDS,
   encodeMessage,
   type ExecutorToScheduler,
   type RedisStats,
@@ -32,7 +48,7 @@ import type {
 } from "../mesos/types.ts";
 import { isInSync, type RedisInfo, statsFromInfo } from "../redis/info.ts";
 import { RedisMonitor, type RedisMonitorEvent } from "../redis/monitor.ts";
-import { describeExit, type RedisExit, RedisProcess } from "../redis/server.ts";
+import { describeExit, MAX_MIN_REPLICAS, type RedisExit, RedisProcess } from "../redis/server.ts";
 
 /** One status update as the executor sends it (the client adds uuid, source, executor id). */
 export interface TaskStatusUpdate {
@@ -47,7 +63,11 @@ export interface TaskStatusUpdate {
 export interface ExecutorDriver {
   /** Sends a status update (reliably: retried until acknowledged). */
   update(status: TaskStatusUpdate): void | Promise<void>;
-  /** Sends a MESSAGE to the scheduler (best effort). */
+  /**
+   * Sends a MESSAGE to the scheduler (best effort). Resolves once the agent
+   * accepted it and rejects when it could not be delivered: an accepted
+   * message renews the agent lease.
+   */
   message(data: Uint8Array): void | Promise<void>;
 }
 
@@ -86,6 +106,17 @@ export interface RedisExecutorOptions {
   stopTimeoutMs?: number;
   /** Deadline of a promote / replicaof command, in ms. Default 5000. */
   commandTimeoutMs?: number;
+  /**
+   * The agent lease, in ms (0: off): with no event from the agent and no
+   * MESSAGE it accepted for this long, masters refuse writes until the lease
+   * is renewed. Default 5000.
+   */
+  leaseMs?: number;
+  /**
+   * Whether the subscription to the agent is open now; a MESSAGE accepted
+   * while it is not does not renew the lease. Default: always open.
+   */
+  connected?: () => boolean;
   /** Called once no task has run for this long, in ms (0: never). Default 30000. */
   idleTimeoutMs?: number;
   /** Called when idle (see `idleTimeoutMs`). */
@@ -107,6 +138,14 @@ interface Task {
   syncTimer?: ReturnType<typeof setTimeout>;
   /** The newest epoch of the instance this task was told. */
   epoch: number;
+  /** `min-replicas-to-write` while the lease holds. */
+  minReplicas: number;
+  /** `min-replicas-max-lag` in seconds. */
+  maxLagSeconds: number;
+  /** `min-replicas-to-write` the process was last given (launch or CONFIG SET). */
+  guard: number;
+  /** Changes of `guard`, one at a time. */
+  guarding: Promise<void>;
 }
 
 function positive(name: string, value: number): number {
@@ -143,9 +182,16 @@ export class RedisExecutor {
       | "stopTimeoutMs"
       | "commandTimeoutMs"
       | "idleTimeoutMs"
+      | "leaseMs"
     >
   >;
   readonly #onIdle: (() => void) | undefined;
+  readonly #connected: () => boolean;
+  /** When the agent was last heard from (an event or an accepted MESSAGE). */
+  #lastContact = 0;
+  /** The lease ran out: every process has `min-replicas-to-write` MAX_MIN_REPLICAS. */
+  #leaseLost = false;
+  #leaseTimer: ReturnType<typeof setInterval> | undefined;
   #host: string | undefined;
   #agentHost: string | undefined;
   readonly #tasks = new Map<string, Task>();
@@ -168,6 +214,13 @@ export class RedisExecutor {
     this.#host = options.host;
     this.#log = options.log ?? (() => {});
     this.#onIdle = options.onIdle;
+    this.#connected = options.connected ?? (() => true);
+    const leaseMs = options.leaseMs ?? 5000;
+    if (!(leaseMs >= 0) || !Number.isFinite(leaseMs)) {
+      throw new RangeError(
+        `Cannot create executor: option "leaseMs" must be 0 or more, but got ${leaseMs}`,
+      );
+    }
     const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
     if (!(idleTimeoutMs >= 0)) {
       throw new RangeError(
@@ -197,12 +250,18 @@ export class RedisExecutor {
       stopTimeoutMs: positive("stopTimeoutMs", options.stopTimeoutMs ?? 4000),
       commandTimeoutMs: positive("commandTimeoutMs", options.commandTimeoutMs ?? 5000),
       idleTimeoutMs,
+      leaseMs,
     };
   }
 
   /** Ids of the tasks not yet ended. */
   get taskIds(): string[] {
     return [...this.#tasks.keys()];
+  }
+
+  /** True while the agent lease has run out and masters refuse writes. */
+  get leaseLost(): boolean {
+    return this.#leaseLost;
   }
 
   /** Host put in TASK_RUNNING data. */
@@ -216,6 +275,7 @@ export class RedisExecutor {
    */
   handle(event: ExecutorEvent): void {
     if (this.#closed) return;
+    this.#renewLease();
     switch (event.type) {
       case "SUBSCRIBED":
         this.#agentHost = event.subscribed?.agent_info?.hostname || undefined;
@@ -223,6 +283,10 @@ export class RedisExecutor {
           this.#subscribed = true;
           this.#log(`Subscribed; advertising host ${this.host}`);
           this.#statsTimer = setInterval(() => this.#sendStats(), this.#opts.statsIntervalMs);
+          if (this.#opts.leaseMs > 0) {
+            const every = Math.max(10, Math.min(1000, this.#opts.leaseMs / 5));
+            this.#leaseTimer = setInterval(() => this.#checkLease(), every);
+          }
           this.#armIdle();
         }
         return;
@@ -299,6 +363,7 @@ export class RedisExecutor {
     this.#closed = true;
     this.#silent = !report;
     clearInterval(this.#statsTimer);
+    clearInterval(this.#leaseTimer);
     clearTimeout(this.#idleTimer);
     const stops = [...this.#tasks.values()].map((task) => {
       task.killRequested = true;
@@ -345,6 +410,7 @@ export class RedisExecutor {
     const p = (async () => {
       try {
         await this.#driver.message(encodeMessage(msg));
+        if (this.#connected()) this.#renewLease();
       } catch (error) {
         this.#log(`Cannot send ${msg.kind} message: ${errorText(error)}`);
       }
@@ -400,12 +466,17 @@ export class RedisExecutor {
       });
       return;
     }
+    const minReplicas = spec.minReplicasToWrite ?? (spec.role === "slave" ? 1 : 0);
     const task: Task = {
       id,
       spec,
       phase: "starting",
       killRequested: false,
       epoch: spec.epoch ?? 0,
+      minReplicas,
+      maxLagSeconds: spec.minReplicasMaxLagSeconds ?? DEFAULT_MIN_REPLICAS_MAX_LAG_SECONDS,
+      guard: this.#leaseLost ? MAX_MIN_REPLICAS : minReplicas,
+      guarding: Promise.resolve(),
     };
     for (const other of this.#tasks.values()) {
       const clash = other.spec.port === spec.port
@@ -438,6 +509,8 @@ export class RedisExecutor {
         maxMemoryMB: spec.capacityMB,
         maxMemoryPolicy: this.#opts.maxMemoryPolicy,
         startTimeoutMs: this.#opts.startTimeoutMs,
+        minReplicasToWrite: task.guard,
+        minReplicasMaxLagSeconds: task.maxLagSeconds,
         ...(spec.role === "slave" && spec.master ? { replicaOf: spec.master } : {}),
       });
     } catch (error) {
@@ -639,6 +712,9 @@ export class RedisExecutor {
         }
         case "promote": {
           if (!live) throw new Error(`Cannot promote task "${msg.taskId}": it does not run here`);
+          // A promoted slave is a master of an MS instance: it takes writes only with a replica.
+          task.minReplicas = Math.max(task.minReplicas, task.spec.minReplicasToWrite ?? 1);
+          await this.#guardWrites(task, true);
           const offset = await task.proc!.client.promote(this.#opts.commandTimeoutMs);
           this.#log(`Task ${task.id}: promoted to master at offset ${offset}`);
           await this.#refresh(task);
@@ -683,6 +759,64 @@ export class RedisExecutor {
       this.#log(errorText(error));
       reply(false, { error: errorText(error) });
     }
+  }
+
+  /** Renews the agent lease; writes are allowed again if it had run out. */
+  #renewLease(): void {
+    this.#lastContact = Date.now();
+    if (!this.#leaseLost) return;
+    this.#leaseLost = false;
+    this.#log("Agent lease renewed; masters take writes again");
+    for (const task of this.#tasks.values()) this.#track(this.#guardWrites(task));
+  }
+
+  /** Ends the lease when the agent has been silent too long; re-applies the guards. */
+  #checkLease(): void {
+    if (this.#closed || this.#opts.leaseMs === 0 || this.#tasks.size === 0) return;
+    const silentMs = Date.now() - this.#lastContact;
+    if (!this.#leaseLost && silentMs > this.#opts.leaseMs) {
+      this.#leaseLost = true;
+      this.#log(
+        `No contact with the agent for ${silentMs} ms (lease ${this.#opts.leaseMs} ms); masters refuse writes`,
+      );
+    }
+    // Also retries a CONFIG SET that failed (redis busy): the guard is re-checked every tick.
+    for (const task of this.#tasks.values()) {
+      if (task.guard !== this.#wantedGuard(task)) this.#track(this.#guardWrites(task));
+    }
+  }
+
+  #wantedGuard(task: Task): number {
+    return this.#leaseLost ? MAX_MIN_REPLICAS : task.minReplicas;
+  }
+
+  /**
+   * Gives the process the `min-replicas-to-write` it should have now (the
+   * wanted value is read when its turn comes, so the last change wins). With
+   * `strict`, a failure is thrown, else logged (the lease tick retries).
+   */
+  #guardWrites(task: Task, strict = false): Promise<void> {
+    const run = task.guarding.then(async () => {
+      const want = this.#wantedGuard(task);
+      const proc = task.proc;
+      if (!proc || task.phase === "stopping" || task.phase === "done") return;
+      if (task.guard === want && !strict) return;
+      try {
+        await proc.client.setMinReplicas(want, task.maxLagSeconds, this.#opts.commandTimeoutMs);
+        if (task.guard !== want) {
+          this.#log(`Task ${task.id}: min-replicas-to-write ${want}`);
+        }
+        task.guard = want;
+      } catch (error) {
+        const text = `Task ${task.id}: cannot set min-replicas-to-write ${want}: ${
+          errorText(error)
+        }`;
+        if (strict) throw new Error(text, { cause: error });
+        this.#log(text);
+      }
+    });
+    task.guarding = run.catch(() => {});
+    return run;
   }
 
   #noteEpoch(instance: string, epoch: number): void {
