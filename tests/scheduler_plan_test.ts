@@ -271,7 +271,7 @@ Deno.test("plan: table of situations and the actions they call for", () => {
       want: [],
     },
     {
-      name: "new MS: only the master is launchable",
+      name: "new MS: the master and its slaves are launchable in the same round",
       instance: inst("i", { status: "CREATING", reason: "x" }),
       procs: [
         proc("p1", { state: "PENDING" }),
@@ -279,7 +279,7 @@ Deno.test("plan: table of situations and the actions they call for", () => {
         proc("p3", { state: "PENDING" }),
       ],
       want: ["status:i"],
-      launchable: ["p1"],
+      launchable: ["p1", "p2", "p3"],
       status: "CREATING",
     },
     {
@@ -532,4 +532,115 @@ Deno.test("match: a process pinned to its agent waits for that agent's offer", (
   assert(/restart p1 in place/.test(none.unplaced.s ?? ""), none.unplaced.s);
   const there = match([p], [offer("A1"), offer("A2")], {}, { executorId: EXEC });
   assertEquals(there.launches.map((l) => l.agentId), ["A2"]);
+});
+
+Deno.test("match places a master first and gives its slaves its new address", () => {
+  const [master, ...slaves] = pending("a", 3);
+  // Slaves listed first: they still wait for the master placed in this round.
+  const waiting = slaves.map((s) => ({ ...s, masterProcId: "p1" }));
+  const offers = [
+    offer("A1", { ports: [[31000, 31000]] }),
+    offer("A2", { ports: [[32000, 32009]] }),
+  ];
+  const r = match([...waiting, master!], offers, {}, { executorId: EXEC });
+  const tasks = r.launches.flatMap((l) => l.tasks.map((t) => ({ ...t, agent: l.agentId })));
+  const m = tasks.find((t) => t.procId === "p1")!;
+  assertEquals([m.agent, m.port, m.master], ["A1", 31000, undefined]);
+  // A1 has no port left; Distribution 1 leaves room for one slave on A2.
+  const placed = tasks.filter((t) => t.role === "slave");
+  assertEquals(placed.length, 1);
+  assertEquals(placed[0]!.master, { host: "127.0.0.1", port: 31000 });
+  assertEquals(placed[0]!.masterPlacedNow, true);
+
+  const none = match(waiting, [offer("A1"), offer("A2")], {}, { executorId: EXEC });
+  assertEquals(none.launches, []);
+  assertEquals(none.unplaced, { a: "Waiting for master p1 to be placed" });
+
+  const known = slaves.map((s) => ({ ...s, master: { host: "h", port: 7 } }));
+  const r2 = match(known, [offer("A1"), offer("A2")], {}, { executorId: EXEC });
+  const got = r2.launches.flatMap((l) => l.tasks);
+  assertEquals(got.map((t) => [t.master, t.masterPlacedNow]), [
+    [{ host: "h", port: 7 }, undefined],
+    [{ host: "h", port: 7 }, undefined],
+  ]);
+});
+
+Deno.test("plan: slaves are launched only towards a master that is placed in the current epoch", () => {
+  const cases: {
+    name: string;
+    instance?: Partial<InstanceRecord>;
+    master: Partial<ProcessRecord>;
+    want: "address" | "with-master" | "none";
+  }[] = [
+    { name: "master running", master: {}, want: "address" },
+    {
+      name: "master launched in this epoch, not yet running",
+      instance: { epoch: 2 },
+      master: { state: "STAGING", launchEpoch: 2 },
+      want: "address",
+    },
+    {
+      name: "master launched in an older epoch",
+      instance: { epoch: 3 },
+      master: { state: "STAGING", launchEpoch: 2 },
+      want: "none",
+    },
+    { name: "master pending: same round", master: { state: "PENDING" }, want: "with-master" },
+    {
+      name: "master lost with no slave to promote",
+      master: { state: "LOST", lastState: "TASK_FAILED", retryAt: NOW + 1000 },
+      want: "none",
+    },
+  ];
+  for (const c of cases) {
+    const result = plan({
+      instances: [inst("i", { status: "CREATING", ...c.instance })],
+      processes: { i: [proc("p1", c.master), proc("p2", { state: "PENDING" })] },
+      stats: new Map(),
+      inflight: new Set(),
+      now: NOW,
+    });
+    const slave = result.launchable.find((p) => p.procId === "p2");
+    const got = !slave
+      ? "none"
+      : slave.master
+      ? "address"
+      : slave.masterProcId === "p1"
+      ? "with-master"
+      : "?";
+    assertEquals(got, c.want, c.name);
+    if (c.want === "address") assertEquals(slave?.master, { host: "127.0.0.1", port: 7001 });
+  }
+});
+
+Deno.test("plan: a STAGING slave launched towards an older master is re-pointed", () => {
+  const result = plan({
+    instances: [inst("i", { masterId: "p2", status: "DEGRADED", epoch: 1 })],
+    processes: {
+      i: [
+        proc("p1", { state: "STAGING", replicaOf: "127.0.0.1:9" }),
+        proc("p2", { replicaOf: undefined }),
+      ],
+    },
+    stats: stats([["i.p2.1", { role: "master" }]]),
+    inflight: new Set(),
+    now: NOW,
+  });
+  const re = result.actions.find((a) => a.type === "replicaof");
+  assertEquals(re, {
+    type: "replicaof",
+    instance: "i",
+    procId: "p1",
+    host: "127.0.0.1",
+    port: 7002,
+  });
+  // Pointing at the current master already: nothing to do while it syncs.
+  const ok = plan({
+    instances: [inst("i", { status: "CREATING" })],
+    processes: { i: [proc("p1"), proc("p2", { state: "STAGING" })] },
+    stats: new Map(),
+    inflight: new Set(),
+    now: NOW,
+  });
+  assertEquals(ok.actions.filter((a) => a.type === "replicaof"), []);
 });

@@ -25,7 +25,13 @@ import {
   type RedisTaskSpec,
   type SchedulerToExecutor,
 } from "../executor_messages.ts";
-import { DEFAULT_RESOURCES, match, type TaskResources } from "./match.ts";
+import {
+  DEFAULT_RESOURCES,
+  type Launch,
+  match,
+  type PlacedTask,
+  type TaskResources,
+} from "./match.ts";
 import { type Action, addressOf, isLive, type ObservedStats, plan } from "./plan.ts";
 import { buildTaskInfo, EXECUTOR_ID, parseTaskId, taskIdOf } from "./tasks.ts";
 import { type InstanceView, instanceView } from "./status_view.ts";
@@ -129,7 +135,8 @@ const TERMINAL_OR_LOST = new Set<TaskState>([
 ]);
 const MAYBE_ALIVE = new Set(["TASK_UNREACHABLE", "TASK_UNKNOWN", "TASK_LOST"]);
 const COMMAND_TIMEOUT_MS = 5_000;
-const REVIVE_MIN_INTERVAL_MS = 1_000;
+/** REVIVEs are spaced at least this much (new work waits at most this long for offers). */
+const REVIVE_MIN_INTERVAL_MS = 100;
 const IMPLICIT_RECONCILE_MS = 10 * 60_000;
 /** How long a lost process waits for an offer from its own agent (to keep its data). */
 const PIN_AGENT_MS = 10_000;
@@ -180,6 +187,10 @@ export class Scheduler {
   #lastLaunchable = new Set<string>();
   #needRevive = false;
   #lastReviveAt = 0;
+  /** A deferred REVIVE is scheduled. */
+  #reviveTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A reconcile pass is queued and has not started yet. */
+  #kickQueued = false;
   #lastImplicitReconcile = 0;
   /** Tasks asked about in the explicit reconciliation and not answered yet. */
   #unanswered = new Map<string, string | undefined>();
@@ -286,6 +297,8 @@ export class Scheduler {
     this.#stopped = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
+    clearTimeout(this.#reviveTimer);
+    this.#reviveTimer = undefined;
     await this.#queue.catch(() => {});
   }
 
@@ -384,12 +397,18 @@ export class Scheduler {
     });
   }
 
-  /** Queues a reconcile pass without waiting for it. */
+  /**
+   * Queues a reconcile pass without waiting for it. Requests arriving
+   * together share one pass: a kick while one is queued (not yet started)
+   * adds nothing.
+   */
   #kick(): void {
-    if (this.#stopped) return;
-    this.#enqueue(() => this.#reconcile()).catch((e) =>
-      this.#log(`Reconcile failed: ${(e as Error).message}`)
-    );
+    if (this.#stopped || this.#kickQueued) return;
+    this.#kickQueued = true;
+    this.#enqueue(() => {
+      this.#kickQueued = false;
+      return this.#reconcile();
+    }).catch((e) => this.#log(`Reconcile failed: ${(e as Error).message}`));
   }
 
   // ---- Mesos events ----
@@ -499,90 +518,139 @@ export class Scheduler {
       avoidPorts,
     });
     this.#placementReasons = result.unplaced;
-    for (const launch of result.launches) {
+    // Masters are recorded (and launched) before the slaves that point at them.
+    const hasMaster = (l: Launch) => l.tasks.some((t) => t.role === "master");
+    const launches = [
+      ...result.launches.filter(hasMaster),
+      ...result.launches.filter((l) => !hasMaster(l)),
+    ];
+    const tasksOf = new Map<Launch, PlacedTask[]>(
+      launches.map((l) => [l, [
+        ...l.tasks.filter((t) => t.role === "master"),
+        ...l.tasks.filter((t) => t.role !== "master"),
+      ]]),
+    );
+    /** Instances whose master placed in this round could not be recorded. */
+    const mastersFailed = new Set<string>();
+    const built = new Map<Launch, { infos: TaskInfo[]; launched: InstState[]; ids: string[] }>();
+    for (const launch of launches) {
       const infos: TaskInfo[] = [];
-      const launched: { inst: InstState; procId: string }[] = [];
-      for (const task of launch.tasks) {
-        const inst = this.#instances.get(task.instance);
-        const p = inst?.procs.get(task.procId);
-        if (!inst || !p) continue;
-        const n = (p.rec.launchCount ?? 0) + 1;
-        const taskId = taskIdOf(task.instance, task.procId, n);
-        const master = inst.procs.get(inst.rec.masterId ?? "")?.rec;
-        const isSlave = task.role === "slave";
-        const spec: RedisTaskSpec = {
-          instance: task.instance,
-          procId: task.procId,
-          role: task.role,
-          port: task.port,
-          capacityMB: inst.rec.capacityMB,
-          dataDir: `${task.instance}-${inst.rec.createdAt}-${task.procId}`,
-          epoch: inst.rec.epoch ?? 0,
-          ...(isSlave && master?.host && master.port
-            ? { master: { host: master.host, port: master.port } }
-            : {}),
-        };
-        const movedFrom = p.rec.agentId !== undefined && p.rec.agentId !== launch.agentId &&
-            !isSlave
-          ? p.rec.agentId
-          : undefined;
-        try {
-          if (movedFrom !== undefined && p.rec.launchCount) {
-            await this.#saveInstance(inst, {
-              lastEvent: `${
-                new Date(this.#now()).toISOString()
-              }: master ${task.procId} relaunched on agent ${launch.agentId}; its data on agent ${movedFrom} could not be kept`,
-            });
-          }
-          await this.#saveProc(inst, p, {
-            taskId,
-            launchEpoch: inst.rec.epoch ?? 0,
-            pinAgentUntil: undefined,
-            launchCount: n,
-            role: task.role,
-            state: "STAGING",
-            agentId: launch.agentId,
-            host: launch.hostname,
-            port: task.port,
-            executorId: EXECUTOR_ID,
-            replicaOf: isSlave ? addressOf(master) : undefined,
-            lastState: "TASK_STAGING",
-            reason: undefined,
-            killSentAt: undefined,
-          });
-        } catch (error) {
-          this.#log(`Not launching ${taskId}: ${(error as Error).message}`);
-          continue;
+      const launched: InstState[] = [];
+      const ids: string[] = [];
+      built.set(launch, { infos, launched, ids });
+    }
+    // Two passes over every launch: the masters, then the slaves.
+    for (const pass of ["master", "slave"] as const) {
+      for (const launch of launches) {
+        const { infos, launched, ids } = built.get(launch)!;
+        for (const task of tasksOf.get(launch)!) {
+          if ((task.role === "master") !== (pass === "master")) continue;
+          const recorded = await this.#recordLaunch(launch, task, mastersFailed);
+          if (!recorded) continue;
+          infos.push(recorded.info);
+          launched.push(recorded.inst);
+          ids.push(task.procId);
         }
-        infos.push(buildTaskInfo(task, taskId, launch.agentId, this.#executorInfo, spec));
-        launched.push({ inst, procId: task.procId });
-        this.#log(
-          `Launching ${taskId} (${task.role}) on ${launch.hostname}:${task.port} agent ${launch.agentId}`,
-        );
       }
+    }
+    for (const launch of launches) {
+      const { infos, launched, ids } = built.get(launch)!;
       if (infos.length === 0) {
-        await this.#call("decline", () => this.#mesos!.decline([launch.offerId.value], 5));
+        await this.#call("decline", () => this.#mesos!.decline([launch.offerId.value], 1));
         continue;
       }
+      // Leftovers come back at once: more work may be waiting for them.
       const ok = await this.#call(
         "launch",
-        () => this.#mesos!.launch(launch.offerId.value, infos, 5),
+        () => this.#mesos!.launch(launch.offerId.value, infos, 0),
       );
       if (!ok) {
-        for (const { inst, procId } of launched) {
-          const p = inst.procs.get(procId)!;
+        for (const [i, inst] of launched.entries()) {
+          const p = inst.procs.get(ids[i]!)!;
           await this.#markLost(inst, p, "Launch call failed", "TASK_DROPPED").catch(() => {});
         }
       }
     }
     if (result.declines.length) {
-      const refuse = launchable.length > 0 ? 5 : 30;
+      // Work left over did not fit these offers: do not ask for them again at
+      // once (a REVIVE clears the filter when new work appears).
+      const placed = [...built.values()].reduce((n, b) => n + b.infos.length, 0);
+      const refuse = launchable.length > placed ? 5 : 30;
       await this.#call(
         "decline",
         () => this.#mesos!.decline(result.declines.map((o) => o.value), refuse),
       );
     }
     await this.#reconcile();
+  }
+
+  /**
+   * Records the launch of one placed task (STAGING, persisted) and returns
+   * its TaskInfo; `undefined` when it must not go (the write failed, or the
+   * master a slave points at could not be recorded in this round).
+   */
+  async #recordLaunch(
+    launch: Launch,
+    task: PlacedTask,
+    mastersFailed: Set<string>,
+  ): Promise<{ info: TaskInfo; inst: InstState } | undefined> {
+    const inst = this.#instances.get(task.instance);
+    const p = inst?.procs.get(task.procId);
+    if (!inst || !p) return undefined;
+    const n = (p.rec.launchCount ?? 0) + 1;
+    const taskId = taskIdOf(task.instance, task.procId, n);
+    const isSlave = task.role === "slave";
+    if (isSlave && (!task.master || (task.masterPlacedNow && mastersFailed.has(task.instance)))) {
+      this.#log(`Not launching ${taskId}: its master was not launched`);
+      return undefined;
+    }
+    const spec: RedisTaskSpec = {
+      instance: task.instance,
+      procId: task.procId,
+      role: task.role,
+      port: task.port,
+      capacityMB: inst.rec.capacityMB,
+      dataDir: `${task.instance}-${inst.rec.createdAt}-${task.procId}`,
+      epoch: inst.rec.epoch ?? 0,
+      ...(isSlave && task.master ? { master: task.master } : {}),
+    };
+    const movedFrom = p.rec.agentId !== undefined && p.rec.agentId !== launch.agentId &&
+        !isSlave
+      ? p.rec.agentId
+      : undefined;
+    try {
+      if (movedFrom !== undefined && p.rec.launchCount) {
+        await this.#saveInstance(inst, {
+          lastEvent: `${
+            new Date(this.#now()).toISOString()
+          }: master ${task.procId} relaunched on agent ${launch.agentId}; its data on agent ${movedFrom} could not be kept`,
+        });
+      }
+      await this.#saveProc(inst, p, {
+        taskId,
+        launchEpoch: inst.rec.epoch ?? 0,
+        pinAgentUntil: undefined,
+        launchCount: n,
+        role: task.role,
+        state: "STAGING",
+        agentId: launch.agentId,
+        host: launch.hostname,
+        port: task.port,
+        executorId: EXECUTOR_ID,
+        replicaOf: isSlave && task.master ? `${task.master.host}:${task.master.port}` : undefined,
+        lastState: "TASK_STAGING",
+        reason: undefined,
+        killSentAt: undefined,
+      });
+    } catch (error) {
+      if (!isSlave) mastersFailed.add(task.instance);
+      this.#log(`Not launching ${taskId}: ${(error as Error).message}`);
+      return undefined;
+    }
+    this.#log(
+      `Launching ${taskId} (${task.role}) on ${launch.hostname}:${task.port} agent ${launch.agentId}`,
+    );
+    return { info: buildTaskInfo(task, taskId, launch.agentId, this.#executorInfo, spec), inst };
   }
 
   async #onUpdate(status: TaskStatus): Promise<void> {
@@ -875,7 +943,7 @@ export class Scheduler {
     this.#silenceAskedAt.delete(taskId);
   }
 
-  /** REVIVE when new work waits (at most once a second), SUPPRESS when none does. */
+  /** REVIVE when new work waits (at most every 100 ms), SUPPRESS when none does. */
   async #offerControl(keys: string[]): Promise<void> {
     if (!this.#mesos || !this.#subscribed) return;
     const now = this.#now();
@@ -888,12 +956,20 @@ export class Scheduler {
       if (this.#suppressed || keys.some((k) => !this.#lastLaunchable.has(k))) {
         this.#needRevive = true;
       }
-      if (this.#needRevive && now - this.#lastReviveAt >= REVIVE_MIN_INTERVAL_MS) {
+      const wait = REVIVE_MIN_INTERVAL_MS - (now - this.#lastReviveAt);
+      if (this.#needRevive && wait <= 0) {
         if (await this.#call("revive", () => this.#mesos!.revive())) {
           this.#suppressed = false;
           this.#needRevive = false;
           this.#lastReviveAt = now;
         }
+      } else if (this.#needRevive && this.#reviveTimer === undefined && !this.#stopped) {
+        // Too soon after the last one: revive as soon as allowed, not on the next tick.
+        this.#reviveTimer = setTimeout(() => {
+          this.#reviveTimer = undefined;
+          this.#kick();
+        }, wait);
+        Deno.unrefTimer(this.#reviveTimer);
       }
     }
     this.#lastLaunchable = new Set(keys);

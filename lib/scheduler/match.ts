@@ -41,6 +41,19 @@ export interface PendingProcess {
   preferredAgentId?: string;
   /** The only agent allowed (a restart in place, to keep the data dir). */
   requiredAgentId?: string;
+  /** A slave's master, already placed: the address it replicates from. */
+  master?: MasterAddress;
+  /**
+   * A slave whose master is launchable in the same round: the slave is placed
+   * only after that master (then `PlacedTask.master` is its new address).
+   */
+  masterProcId?: string;
+}
+
+/** Where a master listens. */
+export interface MasterAddress {
+  host: string;
+  port: number;
 }
 
 /** One redis task placed on an offer. */
@@ -51,6 +64,10 @@ export interface PlacedTask {
   port: number;
   cpus: number;
   memMB: number;
+  /** For a slave: the address of its master. */
+  master?: MasterAddress;
+  /** For a slave: its master was placed in this very round. */
+  masterPlacedNow?: boolean;
 }
 
 /** Tasks to launch on one offer. */
@@ -124,7 +141,9 @@ function round3(n: number): number {
  * processes of one instance, counting `placements` (instance → agent id →
  * processes already there). A preferred agent wins when it fits; otherwise the
  * agent holding the fewest processes of the instance, then the offer order.
- * Offers with no task are declined.
+ * A slave waiting for its master (`masterProcId`) is placed after every other
+ * process, and only when that master was placed in this round: it gets the
+ * master's new address. Offers with no task are declined.
  */
 export function match(
   pending: readonly PendingProcess[],
@@ -153,8 +172,23 @@ export function match(
   const countOf = (instance: string, agent: string): number =>
     counts.get(instance)?.get(agent) ?? placements[instance]?.[agent] ?? 0;
   const unplaced: Record<string, string> = {};
+  /** `instance/procId` → address, for masters placed in this round. */
+  const placedMasters = new Map<string, MasterAddress>();
+  // Masters first: a slave waiting for its master comes after it.
+  const ordered = [
+    ...pending.filter((p) => p.masterProcId === undefined),
+    ...pending.filter((p) => p.masterProcId !== undefined),
+  ];
 
-  for (const proc of pending) {
+  for (const proc of ordered) {
+    let master = proc.master;
+    if (proc.masterProcId !== undefined && master === undefined) {
+      master = placedMasters.get(`${proc.instance}/${proc.masterProcId}`);
+      if (master === undefined) {
+        unplaced[proc.instance] ??= `Waiting for master ${proc.masterProcId} to be placed`;
+        continue;
+      }
+    }
     const memNeed = proc.capacityMB + res.memOverheadMB;
     const fits = (room: OfferRoom): boolean => {
       if (proc.requiredAgentId !== undefined && room.agentId !== proc.requiredAgentId) return false;
@@ -204,7 +238,14 @@ export function match(
       port,
       cpus: res.taskCpus,
       memMB: memNeed,
+      ...(master !== undefined ? { master } : {}),
+      ...(proc.masterProcId !== undefined && proc.master === undefined
+        ? { masterPlacedNow: true }
+        : {}),
     });
+    if (proc.role === "master") {
+      placedMasters.set(`${proc.instance}/${proc.procId}`, { host: room.offer.hostname, port });
+    }
     const perAgent = counts.get(proc.instance) ?? new Map<string, number>();
     perAgent.set(room.agentId, countOf(proc.instance, room.agentId) + 1);
     counts.set(proc.instance, perAgent);

@@ -99,8 +99,11 @@ export function addressOf(p: ProcessRecord | undefined): string | undefined {
  *   offset (see `choosePromotion`), fencing the old master first when it may
  *   still run; with no candidate the master is relaunched.
  * * LOST processes past their `retryAt`: relaunch.
- * * PENDING processes are launchable; slaves only once the master runs.
- * * RUNNING slaves not pointing at the running master: `replicaof`.
+ * * PENDING processes are launchable; a slave once its master runs or is
+ *   launched as the master of the current epoch (`master` gives its
+ *   address), or together with its PENDING master (`masterProcId`: placed
+ *   in the same round, after it).
+ * * RUNNING or STAGING slaves not pointing at the running master: `replicaof`.
  * * Status: RUNNING when every wanted process runs and every slave is in
  *   sync with the master; otherwise CREATING until first RUNNING, then
  *   FAILING_OVER during a promotion, else DEGRADED.
@@ -229,13 +232,23 @@ function planInstance(
   const masterAddr = master?.state === "RUNNING" ? addressOf(master) : undefined;
   const masterHost = master?.host;
   const masterPort = master?.port;
+  // Where new slaves may point: a master that runs, or one launched as the
+  // master of the current epoch (its address is fixed once placed). Never a
+  // LOST one. A PENDING master is placed first in the same offer round.
+  const launchMaster = master?.host && master.port &&
+      (master.state === "RUNNING" ||
+        (master.state === "STAGING" && master.role === "master" &&
+          (master.launchEpoch ?? 0) === (inst.epoch ?? 0)))
+    ? { host: master.host, port: master.port }
+    : undefined;
+  const masterPending = master?.state === "PENDING";
 
   for (const p of procs) {
     if (p.state === "LOST" && !skipRelaunch.has(p.id) && now >= (p.retryAt ?? 0)) {
       actions.push({ type: "relaunch", instance: inst.name, procId: p.id });
     } else if (p.state === "PENDING") {
       const isMaster = p.id === master?.id;
-      if (isMaster || masterAddr !== undefined) {
+      if (isMaster || launchMaster !== undefined || masterPending) {
         launchable.push({
           instance: inst.name,
           procId: p.id,
@@ -247,15 +260,21 @@ function planInstance(
           ...(isMaster && p.agentId && now < (p.pinAgentUntil ?? 0)
             ? { requiredAgentId: p.agentId }
             : {}),
+          ...(!isMaster && launchMaster !== undefined ? { master: launchMaster } : {}),
+          ...(!isMaster && launchMaster === undefined ? { masterProcId: master!.id } : {}),
         });
       }
     } else if (p.state === "KILLING" && now - (p.killSentAt ?? 0) >= killResend) {
       actions.push(killAction(inst, p));
     } else if (
-      p.state === "RUNNING" && p.id !== master?.id && masterAddr !== undefined &&
-      masterHost !== undefined && masterPort !== undefined && !inflight.has(p.taskId) &&
-      (p.replicaOf !== masterAddr || stats.get(p.taskId)?.role === "master")
+      (p.state === "RUNNING" || p.state === "STAGING") && p.id !== master?.id &&
+      masterAddr !== undefined && masterHost !== undefined && masterPort !== undefined &&
+      !inflight.has(p.taskId) &&
+      (p.replicaOf !== masterAddr ||
+        (p.state === "RUNNING" && stats.get(p.taskId)?.role === "master"))
     ) {
+      // A STAGING slave launched towards a master that is gone since is
+      // re-pointed too: it would otherwise wait for its sync forever.
       actions.push({
         type: "replicaof",
         instance: inst.name,
