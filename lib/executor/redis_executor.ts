@@ -92,7 +92,7 @@ export interface RedisExecutorOptions {
   statsIntervalMs?: number;
   /** Period of the INFO check of a running process, in ms. Default 500. */
   checkIntervalMs?: number;
-  /** Period of the INFO check while waiting for RUNNING, in ms. Default 100. */
+  /** Period of the INFO check while waiting for RUNNING, in ms. Default 50. */
   startingCheckIntervalMs?: number;
   /** Deadline of one check, in ms. Default 500 (a hang is declared within about 2 s). */
   checkTimeoutMs?: number;
@@ -155,6 +155,35 @@ function positive(name: string, value: number): number {
     );
   }
   return value;
+}
+
+/** Longest wait for a slave's master to listen before starting the slave anyway. */
+const MASTER_WAIT_MS = 1000;
+
+/**
+ * Resolves `true` once `host:port` accepts a TCP connection (polled every
+ * 20 ms), `false` after `maxMs` or once `cancelled()` says so.
+ */
+async function waitForListener(
+  host: string,
+  port: number,
+  maxMs: number,
+  cancelled: () => boolean,
+): Promise<boolean> {
+  const deadline = Date.now() + maxMs;
+  while (!cancelled() && Date.now() < deadline) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const attempt = Deno.connect({ hostname: host, port });
+    // A connection arriving after the 200 ms race is closed as well, not leaked.
+    const result = await Promise.race([
+      attempt.then((conn) => (conn.close(), true), () => false),
+      new Promise<false>((r) => timer = setTimeout(() => r(false), 200)),
+    ]);
+    clearTimeout(timer);
+    if (result) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return false;
 }
 
 function errorText(error: unknown): string {
@@ -241,7 +270,7 @@ export class RedisExecutor {
       checkIntervalMs: positive("checkIntervalMs", options.checkIntervalMs ?? 500),
       startingCheckIntervalMs: positive(
         "startingCheckIntervalMs",
-        options.startingCheckIntervalMs ?? 100,
+        options.startingCheckIntervalMs ?? 50,
       ),
       checkTimeoutMs: positive("checkTimeoutMs", options.checkTimeoutMs ?? 500),
       maxFailures,
@@ -500,6 +529,16 @@ export class RedisExecutor {
     clearTimeout(this.#idleTimer);
     this.#send({ task_id: info.task_id, state: "TASK_STARTING" });
     const dataDir = `${this.#sandbox}/${spec.dataDir}`;
+    if (spec.role === "slave" && spec.master) {
+      // A slave launched with its master may start first: redis-server retries
+      // its master only once a second, so wait (briefly) until the master listens.
+      await waitForListener(
+        spec.master.host,
+        spec.master.port,
+        MASTER_WAIT_MS,
+        () => task.killRequested || this.#closed,
+      );
+    }
     try {
       task.proc = await RedisProcess.start({
         binary: this.#opts.redisServer,
