@@ -644,3 +644,12 @@ Deno.test("plan: a STAGING slave launched towards an older master is re-pointed"
   });
   assertEquals(ok.actions.filter((a) => a.type === "replicaof"), []);
 });
+
+Deno.test("match spreads many small instances over the offers", () => {
+  const singles = Array.from({ length: 7 }, (_, i) => pending(`s${i}`, 1)[0]!);
+  const r = match(singles, [offer("A1"), offer("A2"), offer("A3")], {}, { executorId: EXEC });
+  assertEquals(r.launches.map((l) => [l.agentId, l.tasks.length]), [["A1", 3], ["A2", 2], [
+    "A3",
+    2,
+  ]]);
+});

@@ -191,6 +191,8 @@ export class Scheduler {
   #reviveTimer: ReturnType<typeof setTimeout> | undefined;
   /** A reconcile pass is queued and has not started yet. */
   #kickQueued = false;
+  /** Acknowledgements sent and not answered yet. */
+  readonly #acks = new Set<Promise<boolean>>();
   #lastImplicitReconcile = 0;
   /** Tasks asked about in the explicit reconciliation and not answered yet. */
   #unanswered = new Map<string, string | undefined>();
@@ -300,6 +302,7 @@ export class Scheduler {
     clearTimeout(this.#reviveTimer);
     this.#reviveTimer = undefined;
     await this.#queue.catch(() => {});
+    await Promise.allSettled([...this.#acks]);
   }
 
   /** Runs `fn` after everything queued before it; the single writer of the state. */
@@ -711,10 +714,13 @@ export class Scheduler {
       p.rec = { ...p.rec, lastState: state }; // STAGING/STARTING/KILLING: no decision hangs on it
     }
     if (status.uuid && agentId) {
-      await this.#call(
+      // The effect is stored: acknowledge without holding the queue for the round trip.
+      const ack = this.#call(
         "acknowledge",
         () => this.#mesos!.acknowledge(agentId, taskId, status.uuid!),
       );
+      this.#acks.add(ack);
+      ack.finally(() => this.#acks.delete(ack));
     }
     await this.#reconcile();
   }
@@ -981,10 +987,16 @@ export class Scheduler {
     const proc = "procId" in action ? inst.procs.get(action.procId) : undefined;
     switch (action.type) {
       case "status":
-        await this.#saveInstance(inst, {
-          status: action.status,
-          reason: action.reason,
-        });
+        if (action.status === inst.rec.status) {
+          // The reason alone is derived (the plan computes it again after a
+          // restart): it goes to the store with the next write of the record.
+          inst.rec = { ...inst.rec, reason: action.reason };
+        } else {
+          await this.#saveInstance(inst, {
+            status: action.status,
+            reason: action.reason,
+          });
+        }
         this.#log(
           `Instance ${inst.rec.name} is ${action.status}${
             action.reason ? ` (${action.reason})` : ""

@@ -140,7 +140,9 @@ function round3(n: number): number {
  * executor in `executor_ids`; no agent ends up with more than `distribution`
  * processes of one instance, counting `placements` (instance → agent id →
  * processes already there). A preferred agent wins when it fits; otherwise the
- * agent holding the fewest processes of the instance, then the offer order.
+ * agent holding the fewest processes of the instance, then the offer given the
+ * fewest tasks in this round (many small instances spread over the agents, so
+ * their executors start them in parallel), then the offer order.
  * A slave waiting for its master (`masterProcId`) is placed after every other
  * process, and only when that master was placed in this round: it gets the
  * master's new address. Offers with no task are declined.
@@ -216,7 +218,8 @@ export function match(
       const pa = a.agentId === proc.preferredAgentId ? 0 : 1;
       const pb = b.agentId === proc.preferredAgentId ? 0 : 1;
       if (pa !== pb) return pa - pb;
-      return countOf(proc.instance, a.agentId) - countOf(proc.instance, b.agentId);
+      return countOf(proc.instance, a.agentId) - countOf(proc.instance, b.agentId) ||
+        (a.launch?.tasks.length ?? 0) - (b.launch?.tasks.length ?? 0);
     });
     const room = candidates[0]!;
     const withExec = !room.executorRunning && !executorPlanned.has(room.agentId);
