@@ -219,6 +219,11 @@ export async function startMrRedis(
       String(opts.cpus),
       "--mem",
       String(opts.memMB),
+      // Agents' ports below the kernel's ephemeral range (32768-60999).
+      "--ports-base",
+      "7000",
+      "--ports-per-agent",
+      "1000",
     ],
     stdout: "piped",
     stderr: "piped",

@@ -3,6 +3,7 @@
  * own process and prints the master URL once it is ready.
  *
  * Usage: `deno run -A cmd/mesos_local.ts --agents N --port P [--work-dir DIR] [--cpus C] [--mem MB]
+ * [--ports-base P] [--ports-per-agent N]
  * [--leader HOST:PORT | --zk zk://HOST:PORT/PATH]`: `--leader` runs a non-leading master that
  * redirects schedulers there; `--zk` joins a ZooKeeper masters' group (smallest node leads).
  *
@@ -13,7 +14,7 @@ import { parseArgs } from "node:util";
 import { startLocalCluster } from "../lib/mesos/local/mod.ts";
 
 const USAGE =
-  "Usage: mesos_local [--agents N] [--port P] [--work-dir DIR] [--cpus C] [--mem MB] [--leader HOST:PORT | --zk zk://HOST:PORT/PATH] [--verbose]";
+  "Usage: mesos_local [--agents N] [--port P] [--work-dir DIR] [--cpus C] [--mem MB] [--ports-base P] [--ports-per-agent N] [--leader HOST:PORT | --zk zk://HOST:PORT/PATH] [--verbose]";
 
 function number(
   flag: string,
@@ -46,6 +47,8 @@ export async function main(args: string[]): Promise<number> {
         "work-dir": { type: "string" },
         cpus: { type: "string" },
         mem: { type: "string" },
+        "ports-base": { type: "string" },
+        "ports-per-agent": { type: "string" },
         leader: { type: "string" },
         zk: { type: "string" },
         verbose: { type: "boolean" },
@@ -58,6 +61,8 @@ export async function main(args: string[]): Promise<number> {
       port: number("port", values.port, 0, true, 0),
       cpus: number("cpus", values.cpus, 4, false, 0.01),
       mem: number("mem", values.mem, 4096, true, 32),
+      portsBase: number("ports-base", values["ports-base"], 31000, true, 1),
+      portsPerAgent: number("ports-per-agent", values["ports-per-agent"], 1000, true, 1),
       workDir: values["work-dir"],
       verbose: values.verbose === true,
       leader: values.leader,
@@ -71,6 +76,12 @@ export async function main(args: string[]): Promise<number> {
     }
     if (options.leader !== undefined && options.zk !== undefined) {
       throw new TypeError(`Options "--leader" and "--zk" cannot be used together`);
+    }
+    const lastPort = options.portsBase + options.agents * options.portsPerAgent - 1;
+    if (lastPort > 65535) {
+      throw new RangeError(
+        `Options "--ports-base" ${options.portsBase} and "--ports-per-agent" ${options.portsPerAgent} give ${options.agents} agents ports up to ${lastPort}, past 65535`,
+      );
     }
     if (options.port > 65535) {
       throw new RangeError(`Option "--port" must be at most 65535, but got "${values.port}"`);
@@ -86,6 +97,8 @@ export async function main(args: string[]): Promise<number> {
     port: options.port,
     cpus: options.cpus,
     mem: options.mem,
+    portsBase: options.portsBase,
+    portsPerAgent: options.portsPerAgent,
     workDir,
     ...(options.leader !== undefined ? { leader: options.leader } : {}),
     ...(options.zk !== undefined ? { zk: options.zk } : {}),

@@ -77,7 +77,7 @@ export function defaultConfig(): Config {
     FailoverTimeoutSeconds: 604800,
     LocalWorkDir: "./mr-redis-data/local",
     LocalPortsBase: 31000,
-    LocalPortsPerAgent: 1000,
+    LocalPortsPerAgent: 500,
   };
 }
 

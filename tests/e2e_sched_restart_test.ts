@@ -38,6 +38,11 @@ Deno.test({
         String(mesosPort),
         "--work-dir",
         `${dir}/mesos`,
+        // Below the kernel's ephemeral range and apart from the other tests.
+        "--ports-base",
+        "28000",
+        "--ports-per-agent",
+        "500",
       ],
       stdout: "piped",
       stderr: "null",

@@ -10,7 +10,7 @@ import { tempDir } from "./_util.ts";
 import { startSched } from "./_sched.ts";
 
 /** Where the local cluster's agents take their ports (3 agents x 500). */
-const LOCAL_PORTS_BASE = 19_000;
+const LOCAL_PORTS_BASE = 26_000;
 
 Deno.test({
   name: "mrr drives a real scheduler: init, create -w, status, delete -w",

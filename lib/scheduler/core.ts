@@ -615,6 +615,10 @@ export class Scheduler {
       capacityMB: inst.rec.capacityMB,
       dataDir: `${task.instance}-${inst.rec.createdAt}-${task.procId}`,
       epoch: inst.rec.epoch ?? 0,
+      // Self-fence: a master of an instance with slaves takes writes only
+      // while a replica follows it, so an isolated old master cannot go on
+      // as a second master (lib/scheduler/README.md, "Fencing").
+      minReplicasToWrite: inst.rec.slaves > 0 ? 1 : 0,
       ...(isSlave && task.master ? { master: task.master } : {}),
     };
     const movedFrom = p.rec.agentId !== undefined && p.rec.agentId !== launch.agentId &&
@@ -684,7 +688,10 @@ export class Scheduler {
         });
         this.#log(`Task ${taskId} is RUNNING`);
       }
-      this.#statsSeenAt.set(taskId, this.#now());
+      // A reconciliation answer only repeats what the master last heard; it
+      // says nothing about the executor being alive, so it must not reset the
+      // stats-silence clock (a frozen executor would never be declared lost).
+      if (status.reason !== "REASON_RECONCILIATION") this.#statsSeenAt.set(taskId, this.#now());
     } else if (TERMINAL_OR_LOST.has(state)) {
       this.#forgetTask(taskId);
       if (inst.rec.status === "DELETING") {
