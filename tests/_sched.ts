@@ -104,6 +104,11 @@ export async function startSched(options: SchedOptions): Promise<Sched> {
       await reading;
       throw new Error(`sched exited: ${stderr}${readLog()}`);
     }
+    // LogFile is honoured: the start-up lines are in the file, not on stderr.
+    assert(
+      readLog().includes(`Starting the HTTP server at port ${httpPort}`),
+      `the log file ${logFile} holds the start-up lines`,
+    );
   } catch (error) {
     if (!exited) child.kill("SIGKILL");
     await status;

@@ -144,6 +144,10 @@ Deno.test("API creates, lists, refuses duplicates and deletes", async () => {
       await new Promise((r) => setTimeout(r, 20));
     }
     assertEquals((await api.call("GET", "/v1/STATUS/cache-1")).status, 404);
+    // The list (served from a cache while the core's state stays the same)
+    // follows the deletion.
+    const after = JSON.parse((await api.call("GET", "/v1/STATUS")).text);
+    assertEquals(after.map((i: { Name: string }) => i.Name), ["single_1"]);
     assertEquals(
       (await api.store.list("/mr-redis/instances/cache-1")).filter((e) =>
         e.key === "/mr-redis/instances/cache-1" || e.key.startsWith("/mr-redis/instances/cache-1/")

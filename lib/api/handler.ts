@@ -28,6 +28,11 @@ export interface InstanceService {
   status(name: string): unknown;
   /** Every instance's STATUS JSON object. */
   list(): unknown[];
+  /**
+   * A number that changes whenever `list()` may answer differently; when
+   * given, the serialized list is reused while it stays the same.
+   */
+  version?(): number;
 }
 
 /** Options of {@linkcode createApiHandler}. */
@@ -101,6 +106,8 @@ export function createApiHandler(
 ): (req: Request) => Promise<Response> {
   const log = options.log ?? ((line: string) => console.error(line));
   const maxBody = options.maxBodyBytes ?? 64 * 1024;
+  /** The serialized STATUS list and the service version it was made at. */
+  let listCache: { version: number; body: string } | undefined;
 
   async function route(req: Request): Promise<Response> {
     const url = new URL(req.url);
@@ -164,7 +171,15 @@ export function createApiHandler(
       }
       case "STATUS": {
         if (args.length === 0 || (args.length === 1 && args[0] === "")) {
-          return json(200, service.list());
+          const version = service.version?.();
+          if (version === undefined) return json(200, service.list());
+          if (listCache?.version !== version) {
+            listCache = { version, body: JSON.stringify(service.list()) };
+          }
+          return new Response(listCache.body, {
+            status: 200,
+            headers: { "content-type": "application/json" },
+          });
         }
         const name = parseName(args.join("/"));
         const view = service.status(name);

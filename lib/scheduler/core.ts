@@ -180,6 +180,7 @@ export class Scheduler {
   #subscribedAt = 0;
   /** When the last Mesos event arrived (proof that the event stream flows). */
   #lastEventAt = 0;
+  #version = 0;
   #placementReasons: Record<string, string> = {};
   #mesos: MesosPort | undefined;
   #subscribed = false;
@@ -307,12 +308,27 @@ export class Scheduler {
 
   /** Runs `fn` after everything queued before it; the single writer of the state. */
   #enqueue<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(fn);
+    // Every change of state happens inside a queued job: bumping the version
+    // as a job starts and ends tells readers (the STATUS list cache) that
+    // what they rendered may be out of date.
+    const run = this.#queue.then(async () => {
+      this.#version++;
+      try {
+        return await fn();
+      } finally {
+        this.#version++;
+      }
+    });
     this.#queue = run.catch(() => {});
     return run;
   }
 
   // ---- reads (synchronous snapshots of the state) ----
+
+  /** Changes whenever the state may have changed (see `#enqueue`). */
+  version(): number {
+    return this.#version;
+  }
 
   /** The STATUS view of one instance, or `undefined`. */
   status(name: string): InstanceView | undefined {
