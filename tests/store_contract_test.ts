@@ -277,8 +277,14 @@ function contract(name: string, setup: () => Promise<Backend>) {
           assert(Date.now() - start < 15_000);
           await backend.up();
           await owner.close();
-          // Once the old owner is gone, the lock can be taken again.
-          const again = await store.lock("lost-lock", { ttlSeconds: 5, timeoutMs: 15_000 });
+          // Once the old owner is gone, the lock can be taken again (after the
+          // server's restart a call may still fail with StoreUnavailableError,
+          // which means "retry").
+          const again = await waitFor(
+            "the lock to be free again",
+            () => store.lock("lost-lock", { ttlSeconds: 5, timeoutMs: 15_000 }),
+            { timeoutMs: 30_000 },
+          );
           await again.release();
         });
       } finally {
