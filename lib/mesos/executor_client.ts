@@ -220,12 +220,14 @@ export class ExecutorClient {
       if (!this.env.checkpoint) {
         return this.#giveUp("Lost the agent and the framework does not checkpoint");
       }
-      if (Date.now() - lostAt >= this.env.recoveryTimeoutMs) {
+      const left = lostAt + this.env.recoveryTimeoutMs - Date.now();
+      if (left <= 0) {
         return this.#giveUp(`Could not reach the agent within ${this.env.recoveryTimeoutMs} ms`);
       }
+      // Capped exponential backoff with jitter; the last wait ends at the deadline.
       const cap = Math.min(this.env.subscriptionBackoffMaxMs, 100 * 2 ** Math.min(attempt++, 20));
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, cap / 2 + Math.random() * cap / 2);
+        const timer = setTimeout(resolve, Math.min(left, cap / 2 + Math.random() * cap / 2));
         this.#stop.signal.addEventListener("abort", () => {
           clearTimeout(timer);
           resolve();
@@ -343,9 +345,11 @@ export class ExecutorClient {
    * Sends a status UPDATE (fills executor_id, uuid, source SOURCE_EXECUTOR,
    * timestamp) and keeps it until the agent ACKNOWLEDGEs it: it is sent
    * again (same uuid) every `updateRetryMs` while subscribed, and in the
-   * next SUBSCRIBE if the connection breaks first. A failed send is not an
-   * error, except a 4xx answer: the agent refused the update itself, so it
-   * is dropped and an {@link ExecutorCallError} thrown. Returns the status.
+   * next SUBSCRIBE if the connection breaks first; while not subscribed
+   * (agent restarting) it is only kept for that SUBSCRIBE. A failed send is
+   * not an error, except a 4xx answer other than 403 (not subscribed): the
+   * agent refused the update itself, so it is dropped and an
+   * {@link ExecutorCallError} thrown. Returns the status.
    */
   async update(update: StatusUpdate): Promise<TaskStatus> {
     const status: TaskStatus = {
@@ -362,10 +366,20 @@ export class ExecutorClient {
   }
 
   async #sendUpdate(key: string, status: TaskStatus, delayMs: number): Promise<void> {
+    if (!this.#subscribed) {
+      // The agent is away (or restarting): the update travels in the next SUBSCRIBE.
+      this.#log(`UPDATE ${status.state} for ${status.task_id.value} waits for the next SUBSCRIBE`);
+      return;
+    }
     try {
       await this.#post({ ...this.#baseCall(), type: "UPDATE", update: { status } });
     } catch (error) {
-      if (error instanceof ExecutorCallError && error.status >= 400 && error.status < 500) {
+      // 403: the agent no longer counts us as subscribed (it restarted); the
+      // update itself is fine and goes in the next SUBSCRIBE.
+      if (
+        error instanceof ExecutorCallError && error.status >= 400 && error.status < 500 &&
+        error.status !== 403
+      ) {
         // Refused for good; kept, it would also make every later SUBSCRIBE fail.
         this.#unackedUpdates.delete(key);
         throw error;

@@ -2,7 +2,11 @@
  * One agent of the local cluster: its resources, its executor HTTP API
  * (`/api/v1/executor`, also `/slave(1)/api/v1/executor`), the executor
  * processes it runs in their sandboxes, and the reliable delivery of their
- * status updates (protocol reference §2 and §6 items 19–24).
+ * status updates (protocol reference §2 and §6 items 19–24). It can also
+ * restart like a Mesos agent with checkpointing: it stops serving without
+ * touching its executors ({@link Agent.pause}), then serves again on the
+ * same port with the same id and state ({@link Agent.resume}) and waits for
+ * its executors to re-subscribe.
  *
  * @module
  */
@@ -61,6 +65,15 @@ export interface AgentOptions {
   workDir: string;
   /** Executor registration timeout (Mesos: 1 min). */
   executorRegistrationTimeoutMs: number;
+  /**
+   * How long a restarted agent waits for a live executor to re-subscribe
+   * before destroying it (Mesos `--executor_reregistration_timeout`, 2 s).
+   */
+  executorReregistrationTimeoutMs: number;
+  /** MESOS_RECOVERY_TIMEOUT given to checkpointing executors (Mesos: 15 min). */
+  recoveryTimeoutMs: number;
+  /** MESOS_SUBSCRIPTION_BACKOFF_MAX given to checkpointing executors (Mesos: 2 s). */
+  subscriptionBackoffMaxMs: number;
   /** Default executor shutdown grace period (Mesos: 5 s). */
   executorShutdownGracePeriodMs: number;
   /** First status update retry interval (Mesos: 10 s). */
@@ -92,9 +105,14 @@ interface Executor {
   tasks: Map<string, AgentTask>;
   child?: Deno.ChildProcess;
   stream?: EventStream;
+  /** Registration or (after a restart) re-registration timer. */
   registrationTimer?: ReturnType<typeof setTimeout>;
   graceTimer?: ReturnType<typeof setTimeout>;
   exited: Promise<void>;
+  /** Subscribed before the agent restarted and not re-subscribed since. */
+  recovering: boolean;
+  /** Set when the executor died (or could not start) while the agent was down. */
+  lostWhileDown?: { message: string; status?: number };
 }
 
 interface ExecutorCall {
@@ -133,9 +151,14 @@ export function waitStatus(status: Deno.CommandStatus): number {
   return (status.code & 0xff) << 8;
 }
 
-/** A duration in stout syntax (`5secs`, `1500ms`), as Mesos writes it into env vars. */
+/**
+ * A duration in stout syntax in the largest unit that holds it whole
+ * (`15mins`, `5secs`, `1500ms`), as Mesos writes it into env vars.
+ */
 export function stoutDuration(ms: number): string {
-  if (ms % 1000 === 0) return `${ms / 1000}secs`;
+  for (const [unit, size] of [["hrs", 3_600_000], ["mins", 60_000], ["secs", 1000]] as const) {
+    if (ms > 0 && ms % size === 0) return `${ms / size}${unit}`;
+  }
   return `${ms}ms`;
 }
 
@@ -179,6 +202,8 @@ export class Agent {
   #server?: Deno.HttpServer<Deno.NetAddr>;
   #port = 0;
   #running = false;
+  /** Stopped serving by {@link pause}, state kept. */
+  #paused = false;
   #executors = new Map<string, Executor>();
   #updates: StatusUpdateManager;
 
@@ -229,22 +254,38 @@ export class Agent {
     };
   }
 
+  /** True while stopped by {@link pause} (state kept, not serving). */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
   /** Starts the executor API server. */
   start(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#server = Deno.serve({
-        hostname: "127.0.0.1",
-        port: 0,
-        onListen: (addr) => {
-          this.#port = addr.port;
-          this.#running = true;
-          resolve();
-        },
-        onError: (error) => {
-          this.options.log(`agent ${this.id}: internal error: ${(error as Error)?.stack ?? error}`);
-          return textResponse(500, "Internal server error");
-        },
-      }, (request) => this.#handle(request));
+    return this.#listen(0);
+  }
+
+  /** Serves the executor API on `port` (0 = any free port). */
+  #listen(port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      try {
+        this.#server = Deno.serve({
+          hostname: "127.0.0.1",
+          port,
+          onListen: (addr) => {
+            this.#port = addr.port;
+            this.#running = true;
+            resolve();
+          },
+          onError: (error) => {
+            this.options.log(
+              `agent ${this.id}: internal error: ${(error as Error)?.stack ?? error}`,
+            );
+            return textResponse(500, "Internal server error");
+          },
+        }, (request) => this.#handle(request));
+      } catch (error) {
+        reject(error);
+      }
     });
   }
 
@@ -253,8 +294,9 @@ export class Agent {
    * SIGKILLed, nothing more is reported to the master, all state is dropped.
    */
   async stop(): Promise<void> {
-    if (!this.#running && !this.#server) return;
+    if (!this.#running && !this.#server && !this.#paused) return;
     this.#running = false;
+    this.#paused = false;
     this.#updates.clear();
     const exits: Promise<void>[] = [];
     for (const ex of this.#executors.values()) {
@@ -268,6 +310,81 @@ export class Agent {
     this.#executors.clear();
     await this.#server?.shutdown();
     this.#server = undefined;
+  }
+
+  /**
+   * Stops the agent process, as for a restart with checkpointing: the
+   * executor API stops serving (executor event streams end) and nothing is
+   * reported or retried, but executor processes keep running and every
+   * executor, task and pending update is kept. Executors that die meanwhile
+   * are reported by {@link resume}.
+   */
+  async pause(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    this.#paused = true;
+    this.#updates.pause();
+    for (const ex of this.#executors.values()) {
+      clearTimeout(ex.registrationTimer);
+      ex.registrationTimer = undefined;
+      if (ex.subscribed) ex.recovering = true;
+      ex.subscribed = false;
+      ex.stream?.close();
+      ex.stream = undefined;
+    }
+    await this.#server?.shutdown();
+    this.#server = undefined;
+    this.options.log(`agent ${this.id}: stopped for a restart`);
+  }
+
+  /**
+   * Serves again on the same port after {@link pause}, with the same id and
+   * state (Mesos agent recovery from its checkpoints): an executor that died
+   * meanwhile gets its live tasks failed (TASK_FAILED,
+   * REASON_EXECUTOR_TERMINATED) and FAILURE sent; a live one that was
+   * subscribed must re-subscribe within `executorReregistrationTimeoutMs`,
+   * else it is destroyed and its tasks become TASK_GONE (partition-aware) or
+   * TASK_LOST with REASON_EXECUTOR_REREGISTRATION_TIMEOUT; one that never
+   * subscribed gets a fresh registration timeout. Pending status updates
+   * are not resent until {@link resendAllUpdates}, so the master can first
+   * re-admit the agent.
+   */
+  async resume(): Promise<void> {
+    if (!this.#paused) return;
+    await this.#listen(this.#port);
+    this.#paused = false;
+    this.options.log(`agent ${this.id}: serving again at ${this.endpoint}`);
+    for (const ex of [...this.#executors.values()]) {
+      if (ex.state === "terminated") continue;
+      if (ex.lostWhileDown) {
+        const { message, status } = ex.lostWhileDown;
+        this.#terminateExecutor(ex, "TASK_FAILED", "REASON_EXECUTOR_TERMINATED", message, status);
+      } else if (ex.recovering) {
+        ex.registrationTimer = setTimeout(
+          () => this.#reregistrationTimedOut(ex),
+          this.options.executorReregistrationTimeoutMs,
+        );
+      } else if (ex.state === "registering") {
+        ex.registrationTimer = setTimeout(
+          () => this.#registrationTimedOut(ex),
+          this.options.executorRegistrationTimeoutMs,
+        );
+      }
+    }
+  }
+
+  /** Resends every pending status update at once (after a restart). */
+  resendAllUpdates(): void {
+    if (this.#running) this.#updates.resendAll();
+  }
+
+  /**
+   * The latest state this agent knows for a task (a pending update's, else
+   * the task's), or `undefined` when it does not know the task.
+   */
+  taskState(frameworkId: string, taskId: string): string | undefined {
+    return this.#updates.latestState(frameworkId, taskId) ??
+      this.#findTask(frameworkId, taskId)?.task.state;
   }
 
   /** Resources held by live executors. */
@@ -296,9 +413,11 @@ export class Agent {
   executorProcess(
     frameworkId: string,
     executorId: string,
-  ): { sandbox: string; pid?: number; state: string } | undefined {
+  ): { sandbox: string; pid?: number; state: string; subscribed: boolean } | undefined {
     const ex = this.#executors.get(key(frameworkId, executorId));
-    return ex ? { sandbox: ex.sandbox, pid: ex.child?.pid, state: ex.state } : undefined;
+    return ex
+      ? { sandbox: ex.sandbox, pid: ex.child?.pid, state: ex.state, subscribed: ex.subscribed }
+      : undefined;
   }
 
   /**
@@ -358,6 +477,7 @@ export class Agent {
       pool: typeof pool === "string" ? emptyPool() : pool,
       tasks: new Map(),
       exited: Promise.resolve(),
+      recovering: false,
     };
   }
 
@@ -370,7 +490,12 @@ export class Agent {
         await fetchUris(ex.info.command?.uris ?? [], ex.sandbox);
       } catch (error) {
         resolveExit();
-        if (!this.#running || ex.state === "terminated") return;
+        if (ex.state === "terminated") return;
+        if (this.#paused) {
+          ex.lostWhileDown = { message: `Failed to fetch URIs: ${(error as Error).message}` };
+          return;
+        }
+        if (!this.#running) return;
         const message = `Failed to fetch URIs for executor "${ex.executorId}": ${
           (error as Error).message
         }`;
@@ -380,6 +505,9 @@ export class Agent {
       }
       if (!this.#running || ex.state !== "fetching") {
         resolveExit();
+        if (this.#paused && ex.state === "fetching") {
+          ex.lostWhileDown = { message: "The agent restarted before the executor was launched" };
+        }
         return;
       }
       try {
@@ -402,6 +530,13 @@ export class Agent {
         // started (its process group: the redis-servers) dies with it.
         killTree(child.pid, "SIGKILL");
         resolveExit();
+        if (this.#paused && ex.state !== "terminated") {
+          ex.lostWhileDown = {
+            message: "Executor terminated while the agent was down",
+            status: waitStatus(status),
+          };
+          return;
+        }
         if (!this.#running) return;
         this.options.log(
           `agent ${this.id}: executor "${ex.executorId}" exited (code ${status.code}${
@@ -448,8 +583,8 @@ export class Agent {
       MESOS_HTTP_COMMAND_EXECUTOR: "0",
     });
     if (checkpoint) {
-      env.MESOS_RECOVERY_TIMEOUT = "15mins";
-      env.MESOS_SUBSCRIPTION_BACKOFF_MAX = "2secs";
+      env.MESOS_RECOVERY_TIMEOUT = stoutDuration(this.options.recoveryTimeoutMs);
+      env.MESOS_SUBSCRIPTION_BACKOFF_MAX = stoutDuration(this.options.subscriptionBackoffMaxMs);
     }
     for (const v of command.environment?.variables ?? []) {
       if (v.type !== "SECRET") env[v.name] = v.value ?? "";
@@ -479,6 +614,26 @@ export class Agent {
         "TASK_FAILED",
         "REASON_EXECUTOR_REGISTRATION_TIMEOUT",
         "Executor did not subscribe within the registration timeout",
+      );
+    }
+    ex.tasks.clear();
+    ex.state = "terminating";
+    if (ex.child) killTree(ex.child.pid, "SIGKILL");
+  }
+
+  #reregistrationTimedOut(ex: Executor): void {
+    if (ex.subscribed || !ex.recovering || ex.state === "terminated") return;
+    ex.recovering = false;
+    const ms = this.options.executorReregistrationTimeoutMs;
+    this.options.log(`agent ${this.id}: executor "${ex.executorId}" did not re-subscribe in time`);
+    const state = hasPartitionAware(ex.frameworkInfo) ? "TASK_GONE" : "TASK_LOST";
+    for (const taskId of ex.tasks.keys()) {
+      this.#agentUpdate(
+        ex,
+        taskId,
+        state,
+        "REASON_EXECUTOR_REREGISTRATION_TIMEOUT",
+        `Executor did not re-subscribe within ${ms} ms after the agent restarted`,
       );
     }
     ex.tasks.clear();
@@ -702,7 +857,8 @@ export class Agent {
     const old = ex.stream;
     ex.stream = stream;
     old?.close();
-    const resubscribe = ex.subscribed;
+    const resubscribe = ex.subscribed || ex.recovering;
+    ex.recovering = false;
     ex.subscribed = true;
     ex.state = "running";
     clearTimeout(ex.registrationTimer);

@@ -3,7 +3,8 @@
  * this process and serves the real Mesos v1 scheduler API
  * (`/api/v1/scheduler`, also `/master/api/v1/scheduler`) with the checks
  * listed in section 6 of `shared/mesos-v1-protocol.md`: offers, launches,
- * reliable status updates, reconciliation, framework failover, agent loss.
+ * reliable status updates, reconciliation, framework failover, agent loss
+ * and agent restarts with checkpointing.
  *
  * @module
  */
@@ -68,6 +69,16 @@ export interface LocalClusterOptions {
   allocationIntervalMs?: number;
   /** Executor registration timeout (default 60000 ms). */
   executorRegistrationTimeoutMs?: number;
+  /**
+   * How long a restarted agent waits for each live executor to re-subscribe
+   * before destroying it (Mesos `--executor_reregistration_timeout`; default
+   * 2000 ms).
+   */
+  executorReregistrationTimeoutMs?: number;
+  /** MESOS_RECOVERY_TIMEOUT given to executors of checkpointing frameworks (default 900000 ms). */
+  recoveryTimeoutMs?: number;
+  /** MESOS_SUBSCRIPTION_BACKOFF_MAX given to executors of checkpointing frameworks (default 2000 ms). */
+  subscriptionBackoffMaxMs?: number;
   /** Default executor shutdown grace period (default 5000 ms). */
   executorShutdownGracePeriodMs?: number;
   /** First status update retry interval (default 10000 ms). */
@@ -254,6 +265,19 @@ export class LocalCluster implements AgentMaster {
         60_000,
         1,
       ),
+      executorReregistrationTimeoutMs: optionInt(
+        "executorReregistrationTimeoutMs",
+        options.executorReregistrationTimeoutMs,
+        2000,
+        1,
+      ),
+      recoveryTimeoutMs: optionInt("recoveryTimeoutMs", options.recoveryTimeoutMs, 900_000, 1),
+      subscriptionBackoffMaxMs: optionInt(
+        "subscriptionBackoffMaxMs",
+        options.subscriptionBackoffMaxMs,
+        2000,
+        1,
+      ),
       executorShutdownGracePeriodMs: optionInt(
         "executorShutdownGracePeriodMs",
         options.executorShutdownGracePeriodMs,
@@ -396,6 +420,9 @@ export class LocalCluster implements AgentMaster {
       ports: { begin: base, end: base + this.#opt.portsPerAgent - 1 },
       workDir: this.#opt.workDir,
       executorRegistrationTimeoutMs: this.#opt.executorRegistrationTimeoutMs,
+      executorReregistrationTimeoutMs: this.#opt.executorReregistrationTimeoutMs,
+      recoveryTimeoutMs: this.#opt.recoveryTimeoutMs,
+      subscriptionBackoffMaxMs: this.#opt.subscriptionBackoffMaxMs,
       executorShutdownGracePeriodMs: this.#opt.executorShutdownGracePeriodMs,
       statusUpdateRetryMs: this.#opt.statusUpdateRetryMs,
       statusUpdateMaxRetryMs: this.#opt.statusUpdateMaxRetryMs,
@@ -438,7 +465,7 @@ export class LocalCluster implements AgentMaster {
     index: number,
     frameworkId: string,
     executorId: string,
-  ): { sandbox: string; pid?: number; state: string } | undefined {
+  ): { sandbox: string; pid?: number; state: string; subscribed: boolean } | undefined {
     return this.#agentAt(index).executorProcess(frameworkId, executorId);
   }
 
@@ -481,7 +508,7 @@ export class LocalCluster implements AgentMaster {
    */
   async stopAgent(index: number): Promise<void> {
     const agent = this.#agentAt(index);
-    if (!agent.running) return;
+    if (!agent.running && !agent.paused) return;
     await agent.stop();
     this.#pingTimers.set(
       index,
@@ -500,6 +527,9 @@ export class LocalCluster implements AgentMaster {
   async startAgent(index: number): Promise<void> {
     const old = this.#agentAt(index);
     if (old.running) return;
+    if (old.paused) {
+      throw new Error(`Cannot start agent ${index} "${old.id}": it is restarting`);
+    }
     const timer = this.#pingTimers.get(index);
     if (timer !== undefined) {
       clearTimeout(timer);
@@ -512,6 +542,84 @@ export class LocalCluster implements AgentMaster {
     this.#allocateSoon();
   }
 
+  /**
+   * Restarts agent `index` like a Mesos agent process restarted with
+   * checkpointing, and resolves once it serves again: it stops serving (its
+   * executors' event streams end, their processes keep running, its offers
+   * are rescinded), stays down `downMs`, then serves on the same port with
+   * the same AgentID and state, waiting for its executors to re-subscribe
+   * (see `Agent.resume`). If `downMs` exceeds `agentPingTimeoutMs`, the
+   * agent is declared unreachable meanwhile and on return re-registers:
+   * every task of it the master had given up gets an UPDATE with the state
+   * the agent knows and REASON_AGENT_REREGISTERED.
+   */
+  async restartAgent(index: number, options: { downMs?: number } = {}): Promise<void> {
+    const downMs = options.downMs ?? 0;
+    if (!Number.isFinite(downMs) || downMs < 0) {
+      throw new RangeError(`Option "downMs" must be a number of at least 0, but got ${downMs}`);
+    }
+    const agent = this.#agentAt(index);
+    if (!agent.running) {
+      throw new Error(`Cannot restart agent ${index} "${agent.id}": it is not running`);
+    }
+    this.#rescindOffersOn(agent);
+    await agent.pause();
+    this.#pingTimers.set(
+      index,
+      setTimeout(() => {
+        this.#pingTimers.delete(index);
+        this.#markUnreachable(agent);
+      }, this.#opt.agentPingTimeoutMs),
+    );
+    await new Promise((resolve) => setTimeout(resolve, downMs));
+    clearTimeout(this.#pingTimers.get(index));
+    this.#pingTimers.delete(index);
+    if (this.#stopped || this.#agents[index] !== agent || !agent.paused) return;
+    await agent.resume();
+    if (this.#unreachableAgents.has(agent.id)) this.#reregister(agent);
+    agent.resendAllUpdates();
+    this.#allocateSoon();
+  }
+
+  /** An unreachable agent is back: its tasks return with the state it reports. */
+  #reregister(agent: Agent): void {
+    this.#unreachableAgents.delete(agent.id);
+    this.#opt.log(`master: agent ${agent.id} re-registered`);
+    for (const fw of this.#frameworks.values()) {
+      for (const task of [...fw.unreachable.values()]) {
+        if (task.agentId !== agent.id) continue;
+        const state = agent.taskState(fw.id, task.taskId);
+        if (state === undefined) continue; // the agent does not know it either
+        fw.unreachable.delete(task.taskId);
+        task.state = state;
+        task.freed = isTerminal(state);
+        task.unreachableTime = undefined;
+        fw.tasks.set(task.taskId, task);
+        this.#send(fw, {
+          type: "UPDATE",
+          update: {
+            status: this.#masterStatus(task.taskId, state, "REASON_AGENT_REREGISTERED", {
+              agentId: agent.id,
+              executorId: task.executorId,
+              message: "Agent reregistered",
+            }),
+          },
+        });
+      }
+    }
+  }
+
+  #rescindOffersOn(agent: Agent): void {
+    for (const offer of [...this.#offers.values()]) {
+      if (offer.agentId !== agent.id) continue;
+      this.#offers.delete(offer.id);
+      this.#send(this.#frameworks.get(offer.frameworkId), {
+        type: "RESCIND",
+        rescind: { offer_id: { value: offer.id } },
+      });
+    }
+  }
+
   #registered(agent: Agent): boolean {
     return this.#agentsById.get(agent.id) === agent && !this.#unreachableAgents.has(agent.id);
   }
@@ -521,14 +629,7 @@ export class LocalCluster implements AgentMaster {
     const now = Date.now();
     this.#unreachableAgents.set(agent.id, now);
     this.#opt.log(`master: agent ${agent.id} is unreachable`);
-    for (const offer of [...this.#offers.values()]) {
-      if (offer.agentId !== agent.id) continue;
-      this.#offers.delete(offer.id);
-      this.#send(this.#frameworks.get(offer.frameworkId), {
-        type: "RESCIND",
-        rescind: { offer_id: { value: offer.id } },
-      });
-    }
+    this.#rescindOffersOn(agent);
     for (const fw of this.#frameworks.values()) {
       const pa = hasCapability(fw.info, "PARTITION_AWARE");
       for (const task of [...fw.tasks.values()]) {

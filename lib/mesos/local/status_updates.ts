@@ -128,6 +128,25 @@ export class StatusUpdateManager {
     }
   }
 
+  /**
+   * Stops every retry timer but keeps the pending updates (the agent
+   * process stopped; with checkpointing they survive on disk). Nothing is
+   * sent until {@link resendAll}.
+   */
+  pause(): void {
+    for (const tasks of this.#streams.values()) {
+      for (const stream of tasks.values()) {
+        clearTimeout(stream.timer);
+        stream.timer = undefined;
+      }
+    }
+  }
+
+  /** Resends every in-flight update of every framework at once (agent recovered). */
+  resendAll(): void {
+    for (const id of this.#streams.keys()) this.resend(id);
+  }
+
   /** Forgets a framework's streams (framework removed). */
   dropFramework(frameworkId: string): void {
     for (const stream of this.#streams.get(frameworkId)?.values() ?? []) clearTimeout(stream.timer);
