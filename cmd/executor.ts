@@ -22,31 +22,23 @@
  */
 
 import { RedisExecutor } from "../lib/executor/mod.ts";
-import { ExecutorClient } from "../lib/mesos/executor_client.ts";
-
-const UNITS: Record<string, number> = {
-  ns: 1e-6,
-  us: 1e-3,
-  ms: 1,
-  secs: 1000,
-  mins: 60_000,
-  hrs: 3_600_000,
-  days: 86_400_000,
-  weeks: 604_800_000,
-};
+import {
+  ExecutorClient,
+  parseDuration as parseStoutDuration,
+} from "../lib/mesos/executor_client.ts";
 
 /**
  * Parses a stout duration (`5secs`, `1.5mins`, `200ms`) into ms; throws a
  * `TypeError` naming the variable and the value when it is not one.
  */
 export function parseDuration(name: string, value: string): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|secs|mins|hrs|days|weeks)\s*$/.exec(value);
-  if (!match) {
+  try {
+    return parseStoutDuration(value);
+  } catch {
     throw new TypeError(
       `Variable "${name}" must be a duration such as "5secs" or "200ms", but got "${value}"`,
     );
   }
-  return Number(match[1]) * UNITS[match[2]!]!;
 }
 
 function isFile(path: string): boolean {
