@@ -84,7 +84,7 @@ Deno.test("API answers every bad request with a 4xx naming what was wrong", asyn
       ["POST", "/v1/STATUS/ok", 405, /use GET/],
       ["GET", "/v1/DELETE/ok", 405, /use DELETE/],
       ["GET", "/v2/STATUS", 404, /No such route/],
-      ["GET", "/", 404, /No such route/],
+      ["GET", "/nope", 404, /No such route/],
       ["GET", "/v1/NOPE/x", 404, /No such route/],
       ["GET", "/v1/STATUS/unknown", 404, /"unknown" not found/],
       ["DELETE", "/v1/DELETE/unknown", 404, /"unknown" not found/],

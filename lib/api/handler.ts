@@ -7,6 +7,7 @@
  * | `GET /v1/STATUS/{name}` | 200 JSON, 404 |
  * | `GET /v1/STATUS` | 200 JSON array |
  * | `DELETE /v1/DELETE/{name}` | 200, 404 |
+ * | `GET /`, `/ui`, `/ui/*` | the web UI ({@linkcode serveUi}) |
  *
  * Every bad request gets a 4xx with one line naming what was wrong; anything
  * unexpected becomes a plain 500, logged, with no internals in the answer.
@@ -17,6 +18,7 @@ import { HttpError } from "./http_error.ts";
 import { parseCreate, parseName } from "./validate.ts";
 import type { CreateParams } from "./validate.ts";
 import { StoreUnavailableError } from "../store/store.ts";
+import { isUiPath, serveUi } from "../ui/serve.ts";
 
 /** What the API needs from the scheduler. */
 export interface InstanceService {
@@ -111,6 +113,7 @@ export function createApiHandler(
 
   async function route(req: Request): Promise<Response> {
     const url = new URL(req.url);
+    if (isUiPath(url.pathname)) return serveUi(req, url.pathname);
     const raw = url.pathname.split("/").slice(1);
     if (raw.length > 2 && raw[raw.length - 1] === "") raw.pop(); // a trailing slash
     const [v1, verbRaw, ...rest] = raw;

@@ -1,0 +1,191 @@
+/**
+ * The web UI's browser side: polls `GET /v1/STATUS` every 2 s, renders it
+ * with `view.js`, and drives the create and delete calls. Same origin only;
+ * data reaches the DOM through `textContent` alone.
+ *
+ * @module
+ */
+import { buildRows, createRequest, renderRows } from "./view.js";
+
+const REFRESH_MS = 2000;
+/** @type {Set<string>} names whose processes are shown */
+const expanded = new Set();
+
+/**
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+function byId(id) {
+  const e = document.getElementById(id);
+  if (!e) throw new Error(`The page has no element #${id}`);
+  return e;
+}
+
+const rowsEl = byId("rows");
+const bannerEl = byId("banner");
+const updatedEl = byId("updated");
+const answerEl = byId("answer");
+const form = /** @type {HTMLFormElement} */ (byId("create"));
+
+/** @type {unknown[]} the last STATUS list */
+let last = [];
+let timer = 0;
+let inFlight = false;
+
+/**
+ * Shows an API answer line under the form (`ok` green, otherwise red).
+ * @param {string} text
+ * @param {boolean} ok
+ */
+function showAnswer(text, ok) {
+  answerEl.textContent = text;
+  answerEl.className = ok ? "answer ok" : "answer err";
+}
+
+/** @param {string | null} message `null` hides the banner */
+function showBanner(message) {
+  if (message === null) {
+    bannerEl.hidden = true;
+    bannerEl.textContent = "";
+  } else {
+    bannerEl.textContent = message;
+    bannerEl.hidden = false;
+  }
+}
+
+/** Whether the user is selecting text in the list (a re-render would lose it). */
+function selecting() {
+  const sel = document.getSelection();
+  return !!sel && !sel.isCollapsed && !!sel.anchorNode && rowsEl.contains(sel.anchorNode);
+}
+
+function render() {
+  if (selecting()) return;
+  rowsEl.replaceChildren(
+    buildRows(document, renderRows(/** @type {never} */ (last)), expanded),
+  );
+}
+
+async function refresh() {
+  if (inFlight) return;
+  inFlight = true;
+  try {
+    const res = await fetch("/v1/STATUS", {
+      headers: { accept: "application/json" },
+      cache: "no-store",
+    });
+    if (!res.ok) {
+      const line = (await res.text()).trim();
+      showBanner(`The scheduler answered ${res.status}: ${line}`);
+      return;
+    }
+    const data = await res.json();
+    if (!Array.isArray(data)) throw new TypeError("STATUS is not a JSON array");
+    last = data;
+    showBanner(null);
+    updatedEl.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+    render();
+  } catch (error) {
+    showBanner(
+      `Cannot reach the scheduler (${
+        error instanceof Error ? error.message : String(error)
+      }); retrying every ${REFRESH_MS / 1000} s…`,
+    );
+  } finally {
+    inFlight = false;
+  }
+}
+
+function schedule() {
+  clearTimeout(timer);
+  timer = setTimeout(async () => {
+    await refresh();
+    schedule();
+  }, REFRESH_MS);
+}
+
+/**
+ * Sends one API call and shows its answer line.
+ * @param {string} method
+ * @param {string} path
+ * @param {string | undefined} body
+ * @returns {Promise<boolean>} whether it succeeded
+ */
+async function call(method, path, body) {
+  try {
+    /** @type {RequestInit} */
+    const init = { method };
+    if (body !== undefined) {
+      init.body = body;
+      init.headers = { "content-type": "application/json" };
+    }
+    const res = await fetch(path, init);
+    const line = (await res.text()).trim();
+    showAnswer(`${res.status} ${line}`, res.ok);
+    return res.ok;
+  } catch (error) {
+    showAnswer(
+      `Cannot reach the scheduler: ${error instanceof Error ? error.message : String(error)}`,
+      false,
+    );
+    return false;
+  }
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const data = new FormData(form);
+  const req = createRequest({
+    name: String(data.get("name") ?? ""),
+    capacity: String(data.get("capacity") ?? ""),
+    slaves: String(data.get("slaves") ?? ""),
+    distribution: String(data.get("distribution") ?? ""),
+  });
+  for (const input of form.querySelectorAll("input")) input.removeAttribute("aria-invalid");
+  if (!req.ok) {
+    form.querySelector(`[name="${req.field}"]`)?.setAttribute("aria-invalid", "true");
+    showAnswer(req.error, false);
+    return;
+  }
+  const button = form.querySelector("button");
+  button?.setAttribute("disabled", "");
+  try {
+    if (await call("POST", req.path, req.body)) await refresh();
+  } finally {
+    button?.removeAttribute("disabled");
+  }
+});
+
+rowsEl.addEventListener("click", async (event) => {
+  const target = /** @type {Element} */ (event.target);
+  const button = target.closest("button[data-action]");
+  if (!button) return;
+  const action = button.getAttribute("data-action");
+  const name = button.getAttribute("data-name") ?? "";
+  if (action === "toggle") {
+    if (expanded.has(name)) expanded.delete(name);
+    else expanded.add(name);
+    render();
+  } else if (action === "delete") {
+    if (!confirm(`Delete instance "${name}"? Its redis processes are killed and its data lost.`)) {
+      return;
+    }
+    if (await call("DELETE", `/v1/DELETE/${encodeURIComponent(name)}`, undefined)) {
+      await refresh();
+    }
+  } else if (action === "copy") {
+    const text = button.getAttribute("data-text") ?? "";
+    try {
+      await navigator.clipboard.writeText(text);
+      button.textContent = "Copied";
+    } catch {
+      // No clipboard (not a secure context): select the line instead.
+      const code = button.parentElement?.querySelector("code");
+      if (code) document.getSelection()?.selectAllChildren(code);
+      button.textContent = "Select and copy";
+    }
+  }
+});
+
+await refresh();
+schedule();
