@@ -88,7 +88,9 @@ Deno.test("UI scripts never put data into the DOM as HTML", async () => {
   for (const file of ["app.js", "view.js"]) {
     const src = await Deno.readTextFile(new URL(`../lib/ui/${file}`, import.meta.url));
     assert(
-      !/\.(innerHTML|outerHTML)\b|insertAdjacentHTML|document\.write|\beval\(|new Function/.test(src),
+      !/\.(innerHTML|outerHTML)\b|insertAdjacentHTML|document\.write|\beval\(|new Function/.test(
+        src,
+      ),
       `${file} builds the DOM with textContent only`,
     );
     assert(!/https?:\/\//.test(src), `${file} reaches no other origin`);
