@@ -18,6 +18,7 @@ import { type ArtifactServer, startArtifactServer } from "../lib/scheduler/artif
 import { buildFrameworkInfo, mesosPort } from "../lib/scheduler/mesos_port.ts";
 import { createApiHandler } from "../lib/api/handler.ts";
 import { SchedulerClient } from "../lib/mesos/scheduler_client.ts";
+import { becomeLeader, type Leadership, standbyHandler } from "../lib/scheduler/leader.ts";
 import { startLocalCluster } from "../lib/mesos/local/mod.ts";
 
 const USAGE = `Usage: sched [-config=FILE] [-DumpEmptyConfig] [-h]
@@ -113,7 +114,27 @@ function localAgents(master: string): number | undefined {
   return m[1] ? Number(m[1]) : 3;
 }
 
-/** Runs the scheduler until SIGINT/SIGTERM; returns the exit code. */
+/** Exit code when this scheduler stops because it lost leadership. */
+const LOST_LEADERSHIP_EXIT = 3;
+
+/** The REST API URL this scheduler advertises while it leads. */
+function advertiseUrl(config: Config, port: number): string {
+  if (config.AdvertiseURL) return config.AdvertiseURL.replace(/\/+$/, "");
+  let host = config.HTTPAddress;
+  if (host === "" || host === "0.0.0.0" || host === "::") {
+    try {
+      host = Deno.hostname();
+    } catch {
+      host = "localhost";
+    }
+  }
+  return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * Runs the scheduler until SIGINT/SIGTERM; returns the exit code: 0 stopped,
+ * 1 a bug, 2 a bad config or command line, 3 lost leadership (etcd, ZooKeeper).
+ */
 export async function main(args: string[]): Promise<number> {
   let flags: Flags;
   try {
@@ -151,6 +172,19 @@ export async function main(args: string[]): Promise<number> {
     log("********************* Starting MrRedis-Scheduler ****************");
     log("*****************************************************************");
 
+    // Stop on SIGINT/SIGTERM, whatever phase we are in.
+    const stopping = new AbortController();
+    const onSignal = () => stopping.abort();
+    Deno.addSignalListener("SIGINT", onSignal);
+    Deno.addSignalListener("SIGTERM", onSignal);
+    cleanups.push(() => {
+      Deno.removeSignalListener("SIGINT", onSignal);
+      Deno.removeSignalListener("SIGTERM", onSignal);
+    });
+    const stopped = new Promise<"stop">((resolve) =>
+      stopping.signal.addEventListener("abort", () => resolve("stop"), { once: true })
+    );
+
     // The store.
     if (config.DBType === "embedded") {
       await Deno.mkdir(parentDir(config.DBEndPoint), { recursive: true });
@@ -158,6 +192,54 @@ export async function main(args: string[]): Promise<number> {
     const store: Store = await openStore({ type: config.DBType, endpoints: config.DBEndPoint });
     cleanups.push(() => store.close());
     log(`Using the store ${store.description}`);
+
+    // The REST API: it answers 503 until this process leads and has loaded
+    // the store, then serves the real handler.
+    const elects = config.DBType !== "embedded";
+    const selfId = crypto.randomUUID();
+    let active: (request: Request) => Response | Promise<Response> = elects
+      ? standbyHandler({ store, prefix: config.StorePrefix, id: selfId })
+      : () =>
+        new Response("This scheduler is starting; try again in a moment", {
+          status: 503,
+          headers: { "retry-after": "1" },
+        });
+    const server = await listen("HTTPPort", config.HTTPPort, () =>
+      Promise.resolve(Deno.serve({
+        hostname: config.HTTPAddress,
+        port: config.HTTPPort,
+        onListen: () => {},
+        onError: (error) => {
+          log(`HTTP handler failed: ${(error as Error)?.stack ?? error}`);
+          return new Response("Internal Server Error", { status: 500 });
+        },
+      }, (request) => active(request))));
+    cleanups.push(() => server.shutdown());
+    log(`Starting the HTTP server at port ${server.addr.port}`);
+
+    // Leader election (etcd, ZooKeeper). The embedded store has one owner by
+    // construction: its SQLite file is locked by the process that opened it.
+    let leadership: Leadership | undefined;
+    if (elects) {
+      const url = advertiseUrl(config, server.addr.port);
+      leadership = await becomeLeader({
+        store,
+        prefix: config.StorePrefix,
+        id: selfId,
+        url,
+        ttlSeconds: config.LeaderTTLSeconds,
+        signal: stopping.signal,
+        log,
+      });
+      if (!leadership) {
+        log("Stopping (was standing by)");
+        await cleanup();
+        return 0;
+      }
+      const held = leadership;
+      cleanups.push(() => held.release());
+      log(`Leading: took the leader lock on ${store.description}; advertising ${url}`);
+    }
 
     // The artifact server, then the core (the ExecutorInfo needs the artifact URL).
     const artifacts: ArtifactServer = await listen(
@@ -194,17 +276,7 @@ export async function main(args: string[]): Promise<number> {
     });
     await core.load();
     cleanups.push(() => core.stop());
-
-    // The REST API.
-    const handler = createApiHandler(core, { log });
-    const server = await listen("HTTPPort", config.HTTPPort, () =>
-      Promise.resolve(Deno.serve({
-        hostname: config.HTTPAddress,
-        port: config.HTTPPort,
-        onListen: () => {},
-      }, handler)));
-    cleanups.push(() => server.shutdown());
-    log(`Starting the HTTP server at port ${server.addr.port}`);
+    active = createApiHandler(core, { log });
 
     // Mesos: the local cluster or a real master.
     let master = config.Master;
@@ -222,6 +294,10 @@ export async function main(args: string[]): Promise<number> {
       master = local.url;
       log(`Started the local Mesos cluster with ${agents} agent(s) at ${master}`);
     }
+    // Another scheduler subscribing with our FrameworkID makes Mesos end our
+    // stream with "Framework failed over": it acts now, so this one must not.
+    let failedOver!: (reason: string) => void;
+    const replaced = new Promise<string>((resolve) => failedOver = resolve);
     const client = new SchedulerClient({
       master,
       frameworkInfo: buildFrameworkInfo({
@@ -231,7 +307,16 @@ export async function main(args: string[]): Promise<number> {
         ...(core.frameworkId ? { frameworkId: core.frameworkId } : {}),
       }),
       ...(core.frameworkId ? { frameworkId: core.frameworkId } : {}),
-      onEvent: (event) => core.handleEvent(event),
+      onEvent: (event) => {
+        if (event.type === "ERROR" && /failed over/i.test(event.error?.message ?? "")) {
+          client.stop().catch(() => {});
+          failedOver(
+            `Mesos says another scheduler took over the framework ("${event.error?.message}")`,
+          );
+          return;
+        }
+        return core.handleEvent(event);
+      },
       onStateChange: (state) => {
         log(`Mesos connection: ${state}`);
         if (state !== "subscribed") core.disconnected().catch(() => {});
@@ -247,16 +332,22 @@ export async function main(args: string[]): Promise<number> {
       }`,
     );
 
-    // Run until told to stop.
-    await new Promise<void>((resolve) => {
-      const stop = () => resolve();
-      Deno.addSignalListener("SIGINT", stop);
-      Deno.addSignalListener("SIGTERM", stop);
-      cleanups.push(() => {
-        Deno.removeSignalListener("SIGINT", stop);
-        Deno.removeSignalListener("SIGTERM", stop);
-      });
-    });
+    // Run until told to stop, or until leadership is gone.
+    const outcome = await Promise.race([
+      stopped,
+      replaced,
+      ...(leadership ? [leadership.lost] : []),
+    ]);
+    if (outcome !== "stop") {
+      log(
+        `Lost leadership: ${outcome}; stopping at once and exiting with code ${LOST_LEADERSHIP_EXIT} ` +
+          "so that a supervisor restarts this scheduler as a standby",
+      );
+      // Stop acting first (the Mesos client is the last cleanup, so the first
+      // run); bound the rest so a dead store cannot keep us alive.
+      await Promise.race([cleanup(), new Promise((r) => setTimeout(r, 3_000))]);
+      return LOST_LEADERSHIP_EXIT;
+    }
     log("Stopping");
     await cleanup();
     return 0;

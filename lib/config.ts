@@ -46,6 +46,13 @@ export interface Config {
   LocalPortsBase: number;
   /** Size of each local agent's `ports` range. */
   LocalPortsPerAgent: number;
+  /**
+   * URL other schedulers name as this one's REST API while it leads (etcd and
+   * ZooKeeper only); empty: `http://{HTTPAddress or the host name}:{HTTPPort}`.
+   */
+  AdvertiseURL: string;
+  /** Lease ttl of the leader lock in seconds (etcd; ZooKeeper uses its session timeout), 2 to 600. */
+  LeaderTTLSeconds: number;
 }
 
 /** A user mistake in the configuration; the message names the field and value. */
@@ -78,6 +85,8 @@ export function defaultConfig(): Config {
     LocalWorkDir: "./mr-redis-data/local",
     LocalPortsBase: 31000,
     LocalPortsPerAgent: 500,
+    AdvertiseURL: "",
+    LeaderTTLSeconds: 10,
   };
 }
 
@@ -102,6 +111,8 @@ const FIELDS: Record<keyof Config, Kind> = {
   LocalWorkDir: "string",
   LocalPortsBase: "port",
   LocalPortsPerAgent: "count",
+  AdvertiseURL: "string",
+  LeaderTTLSeconds: "seconds",
 };
 
 const DB_TYPES: readonly string[] = ["etcd", "zookeeper", "embedded"];
@@ -191,6 +202,20 @@ export function parseConfig(text: string, where = "config"): Config {
   }
   if (result.DBType !== "embedded" && result.DBEndPoint.trim() === "") {
     throw new ConfigError(`${where}: field "DBEndPoint" must name at least one endpoint`);
+  }
+  if (result.LeaderTTLSeconds < 2 || result.LeaderTTLSeconds > 600) {
+    throw new ConfigError(
+      `${where}: field "LeaderTTLSeconds" must be from 2 to 600 seconds, but got ${
+        show(result.LeaderTTLSeconds)
+      }`,
+    );
+  }
+  if (result.AdvertiseURL !== "" && !/^https?:\/\/[^/\s]+\/?$/.test(result.AdvertiseURL)) {
+    throw new ConfigError(
+      `${where}: field "AdvertiseURL" must be empty or an http(s) URL such as "http://sched1:5656", but got ${
+        show(result.AdvertiseURL)
+      }`,
+    );
   }
   if (result.Master.trim() === "") {
     throw new ConfigError(`${where}: field "Master" must not be empty`);

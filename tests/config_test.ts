@@ -44,6 +44,14 @@ Deno.test("fields left out take their defaults", () => {
   assertEquals(parseConfig("{}"), defaultConfig());
 });
 
+Deno.test("the leader election fields parse and default to a derived URL and a 10 s ttl", () => {
+  assertEquals(defaultConfig().AdvertiseURL, "");
+  assertEquals(defaultConfig().LeaderTTLSeconds, 10);
+  const config = parseConfig(`{"AdvertiseURL": "http://sched1:5656", "LeaderTTLSeconds": 5}`);
+  assertEquals(config.AdvertiseURL, "http://sched1:5656");
+  assertEquals(config.LeaderTTLSeconds, 5);
+});
+
 Deno.test("bad configs are refused with a line naming the field and value", async (t) => {
   const cases: [string, RegExp][] = [
     [`{"DBEndpoint": "x"}`, /unknown field "DBEndpoint" \(did you mean "DBEndPoint"\?\)/],
@@ -59,6 +67,12 @@ Deno.test("bad configs are refused with a line naming the field and value", asyn
     [`[1, 2]`, /must be a JSON object/],
     [`{"LocalPortsPerAgent": 0}`, /"LocalPortsPerAgent" must be a whole number.*0/],
     [`{"LocalPortsBase": 65000}`, /"LocalPortsBase" \(65000\).*past 65535/],
+    [`{"LeaderTTLSeconds": 1}`, /"LeaderTTLSeconds" must be from 2 to 600 seconds, but got 1/],
+    [`{"LeaderTTLSeconds": "10"}`, /"LeaderTTLSeconds" must be a non-negative number.*"10"/],
+    [
+      `{"AdvertiseURL": "sched1:5656"}`,
+      /"AdvertiseURL" must be empty or an http\(s\) URL.*"sched1:5656"/,
+    ],
   ];
   for (const [text, message] of cases) {
     await t.step(text, () => {

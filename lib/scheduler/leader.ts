@@ -1,0 +1,312 @@
+/**
+ * Leader election of several `sched` processes sharing one framework (one
+ * store prefix) on etcd or ZooKeeper: the one holding the store lock acts,
+ * the others stand by and answer the REST API with 503 naming the leader.
+ *
+ * The lock is bound to an etcd lease / ZooKeeper session, so a leader that
+ * dies loses it within the lease ttl (session timeout). A leader that loses
+ * it while alive must stop acting at once: {@linkcode Leadership.lost}
+ * resolves with the reason, and `sched` exits.
+ *
+ * @module
+ */
+import { type Lock, type Store, StoreUnavailableError } from "../store/store.ts";
+
+/** Base name of the store lock; the store prefix is appended (see {@linkcode leaderLockName}). */
+export const LEADER_LOCK = "framework-leader";
+
+/**
+ * The lock name for the framework under `prefix`: `framework-leader` followed
+ * by the prefix with every character other than letters, digits, `-` and `_`
+ * written as `.` and two hex digits (`/mr-redis` → `framework-leader.2fmr-redis`).
+ * Lock names are global in the store, so two frameworks on different
+ * prefixes must not share one.
+ */
+export function leaderLockName(prefix: string): string {
+  const escaped = [...new TextEncoder().encode(prefix)].map((b) => {
+    const c = String.fromCharCode(b);
+    return /[A-Za-z0-9_-]/.test(c) ? c : `.${b.toString(16).padStart(2, "0")}`;
+  }).join("");
+  return `${LEADER_LOCK}${escaped}`;
+}
+
+/** The store key holding the current leader's record: `{prefix}/leader`. */
+export function leaderKey(prefix: string): string {
+  return `${prefix.replace(/\/+$/, "")}/leader`;
+}
+
+/** What the leader writes under {@linkcode leaderKey} after taking the lock. */
+export interface LeaderRecord {
+  /** Where the leader's REST API is reached, e.g. `http://sched1:5656`. */
+  URL: string;
+  /** A random id of the leading process, unique per start. */
+  Id: string;
+  /** When it became leader (ISO 8601). */
+  Since: string;
+}
+
+/** Reads the leader record; `undefined` when absent or unreadable. */
+export async function readLeader(store: Store, prefix: string): Promise<LeaderRecord | undefined> {
+  const entry = await store.get(leaderKey(prefix));
+  if (!entry) return undefined;
+  try {
+    const rec = JSON.parse(entry.value) as Partial<LeaderRecord>;
+    if (typeof rec.URL !== "string" || typeof rec.Id !== "string") return undefined;
+    return { URL: rec.URL, Id: rec.Id, Since: String(rec.Since ?? "") };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Options of {@linkcode becomeLeader}. */
+export interface ElectionOptions {
+  /** An etcd or ZooKeeper store (the embedded store needs no election). */
+  store: Store;
+  /** The framework's store prefix. */
+  prefix: string;
+  /** This process's id, written in the leader record (see {@linkcode LeaderRecord.Id}). */
+  id: string;
+  /** This process's advertised REST API URL. */
+  url: string;
+  /** Lease ttl of the lock in seconds (etcd; ZooKeeper uses its session timeout). Default 10. */
+  ttlSeconds?: number;
+  /** How long one attempt waits for the lock before trying again, in ms. Default 15000. */
+  attemptMs?: number;
+  /** Pause after a failed attempt (store unreachable), in ms. Default 1000. */
+  retryMs?: number;
+  /** How often the leader checks the store still names it, in ms. Default 1000. */
+  checkMs?: number;
+  /** Stops waiting: {@linkcode becomeLeader} then resolves `undefined`. */
+  signal?: AbortSignal;
+  /** Log sink. */
+  log: (line: string) => void;
+}
+
+/** Held leadership. */
+export interface Leadership {
+  /**
+   * Resolves (never rejects) with the reason when leadership is gone without
+   * {@linkcode Leadership.release}: the lock was lost (lease or session
+   * expired), another process wrote the leader record, or the store could not
+   * be read for half the ttl (the lease may have run out meanwhile).
+   */
+  readonly lost: Promise<string>;
+  /** Stops the checks, deletes the leader record if still ours, releases the lock. */
+  release(): Promise<void>;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  const v = value ?? fallback;
+  if (!Number.isFinite(v) || v <= 0) {
+    throw new RangeError(`Option "${name}" must be a positive number, but got ${value}`);
+  }
+  return v;
+}
+
+/**
+ * Waits until this process holds the framework's leader lock, then writes the
+ * leader record and watches that it stays leader. While waiting it logs once
+ * that it stands by (and again when the leader it sees changes) and retries
+ * when the store is unreachable. Resolves `undefined` when `signal` aborts
+ * first. Never throws for store failures; throws `RangeError` for bad options.
+ */
+export async function becomeLeader(options: ElectionOptions): Promise<Leadership | undefined> {
+  const ttlSeconds = positive("ttlSeconds", options.ttlSeconds, 10);
+  const attemptMs = positive("attemptMs", options.attemptMs, 15_000);
+  const retryMs = positive("retryMs", options.retryMs, 1_000);
+  const checkMs = positive("checkMs", options.checkMs, 1_000);
+  const { store, prefix, log, signal } = options;
+  const name = leaderLockName(prefix);
+  let told: string | undefined;
+  const tell = async (why: string) => {
+    const leader = await readLeader(store, prefix).catch(() => undefined);
+    const where = leader && leader.Id !== options.id ? leader.URL : "unknown";
+    const line = `Standing by: another scheduler holds the lock "${name}" ` +
+      `on ${store.description}; the leader is at ${where}${why}`;
+    if (told !== where) log(line);
+    told = where;
+  };
+
+  let lock: Lock | undefined;
+  let unavailable = false;
+  while (!lock) {
+    if (signal?.aborted) return undefined;
+    const attempt = store.lock(name, { ttlSeconds, timeoutMs: attemptMs });
+    // Tell once, right after the first attempt did not succeed at once.
+    const early = setTimeout(() => tell("").catch(() => {}), 300);
+    try {
+      lock = await (signal
+        ? Promise.race([
+          attempt,
+          new Promise<undefined>((resolve) =>
+            signal.addEventListener("abort", () => resolve(undefined), { once: true })
+          ),
+        ])
+        : attempt);
+      if (!lock && signal?.aborted) {
+        // Aborted while waiting: release the lock if it still arrives.
+        attempt.then((l) => l.release()).catch(() => {});
+        return undefined;
+      }
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      if (!/Timed out after \d+ ms waiting for lock/.test(error.message)) {
+        if (!unavailable) log(`Cannot take the leader lock yet (retrying): ${error.message}`);
+        unavailable = true;
+        await sleep(retryMs, signal);
+      } else {
+        unavailable = false;
+        await tell("").catch(() => {});
+      }
+    } finally {
+      clearTimeout(early);
+    }
+  }
+  const held = lock;
+
+  let resolveLost!: (reason: string) => void;
+  const lost = new Promise<string>((resolve) => resolveLost = resolve);
+  let over = false;
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const end = (reason: string) => {
+    if (over) return;
+    over = true;
+    clearInterval(timer);
+    resolveLost(reason);
+  };
+  held.lost.then(() => end(`the lock "${name}" was lost (store lease or session expired)`));
+
+  // Write the record; keep trying while the lock holds (the store may blink).
+  const record: LeaderRecord = {
+    URL: options.url,
+    Id: options.id,
+    Since: new Date().toISOString(),
+  };
+  let lastOk = Date.now();
+  for (;;) {
+    if (signal?.aborted) {
+      over = true;
+      await held.release().catch(() => {});
+      return undefined;
+    }
+    try {
+      await store.put(leaderKey(prefix), JSON.stringify(record));
+      lastOk = Date.now();
+      break;
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) {
+        await held.release().catch(() => {});
+        throw error;
+      }
+      if (over || Date.now() - lastOk > (ttlSeconds * 1000) / 2) {
+        over = true;
+        await held.release().catch(() => {});
+        return becomeLeader(options);
+      }
+      await sleep(Math.min(retryMs, 500), signal);
+    }
+  }
+
+  // Watchdog: the store still names us, and answered recently enough that
+  // the lease cannot have run out unnoticed.
+  let checking = false;
+  if (!over) {
+    timer = setInterval(() => {
+      if (over) return;
+      if (Date.now() - lastOk > (ttlSeconds * 1000) / 2) {
+        end(
+          `${store.description} did not answer for ${
+            Math.round((Date.now() - lastOk) / 100) / 10
+          } s; the lock's lease may have run out`,
+        );
+        return;
+      }
+      if (checking) return;
+      checking = true;
+      readLeader(store, prefix).then((rec) => {
+        if (over) return;
+        if (rec && rec.Id !== options.id) {
+          end(`the store names another leader (${rec.URL})`);
+        } else if (!rec) {
+          // Deleted by someone: write it again.
+          return store.put(leaderKey(prefix), JSON.stringify(record)).then(() => {
+            lastOk = Date.now();
+          });
+        } else {
+          lastOk = Date.now();
+        }
+      }).catch(() => {}).finally(() => checking = false);
+    }, checkMs);
+  }
+
+  return {
+    lost,
+    async release() {
+      if (over) return;
+      over = true;
+      clearInterval(timer);
+      try {
+        const rec = await readLeader(store, prefix);
+        if (rec?.Id === options.id) await store.delete(leaderKey(prefix));
+      } catch {
+        // the next leader overwrites it
+      }
+      await held.release().catch(() => {});
+    },
+  };
+}
+
+/** Options of {@linkcode standbyHandler}. */
+export interface StandbyOptions {
+  store: Store;
+  prefix: string;
+  /** This process's id: while the record names it, the answer says it is taking over. */
+  id: string;
+  /** How long a read leader record is reused, in ms. Default 1000. */
+  cacheMs?: number;
+}
+
+/**
+ * The REST API of a standby: every route answers 503 with
+ * `This scheduler is standing by; the leader is at URL`, a `Retry-After: 2`
+ * header and the leader's URL in `X-Mrr-Leader`. It never redirects.
+ */
+export function standbyHandler(options: StandbyOptions): (request: Request) => Promise<Response> {
+  const cacheMs = options.cacheMs ?? 1_000;
+  let cached: { at: number; rec: LeaderRecord | undefined } | undefined;
+  return async (request: Request) => {
+    await request.body?.cancel().catch(() => {});
+    if (!cached || Date.now() - cached.at > cacheMs) {
+      const rec = await readLeader(options.store, options.prefix).catch(() => undefined);
+      cached = { at: Date.now(), rec };
+    }
+    const rec = cached.rec;
+    const headers: Record<string, string> = {
+      "content-type": "text/plain; charset=utf-8",
+      "retry-after": "2",
+    };
+    let text: string;
+    if (rec?.Id === options.id) {
+      text = "This scheduler is taking over as the leader; try again in a moment";
+    } else if (rec) {
+      text = `This scheduler is standing by; the leader is at ${rec.URL}`;
+      headers["x-mrr-leader"] = rec.URL;
+    } else {
+      text = "This scheduler is standing by; the leader is not known yet";
+    }
+    return new Response(text, { status: 503, headers });
+  };
+}
