@@ -353,7 +353,7 @@ Deno.test("UI view builds rows and details through textContent", () => {
     "inst",
   ]);
   const newDetails = open.children[1]!;
-  assertMatch(newDetails.textContent, /No master address yet/);
+  assertEquals(newDetails.textContent, "No process has an address yet.");
   const details = open.children[3]!;
   assertEquals(details.all("code")[0]?.textContent, "redis-cli -h 10.0.0.1 -p 31001");
   const procRows = details.all("tbody")[0]!.children;
@@ -373,6 +373,9 @@ Deno.test("UI view builds rows and details through textContent", () => {
     "-",
   ]);
   assertMatch(details.textContent, /Last event: Promoted p2/);
+
+  const going = buildRows(fakeDocument, rows, new Set(["going"])) as unknown as FakeNode;
+  assertMatch(going.children[4]!.textContent, /^No master address yet\./);
 
   // Odd text (the API forbids such names) stays text.
   const odd = renderRows([{ ...LIST[1]!, Name: "<b>x</b>", Reason: "<script>" }]);

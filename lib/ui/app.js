@@ -26,11 +26,14 @@ const bannerEl = byId("banner");
 const updatedEl = byId("updated");
 const answerEl = byId("answer");
 const form = /** @type {HTMLFormElement} */ (byId("create"));
+const listEl = byId("list");
 
 /** @type {unknown[]} the last STATUS list */
 let last = [];
 let timer = 0;
 let inFlight = false;
+/** @type {string} when the list was last fetched, `""` before the first time */
+let lastOk = "";
 
 /**
  * Shows an API answer line under the form (`ok` green, otherwise red).
@@ -42,14 +45,21 @@ function showAnswer(text, ok) {
   answerEl.className = ok ? "answer ok" : "answer err";
 }
 
-/** @param {string | null} message `null` hides the banner */
+/**
+ * Shows a problem in the banner and greys out the list (it may be stale);
+ * `null` hides the banner.
+ * @param {string | null} message
+ */
 function showBanner(message) {
   if (message === null) {
     bannerEl.hidden = true;
     bannerEl.textContent = "";
+    listEl.classList.remove("stale");
   } else {
-    bannerEl.textContent = message;
+    const since = lastOk ? ` The list below is as of ${lastOk}.` : "";
+    bannerEl.textContent = message + since;
     bannerEl.hidden = false;
+    listEl.classList.add("stale");
   }
 }
 
@@ -82,8 +92,9 @@ async function refresh() {
     const data = await res.json();
     if (!Array.isArray(data)) throw new TypeError("STATUS is not a JSON array");
     last = data;
+    lastOk = new Date().toLocaleTimeString();
     showBanner(null);
-    updatedEl.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+    updatedEl.textContent = `Updated ${lastOk}`;
     render();
   } catch (error) {
     showBanner(

@@ -388,7 +388,7 @@ export function buildDetails(doc, row) {
     copy.setAttribute("data-text", master.cli);
     line.append(code, copy);
     td.append(line);
-  } else {
+  } else if (row.procs.length > 0) {
     td.append(el(doc, "p", "muted", "No master address yet."));
   }
   if (row.lastEvent) td.append(el(doc, "p", "muted", `Last event: ${row.lastEvent}`));
