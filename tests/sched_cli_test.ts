@@ -12,6 +12,9 @@ async function run(...args: string[]) {
     args: ["run", "-A", SCHED, ...args],
     stdout: "piped",
     stderr: "piped",
+    // Each case ends on its own within seconds; a sched that runs on would
+    // otherwise hang the suite.
+    signal: AbortSignal.timeout(60_000),
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
@@ -48,7 +51,9 @@ Deno.test("sched stops with one line and exit code 2 on a user's mistake", async
     const broken = await write("broken.json", "{");
     const noEtcd = await write("etcd.json", {
       DBType: "etcd",
-      DBEndPoint: `127.0.0.1:${freePort()}`,
+      // Nothing listens on port 1 (a free port picked at random could be
+      // taken by another test's etcd meanwhile).
+      DBEndPoint: "127.0.0.1:1",
       HTTPPort: freePort(),
       ArtifactPort: freePort(),
       LogFile: `${dir}/log`,
