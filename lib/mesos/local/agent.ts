@@ -589,6 +589,11 @@ export class Agent {
     for (const v of command.environment?.variables ?? []) {
       if (v.type !== "SECRET") env[v.name] = v.value ?? "";
     }
+    // The sandbox's stdout and stderr exist from the launch on, as in Mesos
+    // (the shell below only appends to them).
+    for (const name of ["stdout", "stderr"]) {
+      Deno.writeFileSync(`${ex.sandbox}/${name}`, new Uint8Array(), { append: true });
+    }
     // Redirect output into the sandbox, then exec the executor in its own session.
     const redirect = 'exec >>stdout 2>>stderr </dev/null; exec "$@"';
     const setsid = findSetsid();
