@@ -7,8 +7,11 @@
 
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { runMrr, show } from "./_mrr.ts";
-import { freePort, tempDir } from "./_util.ts";
+import { tempDir } from "./_util.ts";
 import denoJson from "../deno.json" with { type: "json" };
+
+/** Nothing listens on port 2 (a random free port could be taken by another test meanwhile). */
+const DEAD_ENDPOINT = "http://127.0.0.1:2";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
@@ -352,7 +355,7 @@ Deno.test("a bad MRR_ENDPOINT is a usage mistake naming the variable", async () 
 
 Deno.test("an unreachable scheduler gives one line naming the endpoint and how to fix it", async (t) => {
   await withConfig(async (config) => {
-    const endpoint = `http://127.0.0.1:${freePort()}`;
+    const endpoint = DEAD_ENDPOINT;
     for (
       const args of [["status"], ["status", "-n", "x"], ["create", "-n", "x", "-m", "5"], [
         "delete",
@@ -389,7 +392,7 @@ Deno.test("init checks the scheduler, saves the endpoint, and later commands use
     assertMatch(status.stdout, /^Status = RUNNING\n/);
 
     // MRR_ENDPOINT overrides the saved one.
-    const other = `http://127.0.0.1:${freePort()}`;
+    const other = DEAD_ENDPOINT;
     const overridden = await runMrr(config, ["status"], { MRR_ENDPOINT: other });
     assertEquals(overridden.code, 1, show(overridden));
     assertMatch(overridden.stderr, new RegExp(`cannot reach the scheduler at ${other}`));
@@ -398,7 +401,7 @@ Deno.test("init checks the scheduler, saves the endpoint, and later commands use
 
 Deno.test("init does not save an endpoint that does not answer", async () => {
   await withConfig(async (config) => {
-    const endpoint = `http://127.0.0.1:${freePort()}`;
+    const endpoint = DEAD_ENDPOINT;
     const r = await runMrr(config, ["init", endpoint]);
     assertEquals(r.code, 1, show(r));
     assertMatch(r.stderr, /^Error: cannot reach the scheduler at http:\/\/127\.0\.0\.1:\d+: /);
