@@ -242,19 +242,46 @@ export async function main(args: string[]): Promise<number> {
     }
 
     // The artifact server, then the core (the ExecutorInfo needs the artifact URL).
-    const artifacts: ArtifactServer = await listen(
-      "ArtifactPort",
-      config.ArtifactPort,
-      () =>
-        startArtifactServer({
-          hostname: config.ArtifactIP,
-          port: config.ArtifactPort,
-          executorPath: config.ExecutorPath,
-          redisServerPath: config.RedisServerPath,
-          log,
-        }),
-    );
-    cleanups.push(() => artifacts.stop());
+    const startArtifacts = () =>
+      listen(
+        "ArtifactPort",
+        config.ArtifactPort,
+        () =>
+          startArtifactServer({
+            hostname: config.ArtifactIP,
+            port: config.ArtifactPort,
+            executorPath: config.ExecutorPath,
+            redisServerPath: config.RedisServerPath,
+            log,
+          }),
+      );
+    let artifacts: ArtifactServer | undefined;
+    if (leadership) {
+      // A previous leader on this host may still hold the port while it
+      // stops: wait for it (the ArtifactPort must stay the same, for the
+      // ExecutorInfo of running executors must not change).
+      let gone: string | undefined;
+      leadership.lost.then((reason) => gone = reason);
+      const deadline = Date.now() + 2 * config.LeaderTTLSeconds * 1000;
+      for (let told = false; !artifacts; told = true) {
+        try {
+          artifacts = await startArtifacts();
+        } catch (error) {
+          if (!/in use/.test((error as Error).message) || Date.now() > deadline) throw error;
+          if (!told) log(`${(error as Error).message}; waiting for the previous leader to free it`);
+          await new Promise((r) => setTimeout(r, 250));
+          if (gone !== undefined || stopping.signal.aborted) {
+            log(`Stopping before acting: ${gone ?? "told to stop"}`);
+            await cleanup();
+            return gone !== undefined ? LOST_LEADERSHIP_EXIT : 0;
+          }
+        }
+      }
+    } else {
+      artifacts = await startArtifacts();
+    }
+    const artifactServer = artifacts;
+    cleanups.push(() => artifactServer.stop());
     log(
       `Starting the artifact server at port ${artifacts.port}, shipping ${artifacts.executorSource}`,
     );
