@@ -18,7 +18,12 @@ import { type ArtifactServer, startArtifactServer } from "../lib/scheduler/artif
 import { buildFrameworkInfo, mesosPort } from "../lib/scheduler/mesos_port.ts";
 import { createApiHandler } from "../lib/api/handler.ts";
 import { SchedulerClient } from "../lib/mesos/scheduler_client.ts";
-import { becomeLeader, type Leadership, standbyHandler } from "../lib/scheduler/leader.ts";
+import {
+  becomeLeader,
+  type Leadership,
+  standbyHandler,
+  standbyReads,
+} from "../lib/scheduler/leader.ts";
 import { startLocalCluster } from "../lib/mesos/local/mod.ts";
 
 const USAGE = `Usage: sched [-config=FILE] [-DumpEmptyConfig] [-h]
@@ -197,8 +202,10 @@ export async function main(args: string[]): Promise<number> {
     // the store, then serves the real handler.
     const elects = config.DBType !== "embedded";
     const selfId = crypto.randomUUID();
+    const standby = standbyHandler({ store, prefix: config.StorePrefix, id: selfId });
+    const reads = standbyReads({ store, prefix: config.StorePrefix });
     let active: (request: Request) => Response | Promise<Response> = elects
-      ? standbyHandler({ store, prefix: config.StorePrefix, id: selfId })
+      ? (request) => reads(request) ?? standby(request)
       : () =>
         new Response("This scheduler is starting; try again in a moment", {
           status: 503,

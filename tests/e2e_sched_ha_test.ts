@@ -135,14 +135,35 @@ async function spawnSched(shared: Shared, name: string, httpPort: number): Promi
   return sched;
 }
 
-/** GET /v1/STATUS: status code and text. */
-async function probe(sched: Sched): Promise<{ status: number; text: string; leader: string }> {
+/**
+ * Whether `sched` leads: a standby answers STATUS too (read-only, from the
+ * store, marked `X-Mrr-Role: standby`) but refuses every change with 503.
+ */
+async function leads(sched: Sched): Promise<boolean> {
   const res = await fetch(`${sched.url}/v1/STATUS`, { signal: AbortSignal.timeout(3_000) });
+  await res.body?.cancel();
+  return res.status === 200 && res.headers.get("x-mrr-role") === null;
+}
+
+/** DELETE of a name nobody uses: 404 from a leader, 503 naming the leader from a standby. */
+async function probe(sched: Sched): Promise<{ status: number; text: string; leader: string }> {
+  const res = await fetch(`${sched.url}/v1/DELETE/no-such-instance`, {
+    method: "DELETE",
+    signal: AbortSignal.timeout(3_000),
+  });
   return {
     status: res.status,
-    text: await res.text(),
+    text: (await res.text()).trim(),
     leader: res.headers.get("x-mrr-leader") ?? "",
   };
+}
+
+/** The STATUS list as a standby serves it: 200, marked standby, names in order. */
+async function standbyList(sched: Sched): Promise<string[]> {
+  const res = await fetch(`${sched.url}/v1/STATUS`, { signal: AbortSignal.timeout(3_000) });
+  assertEquals(res.status, 200);
+  assertEquals(res.headers.get("x-mrr-role"), "standby");
+  return (await res.json() as { Name: string }[]).map((i) => i.Name);
 }
 
 async function haScenario(
@@ -175,7 +196,7 @@ async function haScenario(
   try {
     let a = await spawnSched(shared, "a", portA);
     running.push(a);
-    await waitFor("A to lead", async () => (await probe(a)).status === 200, { timeoutMs: 20_000 });
+    await waitFor("A to lead", () => leads(a), { timeoutMs: 20_000 });
     const b = await spawnSched(shared, "b", portB);
     running.push(b);
 
@@ -189,6 +210,7 @@ async function haScenario(
       assertEquals(answer.leader, a.url);
       const post = await create(b, "nope", 20, 0);
       assertEquals(post.status, 503, "a standby refuses CREATE too");
+      assertEquals(await standbyList(b), [], "a standby lists what the store holds");
       await waitFor("B logs that it stands by", () => /Standing by: .*leader is at /.test(b.log()));
       assert(!/Leading:/.test(b.log()), "B does not lead");
     });
@@ -205,7 +227,7 @@ async function haScenario(
       await a.kill();
       const killedAt = Date.now();
       const logOffset = b.log().length;
-      await waitFor("B to lead", async () => (await probe(b)).status === 200, {
+      await waitFor("B to lead", () => leads(b), {
         timeoutMs: (ttlSeconds + 15) * 1000,
         intervalMs: 100,
       });
@@ -245,6 +267,8 @@ async function haScenario(
       assertEquals(answer.status, 503);
       assertMatch(answer.text, new RegExp(`standing by; the leader is at ${b.url}$`));
       assertEquals((await status(b, "ha"))?.Name, "ha");
+      // A restarted scheduler lists every instance at once, while standing by.
+      assertEquals(await standbyList(a), ["ha", "fresh"]);
     });
 
     let leader: Proc = b;
@@ -271,7 +295,7 @@ async function haScenario(
           ]);
           assertEquals(code, 3, `B's exit code${logTail(b)}`);
           assertMatch(b.log(), /Lost leadership: .*exiting with code 3/);
-          await waitFor("A to serve", async () => (await probe(a)).status === 200, {
+          await waitFor("A to serve", () => leads(a), {
             timeoutMs: 15_000,
           });
           leader = a;

@@ -5,7 +5,7 @@
  * CREATEs work.
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { freePort, tempDir } from "./_util.ts";
+import { freePort, tempDir, waitFor } from "./_util.ts";
 import { startEtcd } from "./_services.ts";
 import {
   create,
@@ -89,8 +89,15 @@ Deno.test({
       }
       // Nothing was relaunched.
       assert(!/Launching keep\./.test(sched.log().slice(logOffset)), "no relaunch after restart");
-      // New work is accepted.
-      assertEquals((await create(sched, "fresh", 20, 0)).status, 201);
+      // New work is accepted once this process holds the leader lock (the
+      // killed one's lease runs out within its ttl; until then STATUS is
+      // served read-only and changes answer 503).
+      const restarted = sched;
+      const accepted = await waitFor("the restarted sched to accept a CREATE", async () => {
+        const res = await create(restarted, "fresh", 20, 0);
+        return res.status === 503 ? undefined : res;
+      }, { timeoutMs: 30_000, intervalMs: 500 });
+      assertEquals(accepted.status, 201, accepted.text);
       await waitRunning(sched, "fresh", 60_000);
 
       // A clean stop (SIGTERM) with a remote master leaves the tasks running.

@@ -241,7 +241,7 @@ export class Scheduler {
    * Loads the framework id and every instance with its processes from the
    * store, eagerly, so STATUS lists them at once. Starts the timer tick.
    */
-  async load(): Promise<void> {
+  async load(options: { readOnly?: boolean } = {}): Promise<void> {
     const fw = await this.#store.get(this.#fwKey());
     if (fw) {
       this.#frameworkId = fw.value || undefined;
@@ -272,13 +272,13 @@ export class Scheduler {
     for (const p of procs) {
       const inst = this.#instances.get(p.name);
       if (inst) inst.procs.set(p.id, { rec: p.rec, version: p.version });
-      else {
+      else if (!options.readOnly) {
         this.#log(`Removing orphan process key of unknown instance "${p.name}"`);
         await this.#store.delete(this.#procKey(p.name, p.id)).catch(() => {});
       }
     }
     this.#log(`Loaded ${this.#instances.size} instance(s) from ${this.#store.description}`);
-    if (this.#tickMs > 0) {
+    if (this.#tickMs > 0 && !options.readOnly) {
       this.#timer = setInterval(() => {
         this.tick().catch(() => {});
       }, this.#tickMs);

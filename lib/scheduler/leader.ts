@@ -11,6 +11,11 @@
  * @module
  */
 import { type Lock, type Store, StoreUnavailableError } from "../store/store.ts";
+import { createApiHandler } from "../api/handler.ts";
+import { HttpError } from "../api/http_error.ts";
+import { Scheduler } from "./core.ts";
+import { DEFAULT_RESOURCES } from "./match.ts";
+import { buildExecutorInfo } from "./tasks.ts";
 
 /** Base name of the store lock; the store prefix is appended (see {@linkcode leaderLockName}). */
 export const LEADER_LOCK = "framework-leader";
@@ -308,5 +313,82 @@ export function standbyHandler(options: StandbyOptions): (request: Request) => P
       text = "This scheduler is standing by; the leader is not known yet";
     }
     return new Response(text, { status: 503, headers });
+  };
+}
+
+/** Options of {@linkcode standbyReads}. */
+export interface StandbyReadsOptions {
+  store: Store;
+  prefix: string;
+  /** How long a snapshot of the store is reused, in ms. Default 1000. */
+  refreshMs?: number;
+}
+
+/**
+ * The read side of a standby: `GET /v1/STATUS` and `GET /v1/STATUS/{name}`
+ * answered from a read-only snapshot of the store (reloaded at most every
+ * `refreshMs`), so a restarted or standing-by scheduler lists every instance
+ * at once, with the addresses the leader recorded (no live stats: memory and
+ * clients read 0). It writes nothing. Returns `undefined` for every other
+ * request, which the caller answers with {@linkcode standbyHandler}.
+ */
+export function standbyReads(
+  options: StandbyReadsOptions,
+): (request: Request) => Promise<Response> | undefined {
+  const refreshMs = options.refreshMs ?? 1_000;
+  let snapshot: { at: number; core: Scheduler } | undefined;
+  let loading: Promise<Scheduler> | undefined;
+  const current = async (): Promise<Scheduler> => {
+    if (snapshot && Date.now() - snapshot.at < refreshMs) return snapshot.core;
+    loading ??= (async () => {
+      try {
+        const core = new Scheduler({
+          store: options.store,
+          prefix: options.prefix,
+          // Never used: a snapshot launches nothing.
+          executorInfo: buildExecutorInfo({
+            artifactUrl: "http://127.0.0.1:0",
+            shipsRedisServer: false,
+            resources: DEFAULT_RESOURCES,
+          }),
+          tickMs: 0,
+        });
+        await core.load({ readOnly: true });
+        snapshot = { at: Date.now(), core };
+        return core;
+      } finally {
+        loading = undefined;
+      }
+    })();
+    return await loading;
+  };
+  const refuse = () =>
+    Promise.reject(new HttpError(503, "This scheduler is standing by; it only answers STATUS"));
+  let core: Scheduler | undefined;
+  const api = createApiHandler({
+    create: refuse,
+    delete: refuse,
+    status: (name) => core!.status(name),
+    list: () => core!.list(),
+  });
+  return (request) => {
+    const path = new URL(request.url).pathname;
+    if (request.method !== "GET" || !/^\/v1\/STATUS(\/|$)/.test(path)) return undefined;
+    return (async () => {
+      try {
+        core = await current();
+      } catch (error) {
+        const why = error instanceof StoreUnavailableError
+          ? "the state store is unavailable"
+          : (error as Error).message;
+        return new Response(`This scheduler is standing by and cannot read the store: ${why}\n`, {
+          status: 503,
+          headers: { "content-type": "text/plain; charset=utf-8", "retry-after": "2" },
+        });
+      }
+      const response = await api(request);
+      response.headers.set("x-mrr-role", "standby");
+      return response;
+    })();
   };
 }
