@@ -34,10 +34,6 @@ interface Shared {
   ttlSeconds: number;
 }
 
-/**
- * Starts a sched process and waits until its API answers at all (200 when it
- * leads, 503 when it stands by); `name` keeps its config and log apart.
- */
 /** A sched process the test can pause and whose exit code it can read. */
 interface Proc extends Sched {
   /** Sends a signal (SIGSTOP / SIGCONT). */
@@ -46,6 +42,10 @@ interface Proc extends Sched {
   readonly exited: Promise<number>;
 }
 
+/**
+ * Starts a sched process and waits until its API answers at all (as the
+ * leader, or read-only as a standby); `name` keeps its config and log apart.
+ */
 async function spawnSched(shared: Shared, name: string, httpPort: number): Promise<Proc> {
   const dir = `${shared.dir}/${name}`;
   await Deno.mkdir(dir, { recursive: true });
