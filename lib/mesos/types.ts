@@ -373,6 +373,18 @@ export type TaskState =
   | "TASK_GONE_BY_OPERATOR"
   | "TASK_UNKNOWN";
 
+/** Terminal task states, as Mesos defines them (TASK_UNREACHABLE and TASK_UNKNOWN are not). */
+export const TERMINAL_TASK_STATES: ReadonlySet<string> = new Set<TaskState>([
+  "TASK_FINISHED",
+  "TASK_FAILED",
+  "TASK_KILLED",
+  "TASK_ERROR",
+  "TASK_LOST",
+  "TASK_DROPPED",
+  "TASK_GONE",
+  "TASK_GONE_BY_OPERATOR",
+]);
+
 /** `mesos.v1.TaskStatus.Source`. */
 export type TaskStatusSource = "SOURCE_MASTER" | "SOURCE_AGENT" | "SOURCE_EXECUTOR";
 

@@ -8,13 +8,14 @@
  * @module
  */
 import type { Store } from "../store/store.ts";
-import type {
-  ExecutorInfo,
-  Offer,
-  SchedulerEvent,
-  TaskInfo,
-  TaskState,
-  TaskStatus,
+import {
+  type ExecutorInfo,
+  type Offer,
+  type SchedulerEvent,
+  type TaskInfo,
+  type TaskState,
+  type TaskStatus,
+  TERMINAL_TASK_STATES,
 } from "../mesos/types.ts";
 import type { InstanceRecord, InstanceType, ProcessRecord } from "../model.ts";
 import {
@@ -121,15 +122,9 @@ export class ConflictError extends Error {
   }
 }
 
-const TERMINAL_OR_LOST = new Set<TaskState>([
-  "TASK_FINISHED",
-  "TASK_FAILED",
-  "TASK_KILLED",
-  "TASK_ERROR",
-  "TASK_LOST",
-  "TASK_DROPPED",
-  "TASK_GONE",
-  "TASK_GONE_BY_OPERATOR",
+/** Terminal states, and the two after which the task may be gone as far as we know. */
+const TERMINAL_OR_LOST: ReadonlySet<string> = new Set([
+  ...TERMINAL_TASK_STATES,
   "TASK_UNREACHABLE",
   "TASK_UNKNOWN",
 ]);

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { TERMINAL_TASK_STATES } from "../types.ts";
 
 /** A Mesos id wrapper (`FrameworkID`, `AgentID`, `TaskID`, ...). */
 export interface Id {
@@ -178,16 +179,7 @@ export interface FrameworkInfo {
 }
 
 /** Terminal task states (TASK_UNREACHABLE and TASK_UNKNOWN are not). */
-export const TERMINAL_STATES: ReadonlySet<string> = new Set([
-  "TASK_FINISHED",
-  "TASK_FAILED",
-  "TASK_KILLED",
-  "TASK_ERROR",
-  "TASK_LOST",
-  "TASK_DROPPED",
-  "TASK_GONE",
-  "TASK_GONE_BY_OPERATOR",
-]);
+export const TERMINAL_STATES: ReadonlySet<string> = TERMINAL_TASK_STATES;
 
 /** True for a terminal task state. */
 export function isTerminal(state: string): boolean {
