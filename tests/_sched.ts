@@ -67,11 +67,71 @@ export async function startSched(options: SchedOptions): Promise<Sched> {
       ? { LocalPortsBase: options.localPortsBase, LocalPortsPerAgent: 500 }
       : {}),
   };
-  const configPath = `${options.dir}/config.json`;
+  const proc = await spawnSchedProcess(options.dir, config);
+  const url = `http://127.0.0.1:${httpPort}`;
+  try {
+    const answered = await waitFor("sched to answer GET /v1/STATUS", async () => {
+      if (proc.exited) return "exited"; // stop waiting at once
+      const res = await fetch(`${url}/v1/STATUS`);
+      await res.body?.cancel();
+      return res.ok ? "ok" : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 200 });
+    if (answered === "exited") {
+      await proc.kill();
+      throw new Error(`sched exited: ${proc.log()}`);
+    }
+    // LogFile is honoured: the start-up lines are in the file, not on stderr.
+    assert(
+      proc.log().includes(`Starting the HTTP server at port ${httpPort}`),
+      `the log file ${logFile} holds the start-up lines`,
+    );
+  } catch (error) {
+    await proc.kill();
+    throw error;
+  }
+  return {
+    url,
+    httpPort,
+    artifactPort,
+    prefix,
+    logFile,
+    options,
+    log: proc.log,
+    stop: proc.stop,
+    kill: proc.kill,
+  };
+}
+
+/** A `sched` process: its log, signals and ends. */
+export interface SchedProcess {
+  /** The log file and stderr so far. */
+  log(): string;
+  /** Whether it has exited. */
+  readonly exited: boolean;
+  /** Resolves with the exit code. */
+  readonly exitCode: Promise<number>;
+  /** Sends a signal while it runs (SIGSTOP, SIGCONT, ...). */
+  signal(signal: Deno.Signal): void;
+  /** SIGCONT (in case it is paused) and SIGTERM, SIGKILL after 15 s; waits for the exit. */
+  stop(): Promise<void>;
+  /** SIGKILL; waits for the exit. */
+  kill(): Promise<void>;
+}
+
+/**
+ * Writes `config` to `<dir>/config.json` and runs `deno run -A cmd/sched.ts
+ * -config=...` in `dir` (its log goes to `config.LogFile`); does not wait
+ * for the API.
+ */
+export async function spawnSchedProcess(
+  dir: string,
+  config: Record<string, unknown> & { LogFile: string },
+): Promise<SchedProcess> {
+  const configPath = `${dir}/config.json`;
   await Deno.writeTextFile(configPath, JSON.stringify(config, null, 2));
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}cmd/sched.ts`, `-config=${configPath}`],
-    cwd: options.dir,
+    cwd: dir,
     stdout: "null",
     stderr: "piped",
   }).spawn();
@@ -80,63 +140,41 @@ export async function startSched(options: SchedOptions): Promise<Sched> {
     const decoder = new TextDecoder();
     for await (const chunk of child.stderr) stderr += decoder.decode(chunk);
   })();
-  const url = `http://127.0.0.1:${httpPort}`;
-  const readLog = () => {
-    try {
-      return Deno.readTextFileSync(logFile);
-    } catch {
-      return "";
-    }
-  };
   let exited = false;
   const status = child.status.then((s) => {
     exited = true;
     return s;
   });
-  try {
-    const answered = await waitFor("sched to answer GET /v1/STATUS", async () => {
-      if (exited) return "exited"; // stop waiting at once
-      const res = await fetch(`${url}/v1/STATUS`);
-      await res.body?.cancel();
-      return res.ok ? "ok" : undefined;
-    }, { timeoutMs: 60_000, intervalMs: 200 });
-    if (answered === "exited") {
-      await reading;
-      throw new Error(`sched exited: ${stderr}${readLog()}`);
+  const readLog = () => {
+    try {
+      return Deno.readTextFileSync(config.LogFile);
+    } catch {
+      return "";
     }
-    // LogFile is honoured: the start-up lines are in the file, not on stderr.
-    assert(
-      readLog().includes(`Starting the HTTP server at port ${httpPort}`),
-      `the log file ${logFile} holds the start-up lines`,
-    );
-  } catch (error) {
-    if (!exited) child.kill("SIGKILL");
-    await status;
-    await reading;
-    throw error;
-  }
+  };
   const finish = async () => {
     await status;
     await reading;
   };
+  const signal = (sig: Deno.Signal) => {
+    if (!exited) child.kill(sig);
+  };
   return {
-    url,
-    httpPort,
-    artifactPort,
-    prefix,
-    logFile,
-    options,
     log: () => readLog() + stderr,
+    get exited() {
+      return exited;
+    },
+    exitCode: status.then((s) => s.code),
+    signal,
     async stop() {
-      if (!exited) child.kill("SIGTERM");
-      const timer = setTimeout(() => {
-        if (!exited) child.kill("SIGKILL");
-      }, 15_000);
+      signal("SIGCONT");
+      signal("SIGTERM");
+      const timer = setTimeout(() => signal("SIGKILL"), 15_000);
       await finish();
       clearTimeout(timer);
     },
     async kill() {
-      if (!exited) child.kill("SIGKILL");
+      signal("SIGKILL");
       await finish();
     },
   };

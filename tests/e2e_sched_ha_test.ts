@@ -15,13 +15,12 @@ import {
   list,
   redisPids,
   type Sched,
+  spawnSchedProcess,
   status,
   waitRunning,
 } from "./_sched.ts";
 import { assertKeys, logTail, writeAcked } from "./_failover.ts";
 import { startLocalCluster } from "../lib/mesos/local/mod.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
 
 /** What both schedulers share; only the HTTP port and the log differ. */
 interface Shared {
@@ -65,65 +64,24 @@ async function spawnSched(shared: Shared, name: string, httpPort: number): Promi
     StorePrefix: shared.prefix,
     LeaderTTLSeconds: shared.ttlSeconds,
   };
-  const configPath = `${dir}/config.json`;
-  await Deno.writeTextFile(configPath, JSON.stringify(config, null, 2));
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}cmd/sched.ts`, `-config=${configPath}`],
-    cwd: dir,
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  let stderr = "";
-  const reading = (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of child.stderr) stderr += decoder.decode(chunk);
-  })();
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
-  const readLog = () => {
-    try {
-      return Deno.readTextFileSync(logFile);
-    } catch {
-      return "";
-    }
-  };
+  const proc = await spawnSchedProcess(dir, config);
   const url = `http://127.0.0.1:${httpPort}`;
-  const finish = async () => {
-    await status;
-    await reading;
-  };
   const sched: Proc = {
-    signal: (sig) => {
-      if (!exited) child.kill(sig);
-    },
-    exited: status.then((s) => s.code),
+    signal: proc.signal,
+    exited: proc.exitCode,
     url,
     httpPort,
     artifactPort: shared.artifactPort,
     prefix: shared.prefix,
     logFile,
     options: { dir, dbType: shared.dbType },
-    log: () => readLog() + stderr,
-    async stop() {
-      if (!exited) child.kill("SIGCONT");
-      if (!exited) child.kill("SIGTERM");
-      const timer = setTimeout(() => {
-        if (!exited) child.kill("SIGKILL");
-      }, 15_000);
-      await finish();
-      clearTimeout(timer);
-    },
-    async kill() {
-      if (!exited) child.kill("SIGKILL");
-      await finish();
-    },
+    log: proc.log,
+    stop: proc.stop,
+    kill: proc.kill,
   };
   try {
     await waitFor(`sched ${name} to answer`, async () => {
-      if (exited) throw new Error(`sched ${name} exited: ${sched.log()}`);
+      if (proc.exited) throw new Error(`sched ${name} exited: ${sched.log()}`);
       const res = await fetch(`${url}/v1/STATUS`);
       await res.body?.cancel();
       return true;
