@@ -17,6 +17,7 @@ import { buildExecutorInfo } from "../lib/scheduler/tasks.ts";
 import { type ArtifactServer, startArtifactServer } from "../lib/scheduler/artifacts.ts";
 import { buildFrameworkInfo, mesosPort } from "../lib/scheduler/mesos_port.ts";
 import { createApiHandler } from "../lib/api/handler.ts";
+import { ApiTokens, type ContextHandler, exposureProblem, guardApi } from "../lib/api/auth.ts";
 import { SchedulerClient } from "../lib/mesos/scheduler_client.ts";
 import {
   becomeLeader,
@@ -123,7 +124,7 @@ function localAgents(master: string): number | undefined {
 const LOST_LEADERSHIP_EXIT = 3;
 
 /** The REST API URL this scheduler advertises while it leads. */
-function advertiseUrl(config: Config, port: number): string {
+function advertiseUrl(config: Config, port: number, https: boolean): string {
   if (config.AdvertiseURL) return config.AdvertiseURL.replace(/\/+$/, "");
   let host = config.HTTPAddress;
   if (host === "" || host === "0.0.0.0" || host === "::") {
@@ -133,7 +134,24 @@ function advertiseUrl(config: Config, port: number): string {
       host = "localhost";
     }
   }
-  return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  return `${https ? "https" : "http"}://${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+/** Reads `CertFile` and `KeyFile` when given; a missing file is a {@linkcode ConfigError}. */
+async function readTls(config: Config): Promise<{ cert: string; key: string } | undefined> {
+  if (!config.CertFile) return undefined;
+  const read = async (field: string, path: string) => {
+    try {
+      return await Deno.readTextFile(path);
+    } catch (error) {
+      const why = error instanceof Deno.errors.NotFound ? "no such file" : (error as Error).message;
+      throw new ConfigError(`Cannot read ${field} "${path}": ${why}`);
+    }
+  };
+  return {
+    cert: await read("CertFile", config.CertFile),
+    key: await read("KeyFile", config.KeyFile),
+  };
 }
 
 /**
@@ -170,9 +188,13 @@ export async function main(args: string[]): Promise<number> {
   };
   try {
     const config: Config = flags.config ? await loadConfigFile(flags.config) : defaultConfig();
+    const exposed = exposureProblem(config);
+    if (exposed) throw new ConfigError(exposed);
+    const tls = await readTls(config);
     const logger = makeLogger(config.LogFile);
     cleanups.push(() => logger.close());
     const log = logger.log;
+    const tokens = ApiTokens.load({ token: config.APIToken, file: config.APITokenFile, log });
     log("*****************************************************************");
     log("********************* Starting MrRedis-Scheduler ****************");
     log("*****************************************************************");
@@ -204,31 +226,40 @@ export async function main(args: string[]): Promise<number> {
     const selfId = crypto.randomUUID();
     const standby = standbyHandler({ store, prefix: config.StorePrefix, id: selfId });
     const reads = standbyReads({ store, prefix: config.StorePrefix });
-    let active: (request: Request) => Response | Promise<Response> = elects
+    let active: ContextHandler = elects
       ? (request) => reads(request) ?? standby(request)
       : () =>
         new Response("This scheduler is starting; try again in a moment", {
           status: 503,
           headers: { "retry-after": "1" },
         });
+    const guarded = guardApi((request, ctx) => active(request, ctx), { tokens });
     const server = await listen("HTTPPort", config.HTTPPort, () =>
       Promise.resolve(Deno.serve({
         hostname: config.HTTPAddress,
         port: config.HTTPPort,
+        ...(tls ?? {}),
         onListen: () => {},
         onError: (error) => {
           log(`HTTP handler failed: ${(error as Error)?.stack ?? error}`);
           return new Response("Internal Server Error", { status: 500 });
         },
-      }, (request) => active(request))));
+      }, guarded)));
     cleanups.push(() => server.shutdown());
     log(`Starting the HTTP server at port ${server.addr.port}`);
+    log(
+      `REST API: ${tls ? "HTTPS" : "HTTP"} on ${config.HTTPAddress || "0.0.0.0"}, ${
+        tokens.enabled
+          ? `${tokens.size} API token(s) required`
+          : "no API token (open to every client that reaches it)"
+      }`,
+    );
 
     // Leader election (etcd, ZooKeeper). The embedded store has one owner by
     // construction: its SQLite file is locked by the process that opened it.
     let leadership: Leadership | undefined;
     if (elects) {
-      const url = advertiseUrl(config, server.addr.port);
+      const url = advertiseUrl(config, server.addr.port, tls !== undefined);
       leadership = await becomeLeader({
         store,
         prefix: config.StorePrefix,

@@ -53,6 +53,16 @@ export interface Config {
   AdvertiseURL: string;
   /** Lease ttl of the leader lock in seconds (etcd; ZooKeeper uses its session timeout), 2 to 600. */
   LeaderTTLSeconds: number;
+  /** The one API token (client name `default`); empty: none. */
+  APIToken: string;
+  /** A file of API tokens, one `name:token` a line; empty: none. */
+  APITokenFile: string;
+  /** Allows a non-loopback `HTTPAddress` with no token (the API is then open to anyone who reaches it). */
+  InsecureAPI: boolean;
+  /** PEM certificate (chain) of the REST API and UI; with `KeyFile`, they are served over HTTPS. */
+  CertFile: string;
+  /** PEM private key for `CertFile`. */
+  KeyFile: string;
 }
 
 /** A user mistake in the configuration; the message names the field and value. */
@@ -79,7 +89,7 @@ export function defaultConfig(): Config {
     ArtifactPort: 5454,
     HTTPPort: 5656,
     RedisServerPath: "",
-    HTTPAddress: "0.0.0.0",
+    HTTPAddress: "127.0.0.1",
     StorePrefix: "/mr-redis",
     FailoverTimeoutSeconds: 604800,
     LocalWorkDir: "./mr-redis-data/local",
@@ -87,10 +97,15 @@ export function defaultConfig(): Config {
     LocalPortsPerAgent: 500,
     AdvertiseURL: "",
     LeaderTTLSeconds: 10,
+    APIToken: "",
+    APITokenFile: "",
+    InsecureAPI: false,
+    CertFile: "",
+    KeyFile: "",
   };
 }
 
-type Kind = "string" | "port" | "seconds" | "count";
+type Kind = "string" | "port" | "seconds" | "count" | "boolean";
 
 const FIELDS: Record<keyof Config, Kind> = {
   UserName: "string",
@@ -113,6 +128,11 @@ const FIELDS: Record<keyof Config, Kind> = {
   LocalPortsPerAgent: "count",
   AdvertiseURL: "string",
   LeaderTTLSeconds: "seconds",
+  APIToken: "string",
+  APITokenFile: "string",
+  InsecureAPI: "boolean",
+  CertFile: "string",
+  KeyFile: "string",
 };
 
 const DB_TYPES: readonly string[] = ["etcd", "zookeeper", "embedded"];
@@ -174,6 +194,13 @@ export function parseConfig(text: string, where = "config"): Config {
         );
       }
       config[field] = n;
+    } else if (kind === "boolean") {
+      if (typeof value !== "boolean") {
+        throw new ConfigError(
+          `${where}: field "${field}" must be true or false, but got ${show(value)}`,
+        );
+      }
+      config[field] = value;
     } else if (kind === "seconds") {
       if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
         throw new ConfigError(
@@ -214,6 +241,13 @@ export function parseConfig(text: string, where = "config"): Config {
     throw new ConfigError(
       `${where}: field "AdvertiseURL" must be empty or an http(s) URL such as "http://sched1:5656", but got ${
         show(result.AdvertiseURL)
+      }`,
+    );
+  }
+  if ((result.CertFile === "") !== (result.KeyFile === "")) {
+    throw new ConfigError(
+      `${where}: fields "CertFile" and "KeyFile" go together; give both for HTTPS or neither, but got only ${
+        result.CertFile ? '"CertFile"' : '"KeyFile"'
       }`,
     );
   }

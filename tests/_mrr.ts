@@ -17,7 +17,7 @@ export interface MrrResult {
 
 /**
  * Runs `mrr args...` with `MRR_CONFIG=config` and `env` added (and
- * `MRR_ENDPOINT` unset unless `env` gives it). Output is piped, so it is not
+ * `MRR_ENDPOINT` and `MRR_TOKEN` unset unless `env` gives them). Output is piped, so it is not
  * a terminal.
  */
 export async function runMrr(
@@ -27,6 +27,7 @@ export async function runMrr(
 ): Promise<MrrResult> {
   const childEnv: Record<string, string> = { ...Deno.env.toObject() };
   delete childEnv.MRR_ENDPOINT;
+  delete childEnv.MRR_TOKEN;
   Object.assign(childEnv, { NO_COLOR: "1", MRR_CONFIG: config }, env);
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--quiet", MRR, ...args],

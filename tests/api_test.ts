@@ -9,8 +9,12 @@ import { Scheduler } from "../lib/scheduler/core.ts";
 import { buildExecutorInfo } from "../lib/scheduler/tasks.ts";
 import { DEFAULT_RESOURCES } from "../lib/scheduler/match.ts";
 import { openStore } from "../lib/store/mod.ts";
+import { ApiTokens, guardApi } from "../lib/api/auth.ts";
 
-async function setup() {
+const ALICE = "alice-token-0123456789";
+const BOB = "bob-token-abcdefghijkl";
+
+async function setup(options: { tokens?: ApiTokens } = {}) {
   const dir = await tempDir("api");
   const store = await openStore({ type: "embedded", endpoints: `${dir}/state.db` });
   const logs: string[] = [];
@@ -26,7 +30,11 @@ async function setup() {
     log: (l) => logs.push(l),
   });
   await core.load();
-  const handler = createApiHandler(core, { log: (l) => logs.push(l) });
+  const handler = guardApi(
+    createApiHandler(core, { log: (l) => logs.push(l) }),
+    options.tokens ? { tokens: options.tokens } : {},
+  );
+  const remoteAddr: Deno.NetAddr = { transport: "tcp", hostname: "192.0.2.7", port: 40000 };
   const call = async (method: string, path: string, body?: string, headers?: HeadersInit) => {
     const res = await handler(
       new Request(`http://api${path}`, {
@@ -34,6 +42,7 @@ async function setup() {
         ...(body !== undefined ? { body } : {}),
         ...(headers ? { headers } : {}),
       }),
+      { remoteAddr },
     );
     return { status: res.status, text: await res.text(), type: res.headers.get("content-type") };
   };
@@ -175,4 +184,112 @@ Deno.test("API turns unexpected errors into a plain 500", async () => {
   assert(!body.includes("secret"));
   assert(logs.some((l) => l.includes("secret internals")));
   assertEquals(res.headers.get("access-control-allow-origin"), null);
+});
+
+Deno.test("API with tokens refuses unauthenticated and cross-site requests with one line", async (t) => {
+  const dir = await tempDir("api-tokens");
+  await Deno.writeTextFile(`${dir}/tokens`, `# clients\nalice:${ALICE}\n\nbob : ${BOB}\n`);
+  const tokens = ApiTokens.load({ file: `${dir}/tokens` });
+  const api = await setup({ tokens });
+  const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+  try {
+    const cases: [string, string, HeadersInit, number, RegExp][] = [
+      ["GET", "/v1/STATUS", {}, 401, /^Authentication required: send "Authorization: Bearer/],
+      ["GET", "/v1/STATUS/x", bearer("wrong-token-0123456789"), 401, /token is not valid/],
+      ["POST", "/v1/CREATE/a/100/1/0", {}, 401, /Authentication required/],
+      ["DELETE", "/v1/DELETE/a", { authorization: "Basic YTpi" }, 401, /not valid/],
+      ["GET", "/v1/STATUS", { authorization: `Bearer ${ALICE}x` }, 401, /not valid/],
+      [
+        "POST",
+        "/v1/CREATE/a/100/1/0",
+        { ...bearer(ALICE), origin: "http://evil.example" },
+        403,
+        /Origin "http:\/\/evil.example"/,
+      ],
+      ["POST", "/v1/CREATE/a/100/1/0", { origin: "http://evil.example" }, 403, /Cross-site/],
+      ["POST", "/v1/CREATE/a/100/1/0", { ...bearer(ALICE), origin: "null" }, 403, /Origin "null"/],
+      [
+        "DELETE",
+        "/v1/DELETE/a",
+        { ...bearer(BOB), "sec-fetch-site": "cross-site" },
+        403,
+        /Sec-Fetch-Site is "cross-site"/,
+      ],
+      [
+        "POST",
+        "/v1/CREATE/a/100/1/0",
+        { ...bearer(BOB), "sec-fetch-site": "same-site" },
+        403,
+        /"same-site"/,
+      ],
+      ["GET", "/v1/STATUS/nope", bearer(ALICE), 404, /"nope" not found/],
+      [
+        "GET",
+        "/v1/STATUS/nope",
+        { ...bearer(BOB), origin: "http://evil.example" },
+        404,
+        /not found/,
+      ],
+    ];
+    for (const [method, path, headers, status, pattern] of cases) {
+      await t.step(`${method} ${path} ${JSON.stringify(headers)}`, async () => {
+        const res = await api.call(method, path, undefined, headers);
+        assertEquals(res.status, status, res.text);
+        assertMatch(res.text, pattern);
+        assertEquals(res.text.trim().split("\n").length, 1, "one line");
+        assert(!res.text.includes(ALICE) && !res.text.includes(BOB), "no token in the answer");
+      });
+    }
+    await t.step("the UI and its files stay open", async () => {
+      for (const path of ["/", "/ui", "/ui/app.js"]) {
+        assertEquals((await api.call("GET", path)).status, 200, path);
+      }
+    });
+    await t.step(
+      "a valid token creates and deletes; each change is logged with its name and the client",
+      async () => {
+        const same = { ...bearer(BOB), origin: "http://api", "sec-fetch-site": "same-origin" };
+        let res = await api.call("POST", "/v1/CREATE/c1/100/1/0", "", same);
+        assertEquals(res.status, 201, res.text);
+        res = await api.call("DELETE", "/v1/DELETE/c1", undefined, bearer(ALICE));
+        assertEquals(res.status, 200, res.text);
+        const created = api.logs.find((l) => l.startsWith("CREATE c1"));
+        assertMatch(created ?? "", /CREATE c1 .* by token "bob" from 192\.0\.2\.7:40000/);
+        const deleted = api.logs.find((l) => l.startsWith("DELETE c1"));
+        assertMatch(deleted ?? "", /DELETE c1 by token "alice" from 192\.0\.2\.7:40000/);
+        assert(
+          api.logs.every((l) => !l.includes(ALICE) && !l.includes(BOB)),
+          "no token in the log",
+        );
+      },
+    );
+    await t.step("a token removed from the file is refused (the file is read again)", async () => {
+      await new Promise((r) => setTimeout(r, 1100));
+      await Deno.writeTextFile(`${dir}/tokens`, `alice:${ALICE}\n`);
+      // The file's mtime must change: some file systems keep whole seconds.
+      await Deno.utime(`${dir}/tokens`, new Date(), new Date(Date.now() + 5000));
+      assertEquals((await api.call("GET", "/v1/STATUS", undefined, bearer(BOB))).status, 401);
+      assertEquals((await api.call("GET", "/v1/STATUS", undefined, bearer(ALICE))).status, 200);
+    });
+  } finally {
+    await api.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("API without tokens stays open but still refuses cross-site changes", async () => {
+  const api = await setup();
+  try {
+    // A cross-site form POST (no Content-Type, a foreign Origin).
+    let res = await api.call("POST", "/v1/CREATE/x/100/1/0", "", { origin: "http://evil.example" });
+    assertEquals(res.status, 403, res.text);
+    res = await api.call("POST", "/v1/CREATE/x/100/1/0");
+    assertEquals(res.status, 201, res.text);
+    assertMatch(
+      api.logs.find((l) => l.startsWith("CREATE x")) ?? "",
+      /by a client with no token from 192\.0\.2\.7:40000/,
+    );
+  } finally {
+    await api.close();
+  }
 });

@@ -86,7 +86,9 @@ function proc(port: number): Json {
  */
 class FakeScheduler {
   readonly instances = new Map<string, Json>();
-  readonly requests: { method: string; path: string; body: string }[] = [];
+  readonly requests: { method: string; path: string; body: string; auth: string | null }[] = [];
+  /** When set, every request needs `Authorization: Bearer <token>`. */
+  token: string | undefined;
   readonly #progress = new Map<string, { slaves: number; up: number }>();
   readonly #deleting = new Map<string, number>();
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
@@ -131,9 +133,13 @@ class FakeScheduler {
   async #handle(request: Request): Promise<Response> {
     const url = new URL(request.url);
     const body = await request.text();
-    this.requests.push({ method: request.method, path: url.pathname, body });
+    const auth = request.headers.get("authorization");
+    this.requests.push({ method: request.method, path: url.pathname, body, auth });
     const parts = url.pathname.split("/").slice(1).map(decodeURIComponent);
     const text = (status: number, message: string) => new Response(message, { status });
+    if (this.token && auth !== `Bearer ${this.token}`) {
+      return text(401, 'Authentication required: send "Authorization: Bearer <token>"\n');
+    }
     if (request.method === "GET" && url.pathname === "/v1/STATUS") {
       return Response.json([...this.instances.values()]);
     }
@@ -396,6 +402,42 @@ Deno.test("init checks the scheduler, saves the endpoint, and later commands use
     const overridden = await runMrr(config, ["status"], { MRR_ENDPOINT: other });
     assertEquals(overridden.code, 1, show(overridden));
     assertMatch(overridden.stderr, new RegExp(`cannot reach the scheduler at ${other}`));
+  });
+});
+
+Deno.test("init --token (or MRR_TOKEN) saves the token owner-only and every command sends it", async () => {
+  const token = "mrr-test-token-0123456789";
+  await withScheduler([RUNNING_MS], async (sched, config) => {
+    sched.token = token;
+    const refused = await runMrr(config, ["init", sched.endpoint]);
+    assertEquals(refused.code, 1, show(refused));
+    assertMatch(
+      refused.stderr,
+      /^Error: the scheduler refused the request: Authentication required.*\(401\)\n/,
+    );
+    assertMatch(refused.stderr, /mrr init http:\/\/HOST:5656 --token TOKEN.*MRR_TOKEN/);
+    assertNoStack(refused.stderr);
+
+    const r = await runMrr(config, ["init", sched.endpoint, "--token", token]);
+    assertEquals(r.code, 0, show(r));
+    assertEquals(JSON.parse(await Deno.readTextFile(config)), { endpoint: sched.endpoint, token });
+    assertEquals((await Deno.stat(config)).mode! & 0o777, 0o600);
+
+    const status = await runMrr(config, ["status", "-n", "TestInstance"]);
+    assertEquals(status.code, 0, show(status));
+    assertMatch(status.stdout, /^Status = RUNNING\n/);
+    const created = await runMrr(config, ["create", "-n", "tok", "-m", "10"]);
+    assertEquals(created.code, 0, show(created));
+    for (const q of sched.requests.slice(1)) assertEquals(q.auth, `Bearer ${token}`, q.path);
+
+    // MRR_TOKEN overrides the saved token, for init too.
+    const wrong = await runMrr(config, ["status"], { MRR_TOKEN: "another-token-0123456789" });
+    assertEquals(wrong.code, 1, show(wrong));
+    assertMatch(wrong.stderr, /\(401\)/);
+    await Deno.remove(config);
+    const viaEnv = await runMrr(config, ["init", sched.endpoint], { MRR_TOKEN: token });
+    assertEquals(viaEnv.code, 0, show(viaEnv));
+    assertEquals(JSON.parse(await Deno.readTextFile(config)).token, token);
   });
 });
 

@@ -58,7 +58,34 @@ Deno.test("sched stops with one line and exit code 2 on a user's mistake", async
       ArtifactPort: freePort(),
       LogFile: `${dir}/log`,
     });
+    const exposed = await write("exposed.json", {
+      HTTPAddress: "0.0.0.0",
+      HTTPPort: freePort(),
+      LogFile: `${dir}/log`,
+    });
+    const shortToken = await write("short.json", { APIToken: "short", LogFile: `${dir}/log` });
+    const noTokenFile = await write("notokens.json", {
+      APITokenFile: `${dir}/missing-tokens`,
+      LogFile: `${dir}/log`,
+    });
+    const badTokenFile = await write("tokens", "alice:0123456789abcdef0123\nbob\n");
+    const badTokens = await write("badtokens.json", {
+      APITokenFile: badTokenFile,
+      LogFile: `${dir}/log`,
+    });
+    const noKey = await write("nokey.json", { CertFile: `${dir}/cert.pem` });
+    const missingCert = await write("nocert.json", {
+      CertFile: `${dir}/cert.pem`,
+      KeyFile: `${dir}/key.pem`,
+      LogFile: `${dir}/log`,
+    });
     const cases: [string[], RegExp][] = [
+      [[`-config=${exposed}`], /without authentication: set "APIToken".*"InsecureAPI": true/],
+      [[`-config=${shortToken}`], /"APIToken": a token must be at least 16 characters/],
+      [[`-config=${noTokenFile}`], /Cannot read APITokenFile .*missing-tokens.*no such file/],
+      [[`-config=${badTokens}`], /line 2: must be "name:token"/],
+      [[`-config=${noKey}`], /"CertFile" and "KeyFile" go together/],
+      [[`-config=${missingCert}`], /Cannot read CertFile .*cert\.pem.*no such file/],
       [["-nope"], /Unknown flag "-nope"/],
       [["stray"], /Unexpected argument "stray"/],
       [["-config"], /"-config" needs a file name/],

@@ -19,6 +19,7 @@ import { parseCreate, parseName } from "./validate.ts";
 import type { CreateParams } from "./validate.ts";
 import { StoreUnavailableError } from "../store/store.ts";
 import { isUiPath, serveUi } from "../ui/serve.ts";
+import type { RequestContext } from "./auth.ts";
 
 /** What the API needs from the scheduler. */
 export interface InstanceService {
@@ -105,13 +106,21 @@ function decodeSegment(s: string): string {
 export function createApiHandler(
   service: InstanceService,
   options: ApiOptions = {},
-): (req: Request) => Promise<Response> {
+): (req: Request, ctx?: RequestContext) => Promise<Response> {
   const log = options.log ?? ((line: string) => console.error(line));
   const maxBody = options.maxBodyBytes ?? 64 * 1024;
   /** The serialized STATUS list and the service version it was made at. */
   let listCache: { version: number; body: string } | undefined;
 
-  async function route(req: Request): Promise<Response> {
+  /** Logs a change with who asked: the token's name and the client address. */
+  const audit = (what: string, ctx: RequestContext) =>
+    log(
+      `${what} by ${
+        ctx.principal !== undefined ? `token "${ctx.principal}"` : "a client with no token"
+      } from ${ctx.client ?? "an unknown address"}`,
+    );
+
+  async function route(req: Request, ctx: RequestContext): Promise<Response> {
     const url = new URL(req.url);
     if (isUiPath(url.pathname)) return serveUi(req, url.pathname);
     const raw = url.pathname.split("/").slice(1);
@@ -170,6 +179,10 @@ export function createApiHandler(
         if (result === "exists") {
           throw new HttpError(409, `Instance "${name}" already exists`);
         }
+        audit(
+          `CREATE ${name} (${params.capacityMB} MB, ${params.masters} master, ${params.slaves} slave(s))`,
+          ctx,
+        );
         return text(201, "Request Accepted, Instance will be created.");
       }
       case "STATUS": {
@@ -197,15 +210,16 @@ export function createApiHandler(
         if (!(await service.delete(name))) {
           throw new HttpError(404, `Instance "${name}" not found`);
         }
+        audit(`DELETE ${name}`, ctx);
         return text(200, "Request Accepted, Instance will be deleted.");
       }
     }
     throw new HttpError(404, `No such route: ${req.method} ${url.pathname}`);
   }
 
-  return async (req: Request): Promise<Response> => {
+  return async (req: Request, ctx: RequestContext = {}): Promise<Response> => {
     try {
-      return await route(req);
+      return await route(req, ctx);
     } catch (error) {
       if (error instanceof HttpError) {
         return text(error.status, error.message, error.headers);

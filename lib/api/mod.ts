@@ -3,6 +3,7 @@
  *
  * @module
  */
+export * from "./auth.ts";
 export * from "./handler.ts";
 export * from "./http_error.ts";
 export * from "./validate.ts";

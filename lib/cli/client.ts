@@ -98,6 +98,10 @@ function firstLine(text: string): string {
   return line.length > 300 ? `${line.slice(0, 300)}...` : line;
 }
 
+/** The hint shown when the scheduler wants an API token. */
+export const TOKEN_HINT =
+  'Run "mrr init http://HOST:5656 --token TOKEN" with a token the scheduler accepts, or set MRR_TOKEN';
+
 /** Describes an unexpected answer: `the scheduler refused the request: bad capacity (400)`. */
 export function describeAnswer(answer: Answer): string {
   const body = firstLine(answer.text);
@@ -111,29 +115,41 @@ export class SchedulerClient {
   readonly endpoint: string;
   /** Timeout of each call in ms. */
   readonly timeoutMs: number;
+  /** The API token sent as `Authorization: Bearer`, if any. */
+  readonly token: string | undefined;
 
   /** Creates a client for `endpoint`. */
-  constructor(endpoint: string, { timeoutMs = DEFAULT_HTTP_TIMEOUT_MS } = {}) {
+  constructor(
+    endpoint: string,
+    { timeoutMs = DEFAULT_HTTP_TIMEOUT_MS, token }: { timeoutMs?: number; token?: string } = {},
+  ) {
     this.endpoint = endpoint;
     this.timeoutMs = timeoutMs;
+    this.token = token || undefined;
   }
 
   /** A client for the same endpoint with another per-call timeout. */
   withTimeout(timeoutMs: number): SchedulerClient {
-    return new SchedulerClient(this.endpoint, { timeoutMs });
+    return new SchedulerClient(this.endpoint, {
+      timeoutMs,
+      ...(this.token ? { token: this.token } : {}),
+    });
   }
 
   async #call(method: string, path: string, body?: string): Promise<Answer> {
     const url = `${this.endpoint}${path}`;
     const signal = AbortSignal.timeout(this.timeoutMs);
+    let answer: Answer;
     try {
-      const init: RequestInit = { method, signal };
+      const headers: Record<string, string> = {};
+      if (this.token) headers.authorization = `Bearer ${this.token}`;
+      const init: RequestInit = { method, signal, headers };
       if (body !== undefined) {
         init.body = body;
-        init.headers = { "content-type": "application/json" };
+        headers["content-type"] = "application/json";
       }
       const response = await fetch(url, init);
-      return { status: response.status, text: await response.text() };
+      answer = { status: response.status, text: await response.text() };
     } catch (error) {
       if (signal.aborted) {
         throw new CommandError(
@@ -148,6 +164,10 @@ export class SchedulerClient {
         { hint: UNREACHABLE_HINT, cause: error },
       );
     }
+    if (answer.status === 401) {
+      throw new CommandError(describeAnswer(answer), { status: 401, hint: TOKEN_HINT });
+    }
+    return answer;
   }
 
   #json(answer: Answer, path: string): unknown {

@@ -19,7 +19,7 @@ import { type Context, println } from "./context.ts";
 import { UsageError } from "./errors.ts";
 import { booleanFlag, parseFlags, parseWholeNumber, stringFlag } from "./flags.ts";
 import { address, countProcesses } from "./format.ts";
-import { resolveEndpoint } from "./user_config.ts";
+import { resolveEndpoint, resolveToken } from "./user_config.ts";
 import { waitForInstance } from "./wait.ts";
 
 const HINT = usageHint("create");
@@ -121,7 +121,9 @@ export const createCommand: Command = {
     const wait = booleanFlag(parsed, "wait");
     const timeoutMs = waitTimeout(parsed, HINT);
 
-    const client = new SchedulerClient(await resolveEndpoint(ctx.env));
+    const client = new SchedulerClient(await resolveEndpoint(ctx.env), {
+      token: await resolveToken(ctx.env),
+    });
     const shape = slaves === 0
       ? `a single server of ${capacity} MB`
       : `1 master and ${plural(slaves, "slave")} of ${capacity} MB each`;

@@ -16,7 +16,7 @@ import {
 } from "./common_flags.ts";
 import { type Context, println } from "./context.ts";
 import { booleanFlag, parseFlags } from "./flags.ts";
-import { resolveEndpoint } from "./user_config.ts";
+import { resolveEndpoint, resolveToken } from "./user_config.ts";
 import { waitForInstance } from "./wait.ts";
 
 const HINT = usageHint("delete");
@@ -41,7 +41,9 @@ export const deleteCommand: Command = {
     const wait = booleanFlag(parsed, "wait");
     const timeoutMs = waitTimeout(parsed, HINT);
 
-    const client = new SchedulerClient(await resolveEndpoint(ctx.env));
+    const client = new SchedulerClient(await resolveEndpoint(ctx.env), {
+      token: await resolveToken(ctx.env),
+    });
     await client.delete(name);
     if (!wait) {
       println(ctx.stdout, `Deletion of instance "${name}" accepted`);

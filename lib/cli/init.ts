@@ -18,19 +18,29 @@ export const initCommand: Command = {
   name: "init",
   aliases: ["i"],
   summary: "Point mrr at a scheduler: mrr init http://HOST:5656",
-  usage: "init [--timeout DUR] http://HOST:PORT",
+  usage: "init [--token TOKEN] [--timeout DUR] http://HOST:PORT",
   flags: [{
     name: "timeout",
     type: "string",
     placeholder: "DUR",
     description: "how long to wait for the scheduler to answer (default 10s)",
+  }, {
+    name: "token",
+    type: "string",
+    placeholder: "TOKEN",
+    description: "the API token to send (default $MRR_TOKEN; none when neither is given)",
   }],
   notes: [
     "The scheduler must answer GET /v1/STATUS; then the URL is saved in",
     "$MRR_CONFIG, $XDG_CONFIG_HOME/mrr/config.json or ~/.mrr/config.json (first that applies).",
     "MRR_ENDPOINT, when set, overrides the saved URL for every command.",
+    "A token is saved with the URL (the file is then readable by you only);",
+    "MRR_TOKEN, when set, overrides the saved token for every command.",
   ],
-  examples: ["mrr init http://10.0.0.1:5656", "mrr init https://mrredis.example.com"],
+  examples: [
+    "mrr init http://10.0.0.1:5656",
+    "mrr init https://mrredis.example.com --token 3b1f...e9",
+  ],
   async run(args: string[], ctx: Context): Promise<number> {
     const parsed = parseFlags(args, this.flags, HINT);
     const timeoutFlag = stringFlag(parsed, "timeout");
@@ -45,9 +55,17 @@ export const initCommand: Command = {
     if (extra !== undefined) throw new UsageError(`Unexpected argument "${extra}"`, HINT);
     const endpoint = parseEndpoint(url, "The scheduler URL", HINT);
     const path = configPath(ctx.env);
+    const tokenFlag = stringFlag(parsed, "token")?.value;
+    if (tokenFlag !== undefined && (tokenFlag === "" || /\s/.test(tokenFlag))) {
+      throw new UsageError('Flag "--token" must be a token with no spaces', HINT);
+    }
+    const token = tokenFlag ?? (ctx.env("MRR_TOKEN") || undefined);
 
-    const instances = await new SchedulerClient(endpoint, { timeoutMs }).list();
-    await saveUserConfig(path, { endpoint });
+    const instances = await new SchedulerClient(endpoint, {
+      timeoutMs,
+      ...(token ? { token } : {}),
+    }).list();
+    await saveUserConfig(path, token ? { endpoint, token } : { endpoint });
     println(
       ctx.stdout,
       `Scheduler at ${endpoint} answers (${instances.length} instance${

@@ -10,7 +10,7 @@ import { NAME_FLAG, noPositionals, requireName } from "./common_flags.ts";
 import { type Context, println } from "./context.ts";
 import { booleanFlag, parseFlags } from "./flags.ts";
 import { formatStatus, formatTable, NO_ADDRESS } from "./format.ts";
-import { resolveEndpoint } from "./user_config.ts";
+import { resolveEndpoint, resolveToken } from "./user_config.ts";
 
 const HINT = usageHint("status");
 
@@ -36,7 +36,9 @@ export const statusCommand: Command = {
     const name = parsed.flags.has("name") ? requireName(parsed, HINT) : undefined;
     const json = booleanFlag(parsed, "json");
 
-    const client = new SchedulerClient(await resolveEndpoint(ctx.env));
+    const client = new SchedulerClient(await resolveEndpoint(ctx.env), {
+      token: await resolveToken(ctx.env),
+    });
     if (name !== undefined) {
       const instance = await client.status(name);
       if (!instance) throw notFound(name);

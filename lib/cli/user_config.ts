@@ -4,7 +4,8 @@
  *
  * The file is `$MRR_CONFIG` when set, else `$XDG_CONFIG_HOME/mrr/config.json`,
  * else `~/.mrr/config.json`. The `MRR_ENDPOINT` variable overrides the saved
- * endpoint.
+ * endpoint, `MRR_TOKEN` the saved API token. A file holding a token is
+ * written readable by its owner only (mode 0600).
  *
  * @module
  */
@@ -18,6 +19,8 @@ export type Env = (name: string) => string | undefined;
 export interface UserConfig {
   /** The scheduler's base URL, e.g. `http://10.0.0.1:5656`. */
   endpoint: string;
+  /** The API token sent as `Authorization: Bearer`, when the scheduler needs one. */
+  token?: string;
 }
 
 /** The hint shown whenever an endpoint is missing or wrong. */
@@ -97,7 +100,14 @@ export async function loadUserConfig(path: string): Promise<UserConfig | undefin
       `${INIT_HINT} to write it again`,
     );
   }
-  return { endpoint };
+  const token = (data as { token?: unknown }).token;
+  if (token !== undefined && typeof token !== "string") {
+    throw new UsageError(
+      `The mrr config file "${path}" has a "token" that is not a string`,
+      `${INIT_HINT} to write it again`,
+    );
+  }
+  return token ? { endpoint, token } : { endpoint };
 }
 
 /** Writes the config file, creating its folder. */
@@ -105,7 +115,13 @@ export async function saveUserConfig(path: string, config: UserConfig): Promise<
   const slash = Math.max(path.lastIndexOf("/"), path.lastIndexOf("\\"));
   try {
     if (slash > 0) await Deno.mkdir(path.slice(0, slash), { recursive: true });
-    await Deno.writeTextFile(path, JSON.stringify(config, null, 2) + "\n");
+    const text = JSON.stringify(config, null, 2) + "\n";
+    if (config.token) {
+      // Owner only, also when the file existed with wider permissions.
+      await Deno.writeTextFile(path, "", { mode: 0o600 });
+      await Deno.chmod(path, 0o600).catch(() => {});
+    }
+    await Deno.writeTextFile(path, text, config.token ? { mode: 0o600 } : {});
   } catch (error) {
     throw new CommandError(
       `Cannot write the mrr config file "${path}": ${(error as Error).message}`,
@@ -130,4 +146,21 @@ export async function resolveEndpoint(env: Env): Promise<string> {
     );
   }
   return parseEndpoint(config.endpoint, `The endpoint in "${path}"`, INIT_HINT);
+}
+
+/**
+ * Returns the API token to send: `MRR_TOKEN` when set, else the saved one,
+ * else `undefined` (the scheduler needs none).
+ */
+export async function resolveToken(env: Env): Promise<string | undefined> {
+  const fromEnv = env("MRR_TOKEN");
+  if (fromEnv) return fromEnv;
+  if (env("MRR_ENDPOINT")) {
+    // The saved token belongs to the saved endpoint, not to another scheduler.
+    const saved = await loadUserConfig(configPath(env)).catch(() => undefined);
+    return saved && saved.endpoint === parseEndpoint(env("MRR_ENDPOINT")!, "MRR_ENDPOINT", "")
+      ? saved.token
+      : undefined;
+  }
+  return (await loadUserConfig(configPath(env)))?.token;
 }

@@ -1,7 +1,9 @@
 /**
  * The web UI's browser side: polls `GET /v1/STATUS` every 2 s, renders it
  * with `view.js`, and drives the create and delete calls. Same origin only;
- * data reaches the DOM through `textContent` alone.
+ * data reaches the DOM through `textContent` alone. When the scheduler wants
+ * an API token (401), a form asks for it once; it is kept in sessionStorage
+ * (this tab, until it closes) and sent as `Authorization: Bearer`.
  *
  * @module
  */
@@ -27,6 +29,35 @@ const updatedEl = byId("updated");
 const answerEl = byId("answer");
 const form = /** @type {HTMLFormElement} */ (byId("create"));
 const listEl = byId("list");
+const loginForm = /** @type {HTMLFormElement} */ (byId("login"));
+
+const TOKEN_KEY = "mrr-api-token";
+
+/** @returns {Record<string, string>} the Authorization header, when a token is kept */
+function authHeaders() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
+/**
+ * Shows the token form after a 401 (and forgets a token that was refused).
+ * @param {Response} res
+ */
+function checkAuth(res) {
+  if (res.status !== 401) return;
+  sessionStorage.removeItem(TOKEN_KEY);
+  loginForm.hidden = false;
+}
+
+loginForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const token = String(new FormData(loginForm).get("token") ?? "").trim();
+  if (!token) return;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  loginForm.reset();
+  loginForm.hidden = true;
+  await refresh();
+});
 
 /** @type {unknown[]} the last STATUS list */
 let last = [];
@@ -81,9 +112,10 @@ async function refresh() {
   inFlight = true;
   try {
     const res = await fetch("/v1/STATUS", {
-      headers: { accept: "application/json" },
+      headers: { accept: "application/json", ...authHeaders() },
       cache: "no-store",
     });
+    checkAuth(res);
     if (!res.ok) {
       const line = (await res.text()).trim();
       showBanner(`The scheduler answered ${res.status}: ${line}`);
@@ -124,13 +156,16 @@ function schedule() {
  */
 async function call(method, path, body) {
   try {
+    /** @type {Record<string, string>} */
+    const headers = authHeaders();
     /** @type {RequestInit} */
-    const init = { method };
+    const init = { method, headers };
     if (body !== undefined) {
       init.body = body;
-      init.headers = { "content-type": "application/json" };
+      headers["content-type"] = "application/json";
     }
     const res = await fetch(path, init);
+    checkAuth(res);
     const line = (await res.text()).trim();
     showAnswer(`${res.status} ${line}`, res.ok);
     return res.ok;
