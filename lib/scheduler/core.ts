@@ -13,7 +13,6 @@ import {
   type Offer,
   type SchedulerEvent,
   type TaskInfo,
-  type TaskState,
   type TaskStatus,
   TERMINAL_TASK_STATES,
 } from "../mesos/types.ts";
