@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { didYouMean } from "./did_you_mean.ts";
 
 /** Where the state lives. */
 export type DBType = "etcd" | "zookeeper" | "embedded";
@@ -177,10 +178,7 @@ export function parseConfig(text: string, where = "config"): Config {
   for (const [field, value] of Object.entries(raw)) {
     const kind = FIELDS[field as keyof Config];
     if (kind === undefined) {
-      const near = known.find((k) => k.toLowerCase() === field.toLowerCase());
-      throw new ConfigError(
-        `${where}: unknown field "${field}"${near ? ` (did you mean "${near}"?)` : ""}`,
-      );
+      throw new ConfigError(`${where}: unknown field "${field}"${didYouMean(field, known)}`);
     }
     if (kind === "port") {
       config[field] = parsePort(field, value, where);

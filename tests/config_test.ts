@@ -55,6 +55,9 @@ Deno.test("the leader election fields parse and default to a derived URL and a 1
 Deno.test("bad configs are refused with a line naming the field and value", async (t) => {
   const cases: [string, RegExp][] = [
     [`{"DBEndpoint": "x"}`, /unknown field "DBEndpoint" \(did you mean "DBEndPoint"\?\)/],
+    [`{"DBEndPont": "x"}`, /unknown field "DBEndPont" \(did you mean "DBEndPoint"\?\)/],
+    [`{"HTTPPrt": 1}`, /unknown field "HTTPPrt" \(did you mean "HTTPPort"\?\)/],
+    [`{"Nonsense": 1}`, /unknown field "Nonsense"$/],
     [`{"HTTPPort": 70000}`, /"HTTPPort" must be a port number.*70000/],
     [`{"HTTPPort": "abc"}`, /"HTTPPort" must be a port number.*"abc"/],
     [`{"ArtifactPort": -1}`, /"ArtifactPort" must be a port number.*-1/],

@@ -5,6 +5,7 @@
  * @module
  */
 import { HttpError } from "./http_error.ts";
+import { didYouMean } from "../did_you_mean.ts";
 
 /** Longest instance name. */
 export const MAX_NAME_LENGTH = 64;
@@ -26,6 +27,12 @@ export interface CreateParams {
 
 function show(value: string): string {
   return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value);
+}
+
+/** A JSON value as JSON text, cut after 80 characters. */
+function showJson(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 80)}...` : text;
 }
 
 /** Checks an instance name: 1 to 64 letters, digits, `-`, `_`. */
@@ -76,13 +83,35 @@ export function parseCreate(
     );
   }
   params.slaves = wholeNumber("slaves", slaves, 0, MAX_SLAVES);
-  params.distribution = parseBody(body);
+  parseBody(body, params);
   return params;
 }
 
-/** Reads `{"Distribution": n}` from the body; an empty body means Distribution 1. */
-function parseBody(body: string): number {
-  if (body.trim() === "") return 1;
+/**
+ * The fields a CREATE body may hold, each with the function that checks its
+ * value and sets it on the request. Numbers must be JSON numbers: `"2"` is
+ * refused, so a quoted value never means something else than it says.
+ */
+const BODY_FIELDS: Record<string, (value: unknown, params: CreateParams) => void> = {
+  Distribution(value, params) {
+    if (value === null) return; // the default, 1
+    if (
+      typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > MAX_DISTRIBUTION
+    ) {
+      throw new HttpError(
+        400,
+        `Field "Distribution" must be a whole JSON number from 1 to ${MAX_DISTRIBUTION} (not a string), but got ${
+          showJson(value)
+        }`,
+      );
+    }
+    params.distribution = value;
+  },
+};
+
+/** Reads the optional JSON body (see {@linkcode BODY_FIELDS}) into `params`; an empty body changes nothing. */
+function parseBody(body: string, params: CreateParams): void {
+  if (body.trim() === "") return;
   let value: unknown;
   try {
     value = JSON.parse(body);
@@ -92,16 +121,17 @@ function parseBody(body: string): number {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new HttpError(400, `Body must be a JSON object, but got ${show(body)}`);
   }
-  const d = (value as Record<string, unknown>).Distribution;
-  if (d === undefined || d === null) return 1;
-  const n = typeof d === "number" ? d : typeof d === "string" && /^\d+$/.test(d) ? Number(d) : NaN;
-  if (!Number.isInteger(n) || n < 1 || n > MAX_DISTRIBUTION) {
-    throw new HttpError(
-      400,
-      `Field "Distribution" must be a whole number from 1 to ${MAX_DISTRIBUTION}, but got ${
-        JSON.stringify(d)
-      }`,
-    );
+  const known = Object.keys(BODY_FIELDS);
+  for (const [field, fieldValue] of Object.entries(value)) {
+    const check = Object.hasOwn(BODY_FIELDS, field) ? BODY_FIELDS[field] : undefined;
+    if (check === undefined) {
+      throw new HttpError(
+        400,
+        `Body field ${show(field)} is unknown${didYouMean(field, known)}; known fields: ${
+          known.join(", ")
+        }`,
+      );
+    }
+    check(fieldValue, params);
   }
-  return n;
 }
