@@ -16,6 +16,20 @@ import { startLocalCluster } from "../lib/mesos/local/mod.ts";
 const USAGE =
   "Usage: mesos_local [--agents N] [--port P] [--work-dir DIR] [--cpus C] [--mem MB] [--ports-base P] [--ports-per-agent N] [--leader HOST:PORT | --zk zk://HOST:PORT/PATH] [--verbose]";
 
+const HELP = `${USAGE}
+
+Runs a local Mesos-compatible master with N agents and prints the master URL once it is ready.
+  --agents N            agents to run (default 3)
+  --port P              master port (default 0: any free port)
+  --work-dir DIR        sandboxes (default a temp dir, removed at exit)
+  --cpus C, --mem MB    resources of each agent (default 4 cpus, 4096 MB)
+  --ports-base P        first port of agent 0's ports range (default 31000)
+  --ports-per-agent N   size of each agent's ports range (default 1000)
+  --leader HOST:PORT    run a non-leading master that redirects schedulers there
+  --zk zk://HOST:PORT/PATH  join a ZooKeeper masters' group (smallest node leads)
+  --verbose             log to stderr
+  -h, --help            print this help`;
+
 function number(
   flag: string,
   raw: string | undefined,
@@ -52,10 +66,15 @@ export async function main(args: string[]): Promise<number> {
         leader: { type: "string" },
         zk: { type: "string" },
         verbose: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
       },
       strict: true,
       allowPositionals: false,
     });
+    if (values.help) {
+      console.log(HELP);
+      return 0;
+    }
     options = {
       agents: number("agents", values.agents, 3, true, 1),
       port: number("port", values.port, 0, true, 0),

@@ -17,6 +17,21 @@ Deno.test("mesos_local rejects a bad flag with exit code 2 and one line naming i
   assertMatch(err, /"--agents".*"x"/);
 });
 
+Deno.test("mesos_local --help and -h print the usage and exit 0", async () => {
+  for (const flag of ["--help", "-h"]) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", CMD, flag],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(out.code, 0, flag);
+    const text = new TextDecoder().decode(out.stdout);
+    assertMatch(text, /^Usage: mesos_local /);
+    assertMatch(text, /--ports-base P/);
+    assertEquals(new TextDecoder().decode(out.stderr), "");
+  }
+});
+
 Deno.test("mesos_local prints the master URL when ready and stops on SIGTERM", async () => {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CMD, "--agents", "1", "--port", "0"],

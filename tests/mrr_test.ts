@@ -8,6 +8,8 @@
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { runMrr, show } from "./_mrr.ts";
 import { tempDir } from "./_util.ts";
+import { run } from "../lib/cli/main.ts";
+import { fitWidth } from "../lib/cli/format.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
 /** Nothing listens on port 2 (a random free port could be taken by another test meanwhile). */
@@ -306,8 +308,8 @@ Deno.test("usage mistakes exit 2 with one line naming the flag and value, then a
       [["--verbose"], 'Unknown global option "--verbose"', 'Run "mrr help" for the list'],
       [["init"], '"mrr init" needs the URL of the scheduler', 'Run "mrr help init" for usage'],
       [
-        ["init", "localhost:5656"],
-        'The scheduler URL must be an http:// or https:// URL such as http://10.0.0.1:5656, but got "localhost:5656"',
+        ["init", "localhost:port"],
+        'The scheduler URL must be an http:// or https:// URL such as http://10.0.0.1:5656, but got "localhost:port"',
         'Run "mrr help init" for usage',
       ],
       [
@@ -438,6 +440,16 @@ Deno.test("init --token (or MRR_TOKEN) saves the token owner-only and every comm
     const viaEnv = await runMrr(config, ["init", sched.endpoint], { MRR_TOKEN: token });
     assertEquals(viaEnv.code, 0, show(viaEnv));
     assertEquals(JSON.parse(await Deno.readTextFile(config)).token, token);
+  });
+});
+
+Deno.test("init HOST:PORT without a scheme assumes http://", async () => {
+  await withScheduler([RUNNING_MS], async (sched, config) => {
+    const hostPort = sched.endpoint.replace("http://", "");
+    const r = await runMrr(config, ["init", hostPort]);
+    assertEquals(r.code, 0, show(r));
+    assertMatch(r.stdout, new RegExp(`Scheduler at ${sched.endpoint} answers`));
+    assertEquals(JSON.parse(await Deno.readTextFile(config)), { endpoint: sched.endpoint });
   });
 });
 
@@ -644,10 +656,10 @@ Deno.test("create -w shows one line per change until RUNNING", async (t) => {
       assertEquals(r.stdout.split("\n"), [
         'Creating instance "ms": 1 master and 2 slaves of 50 MB each',
         "Request accepted by the scheduler",
-        "CREATING: 0 of 3 processes running",
-        "CREATING: 1 of 3 processes running",
-        "CREATING: 2 of 3 processes running",
-        "CREATING: 3 of 3 processes running",
+        "CREATING: 0 of 3 processes running; no offer with enough memory yet",
+        "CREATING: 1 of 3 processes running; no offer with enough memory yet",
+        "CREATING: 2 of 3 processes running; no offer with enough memory yet",
+        "CREATING: 3 of 3 processes running; no offer with enough memory yet",
         "RUNNING: 3 of 3 processes running",
         'Instance "ms" is RUNNING (3 of 3 processes), master at 127.0.0.1:7000',
         "",
@@ -664,12 +676,46 @@ Deno.test("create -w shows one line per change until RUNNING", async (t) => {
         assertEquals(r.code, 0, show(r));
         const progress = r.stdout.split("\n").filter((l) => l.includes("processes running"));
         assertEquals(progress, [
-          "CREATING: 0 of 2 processes running",
-          "CREATING: 1 of 2 processes running",
-          "CREATING: 2 of 2 processes running",
+          "CREATING: 0 of 2 processes running; no offer with enough memory yet",
+          "CREATING: 1 of 2 processes running; no offer with enough memory yet",
+          "CREATING: 2 of 2 processes running; no offer with enough memory yet",
           "RUNNING: 2 of 2 processes running",
         ]);
       },
+    );
+  });
+});
+
+Deno.test("create -w on a terminal rewrites one line, cut to the terminal width, with the reason", async () => {
+  await withScheduler([], async (_sched, config, env) => {
+    const written: string[] = [];
+    const columns = 40;
+    const terminal = {
+      write: (text: string) => void written.push(text),
+      isTerminal: true,
+      columns: () => columns,
+    };
+    const quiet = { write: () => {}, isTerminal: false };
+    const vars: Record<string, string> = { ...env, MRR_CONFIG: config };
+    const code = await run(["create", "-n", "tty", "-m", "50", "-s", "2", "-w"], {
+      env: (name) => vars[name],
+      stdout: terminal,
+      stderr: quiet,
+    });
+    assertEquals(code, 0, written.join(""));
+    const out = written.join("");
+    const drawn = out.split("\r\x1b[2K").slice(1).map((d) => d.replace(/\n[^]*$/, ""));
+    assert(drawn.length >= 4, `progress redrawn in place: ${JSON.stringify(out)}`);
+    for (const line of drawn) {
+      assert(!line.includes("\n"), `one line: ${JSON.stringify(line)}`);
+      assert(line.length < columns, `fits in ${columns} columns: ${JSON.stringify(line)}`);
+    }
+    assertEquals(drawn[0], "[--------------------] 0/3 processes...");
+    assertEquals(drawn.at(-1), "[####################] 3/3 processes...");
+    // Wide enough, the reason shows after the bar.
+    assertEquals(
+      fitWidth("[---] 0/3 processes running (CREATING)  no offer yet", 200),
+      "[---] 0/3 processes running (CREATING)  no offer yet",
     );
   });
 });

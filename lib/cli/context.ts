@@ -14,6 +14,8 @@ export interface Output {
   write(text: string): void;
   /** True when the stream is a terminal (progress bars, colour). */
   readonly isTerminal: boolean;
+  /** The terminal's width in columns now, when known (it can change while mrr runs). */
+  columns?(): number | undefined;
 }
 
 /** Everything a command needs from its surroundings. */
@@ -36,6 +38,13 @@ function denoOutput(file: typeof Deno.stdout | typeof Deno.stderr): Output {
       while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
     },
     isTerminal: file.isTerminal(),
+    columns() {
+      try {
+        return Deno.consoleSize().columns || undefined;
+      } catch {
+        return undefined; // not a terminal
+      }
+    },
   };
 }
 

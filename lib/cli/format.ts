@@ -115,3 +115,18 @@ export function progressBar(status: string, count: ProcessCount, width = 20): st
   return `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ${count.running}/${count.total} ` +
     `processes running (${status})`;
 }
+
+/**
+ * `text` cut to fit in `columns` terminal columns without wrapping: at most
+ * `columns - 1` characters (a character in the last column makes some
+ * terminals wrap), the cut marked with `...`. Unchanged when `columns` is
+ * unknown.
+ */
+export function fitWidth(text: string, columns: number | undefined): string {
+  if (columns === undefined || !Number.isFinite(columns) || columns < 1) return text;
+  const chars = [...text];
+  const room = Math.max(1, Math.floor(columns) - 1);
+  if (chars.length <= room) return text;
+  if (room <= 3) return chars.slice(0, room).join("");
+  return `${chars.slice(0, room - 3).join("")}...`;
+}

@@ -18,7 +18,7 @@ export const initCommand: Command = {
   name: "init",
   aliases: ["i"],
   summary: "Point mrr at a scheduler: mrr init http://HOST:5656",
-  usage: "init [--token TOKEN] [--timeout DUR] http://HOST:PORT",
+  usage: "init [--token TOKEN] [--timeout DUR] [http://]HOST:PORT",
   flags: [{
     name: "timeout",
     type: "string",
@@ -31,6 +31,7 @@ export const initCommand: Command = {
     description: "the API token to send (default $MRR_TOKEN; none when neither is given)",
   }],
   notes: [
+    "HOST:PORT without a scheme means http://HOST:PORT.",
     "The scheduler must answer GET /v1/STATUS; then the URL is saved in",
     "$MRR_CONFIG, $XDG_CONFIG_HOME/mrr/config.json or ~/.mrr/config.json (first that applies).",
     "MRR_ENDPOINT, when set, overrides the saved URL for every command.",
@@ -39,6 +40,7 @@ export const initCommand: Command = {
   ],
   examples: [
     "mrr init http://10.0.0.1:5656",
+    "mrr init 10.0.0.1:5656",
     "mrr init https://mrredis.example.com --token 3b1f...e9",
   ],
   async run(args: string[], ctx: Context): Promise<number> {

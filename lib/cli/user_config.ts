@@ -44,13 +44,16 @@ export function configPath(env: Env): string {
 
 /**
  * Checks that `text` is an http:// or https:// URL and returns it normalized
- * (no trailing slash). `source` says where it came from, for the message.
+ * (no trailing slash); `HOST:PORT` without a scheme is taken as `http://`. `source` says where it came from, for the message.
  * Throws {@linkcode UsageError}.
  */
 export function parseEndpoint(text: string, source: string, hint: string): string {
   let url: URL | undefined;
   try {
-    url = new URL(text);
+    // "host:port" (no scheme) means http://host:port.
+    url = new URL(
+      /^[a-z][a-z0-9+.-]*:\/\//i.test(text.trim()) ? text.trim() : `http://${text.trim()}`,
+    );
   } catch {
     url = undefined;
   }

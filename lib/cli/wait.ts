@@ -9,7 +9,13 @@ import { type InstanceStatus, type SchedulerClient, UNREACHABLE_HINT } from "./c
 import { type Output, println } from "./context.ts";
 import { CommandError } from "./errors.ts";
 import { formatDuration } from "./flags.ts";
-import { countProcesses, type ProcessCount, progressBar, progressLine } from "./format.ts";
+import {
+  countProcesses,
+  fitWidth,
+  type ProcessCount,
+  progressBar,
+  progressLine,
+} from "./format.ts";
 
 /** How often the scheduler is asked while waiting. */
 export const POLL_INTERVAL_MS = 500;
@@ -36,7 +42,11 @@ export interface WaitOptions {
   expectedSlaves?: number;
 }
 
-/** Shows progress: redraws one line on a terminal, prints changed lines otherwise. */
+/**
+ * Shows progress: on a terminal one line rewritten in place, cut to the
+ * terminal's width so it never wraps; otherwise a plain line per change.
+ * The instance's `Reason`, when it gives one, follows the counts.
+ */
 class Progress {
   #out: Output;
   #last = "";
@@ -46,14 +56,21 @@ class Progress {
     this.#out = out;
   }
 
-  show(status: string, count: ProcessCount | undefined, note?: string): void {
+  show(status: string, count: ProcessCount | undefined, reason?: string, note?: string): void {
+    // One line, and nothing the terminal would take for a control sequence.
+    // deno-lint-ignore no-control-regex
+    const why = reason?.replace(/[\s\u0000-\u001f\u007f]+/g, " ").trim() || undefined;
     if (this.#out.isTerminal) {
-      const text = count ? progressBar(status, count) : status;
-      this.#out.write(`\r\x1b[2K${text}${note ? `  ${note}` : ""}`);
+      const text = `${count ? progressBar(status, count) : status}${why ? `  ${why}` : ""}${
+        note ? `  (${note})` : ""
+      }`;
+      this.#out.write(`\r\x1b[2K${fitWidth(text, this.#out.columns?.())}`);
       this.#drawn = true;
       return;
     }
-    const line = `${count ? progressLine(status, count) : status}${note ? ` (${note})` : ""}`;
+    const line = `${count ? progressLine(status, count) : status}${why ? `; ${why}` : ""}${
+      note ? ` (${note})` : ""
+    }`;
     if (line !== this.#last) println(this.#out, line);
     this.#last = line;
   }
@@ -62,6 +79,10 @@ class Progress {
     if (this.#drawn) this.#out.write("\n");
     this.#drawn = false;
   }
+}
+
+function reasonOf(instance: InstanceStatus | undefined): string | undefined {
+  return typeof instance?.Reason === "string" ? instance.Reason : undefined;
 }
 
 function describe(instance: InstanceStatus | undefined, count: ProcessCount | undefined): string {
@@ -97,7 +118,12 @@ export async function waitForInstance(options: WaitOptions): Promise<InstanceSta
       } catch (error) {
         if (!(error instanceof CommandError)) throw error;
         lastError = error;
-        progress.show(last?.Status ?? "WAITING", lastCount, `${error.message}; retrying`);
+        progress.show(
+          last?.Status ?? "WAITING",
+          lastCount,
+          reasonOf(last),
+          `${error.message}; retrying`,
+        );
       }
       if (ok) {
         if (instance === undefined) {
@@ -108,11 +134,11 @@ export async function waitForInstance(options: WaitOptions): Promise<InstanceSta
               { status: 404, hint: 'Run "mrr status" to list the instances' },
             );
           }
-          progress.show("WAITING", undefined, "the scheduler does not list it yet");
+          progress.show("WAITING", undefined, undefined, "the scheduler does not list it yet");
         } else {
           last = instance;
           lastCount = countProcesses(instance, expectedSlaves);
-          progress.show(instance.Status, lastCount);
+          progress.show(instance.Status, lastCount, reasonOf(instance));
           if (until === "running" && instance.Status === "RUNNING") return instance;
           if (until === "running" && DEAD_STATUSES.has(instance.Status)) {
             throw new CommandError(
