@@ -1,16 +1,21 @@
 /**
  * A small, bounded client for the commands the executor sends to its own
- * redis-server processes, on top of ioredis.
+ * redis-server processes, on the RESP connection of `resp.ts` (no client
+ * library: the executor starts faster without one).
  *
  * Every call has a deadline. There is no offline queue and no automatic
  * reconnection: a connection that failed or timed out is dropped and the next
  * call opens a fresh one, so a hung server never piles up queued commands.
+ * With a password, every new connection sends `AUTH [username] password`
+ * first.
  *
  * @module
  */
 
-import { Redis } from "ioredis";
 import { parseInfo, type RedisInfo } from "./info.ts";
+import { RedisReplyError, RespConnection } from "./resp.ts";
+
+export { RedisReplyError } from "./resp.ts";
 
 /** Options of {@linkcode RedisClient}. */
 export interface RedisClientOptions {
@@ -20,6 +25,10 @@ export interface RedisClientOptions {
   port: number;
   /** Deadline of one call (connecting included), in ms. Default 1500. */
   timeoutMs?: number;
+  /** ACL user sent with AUTH (only with `password`). Default: none (the `default` user). */
+  username?: string;
+  /** Password sent with AUTH on every new connection. Default: no AUTH. */
+  password?: string;
   /** Receives one line per connection error. Default: errors are dropped. */
   log?: (line: string) => void;
 }
@@ -40,9 +49,10 @@ export class RedisClient {
   /** Port of the redis-server. */
   readonly port: number;
   readonly #timeoutMs: number;
+  readonly #username: string | undefined;
+  readonly #password: string | undefined;
   readonly #log: ((line: string) => void) | undefined;
-  #redis: Redis | undefined;
-  #ready: Promise<void> | undefined;
+  #connecting: Promise<RespConnection> | undefined;
   #closed = false;
 
   /** Makes a client; nothing is connected until the first call. */
@@ -54,49 +64,64 @@ export class RedisClient {
     if (!(timeoutMs > 0)) {
       throw new RangeError(`Cannot create Redis client: invalid timeoutMs ${timeoutMs}`);
     }
+    if (options.username !== undefined && options.password === undefined) {
+      throw new TypeError(
+        `Cannot create Redis client: username "${options.username}" given without a password`,
+      );
+    }
     this.host = options.host ?? "127.0.0.1";
     this.port = options.port;
     this.#timeoutMs = timeoutMs;
+    this.#username = options.username;
+    this.#password = options.password;
     this.#log = options.log;
   }
 
-  #connection(): { redis: Redis; ready: Promise<void> } {
-    if (this.#redis && this.#ready && this.#redis.status !== "end") {
-      return { redis: this.#redis, ready: this.#ready };
-    }
-    const redis = new Redis({
-      host: this.host,
-      port: this.port,
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      enableReadyCheck: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: () => null,
-      reconnectOnError: () => false,
-      connectTimeout: this.#timeoutMs,
-      autoResubscribe: false,
+  /** The open connection, or a new one (authenticated when a password is set). */
+  #connection(): Promise<RespConnection> {
+    if (this.#connecting) return this.#connecting;
+    const connecting = (async () => {
+      const conn = await RespConnection.open(this.host, this.port);
+      conn.closed.then(() => {
+        if (this.#connecting === connecting) this.#connecting = undefined;
+      });
+      if (this.#password !== undefined) {
+        const args = this.#username !== undefined
+          ? ["AUTH", this.#username, this.#password]
+          : ["AUTH", this.#password];
+        const answer = await conn.send(args);
+        if (answer instanceof RedisReplyError) {
+          conn.close();
+          throw new RedisReplyError(
+            `Cannot authenticate to ${this.host}:${this.port}${
+              this.#username !== undefined ? ` as "${this.#username}"` : ""
+            }: ${answer.message}`,
+          );
+        }
+      }
+      return conn;
+    })();
+    connecting.catch((error) => {
+      if (this.#connecting === connecting) this.#connecting = undefined;
+      this.#log?.(
+        `Redis connection to ${this.host}:${this.port} failed: ${(error as Error).message}`,
+      );
     });
-    redis.on("error", (error: Error) => {
-      this.#log?.(`Redis connection to ${this.host}:${this.port} failed: ${error.message}`);
-    });
-    const ready = redis.connect();
-    ready.catch(() => {});
-    this.#redis = redis;
-    this.#ready = ready;
-    return { redis, ready };
+    this.#connecting = connecting;
+    return connecting;
   }
 
   #drop(): void {
-    const redis = this.#redis;
-    this.#redis = undefined;
-    this.#ready = undefined;
-    redis?.disconnect(false);
+    const connecting = this.#connecting;
+    this.#connecting = undefined;
+    connecting?.then((conn) => conn.close(), () => {});
   }
 
   /**
    * Sends one command and returns its answer. Rejects with a
    * {@linkcode RedisTimeoutError} after `timeoutMs` (the connection is then
-   * dropped), or with the error redis-server answered.
+   * dropped), or with the error redis-server answered (a
+   * {@linkcode RedisReplyError}, named `ReplyError`).
    */
   async call(
     command: string,
@@ -106,10 +131,12 @@ export class RedisClient {
     if (this.#closed) {
       throw new Error(`Cannot send ${command} to ${this.host}:${this.port}: client closed`);
     }
-    const { redis, ready } = this.#connection();
+    const connecting = this.#connection();
     const work = (async () => {
-      await ready;
-      return await redis.call(command, ...args);
+      const conn = await connecting;
+      const answer = await conn.send([command, ...args]);
+      if (answer instanceof RedisReplyError) throw answer;
+      return answer;
     })();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<never>((_, reject) => {
@@ -123,9 +150,11 @@ export class RedisClient {
     } catch (error) {
       work.catch(() => {});
       // A reply error (an answer) keeps the connection; anything else drops it.
-      if (!(error instanceof Error && error.name === "ReplyError")) {
-        if (this.#redis === redis) this.#drop();
-        else redis.disconnect(false);
+      if (
+        !(error instanceof RedisReplyError) || !(await connecting.then(() => true, () => false))
+      ) {
+        if (this.#connecting === connecting) this.#drop();
+        else connecting.then((conn) => conn.close(), () => {});
       }
       throw error;
     } finally {
