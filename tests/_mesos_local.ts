@@ -7,6 +7,7 @@
  */
 
 import { type ContentType, decode, encode } from "../lib/mesos/codec.ts";
+import "../lib/mesos/protobuf_codec.ts";
 import { readRecords } from "../lib/mesos/recordio.ts";
 import { LocalCluster, type LocalClusterOptions } from "../lib/mesos/local/mod.ts";
 import { tempDir } from "./_util.ts";

@@ -7,6 +7,7 @@ import {
   encodeBase64,
   MesosDecodeError,
 } from "../lib/mesos/codec.ts";
+import "../lib/mesos/protobuf_codec.ts";
 import type {
   ExecutorCall,
   ExecutorEvent,
@@ -402,4 +403,9 @@ Deno.test("encode refuses a message without its required fields, naming the fiel
   );
   throws(() => encode("mesos.v1.NoSuchThing", {}, "application/json"), TypeError);
   ok(encode("mesos.v1.Filters", {}, "application/x-protobuf").length === 0);
+});
+
+Deno.test("the generated descriptor matches the .proto files (run tools/gen_mesos_descriptor.ts)", async () => {
+  const { mesosDescriptor, DESCRIPTOR_PATH } = await import("../tools/gen_mesos_descriptor.ts");
+  equal(await Deno.readTextFile(DESCRIPTOR_PATH), mesosDescriptor());
 });

@@ -4,6 +4,7 @@
  */
 
 import { encode } from "../lib/mesos/codec.ts";
+import "../lib/mesos/protobuf_codec.ts";
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import {
   callStatus,

@@ -8,6 +8,11 @@
  * doubles as JS numbers, maps as plain objects. Unset optional fields are
  * absent (defaults are never filled in).
  *
+ * The message types come from a generated descriptor (`schema.ts`), so the
+ * JSON encoding loads no protobuf library. The protobuf encoding (protobufjs)
+ * is loaded on demand: `await ready(contentType)` or `await loadProtobuf()`
+ * before the first protobuf `encode`/`decode`, or import `protobuf_codec.ts`.
+ *
  * @example
  * ```ts
  * const body = encode("mesos.v1.scheduler.Call", { type: "TEARDOWN", framework_id: { value: "f" } }, "application/json");
@@ -17,8 +22,7 @@
  * @module
  */
 
-import protobuf from "protobufjs";
-import { EXECUTOR_PROTO, MESOS_PROTO, SCHEDULER_PROTO } from "./proto/protos.ts";
+import { type FieldSchema, isMessage, lookupMessage, type MessageSchema } from "./schema.ts";
 
 /** The two content types the Mesos v1 HTTP APIs speak. */
 export type ContentType = "application/x-protobuf" | "application/json";
@@ -32,36 +36,55 @@ export class MesosDecodeError extends Error {
   }
 }
 
-const root = new protobuf.Root();
-for (const text of [MESOS_PROTO, SCHEDULER_PROTO, EXECUTOR_PROTO]) {
-  protobuf.parse(text, root, { keepCase: true });
+/** The protobuf wire format, supplied by `protobuf_codec.ts` once loaded. */
+export interface ProtobufWire {
+  /** Encodes a normalized message of `typeName`. */
+  encode(typeName: string, message: Record<string, unknown>): Uint8Array<ArrayBuffer>;
+  /** Decodes `body` to a plain object (enums as names, 64-bit integers as numbers). */
+  decode(typeName: string, body: Uint8Array): unknown;
 }
-root.resolveAll();
 
-const typeCache = new Map<string, protobuf.Type>();
+let protobufWire: ProtobufWire | undefined;
 
-/** Returns the protobufjs type for a full Mesos type name, e.g. `"mesos.v1.TaskStatus"`. */
-function lookup(typeName: string): protobuf.Type {
-  let type = typeCache.get(typeName);
-  if (!type) {
-    const found = root.lookup(typeName.replace(/^\./, ""));
-    if (!(found instanceof protobuf.Type)) {
-      throw new TypeError(`Unknown Mesos message type "${typeName}"`);
-    }
-    type = found;
-    typeCache.set(typeName, type);
+/** Installs the protobuf wire format (called by `protobuf_codec.ts` when it loads). */
+export function registerProtobufWire(wire: ProtobufWire): void {
+  protobufWire = wire;
+}
+
+/**
+ * Loads the protobuf encoding (protobufjs) on first use. The JSON encoding
+ * never needs it; {@link encode} and {@link decode} with
+ * `application/x-protobuf` throw until it is loaded. Importing
+ * `protobuf_codec.ts` statically loads it too.
+ */
+export async function loadProtobuf(): Promise<void> {
+  if (!protobufWire) await import("./protobuf_codec.ts");
+}
+
+/** Makes `contentType` usable with {@link encode} and {@link decode} (loads protobuf when needed). */
+export async function ready(contentType: ContentType): Promise<void> {
+  if (contentType === "application/x-protobuf") await loadProtobuf();
+}
+
+function wire(): ProtobufWire {
+  if (!protobufWire) {
+    throw new Error(
+      'The protobuf encoding is not loaded: call "await loadProtobuf()" first, or use application/json',
+    );
   }
+  return protobufWire;
+}
+
+/** Returns the message type for a full Mesos type name, e.g. `"mesos.v1.TaskStatus"`. */
+function lookup(typeName: string): MessageSchema {
+  const type = lookupMessage(typeName);
+  if (!type) throw new TypeError(`Unknown Mesos message type "${typeName}"`);
   return type;
 }
 
 /** True when `typeName` names a message type this codec knows. */
 export function isMessageType(typeName: string): boolean {
-  try {
-    lookup(typeName);
-    return true;
-  } catch {
-    return false;
-  }
+  return lookupMessage(typeName) !== undefined;
 }
 
 /** A problem found while walking a message, with the dotted path of the field. */
@@ -97,7 +120,7 @@ function join(path: string, name: string): string {
  * bytes must already be `Uint8Array`s (copied, so no Buffer leaks out).
  */
 function normalize(
-  type: protobuf.Type,
+  type: MessageSchema,
   input: unknown,
   path: string,
   json: boolean,
@@ -107,14 +130,14 @@ function normalize(
   }
   const source = input as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  for (const field of type.fieldsArray) {
+  for (const field of type.fields) {
     const fieldPath = join(path, field.name);
     const value = source[field.name];
     if (value === undefined || value === null) {
       if (field.required) throw new ShapeError(fieldPath, "Missing required field");
       continue;
     }
-    if (field instanceof protobuf.MapField) {
+    if (field.map) {
       if (typeof value !== "object" || Array.isArray(value)) {
         throw new ShapeError(fieldPath, "Expected an object for a map field");
       }
@@ -145,14 +168,14 @@ function normalize(
 }
 
 function convertValue(
-  field: protobuf.Field,
+  field: FieldSchema,
   value: unknown,
   path: string,
   json: boolean,
 ): unknown {
-  const resolved = field.resolvedType;
-  if (resolved instanceof protobuf.Type) return normalize(resolved, value, path, json);
-  if (resolved instanceof protobuf.Enum) {
+  const resolved = field.resolved;
+  if (resolved && isMessage(resolved)) return normalize(resolved, value, path, json);
+  if (resolved) {
     if (typeof value === "string") return value in resolved.values ? value : DROP;
     if (typeof value === "number") return resolved.valuesById[value] ?? DROP;
     throw new ShapeError(path, `Expected an enum name of ${resolved.name}`);
@@ -215,21 +238,21 @@ function toNumber(value: unknown, path: string, integer: boolean): number {
 }
 
 /** Converts a normalized (in-memory) message to a JSON-ready value. */
-function toJsonValue(type: protobuf.Type, message: Record<string, unknown>): unknown {
+function toJsonValue(type: MessageSchema, message: Record<string, unknown>): unknown {
   const out: Record<string, unknown> = {};
-  for (const field of type.fieldsArray) {
+  for (const field of type.fields) {
     const value = message[field.name];
     if (value === undefined) continue;
     const one = (v: unknown): unknown => {
-      const resolved = field.resolvedType;
-      if (resolved instanceof protobuf.Type) {
+      const resolved = field.resolved;
+      if (resolved && isMessage(resolved)) {
         return toJsonValue(resolved, v as Record<string, unknown>);
       }
       if (v instanceof Uint8Array) return encodeBase64(v);
       if (typeof v === "number" && !Number.isFinite(v)) return String(v);
       return v;
     };
-    if (field instanceof protobuf.MapField) {
+    if (field.map) {
       const map: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) map[k] = one(v);
       out[field.name] = map;
@@ -268,8 +291,7 @@ export function encode(
   if (contentType !== "application/x-protobuf") {
     throw new TypeError(`Unsupported content type "${contentType}"`);
   }
-  const bytes = type.encode(type.fromObject(normalized)).finish();
-  return new Uint8Array(bytes); // a plain copy: never a pooled Buffer
+  return wire().encode(type.fullName, normalized);
 }
 
 /**
@@ -294,9 +316,9 @@ export function decode<T = any>(typeName: string, body: Uint8Array, contentType:
       );
     }
   } else if (contentType === "application/x-protobuf") {
+    const protobuf = wire();
     try {
-      const decoded = type.decode(body);
-      raw = type.toObject(decoded, { longs: Number, enums: String, defaults: false });
+      raw = protobuf.decode(type.fullName, body);
     } catch (error) {
       throw new MesosDecodeError(
         `Cannot decode ${typeName} from protobuf: ${(error as Error).message}`,

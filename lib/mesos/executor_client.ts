@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type ContentType, decode, encode } from "./codec.ts";
+import { type ContentType, decode, encode, ready } from "./codec.ts";
 import { readRecords } from "./recordio.ts";
 import type {
   ExecutorCall,
@@ -100,7 +100,10 @@ export interface StatusUpdate {
 export interface ExecutorClientOptions {
   /** Environment to read (default `Deno.env.toObject()`). */
   env?: Record<string, string>;
-  /** Encoding of calls and events (default protobuf). */
+  /**
+   * Encoding of calls and events (default JSON: the protobuf encoding loads
+   * protobufjs, which costs the executor's start-up).
+   */
   contentType?: ContentType;
   /** Receives every event in order (ACKNOWLEDGED too, after it is consumed). */
   onEvent: (event: ExecutorEvent) => void | Promise<void>;
@@ -162,7 +165,7 @@ export class ExecutorClient {
     this.#retryMs = retryMs;
     this.#options = options;
     this.env = readExecutorEnv(options.env ?? Deno.env.toObject());
-    this.#contentType = options.contentType ?? "application/x-protobuf";
+    this.#contentType = options.contentType ?? "application/json";
     this.#url = `http://${this.env.agentEndpoint}/api/v1/executor`;
   }
 
@@ -255,6 +258,8 @@ export class ExecutorClient {
   }
 
   async #subscribeOnce(): Promise<boolean> {
+    // No await for JSON: the SUBSCRIBE leaves before start() returns.
+    if (this.#contentType !== "application/json") await ready(this.#contentType);
     const stream = new AbortController();
     this.#stream = stream;
     const call: ExecutorCall = {
@@ -278,6 +283,7 @@ export class ExecutorClient {
     const eventType = (response.headers.get("content-type") ?? "").includes("json")
       ? "application/json"
       : "application/x-protobuf";
+    if (eventType !== "application/json") await ready(eventType);
     let subscribed = false;
     try {
       for await (const record of readRecords(response.body)) {

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { type ContentType, decode, encode } from "./codec.ts";
+import { type ContentType, decode, encode, ready } from "./codec.ts";
 import {
   type DetectedLeader,
   fetchFollowingRedirects,
@@ -243,6 +243,7 @@ export class SchedulerClient {
       call.framework_id = { value: this.#frameworkId };
     }
     this.#log(`Subscribing at ${base}${this.#frameworkId ? ` as ${this.#frameworkId}` : ""}`);
+    await ready(this.#contentType);
     const { response, url } = await fetchFollowingRedirects(base + SCHEDULER_PATH, {
       method: "POST",
       headers: { "content-type": this.#contentType, accept: this.#contentType },
@@ -262,6 +263,7 @@ export class SchedulerClient {
     const eventType = (response.headers.get("content-type") ?? this.#contentType).includes("json")
       ? "application/json"
       : "application/x-protobuf";
+    await ready(eventType);
     let subscribed = false;
     let lastEvent = Date.now();
     let intervalMs = DEFAULT_HEARTBEAT_SECONDS * 1000;

@@ -7,6 +7,8 @@
  */
 
 import { type ContentType, decode, encode, MesosDecodeError } from "../codec.ts";
+// The local cluster speaks both encodings at any time: load protobuf with it.
+import "../protobuf_codec.ts";
 import { encodeRecord } from "../recordio.ts";
 
 /** A plain-text HTTP answer with `status`. */
