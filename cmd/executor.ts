@@ -151,6 +151,12 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
 
+  // Subscribe first: the agent waits for it before sending the LAUNCH; the
+  // rest of the set-up runs while the SUBSCRIBE is on its way.
+  Promise.resolve(client.start()).catch((error) => {
+    log(`Executor client failed: ${(error as Error).message}`);
+    executor.abandon().then(() => finish(1));
+  });
   const onSignal = () => {
     log("Signalled; stopping every task");
     executor.shutdown().then(() => finish(0));
@@ -158,10 +164,6 @@ export async function main(args: string[]): Promise<number> {
   const signals: Deno.Signal[] = ["SIGTERM", "SIGINT"];
   for (const signal of signals) Deno.addSignalListener(signal, onSignal);
   log(`Starting: sandbox ${settings.sandbox}, redis-server "${settings.redisServer}"`);
-  Promise.resolve(client.start()).catch((error) => {
-    log(`Executor client failed: ${(error as Error).message}`);
-    executor.abandon().then(() => finish(1));
-  });
 
   const code = await done;
   await executor.shutdown();

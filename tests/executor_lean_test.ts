@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+interface InfoModule {
+  specifier: string;
+  dependencies?: {
+    code?: { specifier: string };
+    type?: { specifier: string };
+    isDynamic?: boolean;
+  }[];
+}
+
+/** Every module `entry` loads at start-up: static imports only, followed transitively. */
+async function staticGraph(entry: string): Promise<Set<string>> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", `${ROOT}${entry}`],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    roots: string[];
+    modules: InfoModule[];
+    redirects: Record<string, string>;
+  };
+  const bySpecifier = new Map(info.modules.map((m) => [m.specifier, m]));
+  const seen = new Set<string>();
+  const visit = (specifier: string) => {
+    const resolved = info.redirects[specifier] ?? specifier;
+    if (seen.has(resolved)) return;
+    seen.add(resolved);
+    for (const dep of bySpecifier.get(resolved)?.dependencies ?? []) {
+      if (!dep.isDynamic && dep.code) visit(dep.code.specifier);
+    }
+  };
+  for (const root of info.roots) visit(root);
+  return seen;
+}
+
+Deno.test("the executor loads no npm package at start-up (no protobufjs, no ioredis)", async () => {
+  const graph = await staticGraph("cmd/executor.ts");
+  const npm = [...graph].filter((s) => s.startsWith("npm:"));
+  assert.deepEqual(npm, []);
+  assert.ok([...graph].some((s) => s.endsWith("/lib/redis/resp.ts")));
+});
