@@ -329,3 +329,17 @@ Deno.test("API without tokens stays open but still refuses cross-site changes", 
     await api.close();
   }
 });
+
+Deno.test("API answers 409 with the scheduler's reason when a CREATE can never be placed", async () => {
+  const reason =
+    'Cannot create instance "big": one process needs an agent with 9096 MB and 0.2 cpus, but of the 3 agents registered the largest has 4096 MB';
+  const handler = createApiHandler({
+    create: () => Promise.resolve({ refused: reason }),
+    delete: () => Promise.resolve(false),
+    status: () => undefined,
+    list: () => [],
+  });
+  const res = await handler(new Request("http://x/v1/CREATE/big/9000/1/0", { method: "POST" }));
+  assertEquals(res.status, 409);
+  assertEquals(await res.text(), `${reason}\n`);
+});

@@ -23,9 +23,10 @@ Deno.test({
       master: "local",
       localPortsBase: LOCAL_PORTS_BASE,
     });
-    const mrr = async (args: string[], code = 0) => {
+    /** Runs mrr; throws unless it exits with `code` (any code when `null`). */
+    const mrr = async (args: string[], code: number | null = 0) => {
       const r = await runMrr(config, args);
-      if (r.code !== code) {
+      if (code !== null && r.code !== code) {
         throw new Error(
           `mrr ${args.join(" ")}: expected exit ${code}\n${show(r)}\n--- sched log (tail)\n${
             sched.log().split("\n").slice(-40).join("\n")
@@ -59,6 +60,25 @@ Deno.test({
       await t.step("create of an existing name is refused with 409", async () => {
         const r = await mrr(["create", "-n", "e2e-s", "-m", "50"], 1);
         assertEquals(r.stderr.split("\n")[0], 'Error: instance "e2e-s" already exists (409)');
+      });
+
+      await t.step("create of an instance no agent could hold is refused with 409", async () => {
+        // Refusals wait until the scheduler knows its agents; until then the
+        // CREATE is accepted (and waits for resources): delete and try again.
+        const deadline = Date.now() + 60_000;
+        let r = await mrr(["create", "-n", "e2e-huge", "-m", "5000"], null);
+        while (r.code === 0 && Date.now() < deadline) {
+          await mrr(["delete", "-n", "e2e-huge", "-w"]);
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          r = await mrr(["create", "-n", "e2e-huge", "-m", "5000"], null);
+        }
+        assertEquals(r.code, 1, show(r));
+        assertMatch(
+          r.stderr.split("\n")[0]!,
+          /^Error: the scheduler refused the request: Cannot create instance "e2e-huge": one process needs an agent with 5096 MB .* the largest has 4096 MB.* \(409\)$/,
+        );
+        const wide = await mrr(["create", "-n", "e2e-wide", "-m", "10", "-s", "3"], 1);
+        assertMatch(wide.stderr, /need at least 4 agents at Distribution 1.*can hold at most 3/);
       });
 
       await t.step("status text", async () => {

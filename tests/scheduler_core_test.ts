@@ -178,7 +178,7 @@ Deno.test("core: S instance from CREATE to RUNNING, failures before RUNNING, del
     await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
     assertEquals((await store.get("/t/framework_id"))?.value, "fw");
     assertEquals(mesos.take("reconcile").length, 2, "explicit then implicit");
-    assertEquals(mesos.take("suppress").length, 1, "nothing to do: suppressed");
+    assertEquals(mesos.take("suppress").length, 0, "not before the agents offered");
 
     assertEquals(
       await core.create({ name: "s1", capacityMB: 10, masters: 1, slaves: 0, distribution: 1 }),
@@ -356,6 +356,118 @@ Deno.test("core: an instance that does not fit stays CREATING with the reason", 
     assertEquals(wide.Status, "CREATING");
     assertMatch(wide.Reason ?? "", /need 4 agents .* for Distribution 1/);
     assert(mesos.take("decline").length > 0, "unused offers declined");
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("core: offers are suppressed once they have shown the agents, or after 5 s", async () => {
+  const dir = await tempDir("core-learn");
+  const { store, clock, mesos, core } = await setup(dir);
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    await core.tick();
+    assertEquals(mesos.take("suppress").length, 0, "offers wanted: the agents are not known");
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(1, "A1")] } });
+    assertEquals(mesos.take("suppress").length, 1, "the agents offered: nothing to do");
+    // Re-subscribed, and no offer comes: suppressed after 5 s all the same.
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    clock.now += 4_000;
+    await core.tick();
+    assertEquals(mesos.take("suppress").length, 0);
+    clock.now += 1_000;
+    await core.tick();
+    assertEquals(mesos.take("suppress").length, 1);
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("core: a CREATE no registered agent could hold is refused once the agents are known", async () => {
+  const dir = await tempDir("core-refuse");
+  const { store, clock, mesos, core } = await setup(dir);
+  const req = (name: string, capacityMB: number, slaves: number, distribution = 1) => ({
+    name,
+    capacityMB,
+    masters: 1,
+    slaves,
+    distribution,
+  });
+  try {
+    // Before any offer nothing is known: accepted (it waits with a reason).
+    assertEquals(await core.create(req("early", 8000, 0)), "created");
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    await core.handleEvent({
+      type: "OFFERS",
+      offers: { offers: [offer(1, "A1"), offer(2, "A2")] },
+    });
+    // Seen two agents a moment ago: a third may still come, so nothing is refused yet.
+    assertEquals(await core.create(req("wide0", 10, 2)), "created");
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(3, "A3")] } });
+    clock.now += 3_000;
+    // Each agent: 4096 MB, 4 cpus (the executor's 64 MB and 0.1 cpus come off).
+    const big = await core.create(req("big", 4001, 0));
+    assertEquals(typeof big, "object");
+    assertMatch(
+      (big as { refused: string }).refused,
+      /^Cannot create instance "big": one process needs an agent with 4097 MB and 0.2 cpus .* but of the 3 agents registered the largest has 4096 MB/,
+    );
+    assertEquals(await core.create(req("fits", 4000, 0)), "created");
+    const wide = await core.create(req("wide", 10, 3));
+    assertMatch(
+      (wide as { refused: string }).refused,
+      /its 4 processes of 10 MB need at least 4 agents at Distribution 1 .* the 3 agents registered can hold at most 3 of them/,
+    );
+    assertEquals(await core.create(req("wide2", 10, 3, 2)), "created", "Distribution 2 fits");
+    assertEquals(core.status("big"), undefined, "nothing stored for a refused CREATE");
+    assertEquals(await store.get("/t/instances/big"), undefined);
+    // An agent removed no longer counts (and the set must settle again); its
+    // tasks were reported unreachable first, as the master does.
+    for (const task of mesos.launched.filter((t) => t.agent_id.value === "A3")) {
+      await core.handleEvent(update(task.task_id.value, "TASK_UNREACHABLE", "A3"));
+    }
+    await core.handleEvent({ type: "FAILURE", failure: { agent_id: { value: "A3" } } });
+    assertEquals(await core.create(req("three0", 10, 2)), "created", "not settled yet");
+    clock.now += 3_000;
+    const three = await core.create(req("three", 10, 2));
+    assertMatch(
+      (three as { refused: string }).refused,
+      /the 2 agents registered can hold at most 2/,
+    );
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("core: a refusal while offers are suppressed revives them, so a new agent is seen", async () => {
+  const dir = await tempDir("core-refuse-revive");
+  const { store, clock, mesos, core } = await setup(dir);
+  const pair = { name: "pair", capacityMB: 10, masters: 1, slaves: 1, distribution: 1 };
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(1, "A1")] } });
+    assertEquals(mesos.take("suppress").length, 1);
+    clock.now += 3_000;
+    const refused = await core.create(pair);
+    assertMatch(
+      (refused as { refused: string }).refused,
+      /the 1 agent registered can hold at most 1/,
+    );
+    assertEquals(mesos.take("revive").length, 1, "offers asked for again");
+    // A second agent registered meanwhile: it offers, and once settled the pair fits.
+    await core.handleEvent({
+      type: "OFFERS",
+      offers: { offers: [offer(2, "A1"), offer(3, "A2")] },
+    });
+    assertEquals(await core.create({ ...pair, name: "pair-soon" }), "created", "not settled yet");
+    clock.now += 3_000;
+    assertEquals(await core.create(pair), "created");
   } finally {
     await core.stop();
     await store.close();

@@ -21,10 +21,17 @@ import { StoreUnavailableError } from "../store/store.ts";
 import { isUiPath, serveUi } from "../ui/serve.ts";
 import type { RequestContext } from "./auth.ts";
 
+/** What {@linkcode InstanceService.create} answers. */
+export type CreateResult = "created" | "exists" | "deleting" | { refused: string };
+
 /** What the API needs from the scheduler. */
 export interface InstanceService {
-  /** `"exists"` when the name is taken, `"deleting"` while that instance is being deleted. */
-  create(req: CreateParams): Promise<"created" | "exists" | "deleting">;
+  /**
+   * `"exists"` when the name is taken, `"deleting"` while that instance is
+   * being deleted, `{refused}` (answered 409) when no agent registered now
+   * could ever hold it.
+   */
+  create(req: CreateParams): Promise<CreateResult>;
   /** `false` when the name is unknown. */
   delete(name: string): Promise<boolean>;
   /** The STATUS JSON object, or `undefined` when unknown. */
@@ -157,7 +164,7 @@ export function createApiHandler(
         parseName(name);
         const body = await readBody(req, maxBody);
         const params = parseCreate(name, capacity, masters, slaves, body);
-        let result: "created" | "exists" | "deleting";
+        let result: CreateResult;
         try {
           result = await service.create(params);
         } catch (error) {
@@ -176,6 +183,7 @@ export function createApiHandler(
             `Instance "${name}" is being deleted; create it again once it is gone`,
           );
         }
+        if (typeof result === "object") throw new HttpError(409, result.refused);
         if (result === "exists") {
           throw new HttpError(409, `Instance "${name}" already exists`);
         }

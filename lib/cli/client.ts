@@ -226,7 +226,8 @@ export class SchedulerClient {
     const path = `/v1/CREATE/${encodeURIComponent(name)}/${capacityMB}/${masters}/${slaves}`;
     const answer = await this.#call("POST", path, body);
     if (answer.status === 201 || answer.status === 200) return answer.text.trim();
-    if (answer.status === 409) {
+    // 409 also says an instance is being deleted, or that no agent could hold it: its text then.
+    if (answer.status === 409 && /already exists/.test(answer.text)) {
       throw new CommandError(`instance "${name}" already exists (409)`, {
         status: 409,
         hint: `Run "mrr status -n ${name}" to see it, or pick another name`,

@@ -35,6 +35,12 @@ import {
 import { type Action, addressOf, isLive, type ObservedStats, plan } from "./plan.ts";
 import { buildTaskInfo, EXECUTOR_ID, parseTaskId, taskIdOf } from "./tasks.ts";
 import { type InstanceView, instanceView } from "./status_view.ts";
+import {
+  type AgentResources,
+  type AgentSize,
+  infeasibleReason,
+  observeAgent,
+} from "./feasibility.ts";
 
 /** The Mesos calls the scheduler makes (a `SchedulerClient` behind an adapter). */
 export interface MesosPort {
@@ -78,7 +84,17 @@ export interface SchedulerOptions {
   statsSilenceMs?: number;
   /** No stats from a RUNNING task for this long: treat it as lost (default 10000 ms). */
   statsLostMs?: number;
+  /**
+   * CREATEs that no agent could ever hold are refused only once the set of
+   * known agents has not changed for this long (default 3000 ms), so that a
+   * scheduler that has just subscribed, and seen only some agents, refuses
+   * nothing it could place.
+   */
+  agentsSettleMs?: number;
 }
+
+/** What {@linkcode Scheduler.create} answers. */
+export type CreateOutcome = "created" | "exists" | "deleting" | { refused: string };
 
 interface ProcState {
   rec: ProcessRecord;
@@ -134,6 +150,8 @@ const REVIVE_MIN_INTERVAL_MS = 100;
 const IMPLICIT_RECONCILE_MS = 10 * 60_000;
 /** How long a lost process waits for an offer from its own agent (to keep its data). */
 const PIN_AGENT_MS = 10_000;
+/** After subscribing (or a refusal), offers are not suppressed until some arrive or this passes. */
+const AGENT_LEARN_MS = 5_000;
 
 /** Relaunch delay after `failures` consecutive failures: 0.5 s doubling, capped at 30 s. */
 export function backoffMs(failures: number): number {
@@ -159,6 +177,7 @@ export class Scheduler {
   readonly #offsetQueryMs: number;
   readonly #statsSilenceMs: number;
   readonly #statsLostMs: number;
+  readonly #agentsSettleMs: number;
 
   readonly #instances = new Map<string, InstState>();
   readonly #stats = new Map<string, RedisStats>();
@@ -193,6 +212,16 @@ export class Scheduler {
   #unanswered = new Map<string, string | undefined>();
   #reconcileRound = 0;
   #reconcileNextAt = 0;
+  /** Agents seen in offers since subscribing, with their estimated size (see feasibility.ts). */
+  readonly #agents = new Map<string, AgentSize>();
+  /** When an agent was last added to or removed from `#agents` (or the subscription began). */
+  #agentSetChangedAt = 0;
+  /** Offers arrived since the agents were last to be learned. */
+  #offersSeen = false;
+  /** Until then offers are not suppressed while none have arrived (to learn the agents). */
+  #learnAgentsUntil = 0;
+  /** When a refusal last asked for offers again. */
+  #refusalReviveAt = -Infinity;
   #frameworkId: string | undefined;
   #frameworkIdVersion: string | null = null;
   #queue: Promise<unknown> = Promise.resolve();
@@ -212,6 +241,7 @@ export class Scheduler {
     this.#offsetQueryMs = options.offsetQueryMs ?? 300;
     this.#statsSilenceMs = options.statsSilenceMs ?? 3000;
     this.#statsLostMs = options.statsLostMs ?? 10_000;
+    this.#agentsSettleMs = options.agentsSettleMs ?? 3_000;
   }
 
   // ---- store layout ----
@@ -345,11 +375,21 @@ export class Scheduler {
 
   // ---- API requests ----
 
-  /** Creates an instance; `"exists"` when the name is taken, `"deleting"` while it is being deleted. */
-  create(req: CreateRequest): Promise<"created" | "exists" | "deleting"> {
-    return this.#enqueue(async () => {
+  /**
+   * Creates an instance; `"exists"` when the name is taken, `"deleting"`
+   * while it is being deleted, `{refused}` when no agent registered now could
+   * ever hold it (see feasibility.ts).
+   */
+  create(req: CreateRequest): Promise<CreateOutcome> {
+    return this.#enqueue(async (): Promise<CreateOutcome> => {
       const old = this.#instances.get(req.name);
       if (old) return old.rec.status === "DELETING" ? "deleting" as const : "exists" as const;
+      const refused = this.#infeasible(req);
+      if (refused !== undefined) {
+        this.#log(`CREATE ${req.name} refused: ${refused}`);
+        await this.#learnAgents();
+        return { refused };
+      }
       const now = this.#now();
       const type: InstanceType = req.slaves === 0 ? "S" : "MS";
       const rec: InstanceRecord = {
@@ -394,6 +434,101 @@ export class Scheduler {
       this.#kick();
       return "created" as const;
     });
+  }
+
+  /**
+   * Why `req` could never be placed on the agents registered now, or
+   * `undefined` (also while the agents are not known well enough to say).
+   */
+  #infeasible(req: CreateRequest): string | undefined {
+    if (!this.#subscribed || this.#agents.size === 0) return undefined;
+    if (this.#now() - this.#agentSetChangedAt < this.#agentsSettleMs) return undefined;
+    const held = this.#heldPerAgent();
+    const sizes = new Map(this.#agents);
+    for (const [agentId, h] of held) {
+      // An agent our tasks fill makes no offers: it counts with what they hold.
+      if (!sizes.has(agentId)) {
+        sizes.set(agentId, observeAgent(undefined, agentId, h, this.#executorHeld()));
+      }
+    }
+    return infeasibleReason(
+      {
+        name: req.name,
+        capacityMB: req.capacityMB,
+        processes: req.masters * (1 + req.slaves),
+        distribution: req.distribution,
+      },
+      [...sizes.values()],
+      this.#resources,
+    );
+  }
+
+  /** The executor's resources. */
+  #executorHeld(): AgentResources {
+    return { cpus: this.#resources.executorCpus, memMB: this.#resources.executorMemMB };
+  }
+
+  /** Agent id → the resources our live tasks hold there (executors not counted). */
+  #heldPerAgent(): Map<string, AgentResources> {
+    const held = new Map<string, AgentResources>();
+    for (const inst of this.#instances.values()) {
+      for (const { rec } of inst.procs.values()) {
+        if (!rec.agentId || !isLive(rec)) continue;
+        const h = held.get(rec.agentId) ?? { cpus: 0, memMB: 0 };
+        h.cpus += this.#resources.taskCpus;
+        h.memMB += inst.rec.capacityMB + this.#resources.memOverheadMB;
+        held.set(rec.agentId, h);
+      }
+    }
+    return held;
+  }
+
+  /** Records the agents' sizes seen in `offers` (offered + what we hold there). */
+  #observeAgents(offers: readonly Offer[]): void {
+    this.#offersSeen = true;
+    const held = this.#heldPerAgent();
+    const offered = new Map<string, AgentResources & { executor: boolean }>();
+    for (const o of offers) {
+      const id = o.agent_id.value;
+      const sum = offered.get(id) ?? { cpus: 0, memMB: 0, executor: false };
+      for (const r of o.resources ?? []) {
+        if (r.type !== "SCALAR" || !r.scalar) continue;
+        if (r.name === "cpus") sum.cpus += r.scalar.value;
+        if (r.name === "mem") sum.memMB += r.scalar.value;
+      }
+      sum.executor ||= (o.executor_ids ?? []).some((e) => e.value === EXECUTOR_ID);
+      offered.set(id, sum);
+    }
+    for (const [id, sum] of offered) {
+      const h = held.get(id) ?? { cpus: 0, memMB: 0 };
+      const exec = sum.executor ? this.#executorHeld() : { cpus: 0, memMB: 0 };
+      const known = this.#agents.get(id);
+      if (!known) {
+        this.#agentSetChangedAt = this.#now();
+        this.#log(`Agent ${id} offers resources`);
+      }
+      this.#agents.set(
+        id,
+        observeAgent(known, id, sum, { cpus: h.cpus + exec.cpus, memMB: h.memMB + exec.memMB }),
+      );
+    }
+  }
+
+  /**
+   * After a refusal: makes sure offers come again for a while (REVIVE when
+   * suppressed, at most every AGENT_LEARN_MS), so that an agent added since
+   * is known at the next try.
+   */
+  async #learnAgents(): Promise<void> {
+    const now = this.#now();
+    if (!this.#mesos || !this.#subscribed || now - this.#refusalReviveAt < AGENT_LEARN_MS) return;
+    this.#refusalReviveAt = now;
+    this.#learnAgentsUntil = now + AGENT_LEARN_MS;
+    this.#offersSeen = false;
+    if (this.#suppressed && await this.#call("revive", () => this.#mesos!.revive())) {
+      this.#suppressed = false;
+      this.#lastReviveAt = now;
+    }
   }
 
   /** Starts deleting an instance; `false` when unknown. */
@@ -461,6 +596,10 @@ export class Scheduler {
         );
       case "FAILURE": {
         const f = event.failure ?? {};
+        if (f.agent_id && !f.executor_id && this.#agents.delete(f.agent_id.value)) {
+          // The agent was removed: it no longer counts for what can be placed.
+          this.#agentSetChangedAt = this.#now();
+        }
         this.#log(
           `Mesos FAILURE: agent ${f.agent_id?.value ?? "?"}${
             f.executor_id ? ` executor ${f.executor_id.value} status ${f.status}` : ""
@@ -486,6 +625,11 @@ export class Scheduler {
   async #onSubscribed(frameworkId: string): Promise<void> {
     this.#subscribed = true;
     this.#subscribedAt = this.#now();
+    // Agents are learned anew from this subscription's offers.
+    this.#agents.clear();
+    this.#agentSetChangedAt = this.#subscribedAt;
+    this.#offersSeen = false;
+    this.#learnAgentsUntil = this.#subscribedAt + AGENT_LEARN_MS;
     this.#suppressed = false;
     this.#lastLaunchable = new Set();
     if (frameworkId !== this.#frameworkId) {
@@ -514,6 +658,7 @@ export class Scheduler {
 
   async #onOffers(offers: Offer[]): Promise<void> {
     if (!this.#mesos || offers.length === 0) return;
+    this.#observeAgents(offers);
     const { launchable } = this.#plan();
     const placements: Record<string, Record<string, number>> = {};
     const avoidPorts: Record<string, number[]> = {};
@@ -972,7 +1117,9 @@ export class Scheduler {
     const now = this.#now();
     if (keys.length === 0) {
       this.#needRevive = false;
-      if (!this.#suppressed) {
+      // Offers keep coming until they have shown the agents (or a while passed).
+      const learning = !this.#offersSeen && now < this.#learnAgentsUntil;
+      if (!this.#suppressed && !learning) {
         if (await this.#call("suppress", () => this.#mesos!.suppress())) this.#suppressed = true;
       }
     } else {
