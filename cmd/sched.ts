@@ -10,7 +10,7 @@
  * @module
  */
 import { type Config, ConfigError, defaultConfig, loadConfigFile } from "../lib/config.ts";
-import { openStore, type Store, StoreUnavailableError } from "../lib/store/mod.ts";
+import { fencedStore, openStore, type Store, StoreUnavailableError } from "../lib/store/mod.ts";
 import { Scheduler } from "../lib/scheduler/core.ts";
 import { DEFAULT_RESOURCES } from "../lib/scheduler/match.ts";
 import { buildExecutorInfo } from "../lib/scheduler/tasks.ts";
@@ -22,9 +22,11 @@ import { SchedulerClient } from "../lib/mesos/scheduler_client.ts";
 import {
   becomeLeader,
   type Leadership,
+  leaderKey,
   standbyHandler,
   standbyReads,
 } from "../lib/scheduler/leader.ts";
+import { isHealthRequest, type Role, serveHealth } from "../lib/api/health.ts";
 import { startLocalCluster } from "../lib/mesos/local/mod.ts";
 
 const USAGE = `Usage: sched [-config=FILE] [-DumpEmptyConfig] [-h]
@@ -120,8 +122,44 @@ function localAgents(master: string): number | undefined {
   return m[1] ? Number(m[1]) : 3;
 }
 
-/** Exit code when this scheduler stops because it lost leadership. */
+/**
+ * Exit code when a scheduler without an election (the embedded store) is
+ * told by Mesos that another scheduler took over its framework. With etcd or
+ * ZooKeeper a lost leadership is a step-down to standby, not an exit.
+ */
 const LOST_LEADERSHIP_EXIT = 3;
+
+/**
+ * Checks for GET /v1/HEALTH that the store answers (one read of `key`,
+ * bounded to 2 s, reused for 1 s); resolves `undefined` when it does, or why
+ * not.
+ */
+function storeProbe(store: Store, key: string): () => Promise<string | undefined> {
+  let last: { at: number; error: string | undefined } | undefined;
+  let running: Promise<string | undefined> | undefined;
+  return () => {
+    if (last && Date.now() - last.at < 1_000) return Promise.resolve(last.error);
+    running ??= (async () => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        await Promise.race([
+          store.get(key),
+          new Promise((_, reject) =>
+            timer = setTimeout(() => reject(new Error("no answer within 2 s")), 2_000)
+          ),
+        ]);
+        last = { at: Date.now(), error: undefined };
+      } catch (error) {
+        last = { at: Date.now(), error: (error as Error).message };
+      } finally {
+        clearTimeout(timer);
+        running = undefined;
+      }
+      return last.error;
+    })();
+    return running;
+  };
+}
 
 /** The REST API URL this scheduler advertises while it leads. */
 function advertiseUrl(config: Config, port: number, https: boolean): string {
@@ -156,7 +194,9 @@ async function readTls(config: Config): Promise<{ cert: string; key: string } | 
 
 /**
  * Runs the scheduler until SIGINT/SIGTERM; returns the exit code: 0 stopped,
- * 1 a bug, 2 a bad config or command line, 3 lost leadership (etcd, ZooKeeper).
+ * 1 a bug, 2 a bad config or command line (a store address that cannot be
+ * right included; one that does not answer is waited for), 3 Mesos gave the
+ * framework to another scheduler while this one ran on the embedded store.
  */
 export async function main(args: string[]): Promise<number> {
   let flags: Flags;
@@ -212,28 +252,42 @@ export async function main(args: string[]): Promise<number> {
       stopping.signal.addEventListener("abort", () => resolve("stop"), { once: true })
     );
 
-    // The store.
-    if (config.DBType === "embedded") {
-      await Deno.mkdir(parentDir(config.DBEndPoint), { recursive: true });
-    }
-    const store: Store = await openStore({ type: config.DBType, endpoints: config.DBEndPoint });
+    // The store. An etcd or ZooKeeper address that cannot be right stops
+    // sched here (exit code 2); a well-formed one that does not answer yet is
+    // waited for by the election below (logged every 10 s). The embedded
+    // store is opened at once: its SQLite file is locked by its one owner.
+    const elects = config.DBType !== "embedded";
+    if (!elects) await Deno.mkdir(parentDir(config.DBEndPoint), { recursive: true });
+    const store: Store = await openStore({
+      type: config.DBType,
+      endpoints: config.DBEndPoint,
+      check: !elects,
+    });
     cleanups.push(() => store.close());
     log(`Using the store ${store.description}`);
 
-    // The REST API: it answers 503 until this process leads and has loaded
-    // the store, then serves the real handler.
-    const elects = config.DBType !== "embedded";
+    // The REST API. A standby answers STATUS read-only from the store (or,
+    // when the store cannot be read, from its last view marked stale) and 503
+    // naming the leader for everything else; the leader serves the real
+    // handler. GET /v1/HEALTH answers in every role.
+    let role: Role = elects ? "standby" : "taking-over";
+    let mesosState = "disconnected";
     const selfId = crypto.randomUUID();
-    const standby = standbyHandler({ store, prefix: config.StorePrefix, id: selfId });
     const reads = standbyReads({ store, prefix: config.StorePrefix });
-    let active: ContextHandler = elects
-      ? (request) => reads(request) ?? standby(request)
-      : () =>
-        new Response("This scheduler is starting; try again in a moment", {
-          status: 503,
-          headers: { "retry-after": "1" },
-        });
-    const guarded = guardApi((request, ctx) => active(request, ctx), { tokens });
+    let standbyApi: ContextHandler = () =>
+      new Response("This scheduler is starting; try again in a moment", {
+        status: 503,
+        headers: { "retry-after": "1" },
+      });
+    let active = standbyApi;
+    const probeStore = storeProbe(store, leaderKey(config.StorePrefix));
+    const guarded = guardApi(
+      (request, ctx) =>
+        isHealthRequest(request)
+          ? serveHealth(async () => ({ role, mesos: mesosState, storeError: await probeStore() }))
+          : active(request, ctx),
+      { tokens },
+    );
     const server = await listen("HTTPPort", config.HTTPPort, () =>
       Promise.resolve(Deno.serve({
         hostname: config.HTTPAddress,
@@ -254,166 +308,235 @@ export async function main(args: string[]): Promise<number> {
           : "no API token (open to every client that reaches it)"
       }`,
     );
-
-    // Leader election (etcd, ZooKeeper). The embedded store has one owner by
-    // construction: its SQLite file is locked by the process that opened it.
-    let leadership: Leadership | undefined;
+    const url = advertiseUrl(config, server.addr.port, tls !== undefined);
     if (elects) {
-      const url = advertiseUrl(config, server.addr.port, tls !== undefined);
-      leadership = await becomeLeader({
+      const refuse = standbyHandler({
         store,
         prefix: config.StorePrefix,
         id: selfId,
         url,
-        ttlSeconds: config.LeaderTTLSeconds,
-        signal: stopping.signal,
-        log,
+        takingOver: () => role === "taking-over",
       });
-      if (!leadership) {
-        log("Stopping (was standing by)");
-        await cleanup();
-        return 0;
-      }
-      const held = leadership;
-      cleanups.push(() => held.release());
-      log(`Leading: took the leader lock on ${store.description}; advertising ${url}`);
+      standbyApi = (request) => reads.handle(request) ?? refuse(request);
+      active = standbyApi;
     }
 
-    // The artifact server, then the core (the ExecutorInfo needs the artifact URL).
-    const startArtifacts = () =>
-      listen(
-        "ArtifactPort",
-        config.ArtifactPort,
-        () =>
-          startArtifactServer({
-            hostname: config.ArtifactIP,
-            port: config.ArtifactPort,
-            executorPath: config.ExecutorPath,
-            redisServerPath: config.RedisServerPath,
-            log,
-          }),
-      );
-    let artifacts: ArtifactServer | undefined;
-    if (leadership) {
-      // A previous leader on this host may still hold the port while it
-      // stops: wait for it (the ArtifactPort must stay the same, for the
-      // ExecutorInfo of running executors must not change).
+    // Mesos: the local cluster (started once, when this process first leads;
+    // it outlives a step-down) or a real master.
+    let mesosMaster: string | undefined;
+    const startMesos = async (): Promise<string> => {
+      if (mesosMaster !== undefined) return mesosMaster;
+      let master = config.Master;
+      const agents = localAgents(config.Master);
+      if (agents !== undefined) {
+        await Deno.mkdir(config.LocalWorkDir, { recursive: true });
+        const local = await startLocalCluster({
+          agents,
+          workDir: config.LocalWorkDir,
+          port: 0,
+          portsBase: config.LocalPortsBase,
+          portsPerAgent: config.LocalPortsPerAgent,
+        });
+        cleanups.push(() => local.cluster.stop());
+        master = local.url;
+        log(`Started the local Mesos cluster with ${agents} agent(s) at ${master}`);
+      }
+      return mesosMaster = master;
+    };
+
+    /**
+     * One term of leadership: ship the executor, load the store, subscribe to
+     * Mesos and serve, until told to stop ("stop") or until leadership is
+     * gone (the reason). Whatever ends it, it stops acting first.
+     */
+    const lead = async (leadership: Leadership | undefined): Promise<string> => {
       let gone: string | undefined;
-      leadership.lost.then((reason) => gone = reason);
-      const deadline = Date.now() + 2 * config.LeaderTTLSeconds * 1000;
-      for (let told = false; !artifacts; told = true) {
-        try {
-          artifacts = await startArtifacts();
-        } catch (error) {
-          if (!/in use/.test((error as Error).message) || Date.now() > deadline) throw error;
-          if (!told) log(`${(error as Error).message}; waiting for the previous leader to free it`);
-          await new Promise((r) => setTimeout(r, 250));
-          if (gone !== undefined || stopping.signal.aborted) {
-            log(`Stopping before acting: ${gone ?? "told to stop"}`);
-            await cleanup();
-            return gone !== undefined ? LOST_LEADERSHIP_EXIT : 0;
-          }
-        }
-      }
-    } else {
-      artifacts = await startArtifacts();
-    }
-    const artifactServer = artifacts;
-    cleanups.push(() => artifactServer.stop());
-    log(
-      `Starting the artifact server at port ${artifacts.port}, shipping ${artifacts.executorSource}`,
-    );
-    const artifactUrl = `http://${config.ArtifactIP}:${artifacts.port}`;
-    const core = new Scheduler({
-      store,
-      prefix: config.StorePrefix,
-      executorInfo: buildExecutorInfo({
-        artifactUrl,
-        shipsRedisServer: artifacts.shipsRedisServer,
-        resources: DEFAULT_RESOURCES,
-        // Agents fetching from a loopback artifact server run on this host:
-        // keep redis on loopback too.
-        ...(/^127\./.test(config.ArtifactIP) || config.ArtifactIP === "localhost"
-          ? { environment: { MRR_REDIS_BIND: "127.0.0.1" } }
-          : {}),
-      }),
-      log,
-    });
-    await core.load();
-    cleanups.push(() => core.stop());
-    active = createApiHandler(core, { log });
-
-    // Mesos: the local cluster or a real master.
-    let master = config.Master;
-    const agents = localAgents(config.Master);
-    if (agents !== undefined) {
-      await Deno.mkdir(config.LocalWorkDir, { recursive: true });
-      const local = await startLocalCluster({
-        agents,
-        workDir: config.LocalWorkDir,
-        port: 0,
-        portsBase: config.LocalPortsBase,
-        portsPerAgent: config.LocalPortsPerAgent,
-      });
-      cleanups.push(() => local.cluster.stop());
-      master = local.url;
-      log(`Started the local Mesos cluster with ${agents} agent(s) at ${master}`);
-    }
-    // Another scheduler subscribing with our FrameworkID makes Mesos end our
-    // stream with "Framework failed over": it acts now, so this one must not.
-    let failedOver!: (reason: string) => void;
-    const replaced = new Promise<string>((resolve) => failedOver = resolve);
-    const client = new SchedulerClient({
-      master,
-      frameworkInfo: buildFrameworkInfo({
-        user: config.UserName,
-        name: config.FrameworkName,
-        failoverTimeoutSeconds: config.FailoverTimeoutSeconds,
-        ...(core.frameworkId ? { frameworkId: core.frameworkId } : {}),
-      }),
-      ...(core.frameworkId ? { frameworkId: core.frameworkId } : {}),
-      onEvent: (event) => {
-        if (event.type === "ERROR" && /failed over/i.test(event.error?.message ?? "")) {
-          client.stop().catch(() => {});
-          failedOver(
-            `Mesos says another scheduler took over the framework ("${event.error?.message}")`,
+      leadership?.lost.then((reason) => gone ??= reason);
+      // The core writes through a fence, cut at the step-down: work still
+      // queued in it can persist (and so do) nothing afterwards.
+      const fence = fencedStore(store);
+      let artifacts: ArtifactServer | undefined;
+      let core: Scheduler | undefined;
+      let client: SchedulerClient | undefined;
+      const stepDown = async (why: string) => {
+        active = standbyApi;
+        fence.fence(`this scheduler stepped down (${why})`);
+        if (core) reads.remember(core, Date.now());
+        if (elects) role = "standby";
+        const bounded = (p: Promise<unknown> | undefined) =>
+          Promise.race([p?.catch(() => {}), new Promise((r) => setTimeout(r, 3_000))]);
+        await bounded(client?.stop());
+        mesosState = "disconnected";
+        await bounded(core?.stop());
+        await bounded(artifacts?.stop());
+        await bounded(leadership?.release());
+      };
+      try {
+        // The artifact server, then the core (the ExecutorInfo needs its URL).
+        const startArtifacts = () =>
+          listen(
+            "ArtifactPort",
+            config.ArtifactPort,
+            () =>
+              startArtifactServer({
+                hostname: config.ArtifactIP,
+                port: config.ArtifactPort,
+                executorPath: config.ExecutorPath,
+                redisServerPath: config.RedisServerPath,
+                log,
+              }),
           );
-          return;
+        if (leadership) {
+          // A previous leader on this host may still hold the port while it
+          // stops: wait for it (the ArtifactPort must stay the same, for the
+          // ExecutorInfo of running executors must not change).
+          const deadline = Date.now() + 2 * config.LeaderTTLSeconds * 1000;
+          for (let told = false; !artifacts; told = true) {
+            try {
+              artifacts = await startArtifacts();
+            } catch (error) {
+              if (!/in use/.test((error as Error).message) || Date.now() > deadline) throw error;
+              if (!told) {
+                log(`${(error as Error).message}; waiting for the previous leader to free it`);
+              }
+              await new Promise((r) => setTimeout(r, 250));
+              if (gone !== undefined || stopping.signal.aborted) {
+                await stepDown(gone ?? "told to stop");
+                return gone ?? "stop";
+              }
+            }
+          }
+        } else {
+          artifacts = await startArtifacts();
         }
-        return core.handleEvent(event);
-      },
-      onStateChange: (state) => {
-        log(`Mesos connection: ${state}`);
-        if (state !== "subscribed") core.disconnected().catch(() => {});
-      },
-      log,
-    });
-    core.attach(mesosPort(client));
-    client.start();
-    cleanups.push(() => client.stop());
-    log(
-      `Connecting to Mesos at ${master}${
-        core.frameworkId ? ` as framework ${core.frameworkId}` : ""
-      }`,
-    );
+        log(
+          `Starting the artifact server at port ${artifacts.port}, shipping ${artifacts.executorSource}`,
+        );
+        const artifactUrl = `http://${config.ArtifactIP}:${artifacts.port}`;
+        core = new Scheduler({
+          store: fence.store,
+          prefix: config.StorePrefix,
+          executorInfo: buildExecutorInfo({
+            artifactUrl,
+            shipsRedisServer: artifacts.shipsRedisServer,
+            resources: DEFAULT_RESOURCES,
+            // Agents fetching from a loopback artifact server run on this host:
+            // keep redis on loopback too.
+            ...(/^127\./.test(config.ArtifactIP) || config.ArtifactIP === "localhost"
+              ? { environment: { MRR_REDIS_BIND: "127.0.0.1" } }
+              : {}),
+          }),
+          log,
+        });
+        await core.load();
+        if (gone !== undefined || stopping.signal.aborted) {
+          await stepDown(gone ?? "told to stop");
+          return gone ?? "stop";
+        }
+        active = createApiHandler(core, { log });
+        const master = await startMesos();
 
-    // Run until told to stop, or until leadership is gone.
-    const outcome = await Promise.race([
-      stopped,
-      replaced,
-      ...(leadership ? [leadership.lost] : []),
-    ]);
-    if (outcome !== "stop") {
+        // Another scheduler subscribing with our FrameworkID makes Mesos end
+        // our stream with "Framework failed over": it acts now, so this one
+        // must not.
+        let failedOver!: (reason: string) => void;
+        const replaced = new Promise<string>((resolve) => failedOver = resolve);
+        const loaded = core;
+        const mesos: SchedulerClient = new SchedulerClient({
+          master,
+          frameworkInfo: buildFrameworkInfo({
+            user: config.UserName,
+            name: config.FrameworkName,
+            failoverTimeoutSeconds: config.FailoverTimeoutSeconds,
+            ...(loaded.frameworkId ? { frameworkId: loaded.frameworkId } : {}),
+          }),
+          ...(loaded.frameworkId ? { frameworkId: loaded.frameworkId } : {}),
+          onEvent: (event) => {
+            if (event.type === "ERROR" && /failed over/i.test(event.error?.message ?? "")) {
+              mesos.stop().catch(() => {});
+              failedOver(
+                `Mesos says another scheduler took over the framework ("${event.error?.message}")`,
+              );
+              return;
+            }
+            return loaded.handleEvent(event);
+          },
+          onStateChange: (state) => {
+            if (fence.fenced) return;
+            mesosState = state;
+            log(`Mesos connection: ${state}`);
+            if (state !== "subscribed") loaded.disconnected().catch(() => {});
+          },
+          log,
+        });
+        client = mesos;
+        core.attach(mesosPort(mesos));
+        mesos.start();
+        role = "leader";
+        log(
+          `Connecting to Mesos at ${master}${
+            core.frameworkId ? ` as framework ${core.frameworkId} (failing over to this scheduler)` : ""
+          }`,
+        );
+
+        // Serve until told to stop, or until leadership is gone.
+        const outcome = await Promise.race([
+          stopped,
+          replaced,
+          ...(leadership ? [leadership.lost] : []),
+        ]);
+        if (outcome !== "stop") log(`Lost leadership: ${outcome}; stopping acting at once`);
+        await stepDown(outcome === "stop" ? "told to stop" : outcome);
+        return outcome;
+      } catch (error) {
+        // The store went away while taking over: stand by again.
+        if (leadership && error instanceof StoreUnavailableError) {
+          const why = `the store failed while taking over: ${error.message}`;
+          log(`Lost leadership: ${why}; stopping acting at once`);
+          await stepDown(why);
+          return why;
+        }
+        await stepDown(`failed: ${(error as Error).message}`);
+        throw error;
+      }
+    };
+
+    // Lead whenever this process holds the lock; step down, stand by and
+    // contend again whenever it loses it (or its store), in this process.
+    for (;;) {
+      let leadership: Leadership | undefined;
+      if (elects) {
+        role = "standby";
+        leadership = await becomeLeader({
+          store,
+          prefix: config.StorePrefix,
+          id: selfId,
+          url,
+          ttlSeconds: config.LeaderTTLSeconds,
+          signal: stopping.signal,
+          log,
+        });
+        if (!leadership) break;
+        role = "taking-over";
+        log(`Leading: took the leader lock on ${store.description}; advertising ${url}`);
+      }
+      const outcome = await lead(leadership);
+      if (outcome === "stop") break;
+      if (!elects) {
+        // Without an election there is no standby to become: with the
+        // embedded store only another copy of its FrameworkID can do this.
+        log(`Stopping: ${outcome}; exiting with code ${LOST_LEADERSHIP_EXIT}`);
+        await Promise.race([cleanup(), new Promise((r) => setTimeout(r, 3_000))]);
+        return LOST_LEADERSHIP_EXIT;
+      }
       log(
-        `Lost leadership: ${outcome}; stopping at once and exiting with code ${LOST_LEADERSHIP_EXIT} ` +
-          "so that a supervisor restarts this scheduler as a standby",
+        "Stepped down: standing by (STATUS answers from the last view, marked stale while " +
+          "the store cannot be read) and contending for leadership again",
       );
-      // Stop acting first (the Mesos client is the last cleanup, so the first
-      // run); bound the rest so a dead store cannot keep us alive.
-      await Promise.race([cleanup(), new Promise((r) => setTimeout(r, 3_000))]);
-      return LOST_LEADERSHIP_EXIT;
+      await new Promise((r) => setTimeout(r, 500));
+      if (stopping.signal.aborted) break;
     }
-    log("Stopping");
+    log(role === "standby" ? "Stopping (was standing by)" : "Stopping");
     await cleanup();
     return 0;
   } catch (error) {

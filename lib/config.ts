@@ -5,6 +5,7 @@
  * @module
  */
 import { didYouMean } from "./did_you_mean.ts";
+import { endpointProblem } from "./store/endpoints.ts";
 
 /** Where the state lives. */
 export type DBType = "etcd" | "zookeeper" | "embedded";
@@ -227,6 +228,14 @@ export function parseConfig(text: string, where = "config"): Config {
   }
   if (result.DBType !== "embedded" && result.DBEndPoint.trim() === "") {
     throw new ConfigError(`${where}: field "DBEndPoint" must name at least one endpoint`);
+  }
+  const endpoints = result.DBType === "embedded"
+    ? undefined
+    : endpointProblem(result.DBType, result.DBEndPoint);
+  if (endpoints !== undefined) {
+    throw new ConfigError(
+      `${where}: field "DBEndPoint" must be a comma-separated list of host:port, but ${endpoints}`,
+    );
   }
   if (result.LeaderTTLSeconds < 2 || result.LeaderTTLSeconds > 600) {
     throw new ConfigError(

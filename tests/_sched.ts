@@ -45,7 +45,12 @@ export interface Sched {
   log(): string;
 }
 
-/** Starts `deno run -A cmd/sched.ts -config=<dir>/config.json` and waits for its API. */
+/**
+ * Starts `deno run -A cmd/sched.ts -config=<dir>/config.json` and waits until
+ * it is ready: `GET /v1/HEALTH` answers 200 (it leads, is subscribed to Mesos
+ * and reaches its store). A first answer is not enough: with etcd or
+ * ZooKeeper a scheduler answers STATUS read-only before it takes the lock.
+ */
 export async function startSched(options: SchedOptions): Promise<Sched> {
   const httpPort = options.httpPort ?? freePort();
   const artifactPort = options.artifactPort ?? freePort();
@@ -70,9 +75,9 @@ export async function startSched(options: SchedOptions): Promise<Sched> {
   const proc = await spawnSchedProcess(options.dir, config);
   const url = `http://127.0.0.1:${httpPort}`;
   try {
-    const answered = await waitFor("sched to answer GET /v1/STATUS", async () => {
+    const answered = await waitFor("sched to be ready (GET /v1/HEALTH 200)", async () => {
       if (proc.exited) return "exited"; // stop waiting at once
-      const res = await fetch(`${url}/v1/STATUS`);
+      const res = await fetch(`${url}/v1/HEALTH`);
       await res.body?.cancel();
       return res.ok ? "ok" : undefined;
     }, { timeoutMs: 60_000, intervalMs: 200 });

@@ -7,3 +7,4 @@ export * from "./auth.ts";
 export * from "./handler.ts";
 export * from "./http_error.ts";
 export * from "./validate.ts";
+export * from "./health.ts";

@@ -5,8 +5,10 @@
  *
  * The lock is bound to an etcd lease / ZooKeeper session, so a leader that
  * dies loses it within the lease ttl (session timeout). A leader that loses
- * it while alive must stop acting at once: {@linkcode Leadership.lost}
- * resolves with the reason, and `sched` exits.
+ * it while alive (or loses its store) must stop acting at once:
+ * {@linkcode Leadership.lost} resolves with the reason, and `sched` steps
+ * down to standby in the same process, answering STATUS from its last view
+ * (marked stale while the store cannot be read) until it leads again.
  *
  * @module
  */
@@ -14,6 +16,7 @@ import { type Lock, type Store, StoreUnavailableError } from "../store/store.ts"
 import { createApiHandler } from "../api/handler.ts";
 import { HttpError } from "../api/http_error.ts";
 import { Scheduler } from "./core.ts";
+import { type InstanceView, markStale } from "./status_view.ts";
 import { DEFAULT_RESOURCES } from "./match.ts";
 import { buildExecutorInfo } from "./tasks.ts";
 
@@ -77,8 +80,10 @@ export interface ElectionOptions {
   ttlSeconds?: number;
   /** How long one attempt waits for the lock before trying again, in ms. Default 15000. */
   attemptMs?: number;
-  /** Pause after a failed attempt (store unreachable), in ms. Default 1000. */
+  /** Pause after a failed attempt (store unreachable), in ms. Default 500. */
   retryMs?: number;
+  /** While the store stays unreachable, log that it is awaited this often, in ms. Default 10000. */
+  waitLogMs?: number;
   /** How often the leader checks the store still names it, in ms. Default 1000. */
   checkMs?: number;
   /** Stops waiting: {@linkcode becomeLeader} then resolves `undefined`. */
@@ -96,7 +101,12 @@ export interface Leadership {
    * be read for half the ttl (the lease may have run out meanwhile).
    */
   readonly lost: Promise<string>;
-  /** Stops the checks, deletes the leader record if still ours, releases the lock. */
+  /**
+   * Stops the checks, deletes the leader record if still ours, releases the
+   * lock (also after {@linkcode Leadership.lost}: a lock whose store was only
+   * away must not stay held). When the store cannot be reached the lock is
+   * released in the background as soon as it answers again.
+   */
   release(): Promise<void>;
 }
 
@@ -122,31 +132,49 @@ function positive(name: string, value: number | undefined, fallback: number): nu
 }
 
 /**
+ * The leader a standby may name from the record it read: `undefined` when
+ * there is none, or when the record is this scheduler's own (its id, from
+ * before it stepped down, or its URL, from an earlier run on the same
+ * address) — a standby never names itself as the leader it waits for.
+ */
+export function leaderToName(
+  rec: LeaderRecord | undefined,
+  self: { id: string; url: string },
+): LeaderRecord | undefined {
+  if (!rec || rec.Id === self.id || rec.URL === self.url) return undefined;
+  return rec;
+}
+
+/**
  * Waits until this process holds the framework's leader lock, then writes the
  * leader record and watches that it stays leader. While waiting it logs once
- * that it stands by (and again when the leader it sees changes) and retries
- * when the store is unreachable. Resolves `undefined` when `signal` aborts
- * first. Never throws for store failures; throws `RangeError` for bad options.
+ * that it stands by (and again when the leader it sees changes), and while
+ * the store is unreachable it retries every `retryMs` and logs so every
+ * `waitLogMs`. Resolves `undefined` when `signal` aborts first. Never throws
+ * for store failures; throws `RangeError` for bad options.
  */
 export async function becomeLeader(options: ElectionOptions): Promise<Leadership | undefined> {
   const ttlSeconds = positive("ttlSeconds", options.ttlSeconds, 10);
   const attemptMs = positive("attemptMs", options.attemptMs, 15_000);
-  const retryMs = positive("retryMs", options.retryMs, 1_000);
+  const retryMs = positive("retryMs", options.retryMs, 500);
   const checkMs = positive("checkMs", options.checkMs, 1_000);
+  const waitLogMs = positive("waitLogMs", options.waitLogMs, 10_000);
   const { store, prefix, log, signal } = options;
   const name = leaderLockName(prefix);
   let told: string | undefined;
   const tell = async (why: string) => {
-    const leader = await readLeader(store, prefix).catch(() => undefined);
-    const where = leader && leader.Id !== options.id ? leader.URL : "unknown";
+    // Nothing to tell while the store cannot be read (that is logged apart).
+    const leader = leaderToName(await readLeader(store, prefix), options);
+    const where = leader ? leader.URL : "not known yet";
     const line = `Standing by: another scheduler holds the lock "${name}" ` +
-      `on ${store.description}; the leader is at ${where}${why}`;
+      `on ${store.description}; the leader is ${leader ? "at " : ""}${where}${why}`;
     if (told !== where) log(line);
     told = where;
   };
 
   let lock: Lock | undefined;
-  let unavailable = false;
+  /** Since when the store has been unreachable, and when that was last logged. */
+  let down: { since: number; loggedAt: number } | undefined;
   while (!lock) {
     if (signal?.aborted) return undefined;
     const attempt = store.lock(name, { ttlSeconds, timeoutMs: attemptMs });
@@ -169,11 +197,24 @@ export async function becomeLeader(options: ElectionOptions): Promise<Leadership
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
       if (!/Timed out after \d+ ms waiting for lock/.test(error.message)) {
-        if (!unavailable) log(`Cannot take the leader lock yet (retrying): ${error.message}`);
-        unavailable = true;
+        const now = Date.now();
+        if (!down) {
+          down = { since: now, loggedAt: now };
+          log(
+            `Waiting for the store ${store.description} (retrying every ${retryMs} ms): ${error.message}`,
+          );
+        } else if (now - down.loggedAt >= waitLogMs) {
+          down.loggedAt = now;
+          log(
+            `Still waiting for the store ${store.description} (unreachable for ${
+              Math.round((now - down.since) / 1000)
+            } s): ${error.message}`,
+          );
+        }
         await sleep(retryMs, signal);
       } else {
-        unavailable = false;
+        if (down) log(`The store ${store.description} answers again`);
+        down = undefined;
         await tell("").catch(() => {});
       }
     } finally {
@@ -181,6 +222,7 @@ export async function becomeLeader(options: ElectionOptions): Promise<Leadership
     }
   }
   const held = lock;
+  if (down) log(`The store ${store.description} answers again`);
 
   let resolveLost!: (reason: string) => void;
   const lost = new Promise<string>((resolve) => resolveLost = resolve);
@@ -257,10 +299,12 @@ export async function becomeLeader(options: ElectionOptions): Promise<Leadership
     }, checkMs);
   }
 
+  let released = false;
   return {
     lost,
     async release() {
-      if (over) return;
+      if (released) return;
+      released = true;
       over = true;
       clearInterval(timer);
       try {
@@ -278,8 +322,12 @@ export async function becomeLeader(options: ElectionOptions): Promise<Leadership
 export interface StandbyOptions {
   store: Store;
   prefix: string;
-  /** This process's id: while the record names it, the answer says it is taking over. */
+  /** This process's id (see {@linkcode leaderToName}). */
   id: string;
+  /** This process's advertised URL (see {@linkcode leaderToName}). */
+  url: string;
+  /** Whether this process holds the lock and is loading the store to lead. Default never. */
+  takingOver?: () => boolean;
   /** How long a read leader record is reused, in ms. Default 1000. */
   cacheMs?: number;
 }
@@ -287,28 +335,41 @@ export interface StandbyOptions {
 /**
  * The REST API of a standby: every route answers 503 with
  * `This scheduler is standing by; the leader is at URL`, a `Retry-After: 2`
- * header and the leader's URL in `X-Mrr-Leader`. It never redirects.
+ * header and the leader's URL in `X-Mrr-Leader`. It never redirects, and
+ * never names itself (see {@linkcode leaderToName}); when the store cannot be
+ * read it says so.
  */
 export function standbyHandler(options: StandbyOptions): (request: Request) => Promise<Response> {
   const cacheMs = options.cacheMs ?? 1_000;
-  let cached: { at: number; rec: LeaderRecord | undefined } | undefined;
+  let cached: { at: number; rec: LeaderRecord | undefined; failed: boolean } | undefined;
   return async (request: Request) => {
     await request.body?.cancel().catch(() => {});
-    if (!cached || Date.now() - cached.at > cacheMs) {
-      const rec = await readLeader(options.store, options.prefix).catch(() => undefined);
-      cached = { at: Date.now(), rec };
-    }
-    const rec = cached.rec;
     const headers: Record<string, string> = {
       "content-type": "text/plain; charset=utf-8",
       "retry-after": "2",
     };
+    if (options.takingOver?.()) {
+      return new Response("This scheduler is taking over as the leader; try again in a moment", {
+        status: 503,
+        headers,
+      });
+    }
+    if (!cached || Date.now() - cached.at > cacheMs) {
+      let failed = false;
+      const rec = await readLeader(options.store, options.prefix).catch(() => {
+        failed = true;
+        return undefined;
+      });
+      cached = { at: Date.now(), rec, failed };
+    }
+    const rec = leaderToName(cached.rec, options);
     let text: string;
-    if (rec?.Id === options.id) {
-      text = "This scheduler is taking over as the leader; try again in a moment";
-    } else if (rec) {
+    if (rec) {
       text = `This scheduler is standing by; the leader is at ${rec.URL}`;
       headers["x-mrr-leader"] = rec.URL;
+    } else if (cached.failed) {
+      text = `This scheduler is standing by and cannot reach the state store ` +
+        `(${options.store.description}); it takes over when the store answers and no other leads`;
     } else {
       text = "This scheduler is standing by; the leader is not known yet";
     }
@@ -322,6 +383,28 @@ export interface StandbyReadsOptions {
   prefix: string;
   /** How long a snapshot of the store is reused, in ms. Default 1000. */
   refreshMs?: number;
+  /**
+   * How long a STATUS waits for a fresh snapshot before it answers from the
+   * last one, marked stale, in ms. Default 1000.
+   */
+  staleAfterMs?: number;
+}
+
+/** What a STATUS view is made from: a loaded (or stopped) core. */
+export interface ViewSource {
+  status(name: string): InstanceView | undefined;
+  list(): InstanceView[];
+}
+
+/** The read side of a standby (see {@linkcode standbyReads}). */
+export interface StandbyReads {
+  /** Answers `GET /v1/STATUS[/{name}]`; `undefined` for every other request. */
+  handle(request: Request): Promise<Response> | undefined;
+  /**
+   * Keeps `source` as the last known view, as of `at` (ms since the epoch):
+   * a leader that steps down hands over its own view, with live figures.
+   */
+  remember(source: ViewSource, at: number): void;
 }
 
 /**
@@ -329,17 +412,19 @@ export interface StandbyReadsOptions {
  * answered from a read-only snapshot of the store (reloaded at most every
  * `refreshMs`), so a restarted or standing-by scheduler lists every instance
  * at once, with the addresses the leader recorded (no live stats: memory and
- * clients read 0). It writes nothing. Returns `undefined` for every other
- * request, which the caller answers with {@linkcode standbyHandler}.
+ * clients read 0). When the store cannot be read within `staleAfterMs`, the
+ * last view (a snapshot, or what a stepped-down leader handed over) is
+ * served with `Stale: true` and its age in `StaleSeconds` on every instance
+ * and in an `X-Mrr-Stale` header; with no view at all the answer is 503. It
+ * writes nothing. {@linkcode StandbyReads.handle} returns `undefined` for
+ * every other request, which the caller answers with {@linkcode standbyHandler}.
  */
-export function standbyReads(
-  options: StandbyReadsOptions,
-): (request: Request) => Promise<Response> | undefined {
+export function standbyReads(options: StandbyReadsOptions): StandbyReads {
   const refreshMs = options.refreshMs ?? 1_000;
-  let snapshot: { at: number; core: Scheduler } | undefined;
-  let loading: Promise<Scheduler> | undefined;
-  const current = async (): Promise<Scheduler> => {
-    if (snapshot && Date.now() - snapshot.at < refreshMs) return snapshot.core;
+  const staleAfterMs = options.staleAfterMs ?? 1_000;
+  let snapshot: { at: number; source: ViewSource; fromStore: boolean } | undefined;
+  let loading: Promise<ViewSource> | undefined;
+  const load = (): Promise<ViewSource> =>
     loading ??= (async () => {
       try {
         const core = new Scheduler({
@@ -354,41 +439,74 @@ export function standbyReads(
           tickMs: 0,
         });
         await core.load({ readOnly: true });
-        snapshot = { at: Date.now(), core };
+        snapshot = { at: Date.now(), source: core, fromStore: true };
         return core;
       } finally {
         loading = undefined;
       }
     })();
-    return await loading;
+  /** The view to answer from and, when it could not be confirmed now, its age in ms. */
+  const current = async (): Promise<{ source: ViewSource; staleMs?: number }> => {
+    if (snapshot?.fromStore && Date.now() - snapshot.at < refreshMs) {
+      return { source: snapshot.source };
+    }
+    const fresh = load();
+    if (!snapshot) return { source: await fresh };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<undefined>((resolve) =>
+      timer = setTimeout(() => resolve(undefined), staleAfterMs)
+    );
+    try {
+      const source = await Promise.race([fresh, late]).catch(() => undefined);
+      if (source) return { source };
+    } finally {
+      clearTimeout(timer);
+    }
+    fresh.catch(() => {});
+    return { source: snapshot.source, staleMs: Date.now() - snapshot.at };
   };
   const refuse = () =>
     Promise.reject(new HttpError(503, "This scheduler is standing by; it only answers STATUS"));
-  let core: Scheduler | undefined;
-  const api = createApiHandler({
-    create: refuse,
-    delete: refuse,
-    status: (name) => core!.status(name),
-    list: () => core!.list(),
-  });
-  return (request) => {
-    const path = new URL(request.url).pathname;
-    if (request.method !== "GET" || !/^\/v1\/STATUS(\/|$)/.test(path)) return undefined;
-    return (async () => {
-      try {
-        core = await current();
-      } catch (error) {
-        const why = error instanceof StoreUnavailableError
-          ? "the state store is unavailable"
-          : (error as Error).message;
-        return new Response(`This scheduler is standing by and cannot read the store: ${why}\n`, {
-          status: 503,
-          headers: { "content-type": "text/plain; charset=utf-8", "retry-after": "2" },
-        });
-      }
-      const response = await api(request);
-      response.headers.set("x-mrr-role", "standby");
-      return response;
-    })();
+  const apiOf = (view: { source: ViewSource; staleMs?: number }) => {
+    const stale = (v: InstanceView | undefined) =>
+      v && view.staleMs !== undefined ? markStale(v, view.staleMs) : v;
+    return createApiHandler({
+      create: refuse,
+      delete: refuse,
+      status: (name) => stale(view.source.status(name)),
+      list: () => view.source.list().map((v) => stale(v)!),
+    });
+  };
+  return {
+    remember(source, at) {
+      snapshot = { at, source, fromStore: false };
+    },
+    handle(request) {
+      const path = new URL(request.url).pathname;
+      if (request.method !== "GET" || !/^\/v1\/STATUS(\/|$)/.test(path)) return undefined;
+      return (async () => {
+        let view: { source: ViewSource; staleMs?: number };
+        try {
+          view = await current();
+        } catch (error) {
+          const why = error instanceof StoreUnavailableError
+            ? "the state store is unavailable"
+            : (error as Error).message;
+          return new Response(
+            `This scheduler is standing by and cannot read the store: ${why}\n`,
+            {
+              status: 503,
+              headers: { "content-type": "text/plain; charset=utf-8", "retry-after": "2" },
+            },
+          );
+        }
+        const response = await apiOf(view)(request);
+        response.headers.set("x-mrr-role", "standby");
+        if (view.staleMs !== undefined) {
+          response.headers.set("x-mrr-stale", String(Math.floor(view.staleMs / 1000)));
+        }
+        return response;
+      })();
+    },
   };
 }

@@ -112,3 +112,16 @@ export function instanceView(
     LastEvent: inst.lastEvent ?? null,
   };
 }
+
+/** STATUS of an instance from a view the scheduler could not confirm against the store. */
+export interface StaleInstanceView extends InstanceView {
+  /** Always `true`: this view may be out of date. */
+  Stale: true;
+  /** Whole seconds since the view was last known to be up to date. */
+  StaleSeconds: number;
+}
+
+/** Marks `view` as stale, `ageMs` old (see {@linkcode StaleInstanceView}). */
+export function markStale(view: InstanceView, ageMs: number): StaleInstanceView {
+  return { ...view, Stale: true, StaleSeconds: Math.max(0, Math.floor(ageMs / 1000)) };
+}

@@ -28,6 +28,9 @@ export interface EtcdStoreOptions {
   timeoutMs?: number;
 }
 
+/** How long a release that failed is retried in the background, ms. */
+const RETRY_FOR_MS = 10 * 60_000;
+
 /** Keys of locks live outside the `/`-rooted key space so lists never see them. */
 const LOCK_PREFIX = "mr-redis-lock:";
 
@@ -281,6 +284,11 @@ export class EtcdStore implements Store {
         this.#closers.delete(lock.release);
         try {
           await revoke();
+        } catch (error) {
+          // etcd is away: it keeps the lease (and the lock) for a full ttl
+          // after it returns. Revoke as soon as it answers again instead.
+          this.#retryInBackground(() => revoke().then(() => {}));
+          throw error;
         } finally {
           lease.release();
         }
@@ -288,6 +296,25 @@ export class EtcdStore implements Store {
     };
     this.#closers.add(lock.release);
     return lock;
+  }
+
+  /**
+   * Retries `fn` every 250 ms until it succeeds, the store is closed, or
+   * `RETRY_FOR_MS` passed (a lease left over expires by itself by then).
+   */
+  #retryInBackground(fn: () => Promise<void>): void {
+    const until = Date.now() + RETRY_FOR_MS;
+    const attempt = async () => {
+      if (this.#closed || Date.now() > until) return;
+      try {
+        await fn();
+      } catch {
+        const timer = setTimeout(attempt, 250);
+        Deno.unrefTimer(timer);
+      }
+    };
+    const timer = setTimeout(attempt, 250);
+    Deno.unrefTimer(timer);
   }
 
   /** @inheritdoc */

@@ -16,11 +16,14 @@ import { EtcdStore } from "./etcd.ts";
 import { type Store, StoreUnavailableError } from "./store.ts";
 import { ZooKeeperStore } from "./zookeeper.ts";
 import { DEFAULT_TIMEOUT_MS } from "./_util.ts";
+import { parseEndpoints } from "./endpoints.ts";
 
 export * from "./store.ts";
 export { EtcdStore, type EtcdStoreOptions } from "./etcd.ts";
 export { ZooKeeperStore, type ZooKeeperStoreOptions } from "./zookeeper.ts";
 export { EmbeddedStore, type EmbeddedStoreOptions } from "./embedded.ts";
+export { type FencedStore, fencedStore } from "./fenced.ts";
+export { endpointProblem, parseEndpoints } from "./endpoints.ts";
 
 /** Options for {@linkcode openStore}. */
 export interface OpenStoreOptions {
@@ -33,12 +36,20 @@ export interface OpenStoreOptions {
   endpoints: string;
   /** Bound for connecting and for every later operation, in ms (default 5000). */
   timeoutMs?: number;
+  /**
+   * Whether to check at once that the store answers (default true). With
+   * `false`, an etcd or ZooKeeper store that is down is returned all the
+   * same: its calls fail with {@linkcode StoreUnavailableError} until it is
+   * back (the embedded store is always opened, and checked, at once).
+   */
+  check?: boolean;
 }
 
 /**
- * Opens a store and checks that it answers within `timeoutMs`. Throws
- * {@linkcode StoreUnavailableError} naming the endpoint when it does not, and
- * `TypeError` for an unknown type or an empty endpoint list.
+ * Opens a store and (unless `check` is false) checks that it answers within
+ * `timeoutMs`. Throws {@linkcode StoreUnavailableError} naming the endpoint
+ * when it does not, and `TypeError` for an unknown type or an endpoint list
+ * that cannot be right (see {@linkcode parseEndpoints}).
  */
 export async function openStore(options: OpenStoreOptions): Promise<Store> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -51,9 +62,11 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   let store: EtcdStore | ZooKeeperStore | EmbeddedStore;
   switch (options.type) {
     case "etcd":
+      parseEndpoints("etcd", options.endpoints);
       store = new EtcdStore({ endpoints: options.endpoints, timeoutMs });
       break;
     case "zookeeper":
+      parseEndpoints("zookeeper", options.endpoints);
       store = new ZooKeeperStore({ endpoints: options.endpoints, timeoutMs });
       break;
     case "embedded":
@@ -65,6 +78,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
           `expected "etcd", "zookeeper" or "embedded"`,
       );
   }
+  if (options.check === false && !(store instanceof EmbeddedStore)) return store;
   try {
     await store.ping();
   } catch (error) {

@@ -70,6 +70,9 @@ interface ZkError {
 
 const { Exception, CreateMode } = zookeeper;
 
+/** How long a release that failed is retried in the background, ms. */
+const RETRY_FOR_MS = 10 * 60_000;
+
 /** Where lock nodes live; they hold no data, so they are not keys. */
 const LOCK_ROOT = "/mr-redis-locks";
 
@@ -566,9 +569,35 @@ export class ZooKeeperStore implements Store {
         if (released) return;
         released = true;
         this.#sessionListeners.delete(onSessionGone);
-        await removeMine();
+        try {
+          await removeMine();
+        } catch (error) {
+          // ZooKeeper is away: its session (and the lock node) may live on
+          // when it returns. Remove the node as soon as it answers again.
+          this.#retryInBackground(() => removeMine().then(() => {}));
+          throw error;
+        }
       },
     } satisfies Lock;
+  }
+
+  /**
+   * Retries `fn` every 250 ms until it succeeds, the store is closed, or
+   * `RETRY_FOR_MS` passed.
+   */
+  #retryInBackground(fn: () => Promise<void>): void {
+    const until = Date.now() + RETRY_FOR_MS;
+    const attempt = async () => {
+      if (this.#closed || Date.now() > until) return;
+      try {
+        await fn();
+      } catch {
+        const timer = setTimeout(attempt, 250);
+        Deno.unrefTimer(timer);
+      }
+    };
+    const timer = setTimeout(attempt, 250);
+    Deno.unrefTimer(timer);
   }
 
   /** @inheritdoc */
