@@ -21,8 +21,8 @@ import { ApiTokens, type ContextHandler, exposureProblem, guardApi } from "../li
 import { SchedulerClient } from "../lib/mesos/scheduler_client.ts";
 import {
   becomeLeader,
-  type Leadership,
   leaderKey,
+  type Leadership,
   standbyHandler,
   standbyReads,
 } from "../lib/scheduler/leader.ts";
@@ -475,7 +475,9 @@ export async function main(args: string[]): Promise<number> {
         role = "leader";
         log(
           `Connecting to Mesos at ${master}${
-            core.frameworkId ? ` as framework ${core.frameworkId} (failing over to this scheduler)` : ""
+            core.frameworkId
+              ? ` as framework ${core.frameworkId} (failing over to this scheduler)`
+              : ""
           }`,
         );
 

@@ -108,7 +108,9 @@ export async function startOutageEnv(
 /** The HEALTH answer of `sched`. */
 export async function health(
   sched: Sched,
-): Promise<{ status: number; body: { Status: string; Role: string; Mesos: string; Store: string } }> {
+): Promise<
+  { status: number; body: { Status: string; Role: string; Mesos: string; Store: string } }
+> {
   const res = await fetch(`${sched.url}/v1/HEALTH`, { signal: AbortSignal.timeout(5_000) });
   return { status: res.status, body: await res.json() };
 }

@@ -66,6 +66,11 @@ Deno.test("bad configs are refused with a line naming the field and value", asyn
     [`{"UserName": 5}`, /"UserName" must be a string, but got 5/],
     [`{"Master": "local:0"}`, /"Master" must be "local" or "local:N".*"local:0"/],
     [`{"DBType": "etcd", "DBEndPoint": ""}`, /"DBEndPoint" must name at least one endpoint/],
+    [`{"DBType": "etcd", "DBEndPoint": "etcd1"}`, /"DBEndPoint".*"etcd1" is not host:port/],
+    [
+      `{"DBType": "zookeeper", "DBEndPoint": "zk1:2181,zk2:99999"}`,
+      /"DBEndPoint".*"zk2:99999" has a port outside 1-65535/,
+    ],
     [`{"HTTPPort": 1,}`, /not valid JSON/],
     [`[1, 2]`, /must be a JSON object/],
     [`{"LocalPortsPerAgent": 0}`, /"LocalPortsPerAgent" must be a whole number.*0/],
@@ -109,6 +114,11 @@ Deno.test("sched stops with exit 2 and one line for each bad config", async (t) 
       ["wrong type", `{"HTTPPort": true}`, /"HTTPPort" must be a port number.*true/],
       ["port out of range", `{"HTTPPort": "65536"}`, /"HTTPPort".*"65536"/],
       ["unknown DBType", `{"DBType": "redis"}`, /"DBType".*"redis"/],
+      [
+        "store address that cannot be right",
+        `{"DBType": "etcd", "DBEndPoint": "127.0.0.1:2379:1"}`,
+        /"DBEndPoint".*"127\.0\.0\.1:2379:1"/,
+      ],
     ];
     for (const [name, text, message] of cases) {
       await t.step(name, async () => {

@@ -4,7 +4,8 @@
  * tasks outlive the schedulers. One leads, the other answers 503 naming it;
  * when the leader is SIGKILLed the standby takes over within the lock ttl
  * (session timeout) plus a few seconds, with the instances, addresses, data
- * and processes unchanged, and a restarted old leader stands by.
+ * and processes unchanged, and a restarted old leader stands by. A leader
+ * paused past its ttl steps down to standby when it resumes (no exit).
  */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { freePort, tempDir, waitFor } from "./_util.ts";
@@ -232,7 +233,7 @@ async function haScenario(
     let leader: Proc = b;
     if (dbType === "etcd") {
       await t.step(
-        "B paused past its ttl: A takes over, B exits with code 3 when resumed",
+        "B paused past its ttl: A takes over, B steps down to standby when resumed",
         async () => {
           const aLogOffset = a.log().length; // A's log file holds its first life too
           b.signal("SIGSTOP");
@@ -247,15 +248,21 @@ async function haScenario(
           } finally {
             b.signal("SIGCONT");
           }
-          const code = await Promise.race([
-            b.exited,
-            new Promise<string>((r) => setTimeout(() => r("still running"), 10_000)),
-          ]);
-          assertEquals(code, 3, `B's exit code${logTail(b)}`);
-          assertMatch(b.log(), /Lost leadership: .*exiting with code 3/);
+          await waitFor("B to step down", () => /Stepped down: /.test(b.log()), {
+            timeoutMs: 15_000,
+          });
+          assertMatch(b.log(), /Lost leadership: /);
           await waitFor("A to serve", () => leads(a), {
             timeoutMs: 15_000,
           });
+          // B runs on as a standby naming A (no exit, no second leader).
+          const answer = await waitFor("B to name A", async () => {
+            const p = await probe(b);
+            return p.leader === a.url ? p : undefined;
+          }, { timeoutMs: 15_000 });
+          assertEquals(answer.status, 503);
+          const code = await Promise.race([b.exited, Promise.resolve("running")]);
+          assertEquals(code, "running", `B still runs${logTail(b)}`);
           leader = a;
           const after = await waitRunning(a, "ha", 30_000);
           assertEquals(after.Master!.Port, before.Master!.Port);

@@ -1,9 +1,10 @@
 /**
- * `sched` as a user runs it: flags, config errors and an unreachable store
- * end with exit code 2 and one line naming the problem.
+ * `sched` as a user runs it: flags, config errors and a store address that
+ * cannot be right end with exit code 2 and one line naming the problem; a
+ * well-formed store address that does not answer yet is waited for.
  */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
-import { freePort, tempDir } from "./_util.ts";
+import { freePort, tempDir, waitFor } from "./_util.ts";
 
 const SCHED = new URL("../cmd/sched.ts", import.meta.url).pathname;
 
@@ -49,11 +50,9 @@ Deno.test("sched stops with one line and exit code 2 on a user's mistake", async
     const badField = await write("bad.json", { HTTPPort: "lots" });
     const unknown = await write("unknown.json", { Bogus: 1 });
     const broken = await write("broken.json", "{");
-    const noEtcd = await write("etcd.json", {
-      DBType: "etcd",
-      // Nothing listens on port 1 (a free port picked at random could be
-      // taken by another test's etcd meanwhile).
-      DBEndPoint: "127.0.0.1:1",
+    const store = (DBType: string, DBEndPoint: string) => ({
+      DBType,
+      DBEndPoint,
       HTTPPort: freePort(),
       ArtifactPort: freePort(),
       LogFile: `${dir}/log`,
@@ -79,6 +78,8 @@ Deno.test("sched stops with one line and exit code 2 on a user's mistake", async
       KeyFile: `${dir}/key.pem`,
       LogFile: `${dir}/log`,
     });
+    const noPort = await write("etcd.json", store("etcd", "etcd1.example.com"));
+    const badPort = await write("zk.json", store("zookeeper", "127.0.0.1:99999"));
     const cases: [string[], RegExp][] = [
       [[`-config=${exposed}`], /without authentication: set "APIToken".*"InsecureAPI": true/],
       [[`-config=${shortToken}`], /"APIToken": a token must be at least 16 characters/],
@@ -93,7 +94,8 @@ Deno.test("sched stops with one line and exit code 2 on a user's mistake", async
       [[`--config`, badField], /"HTTPPort"/],
       [[`-config`, unknown], /"Bogus"/],
       [[`--config=${broken}`], /not valid JSON/],
-      [[`-config=${noEtcd}`], /127\.0\.0\.1:\d+/],
+      [[`-config=${noPort}`], /"DBEndPoint".*"etcd1\.example\.com" is not host:port/],
+      [[`-config=${badPort}`], /"DBEndPoint".*"127\.0\.0\.1:99999" has a port outside/],
     ];
     for (const [args, pattern] of cases) {
       const r = await run(...args);
@@ -101,6 +103,58 @@ Deno.test("sched stops with one line and exit code 2 on a user's mistake", async
       assertMatch(r.stderr, pattern);
       assertEquals(r.stderr.trim().split("\n").length, 1, `one line: ${r.stderr}`);
     }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("sched waits for a store that does not answer yet, logging it, and stops on SIGTERM", async () => {
+  const dir = await tempDir("sched-cli-wait");
+  try {
+    const log = `${dir}/log`;
+    const httpPort = freePort();
+    await Deno.writeTextFile(
+      `${dir}/config.json`,
+      JSON.stringify({
+        DBType: "etcd",
+        // Well formed; nothing listens on port 1.
+        DBEndPoint: "127.0.0.1:1",
+        HTTPPort: httpPort,
+        HTTPAddress: "127.0.0.1",
+        ArtifactPort: freePort(),
+        LogFile: log,
+      }),
+    );
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", SCHED, `-config=${dir}/config.json`],
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const read = () => {
+      try {
+        return Deno.readTextFileSync(log);
+      } catch {
+        return "";
+      }
+    };
+    try {
+      await waitFor(
+        "the waiting line",
+        () => /Waiting for the store etcd at 127\.0\.0\.1:1/.test(read()),
+        {
+          timeoutMs: 30_000,
+        },
+      );
+      const res = await fetch(`http://127.0.0.1:${httpPort}/v1/HEALTH`);
+      assertEquals(res.status, 503);
+      const body = await res.json();
+      assertEquals(body.Role, "standby");
+      assertMatch(body.Store, /^unreachable: /);
+    } finally {
+      child.kill("SIGTERM");
+    }
+    const { code, stderr } = await child.output();
+    assertEquals(code, 0, new TextDecoder().decode(stderr));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
