@@ -18,3 +18,4 @@ export * as mesos from "./lib/mesos/codec.ts";
 export { SchedulerClient } from "./lib/mesos/scheduler_client.ts";
 export { ExecutorClient } from "./lib/mesos/executor_client.ts";
 export { LocalCluster, startLocalCluster } from "./lib/mesos/local/mod.ts";
+export * as release from "./lib/release/mod.ts";

@@ -14,7 +14,14 @@ import { fencedStore, openStore, type Store, StoreUnavailableError } from "../li
 import { Scheduler } from "../lib/scheduler/core.ts";
 import { DEFAULT_RESOURCES } from "../lib/scheduler/match.ts";
 import { buildExecutorInfo } from "../lib/scheduler/tasks.ts";
-import { type ArtifactServer, startArtifactServer } from "../lib/scheduler/artifacts.ts";
+import {
+  type ArtifactServer,
+  devLauncherScript,
+  startArtifactServer,
+} from "../lib/scheduler/artifacts.ts";
+import { chooseExecutorArtifact, planShipment, shipmentUris } from "../lib/release/shipping.ts";
+import { agentsShareHost, artifactAddress, isLoopback } from "../lib/release/hosts.ts";
+import { currentRelease, isFile } from "../lib/release/layout.ts";
 import { buildFrameworkInfo, mesosPort } from "../lib/scheduler/mesos_port.ts";
 import { createApiHandler } from "../lib/api/handler.ts";
 import { ApiTokens, type ContextHandler, exposureProblem, guardApi } from "../lib/api/auth.ts";
@@ -109,6 +116,19 @@ function makeLogger(target: string): { log: (line: string) => void; close: () =>
     },
     close: () => file.close(),
   };
+}
+
+/** `{ [key]: value }` when the value is defined, else `{}` (for optional fields). */
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return value === undefined ? {} : { [key]: value } as { [P in K]?: V };
+}
+
+/** The compiled MrRedisExecutor next to this compiled sched (`deno task compile`), if any. */
+function compiledExecutor(): string | undefined {
+  const exec = Deno.execPath();
+  if (/(^|\/)deno$/.test(exec)) return undefined; // run by deno, not compiled
+  const path = `${parentDir(exec)}/MrRedisExecutor`;
+  return isFile(path) ? path : undefined;
 }
 
 function parentDir(path: string): string {
@@ -252,6 +272,30 @@ export async function main(args: string[]): Promise<number> {
       stopping.signal.addEventListener("abort", () => resolve("stop"), { once: true })
     );
 
+    // What agents get, decided before anything starts: a bad choice is a
+    // config mistake (exit 2).
+    const artifactIp = artifactAddress(
+      config.ArtifactIP,
+      config.Master,
+      () => Deno.networkInterfaces(),
+    );
+    if (artifactIp === undefined) {
+      throw new ConfigError(
+        `Field "ArtifactIP" is empty and this host has no non-loopback IPv4 address for agents of Master "${config.Master}" to reach; set ArtifactIP`,
+      );
+    }
+    const shipment = await planShipment(
+      chooseExecutorArtifact({
+        executorPath: config.ExecutorPath,
+        master: config.Master,
+        agentsShareHost: agentsShareHost(config.Master),
+        ...optional("release", currentRelease()),
+        ...optional("compiledSibling", compiledExecutor()),
+        ...optional("launcher", devLauncherScript()),
+      }),
+      config.RedisServerPath,
+    );
+
     // The store. An etcd or ZooKeeper address that cannot be right stops
     // sched here (exit code 2); a well-formed one that does not answer yet is
     // waited for by the election below (logged every 10 s). The embedded
@@ -379,10 +423,9 @@ export async function main(args: string[]): Promise<number> {
             config.ArtifactPort,
             () =>
               startArtifactServer({
-                hostname: config.ArtifactIP,
+                hostname: artifactIp,
                 port: config.ArtifactPort,
-                executorPath: config.ExecutorPath,
-                redisServerPath: config.RedisServerPath,
+                shipment,
                 log,
               }),
           );
@@ -409,22 +452,23 @@ export async function main(args: string[]): Promise<number> {
         } else {
           artifacts = await startArtifacts();
         }
-        log(
-          `Starting the artifact server at port ${artifacts.port}, shipping ${artifacts.executorSource}`,
-        );
-        const artifactUrl = `http://${config.ArtifactIP}:${artifacts.port}`;
+        const artifactUrl = `http://${
+          artifactIp.includes(":") ? `[${artifactIp}]` : artifactIp
+        }:${artifacts.port}`;
+        log(`Starting the artifact server at ${artifactUrl}, shipping ${shipment.description}`);
         core = new Scheduler({
           store: fence.store,
           prefix: config.StorePrefix,
           executorInfo: buildExecutorInfo({
-            artifactUrl,
-            shipsRedisServer: artifacts.shipsRedisServer,
+            uris: shipmentUris(shipment, artifactUrl),
+            command: shipment.command,
             resources: DEFAULT_RESOURCES,
-            // Agents fetching from a loopback artifact server run on this host:
-            // keep redis on loopback too.
-            ...(/^127\./.test(config.ArtifactIP) || config.ArtifactIP === "localhost"
-              ? { environment: { MRR_REDIS_BIND: "127.0.0.1" } }
-              : {}),
+            environment: {
+              ...shipment.environment,
+              // Agents fetching from a loopback artifact server run on this
+              // host: keep redis on loopback too.
+              ...(isLoopback(artifactIp) ? { MRR_REDIS_BIND: "127.0.0.1" } : {}),
+            },
           }),
           log,
         });

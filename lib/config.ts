@@ -7,6 +7,8 @@
 import { didYouMean } from "./did_you_mean.ts";
 import { endpointProblem } from "./store/endpoints.ts";
 
+import { agentsShareHost, isLoopback } from "./release/hosts.ts";
+
 /** Where the state lives. */
 export type DBType = "etcd" | "zookeeper" | "embedded";
 
@@ -18,7 +20,11 @@ export interface Config {
   FrameworkName: string;
   /** `host:port`, `h1:p,h2:p`, `zk://h1,h2/mesos`, `local` or `local:N`. */
   Master: string;
-  /** Path of the compiled MrRedisExecutor to ship; when missing, a dev launcher is shipped. */
+  /**
+   * The executor to ship: a compiled MrRedisExecutor, a release's
+   * `MrRedisExecutor` or a release directory; empty: the one that comes with
+   * this sched (see `lib/release/shipping.ts`).
+   */
   ExecutorPath: string;
   /** Kept for compatibility; containers are not used, redis-server comes from RedisServerPath. */
   RedisImage: string;
@@ -28,7 +34,11 @@ export interface Config {
   DBEndPoint: string;
   /** `stderr` or a file path to append log lines to. */
   LogFile: string;
-  /** Address agents use to reach the artifact server. */
+  /**
+   * Address agents use to reach the artifact server (it listens there); empty:
+   * `127.0.0.1` when the agents share this host, else this host's first
+   * non-loopback IPv4 address.
+   */
   ArtifactIP: string;
   /** Artifact server port. */
   ArtifactPort: number;
@@ -82,12 +92,12 @@ export function defaultConfig(): Config {
     UserName: Deno.env.get("USER") ?? "root",
     FrameworkName: "MrRedis",
     Master: "local",
-    ExecutorPath: "./MrRedisExecutor",
+    ExecutorPath: "",
     RedisImage: "redis:3.0-alpine",
     DBType: "embedded",
     DBEndPoint: "./mr-redis-data/state.db",
     LogFile: "stderr",
-    ArtifactIP: "127.0.0.1",
+    ArtifactIP: "",
     ArtifactPort: 5454,
     HTTPPort: 5656,
     RedisServerPath: "",
@@ -266,6 +276,15 @@ export function parseConfig(text: string, where = "config"): Config {
       `${where}: field "Master" must be "local" or "local:N" with N from 1 to 99, but got ${
         show(result.Master)
       }`,
+    );
+  }
+  if (isLoopback(result.ArtifactIP) && !agentsShareHost(result.Master)) {
+    throw new ConfigError(
+      `${where}: field "ArtifactIP" is the loopback address ${
+        show(result.ArtifactIP)
+      }, which agents of Master ${
+        show(result.Master)
+      } on other hosts cannot reach; give an address of this host they can reach, or leave it empty`,
     );
   }
   const agents = Number(

@@ -27,6 +27,10 @@ export interface SchedOptions {
   artifactPort?: number;
   /** First port of the local cluster's agents (each gets 500); keeps parallel tests apart. */
   localPortsBase?: number;
+  /** The `sched` program to run (a release's `sched`); default `deno run cmd/sched.ts`. */
+  program?: string;
+  /** More config fields. */
+  config?: Record<string, unknown>;
 }
 
 /** A running sched process. */
@@ -65,14 +69,14 @@ export async function startSched(options: SchedOptions): Promise<Sched> {
     ArtifactPort: artifactPort,
     HTTPPort: httpPort,
     HTTPAddress: "127.0.0.1",
-    ExecutorPath: `${options.dir}/no-compiled-executor`,
     StorePrefix: prefix,
     LocalWorkDir: `${options.dir}/local`,
     ...(options.localPortsBase
       ? { LocalPortsBase: options.localPortsBase, LocalPortsPerAgent: 500 }
       : {}),
+    ...options.config,
   };
-  const proc = await spawnSchedProcess(options.dir, config);
+  const proc = await spawnSchedProcess(options.dir, config, options.program);
   const url = `http://127.0.0.1:${httpPort}`;
   try {
     const answered = await waitFor("sched to be ready (GET /v1/HEALTH 200)", async () => {
@@ -125,17 +129,20 @@ export interface SchedProcess {
 
 /**
  * Writes `config` to `<dir>/config.json` and runs `deno run -A cmd/sched.ts
- * -config=...` in `dir` (its log goes to `config.LogFile`); does not wait
- * for the API.
+ * -config=...` (or `program -config=...`) in `dir` (its log goes to
+ * `config.LogFile`); does not wait for the API.
  */
 export async function spawnSchedProcess(
   dir: string,
   config: Record<string, unknown> & { LogFile: string },
+  program?: string,
 ): Promise<SchedProcess> {
   const configPath = `${dir}/config.json`;
   await Deno.writeTextFile(configPath, JSON.stringify(config, null, 2));
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}cmd/sched.ts`, `-config=${configPath}`],
+  const child = new Deno.Command(program ?? Deno.execPath(), {
+    args: program
+      ? [`-config=${configPath}`]
+      : ["run", "-A", `${ROOT}cmd/sched.ts`, `-config=${configPath}`],
     cwd: dir,
     stdout: "null",
     stderr: "piped",

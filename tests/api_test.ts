@@ -22,8 +22,8 @@ async function setup(options: { tokens?: ApiTokens } = {}) {
     store,
     prefix: "/mr-redis",
     executorInfo: buildExecutorInfo({
-      artifactUrl: "http://127.0.0.1:1",
-      shipsRedisServer: false,
+      uris: [],
+      command: "./MrRedisExecutor",
       resources: DEFAULT_RESOURCES,
     }),
     tickMs: 0,

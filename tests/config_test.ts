@@ -44,6 +44,20 @@ Deno.test("fields left out take their defaults", () => {
   assertEquals(parseConfig("{}"), defaultConfig());
 });
 
+Deno.test("ExecutorPath and ArtifactIP default to empty: the executor of this sched, an address agents reach", () => {
+  assertEquals(defaultConfig().ExecutorPath, "");
+  assertEquals(defaultConfig().ArtifactIP, "");
+  // A loopback ArtifactIP is fine when the agents share this host.
+  assertEquals(
+    parseConfig(`{"Master": "local:2", "ArtifactIP": "127.0.0.1"}`).ArtifactIP,
+    "127.0.0.1",
+  );
+  assertEquals(
+    parseConfig(`{"Master": "10.0.0.5:5050", "ArtifactIP": "10.0.0.9"}`).ArtifactIP,
+    "10.0.0.9",
+  );
+});
+
 Deno.test("the leader election fields parse and default to a derived URL and a 10 s ttl", () => {
   assertEquals(defaultConfig().AdvertiseURL, "");
   assertEquals(defaultConfig().LeaderTTLSeconds, 10);
@@ -80,6 +94,14 @@ Deno.test("bad configs are refused with a line naming the field and value", asyn
     [
       `{"AdvertiseURL": "sched1:5656"}`,
       /"AdvertiseURL" must be empty or an http\(s\) URL.*"sched1:5656"/,
+    ],
+    [
+      `{"Master": "10.0.0.5:5050", "ArtifactIP": "127.0.0.1"}`,
+      /"ArtifactIP" is the loopback address "127\.0\.0\.1", which agents of Master "10\.0\.0\.5:5050" on other hosts cannot reach/,
+    ],
+    [
+      `{"Master": "zk://10.0.0.5:2181/mesos", "ArtifactIP": "localhost"}`,
+      /"ArtifactIP" is the loopback address "localhost"/,
     ],
   ];
   for (const [text, message] of cases) {

@@ -61,7 +61,6 @@ async function spawnSched(shared: Shared, name: string, httpPort: number): Promi
     ArtifactPort: shared.artifactPort,
     HTTPPort: httpPort,
     HTTPAddress: "127.0.0.1",
-    ExecutorPath: `${dir}/no-compiled-executor`,
     StorePrefix: shared.prefix,
     LeaderTTLSeconds: shared.ttlSeconds,
   };

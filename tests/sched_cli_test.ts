@@ -80,6 +80,22 @@ Deno.test("sched stops with one line and exit code 2 on a user's mistake", async
     });
     const noPort = await write("etcd.json", store("etcd", "etcd1.example.com"));
     const badPort = await write("zk.json", store("zookeeper", "127.0.0.1:99999"));
+    // Agents on other hosts: sched from source has only the development
+    // launcher, which works on this host only.
+    const remote = { Master: "192.0.2.1:5050", HTTPPort: freePort(), LogFile: `${dir}/log` };
+    const launcherRemote = await write("launcher.json", { ...remote, ArtifactIP: "192.0.2.2" });
+    const loopbackRemote = await write("loopback.json", { ...remote, ArtifactIP: "127.0.0.1" });
+    const noExecutor = await write("noexec.json", {
+      ...remote,
+      ArtifactIP: "192.0.2.2",
+      ExecutorPath: `${dir}/no-such-executor`,
+    });
+    const noRedis = await write("noredis.json", {
+      Master: "local",
+      HTTPPort: freePort(),
+      LogFile: `${dir}/log`,
+      RedisServerPath: `${dir}/no-such-redis`,
+    });
     const cases: [string[], RegExp][] = [
       [[`-config=${exposed}`], /without authentication: set "APIToken".*"InsecureAPI": true/],
       [[`-config=${shortToken}`], /"APIToken": a token must be at least 16 characters/],
@@ -87,6 +103,13 @@ Deno.test("sched stops with one line and exit code 2 on a user's mistake", async
       [[`-config=${badTokens}`], /line 2: must be "name:token"/],
       [[`-config=${noKey}`], /"CertFile" and "KeyFile" go together/],
       [[`-config=${missingCert}`], /Cannot read CertFile .*cert\.pem.*no such file/],
+      [
+        [`-config=${launcherRemote}`],
+        /development launcher works only on this host.*"192\.0\.2\.1:5050"/,
+      ],
+      [[`-config=${loopbackRemote}`], /"ArtifactIP" is the loopback address "127\.0\.0\.1"/],
+      [[`-config=${noExecutor}`], /"ExecutorPath" names ".*no-such-executor", which is neither/],
+      [[`-config=${noRedis}`], /"RedisServerPath" names ".*no-such-redis", which is not a file/],
       [["-nope"], /Unknown flag "-nope"/],
       [["stray"], /Unexpected argument "stray"/],
       [["-config"], /"-config" needs a file name/],

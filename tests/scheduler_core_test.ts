@@ -157,8 +157,8 @@ async function setup(dir: string, silence = 3_600_000) {
     store,
     prefix: "/t",
     executorInfo: buildExecutorInfo({
-      artifactUrl: "http://127.0.0.1:1",
-      shipsRedisServer: false,
+      uris: [],
+      command: "./MrRedisExecutor",
       resources: DEFAULT_RESOURCES,
     }),
     tickMs: 0,

@@ -1,14 +1,14 @@
 /**
- * The artifact server: ships `MrRedisExecutor` (and optionally `redis-server`)
- * to agents over HTTP, for `CommandInfo.uris`.
- *
- * `GET /MrRedisExecutor` serves `ExecutorPath` when that file exists (the
- * compiled executor). Otherwise, when this code runs from source files, it
- * serves a small shell launcher that runs `cmd/executor.ts` with the same
- * Deno. `GET /redis-server` serves `RedisServerPath` when configured.
+ * The artifact server: serves the files of a {@linkcode Shipment} (the
+ * executor, the Deno runtime of a release, a redis-server binary) to agents
+ * over HTTP, for `CommandInfo.uris`. Also makes the development launcher, a
+ * shell script that runs `cmd/executor.ts` from this source tree with this
+ * Deno (for agents on this host only).
  *
  * @module
  */
+
+import type { Shipment, ShippedFile } from "../release/shipping.ts";
 
 /** Options of {@linkcode startArtifactServer}. */
 export interface ArtifactServerOptions {
@@ -16,10 +16,8 @@ export interface ArtifactServerOptions {
   hostname: string;
   /** Port (0 picks one). */
   port: number;
-  /** The compiled executor; when absent, the development launcher is shipped. */
-  executorPath: string;
-  /** redis-server binary to ship; empty for none. */
-  redisServerPath?: string;
+  /** What to serve. */
+  shipment: Shipment;
   log?: (line: string) => void;
 }
 
@@ -27,10 +25,6 @@ export interface ArtifactServerOptions {
 export interface ArtifactServer {
   /** The port it listens on. */
   readonly port: number;
-  /** Whether `/redis-server` is served. */
-  readonly shipsRedisServer: boolean;
-  /** What `/MrRedisExecutor` serves, for the log. */
-  readonly executorSource: string;
   /** Stops the server. */
   stop(): Promise<void>;
 }
@@ -78,25 +72,27 @@ export function devLauncherScript(): string | undefined {
 /** Starts the artifact server. */
 export function startArtifactServer(options: ArtifactServerOptions): Promise<ArtifactServer> {
   const log = options.log ?? (() => {});
-  const compiled = isFile(options.executorPath);
-  const launcher = compiled ? undefined : devLauncherScript();
-  const redisPath = options.redisServerPath ?? "";
-  const shipsRedisServer = redisPath !== "" && isFile(redisPath);
-  if (redisPath !== "" && !shipsRedisServer) {
-    log(`RedisServerPath "${redisPath}" is not a file; agents use their own redis-server`);
-  }
-  const executorSource = compiled
-    ? `file ${options.executorPath}`
-    : launcher
-    ? "development launcher (deno run cmd/executor.ts)"
-    : "nothing (no executor found)";
+  const files = new Map<string, ShippedFile>(
+    options.shipment.files.map((file) => [file.urlPath, file]),
+  );
 
-  const serveFile = async (path: string): Promise<Response> => {
-    const file = await Deno.open(path, { read: true });
-    const { size } = await file.stat();
-    return new Response(file.readable, {
-      headers: { "content-type": "application/octet-stream", "content-length": String(size) },
-    });
+  const serve = async (file: ShippedFile, head: boolean): Promise<Response> => {
+    if ("text" in file.source) {
+      return new Response(head ? null : file.source.text, {
+        headers: { "content-type": "text/x-shellscript" },
+      });
+    }
+    const opened = await Deno.open(file.source.path, { read: true });
+    const { size } = await opened.stat();
+    const headers = {
+      "content-type": "application/octet-stream",
+      "content-length": String(size),
+    };
+    if (head) {
+      opened.close();
+      return new Response(null, { headers });
+    }
+    return new Response(opened.readable, { headers });
   };
 
   const handler = async (req: Request): Promise<Response> => {
@@ -105,14 +101,8 @@ export function startArtifactServer(options: ArtifactServerOptions): Promise<Art
       if (req.method !== "GET" && req.method !== "HEAD") {
         return new Response("Method not allowed\n", { status: 405, headers: { allow: "GET" } });
       }
-      if (pathname === "/MrRedisExecutor") {
-        if (compiled) return await serveFile(options.executorPath);
-        if (launcher) {
-          return new Response(launcher, { headers: { "content-type": "text/x-shellscript" } });
-        }
-        return new Response("No executor available\n", { status: 404 });
-      }
-      if (pathname === "/redis-server" && shipsRedisServer) return await serveFile(redisPath);
+      const file = files.get(pathname);
+      if (file) return await serve(file, req.method === "HEAD");
       return new Response(`No artifact at ${pathname}\n`, { status: 404 });
     } catch (error) {
       log(`Artifact server: ${pathname}: ${(error as Error).message}`);
@@ -133,8 +123,6 @@ export function startArtifactServer(options: ArtifactServerOptions): Promise<Art
       }, handler);
       resolve({
         port: server.addr.port,
-        shipsRedisServer,
-        executorSource,
         stop: async () => {
           await server.shutdown();
         },

@@ -432,8 +432,8 @@ export function standbyReads(options: StandbyReadsOptions): StandbyReads {
           prefix: options.prefix,
           // Never used: a snapshot launches nothing.
           executorInfo: buildExecutorInfo({
-            artifactUrl: "http://127.0.0.1:0",
-            shipsRedisServer: false,
+            uris: [],
+            command: "./MrRedisExecutor",
             resources: DEFAULT_RESOURCES,
           }),
           tickMs: 0,

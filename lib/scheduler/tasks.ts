@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ExecutorInfo, Resource, TaskInfo } from "../mesos/types.ts";
+import type { CommandURI, ExecutorInfo, Resource, TaskInfo } from "../mesos/types.ts";
 import { encodeTaskSpec, type RedisTaskSpec } from "../executor_messages.ts";
 import type { PlacedTask, TaskResources } from "./match.ts";
 
@@ -13,12 +13,12 @@ export const EXECUTOR_ID = "mrr-executor";
 
 /** Options of {@linkcode buildExecutorInfo}. */
 export interface ExecutorInfoOptions {
-  /** Base URL of the artifact server, e.g. `http://127.0.0.1:5454`. */
-  artifactUrl: string;
-  /** Whether the artifact server ships a redis-server binary too. */
-  shipsRedisServer: boolean;
+  /** What the agent fetches into the sandbox (see `lib/release/shipping.ts`). */
+  uris: CommandURI[];
+  /** The shell command that starts the executor in the sandbox. */
+  command: string;
   resources: TaskResources;
-  /** Extra environment variables for the executor (e.g. `MRR_REDIS_BIND`). */
+  /** Environment variables of the executor (e.g. `MRR_REDIS_BIND`, `MRR_REDIS_SERVER`). */
   environment?: Record<string, string>;
 }
 
@@ -28,28 +28,22 @@ function scalar(name: string, value: number): Resource {
 
 /**
  * The ExecutorInfo put in every TaskInfo (always equal, as Mesos requires for
- * a running executor): CUSTOM, fetches `MrRedisExecutor` (and `redis-server`)
- * from the artifact server and runs it with the shell.
+ * a running executor): CUSTOM, fetches what the shipment lists and runs its
+ * command with the shell.
  */
 export function buildExecutorInfo(options: ExecutorInfoOptions): ExecutorInfo {
-  const base = options.artifactUrl.replace(/\/+$/, "");
-  const uris = [{ value: `${base}/MrRedisExecutor`, executable: true, extract: false }];
   const variables = Object.entries(options.environment ?? {}).map(([name, value]) => ({
     name,
     value,
   }));
-  if (options.shipsRedisServer) {
-    uris.push({ value: `${base}/redis-server`, executable: true, extract: false });
-    variables.push({ name: "MRR_REDIS_SERVER", value: "./redis-server" });
-  }
   return {
     type: "CUSTOM",
     executor_id: { value: EXECUTOR_ID },
     name: "MrRedisExecutor",
     command: {
-      uris,
+      uris: options.uris.map((uri) => ({ ...uri })),
       shell: true,
-      value: "./MrRedisExecutor",
+      value: options.command,
       ...(variables.length ? { environment: { variables } } : {}),
     },
     resources: [

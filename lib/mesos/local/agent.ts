@@ -14,7 +14,7 @@
 import { join } from "node:path";
 import type { ContentType } from "../codec.ts";
 import { EventStream, negotiateStream, parseCall, textResponse } from "./http.ts";
-import { fetchUris } from "./fetcher.ts";
+import { FetcherCache, fetchUris } from "./fetcher.ts";
 import {
   type ExecutorInfo,
   type FrameworkInfo,
@@ -206,11 +206,16 @@ export class Agent {
   #paused = false;
   #executors = new Map<string, Executor>();
   #updates: StatusUpdateManager;
+  /** The fetcher cache of this agent (as Mesos' `--fetcher_cache_dir` of one host). */
+  readonly fetcherCache: FetcherCache;
 
   /** Creates an agent (not yet serving). */
   constructor(options: AgentOptions, master: AgentMaster) {
     this.options = options;
     this.#master = master;
+    this.fetcherCache = new FetcherCache(
+      join(options.workDir, "fetcher-cache", `${options.index}`),
+    );
     this.total = {
       scalars: { cpus: options.cpus, mem: options.mem },
       ranges: { ports: [{ begin: options.ports.begin, end: options.ports.end }] },
@@ -487,7 +492,10 @@ export class Agent {
     (async () => {
       try {
         await Deno.mkdir(ex.sandbox, { recursive: true });
-        await fetchUris(ex.info.command?.uris ?? [], ex.sandbox);
+        await fetchUris(ex.info.command?.uris ?? [], ex.sandbox, {
+          cache: this.fetcherCache,
+          user: ex.info.command?.user ?? ex.frameworkInfo.user ?? "",
+        });
       } catch (error) {
         resolveExit();
         if (ex.state === "terminated") return;
@@ -565,7 +573,7 @@ export class Agent {
       ? Math.floor(ex.info.shutdown_grace_period.nanoseconds / 1e6)
       : this.options.executorShutdownGracePeriodMs;
     const env: Record<string, string> = {};
-    for (const name of ["PATH", "HOME", "DENO_DIR"]) {
+    for (const name of ["PATH", "HOME"]) {
       const value = Deno.env.get(name);
       if (value !== undefined) env[name] = value;
     }

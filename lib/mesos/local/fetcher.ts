@@ -1,13 +1,19 @@
 /**
  * The Mesos fetcher of the local cluster: downloads `CommandInfo.uris` into
  * a sandbox before the executor starts. Supports http(s), `file://` and
- * absolute local paths; honours `executable`, `output_file` and `extract`
- * (tar archives through the system `tar`, zip through `unzip`).
+ * absolute local paths; honours `executable` (chmod, no extraction),
+ * `output_file`, `extract` (archives through the system `tar`, zip through
+ * `unzip`, a lone `.gz` through `gunzip`, as the Mesos fetcher does) and
+ * `cache`: with a {@linkcode FetcherCache}, a URI marked `cache` is
+ * downloaded once per agent (and user) and copied from the cache into each
+ * sandbox afterwards; the cache drops its least recently used files past its
+ * size limit (Mesos `--fetcher_cache_size`, 2 GB).
  *
  * @module
  */
 
-import { basename, isAbsolute, join, normalize } from "node:path";
+import { createHash } from "node:crypto";
+import { basename, isAbsolute, join, normalize, resolve } from "node:path";
 import type { CommandUri } from "./messages.ts";
 
 /** Thrown when a URI cannot be fetched; the message names the URI. */
@@ -19,7 +25,70 @@ export class FetchError extends Error {
   }
 }
 
-const ARCHIVE = /\.(tar|tar\.gz|tgz|tar\.bz2|tbz2|tar\.xz|txz|zip)$/;
+const ARCHIVE = /\.(tar|tar\.gz|tgz|tar\.bz2|tbz2|tar\.xz|txz|zip|gz)$/;
+
+/** The agent's fetcher cache: one downloaded copy per cached URI. */
+export class FetcherCache {
+  readonly #dir: string;
+  readonly #maxBytes: number;
+  readonly #entries = new Map<string, { path: string; size: number; used: number }>();
+  readonly #inFlight = new Map<string, Promise<string>>();
+  #downloads = 0;
+
+  /** A cache in `dir` holding at most `maxBytes` (default 2 GiB, as Mesos). */
+  constructor(dir: string, maxBytes = 2 * 1024 ** 3) {
+    this.#dir = dir;
+    this.#maxBytes = maxBytes;
+  }
+
+  /** How many downloads the cache made (a hit makes none). */
+  get downloads(): number {
+    return this.#downloads;
+  }
+
+  /** The cached copy of `uri` for `user`, downloading it on the first use. */
+  get(uri: CommandUri, user: string): Promise<string> {
+    const key = createHash("sha256").update(`${user}\0${uri.value}`).digest("hex").slice(0, 32);
+    const entry = this.#entries.get(key);
+    if (entry) {
+      entry.used = performance.now();
+      return Promise.resolve(entry.path);
+    }
+    let pending = this.#inFlight.get(key);
+    if (!pending) {
+      pending = this.#download(key, uri).finally(() => this.#inFlight.delete(key));
+      this.#inFlight.set(key, pending);
+    }
+    return pending;
+  }
+
+  async #download(key: string, uri: CommandUri): Promise<string> {
+    await Deno.mkdir(this.#dir, { recursive: true });
+    const path = join(this.#dir, `${key}-${targetName({ value: uri.value })}`);
+    const partial = `${path}.partial`;
+    await download(uri.value, partial);
+    await Deno.rename(partial, path);
+    this.#downloads++;
+    const { size } = await Deno.stat(path);
+    this.#entries.set(key, { path, size, used: performance.now() });
+    await this.#evict(key);
+    return path;
+  }
+
+  /** Drops the least recently used files until the cache fits (never `keep`). */
+  async #evict(keep: string): Promise<void> {
+    let total = 0;
+    for (const entry of this.#entries.values()) total += entry.size;
+    const byAge = [...this.#entries.entries()].filter(([k]) => k !== keep)
+      .sort((a, b) => a[1].used - b[1].used);
+    for (const [key, entry] of byAge) {
+      if (total <= this.#maxBytes) break;
+      this.#entries.delete(key);
+      total -= entry.size;
+      await Deno.remove(entry.path).catch(() => {});
+    }
+  }
+}
 
 function targetName(uri: CommandUri): string {
   if (uri.output_file !== undefined && uri.output_file !== "") {
@@ -53,50 +122,90 @@ async function run(cmd: string, args: string[], cwd: string, uri: string): Promi
   }
 }
 
-/** Fetches one URI into `sandbox`; returns the path written. */
-export async function fetchUri(uri: CommandUri, sandbox: string): Promise<string> {
-  const target = join(sandbox, targetName(uri));
-  await Deno.mkdir(join(target, ".."), { recursive: true });
-  if (/^https?:\/\//i.test(uri.value)) {
+/** Copies `value` (http(s), `file://` or an absolute path) to the file `target`. */
+async function download(value: string, target: string): Promise<void> {
+  if (/^https?:\/\//i.test(value)) {
     let response: Response;
     try {
-      response = await fetch(uri.value);
+      response = await fetch(value);
     } catch (error) {
-      throw new FetchError(`Cannot fetch "${uri.value}": ${(error as Error).message}`, {
+      throw new FetchError(`Cannot fetch "${value}": ${(error as Error).message}`, {
         cause: error,
       });
     }
-    if (!response.ok) {
+    if (!response.ok || !response.body) {
       await response.body?.cancel();
-      throw new FetchError(`Cannot fetch "${uri.value}": HTTP ${response.status}`);
-    }
-    await Deno.writeFile(target, new Uint8Array(await response.arrayBuffer()));
-  } else {
-    let source = uri.value;
-    if (source.startsWith("file://")) source = new URL(source).pathname;
-    if (!isAbsolute(source)) {
-      throw new FetchError(
-        `Cannot fetch "${uri.value}": only http(s), file:// and absolute paths are supported`,
-      );
+      throw new FetchError(`Cannot fetch "${value}": HTTP ${response.status}`);
     }
     try {
-      await Deno.copyFile(source, target);
+      await Deno.writeFile(target, response.body);
     } catch (error) {
-      throw new FetchError(`Cannot fetch "${uri.value}": ${(error as Error).message}`, {
+      throw new FetchError(`Cannot fetch "${value}": ${(error as Error).message}`, {
         cause: error,
       });
     }
+    return;
+  }
+  let source = value;
+  if (source.startsWith("file://")) source = new URL(source).pathname;
+  if (!isAbsolute(source)) {
+    throw new FetchError(
+      `Cannot fetch "${value}": only http(s), file:// and absolute paths are supported`,
+    );
+  }
+  try {
+    await Deno.copyFile(source, target);
+  } catch (error) {
+    throw new FetchError(`Cannot fetch "${value}": ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
+/** Where and as whom a fetch happens. */
+export interface FetchContext {
+  /** The agent's cache, for URIs marked `cache`. */
+  cache?: FetcherCache;
+  /** The user the executor runs as (part of the cache key, as in Mesos). */
+  user?: string;
+}
+
+/** Fetches one URI into `sandbox`; returns the path written. */
+export async function fetchUri(
+  uri: CommandUri,
+  sandbox: string,
+  context: FetchContext = {},
+): Promise<string> {
+  const target = resolve(sandbox, targetName(uri));
+  await Deno.mkdir(join(target, ".."), { recursive: true });
+  if (uri.cache && context.cache) {
+    const cached = await context.cache.get(uri, context.user ?? "");
+    try {
+      await Deno.copyFile(cached, target);
+    } catch (error) {
+      throw new FetchError(
+        `Cannot fetch "${uri.value}" from the cache: ${(error as Error).message}`,
+      );
+    }
+  } else {
+    await download(uri.value, target);
   }
   if (uri.executable) {
     await Deno.chmod(target, 0o755);
   } else if (uri.extract !== false && ARCHIVE.test(target)) {
     if (target.endsWith(".zip")) await run("unzip", ["-o", "-q", target], sandbox, uri.value);
-    else await run("tar", ["-xf", target], sandbox, uri.value);
+    else if (/\.tar(\.\w+)?$|\.t[gbx]z2?$/.test(target)) {
+      await run("tar", ["-xf", target], sandbox, uri.value);
+    } else await run("gunzip", ["-f", "-k", target], sandbox, uri.value);
   }
   return target;
 }
 
 /** Fetches every URI in order; the first failure throws {@link FetchError}. */
-export async function fetchUris(uris: CommandUri[], sandbox: string): Promise<void> {
-  for (const uri of uris) await fetchUri(uri, sandbox);
+export async function fetchUris(
+  uris: CommandUri[],
+  sandbox: string,
+  context: FetchContext = {},
+): Promise<void> {
+  for (const uri of uris) await fetchUri(uri, sandbox, context);
 }
