@@ -1,0 +1,8 @@
+/**
+ * The mr-redis proxy: one address per instance that follows its master.
+ *
+ * @module
+ */
+export * from "./proxy.ts";
+export * from "./reply_scanner.ts";
+export * from "./request_scanner.ts";
