@@ -4,6 +4,7 @@
  *
  *     deno task bench            # the full run (several minutes)
  *     deno task bench --quick    # a smoke run with small sizes and one sample
+ *     deno task bench --only proxy   # only the proxy throughput (RESULTS.proxy.md)
  *
  * @module
  */
@@ -25,6 +26,7 @@ import {
   status,
   until,
 } from "./_harness.ts";
+import { proxyThroughput } from "./_proxy.ts";
 
 interface Result {
   name: string;
@@ -387,8 +389,16 @@ function markdown(results: Result[], quick: boolean, runs: number): string {
 export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { quick: { type: "boolean", default: false }, runs: { type: "string" } },
+    options: {
+      quick: { type: "boolean", default: false },
+      runs: { type: "string" },
+      only: { type: "string" },
+    },
   });
+  if (values.only !== undefined && values.only !== "proxy") {
+    console.error(`Option "--only" must be "proxy", but got "${values.only}"`);
+    return 2;
+  }
   const quick = values.quick!;
   const runs = values.runs ? Number(values.runs) : quick ? 1 : 3;
   if (!Number.isInteger(runs) || runs < 1) {
@@ -399,6 +409,18 @@ export async function main(args: string[]): Promise<number> {
     ? { slaves: 10, distribution: 4, singles: 10, keys: 100, api: 20, scale: 30, loadMs: 2000 }
     : { slaves: 50, distribution: 20, singles: 70, keys: 500, api: 100, scale: 200, loadMs: 5000 };
   const results: Result[] = [];
+
+  // Proxy throughput first, on a quiet machine (no cluster running yet).
+  log("proxy throughput: direct, nutcracker, HAProxy, mr-redis proxy");
+  results.push(
+    ...await proxyThroughput({ runs, requests: quick ? 20_000 : 100_000, log }),
+  );
+  if (values.only === "proxy") {
+    const md = markdown(results, quick, runs);
+    await Deno.writeTextFile(`${OUT}RESULTS.proxy${quick ? ".quick" : ""}.md`, md);
+    console.log(md);
+    return 0;
+  }
 
   const dir = await Deno.makeTempDir({ prefix: "mr-redis-bench-" });
   log(`starting the scheduler and a local cluster in ${dir}`);

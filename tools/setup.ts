@@ -3,7 +3,8 @@
  *
  * `deno run -A tools/setup.ts start` checks what the scheduler on the embedded
  * defaults needs (redis-server); `deno run -A tools/setup.ts test` what the test
- * suite and benchmarks need (redis, etcd, ZooKeeper, redis-sentinel). Missing
+ * suite needs (redis, etcd, ZooKeeper, redis-sentinel); `bench` adds the proxies
+ * the benchmarks compare with (nutcracker, HAProxy). Missing
  * packages are installed with apt-get when running as root; otherwise the
  * program stops with one line naming the packages to install.
  *
@@ -32,7 +33,11 @@ const NEEDS: Record<string, Need[]> = {
     { pkg: "wrk", paths: ["/usr/bin/wrk"] },
   ],
 };
-NEEDS.bench = NEEDS.test!;
+NEEDS.bench = [
+  ...NEEDS.test!,
+  { pkg: "nutcracker", paths: ["/usr/sbin/nutcracker", "/usr/bin/nutcracker"] },
+  { pkg: "haproxy", paths: ["/usr/sbin/haproxy", "/usr/bin/haproxy"] },
+];
 
 function exists(path: string): boolean {
   try {
@@ -84,7 +89,9 @@ export async function main(args: string[]): Promise<number> {
   }
   // Debian starts the services it installs; tests run their own on other
   // ports, so stop the system ones to free memory and the default ports.
-  for (const service of ["redis-server", "redis-sentinel", "etcd", "zookeeper"]) {
+  for (
+    const service of ["redis-server", "redis-sentinel", "etcd", "zookeeper", "haproxy", "nutcracker"]
+  ) {
     await new Deno.Command("sh", {
       args: ["-c", `command -v service >/dev/null && service ${service} stop >/dev/null 2>&1`],
     }).output();

@@ -5,6 +5,7 @@
  * |---|---|
  * | `POST /v1/CREATE/{name}/{capacityMB}/{masters}/{slaves}` | 201, 409, 400 |
  * | `GET /v1/STATUS/{name}` | 200 JSON, 404 |
+ * | `GET /v1/STATUS/{name}?wait=DUR&version=V` | the same, once the master version differs from `V` (or after `DUR`) |
  * | `GET /v1/STATUS` | 200 JSON array |
  * | `DELETE /v1/DELETE/{name}` | 200, 404 |
  * | `GET /`, `/ui`, `/ui/*` | the web UI ({@linkcode serveUi}) |
@@ -23,6 +24,25 @@ import type { RequestContext } from "./auth.ts";
 
 /** What {@linkcode InstanceService.create} answers. */
 export type CreateResult = "created" | "exists" | "deleting" | { refused: string };
+import { masterVersion } from "../proxy/master_version.ts";
+
+/** Longest `wait` of a STATUS long poll, in ms. */
+export const MAX_STATUS_WAIT_MS = 60_000;
+
+/** Parses the `wait` query parameter: seconds (`25`) or `25s`, `500ms`, `1m`. */
+function parseWait(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  const ms = m ? Number(m[1]) * (m[2] === "ms" ? 1 : m[2] === "m" ? 60_000 : 1000) : NaN;
+  if (!Number.isFinite(ms) || ms < 0 || ms > MAX_STATUS_WAIT_MS) {
+    throw new HttpError(
+      400,
+      `Query "wait" must be a duration of at most 60s such as 25s or 500ms, but got ${
+        JSON.stringify(text)
+      }`,
+    );
+  }
+  return ms;
+}
 
 /** What the API needs from the scheduler. */
 export interface InstanceService {
@@ -206,8 +226,20 @@ export function createApiHandler(
           });
         }
         const name = parseName(args.join("/"));
-        const view = service.status(name);
+        let view = service.status(name);
         if (view === undefined) throw new HttpError(404, `Instance "${name}" not found`);
+        const wait = url.searchParams.get("wait");
+        const known = url.searchParams.get("version");
+        if (wait !== null && known !== null) {
+          // Long poll: answer once the master or epoch differs from `known`.
+          const deadline = Date.now() + parseWait(wait);
+          while (masterVersion(view as object) === known && Date.now() < deadline) {
+            if (req.signal.aborted) break;
+            await new Promise((r) => setTimeout(r, 25));
+            view = service.status(name);
+            if (view === undefined) throw new HttpError(404, `Instance "${name}" not found`);
+          }
+        }
         return json(200, view);
       }
       case "DELETE": {

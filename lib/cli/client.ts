@@ -213,6 +213,25 @@ export class SchedulerClient {
   }
 
   /**
+   * `GET /v1/STATUS/{name}?wait=...&version=...`: a long poll answered once the
+   * instance's master version (see lib/proxy/master_version.ts) differs from
+   * `version`, or after `waitSeconds`. Returns the status code and, for 200,
+   * the instance.
+   */
+  async statusWait(
+    name: string,
+    version: string,
+    waitSeconds: number,
+  ): Promise<Answer & { json?: InstanceStatus }> {
+    const path = `/v1/STATUS/${encodeURIComponent(name)}?wait=${waitSeconds}s&version=${
+      encodeURIComponent(version)
+    }`;
+    const answer = await this.#call("GET", path);
+    if (answer.status !== 200) return answer;
+    return { ...answer, json: checkInstance(this.#json(answer, path), path) };
+  }
+
+  /**
    * `POST /v1/CREATE/{name}/{capacityMB}/{masters}/{slaves}` with an optional
    * JSON `body`. Returns the scheduler's text; throws on anything but 201/200.
    */

@@ -14,13 +14,20 @@ import { deleteCommand } from "./delete.ts";
 import { CommandError, UsageError } from "./errors.ts";
 import { commandHelp, mainHelp } from "./help.ts";
 import { initCommand } from "./init.ts";
+import { proxyCommand } from "./proxy.ts";
 import { statusCommand } from "./status.ts";
 
 /** The version printed by `mrr --version`, from deno.json. */
 export const VERSION: string = denoJson.version;
 
 /** Every command, in help order. */
-export const COMMANDS: Command[] = [initCommand, createCommand, statusCommand, deleteCommand];
+export const COMMANDS: Command[] = [
+  initCommand,
+  createCommand,
+  statusCommand,
+  deleteCommand,
+  proxyCommand,
+];
 
 const MAIN_HINT = 'Run "mrr help" for the list of commands';
 

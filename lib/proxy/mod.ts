@@ -6,3 +6,4 @@
 export * from "./proxy.ts";
 export * from "./reply_scanner.ts";
 export * from "./request_scanner.ts";
+export * from "./master_version.ts";
