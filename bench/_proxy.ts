@@ -35,11 +35,16 @@ type Target = "direct" | "nutcracker" | "haproxy" | "proxy";
 const TARGETS: Target[] = ["direct", "nutcracker", "haproxy", "proxy"];
 
 async function waitPort(what: string, port: number): Promise<void> {
-  await until(what, async () => {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    conn.close();
-    return true;
-  }, 30_000, 50);
+  await until(
+    what,
+    async () => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      conn.close();
+      return true;
+    },
+    30_000,
+    50,
+  );
 }
 
 /** Mean of SET and GET requests/s of one redis-benchmark run. */
@@ -168,7 +173,9 @@ export async function proxyThroughput(options: ProxyBenchOptions): Promise<Proxy
       }× direct, nutcracker ${(m("nutcracker") / m("direct")).toFixed(2)}×, HAProxy ${
         (m("haproxy") / m("direct")).toFixed(2)
       }×`;
-      for (const [other, label] of [["nutcracker", "nutcracker"], ["haproxy", "HAProxy TCP"]] as const) {
+      for (
+        const [other, label] of [["nutcracker", "nutcracker"], ["haproxy", "HAProxy TCP"]] as const
+      ) {
         const ratio = m("proxy") / m(other);
         rows.push({
           name: `proxy throughput, 50 clients, set+get, pipeline ${pipeline}, vs ${label}`,
