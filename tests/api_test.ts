@@ -206,6 +206,34 @@ Deno.test("API creates, lists, refuses duplicates and deletes", async () => {
   }
 });
 
+Deno.test("STATUS long poll answers when the master version differs or the wait ends", async () => {
+  const api = await setup();
+  try {
+    assertEquals((await api.call("POST", "/v1/CREATE/lp/10/1/1")).status, 201);
+    // A version that differs from the current one ("0-none"): answered at once.
+    let started = Date.now();
+    let res = await api.call("GET", "/v1/STATUS/lp?wait=30s&version=7-10.0.0.1:1");
+    assertEquals(res.status, 200, res.text);
+    assert(Date.now() - started < 20_000, "answered before the wait ended");
+    assertEquals(JSON.parse(res.text).Name, "lp");
+    // The current version: answered after the wait, unchanged.
+    started = Date.now();
+    res = await api.call("GET", "/v1/STATUS/lp?wait=300ms&version=0-none");
+    assertEquals(res.status, 200, res.text);
+    assert(Date.now() - started >= 250, "waited");
+    assertEquals(JSON.parse(res.text).Master, null);
+    res = await api.call("GET", "/v1/STATUS/lp?wait=soon&version=0-none");
+    assertEquals(res.status, 400);
+    assertMatch(res.text, /Query "wait" must be a duration of at most 60s.*"soon"/);
+    res = await api.call("GET", "/v1/STATUS/lp?wait=61s&version=0-none");
+    assertEquals(res.status, 400);
+    res = await api.call("GET", "/v1/STATUS/nope?wait=1s&version=0-none");
+    assertEquals(res.status, 404);
+  } finally {
+    await api.close();
+  }
+});
+
 Deno.test("API turns unexpected errors into a plain 500", async () => {
   const logs: string[] = [];
   const handler = createApiHandler({

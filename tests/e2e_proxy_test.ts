@@ -134,7 +134,7 @@ Deno.test({
             r.disconnect();
             r = proxyClient(port);
             await waitFor("a connection through the proxy", async () => {
-              await r.connect().catch(async (e) => {
+              await r.connect().catch((e) => {
                 r.disconnect();
                 r = proxyClient(port);
                 throw e;

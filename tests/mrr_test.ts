@@ -228,6 +228,22 @@ Deno.test("usage mistakes exit 2 with one line naming the flag and value, then a
     await Deno.writeTextFile(`${dir}/list.json`, "[1, 2]");
     const cases: [string[], string, string][] = [
       [["create", "-m", "100"], 'Option "-n" is required', 'Run "mrr help create" for usage'],
+      [["proxy"], 'Option "-n" is required', 'Run "mrr help proxy" for usage'],
+      [
+        ["proxy", "-n", "x", "-l", "6380"],
+        'Option "-l" must be HOST:PORT such as 127.0.0.1:6380, but got "6380"',
+        'Run "mrr help proxy" for usage',
+      ],
+      [
+        ["proxy", "-n", "x", "--wait", "soon"],
+        'Option "--wait" must be a duration such as 90, 90s or 2m, but got "soon"',
+        'Run "mrr help proxy" for usage',
+      ],
+      [
+        ["proxy", "-n", "x", "--master", "127.0.0.1:1"],
+        'Options "-n" and "--master" cannot be used together',
+        'Run "mrr help proxy" for usage',
+      ],
       [["create", "-n", "x"], 'Option "-m" is required', 'Run "mrr help create" for usage'],
       [
         ["create", "-n", "x", "-m", "abc"],

@@ -90,7 +90,14 @@ export async function main(args: string[]): Promise<number> {
   // Debian starts the services it installs; tests run their own on other
   // ports, so stop the system ones to free memory and the default ports.
   for (
-    const service of ["redis-server", "redis-sentinel", "etcd", "zookeeper", "haproxy", "nutcracker"]
+    const service of [
+      "redis-server",
+      "redis-sentinel",
+      "etcd",
+      "zookeeper",
+      "haproxy",
+      "nutcracker",
+    ]
   ) {
     await new Deno.Command("sh", {
       args: ["-c", `command -v service >/dev/null && service ${service} stop >/dev/null 2>&1`],
