@@ -12,6 +12,7 @@
 
 import { parseArgs } from "node:util";
 import { startLocalCluster } from "../lib/mesos/local/mod.ts";
+import { runCommandExecutor } from "../lib/mesos/local/command_executor.ts";
 
 const USAGE =
   "Usage: mesos_local [--agents N] [--port P] [--work-dir DIR] [--cpus C] [--mem MB] [--ports-base P] [--ports-per-agent N] [--leader HOST:PORT | --zk zk://HOST:PORT/PATH] [--verbose]";
@@ -51,6 +52,8 @@ function number(
 
 /** Runs the local cluster until SIGINT/SIGTERM; returns the exit code (2 for bad flags). */
 export async function main(args: string[]): Promise<number> {
+  // The agents start this program as the command executor of command tasks.
+  if (args.length === 1 && args[0] === "--command-executor") return await runCommandExecutor();
   let options;
   try {
     const { values } = parseArgs({

@@ -163,7 +163,8 @@ export function stoutDuration(ms: number): string {
 }
 
 let setsidPath: string | null | undefined;
-function findSetsid(): string | null {
+/** The `setsid` program, when the system has one (cached). */
+export function findSetsid(): string | null {
   if (setsidPath !== undefined) return setsidPath;
   setsidPath = null;
   for (const p of ["/usr/bin/setsid", "/bin/setsid"]) {
@@ -180,7 +181,7 @@ function findSetsid(): string | null {
 }
 
 /** Sends `signal` to the process group of `pid` (and to `pid` itself as a fallback). */
-function killTree(pid: number, signal: Deno.Signal): void {
+export function killTree(pid: number, signal: Deno.Signal): void {
   try {
     Deno.kill(-pid, signal);
   } catch {
@@ -430,10 +431,14 @@ export class Agent {
    * (fetch URIs, spawn, wait for SUBSCRIBE), queues it, and delivers it as
    * a LAUNCH event once the executor is subscribed.
    */
-  launchTask(frameworkInfo: FrameworkInfo, task: TaskInfo): void {
-    if (!this.#running || !task.executor) return;
+  launchTask(
+    frameworkInfo: FrameworkInfo,
+    task: TaskInfo,
+    executor: ExecutorInfo | undefined = task.executor,
+  ): void {
+    if (!this.#running || !executor) return;
     const fid = frameworkInfo.id!.value;
-    const info = task.executor;
+    const info = executor;
     const k = key(fid, info.executor_id.value);
     let ex = this.#executors.get(k);
     if (!ex || ex.state === "terminated") {

@@ -101,12 +101,17 @@ export function negotiateStream(accept: string | null): ContentType | undefined 
 }
 
 /**
- * One RecordIO-framed event stream (the body of a SUBSCRIBE response).
- * `onClose` runs once when the client goes away or the stream is closed.
+ * One RecordIO-framed event stream (the body of a SUBSCRIBE response), one
+ * event per HTTP chunk as Mesos writes it: events wait in a queue of their
+ * own and the body hands out one record per pull, so the HTTP server never
+ * finds two records queued to merge into one chunk. `onClose` runs once when
+ * the client goes away or the stream is closed.
  */
 export class EventStream {
   readonly body: ReadableStream<Uint8Array>;
-  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #queue: Uint8Array[] = [];
+  #waiting?: () => void;
+  #ending = false;
   #closed = false;
   #onClose: () => void;
   /** When true, events are silently dropped (test hook for a stalled connection). */
@@ -120,11 +125,29 @@ export class EventStream {
   ) {
     this.#onClose = onClose;
     this.body = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        this.#controller = controller;
+      pull: async (controller) => {
+        while (this.#queue.length === 0 && !this.#ending) {
+          await new Promise<void>((resolve) => this.#waiting = resolve);
+        }
+        const record = this.#queue.shift();
+        if (record) {
+          controller.enqueue(record);
+          // Let the HTTP server write this record before the next one is
+          // handed over: it merges records that are waiting together.
+          await new Promise((resolve) => setTimeout(resolve, 0));
+        } else {
+          try {
+            controller.close();
+          } catch {
+            // cancelled meanwhile
+          }
+        }
       },
-      cancel: () => this.#finish(),
-    });
+      cancel: () => {
+        this.#ending = true;
+        this.#finish();
+      },
+    }, { highWaterMark: 0 });
   }
 
   /** True once closed by either side. */
@@ -132,28 +155,26 @@ export class EventStream {
     return this.#closed;
   }
 
-  /** Encodes and sends one event; false when the stream is closed. */
+  #wake(): void {
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    waiting?.();
+  }
+
+  /** Encodes and queues one event; false when the stream is closed. */
   send(event: object): boolean {
     if (this.#closed) return false;
     if (this.frozen) return true;
-    try {
-      this.#controller.enqueue(encodeRecord(encode(this.typeName, event, this.contentType)));
-      return true;
-    } catch (error) {
-      if (error instanceof TypeError && /Cannot encode/.test(error.message)) throw error;
-      this.#finish();
-      return false;
-    }
+    this.#queue.push(encodeRecord(encode(this.typeName, event, this.contentType)));
+    this.#wake();
+    return true;
   }
 
-  /** Ends the stream (the client sees the response body end). */
+  /** Ends the stream after the queued events (the client sees the response body end). */
   close(): void {
     if (this.#closed) return;
-    try {
-      this.#controller.close();
-    } catch {
-      // already errored or cancelled
-    }
+    this.#ending = true;
+    this.#wake();
     this.#finish();
   }
 

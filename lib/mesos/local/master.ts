@@ -12,6 +12,7 @@
 import type { ContentType } from "../codec.ts";
 import { Agent, type AgentMaster } from "./agent.ts";
 import { EventStream, negotiateStream, parseCall, textResponse } from "./http.ts";
+import { commandExecutorArgv, commandExecutorInfo } from "./command_executor.ts";
 import {
   type FrameworkInfo,
   hasCapability,
@@ -45,6 +46,11 @@ import { ZooKeeperMembership } from "./membership.ts";
 export interface LocalClusterOptions {
   /** Number of agents (default 3). */
   agents?: number;
+  /**
+   * The command line of the command executor that runs command tasks
+   * (default: `mesos_local --command-executor` of this install).
+   */
+  commandExecutor?: string[];
   /** Master HTTP port on 127.0.0.1 (0 or absent = any free port). */
   port?: number;
   /** Folder for sandboxes (`<workDir>/agents/<agentId>/frameworks/...`). */
@@ -233,6 +239,7 @@ export class LocalCluster implements AgentMaster {
     this.#opt = {
       zk: options.zk,
       agents,
+      commandExecutor: options.commandExecutor ?? commandExecutorArgv(),
       port: optionInt("port", options.port, 0, 0),
       workDir: options.workDir,
       cpus: optionInt("cpus", options.cpus, 4, 0),
@@ -780,7 +787,13 @@ export class LocalCluster implements AgentMaster {
     for (const [fw, offers] of batches) this.#send(fw, { type: "OFFERS", offers: { offers } });
   }
 
+  /**
+   * The OFFER as Mesos sends it: `allocation_info` (on the offer and on each
+   * resource) only to frameworks with the MULTI_ROLE capability.
+   */
   #offerMessage(offer: OfferRecord, agent: Agent): object {
+    const fw = this.#frameworks.get(offer.frameworkId);
+    const multiRole = fw !== undefined && hasCapability(fw.info, "MULTI_ROLE");
     return {
       id: { value: offer.id },
       framework_id: { value: offer.frameworkId },
@@ -791,9 +804,9 @@ export class LocalCluster implements AgentMaster {
         address: { hostname: agent.options.hostname, ip: agent.options.hostname, port: agent.port },
         path: "/slave(1)",
       },
-      resources: resourcesFromPool(offer.pool, offer.role),
+      resources: resourcesFromPool(offer.pool, multiRole ? offer.role : undefined),
       executor_ids: agent.executorIds(offer.frameworkId).map((value) => ({ value })),
-      allocation_info: { role: offer.role },
+      ...(multiRole ? { allocation_info: { role: offer.role } } : {}),
     };
   }
 
@@ -1172,19 +1185,16 @@ export class LocalCluster implements AgentMaster {
           taskIdInUse: (id) => fw.tasks.has(id) || fw.unreachable.has(id) || idsHere.has(id),
           existingExecutor: (id) => agent.executorInfo(fw.id, id) ?? launchedHere.get(id),
         });
-        if (!error && task.command) {
-          error =
-            "Tasks with 'command' (the built-in command executor) are not supported by the local cluster; use a custom executor";
-        }
+        // A command task runs under a command executor of its own, as in Mesos.
+        const executor = task.executor ??
+          commandExecutorInfo(task, fw.id, this.#opt.commandExecutor);
         let taskPool: Pool = emptyPool();
         let needed: Pool = emptyPool();
         if (!error) {
           const tp = poolFromResources(task.resources ?? [], role);
-          const eid = task.executor!.executor_id.value;
+          const eid = executor.executor_id.value;
           const executorNew = !agent.executorInfo(fw.id, eid) && !launchedHere.has(eid);
-          const ep = executorNew
-            ? poolFromResources(task.executor!.resources ?? [], role)
-            : emptyPool();
+          const ep = executorNew ? poolFromResources(executor.resources ?? [], role) : emptyPool();
           if (typeof tp === "string") error = tp;
           else if (typeof ep === "string") error = ep;
           else {
@@ -1203,9 +1213,9 @@ export class LocalCluster implements AgentMaster {
         }
         remaining = subtractPools(remaining, needed);
         injectAllocation(task.resources ?? [], role);
-        injectAllocation(task.executor!.resources ?? [], role);
-        const eid = task.executor!.executor_id.value;
-        if (!agent.executorInfo(fw.id, eid)) launchedHere.set(eid, task.executor!);
+        injectAllocation(executor.resources ?? [], role);
+        const eid = executor.executor_id.value;
+        if (!agent.executorInfo(fw.id, eid)) launchedHere.set(eid, executor);
         idsHere.add(task.task_id.value);
         fw.tasks.set(task.task_id.value, {
           taskId: task.task_id.value,
@@ -1215,7 +1225,7 @@ export class LocalCluster implements AgentMaster {
           state: "TASK_STAGING",
           freed: false,
         });
-        agent.launchTask(fw.info, task);
+        agent.launchTask(fw.info, task, executor);
       }
     }
     if (!isEmptyPool(remaining)) {
