@@ -233,7 +233,13 @@ export class RedisProcess {
     proc.exited.then(() => ended = true);
     while (!ended && Date.now() < deadline) {
       try {
-        await proc.client.ping(Math.max(100, Math.min(1000, deadline - Date.now())));
+        // Ready means serving: a LOADING answer (AOF or RDB still being read)
+        // is alive but not ready, so keep waiting.
+        await proc.client.call("PING", [], Math.max(100, Math.min(1000, deadline - Date.now())))
+          .catch((error: Error) => {
+            if (error.name === "ReplyError" && !/^LOADING\b/.test(error.message)) return;
+            throw error;
+          });
         return proc;
       } catch {
         if (ended) break;
