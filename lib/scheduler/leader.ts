@@ -162,9 +162,11 @@ export async function becomeLeader(options: ElectionOptions): Promise<Leadership
   const { store, prefix, log, signal } = options;
   const name = leaderLockName(prefix);
   let told: string | undefined;
-  const tell = async (why: string) => {
+  const tell = async (why: string, early = false) => {
     // Nothing to tell while the store cannot be read (that is logged apart).
     const leader = leaderToName(await readLeader(store, prefix), options);
+    // A first attempt that is merely slow is no sign that anyone holds the lock.
+    if (early && !leader) return;
     const where = leader ? leader.URL : "not known yet";
     const line = `Standing by: another scheduler holds the lock "${name}" ` +
       `on ${store.description}; the leader is ${leader ? "at " : ""}${where}${why}`;
@@ -179,7 +181,7 @@ export async function becomeLeader(options: ElectionOptions): Promise<Leadership
     if (signal?.aborted) return undefined;
     const attempt = store.lock(name, { ttlSeconds, timeoutMs: attemptMs });
     // Tell once, right after the first attempt did not succeed at once.
-    const early = setTimeout(() => tell("").catch(() => {}), 300);
+    const early = setTimeout(() => tell("", true).catch(() => {}), 300);
     try {
       lock = await (signal
         ? Promise.race([

@@ -273,7 +273,11 @@ export class EtcdStore implements Store {
       }
     } catch (error) {
       released = true;
-      await revoke().catch(() => lease.release());
+      // The lock key may have been written though the answer was lost.
+      await revoke().catch(() => {
+        lease.release();
+        this.#retryInBackground(() => revoke().then(() => {}));
+      });
       throw error;
     }
     const lock: Lock = {

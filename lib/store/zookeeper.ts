@@ -129,6 +129,10 @@ export class ZooKeeperStore implements Store {
   readonly #watches = new Set<ZkWatch>();
   #disconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #timeouts = 0;
+  /** Whether the current client is connected (its last state event said so). */
+  #connected = false;
+  /** Calls waiting for the current (or a next) client to connect. */
+  readonly #waiters = new Set<() => void>();
 
   /** Creates the client and starts connecting (use {@linkcode ZooKeeperStore.ping} to check). */
   constructor(options: ZooKeeperStoreOptions) {
@@ -150,6 +154,7 @@ export class ZooKeeperStore implements Store {
       retries: 0,
     });
     this.#client = client;
+    this.#connected = false;
     // The client library emits no "error" events today; a listener keeps a
     // future one from killing the process.
     client.on("error", (error: unknown) => {
@@ -160,7 +165,12 @@ export class ZooKeeperStore implements Store {
       if (state.name === "SYNC_CONNECTED" || state.name === "CONNECTED_READ_ONLY") {
         clearTimeout(this.#disconnectTimer);
         this.#disconnectTimer = undefined;
+        this.#connected = true;
+        const waiters = [...this.#waiters];
+        this.#waiters.clear();
+        for (const wake of waiters) wake();
       } else if (state.name === "DISCONNECTED") {
+        this.#connected = false;
         // The server expires the session after this long without us; treat
         // locks as lost then, even before we can hear it from the server.
         if (this.#disconnectTimer === undefined) {
@@ -170,6 +180,7 @@ export class ZooKeeperStore implements Store {
           }, this.#sessionTimeoutMs);
         }
       } else if (state.name === "EXPIRED") {
+        this.#connected = false;
         this.#renewSession();
       }
     });
@@ -208,26 +219,41 @@ export class ZooKeeperStore implements Store {
         new StoreUnavailableError(`Cannot ${op} on ${this.description}: the store is closed`),
       );
     }
-    const client = this.#client;
-    const promise = new Promise<T>((resolve, reject) => {
-      try {
-        fn(client, (error, result) => error ? reject(error) : resolve(result as T));
-      } catch (error) {
-        reject(error);
+    // While disconnected a call waits for a connected client instead of
+    // being queued in one: after a session expiry the store replaces the
+    // client, and what was queued in the old one would never complete.
+    let client: Client | undefined;
+    let gaveUp = false;
+    const promise = (async () => {
+      while (!this.#connected && !this.#closed) {
+        await new Promise<void>((resolve) => this.#waiters.add(resolve));
       }
-    });
+      // Timed out while waiting: never issue it late (a write or a lock node
+      // nobody waits for any more).
+      if (gaveUp) throw new Error("gave up before connecting");
+      client = this.#client;
+      return await new Promise<T>((resolve, reject) => {
+        try {
+          fn(client!, (error, result) => error ? reject(error) : resolve(result as T));
+        } catch (error) {
+          reject(error);
+        }
+      });
+    })();
     return bounded(`${this.description}: ${op}`, this.#timeoutMs, promise).then(
       (result) => {
         if (client === this.#client) this.#timeouts = 0;
         return result;
       },
       (error) => {
+        gaveUp = true;
         // node-zookeeper-client can stay wedged after a server restart: the
-        // socket reconnects but requests never complete. Two time-outs in a
-        // row on the same client: start over with a new client and session.
+        // socket reconnects but requests never complete (or it never says it
+        // connected). Two time-outs in a row on the same client: start over
+        // with a new client and session.
         if (
-          client === this.#client && !this.#closed && /timed out/.test(String(error)) &&
-          ++this.#timeouts >= 2
+          (client === undefined || client === this.#client) && !this.#closed &&
+          /timed out/.test(String(error)) && ++this.#timeouts >= 2
         ) {
           this.#timeouts = 0;
           this.#renewSession();
@@ -519,11 +545,34 @@ export class ZooKeeperStore implements Store {
       if (!released) lostResolve();
     };
     this.#sessionListeners.add(onSessionGone);
-    await this.#mkParents(`${dir}/x`);
-    const mine = await this.#call<string>(
-      `lock "${name}"`,
-      (c, done) => c.create(`${dir}/lock-`, null, CreateMode.EPHEMERAL_SEQUENTIAL, done),
-    );
+    // Each attempt names its node, so that a node whose creation answer was
+    // lost can still be found and removed.
+    const attempt = crypto.randomUUID().slice(0, 8);
+    const removeAttempt = async () => {
+      const res = await this.#getChildren(dir);
+      for (const child of res?.children ?? []) {
+        if (!child.startsWith(`lock-${attempt}-`)) continue;
+        await this.#tolerant<unknown>(
+          `release lock "${name}"`,
+          [Exception.NO_NODE],
+          (c, done) => c.remove(`${dir}/${child}`, -1, (e: unknown) => done(e, true)),
+        );
+      }
+    };
+    let mine: string;
+    try {
+      await this.#mkParents(`${dir}/x`);
+      mine = await this.#call<string>(
+        `lock "${name}"`,
+        (c, done) =>
+          c.create(`${dir}/lock-${attempt}-`, null, CreateMode.EPHEMERAL_SEQUENTIAL, done),
+      );
+    } catch (error) {
+      released = true;
+      this.#sessionListeners.delete(onSessionGone);
+      this.#retryInBackground(removeAttempt);
+      throw error;
+    }
     const myName = mine.slice(dir.length + 1);
     const removeMine = () =>
       this.#tolerant<unknown>(
@@ -534,7 +583,10 @@ export class ZooKeeperStore implements Store {
     try {
       while (true) {
         const res = await this.#getChildren(dir);
-        const children = (res?.children ?? []).sort();
+        // In line by the sequence number ZooKeeper appended (the last 10 digits).
+        const children = (res?.children ?? []).sort((a, b) =>
+          compareKeys(a.slice(-10), b.slice(-10))
+        );
         const index = children.indexOf(myName);
         if (index < 0) {
           throw new StoreUnavailableError(
@@ -560,7 +612,9 @@ export class ZooKeeperStore implements Store {
     } catch (error) {
       released = true;
       this.#sessionListeners.delete(onSessionGone);
-      await removeMine().catch(() => {});
+      // Left behind, the node would queue every later attempt behind it for
+      // as long as the session lives (ZooKeeper restores sessions).
+      await removeMine().catch(() => this.#retryInBackground(() => removeMine().then(() => {})));
       throw error;
     }
     return {
@@ -604,6 +658,8 @@ export class ZooKeeperStore implements Store {
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
+    for (const wake of this.#waiters) wake();
+    this.#waiters.clear();
     clearTimeout(this.#disconnectTimer);
     for (const watch of this.#watches) watch.stop();
     this.#watches.clear();
