@@ -13,7 +13,7 @@ import type { LocalCluster } from "../lib/mesos/local/mod.ts";
 import { assertEquals } from "./_assert.ts";
 import { freePort, tempDir, waitFor } from "./_util.ts";
 import type { Service } from "./_services.ts";
-import { type Sched, type SchedProcess, spawnSchedProcess, type View } from "./_sched.ts";
+import { type Sched, type SchedProcess, spawnListening, type View } from "./_sched.ts";
 
 /** A sched process whose exit the test watches. */
 export interface OutageSched extends Sched {
@@ -57,9 +57,8 @@ export async function startOutageEnv(
     async spawn(name, options = {}) {
       const sub = `${dir}/${name}`;
       await Deno.mkdir(sub, { recursive: true });
-      const httpPort = freePort();
       const logFile = `${sub}/sched.log`;
-      const proc = await spawnSchedProcess(sub, {
+      const { proc, httpPort } = await spawnListening(sub, (httpPort) => ({
         Master: new URL(url).host,
         DBType: dbType,
         DBEndPoint: store.endpoint,
@@ -71,7 +70,7 @@ export async function startOutageEnv(
         ExecutorPath: `${sub}/no-compiled-executor`,
         StorePrefix: prefix,
         LeaderTTLSeconds: options.ttlSeconds ?? 6,
-      });
+      }));
       const sched: OutageSched = {
         proc,
         url: `http://127.0.0.1:${httpPort}`,

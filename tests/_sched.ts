@@ -192,6 +192,36 @@ export async function spawnSchedProcess(
   };
 }
 
+/**
+ * Spawns a sched whose `HTTPPort` is `httpPort` (or a free port) and waits
+ * until this very process listens on it (its log says so): a port picked
+ * free a moment ago may be taken by another test's process meanwhile, whose
+ * answers must not be mistaken for this one's. When the port turned out
+ * taken, tries again on another free port (up to 5 times). `config` gets the
+ * port and returns the config (with its `LogFile`, truncated before each try).
+ */
+export async function spawnListening(
+  dir: string,
+  config: (httpPort: number) => Record<string, unknown> & { LogFile: string },
+  httpPort?: number,
+): Promise<{ proc: SchedProcess; httpPort: number }> {
+  for (let attempt = 1;; attempt++) {
+    const port = attempt === 1 && httpPort !== undefined ? httpPort : freePort();
+    const c = config(port);
+    await Deno.writeTextFile(c.LogFile, "");
+    const proc = await spawnSchedProcess(dir, c);
+    const listening = await waitFor(`sched to listen on ${port}`, () => {
+      if (proc.log().includes(`Starting the HTTP server at port ${port}`)) return "yes";
+      return proc.exited ? "exited" : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 50 });
+    if (listening === "yes") return { proc, httpPort: port };
+    await proc.kill();
+    if (attempt >= 5 || !/HTTPPort .*in use/.test(proc.log())) {
+      throw new Error(`sched exited: ${proc.log()}`);
+    }
+  }
+}
+
 /** One process in STATUS. */
 export interface ProcView {
   IP: string;

@@ -16,7 +16,7 @@ import {
   list,
   redisPids,
   type Sched,
-  spawnSchedProcess,
+  spawnListening,
   status,
   waitRunning,
 } from "./_sched.ts";
@@ -46,11 +46,11 @@ interface Proc extends Sched {
  * Starts a sched process and waits until its API answers at all (as the
  * leader, or read-only as a standby); `name` keeps its config and log apart.
  */
-async function spawnSched(shared: Shared, name: string, httpPort: number): Promise<Proc> {
+async function spawnSched(shared: Shared, name: string, wantPort?: number): Promise<Proc> {
   const dir = `${shared.dir}/${name}`;
   await Deno.mkdir(dir, { recursive: true });
   const logFile = `${dir}/sched.log`;
-  const config = {
+  const { proc, httpPort } = await spawnListening(dir, (httpPort) => ({
     Master: shared.master,
     DBType: shared.dbType,
     DBEndPoint: shared.dbEndpoint,
@@ -63,8 +63,7 @@ async function spawnSched(shared: Shared, name: string, httpPort: number): Promi
     HTTPAddress: "127.0.0.1",
     StorePrefix: shared.prefix,
     LeaderTTLSeconds: shared.ttlSeconds,
-  };
-  const proc = await spawnSchedProcess(dir, config);
+  }), wantPort);
   const url = `http://127.0.0.1:${httpPort}`;
   const sched: Proc = {
     signal: proc.signal,
@@ -148,14 +147,12 @@ async function haScenario(
     artifactPort: freePort(),
     ttlSeconds,
   };
-  const portA = freePort();
-  const portB = freePort();
   const running: Proc[] = [];
   try {
-    let a = await spawnSched(shared, "a", portA);
+    let a = await spawnSched(shared, "a");
     running.push(a);
     await waitFor("A to lead", () => leads(a), { timeoutMs: 20_000 });
-    const b = await spawnSched(shared, "b", portB);
+    const b = await spawnSched(shared, "b");
     running.push(b);
 
     await t.step("B stands by and answers 503 naming A", async () => {
@@ -216,7 +213,7 @@ async function haScenario(
 
     await t.step("A restarted stands by, naming B", async () => {
       running.splice(running.indexOf(a), 1);
-      a = await spawnSched(shared, "a", portA);
+      a = await spawnSched(shared, "a", a.httpPort); // the same address when it is free
       running.push(a);
       const answer = await waitFor("A to name B", async () => {
         const p = await probe(a);
