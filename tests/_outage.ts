@@ -67,7 +67,6 @@ export async function startOutageEnv(
         ArtifactPort: artifactPort,
         HTTPPort: httpPort,
         HTTPAddress: "127.0.0.1",
-        ExecutorPath: `${sub}/no-compiled-executor`,
         StorePrefix: prefix,
         LeaderTTLSeconds: options.ttlSeconds ?? 6,
       }));
