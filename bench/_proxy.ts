@@ -137,8 +137,11 @@ export async function proxyThroughput(options: ProxyBenchOptions): Promise<Proxy
     spawn(Deno.execPath(), [
       "run",
       "-A",
+      "--unstable-net",
       new URL("../cmd/mrr.ts", import.meta.url).pathname,
       "proxy",
+      "--threads",
+      "2",
       "--master",
       `127.0.0.1:${redisPort}`,
       "-l",

@@ -6,6 +6,7 @@ import {
   KIND_QUIT,
   KIND_RAW,
   KIND_SHARED,
+  ProxyGroup,
   RedisProxy,
   ReplyScanner,
   RequestScanner,
@@ -451,4 +452,39 @@ Deno.test("a connection with no usable master waits, then gets an -ERR line", as
       await server.kill();
     }
   });
+});
+
+Deno.test("a proxy group tells every thread the master (one thread without --unstable-net)", async () => {
+  const one = await startRedis();
+  const two = await startRedis();
+  const logs: string[] = [];
+  const group = await ProxyGroup.start({
+    hostname: "127.0.0.1",
+    threads: 2,
+    log: (l) => logs.push(l),
+  });
+  try {
+    assert.ok(group.threads === 2 || logs.some((l) => /one thread/.test(l)), logs.join("\n"));
+    group.setMaster({ host: "127.0.0.1", port: one.port, epoch: 1 });
+    const conns: Raw[] = [];
+    for (let i = 0; i < 8; i++) {
+      const c = await Raw.open(group.addr.port);
+      await c.send("*1\r\n$4\r\nPING\r\n");
+      assert.equal(await c.replies(1), "+PONG\r\n");
+      conns.push(c);
+    }
+    group.setMaster({ host: "127.0.0.1", port: two.port, epoch: 2 });
+    for (const c of conns) {
+      assert.equal(await c.rest(), "");
+      c.close();
+    }
+    const fresh = await Raw.open(group.addr.port);
+    await fresh.send("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n2\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+    assert.equal(await fresh.replies(2), "+OK\r\n$1\r\n2\r\n");
+    fresh.close();
+  } finally {
+    await group.close();
+    await one.kill();
+    await two.kill();
+  }
 });

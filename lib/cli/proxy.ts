@@ -7,14 +7,14 @@
  * @module
  */
 
-import { RedisProxy } from "../proxy/proxy.ts";
+import { ProxyGroup } from "../proxy/proxy_group.ts";
 import { masterOf, masterVersion } from "../proxy/master_version.ts";
 import { describeAnswer, SchedulerClient } from "./client.ts";
 import { type Command, usageHint } from "./command.ts";
 import { NAME_FLAG, noPositionals, requireName } from "./common_flags.ts";
 import { type Context, println } from "./context.ts";
 import { CommandError, UsageError } from "./errors.ts";
-import { parseDurationFlag, parseFlags, stringFlag } from "./flags.ts";
+import { parseDurationFlag, parseFlags, parseWholeNumber, stringFlag } from "./flags.ts";
 import { resolveEndpoint } from "./user_config.ts";
 
 const HINT = usageHint("proxy");
@@ -70,6 +70,13 @@ export const proxyCommand: Command = {
       description: "how long a connection waits for a master before an -ERR line (default 2s)",
     },
     {
+      name: "threads",
+      type: "string",
+      placeholder: "N",
+      description:
+        "threads serving connections, 1 to 64 (default 1; more need deno --unstable-net)",
+    },
+    {
       name: "master",
       type: "string",
       placeholder: "HOST:PORT",
@@ -97,6 +104,18 @@ export const proxyCommand: Command = {
     const waitFlag = stringFlag(parsed, "wait");
     const waitMs = waitFlag ? parseDurationFlag(waitFlag, HINT) : 2000;
     const master = fixed ? parseHostPort(fixed.value, fixed.spelled) : undefined;
+    const threadsFlag = stringFlag(parsed, "threads");
+    const threads = threadsFlag
+      ? parseWholeNumber(threadsFlag, 1, "a whole number from 1 to 64", HINT)
+      : 1;
+    if (threads > 64) {
+      throw new UsageError(
+        `Option "${threadsFlag!.spelled}" must be a whole number from 1 to 64, but got "${
+          threadsFlag!.value
+        }"`,
+        HINT,
+      );
+    }
     if (master && name !== undefined) {
       throw new UsageError('Options "-n" and "--master" cannot be used together', HINT);
     }
@@ -110,13 +129,14 @@ export const proxyCommand: Command = {
       first = status;
     }
 
-    let proxy: RedisProxy;
+    let proxy: ProxyGroup;
     try {
-      proxy = new RedisProxy({
+      proxy = await ProxyGroup.start({
         hostname: listen.host,
         port: listen.port,
         name: name ?? `${master!.host}:${master!.port}`,
         waitMs,
+        threads,
         log: (line) => println(ctx.stderr, line),
       });
     } catch (error) {
@@ -164,7 +184,7 @@ async function follow(
   client: SchedulerClient,
   name: string,
   version: string,
-  proxy: RedisProxy,
+  proxy: ProxyGroup,
   ctx: Context,
 ): Promise<CommandError> {
   const poller = client.withTimeout((POLL_WAIT_S + 15) * 1000);

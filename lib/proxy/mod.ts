@@ -7,3 +7,4 @@ export * from "./proxy.ts";
 export * from "./reply_scanner.ts";
 export * from "./request_scanner.ts";
 export * from "./master_version.ts";
+export * from "./proxy_group.ts";

@@ -57,6 +57,11 @@ export interface ProxyOptions {
   retryMs?: number;
   /** Receives one line per notable event. Default: dropped. */
   log?: (line: string) => void;
+  /**
+   * Listen with SO_REUSEPORT so other threads can listen on the same port
+   * (see {@linkcode ProxyGroup}); needs Deno's `--unstable-net`.
+   */
+  reusePort?: boolean;
 }
 
 /** Counters of a running proxy. */
@@ -598,7 +603,11 @@ export class RedisProxy {
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       throw new RangeError(`Cannot start proxy: invalid port ${JSON.stringify(options.port)}`);
     }
-    this.#listener = Deno.listen({ hostname: options.hostname ?? "0.0.0.0", port });
+    const listen = { hostname: options.hostname ?? "0.0.0.0", port };
+    // SO_REUSEPORT lets several threads listen on one port (needs --unstable-net).
+    this.#listener = Deno.listen(
+      options.reusePort ? { ...listen, reusePort: true } as Deno.TcpListenOptions : listen,
+    );
     this.#serving = this.#accept();
   }
 
