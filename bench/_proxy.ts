@@ -7,7 +7,18 @@
  *
  * @module
  */
-import { freePort, median, sleep, startRedis, until } from "./_harness.ts";
+import {
+  create,
+  destroy,
+  freePort,
+  median,
+  type MrRedis,
+  redisPidsOnPort,
+  sleep,
+  startRedis,
+  status,
+  until,
+} from "./_harness.ts";
 
 /** One row of the results table (the shape bench/run.ts prints). */
 export interface ProxyBenchRow {
@@ -203,5 +214,169 @@ export async function proxyThroughput(options: ProxyBenchOptions): Promise<Proxy
     redis.kill();
     await redis.process.status;
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Timings of one failover seen through `mrr proxy`. */
+export interface ProxyFailoverSample {
+  /** SIGKILL of the master redis-server → first successful SET through the proxy, ms. */
+  firstWriteMs: number;
+  /** Reconnects the writing client needed. */
+  reconnects: number;
+  /** SIGKILL → the new master in STATUS (polled every 10 ms), ms. */
+  promotedMs: number;
+  /** SIGKILL → the last of 20 idle connections through the proxy closed, ms. */
+  lastOldClosedMs: number;
+}
+
+/** A connection through the proxy: resolves `closed` when the proxy closes it. */
+async function idleConnection(port: number): Promise<{ closed: Promise<number>; conn: Deno.Conn }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(new TextEncoder().encode("*1\r\n$4\r\nPING\r\n"));
+  const buf = new Uint8Array(64);
+  await conn.read(buf);
+  const closed = (async () => {
+    while ((await conn.read(buf).catch(() => null)) !== null) {
+      // replies are not expected
+    }
+    return performance.now();
+  })();
+  return { closed, conn };
+}
+
+/** One SET on a fresh connection through the proxy; true when it answered +OK. */
+async function setOnce(port: number, key: string): Promise<boolean> {
+  let conn: Deno.Conn | undefined;
+  try {
+    conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    await conn.write(
+      new TextEncoder().encode(`*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$1\r\n1\r\n`),
+    );
+    const buf = new Uint8Array(256);
+    const n = await conn.read(buf);
+    return n !== null && new TextDecoder().decode(buf.subarray(0, n)).startsWith("+OK");
+  } catch {
+    return false;
+  } finally {
+    try {
+      conn?.close();
+    } catch {
+      // closed
+    }
+  }
+}
+
+/**
+ * Failover through `mrr proxy -n NAME`: a 1+2 instance, a client writing
+ * through the proxy and 20 idle connections; SIGKILL of the master
+ * redis-server; when the writer's first SET succeeds after reconnecting, when
+ * STATUS shows the new master, when the last idle connection was closed.
+ */
+export async function proxyFailover(mr: MrRedis, name: string): Promise<ProxyFailoverSample> {
+  await create(mr.api, name, 20, 2);
+  const before = await until(
+    `${name} RUNNING`,
+    async () => {
+      const s = await status(mr.api, name);
+      return s?.Status === "RUNNING" && s.Master ? s : undefined;
+    },
+    120_000,
+    50,
+  );
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../cmd/mrr.ts", import.meta.url).pathname,
+      "proxy",
+      "-n",
+      name,
+      "-l",
+      `127.0.0.1:${port}`,
+      "--wait",
+      "10s",
+    ],
+    env: { MRR_ENDPOINT: mr.api },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    await until("mrr proxy", () => setOnce(port, "warmup"), 60_000, 50);
+    const oldPort = Number(before.Master!.Port);
+    const pids = await redisPidsOnPort(oldPort);
+    if (pids.length !== 1) throw new Error(`Expected one redis-server on port ${oldPort}`);
+    const idle = await Promise.all(Array.from({ length: 20 }, () => idleConnection(port)));
+    let stop = false;
+    let reconnects = 0;
+    let firstWrite = 0;
+    let killed = 0;
+    const writer = (async () => {
+      let conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      const buf = new Uint8Array(256);
+      const set = new TextEncoder().encode("*3\r\n$3\r\nSET\r\n$1\r\nw\r\n$1\r\n1\r\n");
+      while (!stop) {
+        let n: number | null = null;
+        try {
+          await conn.write(set);
+          n = await conn.read(buf);
+        } catch {
+          n = null;
+        }
+        if (n !== null) {
+          if (buf[0] === 43 && killed && reconnects > 0 && !firstWrite) {
+            firstWrite = performance.now();
+          }
+          if (buf[0] !== 43) await sleep(5); // an error reply: try again
+          continue;
+        }
+        reconnects++;
+        try {
+          conn.close();
+        } catch {
+          // closed
+        }
+        conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      }
+      conn.close();
+    })();
+    await sleep(300);
+    killed = performance.now();
+    Deno.kill(pids[0]!, "SIGKILL");
+    await until(
+      "a new master in STATUS",
+      async () => {
+        const s = await status(mr.api, name);
+        return s?.Master && Number(s.Master.Port) !== oldPort;
+      },
+      60_000,
+      10,
+    );
+    const promoted = performance.now();
+    await until("a write through the proxy after the SIGKILL", () => firstWrite > 0, 60_000, 5);
+    stop = true;
+    await writer;
+    const closedAt = await Promise.all(idle.map((c) => c.closed));
+    for (const c of idle) {
+      try {
+        c.conn.close();
+      } catch {
+        // closed
+      }
+    }
+    return {
+      firstWriteMs: firstWrite - killed,
+      reconnects,
+      promotedMs: promoted - killed,
+      lastOldClosedMs: Math.max(...closedAt) - killed,
+    };
+  } finally {
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // exited
+    }
+    await child.status;
+    await destroy(mr.api, name);
   }
 }
