@@ -8,6 +8,8 @@
  *   Results are sorted by key.
  * - `cas(k, v, null)` creates only when absent; `cas(k, v, version)` writes
  *   only when `version` is current; the loser gets `undefined`.
+ * - `batch(writes)` makes every write or none; each conditional put is a
+ *   compare-and-set; a failed one is named and nothing is written.
  * - `watch` reports changes in the order they were made; a key written
  *   several times in a burst may be reported once with its last value
  *   (ZooKeeper), but never out of order.
@@ -20,6 +22,7 @@ import nodeAssert from "node:assert";
 import { type Service, startEtcd, startZooKeeper } from "./_services.ts";
 import { tempDir, waitFor } from "./_util.ts";
 import {
+  type BatchWrite,
   EmbeddedStore,
   EtcdStore,
   openStore,
@@ -139,6 +142,97 @@ function contract(name: string, setup: () => Promise<Backend>) {
           assert(await store.cas("/t2/new/n", "recreated", null) !== undefined);
           assertEquals(await store.cas("/t2/missing", "x", "1"), undefined);
           await store.deletePrefix("/t2");
+        });
+
+        await t.step("a batch writes all or nothing, each put a compare-and-set", async () => {
+          assertEquals(await store.batch([]), { ok: true, versions: [] });
+          const vA = await store.put("/t6/a", "a0");
+          await store.put("/t6/gone", "g");
+          const done = await store.batch([
+            { key: "/t6/a", value: "a1", version: vA },
+            { key: "/t6/new", value: "n1", version: null },
+            { key: "/t6/any", value: "x" },
+            { key: "/t6/deep/er/key", value: "" },
+            { key: "/t6/gone", delete: true },
+            { key: "/t6/never-there", delete: true },
+          ]);
+          assert(done.ok, `the batch is made: ${JSON.stringify(done)}`);
+          const [va1, vNew, vAny, vDeep, vGone, vNever] = done.versions;
+          assertEquals([vGone, vNever], [undefined, undefined]);
+          for (const v of [va1, vNew, vAny, vDeep]) assert(typeof v === "string" && v !== "");
+          assert(va1 !== vA, "a batch write changes the version");
+          const read = async (k: string) => {
+            const e = await store.get(k);
+            return e && [e.value, e.version];
+          };
+          assertEquals(await read("/t6/a"), ["a1", va1]);
+          assertEquals(await read("/t6/new"), ["n1", vNew]);
+          assertEquals(await read("/t6/any"), ["x", vAny]);
+          assertEquals(await read("/t6/deep/er/key"), ["", vDeep]);
+          assertEquals(await store.get("/t6/gone"), undefined);
+          // The returned versions are the ones to compare against next.
+          assert(await store.cas("/t6/new", "n2", vNew!) !== undefined);
+
+          // One failed condition: nothing at all is written, and the result names it.
+          const before = await store.list("/t6");
+          for (
+            const [i, bad] of [
+              [1, { key: "/t6/a", value: "stale", version: vA }],
+              [1, { key: "/t6/any", value: "exists", version: null }],
+              [1, { key: "/t6/missing", value: "m", version: va1! }],
+              // Stale since the cas above (on ZooKeeper, version "0": it must not mean "any").
+              [1, { key: "/t6/new", value: "stale", version: vNew! }],
+            ] as [number, BatchWrite][]
+          ) {
+            const res = await store.batch([
+              { key: "/t6/fresh", value: "f", version: null },
+              bad,
+              { key: "/t6/deep/er/key", delete: true },
+            ]);
+            assertEquals(res, { ok: false, conflict: i }, `conflict on ${bad.key}`);
+            assertEquals(await store.list("/t6"), before, "nothing was written");
+          }
+
+          // Two batches racing on one key: exactly one is made, wholly.
+          const cur = (await store.get("/t6/a"))!.version;
+          const [r1, r2] = await Promise.all(["x", "y"].map((tag) =>
+            store.batch([
+              { key: "/t6/a", value: tag, version: cur },
+              { key: `/t6/race-${tag}`, value: tag },
+            ])
+          ));
+          assert(r1!.ok !== r2!.ok, "exactly one batch wins");
+          const winner = r1!.ok ? "x" : "y";
+          const loser = r1!.ok ? "y" : "x";
+          assertEquals((await store.get("/t6/a"))?.value, winner);
+          assertEquals((await store.get(`/t6/race-${winner}`))?.value, winner);
+          assertEquals(await store.get(`/t6/race-${loser}`), undefined);
+
+          const error = await assertRejects(() =>
+            store.batch([{ key: "/t6/a", value: "1" }, { key: "/t6/a", delete: true }])
+          );
+          assert(error instanceof TypeError, "a key twice in one batch is refused");
+          await store.deletePrefix("/t6");
+        });
+
+        await t.step("a batch's changes reach watchers", async () => {
+          const events: WatchEvent[] = [];
+          const watch = await store.watch("/t7", (e) => events.push(e));
+          await store.put("/t7/old", "o");
+          await waitFor("the first put", () => events.length === 1);
+          const res = await store.batch([
+            { key: "/t7/a", value: "1" },
+            { key: "/t7/b", value: "2", version: null },
+            { key: "/t7/old", delete: true },
+          ]);
+          assert(res.ok);
+          await waitFor("the batch's events", () => events.length === 4, { timeoutMs: 10_000 });
+          await watch.close();
+          assertEquals(
+            events.slice(1).map((e) => [e.type, e.key, e.value]).sort(),
+            [["delete", "/t7/old", undefined], ["put", "/t7/a", "1"], ["put", "/t7/b", "2"]],
+          );
+          await store.deletePrefix("/t7");
         });
 
         await t.step("watch delivers changes in order, deletes included", async () => {

@@ -35,6 +35,18 @@ export function normalizePrefix(prefix: string): string {
   return trimmed === "/" ? "" : trimmed;
 }
 
+/** Checks the keys of a batch: each valid, none twice. */
+export function checkBatch(writes: readonly { key: string }[]): void {
+  const seen = new Set<string>();
+  for (const w of writes) {
+    checkKey(w.key);
+    if (seen.has(w.key)) {
+      throw new TypeError(`Cannot write key "${w.key}" twice in one batch`);
+    }
+    seen.add(w.key);
+  }
+}
+
 /** True when `key` is `prefix` itself or lies under it (`prefix` normalised). */
 export function underPrefix(key: string, prefix: string): boolean {
   return key === prefix || key.startsWith(`${prefix}/`);

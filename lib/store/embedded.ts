@@ -16,8 +16,10 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { checkKey, normalizePrefix, underPrefix } from "./_util.ts";
+import { checkBatch, checkKey, normalizePrefix, underPrefix } from "./_util.ts";
 import {
+  type BatchResult,
+  type BatchWrite,
   type Entry,
   type Lock,
   type Store,
@@ -219,6 +221,45 @@ export class EmbeddedStore implements Store {
         return String(revision);
       });
       if (result !== undefined) this.#emit([{ type: "put", key, value, version: result }]);
+      return Promise.resolve(result);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** @inheritdoc */
+  batch(writes: BatchWrite[]): Promise<BatchResult> {
+    try {
+      checkBatch(writes);
+      if (writes.length === 0) return Promise.resolve({ ok: true, versions: [] });
+      const events: WatchEvent[] = [];
+      const result = this.#write(`batch of ${writes.length} write(s)`, (): BatchResult => {
+        // Every condition is checked before anything is written (one transaction).
+        for (const [i, w] of writes.entries()) {
+          if ("delete" in w || w.version === undefined) continue;
+          const current = this.#stmt.get.get(w.key) as Row | undefined;
+          const holds = w.version === null
+            ? current === undefined
+            : current !== undefined && String(current.version) === w.version;
+          if (!holds) return { ok: false, conflict: i };
+        }
+        const revision = this.#revision();
+        const version = String(revision);
+        const versions: (string | undefined)[] = [];
+        for (const w of writes) {
+          if ("delete" in w) {
+            const rows = this.#stmt.del.all(w.key) as { key: string }[];
+            for (const r of rows) events.push({ type: "delete", key: r.key });
+            versions.push(undefined);
+          } else {
+            this.#stmt.upsert.run(w.key, w.value, revision);
+            events.push({ type: "put", key: w.key, value: w.value, version });
+            versions.push(version);
+          }
+        }
+        return { ok: true, versions };
+      });
+      if (result.ok) this.#emit(events);
       return Promise.resolve(result);
     } catch (error) {
       return Promise.reject(error);

@@ -9,8 +9,10 @@
  * @module
  */
 import { Etcd3, type IKeyValue, type IOptions, isRecoverableError, type Lease } from "etcd3";
-import { bounded, checkKey, delay, normalizePrefix, underPrefix } from "./_util.ts";
+import { bounded, checkBatch, checkKey, delay, normalizePrefix, underPrefix } from "./_util.ts";
 import {
+  type BatchResult,
+  type BatchWrite,
   type Entry,
   type Lock,
   type Store,
@@ -164,6 +166,45 @@ export class EtcdStore implements Store {
       return cmp.then(this.#client.put(key).value(value)).commit();
     });
     return res.succeeded ? String(res.header.revision) : undefined;
+  }
+
+  /**
+   * @inheritdoc
+   *
+   * One etcd txn: every condition a compare, every write an op of its
+   * success branch. On failure a second read (in the same call) finds the
+   * write whose condition failed.
+   */
+  async batch(writes: BatchWrite[]): Promise<BatchResult> {
+    checkBatch(writes);
+    if (writes.length === 0) return { ok: true, versions: [] };
+    const ops = writes.map((w) =>
+      "delete" in w ? this.#client.delete().key(w.key) : this.#client.put(w.key).value(w.value)
+    );
+    const conditional = writes.flatMap((w, i) =>
+      "delete" in w || w.version === undefined ? [] : [{ i, key: w.key, version: w.version }]
+    );
+    const res = await this.#run(`batch of ${writes.length} write(s)`, () => {
+      // A compare that always holds (mod_revision > -1) starts the txn.
+      let txn = this.#client.if(writes[0]!.key, "Mod", ">", -1);
+      for (const c of conditional) {
+        txn = c.version === null
+          ? txn.and(c.key, "Create", "==", 0)
+          : txn.and(c.key, "Mod", "==", c.version);
+      }
+      return txn.then(...ops).commit();
+    });
+    if (res.succeeded) {
+      const version = String(res.header.revision);
+      return { ok: true, versions: writes.map((w) => "delete" in w ? undefined : version) };
+    }
+    // Which condition failed: read the keys (the first that does not hold now).
+    for (const c of conditional) {
+      const current = await this.get(c.key);
+      const holds = c.version === null ? current === undefined : current?.version === c.version;
+      if (!holds) return { ok: false, conflict: c.i };
+    }
+    return { ok: false, conflict: conditional[0]?.i ?? 0 };
   }
 
   /** @inheritdoc */

@@ -57,6 +57,36 @@ export class StoreUnavailableError extends Error {
   }
 }
 
+/**
+ * One write of a {@linkcode Store.batch}: a put of `value` (with `version`, a
+ * compare-and-set as in {@linkcode Store.cas}), or a delete.
+ */
+export type BatchWrite =
+  | {
+    /** The full key. */
+    key: string;
+    /** The value to write. */
+    value: string;
+    /**
+     * Absent: write unconditionally. A version: only if it is current.
+     * `null`: only if the key does not exist.
+     */
+    version?: string | null;
+  }
+  | {
+    /** The full key. */
+    key: string;
+    /** Deletes the key (only the key: keys under it stay); an absent key is not an error. */
+    delete: true;
+  };
+
+/** The outcome of a {@linkcode Store.batch}. */
+export type BatchResult =
+  /** Every write was made; `versions[i]` is the new version of put `i` (`undefined` for a delete). */
+  | { ok: true; versions: (string | undefined)[] }
+  /** The condition of write `conflict` failed (someone else wrote first); nothing was written. */
+  | { ok: false; conflict: number };
+
 /** The store interface. Every method may throw {@linkcode StoreUnavailableError}. */
 export interface Store {
   /** Human-readable backend name and endpoint, for logs and errors. */
@@ -71,6 +101,13 @@ export interface Store {
    * `undefined` when the condition failed (someone else wrote first).
    */
   cas(key: string, value: string, version: string | null): Promise<string | undefined>;
+  /**
+   * Makes several writes in one transaction (an etcd txn, a ZooKeeper multi,
+   * one SQLite transaction): all of them or none. Each conditional put is a
+   * compare-and-set of its own key. Keys must be distinct (`TypeError`
+   * otherwise); an empty batch is a no-op.
+   */
+  batch(writes: BatchWrite[]): Promise<BatchResult>;
   /** Deletes one key; absent keys are not an error. */
   delete(key: string): Promise<void>;
   /** Deletes every key under `prefix` (the prefix itself included). */

@@ -29,6 +29,7 @@ import zookeeper from "node-zookeeper-client";
 import { Buffer } from "node:buffer";
 import {
   bounded,
+  checkBatch,
   checkKey,
   compareKeys,
   DEFAULT_TIMEOUT_MS,
@@ -37,6 +38,8 @@ import {
   underPrefix,
 } from "./_util.ts";
 import {
+  type BatchResult,
+  type BatchWrite,
   type Entry,
   type Lock,
   type Store,
@@ -61,6 +64,28 @@ interface Stat {
   version: number;
   mzxid: Buffer;
   pzxid: Buffer;
+}
+
+/** One op of a ZooKeeper multi, for the write of a batch at `index`. */
+type MultiOp =
+  | { op: "create"; index: number; path: string; data: Buffer }
+  | { op: "set"; index: number; path: string; data: Buffer; version: number }
+  | { op: "remove"; index: number; path: string };
+
+/** A transaction builder of node-zookeeper-client (its API is untyped). */
+interface ZkTransaction {
+  ops: { version?: number }[];
+  create(path: string, data: Buffer, mode: number): ZkTransaction;
+  setData(path: string, data: Buffer, version: number): ZkTransaction;
+  remove(path: string, version: number): ZkTransaction;
+  commit(
+    cb: (error: unknown, results: { type: number; stat?: Stat; err?: number }[]) => void,
+  ): void;
+}
+
+/** A batch write whose condition fails: the batch is refused without writing. */
+class BatchConflict {
+  constructor(readonly index: number) {}
 }
 
 interface ZkError {
@@ -387,6 +412,115 @@ export class ZooKeeperStore implements Store {
       (c, done) => c.setData(key, data, current.stat.version, done),
     );
     return stat ? String(stat.version) : undefined;
+  }
+
+  /**
+   * The ops of one multi for `writes`, read from the current tree: a put is
+   * a `create` (parents made first, outside the multi: empty parents are no
+   * keys) or a `setData` on the version asked for (`-1` when unconditional);
+   * a delete is a `remove`, or empties the data of a znode with children.
+   */
+  async #planMulti(writes: BatchWrite[]): Promise<MultiOp[] | BatchConflict> {
+    const ops: MultiOp[] = [];
+    for (const [index, w] of writes.entries()) {
+      if ("delete" in w) {
+        const children = await this.#getChildren(w.key);
+        if (!children) continue;
+        if (children.children.length === 0) {
+          ops.push({ op: "remove", index, path: w.key });
+          continue;
+        }
+        const current = await this.#getData(w.key);
+        if (current && decode(current.data) !== undefined) {
+          ops.push({ op: "set", index, path: w.key, data: Buffer.alloc(0), version: -1 });
+        }
+        continue;
+      }
+      const data = encode(w.value);
+      if (typeof w.version === "string") {
+        const n = Number(w.version);
+        if (!Number.isInteger(n) || n < 0) return new BatchConflict(index);
+        ops.push({ op: "set", index, path: w.key, data, version: n });
+        continue;
+      }
+      const current = await this.#getData(w.key);
+      if (!current) {
+        await this.#mkParents(w.key);
+        ops.push({ op: "create", index, path: w.key, data });
+      } else if (w.version === null && decode(current.data) !== undefined) {
+        return new BatchConflict(index);
+      } else {
+        // An empty parent is an absent key: create-if-absent sets its data.
+        ops.push({
+          op: "set",
+          index,
+          path: w.key,
+          data,
+          version: w.version === null ? current.stat.version : -1,
+        });
+      }
+    }
+    return ops;
+  }
+
+  /**
+   * @inheritdoc
+   *
+   * One ZooKeeper multi. A write that is not conditional may still meet a
+   * concurrent change of the tree (a key created or removed since it was
+   * read): the batch is then planned and tried again, a few times.
+   */
+  async batch(writes: BatchWrite[]): Promise<BatchResult> {
+    checkBatch(writes);
+    if (writes.length === 0) return { ok: true, versions: [] };
+    const what = `batch of ${writes.length} write(s)`;
+    for (let attempt = 0;; attempt++) {
+      const ops = await this.#planMulti(writes);
+      if (ops instanceof BatchConflict) return { ok: false, conflict: ops.index };
+      const versions: (string | undefined)[] = writes.map(() => undefined);
+      if (ops.length === 0) return { ok: true, versions };
+      const outcome = await this.#call<
+        { results: { type: number; stat?: Stat; err?: number }[]; failed?: number }
+      >(what, (c, done) => {
+        const tx = (c as unknown as { transaction(): ZkTransaction }).transaction();
+        for (const op of ops) {
+          if (op.op === "create") tx.create(op.path, op.data, CreateMode.PERSISTENT);
+          else if (op.op === "set") {
+            tx.setData(op.path, op.data, op.version);
+            // The library turns version 0 into -1 (any version): put it back.
+            tx.ops[tx.ops.length - 1]!.version = op.version;
+          } else tx.remove(op.path, -1);
+        }
+        tx.commit((error, results) => {
+          if (!error) return done(null, { results });
+          const failed = (results ?? []).findIndex((r) =>
+            r.err !== undefined && r.err !== 0 && r.err !== Exception.RUNTIME_INCONSISTENCY
+          );
+          if (failed < 0) return done(error);
+          done(null, { results, failed });
+        });
+      });
+      if (outcome.failed === undefined) {
+        ops.forEach((op, i) => {
+          if (op.op === "create") versions[op.index] = "0";
+          else if (op.op === "set") {
+            versions[op.index] = String(outcome.results[i]?.stat?.version ?? "");
+          }
+        });
+        for (const [i, w] of writes.entries()) if ("delete" in w) versions[i] = undefined;
+        return { ok: true, versions };
+      }
+      const op = ops[outcome.failed]!;
+      const write = writes[op.index]!;
+      if (!("delete" in write) && write.version !== undefined) {
+        return { ok: false, conflict: op.index };
+      }
+      if (attempt >= 5) {
+        throw new StoreUnavailableError(
+          `Cannot make the ${what} on ${this.description}: the keys keep changing`,
+        );
+      }
+    }
   }
 
   /** @inheritdoc */
