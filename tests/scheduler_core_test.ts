@@ -555,3 +555,64 @@ Deno.test("core: a single redis that dies on a live agent restarts in place; a s
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("core: one store batch per event; every launch is stored before Mesos hears of it; a failed batch launches nothing", async () => {
+  const dir = await tempDir("core-batch");
+  const { store, mesos, core } = await setup(dir);
+  const storedAtLaunch: string[][] = [];
+  const launch = mesos.launch.bind(mesos);
+  mesos.launch = async (offerId, tasks, refuse) => {
+    storedAtLaunch.push(
+      (await store.list("/t/instances/ms")).filter((e) => /"state":"STAGING"/.test(e.value))
+        .map((e) => e.key.split("/").pop()!),
+    );
+    return launch(offerId, tasks, refuse);
+  };
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    let commits = core.commits;
+    assertEquals(
+      await core.create({ name: "ms", capacityMB: 10, masters: 1, slaves: 5, distribution: 6 }),
+      "created",
+    );
+    assertEquals(core.commits - commits, 1, "the record and its 6 processes in one batch");
+    assertEquals((await store.list("/t/instances/ms")).length, 7);
+    await core.handleEvent({ type: "HEARTBEAT" });
+
+    // Another writer changes one process key: the round's batch fails, nothing is launched.
+    const key = "/t/instances/ms/procs/p4";
+    await store.put(key, (await store.get(key))!.value);
+    mesos.calls = [];
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(1, "A1")] } });
+    assertEquals(mesos.take("launch").length, 0, "no launch after a failed batch");
+    assertEquals(mesos.take("decline").map((d) => d.args[0]), [["o1"]], "the offer goes back");
+    assertEquals(
+      core.status("ms")?.Slaves.length ?? 0,
+      0,
+      "memory is back to before the batch: no process placed",
+    );
+    assertEquals(
+      (await store.list("/t/instances/ms")).filter((e) => /STAGING/.test(e.value)).length,
+      0,
+    );
+
+    // The next round (with the versions read back) stores every launch in one batch, then launches.
+    commits = core.commits;
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(2, "A1")] } });
+    const launched = mesos.take("launch");
+    assertEquals(launched.length, 1);
+    assertEquals((launched[0]!.args[1] as TaskInfo[]).length, 6);
+    assertEquals(storedAtLaunch.at(-1)!.sort(), ["p1", "p2", "p3", "p4", "p5", "p6"]);
+    assertEquals(core.commits - commits, 1, "one batch for the six launches");
+
+    // A TASK_RUNNING is one batch, and acknowledged after it.
+    commits = core.commits;
+    await core.handleEvent(update("ms.p1.1", "TASK_RUNNING"));
+    assertEquals(core.commits - commits, 1);
+    assertMatch(String(mesos.take("acknowledge")[0]!.args[3]), /"state":"RUNNING"/);
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

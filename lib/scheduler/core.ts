@@ -107,6 +107,42 @@ interface InstState {
   procs: Map<string, ProcState>;
 }
 
+/** What holds a stored record in memory: the record and its store version. */
+interface Holder {
+  rec: InstanceRecord | ProcessRecord;
+  version: string | null;
+}
+
+/** A record write waiting for the next flush. */
+interface Staged {
+  key: string;
+  holder: Holder;
+  /** The record before this batch (put back if the batch fails). */
+  before: InstanceRecord | ProcessRecord;
+  /** The record to write. */
+  rec: InstanceRecord | ProcessRecord;
+  /** Written without comparing versions (a leftover key may be overwritten). */
+  unconditional: boolean;
+}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A failed batch is reported where it is flushed; waiters decide for themselves.
+  promise.catch(() => {});
+  return { promise, resolve, reject };
+}
+
 interface OffsetQuery {
   deadline: number;
   /** commandId → process id, for the answers still awaited. */
@@ -228,6 +264,14 @@ export class Scheduler {
   #timer: ReturnType<typeof setInterval> | undefined;
   #commandSeq = 0;
   #stopped = false;
+  /** Record writes staged for the next batch, by key. */
+  readonly #staged = new Map<string, Staged>();
+  /** Settles when the staged writes are committed (or failed). */
+  #pending: Deferred | undefined;
+  /** The batch being committed now. */
+  #committing: Promise<void> | undefined;
+  #flushChain: Promise<void> = Promise.resolve();
+  #commits = 0;
 
   /** Creates a core; call {@linkcode Scheduler.load} before anything else. */
   constructor(options: SchedulerOptions) {
@@ -340,6 +384,8 @@ export class Scheduler {
       try {
         return await fn();
       } finally {
+        // The writes of the job not flushed yet (no Mesos call followed them): one batch.
+        await this.#flush().catch((e) => this.#log(`Store write failed: ${(e as Error).message}`));
         this.#version++;
       }
     });
@@ -408,9 +454,9 @@ export class Scheduler {
         createdAt: now,
         updatedAt: now,
       };
-      const version = await this.#store.cas(this.#instKey(req.name), JSON.stringify(rec), null);
-      if (version === undefined) return "exists" as const;
-      const inst: InstState = { rec, version, procs: new Map() };
+      // The record and its processes go in one batch; the record only if its key is free.
+      const inst: InstState = { rec, version: null, procs: new Map() };
+      this.#stage(this.#instKey(req.name), inst, rec);
       for (let i = 1; i <= req.masters + req.slaves; i++) {
         const p: ProcessRecord = {
           id: `p${i}`,
@@ -421,13 +467,19 @@ export class Scheduler {
           failures: 0,
           updatedAt: now,
         };
-        const key = this.#procKey(req.name, p.id);
-        let v = await this.#store.cas(key, JSON.stringify(p), null);
-        // A leftover key from an interrupted delete: overwrite it.
-        v ??= await this.#store.put(key, JSON.stringify(p));
-        inst.procs.set(p.id, { rec: p, version: v });
+        const proc: ProcState = { rec: p, version: null };
+        // A leftover key from an interrupted delete is overwritten.
+        this.#stage(this.#procKey(req.name, p.id), proc, p, true);
+        inst.procs.set(p.id, proc);
       }
       this.#instances.set(req.name, inst);
+      try {
+        await this.#flush();
+      } catch (error) {
+        this.#instances.delete(req.name);
+        if (error instanceof ConflictError) return "exists" as const;
+        throw error;
+      }
       this.#log(
         `Instance ${req.name} accepted: ${type}, ${req.capacityMB} MB, ${req.slaves} slave(s), Distribution ${req.distribution}`,
       );
@@ -538,6 +590,7 @@ export class Scheduler {
       if (!inst) return false;
       if (inst.rec.status !== "DELETING") {
         await this.#saveInstance(inst, { status: "DELETING", reason: "Deleting every process" });
+        await this.#flush();
         this.#log(`Instance ${name} is being deleted`);
       }
       this.#kick();
@@ -688,8 +741,6 @@ export class Scheduler {
         ...l.tasks.filter((t) => t.role !== "master"),
       ]]),
     );
-    /** Instances whose master placed in this round could not be recorded. */
-    const mastersFailed = new Set<string>();
     const built = new Map<Launch, { infos: TaskInfo[]; launched: InstState[]; ids: string[] }>();
     for (const launch of launches) {
       const infos: TaskInfo[] = [];
@@ -703,13 +754,26 @@ export class Scheduler {
         const { infos, launched, ids } = built.get(launch)!;
         for (const task of tasksOf.get(launch)!) {
           if ((task.role === "master") !== (pass === "master")) continue;
-          const recorded = await this.#recordLaunch(launch, task, mastersFailed);
+          const recorded = await this.#recordLaunch(launch, task);
           if (!recorded) continue;
           infos.push(recorded.info);
           launched.push(recorded.inst);
           ids.push(task.procId);
         }
       }
+    }
+    try {
+      // Every launch of this round is recorded in one batch before any task
+      // goes to Mesos; if that fails, nothing is launched and the offers go back.
+      await this.#flush();
+    } catch (error) {
+      this.#log(`Not launching: ${(error as Error).message}`);
+      const offerIds = [
+        ...launches.map((l) => l.offerId.value),
+        ...result.declines.map((o) => o.value),
+      ];
+      await this.#call("decline", () => this.#mesos!.decline(offerIds, 1));
+      return;
     }
     for (const launch of launches) {
       const { infos, launched, ids } = built.get(launch)!;
@@ -743,14 +807,13 @@ export class Scheduler {
   }
 
   /**
-   * Records the launch of one placed task (STAGING, persisted) and returns
-   * its TaskInfo; `undefined` when it must not go (the write failed, or the
-   * master a slave points at could not be recorded in this round).
+   * Records the launch of one placed task (STAGING, staged for the round's
+   * batch) and returns its TaskInfo; `undefined` when it must not go (a
+   * slave whose master is unknown).
    */
   async #recordLaunch(
     launch: Launch,
     task: PlacedTask,
-    mastersFailed: Set<string>,
   ): Promise<{ info: TaskInfo; inst: InstState } | undefined> {
     const inst = this.#instances.get(task.instance);
     const p = inst?.procs.get(task.procId);
@@ -758,7 +821,7 @@ export class Scheduler {
     const n = (p.rec.launchCount ?? 0) + 1;
     const taskId = taskIdOf(task.instance, task.procId, n);
     const isSlave = task.role === "slave";
-    if (isSlave && (!task.master || (task.masterPlacedNow && mastersFailed.has(task.instance)))) {
+    if (isSlave && !task.master) {
       this.#log(`Not launching ${taskId}: its master was not launched`);
       return undefined;
     }
@@ -780,35 +843,29 @@ export class Scheduler {
         !isSlave
       ? p.rec.agentId
       : undefined;
-    try {
-      if (movedFrom !== undefined && p.rec.launchCount) {
-        await this.#saveInstance(inst, {
-          lastEvent: `${
-            new Date(this.#now()).toISOString()
-          }: master ${task.procId} relaunched on agent ${launch.agentId}; its data on agent ${movedFrom} could not be kept`,
-        });
-      }
-      await this.#saveProc(inst, p, {
-        taskId,
-        launchEpoch: inst.rec.epoch ?? 0,
-        pinAgentUntil: undefined,
-        launchCount: n,
-        role: task.role,
-        state: "STAGING",
-        agentId: launch.agentId,
-        host: launch.hostname,
-        port: task.port,
-        executorId: EXECUTOR_ID,
-        replicaOf: isSlave && task.master ? `${task.master.host}:${task.master.port}` : undefined,
-        lastState: "TASK_STAGING",
-        reason: undefined,
-        killSentAt: undefined,
+    if (movedFrom !== undefined && p.rec.launchCount) {
+      await this.#saveInstance(inst, {
+        lastEvent: `${
+          new Date(this.#now()).toISOString()
+        }: master ${task.procId} relaunched on agent ${launch.agentId}; its data on agent ${movedFrom} could not be kept`,
       });
-    } catch (error) {
-      if (!isSlave) mastersFailed.add(task.instance);
-      this.#log(`Not launching ${taskId}: ${(error as Error).message}`);
-      return undefined;
     }
+    await this.#saveProc(inst, p, {
+      taskId,
+      launchEpoch: inst.rec.epoch ?? 0,
+      pinAgentUntil: undefined,
+      launchCount: n,
+      role: task.role,
+      state: "STAGING",
+      agentId: launch.agentId,
+      host: launch.hostname,
+      port: task.port,
+      executorId: EXECUTOR_ID,
+      replicaOf: isSlave && task.master ? `${task.master.host}:${task.master.port}` : undefined,
+      lastState: "TASK_STAGING",
+      reason: undefined,
+      killSentAt: undefined,
+    });
     this.#log(
       `Launching ${taskId} (${task.role}) on ${launch.hostname}:${task.port} agent ${launch.agentId}`,
     );
@@ -876,10 +933,20 @@ export class Scheduler {
       p.rec = { ...p.rec, lastState: state }; // STAGING/STARTING/KILLING: no decision hangs on it
     }
     if (status.uuid && agentId) {
-      // The effect is stored: acknowledge without holding the queue for the round trip.
-      const ack = this.#call(
-        "acknowledge",
-        () => this.#mesos!.acknowledge(agentId, taskId, status.uuid!),
+      // Acknowledged once its effect is stored (with the rest of this event's
+      // writes), without holding the queue for the round trip. When the batch
+      // fails there is no acknowledgement: the agent sends the update again.
+      const ack = this.#durable().then(
+        () =>
+          this.#call(
+            "acknowledge",
+            () => this.#mesos!.acknowledge(agentId, taskId, status.uuid!),
+            false,
+          ),
+        (error) => {
+          this.#log(`Not acknowledging ${state} of ${taskId}: ${(error as Error).message}`);
+          return false;
+        },
       );
       this.#acks.add(ack);
       ack.finally(() => this.#acks.delete(ack));
@@ -1308,16 +1375,29 @@ export class Scheduler {
       this.#forgetTask(p.rec.taskId);
     }
     this.#offsetQueries.delete(name);
-    for (const p of inst.procs.values()) await this.#store.delete(this.#procKey(name, p.rec.id));
-    await this.#store.delete(this.#instKey(name));
+    await this.#flush();
+    // Every key of the instance in one batch: processes and the record together.
+    await this.#store.batch([
+      ...[...inst.procs.values()].map((p) => ({
+        key: this.#procKey(name, p.rec.id),
+        delete: true as const,
+      })),
+      { key: this.#instKey(name), delete: true },
+    ]);
     this.#instances.delete(name);
     delete this.#placementReasons[name];
     this.#log(`Instance ${name} deleted`);
   }
 
-  /** Makes a Mesos call; logs and returns false when it fails (the plan retries later). */
-  async #call(what: string, fn: () => Promise<void>): Promise<boolean> {
+  /**
+   * Makes a Mesos call after flushing the staged writes (unless `flush` is
+   * false); logs and returns false when the call fails (the plan retries later).
+   */
+  async #call(what: string, fn: () => Promise<void>, flush = true): Promise<boolean> {
     if (!this.#mesos) return false;
+    // Persist before acting on Mesos: what is staged is committed first (a
+    // failed commit throws, and the call is not made).
+    if (flush) await this.#flush();
     try {
       await fn();
       return true;
@@ -1327,50 +1407,119 @@ export class Scheduler {
     }
   }
 
-  // ---- persistence (compare-and-set) ----
+  // ---- persistence (one batch per event, compare-and-set per key) ----
 
-  async #saveInstance(inst: InstState, patch: Partial<InstanceRecord>): Promise<void> {
+  /**
+   * Stages a new instance record: memory changes at once, the store with the
+   * next {@linkcode Scheduler.#flush} (before any Mesos call, and at the end
+   * of the event at the latest).
+   */
+  #saveInstance(inst: InstState, patch: Partial<InstanceRecord>): Promise<void> {
     const rec: InstanceRecord = {
       ...inst.rec,
       ...patch,
       rev: inst.rec.rev + 1,
       updatedAt: this.#now(),
     };
-    try {
-      inst.version = await this.#cas(this.#instKey(rec.name), JSON.stringify(rec), inst.version);
-    } catch (error) {
-      if (error instanceof ConflictError) inst.version = error.current;
-      throw error;
-    }
-    inst.rec = rec;
+    this.#stage(this.#instKey(rec.name), inst, rec);
+    return Promise.resolve();
   }
 
-  async #saveProc(inst: InstState, p: ProcState, patch: Partial<ProcessRecord>): Promise<void> {
+  /** Stages a new process record (see {@linkcode Scheduler.#saveInstance}). */
+  #saveProc(inst: InstState, p: ProcState, patch: Partial<ProcessRecord>): Promise<void> {
     const rec: ProcessRecord = { ...p.rec, ...patch, updatedAt: this.#now() };
+    this.#stage(this.#procKey(inst.rec.name, rec.id), p, rec);
+    return Promise.resolve();
+  }
+
+  /**
+   * Puts `rec` in memory and stages its write. A key staged twice before a
+   * flush is written once, with its last record, compared against the
+   * version it had before the first.
+   */
+  #stage(
+    key: string,
+    holder: Holder,
+    rec: InstanceRecord | ProcessRecord,
+    unconditional = false,
+  ): void {
+    const staged = this.#staged.get(key);
+    if (staged && staged.holder === holder) {
+      staged.rec = rec;
+    } else {
+      this.#staged.set(key, { key, holder, before: holder.rec, rec, unconditional });
+    }
+    holder.rec = rec;
+    this.#pending ??= deferred();
+  }
+
+  /**
+   * Resolves once every write staged so far is in the store (what an
+   * acknowledgement waits for); rejects when their batch failed.
+   */
+  #durable(): Promise<void> {
+    return this.#pending?.promise ?? this.#committing ?? Promise.resolve();
+  }
+
+  /**
+   * Writes every staged record in one store batch (flushes run one at a
+   * time). On failure the records go back to what they were in memory, and
+   * the error is thrown: a {@linkcode ConflictError} when another writer
+   * changed one of the keys (its current version is taken for the next
+   * write), else the store's error.
+   */
+  #flush(): Promise<void> {
+    const run = this.#flushChain.then(() => this.#commit());
+    this.#flushChain = run.catch(() => {});
+    return run;
+  }
+
+  async #commit(): Promise<void> {
+    const pending = this.#pending;
+    this.#pending = undefined;
+    if (this.#staged.size === 0) {
+      pending?.resolve();
+      return;
+    }
+    const entries = [...this.#staged.values()];
+    this.#staged.clear();
+    this.#committing = pending?.promise;
+    const writes: { key: string; value: string; version?: string | null }[] = entries.map((e) => ({
+      key: e.key,
+      value: JSON.stringify(e.rec),
+      ...(e.unconditional ? {} : { version: e.holder.version }),
+    }));
     try {
-      p.version = await this.#cas(
-        this.#procKey(inst.rec.name, rec.id),
-        JSON.stringify(rec),
-        p.version,
+      const result = await this.#store.batch(writes);
+      if (result.ok) {
+        entries.forEach((e, i) => e.holder.version = result.versions[i] ?? e.holder.version);
+        this.#commits++;
+        pending?.resolve();
+        return;
+      }
+      for (const e of entries) if (e.holder.rec === e.rec) e.holder.rec = e.before;
+      // Someone else wrote the key. We are the only writer by design: fail this
+      // batch (the plan retries it) and take the current version for the next one.
+      const bad = entries[result.conflict]!;
+      const now = await this.#store.get(bad.key).catch(() => undefined);
+      bad.holder.version = now?.version ?? null;
+      throw new ConflictError(
+        `Store key "${bad.key}" was changed by another writer (expected version ${
+          writes[result.conflict]!.version ?? "none"
+        }, found ${now?.version ?? "none"})`,
+        now?.version ?? null,
       );
     } catch (error) {
-      if (error instanceof ConflictError) p.version = error.current;
+      for (const e of entries) if (e.holder.rec === e.rec) e.holder.rec = e.before;
+      pending?.reject(error);
       throw error;
+    } finally {
+      if (this.#committing === pending?.promise) this.#committing = undefined;
     }
-    p.rec = rec;
   }
 
-  async #cas(key: string, value: string, version: string | null): Promise<string> {
-    const v = await this.#store.cas(key, value, version);
-    if (v !== undefined) return v;
-    // Someone else wrote the key. We are the only writer by design: fail this
-    // write (the plan retries it) and take the current version for the next one.
-    const now = await this.#store.get(key);
-    throw new ConflictError(
-      `Store key "${key}" was changed by another writer (expected version ${version}, found ${
-        now?.version ?? "none"
-      })`,
-      now?.version ?? null,
-    );
+  /** Store batches committed so far (one per event that changed something). */
+  get commits(): number {
+    return this.#commits;
   }
 }
