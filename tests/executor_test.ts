@@ -16,7 +16,7 @@ import {
   type TaskStatusUpdate,
 } from "../lib/executor/mod.ts";
 import type { ExecutorEvent } from "../lib/mesos/types.ts";
-import { RedisClient } from "../lib/redis/mod.ts";
+import { RedisClient, RedisProcess } from "../lib/redis/mod.ts";
 import { freePort, tempDir, waitFor } from "./_util.ts";
 
 /** Records what the executor sends, the way the Mesos executor client would carry it. */
@@ -420,5 +420,56 @@ Deno.test("RedisExecutor answers the current offset and refuses commands of an o
       client.close();
     }
     await waitFor("stats with the epoch", () => driver.latestStats("t-epoch")?.epoch === 3, WAIT);
+  });
+});
+
+Deno.test("RedisExecutor runs slaves without AOF and turns it on at promotion, before it answers: no acknowledged write is lost", async () => {
+  await withExecutor(async (ex, driver) => {
+    const m = spec("p1", "master");
+    const s = spec("p2", "slave", m.port);
+    ex.handle(launch("m", encodeTaskSpec(m)));
+    await waitFor("master RUNNING", () => driver.last("m", "TASK_RUNNING"), WAIT);
+    ex.handle(launch("s", encodeTaskSpec(s)));
+    await waitFor("slave RUNNING", () => driver.last("s", "TASK_RUNNING"), WAIT);
+    const master = new RedisClient({ port: m.port });
+    const slave = new RedisClient({ port: s.port });
+    const aofEnabled = async (c: RedisClient) =>
+      /aof_enabled:1/.test(String(await c.call("INFO", ["persistence"])));
+    try {
+      assert.equal(await aofEnabled(master), true, "a master keeps an AOF");
+      assert.equal(await aofEnabled(slave), false, "a slave starts without one");
+      const acked: string[] = [];
+      for (let i = 0; i < 200; i++) {
+        await master.call("SET", [`k${i}`, `v${i}`]);
+        if (Number(await master.call("WAIT", [1, 1000])) >= 1) acked.push(`k${i}`);
+      }
+      assert.equal(acked.length, 200);
+      const dir = (await slave.call("CONFIG", ["GET", "dir"]) as string[])[1]!;
+
+      ex.handle(command({ kind: "promote", commandId: "p", taskId: "s" }));
+      const result = await waitFor("promote result", () => driver.result("p"), WAIT);
+      assert.equal(result.kind === "result" && result.ok, true, JSON.stringify(result));
+      // Reported master: its AOF is on and holds everything. Kill it at once
+      // (no time for a late rewrite) and start a server on its data dir.
+      const persistence = String(await slave.call("INFO", ["persistence"]));
+      assert.match(persistence, /aof_enabled:1/);
+      assert.match(persistence, /aof_rewrite_in_progress:0/);
+      Deno.kill(await pidOf(s.port), "SIGKILL");
+      await waitFor("the slave's end", () => driver.last("s", "TASK_FAILED"), WAIT);
+      const restarted = await RedisProcess.start({
+        port: freePort(),
+        dataDir: dir,
+        maxMemoryMB: 16,
+      });
+      try {
+        const values = await restarted.client.call("MGET", acked) as (string | null)[];
+        assert.equal(values.filter((v, i) => v === `v${i}`).length, acked.length);
+      } finally {
+        await restarted.stop({ graceful: false });
+      }
+    } finally {
+      master.close();
+      slave.close();
+    }
   });
 });

@@ -208,6 +208,22 @@ function contract(name: string, setup: () => Promise<Backend>) {
           assertEquals((await store.get(`/t6/race-${winner}`))?.value, winner);
           assertEquals(await store.get(`/t6/race-${loser}`), undefined);
 
+          // A key and keys under it, new, in one batch (an instance and its processes).
+          const tree = await store.batch([
+            { key: "/t6/tree", value: "root", version: null },
+            { key: "/t6/tree/procs/p1", value: "1", version: null },
+            { key: "/t6/tree/procs/p2", value: "2" },
+          ]);
+          assert(tree.ok, `a key with keys under it: ${JSON.stringify(tree)}`);
+          assertEquals(
+            (await store.list("/t6/tree")).map((e) => [e.key, e.value]),
+            [["/t6/tree", "root"], ["/t6/tree/procs/p1", "1"], ["/t6/tree/procs/p2", "2"]],
+          );
+          assertEquals(
+            await store.batch([{ key: "/t6/tree", value: "again", version: null }]),
+            { ok: false, conflict: 0 },
+          );
+
           const error = await assertRejects(() =>
             store.batch([{ key: "/t6/a", value: "1" }, { key: "/t6/a", delete: true }])
           );

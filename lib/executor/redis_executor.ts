@@ -10,6 +10,12 @@
  * failure, exit, hang, sync timeout). The executor never restarts a process
  * itself: the scheduler decides.
  *
+ * Durability by role: a master runs with the append-only file; a slave runs
+ * without it (its data is a copy of its master's, fetched again by a full
+ * sync when it restarts) until a `promote`, which turns the AOF on and waits
+ * for its first rewrite to finish before `REPLICAOF NO ONE` and before it
+ * answers: no process is reported master without its AOF.
+ *
  * Self-fencing, so an old master the scheduler cannot reach never keeps taking
  * writes next to a promoted one:
  *
@@ -550,6 +556,9 @@ export class RedisExecutor {
         startTimeoutMs: this.#opts.startTimeoutMs,
         minReplicasToWrite: task.guard,
         minReplicasMaxLagSeconds: task.maxLagSeconds,
+        // Durability by role: a slave's data is its master's (a restart
+        // fetches it again by a full sync), so it keeps no AOF until promoted.
+        appendOnly: spec.role !== "slave",
         ...(spec.role === "slave" && spec.master ? { replicaOf: spec.master } : {}),
       });
     } catch (error) {
@@ -754,6 +763,8 @@ export class RedisExecutor {
           // A promoted slave is a master of an MS instance: it takes writes only with a replica.
           task.minReplicas = Math.max(task.minReplicas, task.spec.minReplicasToWrite ?? 1);
           await this.#guardWrites(task, true);
+          // A master keeps an AOF: on (its first rewrite done) before it counts as one.
+          await task.proc!.client.enableAof(this.#opts.commandTimeoutMs);
           const offset = await task.proc!.client.promote(this.#opts.commandTimeoutMs);
           this.#log(`Task ${task.id}: promoted to master at offset ${offset}`);
           await this.#refresh(task);

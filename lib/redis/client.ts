@@ -206,6 +206,49 @@ export class RedisClient {
   }
 
   /**
+   * Turns the append-only file on (`CONFIG SET appendonly yes`) and resolves
+   * once it is really on: the first rewrite, which writes the whole dataset
+   * to it, has finished. Until then a crash would lose what the process
+   * holds. Returns at once when the AOF is already on. Rejects when the
+   * rewrite failed or did not finish within `timeoutMs`.
+   */
+  async enableAof(timeoutMs: number = this.#timeoutMs): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const left = () => Math.max(1, deadline - Date.now());
+    const persistence = async () => {
+      const text = String(await this.call("INFO", ["persistence"], left()));
+      return new Map(
+        text.split("\r\n").filter((l) => l.includes(":")).map((l) => {
+          const i = l.indexOf(":");
+          return [l.slice(0, i), l.slice(i + 1)] as const;
+        }),
+      );
+    };
+    const done = (p: Map<string, string>) =>
+      p.get("aof_enabled") === "1" && p.get("aof_rewrite_in_progress") === "0" &&
+      p.get("aof_rewrite_scheduled") === "0";
+    if (done(await persistence())) return;
+    await this.call("CONFIG", ["SET", "appendonly", "yes"], left());
+    // redis tells the end of the rewrite only in INFO: ask briefly and often
+    // (the rewrite of a small dataset takes milliseconds).
+    for (let wait = 2;; wait = Math.min(50, wait * 2)) {
+      const p = await persistence();
+      if (done(p)) {
+        if (p.get("aof_last_bgrewrite_status") !== "ok") {
+          throw new Error(
+            `Cannot turn on the AOF of ${this.host}:${this.port}: its rewrite failed`,
+          );
+        }
+        return;
+      }
+      if (Date.now() + wait >= deadline) {
+        throw new RedisTimeoutError(`AOF rewrite on ${this.host}:${this.port}`, timeoutMs);
+      }
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+
+  /**
    * Sets `min-replicas-max-lag` then `min-replicas-to-write` (two `CONFIG SET`
    * calls, so redis older than 7 understands them). A master refuses writes
    * with `NOREPLICAS` while fewer than `minReplicas` replicas acknowledged

@@ -7,6 +7,12 @@
  * periodic snapshots would only add fork pauses and disk writes. Replicas sync
  * diskless with no delay, which is the fast path for a new slave.
  *
+ * Durability by role: `appendOnly: false` starts a process without the AOF
+ * (the executor does so for slaves, whose data lives in their master and is
+ * fetched again by a full sync after a restart); `RedisClient.enableAof`
+ * turns it on, waiting for the first rewrite, when such a process becomes a
+ * master.
+ *
  * The child stays in the caller's process group (no `setsid`), so killing the
  * executor's process group (what a Mesos agent does when it destroys the
  * container) takes the redis-servers with it.
@@ -53,6 +59,12 @@ export interface RedisProcessOptions {
   binary?: string;
   /** How long to wait for the first PING answer, in ms. Default 10000. */
   startTimeoutMs?: number;
+  /**
+   * Keep the append-only file. Default `true`; `false` for a replica whose
+   * data a full sync brings back (turn it on at promotion with
+   * `RedisClient.enableAof`).
+   */
+  appendOnly?: boolean;
   /** Extra `--name value` arguments appended at the end. */
   extraArgs?: string[];
 }
@@ -102,7 +114,7 @@ export function redisServerArgs(options: RedisProcessOptions): string[] {
     "--maxmemory-policy",
     options.maxMemoryPolicy ?? "noeviction",
     "--appendonly",
-    "yes",
+    options.appendOnly === false ? "no" : "yes",
     "--appendfsync",
     "everysec",
     "--save",

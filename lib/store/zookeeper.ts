@@ -421,6 +421,8 @@ export class ZooKeeperStore implements Store {
    * a delete is a `remove`, or empties the data of a znode with children.
    */
   async #planMulti(writes: BatchWrite[]): Promise<MultiOp[] | BatchConflict> {
+    // Parents first, for every put: a key of the batch may be the parent of another.
+    for (const w of writes) if (!("delete" in w)) await this.#mkParents(w.key);
     const ops: MultiOp[] = [];
     for (const [index, w] of writes.entries()) {
       if ("delete" in w) {
@@ -445,7 +447,6 @@ export class ZooKeeperStore implements Store {
       }
       const current = await this.#getData(w.key);
       if (!current) {
-        await this.#mkParents(w.key);
         ops.push({ op: "create", index, path: w.key, data });
       } else if (w.version === null && decode(current.data) !== undefined) {
         return new BatchConflict(index);
