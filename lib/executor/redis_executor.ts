@@ -98,7 +98,10 @@ export interface RedisExecutorOptions {
   statsIntervalMs?: number;
   /** Period of the INFO check of a running process, in ms. Default 500. */
   checkIntervalMs?: number;
-  /** Period of the INFO check while waiting for RUNNING, in ms. Default 50. */
+  /**
+   * Period of the INFO check while waiting for RUNNING, in ms. Default 250:
+   * a slave is also checked at once when redis-server logs the end of its sync.
+   */
   startingCheckIntervalMs?: number;
   /** Deadline of one check, in ms. Default 500 (a hang is declared within about 2 s). */
   checkTimeoutMs?: number;
@@ -276,7 +279,7 @@ export class RedisExecutor {
       checkIntervalMs: positive("checkIntervalMs", options.checkIntervalMs ?? 500),
       startingCheckIntervalMs: positive(
         "startingCheckIntervalMs",
-        options.startingCheckIntervalMs ?? 50,
+        options.startingCheckIntervalMs ?? 250,
       ),
       checkTimeoutMs: positive("checkTimeoutMs", options.checkTimeoutMs ?? 500),
       maxFailures,
@@ -587,6 +590,12 @@ export class RedisExecutor {
     });
     task.monitor.start();
     if (spec.role === "slave") {
+      // Check at once when redis-server logs the end of its sync (the
+      // monitor's period while starting is only the fallback).
+      const off = task.proc.onLog((line) => {
+        if (task.phase !== "starting") return off();
+        if (/sync: Finished with success/i.test(line)) task.monitor?.checkNow();
+      });
       task.syncTimer = setTimeout(() => {
         if (task.phase !== "starting") return;
         const m = spec.master!;

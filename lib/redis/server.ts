@@ -103,8 +103,10 @@ export function redisServerArgs(options: RedisProcessOptions): string[] {
     options.bind ?? "127.0.0.1",
     "--dir",
     options.dataDir,
+    // Logs go to stdout, which RedisProcess copies to REDIS_LOG_FILE: its
+    // lines are events (ready, sync finished) instead of things to poll for.
     "--logfile",
-    `${options.dataDir}/${REDIS_LOG_FILE}`,
+    "",
     "--daemonize",
     "no",
     "--protected-mode",
@@ -190,6 +192,8 @@ export class RedisProcess {
   readonly #child: Deno.ChildProcess;
   readonly #stderrTail: string[] = [];
   readonly #stderrDone: Promise<void>;
+  readonly #stdoutDone: Promise<void>;
+  readonly #logListeners = new Set<(line: string) => void>();
   #exit: RedisExit | undefined;
 
   private constructor(child: Deno.ChildProcess, options: RedisProcessOptions) {
@@ -200,9 +204,10 @@ export class RedisProcess {
     const bind = options.bind ?? "127.0.0.1";
     const host = bind === "0.0.0.0" || bind === "*" || bind.includes(" ") ? "127.0.0.1" : bind;
     this.client = new RedisClient({ host, port: options.port });
-    this.#stderrDone = this.#readStderr();
+    this.#stderrDone = this.#readOutput(child.stderr, true);
+    this.#stdoutDone = this.#readOutput(child.stdout, false);
     this.exited = child.status.then(async (status) => {
-      await this.#stderrDone;
+      await Promise.all([this.#stderrDone, this.#stdoutDone]);
       this.client.close();
       this.#exit = { code: status.code, signal: status.signal };
       return this.#exit;
@@ -227,7 +232,7 @@ export class RedisProcess {
         args: redisServerArgs(options),
         cwd: options.dataDir,
         stdin: "null",
-        stdout: "null",
+        stdout: "piped",
         stderr: "piped",
       }).spawn();
     } catch (cause) {
@@ -243,20 +248,38 @@ export class RedisProcess {
     const deadline = Date.now() + timeoutMs;
     let ended = false;
     proc.exited.then(() => ended = true);
-    while (!ended && Date.now() < deadline) {
-      try {
-        // Ready means serving: a LOADING answer (AOF or RDB still being read)
-        // is alive but not ready, so keep waiting.
-        await proc.client.call("PING", [], Math.max(100, Math.min(1000, deadline - Date.now())))
-          .catch((error: Error) => {
-            if (error.name === "ReplyError" && !/^LOADING\b/.test(error.message)) return;
-            throw error;
-          });
-        return proc;
-      } catch {
+    // redis-server says when it listens: PING then, not on a timer (the
+    // timer is the fallback for a version that says it otherwise).
+    let ready!: () => void;
+    const readyLine = new Promise<void>((resolve) => ready = resolve);
+    const off = proc.onLog((line) => {
+      if (/Ready to accept connections/i.test(line)) ready();
+    });
+    try {
+      while (!ended && Date.now() < deadline) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          readyLine,
+          proc.exited,
+          new Promise((r) => timer = setTimeout(r, Math.min(250, deadline - Date.now()))),
+        ]);
+        clearTimeout(timer);
         if (ended) break;
-        await new Promise((r) => setTimeout(r, 50));
+        try {
+          // Ready means serving: a LOADING answer (AOF or RDB still being read)
+          // is alive but not ready, so keep waiting.
+          await proc.client.call("PING", [], Math.max(100, Math.min(1000, deadline - Date.now())))
+            .catch((error: Error) => {
+              if (error.name === "ReplyError" && !/^LOADING\b/.test(error.message)) return;
+              throw error;
+            });
+          return proc;
+        } catch {
+          // Not yet: wait for the line or the next fallback turn.
+        }
       }
+    } finally {
+      off();
     }
     let why: string;
     if (ended) {
@@ -274,7 +297,7 @@ export class RedisProcess {
     );
   }
 
-  /** Path of the log file redis-server writes. */
+  /** Path of the log file (redis-server's log, copied from its stdout, and its stderr). */
   get logFile(): string {
     return `${this.dataDir}/${REDIS_LOG_FILE}`;
   }
@@ -289,8 +312,19 @@ export class RedisProcess {
     return this.#stderrTail;
   }
 
-  async #readStderr(): Promise<void> {
-    const stream = this.#child.stderr.pipeThrough(new TextDecoderStream());
+  /**
+   * Calls `listener` with every line redis-server logs from now on (its
+   * log goes to stdout; see {@linkcode redisServerArgs}). Returns the
+   * function that stops it.
+   */
+  onLog(listener: (line: string) => void): () => void {
+    this.#logListeners.add(listener);
+    return () => this.#logListeners.delete(listener);
+  }
+
+  /** Copies one output stream to the log file line by line (stderr also kept in a tail). */
+  async #readOutput(output: ReadableStream<Uint8Array>, isStderr: boolean): Promise<void> {
+    const stream = output.pipeThrough(new TextDecoderStream());
     let log: Deno.FsFile | undefined;
     try {
       log = await Deno.open(this.logFile, { append: true, create: true });
@@ -303,14 +337,28 @@ export class RedisProcess {
       for await (const chunk of stream) {
         const lines = (partial + chunk).split("\n");
         partial = lines.pop() ?? "";
+        let text = "";
         for (const line of lines) {
           if (line.trim() === "") continue;
-          this.#stderrTail.push(line);
-          if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.shift();
-          await log?.write(encoder.encode(`[stderr] ${line}\n`)).catch(() => {});
+          if (isStderr) {
+            this.#stderrTail.push(line);
+            if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.shift();
+            text += `[stderr] ${line}\n`;
+          } else {
+            text += `${line}\n`;
+            for (const listener of this.#logListeners) {
+              try {
+                listener(line);
+              } catch {
+                // A listener owns its errors.
+              }
+            }
+          }
         }
+        if (text) await log?.write(encoder.encode(text)).catch(() => {});
       }
-      if (partial.trim() !== "") this.#stderrTail.push(partial);
+      if (partial.trim() !== "" && isStderr) this.#stderrTail.push(partial);
+      if (partial.trim() !== "") await log?.write(encoder.encode(`${partial}\n`)).catch(() => {});
     } catch {
       // The pipe broke; nothing more to read.
     } finally {
