@@ -275,7 +275,8 @@ export class RedisProcess {
             });
           return proc;
         } catch {
-          // Not yet: wait for the line or the next fallback turn.
+          // Not yet (not listening, or still loading): try again shortly.
+          await Promise.race([proc.exited, new Promise((r) => setTimeout(r, 20))]);
         }
       }
     } finally {
