@@ -201,7 +201,13 @@ async function waitLine(stream: ReadableStream<Uint8Array>, pattern: RegExp): Pr
  */
 export async function startMrRedis(
   dir: string,
-  opts: { agents: number; cpus: number; memMB: number },
+  opts: {
+    agents: number;
+    cpus: number;
+    memMB: number;
+    /** Extra environment of the sched process (e.g. `LD_PRELOAD`). */
+    schedEnv?: Record<string, string>;
+  },
 ): Promise<MrRedis> {
   const masterPort = freePort();
   const local = new Deno.Command(Deno.execPath(), {
@@ -246,6 +252,7 @@ export async function startMrRedis(
   await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(config));
   const sched = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}cmd/sched.ts`, `-config=${dir}/config.json`],
+    ...(opts.schedEnv ? { env: opts.schedEnv } : {}),
     stdout: "null",
     stderr: "null",
   }).spawn();

@@ -37,6 +37,8 @@ NEEDS.bench = [
   ...NEEDS.test!,
   { pkg: "nutcracker", paths: ["/usr/sbin/nutcracker", "/usr/bin/nutcracker"] },
   { pkg: "haproxy", paths: ["/usr/sbin/haproxy", "/usr/bin/haproxy"] },
+  // The slow-disk case builds an LD_PRELOAD shim with cc.
+  { pkg: "gcc", paths: ["/usr/bin/cc", "/usr/bin/gcc"] },
 ];
 
 function exists(path: string): boolean {

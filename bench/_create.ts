@@ -1,0 +1,314 @@
+/**
+ * The creation benchmarks: 1 master + N slaves created through mr-redis, cold
+ * (a fresh scheduler and local cluster per sample, executors not running
+ * yet) and warm (executors already up), against the same redis-servers
+ * started directly in the same run, daemonized one after another (as by
+ * hand) and in parallel without `--daemonize` (the floor). Also a cold
+ * create on a slow disk (every fsync of the scheduler made 20 ms slower by an
+ * LD_PRELOAD shim built here with `cc`), the phases of one cold create read
+ * from the logs, and the executor's start-up.
+ *
+ * @module
+ */
+import {
+  command,
+  create,
+  destroy,
+  freePort,
+  inSync,
+  median,
+  type MrRedis,
+  startMrRedis,
+  startRedis,
+  status,
+  until,
+} from "./_harness.ts";
+import { executorStartupMs } from "./executor_startup.ts";
+
+async function withTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: `mr-redis-bench-${prefix}-` });
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Baseline: a master and `slaves` replicas spawned at once (no `--daemonize`), until every replica is in sync. */
+export async function baselineMasterSlaves(slaves: number): Promise<number> {
+  return await withTempDir("ms", async (dir) => {
+    const started = performance.now();
+    const master = startRedis(dir, freePort(), ["--maxmemory", "10mb"]);
+    const replicas = Array.from(
+      { length: slaves },
+      () =>
+        startRedis(dir, freePort(), [
+          "--maxmemory",
+          "10mb",
+          "--replicaof",
+          "127.0.0.1",
+          String(master.port),
+        ]),
+    );
+    try {
+      await until("the baseline master", () => command(master.port, ["PING"]));
+      await Promise.all(
+        replicas.map((r) => until(`replica ${r.port} in sync`, () => inSync(r.port))),
+      );
+      return (performance.now() - started) / 1000;
+    } finally {
+      for (const r of [master, ...replicas]) r.kill();
+      await Promise.allSettled([master, ...replicas].map((r) => r.process.status));
+    }
+  });
+}
+
+/**
+ * Baseline as by hand: `redis-server --daemonize yes` for the master, then
+ * for each replica one after another (each command returns once its server
+ * has forked), until every replica is in sync.
+ */
+export async function baselineDaemonized(slaves: number): Promise<number> {
+  return await withTempDir("msd", async (dir) => {
+    const ports = Array.from({ length: slaves + 1 }, () => freePort());
+    const started = performance.now();
+    try {
+      for (const [i, port] of ports.entries()) {
+        const out = await new Deno.Command("redis-server", {
+          args: [
+            "--port",
+            String(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            dir,
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            `${dir}/${port}.pid`,
+            "--logfile",
+            `${dir}/${port}.log`,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "no",
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "0",
+            "--maxmemory",
+            "10mb",
+            ...(i === 0 ? [] : ["--replicaof", "127.0.0.1", String(ports[0])]),
+          ],
+          stdout: "null",
+          stderr: "null",
+        }).output();
+        if (!out.success) throw new Error(`redis-server --daemonize on ${port} failed`);
+      }
+      await until("the daemonized master", () => command(ports[0]!, ["PING"]));
+      await Promise.all(
+        ports.slice(1).map((p) => until(`replica ${p} in sync`, () => inSync(p))),
+      );
+      return (performance.now() - started) / 1000;
+    } finally {
+      for (const port of ports) {
+        try {
+          Deno.kill(Number(await Deno.readTextFile(`${dir}/${port}.pid`)), "SIGKILL");
+        } catch { /* not started or gone */ }
+      }
+    }
+  });
+}
+
+/** Creates 1+`slaves` on `mr` and waits until RUNNING (every slave checked in sync); deletes it. */
+export async function mrCreateMasterSlaves(
+  mr: MrRedis,
+  name: string,
+  slaves: number,
+  distribution: number,
+): Promise<number> {
+  const started = performance.now();
+  await create(mr.api, name, 10, slaves, distribution);
+  await until(
+    `${name} RUNNING`,
+    async () => (await status(mr.api, name))?.Status === "RUNNING",
+    300_000,
+  );
+  const seconds = (performance.now() - started) / 1000;
+  // Check the claim behind RUNNING: every slave answers and is in sync.
+  const s = (await status(mr.api, name))!;
+  for (const slave of s.Slaves) {
+    if (!await inSync(Number(slave.Port), slave.IP)) {
+      throw new Error(`${name}: slave ${slave.Port} not in sync`);
+    }
+  }
+  await destroy(mr.api, name);
+  return seconds;
+}
+
+/** The phases of one create, in ms from the POST, read from the sched and executor logs. */
+export interface CreatePhases {
+  /** Scheduler log: the first and last task recorded and handed to Mesos. */
+  firstLaunch: number;
+  lastLaunch: number;
+  /** Executor logs: the last executor up (its first log line, written right after its SUBSCRIBE left). */
+  executorsUp: number;
+  /** Executor logs: the last redis-server started. */
+  lastRedisStarted: number;
+  /** Scheduler log: the last TASK_RUNNING (a slave is RUNNING once its sync is done). */
+  lastTaskRunning: number;
+  /** Scheduler log: the instance RUNNING. */
+  instanceRunning: number;
+  /** The client saw RUNNING in STATUS. */
+  clientSaw: number;
+}
+
+function stamps(text: string, pattern: RegExp): number[] {
+  const out: number[] = [];
+  for (const line of text.split("\n")) {
+    if (!pattern.test(line)) continue;
+    const at = Date.parse(line.slice(0, 24));
+    if (Number.isFinite(at)) out.push(at);
+  }
+  return out;
+}
+
+async function executorLogs(root: string): Promise<string> {
+  let text = "";
+  const walk = async (dir: string) => {
+    for await (const entry of Deno.readDir(dir)) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory) await walk(path).catch(() => {});
+      else if (entry.name === "stderr") text += await Deno.readTextFile(path).catch(() => "");
+    }
+  };
+  await walk(root).catch(() => {});
+  return text;
+}
+
+/** One cold sample: a fresh sched and local cluster, then a create of 1+`slaves`. */
+export async function coldCreate(
+  slaves: number,
+  distribution: number,
+  options: { schedEnv?: Record<string, string> } = {},
+): Promise<{ seconds: number; phases: CreatePhases }> {
+  return await withTempDir("cold", async (dir) => {
+    const mr = await startMrRedis(dir, {
+      agents: 3,
+      cpus: 64,
+      memMB: 65536,
+      ...(options.schedEnv ? { schedEnv: options.schedEnv } : {}),
+    });
+    try {
+      const wall = Date.now();
+      const seconds = await mrCreateMasterSlaves(mr, "cold", slaves, distribution);
+      const sched = await Deno.readTextFile(`${dir}/sched.log`);
+      const executors = await executorLogs(`${dir}/local`);
+      const rel = (list: number[], pick: "first" | "last") =>
+        list.length === 0 ? NaN : (pick === "first" ? Math.min(...list) : Math.max(...list)) - wall;
+      const launches = stamps(sched, /Launching cold\./);
+      const phases: CreatePhases = {
+        firstLaunch: rel(launches, "first"),
+        lastLaunch: rel(launches, "last"),
+        executorsUp: rel(
+          // One first line per executor: the earliest stamp of each "Starting:" line.
+          stamps(executors, /MrRedisExecutor: Starting:/),
+          "last",
+        ),
+        lastRedisStarted: rel(stamps(executors, /Task cold\.\S+: redis-server pid/), "last"),
+        lastTaskRunning: rel(stamps(sched, /Task cold\.\S+ is RUNNING/), "last"),
+        instanceRunning: rel(stamps(sched, /Instance cold is RUNNING/), "first"),
+        clientSaw: seconds * 1000,
+      };
+      return { seconds, phases };
+    } finally {
+      await mr.stop();
+    }
+  });
+}
+
+/** C source of the slow-disk shim: every fsync/fdatasync sleeps SLOW_FSYNC_MS first. */
+const SLOW_FSYNC_C = `#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <unistd.h>
+static void pause_io(void) {
+  const char *ms = getenv("SLOW_FSYNC_MS");
+  usleep((ms ? atoi(ms) : 20) * 1000);
+}
+int fsync(int fd) {
+  static int (*real)(int);
+  if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+  pause_io();
+  return real(fd);
+}
+int fdatasync(int fd) {
+  static int (*real)(int);
+  if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+  pause_io();
+  return real(fd);
+}
+`;
+
+/** Builds the slow-disk shim with `cc` in `dir`; returns the path of the shared object. */
+export async function buildSlowFsyncShim(dir: string): Promise<string> {
+  await Deno.writeTextFile(`${dir}/slow_fsync.c`, SLOW_FSYNC_C);
+  const out = await new Deno.Command("cc", {
+    args: ["-shared", "-fPIC", "-O2", "-o", `${dir}/slow_fsync.so`, `${dir}/slow_fsync.c`, "-ldl"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output().catch((error) => {
+    throw new Error(
+      `Cannot build the slow-disk shim: cc is missing (apt-get install gcc): ${error.message}`,
+    );
+  });
+  if (!out.success) {
+    throw new Error(`Cannot build the slow-disk shim: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return `${dir}/slow_fsync.so`;
+}
+
+/** Proves the shim works: one SQLite commit under it takes at least `ms`. */
+export async function checkShim(shim: string, ms: number): Promise<number> {
+  const code = `import { DatabaseSync } from "node:sqlite";
+const db = new DatabaseSync(Deno.args[0]);
+db.exec("PRAGMA journal_mode = WAL"); db.exec("PRAGMA synchronous = FULL");
+db.exec("CREATE TABLE t (k TEXT)");
+const t = performance.now();
+for (let i = 0; i < 5; i++) db.exec("INSERT INTO t VALUES ('x')");
+console.log((performance.now() - t) / 5);`;
+  return await withTempDir("shim", async (dir) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", code, `${dir}/t.db`],
+      env: { LD_PRELOAD: shim, SLOW_FSYNC_MS: String(ms) },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+    return Number(new TextDecoder().decode(out.stdout).trim());
+  });
+}
+
+/** Executor start-up samples and those of an empty Deno program doing the same request. */
+export async function executorStartup(
+  samples: number,
+): Promise<{ executor: number[]; bare: number[] }> {
+  return await withTempDir("exec", async (dir) => {
+    const bare = `${dir}/bare.ts`;
+    await Deno.writeTextFile(
+      bare,
+      `await fetch("http://" + Deno.env.get("MESOS_AGENT_ENDPOINT") + "/api/v1/executor", { method: "POST" }).catch(() => {});\n`,
+    );
+    const executor: number[] = [];
+    const empty: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      executor.push(await executorStartupMs());
+      empty.push(await executorStartupMs(bare));
+    }
+    return { executor, bare: empty };
+  });
+}
+
+export { median };
