@@ -11,6 +11,7 @@ import { startLocalCluster } from "../lib/mesos/local/mod.ts";
 import type { LocalCluster } from "../lib/mesos/local/mod.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { tempDir, waitFor } from "./_util.ts";
+import { BLOCK_SIZE, reservePortRange } from "./_ports.ts";
 import {
   redisPids,
   type Sched,
@@ -23,7 +24,7 @@ import {
 } from "./_sched.ts";
 
 /** Ports each local agent offers. */
-export const PORTS_PER_AGENT = 200;
+export const PORTS_PER_AGENT = 2 * BLOCK_SIZE;
 
 /** A local cluster in the test process and a `sched` process using it. */
 export interface FailoverEnv {
@@ -56,25 +57,37 @@ async function startSchedRetrying(options: SchedOptions): Promise<Sched> {
   }
 }
 
-/** Starts the cluster (agents on `portsBase`…) and sched on the embedded store. */
-export async function startFailoverEnv(
-  name: string,
-  portsBase: number,
-  agents = 3,
-): Promise<FailoverEnv> {
+/**
+ * Starts the cluster (its agents on a port range held for the test, see
+ * `_ports.ts`) and sched on the embedded store.
+ */
+export async function startFailoverEnv(name: string, agents = 3): Promise<FailoverEnv> {
   const dir = await tempDir(name);
-  const { url, cluster } = await startLocalCluster({
-    agents,
-    workDir: `${dir}/mesos`,
-    portsBase,
-    portsPerAgent: PORTS_PER_AGENT,
-    agentPingTimeoutMs: 2_000,
-  });
+  const ports = reservePortRange(agents * PORTS_PER_AGENT);
+  const portsBase = ports.base;
+  let cluster: LocalCluster;
   let sched: Sched;
   try {
-    sched = await startSchedRetrying({ dir, dbType: "embedded", master: new URL(url).host });
+    const started = await startLocalCluster({
+      agents,
+      workDir: `${dir}/mesos`,
+      portsBase,
+      portsPerAgent: PORTS_PER_AGENT,
+      agentPingTimeoutMs: 2_000,
+    });
+    cluster = started.cluster;
+    try {
+      sched = await startSchedRetrying({
+        dir,
+        dbType: "embedded",
+        master: new URL(started.url).host,
+      });
+    } catch (error) {
+      await cluster.stop();
+      throw error;
+    }
   } catch (error) {
-    await cluster.stop();
+    ports.release();
     throw error;
   }
   const env: FailoverEnv = {
@@ -101,6 +114,7 @@ export async function startFailoverEnv(
     async close() {
       await env.sched.stop().catch(() => {});
       await cluster.stop().catch(() => {});
+      ports.release();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
@@ -320,18 +334,29 @@ class RoleProbe {
   }
 }
 
-/** Ports of every redis-server process whose port lies in `[from, to)`. */
-async function redisPortsIn(from: number, to: number): Promise<number[]> {
+/**
+ * Ports of every redis-server process running in `dir` (its working
+ * directory, the data dir in a sandbox, lies under it): this test's own,
+ * whatever other redis-servers the machine runs, on whichever ports.
+ */
+async function redisPortsUnder(dir: string): Promise<number[]> {
   const out = await new Deno.Command("pgrep", {
     args: ["-a", "redis-server"],
     stdout: "piped",
     stderr: "null",
   }).output();
+  const root = `${await Deno.realPath(dir)}/`;
   const ports: number[] = [];
   for (const line of new TextDecoder().decode(out.stdout).split("\n")) {
+    const pid = Number(line.split(" ")[0]);
     const m = /:(\d+)\b/.exec(line);
-    const port = m ? Number(m[1]) : NaN;
-    if (port >= from && port < to) ports.push(port);
+    if (!pid || !m) continue;
+    try {
+      if (!`${Deno.readLinkSync(`/proc/${pid}/cwd`)}/`.startsWith(root)) continue;
+    } catch {
+      continue; // gone meanwhile
+    }
+    ports.push(Number(m[1]));
   }
   return ports;
 }
@@ -346,7 +371,6 @@ export class MasterSampler {
 
   /** Starts sampling `name` on `env` every ~`intervalMs`. */
   constructor(env: FailoverEnv, name: string, intervalMs = 50) {
-    const to = env.portsBase + env.agents * PORTS_PER_AGENT;
     const probe = new RoleProbe();
     this.#loop = (async () => {
       while (this.#running) {
@@ -356,7 +380,7 @@ export class MasterSampler {
           for (const p of [v?.Master, ...(v?.Slaves ?? [])]) {
             if (p?.Port) this.#ports.add(Number(p.Port));
           }
-          for (const port of await redisPortsIn(env.portsBase, to)) this.#ports.add(port);
+          for (const port of await redisPortsUnder(env.dir)) this.#ports.add(port);
           const ports = [...this.#ports];
           const answers = await Promise.all(ports.map((port) => probe.saysMaster(port)));
           const masters = ports.filter((_, i) => answers[i]);

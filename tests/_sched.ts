@@ -6,6 +6,7 @@
  */
 import { Redis } from "ioredis";
 import { freePort, waitFor } from "./_util.ts";
+import { BLOCK_SIZE, holdPortRange, type PortRange, reservePortRange } from "./_ports.ts";
 import { openStore } from "../lib/store/mod.ts";
 import { assert, assertEquals } from "./_assert.ts";
 
@@ -25,13 +26,19 @@ export interface SchedOptions {
   /** Reuse these ports (for a restart). */
   httpPort?: number;
   artifactPort?: number;
-  /** First port of the local cluster's agents (each gets 500); keeps parallel tests apart. */
+  /**
+   * First port of the local cluster's agents (each gets {@linkcode LOCAL_PORTS_PER_AGENT}); by
+   * default a range held for this sched (see `_ports.ts`) — a restart passes the one it had.
+   */
   localPortsBase?: number;
   /** The `sched` program to run (a release's `sched`); default `deno run cmd/sched.ts`. */
   program?: string;
   /** More config fields. */
   config?: Record<string, unknown>;
 }
+
+/** Ports each agent of a sched's local cluster offers in the tests. */
+export const LOCAL_PORTS_PER_AGENT = BLOCK_SIZE;
 
 /** A running sched process. */
 export interface Sched {
@@ -54,8 +61,29 @@ export interface Sched {
  * it is ready: `GET /v1/HEALTH` answers 200 (it leads, is subscribed to Mesos
  * and reaches its store). A first answer is not enough: with etcd or
  * ZooKeeper a scheduler answers STATUS read-only before it takes the lock.
+ * With a local cluster its agents get a port range held for this sched until
+ * it stops (the range is in the returned `options`, for a restart).
  */
 export async function startSched(options: SchedOptions): Promise<Sched> {
+  const master = options.master ?? "local:3";
+  const localAgents = master === "local" ? 3 : Number(/^local:(\d+)$/.exec(master)?.[1] ?? 0);
+  let ports: PortRange | undefined;
+  if (localAgents > 0) {
+    const size = localAgents * LOCAL_PORTS_PER_AGENT;
+    ports = options.localPortsBase !== undefined
+      ? holdPortRange(options.localPortsBase, size)
+      : reservePortRange(size);
+    options = { ...options, localPortsBase: ports.base };
+  }
+  try {
+    return await startSchedOn(options, ports);
+  } catch (error) {
+    ports?.release();
+    throw error;
+  }
+}
+
+async function startSchedOn(options: SchedOptions, ports: PortRange | undefined): Promise<Sched> {
   const httpPort = options.httpPort ?? freePort();
   const artifactPort = options.artifactPort ?? freePort();
   const prefix = options.prefix ?? `/mrr-test-${crypto.randomUUID().slice(0, 8)}`;
@@ -72,7 +100,7 @@ export async function startSched(options: SchedOptions): Promise<Sched> {
     StorePrefix: prefix,
     LocalWorkDir: `${options.dir}/local`,
     ...(options.localPortsBase
-      ? { LocalPortsBase: options.localPortsBase, LocalPortsPerAgent: 500 }
+      ? { LocalPortsBase: options.localPortsBase, LocalPortsPerAgent: LOCAL_PORTS_PER_AGENT }
       : {}),
     ...options.config,
   };
@@ -106,8 +134,14 @@ export async function startSched(options: SchedOptions): Promise<Sched> {
     logFile,
     options,
     log: proc.log,
-    stop: proc.stop,
-    kill: proc.kill,
+    async stop() {
+      await proc.stop();
+      ports?.release();
+    },
+    async kill() {
+      await proc.kill();
+      ports?.release();
+    },
   };
 }
 
@@ -340,7 +374,17 @@ export async function redisPids(port: number | string): Promise<number[]> {
     stdout: "piped",
     stderr: "null",
   }).output();
-  return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.trim()).map(Number);
+  // Only this network namespace's: a test host in a namespace of its own may
+  // run a redis-server on the same port number.
+  const ours = Deno.readLinkSync("/proc/self/ns/net");
+  return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.trim()).map(Number)
+    .filter((pid) => {
+      try {
+        return Deno.readLinkSync(`/proc/${pid}/ns/net`) === ours;
+      } catch {
+        return false; // gone
+      }
+    });
 }
 
 /**
@@ -430,12 +474,11 @@ export async function externalStoreScenario(
   t: Deno.TestContext,
   dbType: "etcd" | "zookeeper",
   start: () => Promise<{ endpoint: string; stop(): Promise<void> }>,
-  localPortsBase: number,
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: `mr-redis-e2e-${dbType}-` });
   const svc = await start();
   try {
-    const sched = await startSched({ dir, dbType, localPortsBase, dbEndpoint: svc.endpoint });
+    const sched = await startSched({ dir, dbType, dbEndpoint: svc.endpoint });
     const storeKeys = async (prefix: string) => {
       const store = await openStore({ type: dbType, endpoints: svc.endpoint });
       try {

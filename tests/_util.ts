@@ -3,13 +3,14 @@
  *
  * @module
  */
+import { takePort } from "./_ports.ts";
 
-/** Returns a TCP port on 127.0.0.1 that was free a moment ago. */
+/**
+ * A loopback port nothing listens on, that no other test (here or in a
+ * parallel suite) is handed: see `_ports.ts`.
+ */
 export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
+  return takePort();
 }
 
 /**

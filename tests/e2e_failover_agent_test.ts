@@ -13,7 +13,7 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     // Four agents: the three processes keep Distribution 1 after one is lost.
-    const env = await startFailoverEnv("e2e-failover-agent", 22_800, 4);
+    const env = await startFailoverEnv("e2e-failover-agent", 4);
     try {
       const [result] = await masterFailoverScenario(env, "fa", async (view) => {
         await env.cluster.stopAgent(env.agentOfPort(view.Master!.Port));

@@ -21,7 +21,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const env = await startFailoverEnv("e2e-failover-all", 25_000);
+    const env = await startFailoverEnv("e2e-failover-all");
     let sampler: MasterSampler | undefined;
     try {
       const before = await createRunning(env.sched, "fall", 2);

@@ -13,7 +13,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const env = await startFailoverEnv("e2e-failover-executor", 22_200);
+    const env = await startFailoverEnv("e2e-failover-executor");
     try {
       let port = "";
       const [result] = await masterFailoverScenario(env, "fe", async (view) => {

@@ -11,7 +11,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const env = await startFailoverEnv("e2e-failover-kill", 21_000);
+    const env = await startFailoverEnv("e2e-failover-kill");
     try {
       const results = await masterFailoverScenario(env, "fk", async (view) => {
         await killMasterRedis(view, "SIGKILL");

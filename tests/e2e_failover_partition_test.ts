@@ -26,7 +26,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const env = await startFailoverEnv("e2e-failover-partition", 27_000);
+    const env = await startFailoverEnv("e2e-failover-partition");
     let frozen: number | undefined;
     try {
       const before = await createRunning(env.sched, "fp", 2);

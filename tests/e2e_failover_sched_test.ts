@@ -11,7 +11,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const env = await startFailoverEnv("e2e-failover-sched", 24_000);
+    const env = await startFailoverEnv("e2e-failover-sched");
     try {
       const delays = [0, 60];
       let round = 0;

@@ -14,7 +14,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    const env = await startFailoverEnv("e2e-failover-single", 23_400);
+    const env = await startFailoverEnv("e2e-failover-single");
     try {
       const res = await fetch(`${env.sched.url}/v1/CREATE/solo/20/1/0`, { method: "POST" });
       assertEquals(res.status, 201, await res.text());

@@ -14,7 +14,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const env = await startFailoverEnv("e2e-failover-stop", 21_600);
+    const env = await startFailoverEnv("e2e-failover-stop");
     let stopped: { pid: number; port: string } | undefined;
     try {
       const [result] = await masterFailoverScenario(env, "fs", async (view) => {

@@ -21,7 +21,7 @@ Deno.test({
   sanitizeResources: false,
   async fn(t) {
     const dir = await tempDir("e2e-embedded");
-    const sched = await startSched({ dir, dbType: "embedded", localPortsBase: 11000 });
+    const sched = await startSched({ dir, dbType: "embedded" });
     try {
       await basicScenario(t, sched);
       await sched.stop();
@@ -48,7 +48,7 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const dir = await tempDir("e2e-local-restart");
-    let sched = await startSched({ dir, dbType: "embedded", localPortsBase: 11500 });
+    let sched = await startSched({ dir, dbType: "embedded" });
     try {
       assertEquals((await create(sched, "back", 20, 1)).status, 201);
       await waitRunning(sched, "back");

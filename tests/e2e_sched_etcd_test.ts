@@ -9,5 +9,5 @@ Deno.test({
   name: "sched with the etcd store creates, deletes and re-creates S and MS instances",
   sanitizeOps: false,
   sanitizeResources: false,
-  fn: (t) => externalStoreScenario(t, "etcd", startEtcd, 13000),
+  fn: (t) => externalStoreScenario(t, "etcd", startEtcd),
 });

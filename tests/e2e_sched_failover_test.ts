@@ -22,7 +22,7 @@ Deno.test({
   sanitizeResources: false,
   async fn(t) {
     const dir = await tempDir("e2e-failover");
-    const sched = await startSched({ dir, dbType: "embedded", localPortsBase: 19000 });
+    const sched = await startSched({ dir, dbType: "embedded" });
     try {
       await t.step("single instance: redis-server killed, relaunched", async () => {
         assertEquals((await create(sched, "solo", 20, 0)).status, 201);

@@ -22,6 +22,7 @@ import {
 } from "./_sched.ts";
 import { assertKeys, logTail, writeAcked } from "./_failover.ts";
 import { startLocalCluster } from "../lib/mesos/local/mod.ts";
+import { BLOCK_SIZE, reservePortRange } from "./_ports.ts";
 
 /** What both schedulers share; only the HTTP port and the log differ. */
 interface Shared {
@@ -128,15 +129,15 @@ async function haScenario(
   dbType: "etcd" | "zookeeper",
   start: () => Promise<Service>,
   ttlSeconds: number,
-  portsBase: number,
 ): Promise<void> {
   const dir = await tempDir(`e2e-ha-${dbType}`);
   const svc = await start();
+  const ports = reservePortRange(3 * BLOCK_SIZE);
   const { url, cluster } = await startLocalCluster({
     agents: 3,
     workDir: `${dir}/mesos`,
-    portsBase,
-    portsPerAgent: 100,
+    portsBase: ports.base,
+    portsPerAgent: BLOCK_SIZE,
   });
   const shared: Shared = {
     dir,
@@ -277,6 +278,7 @@ async function haScenario(
   } finally {
     for (const s of running) await s.stop().catch(() => {});
     await cluster.stop().catch(() => {});
+    ports.release();
     await svc.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
@@ -286,12 +288,12 @@ Deno.test({
   name: "two schedulers on etcd: one leads, the other stands by and takes over a SIGKILL",
   sanitizeOps: false,
   sanitizeResources: false,
-  fn: (t) => haScenario(t, "etcd", startEtcd, 4, 30_400),
+  fn: (t) => haScenario(t, "etcd", startEtcd, 4),
 });
 
 Deno.test({
   name: "two schedulers on ZooKeeper: one leads, the other stands by and takes over a SIGKILL",
   sanitizeOps: false,
   sanitizeResources: false,
-  fn: (t) => haScenario(t, "zookeeper", startZooKeeper, 10, 30_700),
+  fn: (t) => haScenario(t, "zookeeper", startZooKeeper, 10),
 });

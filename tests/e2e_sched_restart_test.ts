@@ -7,6 +7,7 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { freePort, tempDir, waitFor } from "./_util.ts";
 import { startEtcd } from "./_services.ts";
+import { BLOCK_SIZE, reservePortRange } from "./_ports.ts";
 import {
   create,
   deleteAndWait,
@@ -27,6 +28,7 @@ Deno.test({
     const dir = await tempDir("e2e-restart");
     const etcd = await startEtcd();
     const mesosPort = freePort();
+    const ports = reservePortRange(3 * BLOCK_SIZE);
     const mesos = new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -38,11 +40,11 @@ Deno.test({
         String(mesosPort),
         "--work-dir",
         `${dir}/mesos`,
-        // Below the kernel's ephemeral range and apart from the other tests.
+        // A range held for this test (see _ports.ts).
         "--ports-base",
-        "28000",
+        String(ports.base),
         "--ports-per-agent",
-        "500",
+        String(BLOCK_SIZE),
       ],
       stdout: "piped",
       stderr: "null",
@@ -120,6 +122,7 @@ Deno.test({
       mesos.kill("SIGTERM");
       await stdout.cancel().catch(() => {});
       await mesos.status;
+      ports.release();
       await etcd.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }

@@ -16,7 +16,6 @@ Deno.test({
       dir,
       dbType: "embedded",
       master: "local:3",
-      localPortsBase: 17000,
     });
     try {
       assertEquals((await create(sched, "spread", 20, 5, { Distribution: 2 })).status, 201);
@@ -49,7 +48,6 @@ Deno.test({
       dir,
       dbType: "embedded",
       master: "local:3",
-      localPortsBase: 17000,
     });
     try {
       const names = Array.from({ length: 70 }, (_, i) => `burst-${i}`);

@@ -9,5 +9,5 @@ Deno.test({
   name: "sched with the ZooKeeper store creates, deletes and re-creates S and MS instances",
   sanitizeOps: false,
   sanitizeResources: false,
-  fn: (t) => externalStoreScenario(t, "zookeeper", startZooKeeper, 15000),
+  fn: (t) => externalStoreScenario(t, "zookeeper", startZooKeeper),
 });

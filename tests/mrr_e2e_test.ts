@@ -9,9 +9,6 @@ import { runMrr, show } from "./_mrr.ts";
 import { tempDir } from "./_util.ts";
 import { startSched } from "./_sched.ts";
 
-/** Where the local cluster's agents take their ports (3 agents x 500). */
-const LOCAL_PORTS_BASE = 26_000;
-
 Deno.test({
   name: "mrr drives a real scheduler: init, create -w, status, delete -w",
   async fn(t) {
@@ -21,7 +18,6 @@ Deno.test({
       dir,
       dbType: "embedded",
       master: "local",
-      localPortsBase: LOCAL_PORTS_BASE,
     });
     /** Runs mrr; throws unless it exits with `code` (any code when `null`). */
     const mrr = async (args: string[], code: number | null = 0) => {

@@ -5,6 +5,7 @@
  * formatting and error handling, not the scheduler (see mrr_e2e_test.ts).
  */
 
+import { deadPort } from "./_ports.ts";
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { runMrr, show } from "./_mrr.ts";
 import { tempDir } from "./_util.ts";
@@ -12,8 +13,8 @@ import { run } from "../lib/cli/main.ts";
 import { fitWidth } from "../lib/cli/format.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
-/** Nothing listens on port 2 (a random free port could be taken by another test meanwhile). */
-const DEAD_ENDPOINT = "http://127.0.0.1:2";
+/** Nothing listens there, and no other test is handed the port (see _ports.ts). */
+const DEAD_ENDPOINT = `http://127.0.0.1:${deadPort()}`;
 
 // deno-lint-ignore no-explicit-any
 type Json = any;

@@ -4,6 +4,7 @@
  * well-formed store address that does not answer yet is waited for.
  */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
+import { deadPort } from "./_ports.ts";
 import { freePort, tempDir, waitFor } from "./_util.ts";
 
 const SCHED = new URL("../cmd/sched.ts", import.meta.url).pathname;
@@ -136,12 +137,13 @@ Deno.test("sched waits for a store that does not answer yet, logging it, and sto
   try {
     const log = `${dir}/log`;
     const httpPort = freePort();
+    // Well formed; a held port nothing listens on (see _ports.ts).
+    const dead = deadPort();
     await Deno.writeTextFile(
       `${dir}/config.json`,
       JSON.stringify({
         DBType: "etcd",
-        // Well formed; nothing listens on port 1.
-        DBEndPoint: "127.0.0.1:1",
+        DBEndPoint: `127.0.0.1:${dead}`,
         HTTPPort: httpPort,
         HTTPAddress: "127.0.0.1",
         ArtifactPort: freePort(),
@@ -163,7 +165,7 @@ Deno.test("sched waits for a store that does not answer yet, logging it, and sto
     try {
       await waitFor(
         "the waiting line",
-        () => /Waiting for the store etcd at 127\.0\.0\.1:1/.test(read()),
+        () => new RegExp(`Waiting for the store etcd at 127\\.0\\.0\\.1:${dead}`).test(read()),
         {
           timeoutMs: 30_000,
         },

@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { deadPort } from "./_ports.ts";
 import nodeAssert from "node:assert";
 import { type Service, startEtcd, startZooKeeper } from "./_services.ts";
 import { tempDir, waitFor } from "./_util.ts";
@@ -466,7 +467,7 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     for (const type of ["etcd", "zookeeper"] as const) {
-      const endpoint = "127.0.0.1:1"; // nothing listens there
+      const endpoint = `127.0.0.1:${deadPort()}`; // nothing listens there
       const start = Date.now();
       const error = await assertRejects(() =>
         openStore({ type, endpoints: endpoint, timeoutMs: 1_000 })
