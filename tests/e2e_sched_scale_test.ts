@@ -66,7 +66,10 @@ Deno.test({
       assertEquals(addresses.size, 70, "every instance has its own port");
       // Exactly one launch per instance.
       const launches = [...sched.log().matchAll(/Launching (burst-\d+)\.p1\.(\d+)/g)];
-      assertEquals(launches.length, 70);
+      const lost = sched.log().split("\n").filter((l) => / lost: /.test(l)).map((l) =>
+        l.slice(0, 300)
+      );
+      assertEquals(launches.length, 70, `relaunches after:\n${lost.join("\n")}`);
       assertEquals((await status(sched, "burst-0"))?.Status, "RUNNING");
       await Promise.all(names.map((n) =>
         fetch(`${sched.url}/v1/DELETE/${n}`, { method: "DELETE" })
