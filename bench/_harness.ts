@@ -5,6 +5,7 @@
  * @module
  */
 import { Redis } from "ioredis";
+import { reservePortRange } from "../tests/_ports.ts";
 
 /** Returns a TCP port on 127.0.0.1 that was free a moment ago. */
 export function freePort(): number {
@@ -174,6 +175,8 @@ export interface MrRedis {
 }
 
 const ROOT = new URL("../", import.meta.url).pathname;
+/** Ports each local agent offers. */
+const PORTS_PER_AGENT = 500;
 
 async function waitLine(stream: ReadableStream<Uint8Array>, pattern: RegExp): Promise<string> {
   const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
@@ -210,6 +213,9 @@ export async function startMrRedis(
   },
 ): Promise<MrRedis> {
   const masterPort = freePort();
+  // The agents' ports: a range held while the benchmark runs, probed free
+  // (below the kernel's ephemeral range; see tests/_ports.ts).
+  const ports = reservePortRange(opts.agents * PORTS_PER_AGENT);
   const local = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -225,11 +231,10 @@ export async function startMrRedis(
       String(opts.cpus),
       "--mem",
       String(opts.memMB),
-      // Agents' ports below the kernel's ephemeral range (32768-60999).
       "--ports-base",
-      "7000",
+      String(ports.base),
       "--ports-per-agent",
-      "1000",
+      String(PORTS_PER_AGENT),
     ],
     stdout: "piped",
     stderr: "piped",
@@ -276,6 +281,7 @@ export async function startMrRedis(
       }, 10_000);
       await Promise.allSettled([sched.status, local.status]);
       clearTimeout(timer);
+      ports.release();
     },
   };
 }
