@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { BLOCK_SIZE, reservePortRange } from "./_ports.ts";
 import { Redis } from "ioredis";
 import { startLocalCluster } from "../lib/mesos/local/mod.ts";
 import type { LocalCluster } from "../lib/mesos/local/mod.ts";
@@ -32,20 +33,23 @@ export interface OutageEnv {
   close(): Promise<void>;
 }
 
-/** Starts `store` and a local cluster of 3 agents on `portsBase`… (100 ports each). */
+/**
+ * Starts `store` and a local cluster of 3 agents on a port range held for
+ * the test (see `_ports.ts`).
+ */
 export async function startOutageEnv(
   name: string,
   dbType: "etcd" | "zookeeper",
   start: () => Promise<Service>,
-  portsBase: number,
 ): Promise<OutageEnv> {
   const dir = await tempDir(name);
   const store = await start();
+  const ports = reservePortRange(3 * BLOCK_SIZE);
   const { url, cluster } = await startLocalCluster({
     agents: 3,
     workDir: `${dir}/mesos`,
-    portsBase,
-    portsPerAgent: 100,
+    portsBase: ports.base,
+    portsPerAgent: BLOCK_SIZE,
   });
   const prefix = `/mrr-outage-${crypto.randomUUID().slice(0, 8)}`;
   const artifactPort = freePort();
@@ -97,6 +101,7 @@ export async function startOutageEnv(
       }
       for (const s of running) await s.stop().catch(() => {});
       await cluster.stop().catch(() => {});
+      ports.release();
       await store.stop().catch(() => {});
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },

@@ -18,7 +18,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
-    const env = await startOutageEnv("e2e-outage-etcd-create", "etcd", startEtcd, 24_400);
+    const env = await startOutageEnv("e2e-outage-etcd-create", "etcd", startEtcd);
     try {
       const sched = await env.spawn("a");
       await waitReady(sched);

@@ -25,7 +25,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
-    const env = await startOutageEnv("e2e-outage-etcd-fo", "etcd", startEtcd, 24_000);
+    const env = await startOutageEnv("e2e-outage-etcd-fo", "etcd", startEtcd);
     try {
       const sched = await env.spawn("a");
       await waitReady(sched);

@@ -35,7 +35,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async (t) => {
-    const env = await startOutageEnv("e2e-outage-zk", "zookeeper", startZooKeeper, 24_800);
+    const env = await startOutageEnv("e2e-outage-zk", "zookeeper", startZooKeeper);
     try {
       const a = await env.spawn("a", { ttlSeconds: 10 });
       await waitReady(a);

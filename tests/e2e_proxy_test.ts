@@ -76,7 +76,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const env = await startFailoverEnv("e2e-proxy", 29_000);
+    const env = await startFailoverEnv("e2e-proxy");
     const config = `${env.dir}/mrr.json`;
     const port = freePort();
     let proxy: ReturnType<typeof spawnProxy> | undefined;

@@ -130,7 +130,6 @@ Deno.test({
       dir,
       dbType: "embedded",
       master: "local:2",
-      localPortsBase: 14_000,
       program: join(release, "sched"),
     });
     try {
