@@ -3,6 +3,7 @@
  * and reconciliation (protocol reference §6 items 9–14, 16–19).
  */
 
+import { BLOCK_SIZE, reservePortRange } from "./_ports.ts";
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import {
   frameworkInfo,
@@ -22,12 +23,13 @@ function scalar(offer: Msg, name: string): number {
 }
 
 Deno.test("local master validates offers and tasks like Mesos", async (t) => {
+  const ports = reservePortRange(2 * BLOCK_SIZE);
   const env = await startTestCluster({
     agents: 1,
     cpus: 2,
     mem: 1024,
-    portsBase: 41000,
-    portsPerAgent: 100,
+    portsBase: ports.base,
+    portsPerAgent: ports.size,
   });
   try {
     const sub = await subscribe(env.cluster.url);
@@ -50,8 +52,8 @@ Deno.test("local master validates offers and tasks like Mesos", async (t) => {
         assertEquals(offer.url.address.port, agent.port);
         assertEquals(scalar(offer, "cpus"), 2);
         assertEquals(scalar(offer, "mem"), 1024);
-        const ports = offer.resources.find((r: Msg) => r.name === "ports").ranges.range;
-        assertEquals(ports, [{ begin: 41000, end: 41099 }]);
+        const offered = offer.resources.find((r: Msg) => r.name === "ports").ranges.range;
+        assertEquals(offered, [{ begin: ports.base, end: ports.base + ports.size - 1 }]);
         assertEquals(offer.hostname, "127.0.0.1");
         assertEquals(offer.executor_ids ?? [], []);
         assertMatch(offer.id.value, new RegExp(`^${env.cluster.masterId}-O\\d+$`));
@@ -282,5 +284,6 @@ Deno.test("local master validates offers and tasks like Mesos", async (t) => {
     await sub.close();
   } finally {
     await env.close();
+    ports.release();
   }
 });

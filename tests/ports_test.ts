@@ -71,3 +71,17 @@ Deno.test("a range held by another process is skipped", async () => {
     await child.status;
   }
 });
+
+Deno.test("no test or benchmark hard-codes a port range for local agents", async () => {
+  const offenders: string[] = [];
+  for (const folder of ["tests", "bench"]) {
+    const base = new URL(`../${folder}/`, import.meta.url);
+    for await (const entry of Deno.readDir(base)) {
+      if (!entry.isFile || !entry.name.endsWith(".ts")) continue;
+      const text = await Deno.readTextFile(new URL(entry.name, base));
+      const fixed = /(?:portsBase|localPortsBase|LocalPortsBase)\s*:\s*\d|"--ports-base",\s*"\d/g;
+      for (const m of text.matchAll(fixed)) offenders.push(`${folder}/${entry.name}: ${m[0]}`);
+    }
+  }
+  assertEquals(offenders, [], "use reservePortRange (tests/_ports.ts) instead");
+});
