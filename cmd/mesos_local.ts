@@ -13,9 +13,10 @@
 import { parseArgs } from "node:util";
 import { startLocalCluster } from "../lib/mesos/local/mod.ts";
 import { runCommandExecutor } from "../lib/mesos/local/command_executor.ts";
+import { type Credential, parseCredentials } from "../lib/mesos/local/auth.ts";
 
 const USAGE =
-  "Usage: mesos_local [--agents N] [--port P] [--work-dir DIR] [--cpus C] [--mem MB] [--ports-base P] [--ports-per-agent N] [--leader HOST:PORT | --zk zk://HOST:PORT/PATH] [--verbose]";
+  "Usage: mesos_local [--agents N] [--port P] [--work-dir DIR] [--cpus C] [--mem MB] [--ports-base P] [--ports-per-agent N] [--leader HOST:PORT | --zk zk://HOST:PORT/PATH] [--credentials FILE] [--verbose]";
 
 const HELP = `${USAGE}
 
@@ -28,6 +29,9 @@ Runs a local Mesos-compatible master with N agents and prints the master URL onc
   --ports-per-agent N   size of each agent's ports range (default 1000)
   --leader HOST:PORT    run a non-leading master that redirects schedulers there
   --zk zk://HOST:PORT/PATH  join a ZooKeeper masters' group (smallest node leads)
+  --credentials FILE    authenticate frameworks (HTTP Basic) with the credentials in FILE
+                        (JSON {"credentials": [{"principal", "secret"}]} or "principal secret"
+                        lines), and executors with a token each (401 otherwise, as Mesos)
   --verbose             log to stderr
   -h, --help            print this help`;
 
@@ -50,6 +54,17 @@ function number(
   return n;
 }
 
+async function readCredentials(path: string): Promise<Credential[]> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    const why = error instanceof Deno.errors.NotFound ? "no such file" : (error as Error).message;
+    throw new TypeError(`Option "--credentials": cannot read "${path}": ${why}`);
+  }
+  return parseCredentials(text, `Option "--credentials" file "${path}"`);
+}
+
 /** Runs the local cluster until SIGINT/SIGTERM; returns the exit code (2 for bad flags). */
 export async function main(args: string[]): Promise<number> {
   // The agents start this program as the command executor of command tasks.
@@ -68,6 +83,7 @@ export async function main(args: string[]): Promise<number> {
         "ports-per-agent": { type: "string" },
         leader: { type: "string" },
         zk: { type: "string" },
+        credentials: { type: "string" },
         verbose: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -89,6 +105,9 @@ export async function main(args: string[]): Promise<number> {
       verbose: values.verbose === true,
       leader: values.leader,
       zk: values.zk,
+      credentials: values.credentials === undefined
+        ? undefined
+        : await readCredentials(values.credentials),
     };
     if (options.leader !== undefined && !/^[^\s/:]+:\d+$/.test(options.leader)) {
       throw new TypeError(`Option "--leader" must be HOST:PORT, but got "${options.leader}"`);
@@ -124,6 +143,7 @@ export async function main(args: string[]): Promise<number> {
     workDir,
     ...(options.leader !== undefined ? { leader: options.leader } : {}),
     ...(options.zk !== undefined ? { zk: options.zk } : {}),
+    ...(options.credentials ? { credentials: options.credentials } : {}),
     log: options.verbose ? (line) => console.error(line) : undefined,
   });
   console.log(url);

@@ -9,7 +9,13 @@
  *
  * @module
  */
-import { type Config, ConfigError, defaultConfig, loadConfigFile } from "../lib/config.ts";
+import {
+  type Config,
+  ConfigError,
+  defaultConfig,
+  frameworkCredential,
+  loadConfigFile,
+} from "../lib/config.ts";
 import { fencedStore, openStore, type Store, StoreUnavailableError } from "../lib/store/mod.ts";
 import { Scheduler } from "../lib/scheduler/core.ts";
 import { DEFAULT_RESOURCES } from "../lib/scheduler/match.ts";
@@ -284,6 +290,7 @@ export async function main(args: string[]): Promise<number> {
         `Field "ArtifactIP" is empty and this host has no non-loopback IPv4 address for agents of Master "${config.Master}" to reach; set ArtifactIP`,
       );
     }
+    const credential = await frameworkCredential(config);
     const shipment = await planShipment(
       chooseExecutorArtifact({
         executorPath: config.ExecutorPath,
@@ -380,6 +387,9 @@ export async function main(args: string[]): Promise<number> {
           port: 0,
           portsBase: config.LocalPortsBase,
           portsPerAgent: config.LocalPortsPerAgent,
+          // With a principal, the local cluster authenticates like a Mesos
+          // master started with that credential.
+          ...(credential ? { credentials: [credential] } : {}),
         });
         cleanups.push(() => local.cluster.stop());
         master = local.url;
@@ -492,9 +502,12 @@ export async function main(args: string[]): Promise<number> {
             user: config.UserName,
             name: config.FrameworkName,
             failoverTimeoutSeconds: config.FailoverTimeoutSeconds,
+            role: config.Role,
+            ...(credential ? { principal: credential.principal } : {}),
             ...(loaded.frameworkId ? { frameworkId: loaded.frameworkId } : {}),
           }),
           ...(loaded.frameworkId ? { frameworkId: loaded.frameworkId } : {}),
+          ...(credential ? { credential } : {}),
           onEvent: (event) => {
             if (event.type === "ERROR" && /failed over/i.test(event.error?.message ?? "")) {
               mesos.stop().catch(() => {});

@@ -75,6 +75,14 @@ export interface Config {
   CertFile: string;
   /** PEM private key for `CertFile`. */
   KeyFile: string;
+  /** Mesos framework principal (FrameworkInfo.principal, HTTP Basic user); empty: none. */
+  Principal: string;
+  /** The principal's secret (HTTP Basic password). */
+  Secret: string;
+  /** A file holding the secret (trailing newline ignored), instead of `Secret`. */
+  SecretFile: string;
+  /** The Mesos role the framework subscribes with; `*`: the default role. */
+  Role: string;
 }
 
 /** A user mistake in the configuration; the message names the field and value. */
@@ -114,6 +122,10 @@ export function defaultConfig(): Config {
     InsecureAPI: false,
     CertFile: "",
     KeyFile: "",
+    Principal: "",
+    Secret: "",
+    SecretFile: "",
+    Role: "*",
   };
 }
 
@@ -145,6 +157,10 @@ const FIELDS: Record<keyof Config, Kind> = {
   InsecureAPI: "boolean",
   CertFile: "string",
   KeyFile: "string",
+  Principal: "string",
+  Secret: "string",
+  SecretFile: "string",
+  Role: "string",
 };
 
 const DB_TYPES: readonly string[] = ["etcd", "zookeeper", "embedded"];
@@ -261,6 +277,36 @@ export function parseConfig(text: string, where = "config"): Config {
       }`,
     );
   }
+  if (result.Principal === "" && (result.Secret !== "" || result.SecretFile !== "")) {
+    throw new ConfigError(
+      `${where}: field "${
+        result.Secret !== "" ? "Secret" : "SecretFile"
+      }" is set but "Principal" is empty; give the principal the secret belongs to`,
+    );
+  }
+  if (result.Principal !== "" && result.Secret === "" && result.SecretFile === "") {
+    throw new ConfigError(
+      `${where}: field "Principal" ${
+        show(result.Principal)
+      } needs "Secret" or "SecretFile" (the Mesos master authenticates it with both)`,
+    );
+  }
+  if (result.Secret !== "" && result.SecretFile !== "") {
+    throw new ConfigError(
+      `${where}: fields "Secret" and "SecretFile" exclude each other; give one`,
+    );
+  }
+  if (/[:\s]/.test(result.Principal)) {
+    throw new ConfigError(
+      `${where}: field "Principal" must hold no ":" or white space, but got ${
+        show(result.Principal)
+      }`,
+    );
+  }
+  const roleError = roleProblem(result.Role);
+  if (roleError) {
+    throw new ConfigError(`${where}: field "Role" ${roleError}, but got ${show(result.Role)}`);
+  }
   if ((result.CertFile === "") !== (result.KeyFile === "")) {
     throw new ConfigError(
       `${where}: fields "CertFile" and "KeyFile" go together; give both for HTTPS or neither, but got only ${
@@ -297,6 +343,47 @@ export function parseConfig(text: string, where = "config"): Config {
     );
   }
   return result;
+}
+
+/** Why `role` is not a valid Mesos role name, or `undefined`. */
+function roleProblem(role: string): string | undefined {
+  if (role === "*") return undefined;
+  if (role === "") return 'must not be empty (the default role is "*")';
+  if (/[\s\x00-\x1f\x7f\\]/.test(role)) {
+    return 'must hold no white space, control characters or "\\"';
+  }
+  if (role.startsWith("/") || role.endsWith("/") || role.includes("//")) {
+    return 'must be "/"-separated names with no leading, trailing or doubled "/"';
+  }
+  for (const part of role.split("/")) {
+    if (part === "." || part === ".." || part === "*" || part.startsWith("-")) {
+      return 'must have no part that is ".", "..", "*" or starts with "-"';
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The Mesos framework credential of a config: `Principal` with `Secret` or
+ * the content of `SecretFile` (one trailing newline dropped); `undefined`
+ * without a principal. An unreadable or empty `SecretFile` is a
+ * {@linkcode ConfigError}.
+ */
+export async function frameworkCredential(
+  config: Config,
+): Promise<{ principal: string; secret: string } | undefined> {
+  if (config.Principal === "") return undefined;
+  if (config.Secret !== "") return { principal: config.Principal, secret: config.Secret };
+  let text: string;
+  try {
+    text = await Deno.readTextFile(config.SecretFile);
+  } catch (cause) {
+    const why = cause instanceof Deno.errors.NotFound ? "no such file" : (cause as Error).message;
+    throw new ConfigError(`Cannot read SecretFile "${config.SecretFile}": ${why}`, { cause });
+  }
+  const secret = text.replace(/\r?\n$/, "");
+  if (secret === "") throw new ConfigError(`SecretFile "${config.SecretFile}" is empty`);
+  return { principal: config.Principal, secret };
 }
 
 /** Reads and parses a config file; a missing or unreadable file is a {@linkcode ConfigError}. */

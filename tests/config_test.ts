@@ -103,6 +103,17 @@ Deno.test("bad configs are refused with a line naming the field and value", asyn
       `{"Master": "zk://10.0.0.5:2181/mesos", "ArtifactIP": "localhost"}`,
       /"ArtifactIP" is the loopback address "localhost"/,
     ],
+    [`{"Principal": "mrr"}`, /field "Principal" "mrr" needs "Secret" or "SecretFile"/],
+    [`{"Secret": "x"}`, /field "Secret" is set but "Principal" is empty/],
+    [`{"SecretFile": "/s"}`, /field "SecretFile" is set but "Principal" is empty/],
+    [
+      `{"Principal": "mrr", "Secret": "x", "SecretFile": "/s"}`,
+      /fields "Secret" and "SecretFile" exclude each other/,
+    ],
+    [`{"Principal": "a:b", "Secret": "x"}`, /field "Principal" must hold no ":"/],
+    [`{"Role": ""}`, /field "Role" must not be empty/],
+    [`{"Role": "a//b"}`, /field "Role" must be "\/"-separated names.*"a\/\/b"/],
+    [`{"Role": "dev/-x"}`, /field "Role" must have no part.*"dev\/-x"/],
   ];
   for (const [text, message] of cases) {
     await t.step(text, () => {

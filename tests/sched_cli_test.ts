@@ -97,7 +97,14 @@ Deno.test("sched stops with one line and exit code 2 on a user's mistake", async
       LogFile: `${dir}/log`,
       RedisServerPath: `${dir}/no-such-redis`,
     });
+    const noSecret = await write("nosecret.json", {
+      HTTPPort: freePort(),
+      LogFile: `${dir}/log`,
+      Principal: "mrr",
+      SecretFile: `${dir}/no-such-secret`,
+    });
     const cases: [string[], RegExp][] = [
+      [[`-config=${noSecret}`], /Cannot read SecretFile ".*no-such-secret": no such file/],
       [[`-config=${exposed}`], /without authentication: set "APIToken".*"InsecureAPI": true/],
       [[`-config=${shortToken}`], /"APIToken": a token must be at least 16 characters/],
       [[`-config=${noTokenFile}`], /Cannot read APITokenFile .*missing-tokens.*no such file/],

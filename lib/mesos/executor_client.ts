@@ -58,6 +58,11 @@ export interface ExecutorEnv {
   subscriptionBackoffMaxMs: number;
   /** Grace period after a SHUTDOWN event. */
   shutdownGracePeriodMs: number;
+  /**
+   * `MESOS_EXECUTOR_AUTHENTICATION_TOKEN`, sent as a bearer token on every
+   * call when the agent authenticates executors.
+   */
+  authenticationToken?: string;
 }
 
 /** Reads {@link ExecutorEnv} from `env`; throws {@link ExecutorEnvError} naming the variable. */
@@ -83,6 +88,9 @@ export function readExecutorEnv(env: Record<string, string | undefined>): Execut
     recoveryTimeoutMs: duration("MESOS_RECOVERY_TIMEOUT", "15mins"),
     subscriptionBackoffMaxMs: duration("MESOS_SUBSCRIPTION_BACKOFF_MAX", "2secs"),
     shutdownGracePeriodMs: duration("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", "5secs"),
+    ...(env.MESOS_EXECUTOR_AUTHENTICATION_TOKEN
+      ? { authenticationToken: env.MESOS_EXECUTOR_AUTHENTICATION_TOKEN }
+      : {}),
   };
 }
 
@@ -272,7 +280,7 @@ export class ExecutorClient {
     };
     const response = await fetch(this.#url, {
       method: "POST",
-      headers: { "content-type": this.#contentType, accept: this.#contentType },
+      headers: { "content-type": this.#contentType, accept: this.#contentType, ...this.#auth() },
       body: encode("mesos.v1.executor.Call", call, this.#contentType),
       signal: stream.signal,
     });
@@ -331,10 +339,15 @@ export class ExecutorClient {
     return subscribed;
   }
 
+  #auth(): Record<string, string> {
+    const token = this.env.authenticationToken;
+    return token ? { authorization: `Bearer ${token}` } : {};
+  }
+
   async #post(call: ExecutorCall): Promise<void> {
     const response = await fetch(this.#url, {
       method: "POST",
-      headers: { "content-type": this.#contentType },
+      headers: { "content-type": this.#contentType, ...this.#auth() },
       body: encode("mesos.v1.executor.Call", call, this.#contentType),
       signal: AbortSignal.any([this.#stop.signal, AbortSignal.timeout(75_000)]),
     });

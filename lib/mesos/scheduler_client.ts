@@ -74,6 +74,17 @@ export interface SchedulerClientOptions {
   onStateChange?: (state: SchedulerState) => void;
   /** Log sink. */
   log?: (line: string) => void;
+  /**
+   * Framework credential, sent as HTTP Basic authentication on every call
+   * (masters run with `--authenticate_http_frameworks` answer 401 without).
+   */
+  credential?: { principal: string; secret: string };
+}
+
+/** The `Authorization` header of HTTP Basic authentication for a credential. */
+export function basicAuthorization(credential: { principal: string; secret: string }): string {
+  const bytes = new TextEncoder().encode(`${credential.principal}:${credential.secret}`);
+  return `Basic ${btoa(String.fromCharCode(...bytes))}`;
 }
 
 const SCHEDULER_PATH = "/api/v1/scheduler";
@@ -112,6 +123,11 @@ export class SchedulerClient {
     this.#options = options;
     this.#contentType = options.contentType ?? "application/x-protobuf";
     this.#frameworkId = options.frameworkId || undefined;
+  }
+
+  #auth(): Record<string, string> {
+    const credential = this.#options.credential;
+    return credential ? { authorization: basicAuthorization(credential) } : {};
   }
 
   /** The FrameworkID (set after SUBSCRIBED; persist it). */
@@ -246,7 +262,7 @@ export class SchedulerClient {
     await ready(this.#contentType);
     const { response, url } = await fetchFollowingRedirects(base + SCHEDULER_PATH, {
       method: "POST",
-      headers: { "content-type": this.#contentType, accept: this.#contentType },
+      headers: { "content-type": this.#contentType, accept: this.#contentType, ...this.#auth() },
       body: encode("mesos.v1.scheduler.Call", call, this.#contentType),
       signal: stream.signal,
     });
@@ -337,7 +353,7 @@ export class SchedulerClient {
     );
     const { response, url } = await fetchFollowingRedirects(masterUrl + SCHEDULER_PATH, {
       method: "POST",
-      headers: { "content-type": this.#contentType, "mesos-stream-id": streamId },
+      headers: { "content-type": this.#contentType, "mesos-stream-id": streamId, ...this.#auth() },
       body,
       signal: AbortSignal.any([
         this.#stop.signal,

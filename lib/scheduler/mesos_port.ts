@@ -15,16 +15,31 @@ export interface FrameworkInfoOptions {
   failoverTimeoutSeconds: number;
   frameworkId?: string;
   webuiUrl?: string;
+  /** FrameworkInfo.principal (the Mesos credential's principal). */
+  principal?: string;
+  /** The role to subscribe with; other than `*` it is `roles: [role]` with MULTI_ROLE. */
+  role?: string;
 }
 
-/** FrameworkInfo: checkpointing, the configured failover timeout, PARTITION_AWARE. */
+/**
+ * FrameworkInfo: checkpointing, the configured failover timeout,
+ * PARTITION_AWARE; the principal; a role other than `*` as `roles` with the
+ * MULTI_ROLE capability (so offers of resources reserved for it come too).
+ */
 export function buildFrameworkInfo(options: FrameworkInfoOptions): FrameworkInfo {
+  const multiRole = options.role !== undefined && options.role !== "*";
   return {
     user: options.user,
     name: options.name,
     failover_timeout: options.failoverTimeoutSeconds,
     checkpoint: true,
-    capabilities: [{ type: "PARTITION_AWARE" }, { type: "TASK_KILLING_STATE" }],
+    capabilities: [
+      { type: "PARTITION_AWARE" },
+      { type: "TASK_KILLING_STATE" },
+      ...(multiRole ? [{ type: "MULTI_ROLE" as const }] : []),
+    ],
+    ...(multiRole ? { roles: [options.role!] } : {}),
+    ...(options.principal ? { principal: options.principal } : {}),
     ...(options.frameworkId ? { id: { value: options.frameworkId } } : {}),
     ...(options.webuiUrl ? { webui_url: options.webuiUrl } : {}),
   };

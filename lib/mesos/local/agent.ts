@@ -15,6 +15,7 @@ import { join } from "node:path";
 import type { ContentType } from "../codec.ts";
 import { EventStream, negotiateStream, parseCall, textResponse } from "./http.ts";
 import { FetcherCache, fetchUris } from "./fetcher.ts";
+import { bearerToken, unauthorized } from "./auth.ts";
 import {
   type ExecutorInfo,
   type FrameworkInfo,
@@ -80,6 +81,8 @@ export interface AgentOptions {
   statusUpdateRetryMs: number;
   /** Largest status update retry interval (Mesos: 10 min). */
   statusUpdateMaxRetryMs: number;
+  /** Executors get a token each and must send it (Mesos `--authenticate_http_executors`). */
+  authenticateExecutors?: boolean;
   /** Log sink. */
   log: (line: string) => void;
 }
@@ -113,6 +116,8 @@ interface Executor {
   recovering: boolean;
   /** Set when the executor died (or could not start) while the agent was down. */
   lostWhileDown?: { message: string; status?: number };
+  /** MESOS_EXECUTOR_AUTHENTICATION_TOKEN of this executor, when executors authenticate. */
+  token?: string;
 }
 
 interface ExecutorCall {
@@ -595,6 +600,11 @@ export class Agent {
       MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD: stoutDuration(graceMs),
       MESOS_HTTP_COMMAND_EXECUTOR: "0",
     });
+    if (this.options.authenticateExecutors) {
+      ex.token ??= [...crypto.getRandomValues(new Uint8Array(24))]
+        .map((b) => b.toString(16).padStart(2, "0")).join("");
+      env.MESOS_EXECUTOR_AUTHENTICATION_TOKEN = ex.token;
+    }
     if (checkpoint) {
       env.MESOS_RECOVERY_TIMEOUT = stoutDuration(this.options.recoveryTimeoutMs);
       env.MESOS_SUBSCRIPTION_BACKOFF_MAX = stoutDuration(this.options.subscriptionBackoffMaxMs);
@@ -820,11 +830,29 @@ export class Agent {
     if (path !== "/api/v1/executor" && path !== "/slave(1)/api/v1/executor") {
       return textResponse(404, `No endpoint at "${path}"`);
     }
+    let tokenOf: Executor | undefined;
+    if (this.options.authenticateExecutors) {
+      const token = bearerToken(request);
+      tokenOf = token === undefined
+        ? undefined
+        : [...this.#executors.values()].find((ex) => ex.token === token);
+      if (!tokenOf) {
+        await request.body?.cancel();
+        return unauthorized("Bearer", "Unauthorized: this agent authenticates executors");
+      }
+    }
     const parsed = await parseCall<ExecutorCall>(request, "mesos.v1.executor.Call");
     if ("response" in parsed) return parsed.response;
     const { call } = parsed;
     const invalid = validateExecutorCall(call);
     if (invalid) return textResponse(400, invalid);
+    if (
+      tokenOf &&
+      (tokenOf.frameworkId !== call.framework_id.value ||
+        tokenOf.executorId !== call.executor_id.value)
+    ) {
+      return textResponse(403, "The token's claims do not match the executor of the call");
+    }
     if (call.type === "UNKNOWN") return textResponse(501, "Received 'UNKNOWN' call");
     if (call.type === "HEARTBEAT") return textResponse(202);
     let streamType: ContentType | undefined;

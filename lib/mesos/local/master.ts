@@ -13,6 +13,7 @@ import type { ContentType } from "../codec.ts";
 import { Agent, type AgentMaster } from "./agent.ts";
 import { EventStream, negotiateStream, parseCall, textResponse } from "./http.ts";
 import { commandExecutorArgv, commandExecutorInfo } from "./command_executor.ts";
+import { basicPrincipal, type Credential, unauthorized } from "./auth.ts";
 import {
   type FrameworkInfo,
   hasCapability,
@@ -51,6 +52,13 @@ export interface LocalClusterOptions {
    * (default: `mesos_local --command-executor` of this install).
    */
   commandExecutor?: string[];
+  /**
+   * Framework credentials: when given, every scheduler call must
+   * authenticate with HTTP Basic as one of them (401 otherwise), and the
+   * agents authenticate executors with a token of their own each (Mesos
+   * `--authenticate_http_frameworks`, `--authenticate_http_executors`).
+   */
+  credentials?: Credential[];
   /** Master HTTP port on 127.0.0.1 (0 or absent = any free port). */
   port?: number;
   /** Folder for sandboxes (`<workDir>/agents/<agentId>/frameworks/...`). */
@@ -240,6 +248,7 @@ export class LocalCluster implements AgentMaster {
       zk: options.zk,
       agents,
       commandExecutor: options.commandExecutor ?? commandExecutorArgv(),
+      credentials: options.credentials ?? [],
       port: optionInt("port", options.port, 0, 0),
       workDir: options.workDir,
       cpus: optionInt("cpus", options.cpus, 4, 0),
@@ -433,6 +442,7 @@ export class LocalCluster implements AgentMaster {
       executorShutdownGracePeriodMs: this.#opt.executorShutdownGracePeriodMs,
       statusUpdateRetryMs: this.#opt.statusUpdateRetryMs,
       statusUpdateMaxRetryMs: this.#opt.statusUpdateMaxRetryMs,
+      authenticateExecutors: this.#opt.credentials.length > 0,
       log: this.#opt.log,
     }, this);
     this.#agentsById.set(agent.id, agent);
@@ -840,9 +850,28 @@ export class LocalCluster implements AgentMaster {
         headers: { Location: `//${this.#leader}${path}${url.search}` },
       });
     }
+    let principal: string | undefined;
+    if (this.#opt.credentials.length > 0) {
+      principal = basicPrincipal(request, this.#opt.credentials);
+      if (principal === undefined) {
+        await request.body?.cancel();
+        return unauthorized("Basic", "Unauthorized: this master authenticates frameworks");
+      }
+    }
     const parsed = await parseCall<Call>(request, "mesos.v1.scheduler.Call");
     if ("response" in parsed) return parsed.response;
     const { call } = parsed;
+    if (principal !== undefined) {
+      const claimed = call.type === "SUBSCRIBE"
+        ? (call.subscribe?.framework_info as FrameworkInfo | undefined)?.principal
+        : this.#frameworks.get(call.framework_id?.value ?? "")?.info.principal;
+      if (claimed !== undefined && claimed !== principal) {
+        return textResponse(
+          400,
+          `Authenticated principal '${principal}' does not match principal '${claimed}' set in 'FrameworkInfo'`,
+        );
+      }
+    }
     const invalid = validateSchedulerCall(call);
     if (invalid) return textResponse(400, invalid);
     if (call.type === "SUBSCRIBE") {

@@ -16,6 +16,7 @@
 import { LocalCluster, type LocalClusterOptions } from "./master.ts";
 
 export { type AgentView, LocalCluster, type LocalClusterOptions } from "./master.ts";
+export { type Credential, parseCredentials } from "./auth.ts";
 
 /**
  * Starts a {@link LocalCluster} (what `Master: "local"` / `"local:N"` uses)
