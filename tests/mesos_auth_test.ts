@@ -136,7 +136,6 @@ Deno.test({
       dir,
       dbType: "embedded",
       master: "local:1",
-      localPortsBase: 15_000,
       config: { Principal: "mrr", SecretFile: `${dir}/secret`, Role: "mrr/dev" },
     });
     try {
