@@ -357,11 +357,19 @@ export function standbyHandler(options: StandbyOptions): (request: Request) => P
       });
     }
     if (!cached || Date.now() - cached.at > cacheMs) {
-      let failed = false;
-      const rec = await readLeader(options.store, options.prefix).catch(() => {
-        failed = true;
-        return undefined;
+      // A store that does not answer within a second counts as unreachable:
+      // the answer must not wait for the store's own time-out.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const slow = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("no answer within 1 s")), 1_000);
       });
+      let failed = false;
+      const rec = await Promise.race([readLeader(options.store, options.prefix), slow])
+        .catch(() => {
+          failed = true;
+          return undefined;
+        })
+        .finally(() => clearTimeout(timer));
       cached = { at: Date.now(), rec, failed };
     }
     const rec = leaderToName(cached.rec, options);
