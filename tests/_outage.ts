@@ -29,6 +29,8 @@ export interface OutageEnv {
   cluster: LocalCluster;
   /** Starts a sched (`name` keeps its files apart) and waits until its API answers. */
   spawn(name: string, options?: { ttlSeconds?: number }): Promise<OutageSched>;
+  /** Prints every sched's log (for a failed test). */
+  dump(): void;
   /** Stops every sched, the cluster and the store; removes the dir. */
   close(): Promise<void>;
 }
@@ -54,7 +56,7 @@ export async function startOutageEnv(
   const prefix = `/mrr-outage-${crypto.randomUUID().slice(0, 8)}`;
   const artifactPort = freePort();
   const running: OutageSched[] = [];
-  return {
+  const env: OutageEnv = {
     dir,
     store,
     cluster,
@@ -95,10 +97,13 @@ export async function startOutageEnv(
       }, { timeoutMs: 30_000 });
       return sched;
     },
-    async close() {
-      if (Deno.env.get("MRR_KEEP_LOGS")) {
-        for (const s of running) console.log(`--- ${s.logFile} ---\n${s.log()}`);
+    dump() {
+      for (const s of running) {
+        console.log(`--- ${s.logFile} (exited: ${s.proc.exited}) ---\n${s.log()}`);
       }
+    },
+    async close() {
+      if (Deno.env.get("MRR_KEEP_LOGS")) env.dump();
       for (const s of running) await s.stop().catch(() => {});
       await cluster.stop().catch(() => {});
       ports.release();
@@ -106,6 +111,7 @@ export async function startOutageEnv(
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
+  return env;
 }
 
 /** The HEALTH answer of `sched`. */
@@ -232,5 +238,21 @@ export class AckedWriter {
   async stop(): Promise<void> {
     this.#stopped = true;
     await this.#loop;
+  }
+}
+
+/**
+ * Runs a step of `t`; when it fails, prints every sched's log and stops the
+ * test (later steps build on this one).
+ */
+export async function step(
+  t: Deno.TestContext,
+  env: OutageEnv,
+  name: string,
+  fn: () => Promise<void>,
+): Promise<void> {
+  if (!(await t.step(name, fn))) {
+    env.dump();
+    throw new Error(`Step "${name}" failed; the sched logs are above`);
   }
 }

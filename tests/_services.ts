@@ -101,7 +101,9 @@ class Managed implements Service {
       await waitFor(`${this.what} at ${this.endpoint} to become ready`, async () => {
         if (exited) throw new Error(`${this.what} exited; see ${this.dir}/server.log`);
         return await this.ready();
-      }, { timeoutMs: 30_000, intervalMs: 50 });
+        // Generous: a JVM (ZooKeeper) starting on a loaded 2-core machine
+        // has been seen to need more than 30 s.
+      }, { timeoutMs: 90_000, intervalMs: 50 });
     } catch (error) {
       await this.#terminate("SIGKILL");
       throw error;

@@ -16,6 +16,7 @@ import {
   createWhenBack,
   health,
   startOutageEnv,
+  step,
   tail,
   waitReady,
 } from "./_outage.ts";
@@ -35,31 +36,36 @@ Deno.test({
       await waitFor("some acknowledged writes", () => writer.acked.size >= 50);
 
       let stoppedAt = 0;
-      await t.step("etcd stops: the leader steps down, serving STATUS marked stale", async () => {
-        const offset = sched.log().length;
-        await env.store.kill();
-        stoppedAt = Date.now();
-        await waitFor(
-          "the step-down",
-          () => /Lost leadership: /.test(sched.log().slice(offset)),
-          { timeoutMs: 30_000 },
-        );
-        const res = await fetch(`${sched.url}/v1/STATUS/fo`);
-        assertEquals(res.status, 200);
-        const view = await res.json();
-        assertEquals(view.Stale, true, JSON.stringify(view));
-        assert(typeof view.StaleSeconds === "number", "StaleSeconds");
-        assert(res.headers.get("x-mrr-stale") !== null, "X-Mrr-Stale header");
-        const h = await health(sched);
-        assertEquals(h.status, 503);
-        assertEquals(h.body.Role, "standby");
-        assert(h.body.Store.startsWith("unreachable"), h.body.Store);
-        const post = await create(sched, "refused", 20, 0);
-        assertEquals(post.status, 503, post.text);
-      });
+      await step(
+        t,
+        env,
+        "etcd stops: the leader steps down, serving STATUS marked stale",
+        async () => {
+          const offset = sched.log().length;
+          await env.store.kill();
+          stoppedAt = Date.now();
+          await waitFor(
+            "the step-down",
+            () => /Lost leadership: /.test(sched.log().slice(offset)),
+            { timeoutMs: 30_000 },
+          );
+          const res = await fetch(`${sched.url}/v1/STATUS/fo`);
+          assertEquals(res.status, 200);
+          const view = await res.json();
+          assertEquals(view.Stale, true, JSON.stringify(view));
+          assert(typeof view.StaleSeconds === "number", "StaleSeconds");
+          assert(res.headers.get("x-mrr-stale") !== null, "X-Mrr-Stale header");
+          const h = await health(sched);
+          assertEquals(h.status, 503);
+          assertEquals(h.body.Role, "standby");
+          assert(h.body.Store.startsWith("unreachable"), h.body.Store);
+          const post = await create(sched, "refused", 20, 0);
+          assertEquals(post.status, 503, post.text);
+        },
+      );
 
       let oldPort = "";
-      await t.step("the master dies while etcd is down: nobody is promoted", async () => {
+      await step(t, env, "the master dies while etcd is down: nobody is promoted", async () => {
         oldPort = before.Master!.Port;
         const [pid] = await redisPids(oldPort);
         assert(pid, `a redis-server on ${oldPort}`);
@@ -74,32 +80,37 @@ Deno.test({
         assertAlive(sched);
       });
 
-      await t.step("etcd back after 15 s: CREATE accepted, the failover finishes", async () => {
-        const wait = 15_000 - (Date.now() - stoppedAt);
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        await env.store.restart();
-        const backAt = Date.now();
-        console.log(`  etcd was down ${backAt - stoppedAt} ms`);
-        const took = await createWhenBack(sched, "after", backAt);
-        console.log(`  CREATE accepted ${took} ms after etcd answered again`);
-        const healed = await waitHealed(sched, "fo", oldPort, 2, 90_000);
-        assert(healed.Epoch! > (before.Epoch ?? 0), "a new epoch");
-        await waitFor("writes on the new master", () => writer.acked.size > 0);
-        const ackedBefore = writer.acked.size;
-        await waitFor(
-          "more acknowledged writes on the new master",
-          () => writer.acked.size > ackedBefore + 20,
-          { timeoutMs: 30_000 },
-        );
-        await writer.stop();
-        await assertKeys(healed.Master!, writer.acked);
-        console.log(`  ${writer.acked.size} acknowledged writes, none lost`);
-        await waitRunning(sched, "after", 60_000);
-        assertAlive(sched);
-        assert(!/exiting with code/.test(sched.log()), `no exit${tail(sched)}`);
-      }).finally(() => writer.stop());
+      await step(
+        t,
+        env,
+        "etcd back after 15 s: CREATE accepted, the failover finishes",
+        async () => {
+          const wait = 15_000 - (Date.now() - stoppedAt);
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          await env.store.restart();
+          const backAt = Date.now();
+          console.log(`  etcd was down ${backAt - stoppedAt} ms`);
+          const took = await createWhenBack(sched, "after", backAt);
+          console.log(`  CREATE accepted ${took} ms after etcd answered again`);
+          const healed = await waitHealed(sched, "fo", oldPort, 2, 90_000);
+          assert(healed.Epoch! > (before.Epoch ?? 0), "a new epoch");
+          await waitFor("writes on the new master", () => writer.acked.size > 0);
+          const ackedBefore = writer.acked.size;
+          await waitFor(
+            "more acknowledged writes on the new master",
+            () => writer.acked.size > ackedBefore + 20,
+            { timeoutMs: 30_000 },
+          );
+          await writer.stop();
+          await assertKeys(healed.Master!, writer.acked);
+          console.log(`  ${writer.acked.size} acknowledged writes, none lost`);
+          await waitRunning(sched, "after", 60_000);
+          assertAlive(sched);
+          assert(!/exiting with code/.test(sched.log()), `no exit${tail(sched)}`);
+        },
+      ).finally(() => writer.stop());
 
-      await t.step("clean up", async () => {
+      await step(t, env, "clean up", async () => {
         await deleteAndWait(sched, "after");
         await deleteAndWait(sched, "fo");
       });

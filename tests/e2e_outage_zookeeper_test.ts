@@ -16,6 +16,7 @@ import {
   health,
   type OutageSched,
   startOutageEnv,
+  step,
   tail,
   waitReady,
 } from "./_outage.ts";
@@ -46,34 +47,42 @@ Deno.test({
       const values = await writeAcked(before, 100, "zk");
 
       let stoppedAt = 0;
-      await t.step("ZooKeeper stops: A steps down and serves STATUS marked stale", async () => {
-        await env.store.kill();
-        stoppedAt = Date.now();
-        await waitFor("A's step-down", () => /Lost leadership: /.test(a.log()), {
-          timeoutMs: 40_000,
-        });
-        const res = await fetch(`${a.url}/v1/STATUS/zk`);
-        assertEquals(res.status, 200);
-        const view = await res.json();
-        assertEquals(view.Stale, true, JSON.stringify(view));
-        assertEquals((await health(a)).status, 503);
-        for (const s of [a, b]) {
-          const leader = await named(s);
-          assert(leader !== s.url, `${s.url} names itself as the leader`);
-        }
-        assertAlive(a);
-        assertAlive(b);
-      });
+      await step(
+        t,
+        env,
+        "ZooKeeper stops: A steps down and serves STATUS marked stale",
+        async () => {
+          await env.store.kill();
+          stoppedAt = Date.now();
+          await waitFor("A's step-down", () => /Lost leadership: /.test(a.log()), {
+            timeoutMs: 40_000,
+          });
+          const res = await fetch(`${a.url}/v1/STATUS/zk`);
+          assertEquals(res.status, 200);
+          const view = await res.json();
+          assertEquals(view.Stale, true, JSON.stringify(view));
+          assertEquals((await health(a)).status, 503);
+          for (const s of [a, b]) {
+            const leader = await named(s);
+            assert(leader !== s.url, `${s.url} names itself as the leader`);
+          }
+          assertAlive(a);
+          assertAlive(b);
+        },
+      );
 
       let leader!: OutageSched;
       let other!: OutageSched;
-      await t.step("ZooKeeper back after 15 s: one leads, the other names it", async () => {
+      await step(t, env, "ZooKeeper back after 15 s: one leads, the other names it", async () => {
         const wait = 15_000 - (Date.now() - stoppedAt);
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         await env.store.restart();
         const backAt = Date.now();
         leader = await waitFor("a leader", async () => {
-          for (const s of [a, b]) if ((await health(s)).status === 200) return s;
+          for (const s of [a, b]) {
+            assertAlive(s);
+            if ((await health(s).catch(() => undefined))?.status === 200) return s;
+          }
           return undefined;
         }, { timeoutMs: 60_000 });
         other = leader === a ? b : a;
@@ -99,7 +108,7 @@ Deno.test({
         }
       });
 
-      await t.step("clean up", async () => {
+      await step(t, env, "clean up", async () => {
         await deleteAndWait(leader, "after");
         await deleteAndWait(leader, "zk");
       });
