@@ -76,6 +76,14 @@ export interface RedisStats {
   connectedSlaves: number;
   /** The newest epoch of the instance this task has been told (launch or command). */
   epoch?: number;
+  /**
+   * Present while the executor's checks get no answer from a process that
+   * still lives (not stopped, not exited): ms since its last answer. The
+   * other fields are from that last answer.
+   */
+  unansweredMs?: number;
+  /** With `unansweredMs`: the process state the executor read (`running`, `sleeping`, ...). */
+  procState?: string;
 }
 
 /** Executor → scheduler. */

@@ -1,11 +1,15 @@
 /**
  * End to end: the executor hosting the master of a 1+2 instance freezes
- * (SIGSTOP), so Mesos can neither hear from it nor kill its redis-server —
- * the shape of a partitioned host. The scheduler sees the stats go silent,
- * promotes a slave and re-points the other; the old master, still alive and
- * still reachable by clients, must refuse writes (its `min-replicas-to-write`
- * self-fence), so clients never have two writable masters. When the executor
- * thaws, the stale master is killed.
+ * (SIGSTOP), so Mesos can neither hear from it nor kill its redis-server.
+ *
+ * While the master itself still answers, its executor's silence is only a
+ * doubt: the scheduler checks it directly and keeps it (no promotion, however
+ * long the silence). When the redis-server freezes too — the shape of a
+ * partitioned host: neither the executor nor the process answers — the
+ * scheduler promotes a slave and re-points the other; the old master, once
+ * thawed and reachable by clients again, must refuse writes (its
+ * `min-replicas-to-write` self-fence), so clients never have two writable
+ * masters. When the executor thaws, the stale master is killed.
  */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { waitFor } from "./_util.ts";
@@ -28,14 +32,39 @@ Deno.test({
   async fn() {
     const env = await startFailoverEnv("e2e-failover-partition");
     let frozen: number | undefined;
+    let frozenRedis: number | undefined;
     try {
       const before = await createRunning(env.sched, "fp", 2);
       const values = await writeAcked(before, 200, "p");
       const oldMaster = before.Master!;
-      frozen = await parentPid(await pidOfPort(oldMaster.Port));
+      const masterPid = await pidOfPort(oldMaster.Port);
+      frozen = await parentPid(masterPid);
       Deno.kill(frozen, "SIGSTOP");
 
-      // Stats silence (10 s) → the master is declared lost and a slave promoted.
+      // 14 s of stats silence (beyond the 10 s after which a silent process
+      // that does not answer is lost): the master answers, so it stays.
+      const silentUntil = Date.now() + 14_000;
+      while (Date.now() < silentUntil) {
+        const v = await status(env.sched, "fp");
+        assertEquals(
+          v?.Master?.Port,
+          oldMaster.Port,
+          `the answering master was replaced${logTail(env.sched)}`,
+        );
+        assertEquals(v?.Epoch ?? 0, 0);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      assertMatch(env.sched.log(), /Task fp\.p1\.1 of fp in doubt \(no stats from its executor/);
+      // It takes writes all along (its replicas acknowledge them).
+      await withRedis(oldMaster, async (r) => {
+        await r.set("while-its-executor-is-frozen", "1");
+        assertEquals(await r.call("WAIT", "2", "1000"), 2);
+      });
+      values.set("while-its-executor-is-frozen", "1");
+
+      // The redis-server freezes too: it does not answer the scheduler either.
+      Deno.kill(masterPid, "SIGSTOP");
+      frozenRedis = masterPid;
       const promoted = await waitFor(`a new master of fp after the freeze`, async () => {
         const v = await status(env.sched, "fp");
         return v?.Master && v.Master.Port !== oldMaster.Port ? v : undefined;
@@ -44,7 +73,9 @@ Deno.test({
       });
       await withRedis(promoted.Master!, (r) => r.set("after-promotion", "1"));
 
-      // The old master still runs and answers, but takes no writes.
+      // Thawed (its executor still frozen), the old master runs and answers, but takes no writes.
+      Deno.kill(masterPid, "SIGCONT");
+      frozenRedis = undefined;
       assertEquals((await redisPids(oldMaster.Port)).length, 1, "the old master still runs");
       const refusal = await waitFor("the old master to refuse writes", async () => {
         try {
@@ -73,6 +104,7 @@ Deno.test({
       assert(healed.Epoch! >= 1, "the promotion bumped the epoch");
       await assertKeys(healed.Master!, values);
     } finally {
+      if (frozenRedis !== undefined) Deno.kill(frozenRedis, "SIGCONT");
       if (frozen !== undefined) Deno.kill(frozen, "SIGCONT");
       await env.close();
     }

@@ -6,6 +6,7 @@
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { tempDir } from "./_util.ts";
 import { type MesosPort, Scheduler } from "../lib/scheduler/core.ts";
+import type { Prober } from "../lib/scheduler/liveness_checks.ts";
 import { buildExecutorInfo } from "../lib/scheduler/tasks.ts";
 import { DEFAULT_RESOURCES } from "../lib/scheduler/match.ts";
 import { openStore, type Store } from "../lib/store/mod.ts";
@@ -149,7 +150,26 @@ function result(commandId: string, ok: boolean, replOffset?: number): SchedulerE
   };
 }
 
-async function setup(dir: string, silence = 3_600_000) {
+/** A direct check that finds nothing listening (what a dead process gives). */
+const refused: Prober = () =>
+  Promise.resolve({ ok: false, error: "Connection refused", latencyMs: 0, timedOut: false });
+
+/** Lets the direct checks started so far end, then runs a pass `stepMs` later; `n` times. */
+async function passes(
+  core: Scheduler,
+  clock: { now: number },
+  n: number,
+  stepMs = 1_000,
+): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    await new Promise((r) => setTimeout(r, 0));
+    clock.now += stepMs;
+    await core.tick();
+    await new Promise((r) => setTimeout(r, 0));
+  }
+}
+
+async function setup(dir: string, silence = 3_600_000, prober: Prober = refused) {
   const store = await openStore({ type: "embedded", endpoints: `${dir}/state.db` });
   const clock = { now: 1_000_000 };
   const mesos = new RecordingMesos(store);
@@ -165,6 +185,7 @@ async function setup(dir: string, silence = 3_600_000) {
     now: () => clock.now,
     statsSilenceMs: silence,
     statsLostMs: silence * 3,
+    prober,
   });
   await core.load();
   core.attach(mesos);
@@ -487,6 +508,13 @@ Deno.test("core: a task the master no longer knows is relaunched once, not lost 
     // The master answers a reconciliation: unknown task (no uuid, nothing to ack).
     await core.handleEvent(update("u.p1.1", "TASK_UNKNOWN", "A1", false));
     assertEquals(mesos.take("acknowledge").length, 1, "only the RUNNING update had a uuid");
+    assertEquals(core.status("u")?.Status, "RUNNING", "a doubt, not yet a verdict");
+    // Its own checks find nothing listening, three times over two seconds: lost.
+    await passes(core, clock, 2);
+    assertMatch(
+      core.status("u")?.Reason ?? "",
+      /Mesos reports TASK_UNKNOWN and it does not answer/,
+    );
     clock.now += 60_000;
     await core.tick();
     assertEquals(mesos.take("kill").map((k) => k.args[0]), ["u.p1.1"], "the old task may be alive");
@@ -527,7 +555,7 @@ Deno.test("core: a single redis that dies on a live agent restarts in place; a s
     const spec2 = JSON.parse(new TextDecoder().decode(again.data));
     assertEquals(spec2.dataDir, spec1.dataDir, "same data dir");
 
-    // No stats for a while: Mesos is asked, then the task is given up (fenced by a kill).
+    // No stats for a while: Mesos is asked and the process is checked directly.
     await core.handleEvent(update("s.p1.2", "TASK_RUNNING", "A1"));
     mesos.calls = [];
     clock.now += 3_500;
@@ -536,15 +564,27 @@ Deno.test("core: a single redis that dies on a live agent restarts in place; a s
       (mesos.take("reconcile")[0]?.args[0] as { taskId: string }[]).map((t) => t.taskId),
       ["s.p1.2"],
     );
-    clock.now += 6_000;
-    await core.tick();
+    await passes(core, clock, 6);
     assertEquals(core.status("s")?.Status, "RUNNING", "no event since: the stream may be stalled");
     await core.handleEvent({ type: "HEARTBEAT" });
-    await core.tick();
-    assertMatch(core.status("s")?.Reason ?? "", /No stats from its executor/);
+    await passes(core, clock, 2);
+    // Silence and unanswered checks are time-outs only: the one copy of the data is kept.
+    assertEquals(core.status("s")?.Status, "RUNNING");
+    assertMatch(
+      core.status("s")?.LastEvent ?? "",
+      /p1: No stats from its executor for 1\d s and it does not answer the scheduler .*only copy of the data/,
+    );
+    assertEquals(mesos.take("kill"), [], "the only copy is not killed on time-outs");
+    // Mesos agrees that the agent is out of touch: lost, fenced by a kill.
+    await core.handleEvent(update("s.p1.2", "TASK_UNREACHABLE", "A1", false));
+    await passes(core, clock, 1);
+    assertMatch(
+      core.status("s")?.Reason ?? "",
+      /Mesos reports TASK_UNREACHABLE; no stats from its executor .* does not answer/,
+    );
     clock.now += 2_000;
     await core.tick();
-    assertEquals(mesos.take("kill").map((k) => k.args[0]), ["s.p1.2"], "the silent task is killed");
+    assertEquals(mesos.take("kill").map((k) => k.args[0]), ["s.p1.2"], "the lost task is killed");
 
     // A stray task of this instance reporting itself master is killed.
     await core.handleEvent(stats([{ taskId: "s.p1.1", role: "master" }], "A3"));

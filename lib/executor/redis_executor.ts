@@ -103,9 +103,17 @@ export interface RedisExecutorOptions {
    * a slave is also checked at once when redis-server logs the end of its sync.
    */
   startingCheckIntervalMs?: number;
-  /** Deadline of one check, in ms. Default 500 (a hang is declared within about 2 s). */
+  /**
+   * Smallest deadline of one check, in ms; it grows with the answer times
+   * seen (4 × the slowest of the last 16, at most 5 s). Default 500 (a
+   * stopped process is declared hung within about 2 s on an idle machine).
+   */
   checkTimeoutMs?: number;
-  /** Failed checks in a row that make a hang. Default 3. */
+  /**
+   * Failed checks in a row after which the process state is read: stopped
+   * (SIGSTOP) is a hang and the process is killed; alive is reported as
+   * unresponsive in the stats and left to the scheduler. Default 3.
+   */
   maxFailures?: number;
   /** How long redis-server may take to answer its first PING, in ms. Default 10000. */
   startTimeoutMs?: number;
@@ -155,6 +163,11 @@ interface Task {
   guard: number;
   /** Changes of `guard`, one at a time. */
   guarding: Promise<void>;
+  /**
+   * While the monitor finds it unresponsive (alive but silent): when it last
+   * answered and the process state read. Cleared by its next answer.
+   */
+  unresponsive?: { since: number; state: string };
 }
 
 function positive(name: string, value: number): number {
@@ -479,7 +492,13 @@ export class RedisExecutor {
     const stats: RedisStats[] = [];
     for (const task of this.#tasks.values()) {
       if ((task.phase === "running" || task.phase === "starting") && task.info) {
-        stats.push({ ...statsFromInfo(task.id, task.info), epoch: task.epoch });
+        const silent = task.unresponsive
+          ? {
+            unansweredMs: Date.now() - task.unresponsive.since,
+            procState: task.unresponsive.state,
+          }
+          : {};
+        stats.push({ ...statsFromInfo(task.id, task.info), epoch: task.epoch, ...silent });
       }
     }
     if (stats.length > 0) this.#sendMessage({ kind: "stats", at: Date.now(), stats });
@@ -616,6 +635,15 @@ export class RedisExecutor {
     switch (event.kind) {
       case "info":
         task.info = event.info;
+        if (task.unresponsive) {
+          this.#log(
+            `Task ${task.id}: redis-server answers again after ${
+              Date.now() - task.unresponsive.since
+            } ms`,
+          );
+          task.unresponsive = undefined;
+          if (task.phase === "running") this.#sendStats();
+        }
         if (task.phase === "starting" && isInSync(event.info)) {
           task.phase = "running";
           clearTimeout(task.syncTimer);
@@ -643,9 +671,18 @@ export class RedisExecutor {
           graceful: false,
           state: "TASK_FAILED",
           message:
-            `redis-server stopped answering (pid ${task.proc?.pid}, port ${task.spec.port}): ${event.failures} checks in a row failed, last: ${event.error}`,
+            `redis-server stopped answering (pid ${task.proc?.pid}, port ${task.spec.port}): ${event.failures} checks in a row failed and the process is ${event.state}, last: ${event.error}`,
           cause: "hung",
         }));
+        return;
+      case "unresponsive":
+        // Alive but silent: slowness is not death. Say so in the stats and let
+        // the scheduler's own check decide; the monitor goes on checking.
+        task.unresponsive = { since: event.since, state: event.state };
+        this.#log(
+          `Task ${task.id}: redis-server (pid ${task.proc?.pid}, port ${task.spec.port}) has not answered ${event.failures} checks in a row (process ${event.state}), last: ${event.error}; reported, not killed`,
+        );
+        this.#sendStats();
         return;
     }
   }
@@ -761,7 +798,7 @@ export class RedisExecutor {
           if (!live) {
             throw new Error(`Cannot read the offset of task "${msg.taskId}": it does not run here`);
           }
-          const info = await task.proc!.client.info(this.#opts.checkTimeoutMs);
+          const info = await task.proc!.client.info(this.#checkTimeout(task));
           task.info = info;
           const replOffset = info.role === "slave" ? info.slaveReplOffset : info.masterReplOffset;
           reply(true, { replOffset });
@@ -878,6 +915,11 @@ export class RedisExecutor {
     return run;
   }
 
+  /** The deadline of a check of `task` now: its monitor's (adapted to answer times). */
+  #checkTimeout(task: Task): number {
+    return task.monitor?.timeoutMs ?? this.#opts.checkTimeoutMs;
+  }
+
   #noteEpoch(instance: string, epoch: number): void {
     if (epoch > (this.#epochs.get(instance) ?? 0)) this.#epochs.set(instance, epoch);
   }
@@ -885,7 +927,7 @@ export class RedisExecutor {
   /** Re-reads INFO of `task` after a role change and sends stats at once. */
   async #refresh(task: Task): Promise<void> {
     try {
-      task.info = await task.proc!.client.info(this.#opts.checkTimeoutMs);
+      task.info = await task.proc!.client.info(this.#checkTimeout(task));
     } catch {
       // The monitor will tell.
     }

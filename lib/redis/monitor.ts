@@ -1,11 +1,22 @@
 /**
- * Watches one redis-server: `INFO` at a steady pace, a hang when several
- * checks in a row get no answer in time, and the process exit at once.
+ * Watches one redis-server: `INFO` at a steady pace, the process exit at
+ * once, and — when several checks in a row get no answer — a look at the
+ * process itself before anything is said about it.
+ *
+ * Slowness is not death. Each check's deadline follows the answer times seen
+ * lately ({@linkcode adaptiveTimeoutMs}); a time-out across which this
+ * process's own event loop stalled (the executor was starved: the answer may
+ * have sat unread) does not count; and after
+ * `maxFailures` counted failures the process state in `/proc` decides
+ * ({@linkcode judgeUnanswered}): a stopped process (`SIGSTOP`) is `hung` and
+ * the monitor stops, anything that lives is only `unresponsive` — reported
+ * once, checked on, and `info` again as soon as it answers.
  *
  * After a failed check the next one starts after `retryIntervalMs` (not the
- * full interval), so a hang is declared within about
+ * full interval), so a stopped process is declared hung within about
  * `intervalMs + maxFailures × timeoutMs + (maxFailures - 1) × retryIntervalMs`
- * of the last good answer (1.5 s + 0.5 s … with the executor's 500 ms × 3).
+ * of the last good answer on an idle machine (2.1 s with the executor's
+ * 500 ms × 3).
  *
  * @module
  */
@@ -13,13 +24,34 @@
 import type { RedisClient } from "./client.ts";
 import type { RedisInfo } from "./info.ts";
 import type { RedisExit } from "./server.ts";
+import {
+  adaptiveTimeoutMs,
+  classifyFailure,
+  judgeUnanswered,
+  LatencyWindow,
+  parseProcStat,
+  type ProcState,
+} from "./liveness.ts";
+import { stallMeter } from "./stall_meter.ts";
 
 /** What a {@linkcode RedisMonitor} reports. */
 export type RedisMonitorEvent =
-  /** A fresh INFO answer. */
-  | { kind: "info"; info: RedisInfo }
-  /** `maxFailures` checks in a row failed; the monitor has stopped. */
-  | { kind: "hung"; failures: number; error: string }
+  /** A fresh INFO answer, and how long it took. */
+  | { kind: "info"; info: RedisInfo; latencyMs: number }
+  /** `maxFailures` checks in a row failed and the process is stopped; the monitor has stopped. */
+  | { kind: "hung"; failures: number; error: string; state: ProcState }
+  /**
+   * `maxFailures` checks in a row failed but the process lives (`state`);
+   * the monitor goes on checking. Sent once until the next answer.
+   */
+  | {
+    kind: "unresponsive";
+    failures: number;
+    error: string;
+    state: ProcState;
+    /** When the last good answer came (ms since the epoch; the start if none did). */
+    since: number;
+  }
   /** The process ended; the monitor has stopped. */
   | { kind: "exited"; exit: RedisExit };
 
@@ -29,46 +61,89 @@ export interface MonitoredProcess {
   readonly client: Pick<RedisClient, "info">;
   /** Resolves when the process ends. */
   readonly exited: Promise<RedisExit>;
+  /** Its process id, to read its state when it stops answering. */
+  readonly pid?: number;
 }
 
 /** Options of {@linkcode RedisMonitor}. */
 export interface RedisMonitorOptions {
   /** Time between the starts of two checks, in ms. Default 1000. */
   intervalMs?: number;
-  /** Deadline of one check, in ms. Default 1500. */
+  /** Smallest deadline of one check, in ms (the deadline adapts upwards). Default 1500. */
   timeoutMs?: number;
-  /** Failed checks in a row that make a hang. Default 3. */
+  /** Largest deadline of one check, in ms. Default 5000 (at least `timeoutMs`). */
+  maxTimeoutMs?: number;
+  /** The deadline is this × the slowest of the last 16 answers. Default 4. */
+  timeoutFactor?: number;
+  /**
+   * A time-out noticed more than this late (ms) does not count: the monitor
+   * itself was starved. Default half of `timeoutMs`, at least 100.
+   */
+  lagAllowanceMs?: number;
+  /** Counted failed checks in a row before the process state is looked at. Default 3. */
   maxFailures?: number;
   /** Pause after a failed check before the next one, in ms. Default 100. */
   retryIntervalMs?: number;
+  /** Reads the process state. Default: `/proc/<pid>/stat` of the process. */
+  readState?: () => ProcState | Promise<ProcState>;
   /** Receives every event; a throw or rejection is ignored. */
   onEvent: (event: RedisMonitorEvent) => void | Promise<void>;
+}
+
+/** The state of process `pid` from `/proc/<pid>/stat`: `gone` when none, `unknown` without `/proc`. */
+export function readProcState(pid: number | undefined): ProcState {
+  if (pid === undefined) return "unknown";
+  try {
+    return parseProcStat(Deno.readTextFileSync(`/proc/${pid}/stat`));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      try {
+        Deno.statSync("/proc/self");
+        return "gone";
+      } catch {
+        return "unknown";
+      }
+    }
+    return "unknown";
+  }
 }
 
 /**
  * Watches one process until it exits, hangs or {@linkcode RedisMonitor.stop}
  * is called. Any answer that fails (timeout, refused connection, error reply)
- * counts as a failed check; a good answer resets the count.
+ * counts as a failed check, except a time-out noticed late; a good answer
+ * resets the count.
  */
 export class RedisMonitor {
   /** Time between the starts of two checks, in ms; may be changed at any time. */
   intervalMs: number;
   readonly #timeoutMs: number;
+  readonly #maxTimeoutMs: number;
+  readonly #factor: number;
+  readonly #lagAllowanceMs: number;
   readonly #maxFailures: number;
   readonly #retryIntervalMs: number;
   readonly #process: MonitoredProcess;
+  readonly #readState: () => ProcState | Promise<ProcState>;
   readonly #onEvent: (event: RedisMonitorEvent) => void | Promise<void>;
+  readonly #latencies = new LatencyWindow(16);
   #stopped = false;
   #started = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
   #failures = 0;
+  #lastAnswerAt = 0;
+  #unresponsive = false;
+  #releaseMeter: (() => void) | undefined;
 
   /** Makes a monitor for `process`; call {@linkcode RedisMonitor.start}. */
   constructor(process: MonitoredProcess, options: RedisMonitorOptions) {
     const intervalMs = options.intervalMs ?? 1000;
     const timeoutMs = options.timeoutMs ?? 1500;
+    const maxTimeoutMs = Math.max(timeoutMs, options.maxTimeoutMs ?? 5000);
+    const factor = options.timeoutFactor ?? 4;
+    const lagAllowanceMs = options.lagAllowanceMs ?? Math.max(100, timeoutMs / 2);
     const maxFailures = options.maxFailures ?? 3;
     const retryIntervalMs = options.retryIntervalMs ?? 100;
     if (!(retryIntervalMs >= 0)) {
@@ -80,21 +155,42 @@ export class RedisMonitor {
     if (!(timeoutMs > 0)) {
       throw new RangeError(`Cannot create monitor: invalid timeoutMs ${timeoutMs}`);
     }
+    if (!(factor >= 1)) {
+      throw new RangeError(`Cannot create monitor: invalid timeoutFactor ${factor}`);
+    }
+    if (!(lagAllowanceMs >= 0)) {
+      throw new RangeError(`Cannot create monitor: invalid lagAllowanceMs ${lagAllowanceMs}`);
+    }
     if (!Number.isInteger(maxFailures) || maxFailures < 1) {
       throw new RangeError(`Cannot create monitor: invalid maxFailures ${maxFailures}`);
     }
     this.#process = process;
     this.intervalMs = intervalMs;
     this.#timeoutMs = timeoutMs;
+    this.#maxTimeoutMs = maxTimeoutMs;
+    this.#factor = factor;
+    this.#lagAllowanceMs = lagAllowanceMs;
     this.#maxFailures = maxFailures;
     this.#retryIntervalMs = retryIntervalMs;
+    this.#readState = options.readState ?? (() => readProcState(process.pid));
     this.#onEvent = options.onEvent;
+  }
+
+  /** The deadline the next check gets, in ms. */
+  get timeoutMs(): number {
+    return adaptiveTimeoutMs(this.#latencies.values, {
+      floorMs: this.#timeoutMs,
+      ceilingMs: this.#maxTimeoutMs,
+      factor: this.#factor,
+    });
   }
 
   /** Starts watching; the first check runs at once. */
   start(): void {
     if (this.#started) return;
     this.#started = true;
+    this.#lastAnswerAt = Date.now();
+    this.#releaseMeter = stallMeter.acquire();
     this.#process.exited.then((exit) => {
       if (this.#stopped) return;
       this.#finish();
@@ -116,6 +212,7 @@ export class RedisMonitor {
 
   #finish(): void {
     this.#stopped = true;
+    this.#releaseMeter?.();
     this.#wake?.();
   }
 
@@ -129,32 +226,69 @@ export class RedisMonitor {
 
   async #run(): Promise<void> {
     while (!this.#stopped) {
-      const began = Date.now();
+      const began = performance.now();
+      const beganAt = Date.now();
+      const timeoutMs = this.timeoutMs;
       let wait = this.intervalMs;
       try {
-        const info = await this.#process.client.info(this.#timeoutMs);
+        const info = await this.#process.client.info(timeoutMs);
         if (this.#stopped) return;
+        const latencyMs = performance.now() - began;
+        this.#latencies.add(latencyMs);
         this.#failures = 0;
-        await this.#emit({ kind: "info", info });
+        this.#unresponsive = false;
+        this.#lastAnswerAt = Date.now();
+        await this.#emit({ kind: "info", info, latencyMs });
       } catch (error) {
         if (this.#stopped) return;
-        this.#failures++;
         wait = Math.min(this.intervalMs, this.#retryIntervalMs);
-        if (this.#failures >= this.#maxFailures) {
+        const elapsedMs = performance.now() - began;
+        const state = await this.#state();
+        if (this.#stopped) return;
+        const kind = classifyFailure({
+          elapsedMs,
+          timeoutMs,
+          lagAllowanceMs: this.#lagAllowanceMs,
+          stalledMs: stallMeter.stalledSince(beganAt),
+        });
+        // A stopped process cannot have answered: its time-outs count however late.
+        if (kind === "failure" || state === "stopped") this.#failures++;
+        const verdict = judgeUnanswered({
+          failures: this.#failures,
+          maxFailures: this.#maxFailures,
+          state,
+        });
+        const text = (error as Error)?.message ?? String(error);
+        if (verdict === "hung") {
           // Give a concurrent exit the chance to be the reported cause.
           await new Promise((r) => setTimeout(r, 20));
           if (this.#stopped) return;
           this.#finish();
-          await this.#emit({
-            kind: "hung",
-            failures: this.#failures,
-            error: (error as Error).message ?? String(error),
-          });
+          await this.#emit({ kind: "hung", failures: this.#failures, error: text, state });
           return;
         }
+        if (verdict === "unresponsive" && !this.#unresponsive) {
+          this.#unresponsive = true;
+          await this.#emit({
+            kind: "unresponsive",
+            failures: this.#failures,
+            error: text,
+            state,
+            since: this.#lastAnswerAt,
+          });
+        }
+        if (this.#unresponsive) wait = this.intervalMs;
       }
-      const spent = this.#failures > 0 ? 0 : Date.now() - began;
+      const spent = this.#failures > 0 ? 0 : performance.now() - began;
       await this.#sleep(Math.max(0, wait - spent));
+    }
+  }
+
+  async #state(): Promise<ProcState> {
+    try {
+      return await this.#readState();
+    } catch {
+      return "unknown";
     }
   }
 

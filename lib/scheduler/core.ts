@@ -34,6 +34,8 @@ import {
 } from "./match.ts";
 import { type Action, addressOf, isLive, type ObservedStats, plan } from "./plan.ts";
 import { buildTaskInfo, EXECUTOR_ID, parseTaskId, taskIdOf } from "./tasks.ts";
+import { type DetectionOptions, hasOtherCopy, judgeLiveness, type Liveness } from "./detection.ts";
+import { LivenessChecks, type Prober } from "./liveness_checks.ts";
 import { type InstanceView, instanceView } from "./status_view.ts";
 import {
   type AgentResources,
@@ -80,9 +82,13 @@ export interface SchedulerOptions {
   tickMs?: number;
   /** How long a failover waits for the slaves' current offsets, ms (default 300). */
   offsetQueryMs?: number;
-  /** No stats from a RUNNING task for this long: ask Mesos about it (default 3000 ms). */
+  /** No stats from a RUNNING task for this long: in doubt, ask Mesos and check it (default 3000 ms). */
   statsSilenceMs?: number;
-  /** No stats from a RUNNING task for this long: treat it as lost (default 10000 ms). */
+  /**
+   * Time-outs alone (stats silence, unanswered checks) must last this long
+   * before a process that does not answer the scheduler either is lost
+   * (default 10000 ms).
+   */
   statsLostMs?: number;
   /**
    * CREATEs that no agent could ever hold are refused only once the set of
@@ -91,6 +97,10 @@ export interface SchedulerOptions {
    * nothing it could place.
    */
   agentsSettleMs?: number;
+  /** Other detection thresholds (see `detection.ts`). */
+  detection?: Partial<DetectionOptions>;
+  /** The direct check of a process in doubt (default: `probeRedis`, PING + ROLE). */
+  prober?: Prober;
 }
 
 /** What {@linkcode Scheduler.create} answers. */
@@ -211,9 +221,9 @@ export class Scheduler {
   readonly #now: () => number;
   readonly #tickMs: number;
   readonly #offsetQueryMs: number;
-  readonly #statsSilenceMs: number;
-  readonly #statsLostMs: number;
   readonly #agentsSettleMs: number;
+  /** Failure detection: direct checks of processes in doubt (rules in `detection.ts`). */
+  readonly #liveness: LivenessChecks;
 
   readonly #instances = new Map<string, InstState>();
   readonly #stats = new Map<string, RedisStats>();
@@ -283,9 +293,16 @@ export class Scheduler {
     this.#now = options.now ?? Date.now;
     this.#tickMs = options.tickMs ?? 1000;
     this.#offsetQueryMs = options.offsetQueryMs ?? 300;
-    this.#statsSilenceMs = options.statsSilenceMs ?? 3000;
-    this.#statsLostMs = options.statsLostMs ?? 10_000;
     this.#agentsSettleMs = options.agentsSettleMs ?? 3_000;
+    this.#liveness = new LivenessChecks(
+      {
+        ...options.detection,
+        ...(options.statsSilenceMs !== undefined ? { statsSilenceMs: options.statsSilenceMs } : {}),
+        ...(options.statsLostMs !== undefined ? { lostAfterMs: options.statsLostMs } : {}),
+      },
+      options.prober,
+      this.#now,
+    );
   }
 
   // ---- store layout ----
@@ -372,6 +389,7 @@ export class Scheduler {
     this.#reviveTimer = undefined;
     await this.#queue.catch(() => {});
     await Promise.allSettled([...this.#acks]);
+    await this.#liveness.settled();
   }
 
   /** Runs `fn` after everything queued before it; the single writer of the state. */
@@ -904,6 +922,15 @@ export class Scheduler {
       // says nothing about the executor being alive, so it must not reset the
       // stats-silence clock (a frozen executor would never be declared lost).
       if (status.reason !== "REASON_RECONCILIATION") this.#statsSeenAt.set(taskId, this.#now());
+    } else if (
+      MAYBE_ALIVE.has(state) && p.rec.state === "RUNNING" && inst.rec.status !== "DELETING"
+    ) {
+      // The agent is out of touch, not necessarily the process: a doubt, which
+      // the detection confirms with a check of its own before acting.
+      if (p.rec.lastState !== state) {
+        await this.#saveProc(inst, p, { lastState: state });
+        this.#log(`Task ${taskId} of ${inst.rec.name}: ${describeStatus(status)}; checking it`);
+      }
     } else if (TERMINAL_OR_LOST.has(state)) {
       this.#forgetTask(taskId);
       if (inst.rec.status === "DELETING") {
@@ -997,6 +1024,7 @@ export class Scheduler {
           if (isLive(p.rec)) {
             this.#stats.set(s.taskId, s);
             this.#statsSeenAt.set(s.taskId, now);
+            this.#liveness.noteStats(s, now);
           }
         } else if (
           s.role === "master" && now - (this.#strayKilledAt.get(s.taskId) ?? 0) > 5_000
@@ -1099,7 +1127,7 @@ export class Scheduler {
       const master = inst?.procs.get(inst.rec.masterId ?? "");
       if (!inst || master?.rec.state !== "LOST") this.#offsetQueries.delete(name);
     }
-    await this.#checkStatsSilence(now);
+    await this.#checkLiveness(now);
     const { actions, launchable } = this.#plan();
     for (const action of actions) {
       try {
@@ -1129,44 +1157,109 @@ export class Scheduler {
   }
 
   /**
-   * A RUNNING task whose executor sent no stats for `statsSilenceMs` is asked
-   * about (explicit reconciliation); after `statsLostMs` it is treated as lost
-   * (`TASK_UNKNOWN`: fenced and killed before anything replaces it), provided
-   * some Mesos event (an answer, a heartbeat, another executor's stats) arrived
-   * after its last stats.
+   * Failure detection of RUNNING processes (rules and table in
+   * `detection.ts`): a process in doubt (stats silence, Mesos' doubt, its
+   * executor's unanswered checks) is checked directly and kept while it
+   * answers; a confirmed one is treated as lost (fenced and killed before
+   * anything replaces it), except on time-outs alone when it holds the only
+   * copy of the data. Stats silence also asks Mesos (explicit reconciliation).
    */
-  async #checkStatsSilence(now: number): Promise<void> {
+  async #checkLiveness(now: number): Promise<void> {
     if (!this.#subscribed || !this.#mesos) return;
     const ask: { taskId: string; agentId?: string }[] = [];
+    const opts = this.#liveness.options;
     for (const inst of this.#instances.values()) {
       if (inst.rec.status === "DELETING") continue;
-      for (const p of inst.procs.values()) {
-        if (p.rec.state !== "RUNNING" || !p.rec.taskId) continue;
-        const seen = Math.max(this.#statsSeenAt.get(p.rec.taskId) ?? 0, this.#subscribedAt);
-        const silent = now - seen;
-        // Lost only when the event stream has delivered something since its last
-        // stats: silence on a stalled stream says nothing about the executor.
-        if (silent >= this.#statsLostMs && this.#lastEventAt > seen) {
-          const taskId = p.rec.taskId;
-          this.#forgetTask(taskId);
-          await this.#markLost(
-            inst,
-            p,
-            `No stats from its executor for ${Math.round(silent / 1000)} s`,
-            "TASK_UNKNOWN",
-          ).catch((e) => this.#log(`Cannot mark ${taskId} lost: ${(e as Error).message}`));
-        } else if (
-          silent >= this.#statsSilenceMs &&
-          now - (this.#silenceAskedAt.get(p.rec.taskId) ?? 0) >= this.#statsSilenceMs
-        ) {
-          this.#silenceAskedAt.set(p.rec.taskId, now);
-          ask.push({ taskId: p.rec.taskId, ...(p.rec.agentId ? { agentId: p.rec.agentId } : {}) });
+      const running = [...inst.procs.values()].filter((p) =>
+        p.rec.state === "RUNNING" && p.rec.taskId
+      );
+      const inputs = running.map((p) => this.#livenessInput(p, now));
+      const doubted = new Set(
+        running.filter((_, i) =>
+          judgeLiveness({ ...inputs[i]!, otherCopy: true }, opts).verdict !== "alive"
+        )
+          .map((p) => p.rec.taskId),
+      );
+      const recs = [...inst.procs.values()].map((p) => p.rec);
+      for (const [i, p] of running.entries()) {
+        const otherCopy = hasOtherCopy(p.rec, recs, inst.rec.masterId, this.#stats, doubted);
+        const verdict = judgeLiveness({ ...inputs[i]!, otherCopy }, opts);
+        if (verdict.verdict === "suspect" && verdict.askMesos) {
+          const asked = this.#silenceAskedAt.get(p.rec.taskId) ?? 0;
+          if (now - asked >= opts.statsSilenceMs) {
+            this.#silenceAskedAt.set(p.rec.taskId, now);
+            ask.push({
+              taskId: p.rec.taskId,
+              ...(p.rec.agentId ? { agentId: p.rec.agentId } : {}),
+            });
+          }
         }
+        await this.#onLiveness(inst, p, verdict).catch((e) =>
+          this.#log(`Cannot act on the health of ${p.rec.taskId}: ${(e as Error).message}`)
+        );
       }
     }
     if (ask.length > 0) {
       this.#log(`No stats lately from ${ask.map((t) => t.taskId).join(", ")}: asking Mesos`);
       await this.#call("reconcile", () => this.#mesos!.reconcile(ask));
+    }
+  }
+
+  #livenessInput(p: ProcState, now: number) {
+    const taskId = p.rec.taskId;
+    const statsAt = Math.max(this.#statsSeenAt.get(taskId) ?? 0, this.#subscribedAt);
+    const unanswered = this.#liveness.unanswered(taskId);
+    return {
+      now,
+      statsAt,
+      streamFlowing: this.#lastEventAt > statsAt,
+      mesosState: p.rec.lastState,
+      unansweredSince: unanswered?.since,
+      procState: unanswered?.state,
+      probe: this.#liveness.history(taskId),
+      probeable: Boolean(p.rec.host && p.rec.port),
+    };
+  }
+
+  /** Performs one verdict of the detection. */
+  async #onLiveness(inst: InstState, p: ProcState, verdict: Liveness): Promise<void> {
+    const taskId = p.rec.taskId;
+    const name = inst.rec.name;
+    const before = this.#liveness.note(taskId, verdict.verdict);
+    switch (verdict.verdict) {
+      case "alive":
+        this.#liveness.clear(taskId);
+        if (before) this.#log(`Task ${taskId} of ${name}: out of doubt`);
+        return;
+      case "lost":
+        this.#forgetTask(taskId);
+        await this.#markLost(inst, p, verdict.reason, verdict.state);
+        return;
+      case "suspect":
+      case "kept": {
+        if (!p.rec.host || !p.rec.port) return;
+        this.#liveness.probeIfDue(
+          taskId,
+          { host: p.rec.host!, port: p.rec.port! },
+          (record) => {
+            if (this.#stopped) return;
+            this.#enqueue(() => {
+              record();
+              return this.#reconcile();
+            }).catch((e) => this.#log(`Reconcile failed: ${(e as Error).message}`));
+          },
+        );
+        if (before === undefined) return;
+        if (verdict.verdict === "suspect") {
+          this.#log(`Task ${taskId} of ${name} in doubt (${verdict.doubt}): checking it directly`);
+          return;
+        }
+        this.#log(`Task ${taskId} of ${name}: ${verdict.reason}`);
+        await this.#saveInstance(inst, {
+          lastEvent: `${new Date(this.#now()).toISOString()}: ${p.rec.id}: ${verdict.reason}`,
+        });
+        return;
+      }
     }
   }
 
@@ -1176,6 +1269,7 @@ export class Scheduler {
     this.#inflight.delete(taskId);
     this.#statsSeenAt.delete(taskId);
     this.#silenceAskedAt.delete(taskId);
+    this.#liveness.forget(taskId);
   }
 
   /** REVIVE when new work waits (at most every 100 ms), SUPPRESS when none does. */
