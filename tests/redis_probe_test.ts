@@ -1,54 +1,11 @@
 /**
  * `probeRedis`, the scheduler's direct check, against real redis-servers:
  * the role of a master and a replica, a password, nothing listening, a
- * stopped server (bounded by its deadline); and its RESP codec as a table.
+ * stopped server (bounded by its deadline).
  */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
-import { decodeReply, encodeCommand, probeRedis, RespError } from "../lib/redis/probe.ts";
+import { probeRedis } from "../lib/redis/probe.ts";
 import { freePort, tempDir, waitFor } from "./_util.ts";
-
-const enc = new TextEncoder();
-
-Deno.test("encodeCommand writes a RESP array of bulk strings", () => {
-  assertEquals(new TextDecoder().decode(encodeCommand(["PING"])), "*1\r\n$4\r\nPING\r\n");
-  assertEquals(
-    new TextDecoder().decode(encodeCommand(["AUTH", "pässword"])),
-    "*2\r\n$4\r\nAUTH\r\n$9\r\npässword\r\n",
-  );
-});
-
-Deno.test("decodeReply reads RESP2 values and waits for whole ones", () => {
-  const cases: [string, unknown, number | undefined][] = [
-    ["+PONG\r\n", "PONG", 7],
-    [":42\r\n", 42, 5],
-    ["$3\r\nabc\r\n", "abc", 9],
-    ["$-1\r\n", null, 5],
-    ["*2\r\n$6\r\nmaster\r\n:10\r\n", ["master", 10], 21],
-    ["*3\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6379\r\n", ["slave", "127.0.0.1", 6379], 37],
-    ["*1\r\n*0\r\n", [[]], 8],
-    ["$3\r\nab", undefined, undefined],
-    ["*2\r\n+a\r\n", undefined, undefined],
-    ["+PON", undefined, undefined],
-  ];
-  for (const [text, value, end] of cases) {
-    const got = decodeReply(enc.encode(text));
-    assertEquals(
-      got && { value: got.value, end: got.end },
-      value === undefined && end === undefined ? undefined : { value, end },
-      JSON.stringify(text),
-    );
-  }
-  const err = decodeReply(enc.encode("-NOAUTH Authentication required.\r\n"));
-  assert(err?.value instanceof RespError);
-  assertEquals((err.value as RespError).message, "NOAUTH Authentication required.");
-  let threw = "";
-  try {
-    decodeReply(enc.encode("?what\r\n"));
-  } catch (error) {
-    threw = (error as Error).message;
-  }
-  assertMatch(threw, /Bad RESP reply starting with "\?"/);
-});
 
 /** Runs redis-server with `args` on a free port until `fn` is done. */
 async function withServer(

@@ -186,6 +186,7 @@ async function setup(dir: string, silence = 3_600_000, prober: Prober = refused)
     statsSilenceMs: silence,
     statsLostMs: silence * 3,
     prober,
+    ...(Deno.env.get("CORE_LOG") ? { log: (l: string) => console.log(l) } : {}),
   });
   await core.load();
   core.attach(mesos);
@@ -529,7 +530,7 @@ Deno.test("core: a task the master no longer knows is relaunched once, not lost 
   }
 });
 
-Deno.test("core: a single redis that dies on a live agent restarts in place; a silent task is lost", async () => {
+Deno.test("core: a single redis that dies on a live agent restarts in place; a silent one is kept until Mesos agrees", async () => {
   const dir = await tempDir("core-pin");
   const { store, clock, mesos, core } = await setup(dir, 3_000);
   try {
@@ -650,6 +651,103 @@ Deno.test("core: one store batch per event; every launch is stored before Mesos 
     await core.handleEvent(update("ms.p1.1", "TASK_RUNNING"));
     assertEquals(core.commits - commits, 1);
     assertMatch(String(mesos.take("acknowledge")[0]!.args[3]), /"state":"RUNNING"/);
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("core: a master in doubt is checked directly: kept while it answers, replaced once it does not", async () => {
+  const dir = await tempDir("core-doubt");
+  let answers = true;
+  const probed: string[] = [];
+  const prober: Prober = (t) => {
+    probed.push(`${t.host}:${t.port}`);
+    return Promise.resolve(
+      answers
+        ? { ok: true, role: "master", latencyMs: 1 }
+        : { ok: false, error: "no answer within 1000 ms", latencyMs: 1_000, timedOut: true },
+    );
+  };
+  const { store, clock, mesos, core } = await setup(dir, 3_000, prober);
+  /** One pass a second for `seconds`; the slaves' executors keep sending stats. */
+  const run = async (seconds: number, master?: Partial<RedisStats>) => {
+    for (let i = 0; i < seconds; i++) {
+      await core.handleEvent(stats([
+        ...(master ? [{ taskId: "m.p1.1", ...master }] : []),
+        { taskId: "m.p2.1", role: "slave", replOffset: 10 },
+        { taskId: "m.p3.1", role: "slave", replOffset: 10 },
+      ]));
+      await passes(core, clock, 1);
+      if (master?.unansweredMs !== undefined) master.unansweredMs += 1_000;
+    }
+  };
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    await core.create({ name: "m", capacityMB: 10, masters: 1, slaves: 2, distribution: 1 });
+    await core.handleEvent({
+      type: "OFFERS",
+      offers: { offers: [offer(1, "A1"), offer(2, "A2"), offer(3, "A3")] },
+    });
+    for (const t of mesos.launched) {
+      await core.handleEvent(update(t.task_id.value, "TASK_RUNNING", t.agent_id.value));
+    }
+    await run(1, {});
+    assertEquals(core.status("m")?.Status, "RUNNING");
+    mesos.calls = [];
+
+    // The master's agent restarts: Mesos says unreachable and its executor's
+    // messages stop. The master answers the scheduler's own check: it stays.
+    await core.handleEvent(update("m.p1.1", "TASK_UNREACHABLE", "A1", false));
+    await run(15);
+    assertEquals(probed.length >= 10, true, `checked directly (${probed.length} times)`);
+    assertEquals(probed[0], "127.0.0.1:7010");
+    const view = core.status("m")!;
+    assertEquals([view.Status, view.Epoch, view.Master?.Id, view.Master?.State], [
+      "RUNNING",
+      0,
+      "p1",
+      "RUNNING",
+    ]);
+    assertEquals(mesos.take("kill"), [], "nothing killed");
+    assertEquals(mesos.take("message"), [], "no offset query, no promotion");
+
+    // The agent re-registered: Mesos says RUNNING again, stats flow.
+    await core.handleEvent({
+      type: "UPDATE",
+      update: {
+        status: {
+          task_id: { value: "m.p1.1" },
+          state: "TASK_RUNNING",
+          agent_id: { value: "A1" },
+          source: "SOURCE_MASTER",
+          reason: "REASON_AGENT_REREGISTERED",
+        },
+      },
+    });
+    await run(2, {});
+    const before = probed.length;
+    await run(3, {});
+    assertEquals(probed.length, before, "out of doubt: no more direct checks");
+
+    // Now the master stops answering its executor (alive but silent) and the scheduler.
+    answers = false;
+    // (statsLostMs here: 9 s.)
+    await run(8, { unansweredMs: 0 });
+    assertEquals(core.status("m")?.Status, "RUNNING", "time-outs alone must last 9 s");
+    await run(2, { unansweredMs: 9_000 });
+    const queries = mesos.take("message").map((m) => m.args[2] as SchedulerToExecutor);
+    // Confirmed and another copy exists: the usual failover, the old master fenced first.
+    assertEquals(queries.map((m) => `${m.kind}:${m.taskId}`), [
+      "offset:m.p2.1",
+      "offset:m.p3.1",
+      "fence:m.p1.1",
+      "promote:m.p2.1",
+      "replicaof:m.p3.1",
+    ]);
+    assertEquals([...new Set(mesos.take("kill").map((k) => k.args[0]))], ["m.p1.1"]);
+    assertEquals([core.status("m")?.Status, core.status("m")?.Epoch], ["FAILING_OVER", 1]);
   } finally {
     await core.stop();
     await store.close();
