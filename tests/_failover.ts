@@ -8,7 +8,7 @@
  * @module
  */
 import { startLocalCluster } from "../lib/mesos/local/mod.ts";
-import type { LocalCluster } from "../lib/mesos/local/mod.ts";
+import type { LocalCluster, LocalClusterOptions } from "../lib/mesos/local/mod.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { tempDir, waitFor } from "./_util.ts";
 import { BLOCK_SIZE, reservePortRange } from "./_ports.ts";
@@ -59,9 +59,14 @@ async function startSchedRetrying(options: SchedOptions): Promise<Sched> {
 
 /**
  * Starts the cluster (its agents on a port range held for the test, see
- * `_ports.ts`) and sched on the embedded store.
+ * `_ports.ts`) and sched on the embedded store. `clusterOptions` overrides
+ * options of the local cluster (the agent ping timeout is 2 s unless given).
  */
-export async function startFailoverEnv(name: string, agents = 3): Promise<FailoverEnv> {
+export async function startFailoverEnv(
+  name: string,
+  agents = 3,
+  clusterOptions: Partial<LocalClusterOptions> = {},
+): Promise<FailoverEnv> {
   const dir = await tempDir(name);
   const ports = reservePortRange(agents * PORTS_PER_AGENT);
   const portsBase = ports.base;
@@ -69,11 +74,12 @@ export async function startFailoverEnv(name: string, agents = 3): Promise<Failov
   let sched: Sched;
   try {
     const started = await startLocalCluster({
+      agentPingTimeoutMs: 2_000,
+      ...clusterOptions,
       agents,
       workDir: `${dir}/mesos`,
       portsBase,
       portsPerAgent: PORTS_PER_AGENT,
-      agentPingTimeoutMs: 2_000,
     });
     cluster = started.cluster;
     try {

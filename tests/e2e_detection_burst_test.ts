@@ -38,7 +38,6 @@ Deno.test({
       dir,
       dbType: "embedded",
       master: "local:3",
-      localPortsBase: 28_000,
     });
     try {
       assertEquals((await create(sched, "idle", 20, 2)).status, 201);

@@ -51,7 +51,7 @@ Deno.test({
           oldMaster.Port,
           `the answering master was replaced${logTail(env.sched)}`,
         );
-        assertEquals(v?.Epoch ?? 0, 0);
+        assertEquals(v?.Epoch ?? 0, 0, `a promotion started${logTail(env.sched)}`);
         await new Promise((r) => setTimeout(r, 500));
       }
       assertMatch(env.sched.log(), /Task fp\.p1\.1 of fp in doubt \(no stats from its executor/);

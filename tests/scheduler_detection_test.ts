@@ -14,6 +14,7 @@ import {
   type ProbeHistory,
   recordProbe,
 } from "../lib/scheduler/detection.ts";
+import { LivenessChecks } from "../lib/scheduler/liveness_checks.ts";
 import type { ProcessRecord } from "../lib/model.ts";
 
 const NOW = 1_000_000;
@@ -307,4 +308,34 @@ Deno.test("hasOtherCopy: the master, or a slave in sync, running and not in doub
       assertEquals(hasOtherCopy(me, procs, "p1", new Map(stats), new Set(doubted)), want);
     });
   }
+});
+
+Deno.test("LivenessChecks: one check at a time; its deadline doubles with each failure, to 5 s", async () => {
+  const deadlines: number[] = [];
+  let clock = NOW;
+  const checks = new LivenessChecks({}, (t) => {
+    deadlines.push(t.timeoutMs);
+    return Promise.resolve({
+      ok: false,
+      error: "Connection refused",
+      latencyMs: 1,
+      timedOut: false,
+    });
+  }, () => clock);
+  for (let i = 0; i < 5; i++) {
+    let record: (() => void) | undefined;
+    assertEquals(checks.probeIfDue("t", { host: "127.0.0.1", port: 1 }, (r) => record = r), true);
+    assertEquals(
+      checks.probeIfDue("t", { host: "127.0.0.1", port: 1 }, () => {}),
+      false,
+      "in flight",
+    );
+    await checks.settled();
+    record!();
+    clock += DEFAULT_DETECTION.probeIntervalMs;
+  }
+  assertEquals(deadlines, [1_000, 2_000, 4_000, 5_000, 5_000]);
+  assertEquals(checks.history("t")?.failures, 5);
+  checks.clear("t");
+  assertEquals(checks.history("t"), undefined);
 });

@@ -23,7 +23,10 @@ import {
 /** A direct check (the real one is {@linkcode probeRedis}; tests may pass their own). */
 export type Prober = (target: ProbeTarget) => Promise<ProbeResult>;
 
-/** Smallest deadline of a direct check, ms; it grows with the answer times seen (× 4, ≤ 5 s). */
+/**
+ * Smallest deadline of a direct check, ms; it grows with the answer times seen
+ * (× 4) and doubles with each failure in a row, up to 5 s.
+ */
 export const PROBE_TIMEOUT_FLOOR_MS = 1_000;
 const PROBE_TIMEOUT_CEILING_MS = 5_000;
 
@@ -122,7 +125,12 @@ export class LivenessChecks {
     const now = this.#now();
     const history = this.#histories.get(taskId) ?? newProbeHistory();
     if (!probeDue(history, now, this.options)) return false;
-    const timeoutMs = this.timeoutMs;
+    // Each failure in a row doubles the next deadline (to the ceiling): a
+    // process that is only slow gets the time to prove it.
+    const timeoutMs = Math.min(
+      PROBE_TIMEOUT_CEILING_MS,
+      Math.max(this.timeoutMs, PROBE_TIMEOUT_FLOOR_MS * 2 ** history.failures),
+    );
     this.#histories.set(taskId, { ...history, inFlight: true, lastStartedAt: now });
     const startedAt = Date.now();
     const release = stallMeter.acquire();
