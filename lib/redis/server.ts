@@ -21,6 +21,7 @@
  */
 
 import { RedisClient } from "./client.ts";
+import { stallMeter } from "./stall_meter.ts";
 
 /** How a redis-server process ended. */
 export interface RedisExit {
@@ -245,9 +246,15 @@ export class RedisProcess {
     }
     const proc = new RedisProcess(child, options);
     const timeoutMs = options.startTimeoutMs ?? 10_000;
-    const deadline = Date.now() + timeoutMs;
+    const began = Date.now();
     let ended = false;
     proc.exited.then(() => ended = true);
+    // Time this process's own event loop spent stalled (a busy machine, a
+    // burst of spawns) does not count against the budget: an answer may have
+    // sat unread meanwhile. Bounded all the same, at 6 × the budget.
+    const releaseMeter = stallMeter.acquire();
+    const deadline = () =>
+      Math.min(began + 6 * timeoutMs, began + timeoutMs + stallMeter.stalledSince(began));
     // redis-server says when it listens: PING then, not on a timer (the
     // timer is the fallback for a version that says it otherwise).
     let ready!: () => void;
@@ -256,19 +263,19 @@ export class RedisProcess {
       if (/Ready to accept connections/i.test(line)) ready();
     });
     try {
-      while (!ended && Date.now() < deadline) {
+      while (!ended && Date.now() < deadline()) {
         let timer: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([
           readyLine,
           proc.exited,
-          new Promise((r) => timer = setTimeout(r, Math.min(250, deadline - Date.now()))),
+          new Promise((r) => timer = setTimeout(r, Math.min(250, deadline() - Date.now()))),
         ]);
         clearTimeout(timer);
         if (ended) break;
         try {
           // Ready means serving: a LOADING answer (AOF or RDB still being read)
           // is alive but not ready, so keep waiting.
-          await proc.client.call("PING", [], Math.max(100, Math.min(1000, deadline - Date.now())))
+          await proc.client.call("PING", [], Math.max(100, Math.min(1000, deadline() - Date.now())))
             .catch((error: Error) => {
               if (error.name === "ReplyError" && !/^LOADING\b/.test(error.message)) return;
               throw error;
@@ -281,6 +288,7 @@ export class RedisProcess {
       }
     } finally {
       off();
+      releaseMeter();
     }
     let why: string;
     if (ended) {
