@@ -10,6 +10,12 @@
  * failure, exit, hang, sync timeout). The executor never restarts a process
  * itself: the scheduler decides.
  *
+ * Slowness is not death: a redis-server that stops answering its checks is
+ * killed (a hang) only when the kernel shows it stopped (`SIGSTOP`); one that
+ * lives but is silent (busy, starved) is reported in the stats
+ * (`unansweredMs`, `procState`) and left to the scheduler, which checks it
+ * itself before anything is replaced (`lib/scheduler/detection.ts`).
+ *
  * Durability by role: a master runs with the append-only file; a slave runs
  * without it (its data is a copy of its master's, fetched again by a full
  * sync when it restarts) until a `promote`, which turns the AOF on and waits
