@@ -349,7 +349,7 @@ export function parseConfig(text: string, where = "config"): Config {
 function roleProblem(role: string): string | undefined {
   if (role === "*") return undefined;
   if (role === "") return 'must not be empty (the default role is "*")';
-  if (/[\s\x00-\x1f\x7f\\]/.test(role)) {
+  if (/[\s\\]/.test(role) || [...role].some((c) => c.charCodeAt(0) < 0x20 || c === "\x7f")) {
     return 'must hold no white space, control characters or "\\"';
   }
   if (role.startsWith("/") || role.endsWith("/") || role.includes("//")) {
