@@ -4,7 +4,7 @@
  *
  *     deno task bench            # the full run (several minutes)
  *     deno task bench --quick    # a smoke run with small sizes and one sample
- *     deno task bench --only proxy   # only the proxy throughput (RESULTS.proxy.md)
+ *     deno task bench --only proxy   # only the proxy figures (their section of RESULTS.md)
  *
  * @module
  */
@@ -504,6 +504,58 @@ async function createBenchmarks(
   ];
 }
 
+/** The failover seen through `mrr proxy`, `runs` times, as result rows. */
+async function proxyFailoverRows(mr: MrRedis, runs: number): Promise<Result[]> {
+  const got: ProxyFailoverSample[] = [];
+  for (let i = 0; i < runs; i++) {
+    got.push(await proxyFailover(mr, `pf${i}`));
+    const g = got.at(-1)!;
+    log(
+      `failover through mrr proxy: first write ${
+        fmt(g.firstWriteMs, 0)
+      } ms after SIGKILL (${g.reconnects} reconnect), new master in STATUS at ${
+        fmt(g.promotedMs, 0)
+      } ms, last old connection closed at ${fmt(g.lastOldClosedMs, 0)} ms`,
+    );
+  }
+  const first = got.map((g) => g.firstWriteMs / 1000);
+  return [{
+    name:
+      "failover through mrr proxy: SIGKILL of the master → first successful write through the proxy",
+    goal: "< 1 s, at most one reconnect",
+    unit: "s",
+    baselineName: "the new master in STATUS (polled every 10 ms)",
+    baseline: got.map((g) => g.promotedMs / 1000),
+    measured: first,
+    ratio: median(first) / median(got.map((g) => g.promotedMs / 1000)),
+    met: median(first) < 1 && got.every((g) => g.reconnects <= 1),
+    notes: [
+      `samples ${first.map((x) => fmt(x)).join(", ")} s; reconnects ${
+        got.map((g) => g.reconnects).join(", ")
+      }`,
+      `SIGKILL → last of 20 idle connections through the proxy closed: ${
+        got.map((g) => fmt(g.lastOldClosedMs, 0)).join(", ")
+      } ms, against the promotion visible in STATUS at ${
+        got.map((g) => fmt(g.promotedMs, 0)).join(", ")
+      } ms: the proxy closes them when the old master's connection drops, before the promotion; when the scheduler names a new master while the old one still answers, setMaster closes them at once (tests/proxy_test.ts)`,
+    ],
+  }];
+}
+
+/** Replaces the proxy section of RESULTS.md (or appends it) with `md`. */
+async function updateProxySection(md: string): Promise<void> {
+  const file = `${OUT}RESULTS.md`;
+  const current = await Deno.readTextFile(file).catch(() => "# Benchmark results\n");
+  const marker = "\n## Proxy (deno task bench --only proxy)\n";
+  const at = current.indexOf(marker);
+  const before = at >= 0 ? current.slice(0, at) : current.trimEnd() + "\n";
+  const section = md.replace(/^# Benchmark results\n/, "").replace(
+    "Every sample is in `bench/results.json`.",
+    "Every sample is in the notes above.",
+  );
+  await Deno.writeTextFile(file, `${before}${marker}\n${section}`);
+}
+
 /** Runs every benchmark; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -550,8 +602,18 @@ export async function main(args: string[]): Promise<number> {
     ...await proxyThroughput({ runs, requests: quick ? 20_000 : 100_000, log }),
   );
   if (values.only === "proxy") {
+    const dir = await Deno.makeTempDir({ prefix: "mr-redis-bench-" });
+    log(`starting the scheduler and a local cluster in ${dir}`);
+    const mr = await startMrRedis(dir, { agents: 3, cpus: 64, memMB: 65536 });
+    try {
+      results.push(...await proxyFailoverRows(mr, runs));
+    } finally {
+      await mr.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
     const md = markdown(results, quick, runs);
-    await Deno.writeTextFile(`${OUT}RESULTS.proxy${quick ? ".quick" : ""}.md`, md);
+    if (quick) await Deno.writeTextFile(`${OUT}RESULTS.proxy.quick.md`, md);
+    else await updateProxySection(md);
     console.log(md);
     return 0;
   }
@@ -630,42 +692,7 @@ export async function main(args: string[]): Promise<number> {
       });
     }
     // 3b. Failover seen through mrr proxy.
-    {
-      const got: ProxyFailoverSample[] = [];
-      for (let i = 0; i < runs; i++) {
-        got.push(await proxyFailover(mr, `pf${i}`));
-        const g = got.at(-1)!;
-        log(
-          `failover through mrr proxy: first write ${
-            fmt(g.firstWriteMs, 0)
-          } ms after SIGKILL (${g.reconnects} reconnect), new master in STATUS at ${
-            fmt(g.promotedMs, 0)
-          } ms, last old connection closed at ${fmt(g.lastOldClosedMs, 0)} ms`,
-        );
-      }
-      const first = got.map((g) => g.firstWriteMs / 1000);
-      results.push({
-        name:
-          "failover through mrr proxy: SIGKILL of the master → first successful write through the proxy",
-        goal: "< 1 s, at most one reconnect",
-        unit: "s",
-        baselineName: "the new master in STATUS (polled every 10 ms)",
-        baseline: got.map((g) => g.promotedMs / 1000),
-        measured: first,
-        ratio: median(first) / median(got.map((g) => g.promotedMs / 1000)),
-        met: median(first) < 1 && got.every((g) => g.reconnects <= 1),
-        notes: [
-          `samples ${first.map((x) => fmt(x)).join(", ")} s; reconnects ${
-            got.map((g) => g.reconnects).join(", ")
-          }`,
-          `SIGKILL → last of 20 idle connections through the proxy closed: ${
-            got.map((g) => fmt(g.lastOldClosedMs, 0)).join(", ")
-          } ms, against the promotion visible in STATUS at ${
-            got.map((g) => fmt(g.promotedMs, 0)).join(", ")
-          } ms: the proxy closes them when the old master's connection drops, before the promotion; when the scheduler names a new master while the old one still answers, setMaster closes them at once (tests/proxy_test.ts)`,
-        ],
-      });
-    }
+    results.push(...await proxyFailoverRows(mr, runs));
     // 4. API with N instances.
     {
       const names = Array.from({ length: size.api }, (_, i) => `api${i}`);

@@ -185,23 +185,29 @@ class Client {
   /** Queues bytes for the client, in order. */
   send(bytes: Uint8Array): void {
     if (this.closed) return;
-    this.queue.push(bytes);
-    if (!this.writing) this.#drain();
+    if (this.writing) {
+      this.queue.push(bytes);
+      return;
+    }
+    this.writing = true;
+    this.#write(bytes);
   }
 
-  async #drain(): Promise<void> {
-    this.writing = true;
-    try {
-      while (this.queue.length > 0 && !this.closed) {
+  /** Writes `bytes`, then whatever was queued meanwhile (no async frames: this runs per reply). */
+  #write(bytes: Uint8Array): void {
+    this.conn.write(bytes).then((n) => {
+      if (this.closed) return;
+      if (n < bytes.length) {
+        this.#write(bytes.subarray(n));
+      } else if (this.queue.length > 0) {
         const parts = this.queue;
         this.queue = [];
-        await writeAll(this.conn, concat(parts));
+        this.#write(concat(parts));
+      } else {
+        this.writing = false;
+        if (this.closeWhenWritten) this.close();
       }
-    } catch {
-      this.close();
-    }
-    this.writing = false;
-    if (this.closeWhenWritten && this.queue.length === 0) this.close();
+    }, () => this.close());
   }
 
   /**
