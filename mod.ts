@@ -19,3 +19,4 @@ export { SchedulerClient } from "./lib/mesos/scheduler_client.ts";
 export { ExecutorClient } from "./lib/mesos/executor_client.ts";
 export { LocalCluster, startLocalCluster } from "./lib/mesos/local/mod.ts";
 export * as release from "./lib/release/mod.ts";
+export * as proxy from "./lib/proxy/mod.ts";
