@@ -260,6 +260,26 @@ export async function main(args: string[]): Promise<number> {
     const logger = makeLogger(config.LogFile);
     cleanups.push(() => logger.close());
     const log = logger.log;
+    // A store or Mesos client library failing inside one of its own
+    // callbacks (seen once with the ZooKeeper client as its server came back
+    // under heavy load: "Uncaught null") must not end the scheduler: the
+    // state is persisted before every action, and the store client recovers
+    // by itself. Such an error is logged loudly, with its stack.
+    const onUncaught = (event: ErrorEvent | PromiseRejectionEvent) => {
+      event.preventDefault();
+      const error = "reason" in event ? event.reason : event.error;
+      log(
+        `Uncaught ${"reason" in event ? "rejection" : "error"} (kept running): ${
+          (error as Error)?.stack ?? String(error)
+        }`,
+      );
+    };
+    globalThis.addEventListener("error", onUncaught);
+    globalThis.addEventListener("unhandledrejection", onUncaught);
+    cleanups.push(() => {
+      globalThis.removeEventListener("error", onUncaught);
+      globalThis.removeEventListener("unhandledrejection", onUncaught);
+    });
     const tokens = ApiTokens.load({ token: config.APIToken, file: config.APITokenFile, log });
     log("*****************************************************************");
     log("********************* Starting MrRedis-Scheduler ****************");
