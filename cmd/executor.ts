@@ -12,6 +12,7 @@
  * | `MRR_REDIS_BIND` | address redis-server binds; default `0.0.0.0` |
  * | `MRR_REDIS_HOST` | host reported to the scheduler; default the agent hostname |
  * | `MRR_EXECUTOR_IDLE_TIMEOUT` | exit after this long with no task (stout duration, `0secs` never); default `30secs` |
+ * | `MRR_DATA_ROOT` | redis data dirs go to `$MRR_DATA_ROOT/<agent id>/`, kept across executor runs; default: the sandbox (data lost with it) |
  * | `MRR_EXECUTOR_LEASE` | masters refuse writes after this long without contact with the agent (stout duration, `0secs` never); default `5secs` |
  *
  * Logs go to stderr. Exit code 0 after SHUTDOWN or when idle; 1 when the
@@ -53,6 +54,8 @@ function isFile(path: string): boolean {
 export interface ExecutorSettings {
   /** Sandbox directory. */
   sandbox: string;
+  /** Where redis data dirs go (`MRR_DATA_ROOT/<agent id>`, else the sandbox). */
+  dataRoot: string;
   /** redis-server binary. */
   redisServer: string;
   /** Address redis-server binds. */
@@ -73,6 +76,11 @@ export function settingsFromEnv(env: Record<string, string>): ExecutorSettings {
   const shipped = `${sandbox}/redis-server`;
   const settings: ExecutorSettings = {
     sandbox,
+    dataRoot: env.MRR_DATA_ROOT
+      ? `${env.MRR_DATA_ROOT.replace(/\/+$/, "")}/${
+        (env.MESOS_SLAVE_ID || env.MESOS_AGENT_ID || "agent").replace(/[^A-Za-z0-9_.-]/g, "_")
+      }`
+      : sandbox,
     redisServer: env.MRR_REDIS_SERVER || (isFile(shipped) ? shipped : "redis-server"),
     bind: env.MRR_REDIS_BIND || "0.0.0.0",
     idleTimeoutMs: env.MRR_EXECUTOR_IDLE_TIMEOUT
@@ -123,6 +131,7 @@ export async function main(args: string[]): Promise<number> {
       message: (data) => client!.message(data),
     },
     sandbox: settings.sandbox,
+    dataRoot: settings.dataRoot,
     redisServer: settings.redisServer,
     bind: settings.bind,
     ...(settings.host ? { host: settings.host } : {}),
@@ -163,7 +172,9 @@ export async function main(args: string[]): Promise<number> {
   };
   const signals: Deno.Signal[] = ["SIGTERM", "SIGINT"];
   for (const signal of signals) Deno.addSignalListener(signal, onSignal);
-  log(`Starting: sandbox ${settings.sandbox}, redis-server "${settings.redisServer}"`);
+  log(
+    `Starting: sandbox ${settings.sandbox}, data in ${settings.dataRoot}, redis-server "${settings.redisServer}"`,
+  );
 
   const code = await done;
   await executor.shutdown();

@@ -4,8 +4,16 @@
  *
  * Usage: `deno run -A cmd/mesos_local.ts --agents N --port P [--work-dir DIR] [--cpus C] [--mem MB]
  * [--ports-base P] [--ports-per-agent N]
- * [--leader HOST:PORT | --zk zk://HOST:PORT/PATH]`: `--leader` runs a non-leading master that
- * redirects schedulers there; `--zk` joins a ZooKeeper masters' group (smallest node leads).
+ * [--gc-delay DURATION] [--leader HOST:PORT | --zk zk://HOST:PORT/PATH]`: `--leader` runs a
+ * non-leading master that redirects schedulers there; `--zk` joins a ZooKeeper masters' group
+ * (smallest node leads).
+ *
+ * With `--work-dir` the running cluster is recorded in `DIR/cluster.json` (pid,
+ * URL, agents), which `sched` uses to find it, and its agents keep their ids
+ * across runs (`DIR/agents.json`). SIGTERM or SIGINT stop it gracefully: every
+ * executor is shut down (redis-servers flush their data) before it exits.
+ * `mesos_local stop --work-dir DIR` stops the cluster running in DIR and waits
+ * until it is gone.
  *
  * @module
  */
@@ -15,8 +23,48 @@ import { startLocalCluster } from "../lib/mesos/local/mod.ts";
 import { runCommandExecutor } from "../lib/mesos/local/command_executor.ts";
 import { type Credential, parseCredentials } from "../lib/mesos/local/auth.ts";
 
+import {
+  findLocalCluster,
+  readAgentIdentities,
+  removeClusterState,
+  stopLocalCluster,
+  writeAgentIdentities,
+  writeClusterState,
+} from "../lib/mesos/local/daemon.ts";
+import { parseDuration } from "../lib/mesos/executor_client.ts";
+
 const USAGE =
-  "Usage: mesos_local [--agents N] [--port P] [--work-dir DIR] [--cpus C] [--mem MB] [--ports-base P] [--ports-per-agent N] [--leader HOST:PORT | --zk zk://HOST:PORT/PATH] [--credentials FILE] [--verbose]";
+  "Usage: mesos_local [--agents N] [--port P] [--work-dir DIR] [--cpus C] [--mem MB] [--ports-base P] [--ports-per-agent N] [--gc-delay DURATION] [--leader HOST:PORT | --zk zk://HOST:PORT/PATH] [--credentials FILE] [--verbose] | mesos_local stop --work-dir DIR";
+
+/** `mesos_local stop --work-dir DIR`: stops the cluster running there; exit code 0 also when none ran. */
+async function stopCommand(args: string[]): Promise<number> {
+  let workDir: string | undefined;
+  try {
+    const { values } = parseArgs({
+      args,
+      options: { "work-dir": { type: "string" } },
+      strict: true,
+      allowPositionals: false,
+    });
+    workDir = values["work-dir"];
+    if (!workDir) throw new TypeError('Option "--work-dir" is needed to stop a cluster');
+  } catch (error) {
+    console.error(`${(error as Error).message}; ${USAGE}`);
+    return 2;
+  }
+  try {
+    const { stopped, pid } = await stopLocalCluster(workDir);
+    console.log(
+      stopped
+        ? `Stopped the local cluster in ${workDir} (pid ${pid})`
+        : `No local cluster runs in ${workDir}`,
+    );
+    return 0;
+  } catch (error) {
+    console.error((error as Error).message);
+    return 1;
+  }
+}
 
 const HELP = `${USAGE}
 
@@ -65,10 +113,22 @@ async function readCredentials(path: string): Promise<Credential[]> {
   return parseCredentials(text, `Option "--credentials" file "${path}"`);
 }
 
+function gcDelay(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  try {
+    return parseDuration(raw);
+  } catch {
+    throw new TypeError(
+      `Option "--gc-delay" must be a duration such as "1days", "6hrs" or "30mins", but got "${raw}"`,
+    );
+  }
+}
+
 /** Runs the local cluster until SIGINT/SIGTERM; returns the exit code (2 for bad flags). */
 export async function main(args: string[]): Promise<number> {
   // The agents start this program as the command executor of command tasks.
   if (args.length === 1 && args[0] === "--command-executor") return await runCommandExecutor();
+  if (args[0] === "stop") return await stopCommand(args.slice(1));
   let options;
   try {
     const { values } = parseArgs({
@@ -81,6 +141,7 @@ export async function main(args: string[]): Promise<number> {
         mem: { type: "string" },
         "ports-base": { type: "string" },
         "ports-per-agent": { type: "string" },
+        "gc-delay": { type: "string" },
         leader: { type: "string" },
         zk: { type: "string" },
         credentials: { type: "string" },
@@ -102,6 +163,7 @@ export async function main(args: string[]): Promise<number> {
       portsBase: number("ports-base", values["ports-base"], 31000, true, 1),
       portsPerAgent: number("ports-per-agent", values["ports-per-agent"], 1000, true, 1),
       workDir: values["work-dir"],
+      gcDelayMs: gcDelay(values["gc-delay"]),
       verbose: values.verbose === true,
       leader: values.leader,
       zk: values.zk,
@@ -133,7 +195,28 @@ export async function main(args: string[]): Promise<number> {
   }
   const ownDir = options.workDir === undefined;
   const workDir = options.workDir ?? await Deno.makeTempDir({ prefix: "mesos-local-" });
+  if (!ownDir) {
+    await Deno.mkdir(workDir, { recursive: true });
+    const running = await findLocalCluster(workDir);
+    if (running) {
+      console.error(
+        `A local cluster already runs in ${workDir} (pid ${running.pid}, ${running.url}); stop it with: mesos_local stop --work-dir ${workDir}`,
+      );
+      return 1;
+    }
+  }
+  // The agents keep their ids across runs in one work dir (when their ports range is the same).
+  const known = ownDir ? [] : await readAgentIdentities(workDir);
+  const agentIds = Array.from({ length: options.agents }, (_, i) => {
+    const begin = options.portsBase + i * options.portsPerAgent;
+    const k = known[i];
+    return k && k.ports.begin === begin && k.ports.end === begin + options.portsPerAgent - 1
+      ? k.id
+      : undefined;
+  });
   const { url, cluster } = await startLocalCluster({
+    agentIds: agentIds.map((id, i) => id ?? `${crypto.randomUUID()}-S${i}`),
+    ...(options.gcDelayMs !== undefined ? { gcDelayMs: options.gcDelayMs } : {}),
     agents: options.agents,
     port: options.port,
     cpus: options.cpus,
@@ -146,6 +229,11 @@ export async function main(args: string[]): Promise<number> {
     ...(options.credentials ? { credentials: options.credentials } : {}),
     log: options.verbose ? (line) => console.error(line) : undefined,
   });
+  if (!ownDir) {
+    const agents = cluster.agents().map((a) => ({ id: a.id, ports: a.ports }));
+    await writeAgentIdentities(workDir, agents);
+    await writeClusterState(workDir, { url, masterId: cluster.masterId, agents });
+  }
   console.log(url);
   const { promise, resolve } = Promise.withResolvers<void>();
   const onSignal = () => resolve();
@@ -154,8 +242,11 @@ export async function main(args: string[]): Promise<number> {
   await promise;
   Deno.removeSignalListener("SIGINT", onSignal);
   Deno.removeSignalListener("SIGTERM", onSignal);
-  await cluster.stop();
+  console.error(`${new Date().toISOString()} Stopping: shutting down every executor`);
+  await cluster.stop({ graceful: true });
   if (ownDir) await Deno.remove(workDir, { recursive: true }).catch(() => {});
+  else await removeClusterState(workDir);
+  console.error(`${new Date().toISOString()} Stopped`);
   return 0;
 }
 

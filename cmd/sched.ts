@@ -40,14 +40,44 @@ import {
   standbyReads,
 } from "../lib/scheduler/leader.ts";
 import { isHealthRequest, type Role, serveHealth } from "../lib/api/health.ts";
-import { startLocalCluster } from "../lib/mesos/local/mod.ts";
+import { isAbsolute, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  type ClusterState,
+  ensureLocalCluster,
+  isProcessAlive,
+  LocalClusterMismatchError,
+  readClusterState,
+  stopLocalCluster,
+} from "../lib/mesos/local/daemon.ts";
+import { main as mesosLocalMain } from "./mesos_local.ts";
 
-const USAGE = `Usage: sched [-config=FILE] [-DumpEmptyConfig] [-h]
+const USAGE = `Usage: sched [-config=FILE] [-DumpEmptyConfig] [--stop-local] [-h]
 
   -config FILE       the JSON config file (default: built-in defaults: local
                      Mesos cluster, embedded store)
   -DumpEmptyConfig   print a config with every field and its default, then exit
+  --stop-local       stop the local Mesos cluster of this config (Master
+                     "local"), which keeps running when sched stops; the
+                     redis-servers stop cleanly and come back with their data
+                     when sched starts again
   -h, --help         show this help`;
+
+/** The hidden first argument that makes this program the local cluster (see {@linkcode localClusterCommand}). */
+export const LOCAL_CLUSTER_FLAG = "--local-cluster";
+
+/**
+ * The command line that runs the local cluster with `mesos_local` flags:
+ * this very program again with the hidden first argument `--local-cluster`.
+ * From source (and from a bundle) that is `deno run -A` of this module's file
+ * with the same Deno binary; compiled, the binary itself. Whichever way
+ * `sched` was built, the cluster is the same code and needs no other file.
+ */
+export function localClusterCommand(flags: string[]): { command: string; args: string[] } {
+  const own = [LOCAL_CLUSTER_FLAG, ...flags];
+  if (Deno.build.standalone) return { command: Deno.execPath(), args: own };
+  return { command: Deno.execPath(), args: ["run", "-A", fileURLToPath(import.meta.url), ...own] };
+}
 
 /** A mistake in how sched was called: one line, exit code 2. */
 class UsageError extends Error {
@@ -61,14 +91,15 @@ interface Flags {
   config?: string;
   dump: boolean;
   help: boolean;
+  stopLocal: boolean;
 }
 
 /** Parses Go-style flags: `-config=F`, `-config F`, `--config=F`, `--config F`. */
 function parseFlags(args: string[]): Flags {
-  const flags: Flags = { dump: false, help: false };
+  const flags: Flags = { dump: false, help: false, stopLocal: false };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
-    const m = /^--?([A-Za-z]+)(?:=(.*))?$/s.exec(arg);
+    const m = /^--?([A-Za-z][A-Za-z-]*)(?:=(.*))?$/s.exec(arg);
     if (!m) throw new UsageError(`Unexpected argument "${arg}"; see sched -h`);
     const [, name, value] = m;
     switch (name) {
@@ -83,6 +114,10 @@ function parseFlags(args: string[]): Flags {
       case "DumpEmptyConfig":
         if (value !== undefined) throw new UsageError(`Flag "-DumpEmptyConfig" takes no value`);
         flags.dump = true;
+        break;
+      case "stop-local":
+        if (value !== undefined) throw new UsageError(`Flag "--stop-local" takes no value`);
+        flags.stopLocal = true;
         break;
       case "h":
       case "help":
@@ -135,6 +170,72 @@ function compiledExecutor(): string | undefined {
   if (/(^|\/)deno$/.test(exec)) return undefined; // run by deno, not compiled
   const path = `${parentDir(exec)}/MrRedisExecutor`;
   return isFile(path) ? path : undefined;
+}
+
+/** `sched --stop-local`: stops the local cluster of the config. */
+async function stopLocal(flags: Flags): Promise<number> {
+  let config: Config;
+  try {
+    config = flags.config ? await loadConfigFile(flags.config) : defaultConfig();
+  } catch (error) {
+    console.error((error as Error).message);
+    return 2;
+  }
+  if (localAgents(config.Master) === undefined) {
+    console.error(
+      `Flag "--stop-local" needs Master "local" or "local:N", but the config has "${config.Master}"`,
+    );
+    return 2;
+  }
+  try {
+    const { stopped, pid } = await stopLocalCluster(config.LocalWorkDir);
+    console.log(
+      stopped
+        ? `Stopped the local Mesos cluster in ${config.LocalWorkDir} (pid ${pid})`
+        : `No local Mesos cluster runs in ${config.LocalWorkDir}`,
+    );
+    return 0;
+  } catch (error) {
+    console.error((error as Error).message);
+    return 1;
+  }
+}
+
+/** Resolves once the local cluster of `state` is gone, saying whether it was stopped or died. */
+function clusterGone(workDir: string, state: ClusterState, signal: AbortSignal): Promise<string> {
+  return new Promise((resolve) => {
+    const timer = setInterval(async () => {
+      if (signal.aborted) return clearInterval(timer);
+      if (isProcessAlive(state)) return;
+      clearInterval(timer);
+      const left = await readClusterState(workDir);
+      resolve(
+        left?.pid === state.pid
+          ? `the local Mesos cluster (pid ${state.pid}) died`
+          : `the local Mesos cluster (pid ${state.pid}) was stopped`,
+      );
+    }, 1000);
+    Deno.unrefTimer(timer);
+  });
+}
+
+/** Removes `dirs` under every agent's folder of the local cluster's data root. */
+async function removeLocalDataDirs(dataRoot: string, dirs: string[]): Promise<void> {
+  let agents: string[] = [];
+  try {
+    agents = [...Deno.readDirSync(dataRoot)].filter((e) => e.isDirectory).map((e) => e.name);
+  } catch {
+    return; // nothing was ever stored
+  }
+  for (const agent of agents) {
+    for (const dir of dirs) {
+      await Deno.remove(join(dataRoot, agent, dir), { recursive: true }).catch(() => {});
+    }
+  }
+}
+
+function absolutePath(path: string): string {
+  return isAbsolute(path) ? path : resolve(Deno.cwd(), path);
 }
 
 function parentDir(path: string): string {
@@ -225,6 +326,7 @@ async function readTls(config: Config): Promise<{ cert: string; key: string } | 
  * framework to another scheduler while this one ran on the embedded store.
  */
 export async function main(args: string[]): Promise<number> {
+  if (args[0] === LOCAL_CLUSTER_FLAG) return await mesosLocalMain(args.slice(1));
   let flags: Flags;
   try {
     flags = parseFlags(args);
@@ -240,6 +342,7 @@ export async function main(args: string[]): Promise<number> {
     console.log(JSON.stringify(defaultConfig(), null, 3));
     return 0;
   }
+  if (flags.stopLocal) return await stopLocal(flags);
 
   const cleanups: (() => Promise<void> | void)[] = [];
   const cleanup = async () => {
@@ -394,26 +497,42 @@ export async function main(args: string[]): Promise<number> {
 
     // Mesos: the local cluster (started once, when this process first leads;
     // it outlives a step-down) or a real master.
+    // The local cluster outlives sched, as Mesos agents outlive a framework's
+    // scheduler: the one running for LocalWorkDir is reused, or one is started
+    // detached; `sched --stop-local` stops it (and then this process too).
     let mesosMaster: string | undefined;
+    const agents = localAgents(config.Master);
+    let localEnded: string | undefined;
+    let localGone: Promise<string> | undefined;
+    // On the local cluster, redis data lives outside the executors' sandboxes,
+    // at a stable path per agent: it survives executor and cluster restarts.
+    const dataRoot = agents === undefined
+      ? undefined
+      : join(absolutePath(config.LocalWorkDir), "data");
     const startMesos = async (): Promise<string> => {
       if (mesosMaster !== undefined) return mesosMaster;
       let master = config.Master;
-      const agents = localAgents(config.Master);
       if (agents !== undefined) {
-        await Deno.mkdir(config.LocalWorkDir, { recursive: true });
-        const local = await startLocalCluster({
-          agents,
+        const { state, started } = await ensureLocalCluster({
           workDir: config.LocalWorkDir,
-          port: 0,
+          agents,
           portsBase: config.LocalPortsBase,
           portsPerAgent: config.LocalPortsPerAgent,
+          gcDelaySeconds: config.LocalGCDelaySeconds,
+          command: (flags) => localClusterCommand([...flags, "--verbose"]),
           // With a principal, the local cluster authenticates like a Mesos
           // master started with that credential.
           ...(credential ? { credentials: [credential] } : {}),
+          log,
         });
-        cleanups.push(() => local.cluster.stop());
-        master = local.url;
-        log(`Started the local Mesos cluster with ${agents} agent(s) at ${master}`);
+        master = state.url;
+        localGone = clusterGone(config.LocalWorkDir, state, stopping.signal);
+        localGone.then((why) => localEnded = why);
+        log(
+          `${
+            started ? "Started" : "Using the running"
+          } local Mesos cluster (pid ${state.pid}) with ${agents} agent(s) at ${master}; it keeps running when sched stops (sched --stop-local stops it)`,
+        );
       }
       return mesosMaster = master;
     };
@@ -498,8 +617,13 @@ export async function main(args: string[]): Promise<number> {
               // Agents fetching from a loopback artifact server run on this
               // host: keep redis on loopback too.
               ...(isLoopback(artifactIp) ? { MRR_REDIS_BIND: "127.0.0.1" } : {}),
+              // On the local cluster, redis data lives outside the sandboxes.
+              ...(dataRoot !== undefined ? { MRR_DATA_ROOT: dataRoot } : {}),
             },
           }),
+          ...(dataRoot !== undefined
+            ? { removeDataDirs: (dirs: string[]) => removeLocalDataDirs(dataRoot, dirs) }
+            : {}),
           log,
         });
         await core.load();
@@ -563,7 +687,12 @@ export async function main(args: string[]): Promise<number> {
           stopped,
           replaced,
           ...(leadership ? [leadership.lost] : []),
+          ...(localGone ? [localGone] : []),
         ]);
+        if (localEnded !== undefined) {
+          await stepDown(localEnded);
+          return "stop";
+        }
         if (outcome !== "stop") log(`Lost leadership: ${outcome}; stopping acting at once`);
         await stepDown(outcome === "stop" ? "told to stop" : outcome);
         return outcome;
@@ -615,6 +744,11 @@ export async function main(args: string[]): Promise<number> {
       await new Promise((r) => setTimeout(r, 500));
       if (stopping.signal.aborted) break;
     }
+    if (localEnded !== undefined) {
+      log(`Stopping: ${localEnded}; start sched again to start a new one`);
+      await cleanup();
+      return /died/.test(localEnded) ? 1 : 0;
+    }
     log(role === "standby" ? "Stopping (was standing by)" : "Stopping");
     await cleanup();
     return 0;
@@ -622,7 +756,7 @@ export async function main(args: string[]): Promise<number> {
     await cleanup();
     if (
       error instanceof ConfigError || error instanceof StoreUnavailableError ||
-      error instanceof UsageError
+      error instanceof UsageError || error instanceof LocalClusterMismatchError
     ) {
       console.error(error.message);
       return 2;

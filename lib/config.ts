@@ -58,6 +58,8 @@ export interface Config {
   LocalPortsBase: number;
   /** Size of each local agent's `ports` range. */
   LocalPortsPerAgent: number;
+  /** How long the local cluster keeps the sandbox of an ended executor, in seconds (Mesos `--gc_delay`). */
+  LocalGCDelaySeconds: number;
   /**
    * URL other schedulers name as this one's REST API while it leads (etcd and
    * ZooKeeper only); empty: `http://{HTTPAddress or the host name}:{HTTPPort}`.
@@ -115,6 +117,7 @@ export function defaultConfig(): Config {
     LocalWorkDir: "./mr-redis-data/local",
     LocalPortsBase: 31000,
     LocalPortsPerAgent: 500,
+    LocalGCDelaySeconds: 86400,
     AdvertiseURL: "",
     LeaderTTLSeconds: 10,
     APIToken: "",
@@ -150,6 +153,7 @@ const FIELDS: Record<keyof Config, Kind> = {
   LocalWorkDir: "string",
   LocalPortsBase: "port",
   LocalPortsPerAgent: "count",
+  LocalGCDelaySeconds: "seconds",
   AdvertiseURL: "string",
   LeaderTTLSeconds: "seconds",
   APIToken: "string",

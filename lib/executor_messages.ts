@@ -111,7 +111,12 @@ export type SchedulerToExecutor =
   /** Fence: stop accepting writes and shut the process down (never a second master). */
   | { kind: "fence"; commandId: string; taskId: string; epoch?: number }
   /** Asks the current replication offset (fresh INFO); answer carries `replOffset`. */
-  | { kind: "offset"; commandId: string; taskId: string; epoch?: number };
+  | { kind: "offset"; commandId: string; taskId: string; epoch?: number }
+  /**
+   * Removes the data dir of a deleted instance's process (`dataDir` as in its
+   * task spec; `taskId` names its last task). Refused while a task uses it.
+   */
+  | { kind: "purge"; commandId: string; taskId: string; dataDir: string; epoch?: number };
 
 /** Encodes a message for Mesos `data` bytes. */
 export function encodeMessage(msg: ExecutorToScheduler | SchedulerToExecutor): Uint8Array {

@@ -9,6 +9,7 @@ import { freePort, waitFor } from "./_util.ts";
 import { BLOCK_SIZE, holdPortRange, type PortRange, reservePortRange } from "./_ports.ts";
 import { openStore } from "../lib/store/mod.ts";
 import { assert, assertEquals } from "./_assert.ts";
+import { stopLocalCluster } from "../lib/mesos/local/daemon.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -48,10 +49,15 @@ export interface Sched {
   prefix: string;
   logFile: string;
   options: SchedOptions;
-  /** SIGTERM, then SIGKILL after 15 s; waits for the exit. */
+  /**
+   * SIGTERM, then SIGKILL after 15 s; waits for the exit. The local cluster
+   * (which outlives sched) is stopped as well, and anything left in `dir`.
+   */
   stop(): Promise<void>;
-  /** SIGKILL; waits for the exit. */
+  /** SIGKILL; waits for the exit; then stops the local cluster like {@linkcode Sched.stop}. */
   kill(): Promise<void>;
+  /** Sends `signal` (SIGTERM or SIGKILL) to sched alone and waits for its exit: the local cluster keeps running. */
+  terminate(signal: "SIGTERM" | "SIGKILL"): Promise<void>;
   /** The log so far. */
   log(): string;
 }
@@ -136,13 +142,58 @@ async function startSchedOn(options: SchedOptions, ports: PortRange | undefined)
     log: proc.log,
     async stop() {
       await proc.stop();
+      await stopLocalProcesses(options.dir);
       ports?.release();
     },
     async kill() {
       await proc.kill();
+      await stopLocalProcesses(options.dir);
       ports?.release();
     },
+    terminate: (signal) => signal === "SIGKILL" ? proc.kill() : proc.stop(),
   };
+}
+
+/**
+ * Pids of the processes that belong to a test's `dir`: their working
+ * directory is in it or their command line names it (sched, the local
+ * cluster, executors in their sandboxes, redis-servers in their data dirs).
+ */
+export function processesIn(dir: string): { pid: number; cmd: string }[] {
+  const found: { pid: number; cmd: string }[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    const pid = Number(e.name);
+    if (!Number.isInteger(pid) || pid === Deno.pid) continue;
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ").trim();
+      if (cmd === "") continue; // a zombie
+      let cwd = "";
+      try {
+        cwd = Deno.readLinkSync(`/proc/${pid}/cwd`);
+      } catch {
+        // not ours to read
+      }
+      if (cwd === dir || cwd.startsWith(`${dir}/`) || cmd.includes(dir)) found.push({ pid, cmd });
+    } catch {
+      // gone
+    }
+  }
+  return found;
+}
+
+/**
+ * Stops the local cluster of a test's `dir` (gracefully), then SIGKILLs
+ * whatever still runs there, so no test leaves a process behind.
+ */
+export async function stopLocalProcesses(dir: string): Promise<void> {
+  await stopLocalCluster(`${dir}/local`, { timeoutMs: 30_000 }).catch(() => {});
+  for (const { pid } of processesIn(dir)) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
 }
 
 /** A `sched` process: its log, signals and ends. */

@@ -89,6 +89,7 @@ Deno.test("bad configs are refused with a line naming the field and value", asyn
     [`[1, 2]`, /must be a JSON object/],
     [`{"LocalPortsPerAgent": 0}`, /"LocalPortsPerAgent" must be a whole number.*0/],
     [`{"LocalPortsBase": 65000}`, /"LocalPortsBase" \(65000\).*past 65535/],
+    [`{"LocalGCDelaySeconds": -1}`, /"LocalGCDelaySeconds" must be a non-negative number.*-1/],
     [`{"LeaderTTLSeconds": 1}`, /"LeaderTTLSeconds" must be from 2 to 600 seconds, but got 1/],
     [`{"LeaderTTLSeconds": "10"}`, /"LeaderTTLSeconds" must be a non-negative number.*"10"/],
     [

@@ -78,6 +78,7 @@ async function spawnSched(shared: Shared, name: string, wantPort?: number): Prom
     log: proc.log,
     stop: proc.stop,
     kill: proc.kill,
+    terminate: (signal) => signal === "SIGKILL" ? proc.kill() : proc.stop(),
   };
   try {
     await waitFor(`sched ${name} to answer`, async () => {

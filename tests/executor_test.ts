@@ -473,3 +473,41 @@ Deno.test("RedisExecutor runs slaves without AOF and turns it on at promotion, b
     }
   });
 });
+
+Deno.test("RedisExecutor keeps data dirs under dataRoot and purges one no task uses", async (t) => {
+  const dataRoot = await tempDir("executor-data");
+  try {
+    await withExecutor(async (ex, driver) => {
+      const s = spec("d1", "master");
+      await t.step("the data dir is under dataRoot, not the sandbox", async () => {
+        ex.handle(launch("d", encodeTaskSpec(s)));
+        await waitFor("RUNNING", () => driver.last("d", "TASK_RUNNING"), WAIT);
+        assert.ok(Deno.statSync(`${dataRoot}/${s.dataDir}`).isDirectory);
+      });
+      await t.step("purge is refused while a task uses the dir", async () => {
+        ex.handle(command({ kind: "purge", commandId: "p1", taskId: "d", dataDir: s.dataDir }));
+        const result = await waitFor("purge result", () => driver.result("p1"), WAIT);
+        assert.deepEqual(result, {
+          kind: "result",
+          commandId: "p1",
+          ok: false,
+          error: `Cannot purge data dir "${s.dataDir}": task "d" uses it`,
+        });
+        assert.ok(Deno.statSync(`${dataRoot}/${s.dataDir}`).isDirectory);
+      });
+      await t.step("after the kill, purge removes it; a bad name is refused", async () => {
+        ex.handle({ type: "KILL", kill: { task_id: { value: "d" } } } as ExecutorEvent);
+        await waitFor("KILLED", () => driver.last("d", "TASK_KILLED"), WAIT);
+        ex.handle(command({ kind: "purge", commandId: "p2", taskId: "d", dataDir: s.dataDir }));
+        const ok = await waitFor("purge result", () => driver.result("p2"), WAIT);
+        assert.equal(ok.kind === "result" && ok.ok, true);
+        assert.throws(() => Deno.statSync(`${dataRoot}/${s.dataDir}`), Deno.errors.NotFound);
+        ex.handle(command({ kind: "purge", commandId: "p3", taskId: "d", dataDir: ".." }));
+        const bad = await waitFor("purge result", () => driver.result("p3"), WAIT);
+        assert.equal(bad.kind === "result" && bad.error, 'Cannot purge a data dir: bad name ".."');
+      });
+    }, { dataRoot });
+  } finally {
+    await Deno.remove(dataRoot, { recursive: true }).catch(() => {});
+  }
+});

@@ -1,7 +1,14 @@
 /** `cmd/mesos_local.ts`: flags, the ready line, clean stop on SIGTERM. */
 
-import { assert, assertEquals, assertMatch } from "./_assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "./_assert.ts";
 import { readRecords } from "../lib/mesos/recordio.ts";
+import {
+  type ClusterState,
+  findLocalCluster,
+  stopLocalCluster,
+} from "../lib/mesos/local/daemon.ts";
+import { collectSandboxes } from "../lib/mesos/local/sandbox_gc.ts";
+import { waitFor } from "./_util.ts";
 
 const CMD = new URL("../cmd/mesos_local.ts", import.meta.url).pathname;
 
@@ -64,4 +71,87 @@ Deno.test("mesos_local prints the master URL when ready and stops on SIGTERM", a
   const status = await child.status;
   assert(status.success, `exit ${status.code}`);
   await reader.cancel();
+});
+
+Deno.test("mesos_local with --work-dir: state file, one cluster per dir, stop, same agents again", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "mesos-local-cmd-" });
+  const run = (args: string[]) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", CMD, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    });
+  const start = () =>
+    run(["--agents", "2", "--port", "0", "--work-dir", dir, "--ports-base", "47000"]).spawn();
+  const text = (out: Deno.CommandOutput) =>
+    new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  let child = start();
+  try {
+    let first!: ClusterState;
+    await t.step("the running cluster is found through cluster.json", async () => {
+      first = await waitFor("cluster.json", () => findLocalCluster(dir), { timeoutMs: 30_000 });
+      assertEquals(first.pid, child.pid);
+      assertEquals(first.agents.map((a) => a.ports), [
+        { begin: 47000, end: 47999 },
+        { begin: 48000, end: 48999 },
+      ]);
+    });
+    await t.step("a second cluster on the same dir is refused", async () => {
+      const out = await run(["--agents", "2", "--work-dir", dir, "--ports-base", "47000"])
+        .output();
+      assertEquals(out.code, 1);
+      assertMatch(text(out), /already runs in .*pid \d+.*mesos_local stop --work-dir/);
+    });
+    await t.step("stop ends it and removes cluster.json; a second stop finds none", async () => {
+      const out = await run(["stop", "--work-dir", dir]).output();
+      assertEquals(out.code, 0, text(out));
+      assertMatch(text(out), new RegExp(`Stopped the local cluster in .* \\(pid ${first.pid}\\)`));
+      assert((await child.status).success);
+      assertEquals(await findLocalCluster(dir), undefined);
+      await assertRejects(() => Deno.stat(`${dir}/cluster.json`), "cluster.json removed");
+      const again = await run(["stop", "--work-dir", dir]).output();
+      assertEquals(again.code, 0);
+      assertMatch(text(again), /No local cluster runs/);
+    });
+    await t.step("started again, the agents keep their ids", async () => {
+      child = start();
+      const second = await waitFor("cluster.json", () => findLocalCluster(dir), {
+        timeoutMs: 30_000,
+      });
+      assert(second.pid !== first.pid);
+      assertEquals(second.agents, first.agents);
+    });
+    await t.step("stop without --work-dir is a usage error", async () => {
+      const out = await run(["stop"]).output();
+      assertEquals(out.code, 2);
+      assertMatch(text(out), /"--work-dir" is needed/);
+    });
+  } finally {
+    await stopLocalCluster(dir).catch(() => {});
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // gone
+    }
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+    await child.stderr.cancel().catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("collectSandboxes removes only executor runs older than the delay", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sandbox-gc-" });
+  try {
+    const runs = `${dir}/agents/A/frameworks/F/executors/E/runs`;
+    await Deno.mkdir(`${runs}/old/data`, { recursive: true });
+    await Deno.mkdir(`${runs}/new`, { recursive: true });
+    const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000);
+    await Deno.utime(`${runs}/old`, twoDaysAgo, twoDaysAgo);
+    assertEquals(await collectSandboxes(dir, 86_400_000), 1);
+    assertEquals([...Deno.readDirSync(runs)].map((e) => e.name), ["new"]);
+    assertEquals(await collectSandboxes(`${dir}/missing`, 0), 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -163,6 +163,40 @@ Deno.test("match charges executor resources only where the executor is not runni
   assertEquals(r.launches[0]!.tasks.length, 2);
 });
 
+Deno.test("match gives a relaunch its old port on its old agent when the offer holds it", () => {
+  const p: PendingProcess = {
+    ...pending("a", 1)[0]!,
+    preferredAgentId: "A2",
+    preferredPort: 31005,
+  };
+  const cases = [
+    {
+      name: "port free on the old agent",
+      offers: [offer("A1"), offer("A2")],
+      agent: "A2",
+      port: 31005,
+    },
+    {
+      name: "port taken there: another port on the same agent",
+      offers: [offer("A2", { ports: [[31000, 31004]] })],
+      agent: "A2",
+      port: 31000,
+    },
+    {
+      name: "old agent not offering: any agent, its first port",
+      offers: [offer("A1")],
+      agent: "A1",
+      port: 31000,
+    },
+  ];
+  for (const c of cases) {
+    // The old port is also in avoidPorts (recently held): the preference wins over that.
+    const r = match([p], c.offers, {}, { executorId: EXEC, avoidPorts: { A2: [31005] } });
+    assertEquals(r.launches[0]!.agentId, c.agent, c.name);
+    assertEquals(r.launches[0]!.tasks[0]!.port, c.port, c.name);
+  }
+});
+
 Deno.test("match prefers the agent a process ran on", () => {
   const p: PendingProcess[] = [{ ...pending("a", 1)[0]!, preferredAgentId: "A3" }];
   const r = match(p, [offer("A1"), offer("A2"), offer("A3")], {}, { executorId: EXEC });
@@ -443,6 +477,7 @@ Deno.test("plan: a failover asks the slaves for their offsets first, then promot
     procs: ProcessRecord[];
     query?: { done: boolean; offsets: Record<string, number> };
     stats?: Map<string, ObservedStats>;
+    unconfirmed?: string[];
     want: string[];
     status: string;
     reason?: RegExp;
@@ -486,6 +521,23 @@ Deno.test("plan: a failover asks the slaves for their offsets first, then promot
       status: "FAILING_OVER",
     },
     {
+      name:
+        "slaves not yet confirmed by Mesos after a subscription: wait, neither ask nor relaunch",
+      procs: [lostMaster, proc("p2"), proc("p3")],
+      unconfirmed: ["i.p2.1", "i.p3.1"],
+      want: ["status:i"],
+      status: "FAILING_OVER",
+      reason: /waiting for Mesos to confirm the state of p2, p3/,
+    },
+    {
+      name: "only answered slaves count: one still unconfirmed keeps the wait",
+      procs: [lostMaster, proc("p2", { state: "LOST", retryAt: NOW + 1_000 }), proc("p3")],
+      unconfirmed: ["i.p3.1"],
+      want: ["status:i"],
+      status: "FAILING_OVER",
+      reason: /confirm the state of p3$/,
+    },
+    {
       name: "every process lost at once: the master is relaunched, pinned to its agent",
       procs: [
         proc("p1", {
@@ -510,6 +562,7 @@ Deno.test("plan: a failover asks the slaves for their offsets first, then promot
       inflight: new Set(),
       now: NOW,
       offsetQueries: new Map(c.query ? [["i", c.query]] : []),
+      unconfirmed: new Set(c.unconfirmed ?? []),
     });
     assertEquals(types(result.actions), c.want, c.name);
     assertEquals(result.launchable.map((p) => p.procId), c.launchable ?? [], c.name);

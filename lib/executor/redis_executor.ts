@@ -87,8 +87,13 @@ export interface ExecutorDriver {
 export interface RedisExecutorOptions {
   /** Where updates and messages go. */
   driver: ExecutorDriver;
-  /** The sandbox; data dirs are `<sandbox>/<spec.dataDir>`. */
+  /** The sandbox. */
   sandbox: string;
+  /**
+   * Where data dirs go: `<dataRoot>/<spec.dataDir>`. Default: the sandbox.
+   * A stable path outside the sandbox keeps the data across executor runs.
+   */
+  dataRoot?: string;
   /**
    * Host put in TASK_RUNNING data. Default: the agent hostname from
    * SUBSCRIBED, else `127.0.0.1`.
@@ -222,6 +227,7 @@ function errorText(error: unknown): string {
 export class RedisExecutor {
   readonly #driver: ExecutorDriver;
   readonly #sandbox: string;
+  readonly #dataRoot: string;
   readonly #log: (line: string) => void;
   readonly #opts: Required<
     Pick<
@@ -268,6 +274,7 @@ export class RedisExecutor {
     if (!options.sandbox) throw new TypeError('Cannot create executor: option "sandbox" is empty');
     this.#driver = options.driver;
     this.#sandbox = options.sandbox;
+    this.#dataRoot = options.dataRoot || options.sandbox;
     this.#host = options.host;
     this.#log = options.log ?? (() => {});
     this.#onIdle = options.onIdle;
@@ -562,7 +569,7 @@ export class RedisExecutor {
     this.#noteEpoch(spec.instance, task.epoch);
     clearTimeout(this.#idleTimer);
     this.#send({ task_id: info.task_id, state: "TASK_STARTING" });
-    const dataDir = `${this.#sandbox}/${spec.dataDir}`;
+    const dataDir = `${this.#dataRoot}/${spec.dataDir}`;
     if (spec.role === "slave" && spec.master) {
       // A slave launched with its master may start first: redis-server retries
       // its master only once a second, so wait (briefly) until the master listens.
@@ -836,6 +843,22 @@ export class RedisExecutor {
           await task.proc!.client.replicaOf(host, port, this.#opts.commandTimeoutMs);
           this.#log(`Task ${task.id}: now replicating from ${host}:${port}`);
           await this.#refresh(task);
+          reply(true);
+          return;
+        }
+        case "purge": {
+          const dir = msg.dataDir;
+          if (typeof dir !== "string" || !/^[A-Za-z0-9_.-]+$/.test(dir) || /^\.+$/.test(dir)) {
+            throw new TypeError(
+              `Cannot purge a data dir: bad name ${JSON.stringify(dir)}`,
+            );
+          }
+          const user = [...this.#tasks.values()].find((t) => t.spec.dataDir === dir);
+          if (user) throw new Error(`Cannot purge data dir "${dir}": task "${user.id}" uses it`);
+          await Deno.remove(`${this.#dataRoot}/${dir}`, { recursive: true }).catch((error) => {
+            if (!(error instanceof Deno.errors.NotFound)) throw error;
+          });
+          this.#log(`Removed data dir ${this.#dataRoot}/${dir}`);
           reply(true);
           return;
         }

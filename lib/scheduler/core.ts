@@ -33,7 +33,7 @@ import {
   type TaskResources,
 } from "./match.ts";
 import { type Action, addressOf, isLive, type ObservedStats, plan } from "./plan.ts";
-import { buildTaskInfo, EXECUTOR_ID, parseTaskId, taskIdOf } from "./tasks.ts";
+import { buildTaskInfo, dataDirOf, EXECUTOR_ID, parseTaskId, taskIdOf } from "./tasks.ts";
 import { type DetectionOptions, hasOtherCopy, judgeLiveness, type Liveness } from "./detection.ts";
 import { LivenessChecks, type Prober } from "./liveness_checks.ts";
 import { type InstanceView, instanceView } from "./status_view.ts";
@@ -101,6 +101,13 @@ export interface SchedulerOptions {
   detection?: Partial<DetectionOptions>;
   /** The direct check of a process in doubt (default: `probeRedis`, PING + ROLE). */
   prober?: Prober;
+  /**
+   * Removes the data dirs (names as in the task specs) of a deleted
+   * instance, once its tasks are gone, where the scheduler can reach them
+   * (the local cluster's data root on this host). Executors are asked to do
+   * it as well.
+   */
+  removeDataDirs?: (dataDirs: string[]) => Promise<void>;
 }
 
 /** What {@linkcode Scheduler.create} answers. */
@@ -224,6 +231,7 @@ export class Scheduler {
   readonly #agentsSettleMs: number;
   /** Failure detection: direct checks of processes in doubt (rules in `detection.ts`). */
   readonly #liveness: LivenessChecks;
+  readonly #removeDataDirs: ((dataDirs: string[]) => Promise<void>) | undefined;
 
   readonly #instances = new Map<string, InstState>();
   readonly #stats = new Map<string, RedisStats>();
@@ -303,6 +311,7 @@ export class Scheduler {
       options.prober,
       this.#now,
     );
+    this.#removeDataDirs = options.removeDataDirs;
   }
 
   // ---- store layout ----
@@ -849,7 +858,7 @@ export class Scheduler {
       role: task.role,
       port: task.port,
       capacityMB: inst.rec.capacityMB,
-      dataDir: `${task.instance}-${inst.rec.createdAt}-${task.procId}`,
+      dataDir: dataDirOf(task.instance, inst.rec.createdAt, task.procId),
       epoch: inst.rec.epoch ?? 0,
       // Self-fence: a master of an instance with slaves takes writes only
       // while a replica follows it, so an isolated old master cannot go on
@@ -946,7 +955,10 @@ export class Scheduler {
       } else if (p.rec.state === "STAGING" || p.rec.state === "RUNNING") {
         // The agent still runs (it or the executor reported the end): restart
         // there, from the same data dir, when that agent offers soon enough.
-        const agentAlive = !MAYBE_ALIVE.has(state) && status.source !== "SOURCE_MASTER";
+        // TASK_GONE: the agent is registered and does not run the task (an
+        // agent restarted with its id, or the local cluster started again).
+        const agentAlive = state === "TASK_GONE" ||
+          (!MAYBE_ALIVE.has(state) && status.source !== "SOURCE_MASTER");
         let reason = describeStatus(status);
         if (!agentAlive && inst.rec.type === "S") {
           reason += `; its agent is lost, so the data of ${p.rec.id} cannot be kept`;
@@ -1101,6 +1113,7 @@ export class Scheduler {
       processes,
       stats,
       inflight: new Set(this.#inflight.keys()),
+      unconfirmed: new Set(this.#unanswered.keys()),
       now,
       offsetQueries: new Map(
         [...this.#offsetQueries].map(([name, q]) => [name, {
@@ -1438,12 +1451,13 @@ export class Scheduler {
       | { kind: "promote"; taskId: string }
       | { kind: "fence"; taskId: string }
       | { kind: "offset"; taskId: string }
+      | { kind: "purge"; taskId: string; dataDir: string }
       | { kind: "replicaof"; taskId: string; host: string; port: number },
   ): Promise<string | undefined> {
     if (!p.rec.agentId) return undefined;
     const commandId = `c${++this.#commandSeq}-${this.#now()}`;
     const msg = { ...cmd, commandId, epoch: inst.rec.epoch ?? 0 } as SchedulerToExecutor;
-    if (cmd.kind !== "offset") {
+    if (cmd.kind !== "offset" && cmd.kind !== "purge") {
       this.#inflight.set(p.rec.taskId, {
         commandId,
         kind: cmd.kind,
@@ -1470,6 +1484,16 @@ export class Scheduler {
     }
     this.#offsetQueries.delete(name);
     await this.#flush();
+    // Every task is gone: the executors remove the data dirs (best effort; an
+    // agent whose executor has exited keeps the dir).
+    for (const p of inst.procs.values()) {
+      if (!p.rec.agentId || !p.rec.taskId) continue;
+      await this.#command(inst, p, {
+        kind: "purge",
+        taskId: p.rec.taskId,
+        dataDir: dataDirOf(name, inst.rec.createdAt, p.rec.id),
+      });
+    }
     // Every key of the instance in one batch: processes and the record together.
     await this.#store.batch([
       ...[...inst.procs.values()].map((p) => ({
@@ -1478,6 +1502,14 @@ export class Scheduler {
       })),
       { key: this.#instKey(name), delete: true },
     ]);
+    if (this.#removeDataDirs) {
+      const dirs = [...inst.procs.values()].map((p) =>
+        dataDirOf(name, inst.rec.createdAt, p.rec.id)
+      );
+      await this.#removeDataDirs(dirs).catch((error) =>
+        this.#log(`Cannot remove the data dirs of ${name}: ${(error as Error).message}`)
+      );
+    }
     this.#instances.delete(name);
     delete this.#placementReasons[name];
     this.#log(`Instance ${name} deleted`);

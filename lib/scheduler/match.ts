@@ -39,6 +39,8 @@ export interface PendingProcess {
   instanceSize: number;
   /** Agent to prefer (a relaunch goes back where the data was). */
   preferredAgentId?: string;
+  /** Port to take on the preferred agent when its offer holds it (a relaunch keeps its address). */
+  preferredPort?: number;
   /** The only agent allowed (a restart in place, to keep the data dir). */
   requiredAgentId?: string;
   /** A slave's master, already placed: the address it replicates from. */
@@ -139,7 +141,8 @@ function round3(n: number): number {
  * added for the first task on an agent whose offer does not list the
  * executor in `executor_ids`; no agent ends up with more than `distribution`
  * processes of one instance, counting `placements` (instance → agent id →
- * processes already there). A preferred agent wins when it fits; otherwise the
+ * processes already there). A preferred agent wins when it fits (and there the
+ * preferred port, when its offer holds it); otherwise the
  * agent holding the fewest processes of the instance, then the offer given the
  * fewest tasks in this round (many small instances spread over the agents, so
  * their executors start them in parallel), then the offer order.
@@ -226,7 +229,10 @@ export function match(
     room.cpus = round3(room.cpus - res.taskCpus - (withExec ? res.executorCpus : 0));
     room.mem = round3(room.mem - memNeed - (withExec ? res.executorMemMB : 0));
     if (withExec) executorPlanned.add(room.agentId);
-    const port = room.ports.shift()!;
+    const keep = room.agentId === proc.preferredAgentId && proc.preferredPort !== undefined
+      ? room.ports.indexOf(proc.preferredPort)
+      : -1;
+    const port = keep >= 0 ? room.ports.splice(keep, 1)[0]! : room.ports.shift()!;
     room.launch ??= {
       offerId: room.offer.id,
       agentId: room.agentId,

@@ -46,6 +46,15 @@ export interface PlanInput {
    * deadline); without it the last reported offsets decide at once.
    */
   offsetQueries?: ReadonlyMap<string, OffsetQueryView>;
+  /**
+   * Task ids Mesos was asked about after a (re-)subscription and has not
+   * answered yet: their state is unconfirmed, so a lost master whose slaves
+   * are unconfirmed waits for the answers instead of being failed over
+   * (after a restart of the local cluster every task is gone at once, and
+   * the master must then restart in place with its data, not a slave be
+   * promoted).
+   */
+  unconfirmed?: ReadonlySet<string>;
 }
 
 /** One thing the driver must do. */
@@ -172,7 +181,15 @@ function planInstance(
 
   // Failover: the master of an MS instance is lost.
   let waiting: string | undefined;
-  if (inst.type === "MS" && master && master.state === "LOST") {
+  const unsure = inst.type === "MS" && master?.state === "LOST"
+    ? slaves().filter((s) => isLive(s) && input.unconfirmed?.has(s.taskId)).map((s) => s.id)
+    : [];
+  if (master && unsure.length > 0) {
+    skipRelaunch.add(master.id);
+    waiting = `Master ${master.id} lost: waiting for Mesos to confirm the state of ${
+      unsure.join(", ")
+    }`;
+  } else if (inst.type === "MS" && master && master.state === "LOST") {
     const lostId = master.id;
     const healthy = slaves().filter((s) => s.state === "RUNNING" && !inflight.has(s.taskId));
     const query = input.offsetQueries?.get(inst.name);
@@ -257,6 +274,7 @@ function planInstance(
           distribution: inst.distribution,
           instanceSize: inst.masters + inst.slaves,
           ...(p.agentId ? { preferredAgentId: p.agentId } : {}),
+          ...(p.agentId && p.port ? { preferredPort: p.port } : {}),
           ...(isMaster && p.agentId && now < (p.pinAgentUntil ?? 0)
             ? { requiredAgentId: p.agentId }
             : {}),

@@ -54,6 +54,15 @@ export function buildExecutorInfo(options: ExecutorInfoOptions): ExecutorInfo {
 }
 
 /** The task id of launch number `launch` of process `procId` of `instance`. */
+/**
+ * The data dir name of a process (one path segment): stable across its
+ * launches, distinct across instances that reuse a name.
+ */
+export function dataDirOf(instance: string, createdAt: number, procId: string): string {
+  return `${instance}-${createdAt}-${procId}`;
+}
+
+/** Task id `{instance}.{procId}.{launch}`. */
 export function taskIdOf(instance: string, procId: string, launch: number): string {
   return `${instance}.${procId}.${launch}`;
 }

@@ -35,6 +35,7 @@ import {
   resourcesFromPool,
 } from "./resources.ts";
 import { StatusUpdateManager } from "./status_updates.ts";
+import { scheduleSandboxRemoval } from "./sandbox_gc.ts";
 
 /** What an agent needs from its master. */
 export interface AgentMaster {
@@ -83,6 +84,8 @@ export interface AgentOptions {
   statusUpdateMaxRetryMs: number;
   /** Executors get a token each and must send it (Mesos `--authenticate_http_executors`). */
   authenticateExecutors?: boolean;
+  /** How long the sandbox of an ended executor is kept (Mesos `--gc_delay`: 1 week). */
+  gcDelayMs: number;
   /** Log sink. */
   log: (line: string) => void;
 }
@@ -214,6 +217,8 @@ export class Agent {
   #updates: StatusUpdateManager;
   /** The fetcher cache of this agent (as Mesos' `--fetcher_cache_dir` of one host). */
   readonly fetcherCache: FetcherCache;
+  /** Pending sandbox removals (cancelled when the agent stops). */
+  #gc = new Set<() => void>();
 
   /** Creates an agent (not yet serving). */
   constructor(options: AgentOptions, master: AgentMaster) {
@@ -319,8 +324,24 @@ export class Agent {
     }
     await Promise.all(exits);
     this.#executors.clear();
+    for (const cancel of this.#gc) cancel();
+    this.#gc.clear();
     await this.#server?.shutdown();
     this.#server = undefined;
+  }
+
+  /**
+   * Stops the agent after shutting down every executor (SHUTDOWN, then
+   * SIGKILL of its tree after its grace period) and waiting for them to
+   * exit; executors keep their sandboxes.
+   */
+  async drain(): Promise<void> {
+    if (this.#running) {
+      const live = [...this.#executors.values()].filter((ex) => ex.state !== "terminated");
+      for (const ex of live) this.shutdownExecutor(ex.frameworkId, ex.executorId);
+      await Promise.all(live.map((ex) => ex.exited));
+    }
+    await this.stop();
   }
 
   /**
@@ -690,6 +711,8 @@ export class Agent {
     if (this.#executors.get(key(ex.frameworkId, ex.executorId)) === ex) {
       this.#executors.delete(key(ex.frameworkId, ex.executorId));
     }
+    const cancel = scheduleSandboxRemoval(ex.sandbox, this.options.gcDelayMs);
+    this.#gc.add(cancel);
     this.#master.executorTerminated(this, ex.frameworkId, ex.executorId, status);
   }
 

@@ -42,6 +42,7 @@ import {
 } from "./resources.ts";
 import { frameworkRoles, validateSubscription, validateTask } from "./validation.ts";
 import { ZooKeeperMembership } from "./membership.ts";
+import { collectSandboxes } from "./sandbox_gc.ts";
 
 /** Options of {@link LocalCluster}. */
 export interface LocalClusterOptions {
@@ -113,6 +114,19 @@ export interface LocalClusterOptions {
    * smallest node leads, the others redirect to it.
    */
   zk?: string;
+  /**
+   * AgentIDs of the agent slots, in order (a cluster started again with the
+   * ids it had keeps its agents' identities); a slot without one gets a new
+   * id. Agents started again by {@link LocalCluster.startAgent} always get a
+   * new id.
+   */
+  agentIds?: readonly string[];
+  /**
+   * How long the sandbox of an ended executor is kept before it is removed,
+   * in ms (Mesos `--gc_delay`; default one day). Sandboxes older than this
+   * found at start are removed as well.
+   */
+  gcDelayMs?: number;
   /** Log sink (default: nothing). */
   log?: (line: string) => void;
 }
@@ -196,8 +210,8 @@ export class LocalCluster implements AgentMaster {
   /** The master id (a UUID). */
   readonly masterId: string = crypto.randomUUID();
   readonly #opt:
-    & Required<Omit<LocalClusterOptions, "log" | "leader" | "zk">>
-    & { log: (line: string) => void; zk: string | undefined };
+    & Required<Omit<LocalClusterOptions, "log" | "leader" | "zk" | "agentIds">>
+    & { log: (line: string) => void; zk: string | undefined; agentIds: readonly string[] };
   /** `undefined`: this master leads; a `host:port`: redirect there; `null`: no leader known. */
   #leader: string | null | undefined;
   #membership?: ZooKeeperMembership;
@@ -233,6 +247,12 @@ export class LocalCluster implements AgentMaster {
     if (portsBase + agents * portsPerAgent - 1 > 65535) {
       throw new RangeError(
         `Options "portsBase" ${portsBase} and "portsPerAgent" ${portsPerAgent} give ports above 65535 for ${agents} agents`,
+      );
+    }
+    const ids = options.agentIds ?? [];
+    if (new Set(ids).size !== ids.length || ids.some((id) => typeof id !== "string" || id === "")) {
+      throw new TypeError(
+        `Option "agentIds" must hold distinct non-empty ids, but got ${JSON.stringify(ids)}`,
       );
     }
     const leader = options.leader;
@@ -307,6 +327,8 @@ export class LocalCluster implements AgentMaster {
         600_000,
         1,
       ),
+      agentIds: [...(options.agentIds ?? [])],
+      gcDelayMs: optionInt("gcDelayMs", options.gcDelayMs, 24 * 3_600_000, 0),
       log: options.log ?? (() => {}),
     };
   }
@@ -361,8 +383,9 @@ export class LocalCluster implements AgentMaster {
     if (this.#started) throw new Error("LocalCluster was already started");
     this.#started = true;
     await Deno.mkdir(this.#opt.workDir, { recursive: true });
+    await collectSandboxes(this.#opt.workDir, this.#opt.gcDelayMs, this.#opt.log);
     for (let i = 0; i < this.#opt.agents; i++) {
-      const agent = this.#newAgent(i);
+      const agent = this.#newAgent(i, this.#opt.agentIds[i]);
       this.#agents.push(agent);
       await agent.start();
     }
@@ -406,8 +429,14 @@ export class LocalCluster implements AgentMaster {
     }
   }
 
-  /** Stops everything: streams closed, every executor process tree killed, servers down. */
-  async stop(): Promise<void> {
+  /**
+   * Stops everything: scheduler streams closed, every executor process tree
+   * killed, servers down. With `graceful`, every executor is first sent
+   * SHUTDOWN and given its grace period to stop its tasks (nothing of it
+   * reaches the schedulers, whose streams are closed first): what
+   * `mesos_local` does on SIGTERM, so redis-servers flush their data.
+   */
+  async stop(options: { graceful?: boolean } = {}): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
     // Leave the ZooKeeper group first, so schedulers see the leader move at once.
@@ -421,15 +450,15 @@ export class LocalCluster implements AgentMaster {
       clearInterval(fw.heartbeatTimer);
       fw.stream?.close();
     }
-    await Promise.all(this.#agents.map((a) => a.stop()));
+    await Promise.all(this.#agents.map((a) => options.graceful ? a.drain() : a.stop()));
     await this.#server?.shutdown();
   }
 
-  #newAgent(index: number): Agent {
+  #newAgent(index: number, id?: string): Agent {
     const base = this.#opt.portsBase + index * this.#opt.portsPerAgent;
     const agent = new Agent({
       index,
-      id: `${this.masterId}-S${this.#agentCounter++}`,
+      id: id ?? `${this.masterId}-S${this.#agentCounter++}`,
       hostname: this.#opt.hostname,
       cpus: this.#opt.cpus,
       mem: this.#opt.mem,
@@ -443,6 +472,7 @@ export class LocalCluster implements AgentMaster {
       statusUpdateRetryMs: this.#opt.statusUpdateRetryMs,
       statusUpdateMaxRetryMs: this.#opt.statusUpdateMaxRetryMs,
       authenticateExecutors: this.#opt.credentials.length > 0,
+      gcDelayMs: this.#opt.gcDelayMs,
       log: this.#opt.log,
     }, this);
     this.#agentsById.set(agent.id, agent);
