@@ -57,7 +57,7 @@ export interface Sched {
   /** SIGKILL; waits for the exit; then stops the local cluster like {@linkcode Sched.stop}. */
   kill(): Promise<void>;
   /** Sends `signal` (SIGTERM or SIGKILL) to sched alone and waits for its exit: the local cluster keeps running. */
-  terminate(signal: "SIGTERM" | "SIGKILL"): Promise<void>;
+  terminate?(signal: "SIGTERM" | "SIGKILL"): Promise<void>;
   /** The log so far. */
   log(): string;
 }

@@ -53,7 +53,7 @@ Deno.test({
       assertEquals((await create(sched, "back", 20, 1)).status, 201);
       const before = await waitRunning(sched, "back");
       await withRedis(before.Master!, async (r) => assertEquals(await r.set("k", "v"), "OK"));
-      await sched.terminate("SIGTERM"); // the local cluster keeps running, and so do the tasks
+      await sched.terminate!("SIGTERM"); // the local cluster keeps running, and so do the tasks
       sched = await startSched({
         ...sched.options,
         prefix: sched.prefix,

@@ -133,7 +133,7 @@ Deno.test({
             await waitFor("200 acknowledged writes", () => writer.acked.size >= 200, {
               timeoutMs: 30_000,
             });
-            await sched.terminate("SIGKILL");
+            await sched.terminate!("SIGKILL");
             const n = writer.acked.size;
             await waitFor("writes go on while sched is down", () => writer.acked.size >= n + 100, {
               timeoutMs: 30_000,
@@ -164,7 +164,7 @@ Deno.test({
       );
 
       await t.step("SIGTERM of sched and a start: every instance back at its address", async () => {
-        await sched.terminate("SIGTERM");
+        await sched.terminate!("SIGTERM");
         sched = await restart(sched);
         env.sched = sched;
         assertEquals(addresses(await waitRunning(sched, "w")), addresses(ms));
@@ -176,7 +176,7 @@ Deno.test({
       await t.step(
         "sched --stop-local stops every process; the next start brings the data back",
         async () => {
-          await sched.terminate("SIGTERM");
+          await sched.terminate!("SIGTERM");
           const out = await new Deno.Command(Deno.execPath(), {
             args: [
               "run",
