@@ -277,7 +277,8 @@ export async function ensureLocalCluster(
   if (!setsid) log("setsid not found: the local cluster shares this process group");
   const child = new Deno.Command(setsid ?? "/bin/sh", {
     args: [...(setsid ? ["/bin/sh"] : []), "-c", redirect, "sh", logPath, command, ...args],
-    cwd: workDir,
+    // Like a daemon: it holds no directory of the caller (its paths are absolute).
+    cwd: "/",
     stdin: "null",
     stdout: "null",
     stderr: "null",
