@@ -47,10 +47,28 @@ export interface ClusterState {
   startedAt: string;
 }
 
+/**
+ * `/proc/<pid>/stat` of another process. Deno lets only `--allow-all` read
+ * it directly; with explicit permissions (a release's launchers) it is read
+ * through `cat` (`--allow-run`).
+ */
+function readStat(pid: number): string {
+  const path = `/proc/${pid}/stat`;
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotCapable)) throw error;
+    const out = new Deno.Command("cat", { args: [path], stdout: "piped", stderr: "null" })
+      .outputSync();
+    if (!out.success) throw new Deno.errors.NotFound(path);
+    return new TextDecoder().decode(out.stdout);
+  }
+}
+
 /** The start time of a live process (`/proc/<pid>/stat` field 22), or `undefined`. */
 export function processStartTime(pid: number): string | undefined {
   try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const stat = readStat(pid);
     // Fields after the command name (which may hold spaces and parentheses).
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     if (fields[0] === "Z" || fields[0] === "X") return undefined; // a zombie is gone
