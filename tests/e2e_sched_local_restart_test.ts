@@ -23,7 +23,6 @@ import {
 import { type FailoverEnv, MasterSampler } from "./_failover.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const PORTS_BASE = 13500;
 
 /** Writes `SET key` + `WAIT 1 1000` in a loop; keeps the keys a slave acknowledged. */
 class AckedWriter {
@@ -103,7 +102,7 @@ Deno.test({
   sanitizeResources: false,
   async fn(t) {
     const dir = await tempDir("e2e-local-outlives");
-    let sched = await startSched({ dir, dbType: "embedded", localPortsBase: PORTS_BASE });
+    let sched = await startSched({ dir, dbType: "embedded" });
     // The sampler probes the processes STATUS names (no port range: the
     // single instance is master too, rightly).
     const env = { sched, portsBase: 1, agents: 0 } as FailoverEnv;

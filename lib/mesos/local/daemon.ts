@@ -15,6 +15,7 @@
  */
 
 import { isAbsolute, join, resolve } from "node:path";
+import type { Credential } from "./auth.ts";
 
 /** Name of the state file a running cluster keeps in its work dir. */
 export const STATE_FILE = "cluster.json";
@@ -22,6 +23,8 @@ export const STATE_FILE = "cluster.json";
 export const AGENTS_FILE = "agents.json";
 /** Name of the log file of a detached cluster in its work dir. */
 export const LOG_FILE = "mesos-local.log";
+/** Name of the credentials file (mode 0600) given to a detached cluster that authenticates. */
+export const CREDENTIALS_FILE = "credentials.json";
 
 /** One agent's identity, kept across runs of the cluster. */
 export interface AgentIdentity {
@@ -190,6 +193,11 @@ export interface LocalClusterSpec {
   portsPerAgent: number;
   /** How long sandboxes of ended executors are kept, in seconds (the cluster's default when absent). */
   gcDelaySeconds?: number;
+  /**
+   * Framework credentials the cluster authenticates with (a started cluster
+   * gets them in `credentials.json`, mode 0600; a running one keeps its own).
+   */
+  credentials?: Credential[];
 }
 
 /** The running cluster does not have the settings asked for. */
@@ -228,6 +236,9 @@ export function clusterFlags(spec: LocalClusterSpec): string[] {
     "--ports-per-agent",
     String(spec.portsPerAgent),
     ...(spec.gcDelaySeconds !== undefined ? ["--gc-delay", `${spec.gcDelaySeconds}secs`] : []),
+    ...(spec.credentials?.length
+      ? ["--credentials", join(absolute(spec.workDir), CREDENTIALS_FILE)]
+      : []),
   ];
 }
 
@@ -287,6 +298,15 @@ export async function ensureLocalCluster(
     await Deno.remove(join(workDir, STATE_FILE)).catch(() => {});
   }
   const logPath = join(workDir, LOG_FILE);
+  const credentialsPath = join(workDir, CREDENTIALS_FILE);
+  await Deno.remove(credentialsPath).catch(() => {});
+  if (options.credentials?.length) {
+    await Deno.writeTextFile(
+      credentialsPath,
+      JSON.stringify({ credentials: options.credentials }) + "\n",
+      { mode: 0o600, createNew: true },
+    );
+  }
   const { command, args } = options.command(clusterFlags({ ...options, workDir }));
   // A session of its own: neither a Ctrl-C in the terminal nor the end of
   // this process reaches it. Output goes to the log file.
