@@ -530,8 +530,8 @@ export async function main(args: string[]): Promise<number> {
         localGone.then((why) => localEnded = why);
         log(
           `${
-            started ? "Started" : "Using the running"
-          } local Mesos cluster (pid ${state.pid}) with ${agents} agent(s) at ${master}; it keeps running when sched stops (sched --stop-local stops it)`,
+            started ? "Started the" : "Using the running"
+          } local Mesos cluster (pid ${state.pid}) with ${agents} agent(s) at ${master} (it keeps running when sched stops; sched --stop-local stops it)`,
         );
       }
       return mesosMaster = master;

@@ -105,7 +105,7 @@ Deno.test({
     let sched = await startSched({ dir, dbType: "embedded" });
     // The sampler probes the processes STATUS names (no port range: the
     // single instance is master too, rightly).
-    const env = { sched, portsBase: 1, agents: 0 } as FailoverEnv;
+    const env = { sched, dir: `${dir}/no-such-dir` } as FailoverEnv;
     try {
       let ms!: View;
       let single!: View;

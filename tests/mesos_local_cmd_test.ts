@@ -9,6 +9,7 @@ import {
 } from "../lib/mesos/local/daemon.ts";
 import { collectSandboxes } from "../lib/mesos/local/sandbox_gc.ts";
 import { waitFor } from "./_util.ts";
+import { reservePortRange } from "./_ports.ts";
 
 const CMD = new URL("../cmd/mesos_local.ts", import.meta.url).pathname;
 
@@ -81,8 +82,10 @@ Deno.test("mesos_local with --work-dir: state file, one cluster per dir, stop, s
       stdout: "piped",
       stderr: "piped",
     });
+  const range = reservePortRange(2000);
+  const base = String(range.base);
   const start = () =>
-    run(["--agents", "2", "--port", "0", "--work-dir", dir, "--ports-base", "47000"]).spawn();
+    run(["--agents", "2", "--port", "0", "--work-dir", dir, "--ports-base", base]).spawn();
   const text = (out: Deno.CommandOutput) =>
     new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
   let child = start();
@@ -92,12 +95,12 @@ Deno.test("mesos_local with --work-dir: state file, one cluster per dir, stop, s
       first = await waitFor("cluster.json", () => findLocalCluster(dir), { timeoutMs: 30_000 });
       assertEquals(first.pid, child.pid);
       assertEquals(first.agents.map((a) => a.ports), [
-        { begin: 47000, end: 47999 },
-        { begin: 48000, end: 48999 },
+        { begin: range.base, end: range.base + 999 },
+        { begin: range.base + 1000, end: range.base + 1999 },
       ]);
     });
     await t.step("a second cluster on the same dir is refused", async () => {
-      const out = await run(["--agents", "2", "--work-dir", dir, "--ports-base", "47000"])
+      const out = await run(["--agents", "2", "--work-dir", dir, "--ports-base", base])
         .output();
       assertEquals(out.code, 1);
       assertMatch(text(out), /already runs in .*pid \d+.*mesos_local stop --work-dir/);
@@ -137,6 +140,7 @@ Deno.test("mesos_local with --work-dir: state file, one cluster per dir, stop, s
     await child.stdout.cancel().catch(() => {});
     await child.stderr.cancel().catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+    range.release();
   }
 });
 

@@ -328,7 +328,7 @@ export async function ensureLocalCluster(
   for (;;) {
     const state = await findLocalCluster(workDir);
     if (state) {
-      log(`Started the local Mesos cluster (pid ${state.pid}, log ${logPath})`);
+      log(`The local Mesos cluster runs as pid ${state.pid} (log ${logPath})`);
       checkSpec(state, options);
       return { state, started: true };
     }
