@@ -105,7 +105,8 @@ Deno.test({
     let sched = await startSched({ dir, dbType: "embedded" });
     // The sampler probes the processes STATUS names (no port range: the
     // single instance is master too, rightly).
-    const env = { sched, dir: `${dir}/no-such-dir` } as FailoverEnv;
+    await Deno.mkdir(`${dir}/sampler-scope`);
+    const env = { sched, dir: `${dir}/sampler-scope` } as FailoverEnv;
     try {
       let ms!: View;
       let single!: View;
