@@ -121,6 +121,7 @@ async function startSchedOn(options: SchedOptions, ports: PortRange | undefined)
     }, { timeoutMs: 60_000, intervalMs: 200 });
     if (answered === "exited") {
       await proc.kill();
+      await stopLocalProcesses(options.dir);
       throw new Error(`sched exited: ${proc.log()}`);
     }
     // LogFile is honoured: the start-up lines are in the file, not on stderr.
@@ -130,6 +131,8 @@ async function startSchedOn(options: SchedOptions, ports: PortRange | undefined)
     );
   } catch (error) {
     await proc.kill();
+    // The local cluster it may have started outlives it: stop that too.
+    await stopLocalProcesses(options.dir);
     throw error;
   }
   return {

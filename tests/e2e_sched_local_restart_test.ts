@@ -152,6 +152,9 @@ Deno.test({
           }
           acked = writer.acked;
           await assertKeys(ms.Master!, acked);
+          console.log(
+            `SIGKILL of sched: ${acked.size} writes acknowledged by WAIT 1 1000, 0 lost (${writer.errors} client errors)`,
+          );
           // The very same processes: nothing relaunched, no orphan, one cluster.
           assertEquals(redisServers(dir), before, "the same redis-servers (port → pid)");
           assert(
