@@ -16,6 +16,7 @@ import {
   subscribe,
   type Subscription,
 } from "./_mesos_local.ts";
+import { waitFor } from "./_util.ts";
 
 /** Reads the raw chunked body of a SUBSCRIBE response until `count` chunks came. */
 async function rawChunks(url: string, body: string, count: number): Promise<Uint8Array[]> {
@@ -194,11 +195,22 @@ Deno.test("command tasks run under a command executor: FINISHED, FAILED and KILL
       async () => {
         const offer = await nextOffer(sub, undefined, 20_000);
         const task = commandTask("c-stubborn", offer, {
-          value: "trap '' TERM; exec sleep 120",
+          value: "trap '' TERM; touch trapped; exec sleep 120",
         }, { kill_policy: { grace_period: { nanoseconds: 300_000_000 } } });
         assertEquals(await sub.call(launch([offer.id.value], [task])), 202);
         await acked(sub, "c-stubborn", "TASK_STARTING");
         await acked(sub, "c-stubborn", "TASK_RUNNING");
+        // Kill only once the shell ignores SIGTERM (RUNNING comes when it starts).
+        const runs =
+          `${env.workDir}/agents/${offer.agent_id.value}/frameworks/${sub.frameworkId}/executors/c-stubborn/runs`;
+        await waitFor("the command to ignore SIGTERM", async () => {
+          for await (const run of Deno.readDir(runs)) {
+            if (await Deno.stat(`${runs}/${run.name}/trapped`).then(() => true, () => false)) {
+              return true;
+            }
+          }
+          return false;
+        }, { timeoutMs: 60_000 });
         assertEquals(
           await sub.call({ type: "KILL", kill: { task_id: { value: "c-stubborn" } } }),
           202,
