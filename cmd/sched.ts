@@ -30,6 +30,7 @@ import { agentsShareHost, artifactAddress, isLoopback } from "../lib/release/hos
 import { currentRelease, isFile } from "../lib/release/layout.ts";
 import { buildFrameworkInfo, mesosPort } from "../lib/scheduler/mesos_port.ts";
 import { createApiHandler } from "../lib/api/handler.ts";
+import { serveGuarded } from "../lib/http/guarded_server.ts";
 import { ApiTokens, type ContextHandler, exposureProblem, guardApi } from "../lib/api/auth.ts";
 import { SchedulerClient } from "../lib/mesos/scheduler_client.ts";
 import {
@@ -463,16 +464,16 @@ export async function main(args: string[]): Promise<number> {
       { tokens },
     );
     const server = await listen("HTTPPort", config.HTTPPort, () =>
-      Promise.resolve(Deno.serve({
-        hostname: config.HTTPAddress,
+      serveGuarded({
+        hostname: config.HTTPAddress || "0.0.0.0",
         port: config.HTTPPort,
         ...(tls ?? {}),
-        onListen: () => {},
+        idleTimeoutMs: 60_000,
         onError: (error) => {
           log(`HTTP handler failed: ${(error as Error)?.stack ?? error}`);
-          return new Response("Internal Server Error", { status: 500 });
+          return new Response("Internal Server Error\n", { status: 500 });
         },
-      }, guarded)));
+      }, guarded));
     cleanups.push(() => server.shutdown());
     log(`Starting the HTTP server at port ${server.addr.port}`);
     log(

@@ -425,7 +425,7 @@ export async function createRunning(
   name: string,
   slaves: number,
 ): Promise<View> {
-  const res = await fetch(`${sched.url}/v1/CREATE/${name}/20/1/${slaves}`, { method: "POST" });
+  const res = await sched.api(`/v1/CREATE/${name}/20/1/${slaves}`, { method: "POST" });
   assertEquals(res.status, 201, await res.text());
   return await waitRunning(sched, name, 60_000);
 }

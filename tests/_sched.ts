@@ -34,8 +34,12 @@ export interface SchedOptions {
   localPortsBase?: number;
   /** The `sched` program to run (a release's `sched`); default `deno run cmd/sched.ts`. */
   program?: string;
-  /** More config fields. */
+  /** More config fields (`APIToken`, `CertFile`, ...). */
   config?: Record<string, unknown>;
+  /** The API token the helpers send (for `APIToken`/`APITokenFile` set in `config`). */
+  token?: string;
+  /** The certificate to trust when `config` sets `CertFile` (the API is then HTTPS). */
+  caCert?: string;
 }
 
 /** Ports each agent of a sched's local cluster offers in the tests. */
@@ -60,6 +64,21 @@ export interface Sched {
   terminate?(signal: "SIGTERM" | "SIGKILL"): Promise<void>;
   /** The log so far. */
   log(): string;
+  /** `fetch` of a path of the API, with the token and the certificate of the options. */
+  api(path: string, init?: RequestInit): Promise<Response>;
+}
+
+/** `fetch` for a sched started with `options`: its token, and its certificate trusted. */
+export function apiFetch(
+  base: string,
+  options: Pick<SchedOptions, "token" | "caCert">,
+): (path: string, init?: RequestInit) => Promise<Response> {
+  const client = options.caCert ? Deno.createHttpClient({ caCerts: [options.caCert] }) : undefined;
+  return (path, init = {}) => {
+    const headers = new Headers(init.headers);
+    if (options.token) headers.set("authorization", `Bearer ${options.token}`);
+    return fetch(`${base}${path}`, { ...init, headers, ...(client ? { client } : {}) });
+  };
 }
 
 /**
@@ -111,11 +130,14 @@ async function startSchedOn(options: SchedOptions, ports: PortRange | undefined)
     ...options.config,
   };
   const proc = await spawnSchedProcess(options.dir, config, options.program);
-  const url = `http://127.0.0.1:${httpPort}`;
+  const url = `${options.caCert ? "https" : "http"}://${
+    options.caCert ? "localhost" : "127.0.0.1"
+  }:${httpPort}`;
+  const api = apiFetch(url, options);
   try {
     const answered = await waitFor("sched to be ready (GET /v1/HEALTH 200)", async () => {
       if (proc.exited) return "exited"; // stop waiting at once
-      const res = await fetch(`${url}/v1/HEALTH`);
+      const res = await api("/v1/HEALTH");
       await res.body?.cancel();
       return res.ok ? "ok" : undefined;
     }, { timeoutMs: 60_000, intervalMs: 200 });
@@ -154,6 +176,7 @@ async function startSchedOn(options: SchedOptions, ports: PortRange | undefined)
       ports?.release();
     },
     terminate: (signal) => signal === "SIGKILL" ? proc.kill() : proc.stop(),
+    api,
   };
 }
 
@@ -343,7 +366,7 @@ export async function create(
   slaves: number,
   body?: unknown,
 ): Promise<{ status: number; text: string }> {
-  const res = await fetch(`${sched.url}/v1/CREATE/${name}/${capacityMB}/1/${slaves}`, {
+  const res = await sched.api(`/v1/CREATE/${name}/${capacityMB}/1/${slaves}`, {
     method: "POST",
     ...(body !== undefined
       ? { body: JSON.stringify(body), headers: { "content-type": "application/json" } }
@@ -354,7 +377,7 @@ export async function create(
 
 /** GET /v1/STATUS/{name}; `undefined` on 404. */
 export async function status(sched: Sched, name: string): Promise<View | undefined> {
-  const res = await fetch(`${sched.url}/v1/STATUS/${name}`);
+  const res = await sched.api(`/v1/STATUS/${name}`);
   if (res.status === 404) {
     await res.body?.cancel();
     return undefined;
@@ -365,7 +388,7 @@ export async function status(sched: Sched, name: string): Promise<View | undefin
 
 /** GET /v1/STATUS. */
 export async function list(sched: Sched): Promise<View[]> {
-  const res = await fetch(`${sched.url}/v1/STATUS`);
+  const res = await sched.api("/v1/STATUS");
   assertEquals(res.status, 200);
   return await res.json();
 }
@@ -389,7 +412,7 @@ export async function waitRunning(sched: Sched, name: string, timeoutMs = 60_000
 
 /** DELETE and wait until STATUS answers 404. */
 export async function deleteAndWait(sched: Sched, name: string): Promise<void> {
-  const res = await fetch(`${sched.url}/v1/DELETE/${name}`, { method: "DELETE" });
+  const res = await sched.api(`/v1/DELETE/${name}`, { method: "DELETE" });
   const text = await res.text();
   assertEquals(res.status, 200, text);
   await waitFor(`instance ${name} gone`, async () => (await status(sched, name)) === undefined, {

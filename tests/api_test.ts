@@ -341,6 +341,14 @@ Deno.test("API with tokens refuses unauthenticated and cross-site requests with 
   }
 });
 
+Deno.test("APIToken alone is accepted under the name default", () => {
+  const tokens = ApiTokens.load({ token: ALICE });
+  assert(tokens.enabled);
+  assertEquals(tokens.nameOf(ALICE), "default");
+  assertEquals(tokens.nameOf(BOB), undefined);
+  assert(!ApiTokens.load({}).enabled);
+});
+
 Deno.test("API without tokens stays open but still refuses cross-site changes", async () => {
   const api = await setup();
   try {

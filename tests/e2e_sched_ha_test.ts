@@ -11,6 +11,7 @@ import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { freePort, tempDir, waitFor } from "./_util.ts";
 import { type Service, startEtcd, startZooKeeper } from "./_services.ts";
 import {
+  apiFetch,
   create,
   deleteAndWait,
   list,
@@ -79,6 +80,7 @@ async function spawnSched(shared: Shared, name: string, wantPort?: number): Prom
     stop: proc.stop,
     kill: proc.kill,
     terminate: (signal) => signal === "SIGKILL" ? proc.kill() : proc.stop(),
+    api: apiFetch(url, {}),
   };
   try {
     await waitFor(`sched ${name} to answer`, async () => {

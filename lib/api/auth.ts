@@ -111,6 +111,7 @@ export class ApiTokens {
     if (options.token) {
       checkToken(options.token, 'config field "APIToken"');
       tokens.#fixed.set(hash(options.token), DEFAULT_TOKEN_NAME);
+      tokens.#byHash = new Map(tokens.#fixed);
     }
     if (tokens.#file) {
       const where = `APITokenFile "${tokens.#file}"`;

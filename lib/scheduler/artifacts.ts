@@ -5,9 +5,13 @@
  * shell script that runs `cmd/executor.ts` from this source tree with this
  * Deno (for agents on this host only).
  *
+ * Requests go through {@linkcode serveGuarded} (size and time limits, a
+ * bounded number of connections per agent address); nothing else is served
+ * and no answer names a local path.
+ *
  * @module
  */
-
+import { serveGuarded } from "../http/guarded_server.ts";
 import type { Shipment, ShippedFile } from "../release/shipping.ts";
 
 /** Options of {@linkcode startArtifactServer}. */
@@ -68,9 +72,8 @@ export function devLauncherScript(): string | undefined {
   );
   return lines.join("\n");
 }
-
 /** Starts the artifact server. */
-export function startArtifactServer(options: ArtifactServerOptions): Promise<ArtifactServer> {
+export async function startArtifactServer(options: ArtifactServerOptions): Promise<ArtifactServer> {
   const log = options.log ?? (() => {});
   const files = new Map<string, ShippedFile>(
     options.shipment.files.map((file) => [file.urlPath, file]),
@@ -103,32 +106,25 @@ export function startArtifactServer(options: ArtifactServerOptions): Promise<Art
       }
       const file = files.get(pathname);
       if (file) return await serve(file, req.method === "HEAD");
-      return new Response(`No artifact at ${pathname}\n`, { status: 404 });
+      return new Response(`No artifact at ${pathname.slice(0, 200)}\n`, { status: 404 });
     } catch (error) {
       log(`Artifact server: ${pathname}: ${(error as Error).message}`);
       return new Response("Internal Server Error\n", { status: 500 });
     }
   };
 
-  return new Promise((resolve, reject) => {
-    try {
-      const server = Deno.serve({
-        hostname: options.hostname,
-        port: options.port,
-        onListen: () => {},
-        onError: (error) => {
-          log(`Artifact server error: ${(error as Error).message}`);
-          return new Response("Internal Server Error\n", { status: 500 });
-        },
-      }, handler);
-      resolve({
-        port: server.addr.port,
-        stop: async () => {
-          await server.shutdown();
-        },
-      });
-    } catch (error) {
-      reject(error);
-    }
-  });
+  const server = await serveGuarded({
+    hostname: options.hostname,
+    port: options.port,
+    // Every agent fetches from here: allow many at once from one address.
+    maxConnectionsPerClient: 256,
+    onError: (error) => {
+      log(`Artifact server error: ${(error as Error).message}`);
+      return new Response("Internal Server Error\n", { status: 500 });
+    },
+  }, handler);
+  return {
+    port: server.addr.port,
+    stop: () => server.shutdown(),
+  };
 }
