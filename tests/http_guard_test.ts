@@ -113,7 +113,13 @@ Deno.test("a guarded server answers too big or too slow requests with one line a
     { port: 0, requestTimeoutMs: 1000, maxConnectionsPerClient: 3 },
     async (req, info) => {
       const body = await req.text();
-      seen.push({ method: req.method, url: req.url, body, client: info.remoteAddr.hostname });
+      const url = new URL(req.url);
+      seen.push({
+        method: req.method,
+        url: `${info.scheme}://${req.headers.get("host")}${url.pathname}`,
+        body,
+        client: info.remoteAddr.hostname,
+      });
       return new Response(`got ${req.method} ${new URL(req.url).pathname} ${body}\n`);
     },
   );
@@ -186,7 +192,8 @@ Deno.test("a guarded server serves HTTPS with a certificate made by openssl", as
     const { cert, key } = await makeTestCert(dir);
     const server = await serveGuarded(
       { port: 0, cert, key },
-      (req) => new Response(`${req.url}\n`),
+      (req, info) =>
+        new Response(`${info.scheme}://${req.headers.get("host")}${new URL(req.url).pathname}\n`),
     );
     const client = Deno.createHttpClient({ caCerts: [cert] });
     try {

@@ -203,18 +203,23 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
  * Why a state-changing request looks cross-site, or `undefined`: an `Origin`
  * other than the request's own (`null` included), or a `Sec-Fetch-Site`
  * other than `same-origin` and `none`. Requests that do not change state are
- * never refused.
+ * never refused. The API's own origin is `{scheme}://{Host}` when `scheme`
+ * is given (behind the guarded front), else the request URL's.
  */
-export function crossSiteReason(req: Request): string | undefined {
+export function crossSiteReason(req: Request, scheme?: string): string | undefined {
   if (SAFE_METHODS.has(req.method)) return undefined;
   const site = req.headers.get("sec-fetch-site");
   if (site !== null && site !== "same-origin" && site !== "none") {
     return `Cross-site request refused: Sec-Fetch-Site is "${site.slice(0, 40)}"`;
   }
   const origin = req.headers.get("origin");
-  if (origin !== null && origin !== new URL(req.url).origin) {
+  if (origin === null) return undefined;
+  const own = scheme !== undefined
+    ? `${scheme}://${req.headers.get("host") ?? ""}`
+    : new URL(req.url).origin;
+  if (origin !== own) {
     return `Cross-site request refused: Origin ${JSON.stringify(origin.slice(0, 200))} is not ${
-      new URL(req.url).origin
+      JSON.stringify(own.slice(0, 200))
     }`;
   }
   return undefined;
@@ -247,14 +252,17 @@ export interface GuardOptions {
 export function guardApi(
   handler: ContextHandler,
   options: GuardOptions = {},
-): (req: Request, info?: { remoteAddr?: Deno.Addr }) => Response | Promise<Response> {
+): (
+  req: Request,
+  info?: { remoteAddr?: Deno.Addr; scheme?: string },
+) => Response | Promise<Response> {
   const tokens = options.tokens?.enabled ? options.tokens : undefined;
   return (req, info) => {
     const addr = info?.remoteAddr as Deno.NetAddr | undefined;
     const ctx: RequestContext = addr?.hostname !== undefined
       ? { client: `${addr.hostname}:${addr.port}` }
       : {};
-    const crossSite = crossSiteReason(req);
+    const crossSite = crossSiteReason(req, info?.scheme);
     if (crossSite) return refuse(403, crossSite);
     if (!tokens) return handler(req, ctx);
     const pathname = new URL(req.url).pathname;

@@ -15,8 +15,8 @@
  *
  * Whole requests are handed to a `Deno.serve` listening on a Unix socket in a
  * private (0700) directory, over one socket per client connection; its
- * answers flow back unchanged. The handler sees the request as the client
- * sent it (scheme, host, path) and the client's address in `remoteAddr`.
+ * answers flow back unchanged. The handler gets the client's address and
+ * the scheme in {@linkcode GuardedInfo}.
  *
  * @module
  */
@@ -47,10 +47,18 @@ export interface GuardedServeOptions {
   onError?: (error: unknown) => Response | Promise<Response>;
 }
 
-/** What the handler gets besides the request. */
+/**
+ * What the handler gets besides the request. The request is the inner
+ * server's: its URL reads `http+unix://{Host}/{path}` (the path and query as
+ * the client sent them; making a copy with the outer URL would cost more
+ * than the rest of the front), so a handler that needs the origin builds it
+ * from `scheme` and the `Host` header.
+ */
 export interface GuardedInfo {
   /** The client's address. */
   remoteAddr: Deno.NetAddr;
+  /** `https` when the server has a certificate, else `http`. */
+  scheme: "http" | "https";
 }
 
 /** A running {@linkcode serveGuarded} server. */
@@ -106,7 +114,7 @@ export async function serveGuarded(
   const maxPerClient = options.maxConnectionsPerClient ?? 64;
   const hostname = options.hostname ?? "127.0.0.1";
   const tls = options.cert !== undefined && options.key !== undefined;
-  const scheme = tls ? "https" : "http";
+  const scheme: "http" | "https" = tls ? "https" : "http";
   const listener: Deno.Listener = tls
     ? Deno.listenTls({ hostname, port: options.port, cert: options.cert!, key: options.key! })
     : Deno.listen({ hostname, port: options.port });
@@ -127,18 +135,7 @@ export async function serveGuarded(
     const client = request.headers.get(CLIENT_HEADER) ?? "";
     const comma = client.indexOf(",");
     const [ip, port] = splitAddress(comma < 0 ? client : client.slice(0, comma));
-    const raw = request.url;
-    const path = raw.slice(raw.indexOf("/", raw.indexOf("//") + 2));
-    const host = request.headers.get("host") || fallbackHost;
-    const headers = new Headers(request.headers);
-    headers.delete(CLIENT_HEADER);
-    // Not `new Request(url, request)`: that would tie the copy to the inner request's signal.
-    const outer = new Request(`${scheme}://${host}${path}`, {
-      method: request.method,
-      headers,
-      ...(request.body ? { body: request.body } : {}),
-    });
-    return handler(outer, { remoteAddr: { transport: "tcp", hostname: ip, port } });
+    return handler(request, { remoteAddr: { transport: "tcp", hostname: ip, port }, scheme });
   });
 
   const perClient = new Map<string, number>();
