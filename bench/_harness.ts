@@ -55,11 +55,12 @@ export async function until<T>(
   throw new Error(`Timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
 }
 
-/** A short-lived ioredis client that never retries in the background. */
-export function client(port: number, host = "127.0.0.1"): Redis {
+/** A short-lived ioredis client that never retries in the background (with `password`, logged in). */
+export function client(port: number, host = "127.0.0.1", password?: string): Redis {
   const redis = new Redis({
     host,
     port,
+    ...(password ? { password } : {}),
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -76,8 +77,9 @@ export async function command(
   port: number,
   args: [string, ...(string | number)[]],
   host = "127.0.0.1",
+  password?: string,
 ): Promise<unknown> {
-  const redis = client(port, host);
+  const redis = client(port, host, password);
   try {
     await redis.connect();
     return await redis.call(...args);

@@ -117,8 +117,13 @@ interface FailoverSample {
 }
 
 /** Writes `keys` keys, each acknowledged by `WAIT 2`; returns the acknowledged ones. */
-async function writeAcked(port: number, keys: number, host = "127.0.0.1"): Promise<string[]> {
-  const redis = client(port, host);
+async function writeAcked(
+  port: number,
+  keys: number,
+  host = "127.0.0.1",
+  password?: string,
+): Promise<string[]> {
+  const redis = client(port, host, password);
   await redis.connect();
   const acked: string[] = [];
   try {
@@ -134,8 +139,13 @@ async function writeAcked(port: number, keys: number, host = "127.0.0.1"): Promi
   return acked;
 }
 
-async function countPresent(port: number, keys: string[], host = "127.0.0.1"): Promise<number> {
-  const redis = client(port, host);
+async function countPresent(
+  port: number,
+  keys: string[],
+  host = "127.0.0.1",
+  password?: string,
+): Promise<number> {
+  const redis = client(port, host, password);
   await redis.connect();
   try {
     let present = 0;
@@ -149,9 +159,10 @@ async function countPresent(port: number, keys: string[], host = "127.0.0.1"): P
   }
 }
 
-async function tryWrite(port: number, host = "127.0.0.1"): Promise<boolean> {
+async function tryWrite(port: number, host = "127.0.0.1", password?: string): Promise<boolean> {
   try {
-    return (await command(port, ["SET", "failover-probe", String(Date.now())], host)) === "OK";
+    return (await command(port, ["SET", "failover-probe", String(Date.now())], host, password)) ===
+      "OK";
   } catch {
     return false;
   }
@@ -230,7 +241,9 @@ async function mrFailover(mr: MrRedis, name: string, keys: number): Promise<Fail
     return s?.Status === "RUNNING" ? s : undefined;
   }, 120_000);
   const oldPort = Number(before.Master!.Port);
-  const acked = await writeAcked(oldPort, keys, before.Master!.IP);
+  const password: string | undefined =
+    (await (await fetch(`${mr.api}/v1/CREDENTIALS/${name}`)).json()).Password ?? undefined;
+  const acked = await writeAcked(oldPort, keys, before.Master!.IP, password);
   const pids = await redisPidsOnPort(oldPort);
   if (pids.length !== 1) {
     throw new Error(`Expected one redis-server on port ${oldPort}, found ${pids.length}`);
@@ -243,13 +256,13 @@ async function mrFailover(mr: MrRedis, name: string, keys: number): Promise<Fail
       const s = await status(mr.api, name);
       const m = s?.Master;
       if (!m || Number(m.Port) === oldPort) return undefined;
-      return await tryWrite(Number(m.Port), m.IP) ? m : undefined;
+      return await tryWrite(Number(m.Port), m.IP, password) ? m : undefined;
     },
     60_000,
     10,
   );
   const seconds = (performance.now() - killed) / 1000;
-  const present = await countPresent(Number(next.Port), acked, next.IP);
+  const present = await countPresent(Number(next.Port), acked, next.IP, password);
   await destroy(mr.api, name);
   return { seconds, lost: acked.length - present, acked: acked.length };
 }

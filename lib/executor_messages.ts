@@ -45,6 +45,12 @@ export interface RedisTaskSpec {
    * {@linkcode DEFAULT_MIN_REPLICAS_MAX_LAG_SECONDS}.
    */
   minReplicasMaxLagSeconds?: number;
+  /**
+   * The instance's passwords: the clients' (`default` user) and the internal
+   * user's (executor and replication). Absent for instances made before
+   * passwords: the process then runs without one. Never logged.
+   */
+  auth?: { password: string; adminPassword: string };
 }
 
 /**
@@ -257,6 +263,18 @@ export function decodeTaskSpec(data: Uint8Array | undefined): RedisTaskSpec {
       throw bad("minReplicasMaxLagSeconds", "a whole number of seconds from 1 to 3600");
     }
     spec.minReplicasMaxLagSeconds = v.minReplicasMaxLagSeconds as number;
+  }
+  if (v.auth !== undefined) {
+    const a = v.auth as { password?: unknown; adminPassword?: unknown } | null;
+    // The message never shows the value: it holds secrets.
+    if (
+      typeof a !== "object" || a === null || !nonEmpty(a.password) || !nonEmpty(a.adminPassword)
+    ) {
+      throw new TypeError(
+        'TaskInfo.data field "auth" must be {password, adminPassword} with two non-empty strings',
+      );
+    }
+    spec.auth = { password: a.password, adminPassword: a.adminPassword };
   }
   if (v.role === "slave" || v.master !== undefined) {
     const m = v.master as { host?: unknown; port?: unknown } | undefined;

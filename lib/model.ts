@@ -109,6 +109,14 @@ export interface InstanceRecord {
   epoch?: number;
   /** The last notable event (a failover, a data loss), shown in STATUS as `LastEvent`. */
   lastEvent?: string;
+  /**
+   * The clients' password (the `default` user of every process); never in
+   * STATUS, logs or task labels (`GET /v1/CREDENTIALS/{name}`). Absent for
+   * instances made before passwords: they run without one.
+   */
+  password?: string;
+  /** The internal user's secret (executor and replication); never shown anywhere. */
+  adminPassword?: string;
   /** Monotonic record revision, bumped by the scheduler on each write. */
   rev: number;
   createdAt: number;

@@ -339,6 +339,8 @@ export interface ProcView {
   Port: string;
   MemoryCapacity: number;
   State: string;
+  /** The instance's password, from CREDENTIALS (added by these helpers, not in STATUS). */
+  password?: string;
 }
 
 /** STATUS of an instance. */
@@ -375,7 +377,26 @@ export async function create(
   return { status: res.status, text: await res.text() };
 }
 
-/** GET /v1/STATUS/{name}; `undefined` on 404. */
+/** GET /v1/CREDENTIALS/{name}: the password (`undefined` on 404 or for an instance without one). */
+export async function password(sched: Sched, name: string): Promise<string | undefined> {
+  const res = await sched.api(`/v1/CREDENTIALS/${name}`);
+  if (res.status !== 200) {
+    await res.body?.cancel();
+    return undefined;
+  }
+  return (await res.json()).Password ?? undefined;
+}
+
+/** Gives every process of `view` the instance's password, for {@linkcode redisOf}. */
+async function withPassword(sched: Sched, view: View): Promise<View> {
+  const secret = await password(sched, view.Name);
+  if (secret !== undefined) {
+    for (const p of [view.Master, ...(view.Slaves ?? [])]) if (p) p.password = secret;
+  }
+  return view;
+}
+
+/** GET /v1/STATUS/{name}; `undefined` on 404. Processes carry the password. */
 export async function status(sched: Sched, name: string): Promise<View | undefined> {
   const res = await sched.api(`/v1/STATUS/${name}`);
   if (res.status === 404) {
@@ -383,14 +404,15 @@ export async function status(sched: Sched, name: string): Promise<View | undefin
     return undefined;
   }
   assertEquals(res.status, 200);
-  return await res.json();
+  return await withPassword(sched, await res.json());
 }
 
-/** GET /v1/STATUS. */
+/** GET /v1/STATUS. Processes carry the password. */
 export async function list(sched: Sched): Promise<View[]> {
   const res = await sched.api("/v1/STATUS");
   assertEquals(res.status, 200);
-  return await res.json();
+  const views: View[] = await res.json();
+  return await Promise.all(views.map((v) => withPassword(sched, v)));
 }
 
 /** Waits until the instance is RUNNING; returns its STATUS. */
@@ -430,6 +452,7 @@ export function redisOf(p: ProcView): Redis {
     maxRetriesPerRequest: 1,
     retryStrategy: () => null,
     enableOfflineQueue: false,
+    ...(p.password ? { password: p.password } : {}),
   });
 }
 

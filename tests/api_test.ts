@@ -124,6 +124,30 @@ Deno.test("API answers every bad request with a 4xx naming what was wrong", asyn
         /Body field "__proto__" is unknown/,
         '{"__proto__":1}',
       ],
+      [
+        "POST",
+        "/v1/CREATE/ok/100/1/0",
+        400,
+        /"Password" must be 16 to 128 characters long, but has 5\n/,
+        '{"Password":"short"}',
+      ],
+      [
+        "POST",
+        "/v1/CREATE/ok/100/1/0",
+        400,
+        /"Password" must be a string/,
+        '{"Password":12345678901234567}',
+      ],
+      [
+        "POST",
+        "/v1/CREATE/ok/100/1/0",
+        400,
+        /"Password" may only hold printable ASCII/,
+        '{"Password":"has spaces in it, see?"}',
+      ],
+      ["GET", "/v1/CREDENTIALS/unknown", 404, /"unknown" not found/],
+      ["GET", "/v1/CREDENTIALS", 400, /CREDENTIALS needs/],
+      ["POST", "/v1/CREDENTIALS/x", 405, /use GET/],
       ["POST", "/v1/CREATE/ok/100/1", 400, /CREATE needs/],
       ["GET", "/v1/CREATE/ok/100/1/0", 405, /use POST/],
       ["POST", "/v1/STATUS/ok", 405, /use GET/],
@@ -229,6 +253,37 @@ Deno.test("STATUS long poll answers when the master version differs or the wait 
     assertEquals(res.status, 400);
     res = await api.call("GET", "/v1/STATUS/nope?wait=1s&version=0-none");
     assertEquals(res.status, 404);
+  } finally {
+    await api.close();
+  }
+});
+
+Deno.test("API gives every instance a password: the one in the body or a random one, only through CREDENTIALS", async () => {
+  const api = await setup();
+  const given = "tenant-chosen-pw-0123456789";
+  try {
+    let res = await api.call("POST", "/v1/CREATE/mine/64/1/1", JSON.stringify({ Password: given }));
+    assertEquals(res.status, 201, res.text);
+    res = await api.call("POST", "/v1/CREATE/rand/64/1/0");
+    assertEquals(res.status, 201, res.text);
+    const mine = await api.call("GET", "/v1/CREDENTIALS/mine");
+    assertEquals(mine.status, 200);
+    assertEquals(JSON.parse(mine.text), { Name: "mine", User: "default", Password: given });
+    const rand = JSON.parse((await api.call("GET", "/v1/CREDENTIALS/rand")).text);
+    assertMatch(rand.Password, /^[A-Za-z0-9_-]{43}$/);
+    // Nowhere else: not in STATUS, not in the log, not in the answers.
+    const everything = [
+      (await api.call("GET", "/v1/STATUS")).text,
+      (await api.call("GET", "/v1/STATUS/mine")).text,
+      ...api.logs,
+    ].join("\n");
+    for (const secret of [given, rand.Password]) {
+      assert(!everything.includes(secret), "the password appears only in CREDENTIALS");
+    }
+    // It is in the store, with the internal secret, for a restarted scheduler.
+    const stored = JSON.parse((await api.store.get("/mr-redis/instances/mine"))!.value);
+    assertEquals(stored.password, given);
+    assertMatch(stored.adminPassword, /^[A-Za-z0-9_-]{43}$/);
   } finally {
     await api.close();
   }

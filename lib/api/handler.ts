@@ -8,6 +8,7 @@
  * | `GET /v1/STATUS/{name}?wait=DUR&version=V` | the same, once the master version differs from `V` (or after `DUR`) |
  * | `GET /v1/STATUS` | 200 JSON array |
  * | `DELETE /v1/DELETE/{name}` | 200, 404 |
+ * | `GET /v1/CREDENTIALS/{name}` | 200 `{"Name", "User", "Password"}`, 404 |
  * | `GET /`, `/ui`, `/ui/*` | the web UI ({@linkcode serveUi}) |
  *
  * Every bad request gets a 4xx with one line naming what was wrong; anything
@@ -59,6 +60,11 @@ export interface InstanceService {
   /** Every instance's STATUS JSON object. */
   list(): unknown[];
   /**
+   * The clients' password of an instance (`null`: it has none), or
+   * `undefined` when the name is unknown. Absent: CREDENTIALS answers 404.
+   */
+  credentials?(name: string): { password: string | null } | undefined;
+  /**
    * A number that changes whenever `list()` may answer differently; when
    * given, the serialized list is reused while it stays the same.
    */
@@ -77,6 +83,7 @@ const ROUTES: Record<string, string> = {
   CREATE: "POST",
   STATUS: "GET",
   DELETE: "DELETE",
+  CREDENTIALS: "GET",
 };
 
 function text(status: number, body: string, headers: Record<string, string> = {}): Response {
@@ -252,6 +259,21 @@ export function createApiHandler(
         }
         audit(`DELETE ${name}`, ctx);
         return text(200, "Request Accepted, Instance will be deleted.");
+      }
+      case "CREDENTIALS": {
+        if (args.length === 0 || (args.length === 1 && args[0] === "")) {
+          throw new HttpError(400, "CREDENTIALS needs /v1/CREDENTIALS/{name}");
+        }
+        const name = parseName(args.join("/"));
+        const found = service.credentials?.(name);
+        if (found === undefined) throw new HttpError(404, `Instance "${name}" not found`);
+        return new Response(
+          JSON.stringify({ Name: name, User: "default", Password: found.password }),
+          {
+            status: 200,
+            headers: { "content-type": "application/json", "cache-control": "no-store" },
+          },
+        );
       }
     }
     throw new HttpError(404, `No such route: ${req.method} ${url.pathname}`);

@@ -6,6 +6,7 @@
  */
 import { HttpError } from "./http_error.ts";
 import { didYouMean } from "../did_you_mean.ts";
+import { passwordProblem } from "../redis/auth.ts";
 
 /** Longest instance name. */
 export const MAX_NAME_LENGTH = 64;
@@ -23,6 +24,8 @@ export interface CreateParams {
   masters: number;
   slaves: number;
   distribution: number;
+  /** The clients' password from the body; absent: the scheduler makes a random one. */
+  password?: string;
 }
 
 function show(value: string): string {
@@ -106,6 +109,16 @@ const BODY_FIELDS: Record<string, (value: unknown, params: CreateParams) => void
       );
     }
     params.distribution = value;
+  },
+  Password(value, params) {
+    if (value === null) return; // a random one
+    if (typeof value !== "string") {
+      throw new HttpError(400, `Field "Password" must be a string, but got a ${typeof value}`);
+    }
+    // The message never repeats the password.
+    const problem = passwordProblem(value);
+    if (problem) throw new HttpError(400, `Field "Password" ${problem}`);
+    params.password = value;
   },
 };
 

@@ -255,6 +255,35 @@ export class SchedulerClient {
     throw new CommandError(describeAnswer(answer), { status: answer.status });
   }
 
+  /** `GET /v1/CREDENTIALS/{name}`: the clients' password (`null`: the instance has none). */
+  async credentials(
+    name: string,
+  ): Promise<{ Name: string; User: string; Password: string | null }> {
+    const path = `/v1/CREDENTIALS/${encodeURIComponent(name)}`;
+    const answer = await this.#call("GET", path);
+    if (answer.status === 404) throw notFound(name);
+    if (answer.status !== 200) {
+      throw new CommandError(describeAnswer(answer), {
+        status: answer.status,
+        hint: answer.status === 405 || answer.status === 400
+          ? "This scheduler may be older than passwords"
+          : undefined,
+      });
+    }
+    const data = this.#json(answer, path) as { Password?: unknown; User?: unknown } | null;
+    if (
+      typeof data !== "object" || data === null ||
+      (typeof data.Password !== "string" && data.Password !== null)
+    ) {
+      throw new CommandError(`the scheduler answered ${path} with JSON that has no "Password"`);
+    }
+    return {
+      Name: name,
+      User: typeof data.User === "string" ? data.User : "default",
+      Password: data.Password as string | null,
+    };
+  }
+
   /** `DELETE /v1/DELETE/{name}`. Returns the scheduler's text; throws on 404 and failures. */
   async delete(name: string): Promise<string> {
     const path = `/v1/DELETE/${encodeURIComponent(name)}`;

@@ -10,6 +10,7 @@ import denoJson from "../../deno.json" with { type: "json" };
 import type { Command } from "./command.ts";
 import { type Context, denoContext, println } from "./context.ts";
 import { createCommand } from "./create.ts";
+import { credentialsCommand } from "./credentials.ts";
 import { deleteCommand } from "./delete.ts";
 import { CommandError, UsageError } from "./errors.ts";
 import { commandHelp, mainHelp } from "./help.ts";
@@ -27,6 +28,7 @@ export const COMMANDS: Command[] = [
   statusCommand,
   deleteCommand,
   proxyCommand,
+  credentialsCommand,
 ];
 
 const MAIN_HINT = 'Run "mrr help" for the list of commands';

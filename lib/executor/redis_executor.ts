@@ -595,6 +595,7 @@ export class RedisExecutor {
         // fetches it again by a full sync), so it keeps no AOF until promoted.
         appendOnly: spec.role !== "slave",
         ...(spec.role === "slave" && spec.master ? { replicaOf: spec.master } : {}),
+        ...(spec.auth ? { auth: spec.auth } : {}),
       });
     } catch (error) {
       this.#finish(task, {

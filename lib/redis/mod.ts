@@ -9,6 +9,7 @@
  * @module
  */
 
+export * from "./auth.ts";
 export * from "./client.ts";
 export * from "./info.ts";
 export * from "./liveness.ts";

@@ -22,6 +22,7 @@
 
 import { RedisClient } from "./client.ts";
 import { stallMeter } from "./stall_meter.ts";
+import { ADMIN_USER, AUTH_CONFIG_FILE, authConfig, redactSecrets, type RedisAuth } from "./auth.ts";
 
 /** How a redis-server process ended. */
 export interface RedisExit {
@@ -68,6 +69,12 @@ export interface RedisProcessOptions {
   appendOnly?: boolean;
   /** Extra `--name value` arguments appended at the end. */
   extraArgs?: string[];
+  /**
+   * Passwords and ACLs ({@linkcode RedisAuth}): written to a 0600 config file
+   * in the data dir, never on the command line; the process's client logs in
+   * as the internal user. Absent: no password (instances made before them).
+   */
+  auth?: RedisAuth;
 }
 
 /** Raised when redis-server could not be started. */
@@ -95,9 +102,14 @@ export function describeExit(exit: RedisExit): string {
   return exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
 }
 
-/** Builds the redis-server command line for `options` (without the binary). */
+/**
+ * Builds the redis-server command line for `options` (without the binary).
+ * With `auth`, the first argument is the auth config file (no secret is on
+ * the command line).
+ */
 export function redisServerArgs(options: RedisProcessOptions): string[] {
   const args = [
+    ...(options.auth ? [`${options.dataDir}/${AUTH_CONFIG_FILE}`] : []),
     "--port",
     String(options.port),
     "--bind",
@@ -204,7 +216,11 @@ export class RedisProcess {
     this.dataDir = options.dataDir;
     const bind = options.bind ?? "127.0.0.1";
     const host = bind === "0.0.0.0" || bind === "*" || bind.includes(" ") ? "127.0.0.1" : bind;
-    this.client = new RedisClient({ host, port: options.port });
+    this.client = new RedisClient({
+      host,
+      port: options.port,
+      ...(options.auth ? { username: ADMIN_USER, password: options.auth.adminPassword } : {}),
+    });
     this.#stderrDone = this.#readOutput(child.stderr, true);
     this.#stdoutDone = this.#readOutput(child.stdout, false);
     this.exited = child.status.then(async (status) => {
@@ -224,6 +240,13 @@ export class RedisProcess {
     validate(options);
     await Deno.mkdir(options.dataDir, { recursive: true });
     options = { ...options, dataDir: await Deno.realPath(options.dataDir) };
+    if (options.auth) {
+      const path = `${options.dataDir}/${AUTH_CONFIG_FILE}`;
+      // Owner-only from the first byte, also when an older file had wider permissions.
+      await Deno.writeTextFile(path, "", { mode: 0o600 });
+      await Deno.chmod(path, 0o600);
+      await Deno.writeTextFile(path, authConfig(options.auth), { mode: 0o600 });
+    }
     let binary = options.binary ?? "redis-server";
     // The child runs in the data dir: a relative path (`./redis-server`) means the caller's cwd.
     if (binary.includes("/") && !binary.startsWith("/")) binary = `${Deno.cwd()}/${binary}`;
@@ -299,11 +322,12 @@ export class RedisProcess {
       why = `did not answer PING within ${timeoutMs} ms`;
     }
     const output = [...proc.#stderrTail, ...await tailOfFile(proc.logFile, 5)];
-    throw new RedisStartError(
+    throw new RedisStartError(redactSecrets(
       `Cannot start redis-server on port ${options.port}: it ${why}${
         output.length ? `; last output: ${output.join(" | ")}` : ""
       }`,
-    );
+      options.auth,
+    ));
   }
 
   /** Path of the log file (redis-server's log, copied from its stdout, and its stderr). */

@@ -36,6 +36,7 @@ import { type Action, addressOf, isLive, type ObservedStats, plan } from "./plan
 import { buildTaskInfo, dataDirOf, EXECUTOR_ID, parseTaskId, taskIdOf } from "./tasks.ts";
 import { type DetectionOptions, hasOtherCopy, judgeLiveness, type Liveness } from "./detection.ts";
 import { LivenessChecks, type Prober } from "./liveness_checks.ts";
+import { randomSecret } from "../redis/auth.ts";
 import { type InstanceView, instanceView } from "./status_view.ts";
 import {
   type AgentResources,
@@ -64,6 +65,8 @@ export interface CreateRequest {
   masters: number;
   slaves: number;
   distribution: number;
+  /** The clients' password; absent: a random one. */
+  password?: string;
 }
 
 /** Options of {@linkcode Scheduler}. */
@@ -439,6 +442,16 @@ export class Scheduler {
     );
   }
 
+  /**
+   * The clients' password of an instance: `undefined` when the instance is
+   * unknown, `null` when it was made before passwords (it has none).
+   */
+  credentials(name: string): { password: string | null } | undefined {
+    const inst = this.#instances.get(name);
+    if (!inst) return undefined;
+    return { password: inst.rec.password ?? null };
+  }
+
   /** The STATUS view of every instance, oldest first. */
   list(): InstanceView[] {
     return [...this.#instances.values()]
@@ -473,6 +486,8 @@ export class Scheduler {
         masters: req.masters,
         slaves: req.slaves,
         distribution: req.distribution,
+        password: req.password ?? randomSecret(),
+        adminPassword: randomSecret(),
         masterId: "p1",
         reason: `Waiting for ${req.masters + req.slaves} of ${
           req.masters + req.slaves
@@ -865,6 +880,9 @@ export class Scheduler {
       // as a second master (lib/scheduler/README.md, "Fencing").
       minReplicasToWrite: inst.rec.slaves > 0 ? 1 : 0,
       ...(isSlave && task.master ? { master: task.master } : {}),
+      ...(inst.rec.password && inst.rec.adminPassword
+        ? { auth: { password: inst.rec.password, adminPassword: inst.rec.adminPassword } }
+        : {}),
     };
     const movedFrom = p.rec.agentId !== undefined && p.rec.agentId !== launch.agentId &&
         !isSlave

@@ -1,0 +1,112 @@
+/**
+ * Passwords and ACLs of the redis-servers: every process of an instance has
+ * two users, set in a config file of mode 0600 (never on the command line):
+ *
+ * - `default`, the tenant's: its password is the instance's (`GET
+ *   /v1/CREDENTIALS/{name}`); every command but those that would break the
+ *   managed topology or reach the host ({@linkcode TENANT_DENIED}).
+ *   `FLUSHALL` and the rest of the data commands stay: the data is the
+ *   tenant's.
+ * - {@linkcode ADMIN_USER}, the executor's (health checks, promotion,
+ *   re-pointing, fencing, shutdown) and replication's (`masteruser` /
+ *   `masterauth`), with a secret of its own the tenant never sees.
+ *
+ * @module
+ */
+
+/** The credentials of one instance's processes. */
+export interface RedisAuth {
+  /** The `default` user's password: the one clients use. */
+  password: string;
+  /** The internal user's secret (executor and replication). */
+  adminPassword: string;
+}
+
+/** The internal user the executor and the replicas log in as. */
+export const ADMIN_USER = "mrr-admin";
+
+/** Name of the auth config file written next to the data. */
+export const AUTH_CONFIG_FILE = "mrr-auth.conf";
+
+/**
+ * ACL rules taken from the `default` user: replication and failover
+ * (`REPLICAOF`, `SLAVEOF`, `FAILOVER`, `SYNC`, `PSYNC`), the configuration
+ * (`CONFIG`: `GET` would show the replication secret), `SHUTDOWN`, `DEBUG`,
+ * `MODULE`, `ACL`, cluster changes, and the client commands that could cut
+ * or stall the executor's own connection (`CLIENT KILL`, `CLIENT PAUSE`).
+ */
+export const TENANT_DENIED: readonly string[] = [
+  "-replicaof",
+  "-slaveof",
+  "-failover",
+  "-sync",
+  "-psync",
+  "-config",
+  "-shutdown",
+  "-debug",
+  "-module",
+  "-acl",
+  "-cluster",
+  "+cluster|info",
+  "+cluster|nodes",
+  "+cluster|slots",
+  "+cluster|shards",
+  "+cluster|myid",
+  "+cluster|keyslot",
+  "-client|kill",
+  "-client|pause",
+];
+
+/** Shortest password accepted in a CREATE body, characters. */
+export const MIN_PASSWORD_LENGTH = 16;
+/** Longest password accepted in a CREATE body, characters. */
+export const MAX_PASSWORD_LENGTH = 128;
+
+/**
+ * Why `password` cannot be an instance password, or `undefined` when it can:
+ * {@linkcode MIN_PASSWORD_LENGTH} to {@linkcode MAX_PASSWORD_LENGTH}
+ * printable ASCII characters, no space, quote or backslash. The reason never
+ * repeats the password.
+ */
+export function passwordProblem(password: string): string | undefined {
+  if (password.length < MIN_PASSWORD_LENGTH || password.length > MAX_PASSWORD_LENGTH) {
+    return `must be ${MIN_PASSWORD_LENGTH} to ${MAX_PASSWORD_LENGTH} characters long, but has ${password.length}`;
+  }
+  if (!/^[\x21-\x7e]+$/.test(password) || /["'\\]/.test(password)) {
+    return "may only hold printable ASCII characters other than space, quotes and backslash";
+  }
+  return undefined;
+}
+
+/** A random secret: 32 random bytes, base64url (43 characters). */
+export function randomSecret(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(
+    /=+$/,
+    "",
+  );
+}
+
+/** The config file text that sets both users and the replication login. */
+export function authConfig(auth: RedisAuth): string {
+  for (const secret of [auth.password, auth.adminPassword]) {
+    const problem = passwordProblem(secret);
+    if (problem) throw new TypeError(`Cannot write the redis auth config: a secret ${problem}`);
+  }
+  return [
+    "# Written by MrRedisExecutor: the users of this process. Owner-only.",
+    `user default on >${auth.password} ~* &* +@all ${TENANT_DENIED.join(" ")}`,
+    `user ${ADMIN_USER} on >${auth.adminPassword} ~* &* +@all`,
+    `masteruser ${ADMIN_USER}`,
+    `masterauth ${auth.adminPassword}`,
+    "",
+  ].join("\n");
+}
+
+/** Replaces every secret of `auth` in `text` by `***` (for messages that quote redis output). */
+export function redactSecrets(text: string, auth: RedisAuth | undefined): string {
+  if (!auth) return text;
+  let out = text;
+  for (const secret of [auth.password, auth.adminPassword]) out = out.split(secret).join("***");
+  return out;
+}
