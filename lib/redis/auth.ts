@@ -8,11 +8,17 @@
  *   `FLUSHALL` and the rest of the data commands stay: the data is the
  *   tenant's.
  * - {@linkcode ADMIN_USER}, the executor's (health checks, promotion,
- *   re-pointing, fencing, shutdown) and replication's (`masteruser` /
- *   `masterauth`), with a secret of its own the tenant never sees.
+ *   re-pointing, fencing, shutdown), with a secret of its own the tenant
+ *   never sees.
+ * - {@linkcode REPLICATION_USER}, what replicas log in to their master as
+ *   (`masteruser` / `masterauth`): it may only run the replication handshake
+ *   (`PING`, `REPLCONF`, `PSYNC`, `SYNC`). Its secret is derived from the
+ *   internal one; `CONFIG GET masterauth` shows it to the tenant, to whom it
+ *   gives nothing the tenant's own password does not.
  *
  * @module
  */
+import { createHash } from "node:crypto";
 
 /** The credentials of one instance's processes. */
 export interface RedisAuth {
@@ -22,8 +28,11 @@ export interface RedisAuth {
   adminPassword: string;
 }
 
-/** The internal user the executor and the replicas log in as. */
+/** The internal user the executor logs in as. */
 export const ADMIN_USER = "mrr-admin";
+
+/** The user replicas log in to their master as (replication handshake only). */
+export const REPLICATION_USER = "mrr-replication";
 
 /** Name of the auth config file written next to the data. */
 export const AUTH_CONFIG_FILE = "mrr-auth.conf";
@@ -34,6 +43,7 @@ export const AUTH_CONFIG_FILE = "mrr-auth.conf";
  * (`CONFIG`: `GET` would show the replication secret), `SHUTDOWN`, `DEBUG`,
  * `MODULE`, `ACL`, cluster changes, and the client commands that could cut
  * or stall the executor's own connection (`CLIENT KILL`, `CLIENT PAUSE`).
+ * `CONFIG GET` stays (it shows nothing secret but the replication login).
  */
 export const TENANT_DENIED: readonly string[] = [
   "-replicaof",
@@ -41,7 +51,8 @@ export const TENANT_DENIED: readonly string[] = [
   "-failover",
   "-sync",
   "-psync",
-  "-config",
+  "-config|set",
+  "-config|rewrite",
   "-shutdown",
   "-debug",
   "-module",
@@ -87,7 +98,12 @@ export function randomSecret(): string {
   );
 }
 
-/** The config file text that sets both users and the replication login. */
+/** The replication user's secret: derived from the internal one (nothing more to store). */
+export function replicationSecret(auth: RedisAuth): string {
+  return createHash("sha256").update(`mrr-replication:${auth.adminPassword}`).digest("base64url");
+}
+
+/** The config file text that sets the three users and the replication login. */
 export function authConfig(auth: RedisAuth): string {
   for (const secret of [auth.password, auth.adminPassword]) {
     const problem = passwordProblem(secret);
@@ -97,8 +113,9 @@ export function authConfig(auth: RedisAuth): string {
     "# Written by MrRedisExecutor: the users of this process. Owner-only.",
     `user default on >${auth.password} ~* &* +@all ${TENANT_DENIED.join(" ")}`,
     `user ${ADMIN_USER} on >${auth.adminPassword} ~* &* +@all`,
-    `masteruser ${ADMIN_USER}`,
-    `masterauth ${auth.adminPassword}`,
+    `user ${REPLICATION_USER} on >${replicationSecret(auth)} -@all +ping +replconf +psync +sync`,
+    `masteruser ${REPLICATION_USER}`,
+    `masterauth ${replicationSecret(auth)}`,
     "",
   ].join("\n");
 }
@@ -107,6 +124,8 @@ export function authConfig(auth: RedisAuth): string {
 export function redactSecrets(text: string, auth: RedisAuth | undefined): string {
   if (!auth) return text;
   let out = text;
-  for (const secret of [auth.password, auth.adminPassword]) out = out.split(secret).join("***");
+  for (const secret of [auth.password, auth.adminPassword, replicationSecret(auth)]) {
+    out = out.split(secret).join("***");
+  }
   return out;
 }
