@@ -14,7 +14,13 @@ import type { LocalCluster } from "../lib/mesos/local/mod.ts";
 import { assertEquals } from "./_assert.ts";
 import { freePort, tempDir, waitFor } from "./_util.ts";
 import type { Service } from "./_services.ts";
-import { type Sched, type SchedProcess, spawnListening, type View } from "./_sched.ts";
+import {
+  apiFetch,
+  type Sched,
+  type SchedProcess,
+  spawnListening,
+  type View,
+} from "./_sched.ts";
 
 /** A sched process whose exit the test watches. */
 export interface OutageSched extends Sched {
@@ -87,6 +93,7 @@ export async function startOutageEnv(
         log: proc.log,
         stop: proc.stop,
         kill: proc.kill,
+        api: apiFetch(`http://127.0.0.1:${httpPort}`, {}),
       };
       running.push(sched);
       await waitFor(`sched ${name} to answer`, async () => {

@@ -9,7 +9,7 @@
 import { Redis } from "ioredis";
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { createRunning, killMasterRedis, logTail, startFailoverEnv } from "./_failover.ts";
-import { status } from "./_sched.ts";
+import { password, status } from "./_sched.ts";
 import { freePort, waitFor } from "./_util.ts";
 import { runMrr, show } from "./_mrr.ts";
 
@@ -57,10 +57,14 @@ function spawnProxy(endpoint: string, config: string, name: string, port: number
   };
 }
 
+/** The instance password clients give the proxy (it answers AUTH itself). */
+let instancePassword: string | undefined;
+
 function proxyClient(port: number): Redis {
   const r = new Redis({
     host: "127.0.0.1",
     port,
+    ...(instancePassword ? { password: instancePassword } : {}),
     lazyConnect: true,
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
@@ -89,6 +93,7 @@ Deno.test({
       assertMatch(unknown.stderr, /instance "nosuch" does not exist/);
 
       const before = await createRunning(env.sched, "px", 2);
+      instancePassword = await password(env.sched, "px");
       proxy = spawnProxy(env.sched.url, config, "px", port);
       const p = proxy;
       await waitFor("mrr proxy to listen", () => p.output().includes("listening on"), {
@@ -173,6 +178,7 @@ Deno.test({
         port: Number(after.Master!.Port),
         lazyConnect: true,
         retryStrategy: () => null,
+        ...(instancePassword ? { password: instancePassword } : {}),
       });
       await direct.connect();
       const values = await direct.mget(...acked);

@@ -15,7 +15,7 @@ import { NAME_FLAG, noPositionals, requireName } from "./common_flags.ts";
 import { type Context, println } from "./context.ts";
 import { CommandError, UsageError } from "./errors.ts";
 import { parseDurationFlag, parseFlags, parseWholeNumber, stringFlag } from "./flags.ts";
-import { resolveEndpoint } from "./user_config.ts";
+import { resolveEndpoint, resolveToken } from "./user_config.ts";
 
 const HINT = usageHint("proxy");
 
@@ -89,6 +89,8 @@ export const proxyCommand: Command = {
     "ones go to the new master. The proxy follows the scheduler with a long poll of STATUS;",
     "while the scheduler cannot be reached it keeps the last master it knew. A connection",
     "arriving while there is no usable master waits, then gets an -ERR line.",
+    "An instance with a password (every instance made by a scheduler with passwords) needs",
+    'it at the proxy too: clients AUTH with the password of "mrr credentials -n NAME".',
     "Stop it with Ctrl-C (SIGINT) or SIGTERM.",
   ],
   examples: ["mrr proxy -n cache1", "mrr proxy -n cache1 -l 0.0.0.0:7000 --wait 5s"],
@@ -122,11 +124,15 @@ export const proxyCommand: Command = {
 
     let client: SchedulerClient | undefined;
     let first: Record<string, unknown> | undefined;
+    let password: string | undefined;
     if (name !== undefined) {
-      client = new SchedulerClient(await resolveEndpoint(ctx.env));
+      client = new SchedulerClient(await resolveEndpoint(ctx.env), {
+        token: await resolveToken(ctx.env),
+      });
       const status = await client.status(name);
       if (!status) throw new CommandError(`instance "${name}" does not exist (404)`);
       first = status;
+      password = await instancePassword(client, name);
     }
 
     let proxy: ProxyGroup;
@@ -137,6 +143,7 @@ export const proxyCommand: Command = {
         name: name ?? `${master!.host}:${master!.port}`,
         waitMs,
         threads,
+        ...(password !== undefined ? { password } : {}),
         log: (line) => println(ctx.stderr, line),
       });
     } catch (error) {
@@ -175,6 +182,25 @@ export const proxyCommand: Command = {
     }
   },
 };
+
+/**
+ * The instance's password (clients then AUTH to the proxy with it), or
+ * `undefined` for an instance without one or a scheduler older than
+ * passwords (no CREDENTIALS route).
+ */
+async function instancePassword(
+  client: SchedulerClient,
+  name: string,
+): Promise<string | undefined> {
+  try {
+    return (await client.credentials(name)).Password ?? undefined;
+  } catch (error) {
+    if (error instanceof CommandError && (error.status === 404 || error.status === 405)) {
+      return undefined;
+    }
+    throw error;
+  }
+}
 
 /**
  * Follows the instance until it is deleted (resolves with the error to

@@ -119,9 +119,6 @@ export async function serveGuarded(
     ? Deno.listenTls({ hostname, port: options.port, cert: options.cert!, key: options.key! })
     : Deno.listen({ hostname, port: options.port });
   const addr = listener.addr as Deno.NetAddr;
-  const fallbackHost = `${
-    addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname
-  }:${addr.port}`;
 
   const dir = await Deno.makeTempDir({ prefix: "mrr-http-" });
   await Deno.chmod(dir, 0o700);

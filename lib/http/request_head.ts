@@ -64,7 +64,7 @@ const latin1 = new TextDecoder("latin1");
  */
 export function scanRequest(buf: Uint8Array, len: number, limits: RequestLimits): ScanResult {
   // Blank lines before a request are allowed (RFC 9112 2.2); they are left to the server.
-  let lineEnd = indexOfCrlf(buf, 0, Math.min(len, limits.maxRequestLineBytes + 2));
+  const lineEnd = indexOfCrlf(buf, 0, Math.min(len, limits.maxRequestLineBytes + 2));
   if (lineEnd < 0) {
     if (len > limits.maxRequestLineBytes) {
       return {
