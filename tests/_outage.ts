@@ -14,13 +14,7 @@ import type { LocalCluster } from "../lib/mesos/local/mod.ts";
 import { assertEquals } from "./_assert.ts";
 import { freePort, tempDir, waitFor } from "./_util.ts";
 import type { Service } from "./_services.ts";
-import {
-  apiFetch,
-  type Sched,
-  type SchedProcess,
-  spawnListening,
-  type View,
-} from "./_sched.ts";
+import { apiFetch, type Sched, type SchedProcess, spawnListening, type View } from "./_sched.ts";
 
 /** A sched process whose exit the test watches. */
 export interface OutageSched extends Sched {

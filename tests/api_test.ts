@@ -114,7 +114,7 @@ Deno.test("API answers every bad request with a 4xx naming what was wrong", asyn
         "POST",
         "/v1/CREATE/ok/100/1/0",
         400,
-        /Body field "Memory" is unknown; known fields: Distribution\n/,
+        /Body field "Memory" is unknown; known fields: Distribution, Password\n/,
         '{"Distribution":1,"Memory":5}',
       ],
       [

@@ -264,6 +264,63 @@ Deno.test("core: S instance from CREATE to RUNNING, failures before RUNNING, del
   }
 });
 
+Deno.test("core: the password goes only in TaskInfo.data; a deleted instance's port is not reused at once", async () => {
+  const dir = await tempDir("core-security");
+  const { store, clock, mesos, core } = await setup(dir);
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    const password = "core-test-password-0123";
+    await core.create({
+      name: "s1",
+      capacityMB: 10,
+      masters: 1,
+      slaves: 0,
+      distribution: 1,
+      password,
+    });
+    await core.handleEvent({ type: "HEARTBEAT" });
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(1, "A1")] } });
+    const task = (mesos.take("launch")[0]!.args[1] as TaskInfo[])[0]!;
+    const spec = JSON.parse(new TextDecoder().decode(task.data));
+    assertEquals(spec.auth.password, password);
+    assertMatch(spec.auth.adminPassword, /^[A-Za-z0-9_-]{43}$/);
+    // Nowhere else in the TaskInfo: name, labels, command, executor, resources.
+    const { data: _data, ...rest } = task;
+    for (const secret of [password, spec.auth.adminPassword]) {
+      assert(!JSON.stringify(rest).includes(secret), "not outside TaskInfo.data");
+    }
+    assertEquals(task.labels, undefined);
+    assertEquals(core.credentials("s1"), { password });
+    assertEquals(task.resources?.find((r) => r.name === "ports")?.ranges?.range, [
+      { begin: 7010, end: 7010 },
+    ]);
+
+    // s1 goes away; s2 is offered the same ports a minute later: not 7010.
+    await core.handleEvent(update("s1.p1.1", "TASK_RUNNING"));
+    assert(await core.delete("s1"));
+    await core.handleEvent({ type: "HEARTBEAT" });
+    await core.handleEvent(update("s1.p1.1", "TASK_KILLED"));
+    assertEquals(core.status("s1"), undefined);
+    clock.now += 60_000;
+    await core.create({ name: "s2", capacityMB: 10, masters: 1, slaves: 0, distribution: 1 });
+    await core.handleEvent({ type: "HEARTBEAT" });
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(1, "A1", true)] } });
+    const next = (mesos.take("launch")[0]!.args[1] as TaskInfo[])[0]!;
+    assertEquals(next.task_id.value, "s2.p1.1");
+    assertEquals(next.resources?.find((r) => r.name === "ports")?.ranges?.range, [
+      { begin: 7011, end: 7011 },
+    ]);
+    assert(
+      JSON.parse(new TextDecoder().decode(next.data)).auth.password !== password,
+      "another instance, another password",
+    );
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("core: MS instance, master lost, slave promoted and others re-pointed; restart", async () => {
   const dir = await tempDir("core-ms");
   let { store, clock, mesos, core } = await setup(dir);

@@ -2,7 +2,12 @@
  * Table-driven tests of the scheduler's pure decisions: match, plan, choosePromotion.
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { match, type PendingProcess } from "../lib/scheduler/match.ts";
+import {
+  DEFAULT_PORT_QUARANTINE_MS,
+  match,
+  notePortsInUse,
+  type PendingProcess,
+} from "../lib/scheduler/match.ts";
 import { type Action, type ObservedStats, plan } from "../lib/scheduler/plan.ts";
 import { choosePromotion } from "../lib/scheduler/promotion.ts";
 import type { Offer } from "../lib/mesos/types.ts";
@@ -141,6 +146,88 @@ Deno.test("match avoids recently used ports while others are left", () => {
     avoidPorts: { A1: [7000] },
   });
   assertEquals(r.launches[0]!.tasks[0]!.port, 7001);
+});
+
+Deno.test("match keeps a port another instance used lately from it while offers leave a choice", async (t) => {
+  // A1:7000 was used by instance "old"; A2:7100 by "a" itself.
+  const quarantine = notePortsInUse(new Map(), [
+    { agentId: "A1", port: 7000, instance: "old" },
+    { agentId: "A2", port: 7100, instance: "a" },
+  ], 0);
+  const cases: {
+    name: string;
+    offers: ReturnType<typeof offer>[];
+    instance?: string;
+    want: [string, number] | undefined;
+  }[] = [
+    {
+      name: "another port on the same agent",
+      offers: [offer("A1", { ports: [[7000, 7001]] })],
+      want: ["A1", 7001],
+    },
+    {
+      name: "another agent with a clean port",
+      offers: [offer("A1", { ports: [[7000, 7000]] }), offer("A3", { ports: [[7200, 7200]] })],
+      want: ["A3", 7200],
+    },
+    {
+      name: "the instance's own old port is fine",
+      offers: [offer("A2", { ports: [[7100, 7101]] })],
+      want: ["A2", 7100],
+    },
+    {
+      name: "the same port of the instance that used it",
+      offers: [offer("A1", { ports: [[7000, 7001]] })],
+      instance: "old",
+      want: ["A1", 7000],
+    },
+    {
+      name: "no choice left: the quarantined port rather than nothing",
+      offers: [offer("A1", { ports: [[7000, 7000]] })],
+      want: ["A1", 7000],
+    },
+  ];
+  for (const c of cases) {
+    await t.step(c.name, () => {
+      const r = match(pending(c.instance ?? "a", 1), c.offers, {}, {
+        executorId: EXEC,
+        quarantine,
+      });
+      const placed = r.launches.map((l) => [l.agentId, l.tasks[0]!.port] as [string, number]);
+      assertEquals(placed[0], c.want);
+    });
+  }
+  await t.step("a preferred agent (data in place) still wins over a clean port elsewhere", () => {
+    const proc = { ...pending("a", 1)[0]!, preferredAgentId: "A1" };
+    const r = match([proc], [offer("A1", { ports: [[7000, 7000]] }), offer("A3")], {}, {
+      executorId: EXEC,
+      quarantine,
+    });
+    assertEquals(r.launches[0]!.agentId, "A1");
+  });
+});
+
+Deno.test("notePortsInUse keeps a port for its last instance until the quarantine ends", () => {
+  const ms = DEFAULT_PORT_QUARANTINE_MS;
+  assertEquals(ms, 600_000);
+  let q = notePortsInUse(new Map(), [{ agentId: "A", port: 1, instance: "x" }], 1000);
+  assertEquals(q.get("A:1"), { instance: "x", until: 1000 + ms });
+  // Still in use later: the reservation runs from the last sighting.
+  q = notePortsInUse(q, [{ agentId: "A", port: 1, instance: "x" }], 5000);
+  assertEquals(q.get("A:1")?.until, 5000 + ms);
+  // Given up: kept until its time, then dropped.
+  q = notePortsInUse(q, [], 5000 + ms - 1);
+  assertEquals(q.get("A:1")?.instance, "x");
+  q = notePortsInUse(q, [], 5000 + ms);
+  assertEquals(q.size, 0);
+  // Taken by another instance (after the quarantine, or with no choice): it is now that one's.
+  q = notePortsInUse(
+    new Map([["A:1", { instance: "x", until: 10 }]]),
+    [{ agentId: "A", port: 1, instance: "y" }],
+    5,
+    100,
+  );
+  assertEquals(q.get("A:1"), { instance: "y", until: 105 });
 });
 
 Deno.test("match charges executor resources only where the executor is not running", () => {

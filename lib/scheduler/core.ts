@@ -26,10 +26,14 @@ import {
   type SchedulerToExecutor,
 } from "../executor_messages.ts";
 import {
+  DEFAULT_PORT_QUARANTINE_MS,
   DEFAULT_RESOURCES,
   type Launch,
   match,
+  notePortsInUse,
   type PlacedTask,
+  type PortInUse,
+  type PortQuarantine,
   type TaskResources,
 } from "./match.ts";
 import { type Action, addressOf, isLive, type ObservedStats, plan } from "./plan.ts";
@@ -77,6 +81,11 @@ export interface SchedulerOptions {
   /** The ExecutorInfo put in every task. */
   executorInfo: ExecutorInfo;
   resources?: TaskResources;
+  /**
+   * How long a port an instance's process used on an agent is kept from other
+   * instances' processes (as long as offers leave a choice), ms. Default 10 minutes.
+   */
+  portQuarantineMs?: number;
   /** Log sink (one line per call). */
   log?: (line: string) => void;
   /** Clock (ms since the epoch). */
@@ -227,6 +236,9 @@ export class Scheduler {
   readonly #prefix: string;
   readonly #executorInfo: ExecutorInfo;
   readonly #resources: TaskResources;
+  readonly #portQuarantineMs: number;
+  /** Ports lately used on each agent and the instance they are kept for ({@linkcode notePortsInUse}). */
+  #portQuarantine: PortQuarantine = new Map();
   readonly #log: (line: string) => void;
   readonly #now: () => number;
   readonly #tickMs: number;
@@ -300,6 +312,7 @@ export class Scheduler {
     this.#prefix = options.prefix.replace(/\/+$/, "");
     this.#executorInfo = options.executorInfo;
     this.#resources = options.resources ?? DEFAULT_RESOURCES;
+    this.#portQuarantineMs = options.portQuarantineMs ?? DEFAULT_PORT_QUARANTINE_MS;
     this.#log = options.log ?? (() => {});
     this.#now = options.now ?? Date.now;
     this.#tickMs = options.tickMs ?? 1000;
@@ -757,18 +770,29 @@ export class Scheduler {
     const { launchable } = this.#plan();
     const placements: Record<string, Record<string, number>> = {};
     const avoidPorts: Record<string, number[]> = {};
+    const inUse: PortInUse[] = [];
     for (const inst of this.#instances.values()) {
       const counts: Record<string, number> = {};
       for (const { rec } of inst.procs.values()) {
         if (rec.agentId && rec.port) (avoidPorts[rec.agentId] ??= []).push(rec.port);
+        if (rec.agentId && rec.port) {
+          inUse.push({ agentId: rec.agentId, port: rec.port, instance: inst.rec.name });
+        }
         if (rec.agentId && isLive(rec)) counts[rec.agentId] = (counts[rec.agentId] ?? 0) + 1;
       }
       placements[inst.rec.name] = counts;
     }
+    this.#portQuarantine = notePortsInUse(
+      this.#portQuarantine,
+      inUse,
+      this.#now(),
+      this.#portQuarantineMs,
+    );
     const result = match(launchable, offers, placements, {
       executorId: EXECUTOR_ID,
       resources: this.#resources,
       avoidPorts,
+      quarantine: this.#portQuarantine,
     });
     this.#placementReasons = result.unplaced;
     // Masters are recorded (and launched) before the slaves that point at them.
@@ -1501,6 +1525,7 @@ export class Scheduler {
       this.#forgetTask(p.rec.taskId);
     }
     this.#offsetQueries.delete(name);
+    this.#quarantinePorts(name, [...inst.procs.values()].map((p) => p.rec));
     await this.#flush();
     // Every task is gone: the executors remove the data dirs (best effort; an
     // agent whose executor has exited keeps the dir).
@@ -1569,8 +1594,25 @@ export class Scheduler {
     return Promise.resolve();
   }
 
+  /** Keeps the ports `recs` of `instance` hold (or held) from other instances for a while. */
+  #quarantinePorts(instance: string, recs: Iterable<ProcessRecord>): void {
+    const used: PortInUse[] = [];
+    for (const r of recs) {
+      if (r.agentId && r.port) used.push({ agentId: r.agentId, port: r.port, instance });
+    }
+    if (used.length === 0) return;
+    this.#portQuarantine = notePortsInUse(
+      this.#portQuarantine,
+      used,
+      this.#now(),
+      this.#portQuarantineMs,
+    );
+  }
+
   /** Stages a new process record (see {@linkcode Scheduler.#saveInstance}). */
   #saveProc(inst: InstState, p: ProcState, patch: Partial<ProcessRecord>): Promise<void> {
+    // The port this process held (before a relaunch elsewhere or its end) stays its instance's.
+    this.#quarantinePorts(inst.rec.name, [p.rec]);
     const rec: ProcessRecord = { ...p.rec, ...patch, updatedAt: this.#now() };
     this.#stage(this.#procKey(inst.rec.name, rec.id), p, rec);
     return Promise.resolve();

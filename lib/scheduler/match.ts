@@ -98,6 +98,56 @@ export interface MatchOptions {
   resources?: TaskResources;
   /** Agent id → ports to avoid (held by our tasks lately); used only when others are left. */
   avoidPorts?: Record<string, readonly number[]>;
+  /**
+   * Ports in quarantine ({@linkcode notePortsInUse}): a port another
+   * instance's process used on that agent lately goes to a process of this
+   * instance only when the offers leave no other choice.
+   */
+  quarantine?: PortQuarantine;
+}
+
+/** Default time a port stays reserved for the instance that used it last: 10 minutes. */
+export const DEFAULT_PORT_QUARANTINE_MS = 10 * 60_000;
+
+/** `{agentId}:{port}` → the instance that used the port last, and until when it stays reserved. */
+export type PortQuarantine = ReadonlyMap<string, { instance: string; until: number }>;
+
+/** A port a process of `instance` holds on `agentId` now. */
+export interface PortInUse {
+  agentId: string;
+  port: number;
+  instance: string;
+}
+
+/**
+ * The quarantine after a look at the ports in use at `now`: each port in use
+ * is reserved for its instance until `now + quarantineMs` (so the reservation
+ * runs from the last time it was seen in use); entries past their time are
+ * dropped. Pure: returns a new map.
+ */
+export function notePortsInUse(
+  quarantine: PortQuarantine,
+  inUse: readonly PortInUse[],
+  now: number,
+  quarantineMs: number = DEFAULT_PORT_QUARANTINE_MS,
+): Map<string, { instance: string; until: number }> {
+  const next = new Map<string, { instance: string; until: number }>();
+  for (const [key, entry] of quarantine) if (entry.until > now) next.set(key, entry);
+  for (const { agentId, port, instance } of inUse) {
+    next.set(`${agentId}:${port}`, { instance, until: now + quarantineMs });
+  }
+  return next;
+}
+
+/** Whether `port` on `agentId` is reserved for an instance other than `instance`. */
+function quarantinedFor(
+  quarantine: PortQuarantine | undefined,
+  agentId: string,
+  port: number,
+  instance: string,
+): boolean {
+  const entry = quarantine?.get(`${agentId}:${port}`);
+  return entry !== undefined && entry.instance !== instance;
 }
 
 interface OfferRoom {
@@ -148,7 +198,10 @@ function round3(n: number): number {
  * their executors start them in parallel), then the offer order.
  * A slave waiting for its master (`masterProcId`) is placed after every other
  * process, and only when that master was placed in this round: it gets the
- * master's new address. Offers with no task are declined.
+ * master's new address. Ports another instance used on that agent lately
+ * (`quarantine`) are taken only when no offer that fits has another port: an
+ * offer with a clean port comes first after the preferred agent. Offers with
+ * no task are declined.
  */
 export function match(
   pending: readonly PendingProcess[],
@@ -205,6 +258,11 @@ export function match(
       return round3(room.cpus - cpus) >= 0 && round3(room.mem - mem) >= 0;
     };
     const candidates = rooms.filter(fits);
+    /** The first port of `room` not reserved for another instance, else -1. */
+    const cleanPort = (room: OfferRoom): number =>
+      room.ports.findIndex((p) =>
+        !quarantinedFor(options.quarantine, room.agentId, p, proc.instance)
+      );
     if (candidates.length === 0 && proc.requiredAgentId !== undefined) {
       unplaced[proc.instance] ??=
         `Waiting for an offer from agent ${proc.requiredAgentId} to restart ${proc.procId} in place with its data`;
@@ -221,6 +279,10 @@ export function match(
       const pa = a.agentId === proc.preferredAgentId ? 0 : 1;
       const pb = b.agentId === proc.preferredAgentId ? 0 : 1;
       if (pa !== pb) return pa - pb;
+      // An offer with a port no other instance used lately beats one without.
+      const qa = cleanPort(a) < 0 ? 1 : 0;
+      const qb = cleanPort(b) < 0 ? 1 : 0;
+      if (qa !== qb) return qa - qb;
       return countOf(proc.instance, a.agentId) - countOf(proc.instance, b.agentId) ||
         (a.launch?.tasks.length ?? 0) - (b.launch?.tasks.length ?? 0);
     });
@@ -229,10 +291,13 @@ export function match(
     room.cpus = round3(room.cpus - res.taskCpus - (withExec ? res.executorCpus : 0));
     room.mem = round3(room.mem - memNeed - (withExec ? res.executorMemMB : 0));
     if (withExec) executorPlanned.add(room.agentId);
+    // Its own old port on its preferred agent first, else a port no other
+    // instance used lately, else (no choice) the first one.
     const keep = room.agentId === proc.preferredAgentId && proc.preferredPort !== undefined
       ? room.ports.indexOf(proc.preferredPort)
       : -1;
-    const port = keep >= 0 ? room.ports.splice(keep, 1)[0]! : room.ports.shift()!;
+    const clean = cleanPort(room);
+    const port = room.ports.splice(keep >= 0 ? keep : clean < 0 ? 0 : clean, 1)[0]!;
     room.launch ??= {
       offerId: room.offer.id,
       agentId: room.agentId,
