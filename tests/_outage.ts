@@ -14,7 +14,14 @@ import type { LocalCluster } from "../lib/mesos/local/mod.ts";
 import { assertEquals } from "./_assert.ts";
 import { freePort, tempDir, waitFor } from "./_util.ts";
 import type { Service } from "./_services.ts";
-import { apiFetch, type Sched, type SchedProcess, spawnListening, type View } from "./_sched.ts";
+import {
+  apiFetch,
+  password,
+  type Sched,
+  type SchedProcess,
+  spawnListening,
+  type View,
+} from "./_sched.ts";
 
 /** A sched process whose exit the test watches. */
 export interface OutageSched extends Sched {
@@ -175,6 +182,8 @@ export class AckedWriter {
   readonly acked = new Map<string, string>();
   /** Writes refused or failed (the master down, fenced, or not known). */
   failures = 0;
+  /** The instance password, once read (it never changes). */
+  #password: string | undefined;
   #stopped = false;
   #loop: Promise<void>;
 
@@ -204,9 +213,11 @@ export class AckedWriter {
         if (!client || master.Port !== port) {
           client?.disconnect();
           port = master.Port;
+          this.#password ??= await password(this.sched, this.name);
           client = new Redis({
             host: master.IP,
             port: Number(master.Port),
+            ...(this.#password ? { password: this.#password } : {}),
             lazyConnect: true,
             maxRetriesPerRequest: 1,
             retryStrategy: () => null,

@@ -220,11 +220,11 @@ Deno.test("UI view formats a STATUS list into rows", () => {
     uptime: "1h 02m",
     clients: "2",
     lastSync: "-",
-    cli: "redis-cli -h 10.0.0.1 -p 31001",
+    cli: "redis-cli -h 10.0.0.1 -p 31001 --askpass",
   });
   assertEquals(running.procs[1]?.lastSync, "1 s ago, in sync");
   assertEquals(running.procs[2]?.lastSync, "0 s ago, not in sync");
-  assertEquals(running.procs[2]?.cli, "redis-cli -h 10.0.0.3 -p 31003");
+  assertEquals(running.procs[2]?.cli, "redis-cli -h 10.0.0.3 -p 31003 --askpass");
   // Master = - cases: CREATING with no master yet, a lost master, no port.
   assertEquals(creating.master, "-");
   assertEquals(creating.statusClass, "st-amber");
@@ -355,7 +355,7 @@ Deno.test("UI view builds rows and details through textContent", () => {
   const newDetails = open.children[1]!;
   assertEquals(newDetails.textContent, "No process has an address yet.");
   const details = open.children[3]!;
-  assertEquals(details.all("code")[0]?.textContent, "redis-cli -h 10.0.0.1 -p 31001");
+  assertEquals(details.all("code")[0]?.textContent, "redis-cli -h 10.0.0.1 -p 31001 --askpass");
   const procRows = details.all("tbody")[0]!.children;
   assertEquals(procRows.map((r) => r.children[3]?.textContent), [
     "10.0.0.1:31001",

@@ -59,7 +59,7 @@ export const MAX_DISTRIBUTION = 100;
  * @property {string} uptime e.g. `1h 02m`
  * @property {string} clients
  * @property {string} lastSync e.g. `0 s ago, in sync`, or `-` for a master
- * @property {string} cli `redis-cli -h IP -p PORT`, or `""` without an address
+ * @property {string} cli `redis-cli -h IP -p PORT --askpass`, or `""` without an address
  */
 
 /**
@@ -152,7 +152,8 @@ export function formatUptime(seconds) {
  */
 export function redisCli(proc) {
   if (!proc || !proc.IP || !proc.Port) return "";
-  return `redis-cli -h ${proc.IP} -p ${proc.Port}`;
+  // --askpass: the instance password (mrr credentials) is typed in, never shown in the page.
+  return `redis-cli -h ${proc.IP} -p ${proc.Port} --askpass`;
 }
 
 /**
