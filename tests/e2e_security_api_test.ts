@@ -50,7 +50,6 @@ Deno.test({
       dir,
       dbType: "embedded",
       master: "local:1",
-      localPortsBase: 10_000,
       config: { APIToken: TOKEN },
       token: TOKEN,
     });
@@ -143,7 +142,6 @@ Deno.test({
       dir,
       dbType: "embedded",
       master: "local:1",
-      localPortsBase: 10_500,
       config: { APIToken: TOKEN, CertFile: cert.certFile, KeyFile: cert.keyFile },
       token: TOKEN,
       caCert: cert.cert,

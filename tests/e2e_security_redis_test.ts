@@ -64,7 +64,6 @@ Deno.test({
       dir,
       dbType: "embedded",
       master: "local:2",
-      localPortsBase: 9_000,
     });
     try {
       let random = "";
