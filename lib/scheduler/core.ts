@@ -40,7 +40,7 @@ import { type Action, addressOf, isLive, type ObservedStats, plan } from "./plan
 import { buildTaskInfo, dataDirOf, EXECUTOR_ID, parseTaskId, taskIdOf } from "./tasks.ts";
 import { type DetectionOptions, hasOtherCopy, judgeLiveness, type Liveness } from "./detection.ts";
 import { LivenessChecks, type Prober } from "./liveness_checks.ts";
-import { randomSecret } from "../redis/auth.ts";
+import { ADMIN_USER, randomSecret } from "../redis/auth.ts";
 import { type InstanceView, instanceView } from "./status_view.ts";
 import {
   type AgentResources,
@@ -1295,7 +1295,14 @@ export class Scheduler {
         if (!p.rec.host || !p.rec.port) return;
         this.#liveness.probeIfDue(
           taskId,
-          { host: p.rec.host!, port: p.rec.port! },
+          {
+            host: p.rec.host!,
+            port: p.rec.port!,
+            // The executor's own user: the probe's ROLE works whatever the tenant's ACL.
+            ...(inst.rec.adminPassword
+              ? { username: ADMIN_USER, password: inst.rec.adminPassword }
+              : {}),
+          },
           (record) => {
             if (this.#stopped) return;
             this.#enqueue(() => {
