@@ -336,7 +336,9 @@ function markdown(results: Result[], quick: boolean, runs: number): string {
     `Run: ${new Date().toISOString()}${
       quick ? " (quick mode: small sizes, not the committed figures)" : ""
     }; ${runs} run(s) per figure, medians.`,
-    `Machine: ${machine()}.`,
+    `Machine: ${machine()}; load average at the end ${
+      Deno.loadavg().map((x) => x.toFixed(1)).join(", ")
+    } (1, 5, 15 min; the machine may be shared).`,
     "",
     "| benchmark | baseline | baseline median | mr-redis median | ratio | goal | met |",
     "|---|---|---|---|---|---|---|",
@@ -631,6 +633,7 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
 
+  let failure: string | undefined;
   const dir = await Deno.makeTempDir({ prefix: "mr-redis-bench-" });
   log(`starting the scheduler and a local cluster in ${dir}`);
   const mr = await startMrRedis(dir, { agents: 3, cpus: 64, memMB: 65536 });
@@ -799,11 +802,19 @@ export async function main(args: string[]): Promise<number> {
       });
       await Promise.all([...names, ...extra].map((n) => destroy(mr.api, n)));
     }
+  } catch (error) {
+    // Keep what was measured: the figures so far are written, with the failure.
+    failure = (error as Error).message;
+    log(`benchmark failed: ${failure}`);
   } finally {
     await mr.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
-  const md = markdown(results, quick, runs);
+  let md = markdown(results, quick, runs);
+  if (failure) {
+    md +=
+      `\n**The run stopped early**: ${failure}. The figures above are the ones measured before.\n`;
+  }
   const suffix = quick ? ".quick" : "";
   await Deno.writeTextFile(`${OUT}RESULTS${suffix}.md`, md);
   await Deno.writeTextFile(
@@ -811,7 +822,7 @@ export async function main(args: string[]): Promise<number> {
     JSON.stringify({ machine: machine(), quick, runs, results }, null, 2) + "\n",
   );
   console.log(md);
-  return 0;
+  return failure ? 1 : 0;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));
