@@ -93,6 +93,10 @@ Deno.test("local master validates offers and tasks like Mesos", async (t) => {
         });
         await pa.call({ type: "REVIVE" });
         const paOffer = await nextOffer(pa);
+        // Suppressed before its invalid ACCEPT gives the resources back, so
+        // they cannot be offered to it again (and held) before the REVIVE
+        // of the other framework below.
+        await pa.call({ type: "SUPPRESS" });
         assertEquals(
           await pa.call(
             launch([paOffer.id.value, "bogus"], [
@@ -105,7 +109,6 @@ Deno.test("local master validates offers and tasks like Mesos", async (t) => {
         assertEquals(d.state, "TASK_DROPPED");
         assertEquals(d.reason, "REASON_INVALID_OFFERS");
         assertEquals(d.uuid, undefined);
-        await pa.call({ type: "SUPPRESS" });
         await sub.call({ type: "REVIVE" });
         held = await nextOffer(sub);
         assertEquals(
