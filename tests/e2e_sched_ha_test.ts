@@ -275,8 +275,14 @@ async function haScenario(
     }
 
     await t.step("clean up through the leader", async () => {
-      await deleteAndWait(leader, "fresh");
-      await deleteAndWait(leader, "ha");
+      // Whichever leads now: with a short ttl on a busy machine the lock may
+      // have moved again since the last step.
+      const now = await waitFor("a leader", async () => {
+        for (const s of [leader, ...running]) if (await leads(s).catch(() => false)) return s;
+        return undefined;
+      }, { timeoutMs: 30_000 });
+      await deleteAndWait(now, "fresh");
+      await deleteAndWait(now, "ha");
     });
   } finally {
     for (const s of running) await s.stop().catch(() => {});
