@@ -343,9 +343,8 @@ class RoleProbe {
 /**
  * Ports of every redis-server process running in `dir` (its working
  * directory, the data dir in a sandbox, lies under it): this test's own,
- * whatever other redis-servers the machine runs, on whichever ports. Read
- * from /proc in this process: spawning `pgrep` for every sample is slow on a
- * busy machine.
+ * whatever other redis-servers the machine runs, on whichever ports; read
+ * from /proc.
  */
 async function redisPortsUnder(dir: string): Promise<number[]> {
   const root = `${await Deno.realPath(dir)}/`;
@@ -377,6 +376,7 @@ export class MasterSampler {
   constructor(env: FailoverEnv, name: string, intervalMs = 50) {
     const probe = new RoleProbe();
     let scannedAt = 0;
+    let scanning: Promise<void> | undefined;
     this.#loop = (async () => {
       while (this.#running) {
         const began = Date.now();
@@ -385,10 +385,15 @@ export class MasterSampler {
           for (const p of [v?.Master, ...(v?.Slaves ?? [])]) {
             if (p?.Port) this.#ports.add(Number(p.Port));
           }
-          // Processes STATUS does not list (a stray old master): looked for once a second.
-          if (began - scannedAt >= 1_000) {
+          // Processes STATUS does not list (a stray old master): looked for at
+          // most once a second, beside the samples (a scan of /proc takes
+          // seconds on a busy machine).
+          if (scanning === undefined && began - scannedAt >= 1_000) {
             scannedAt = began;
-            for (const port of await redisPortsUnder(env.dir)) this.#ports.add(port);
+            scanning = redisPortsUnder(env.dir)
+              .then((found) => found.forEach((port) => this.#ports.add(port)))
+              .catch(() => {})
+              .finally(() => scanning = undefined);
           }
           const ports = [...this.#ports];
           const answers = await Promise.all(ports.map((port) => probe.saysMaster(port)));
@@ -402,6 +407,7 @@ export class MasterSampler {
         }
         await new Promise((r) => setTimeout(r, Math.max(0, intervalMs - (Date.now() - began))));
       }
+      await scanning;
       probe.close();
     })();
   }
