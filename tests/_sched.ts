@@ -238,6 +238,13 @@ export interface SchedProcess {
   kill(): Promise<void>;
 }
 
+/** `PATH` without the entries under `root`. */
+function pathOutside(root: string): string {
+  const prefix = root.replace(/\/+$/, "");
+  return (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":")
+    .filter((p) => p !== prefix && !p.startsWith(`${prefix}/`)).join(":");
+}
+
 /**
  * Writes `config` to `<dir>/config.json` and runs `deno run -A cmd/sched.ts
  * -config=...` (or `program -config=...`) in `dir` (its log goes to
@@ -255,6 +262,10 @@ export async function spawnSchedProcess(
       ? [`-config=${configPath}`]
       : ["run", "-A", `${ROOT}cmd/sched.ts`, `-config=${configPath}`],
     cwd: dir,
+    // A release runs as on a host of its own: no PATH entry of this source
+    // tree (npx puts its node_modules/.bin there), which the agents would
+    // pass on to executors.
+    ...(program ? { env: { PATH: pathOutside(ROOT) } } : {}),
     stdout: "null",
     stderr: "piped",
   }).spawn();
