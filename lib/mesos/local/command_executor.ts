@@ -177,8 +177,10 @@ export async function runCommandExecutor(
       }
       log(`${message}; ${state}`);
       await update(state, message);
-      // Wait for the agent to acknowledge the terminal update, then leave.
-      const deadline = Date.now() + 10_000;
+      // Wait for the agent to acknowledge every update, then leave: leaving
+      // earlier makes the agent fail the task for an executor gone. A busy
+      // agent may take long; the executor client retries meanwhile.
+      const deadline = Date.now() + 60_000;
       while (client.unacknowledgedUpdates.length > 0 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 50));
       }
