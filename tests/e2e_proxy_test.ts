@@ -29,7 +29,9 @@ function spawnProxy(endpoint: string, config: string, name: string, port: number
       "-l",
       `127.0.0.1:${port}`,
       "--wait",
-      "5s",
+      // Long enough for a failover on a loaded machine: a connection waits for
+      // the new master instead of failing, so the writer reconnects once.
+      "30s",
     ],
     env: { MRR_ENDPOINT: endpoint, MRR_CONFIG: config, NO_COLOR: "1" },
     stdin: "null",
