@@ -469,6 +469,8 @@ export async function main(args: string[]): Promise<number> {
         port: config.HTTPPort,
         ...(tls ?? {}),
         idleTimeoutMs: 60_000,
+        // A client may run a burst of requests at once (one connection each with fetch).
+        maxConnectionsPerClient: 256,
         onError: (error) => {
           log(`HTTP handler failed: ${(error as Error)?.stack ?? error}`);
           return new Response("Internal Server Error\n", { status: 500 });
