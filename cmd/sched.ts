@@ -523,6 +523,7 @@ export async function main(args: string[]): Promise<number> {
           portsPerAgent: config.LocalPortsPerAgent,
           gcDelaySeconds: config.LocalGCDelaySeconds,
           command: (flags) => localClusterCommand([...flags, "--verbose"]),
+          signal: stopping.signal,
           // With a principal, the local cluster authenticates like a Mesos
           // master started with that credential.
           ...(credential ? { credentials: [credential] } : {}),
@@ -706,6 +707,11 @@ export async function main(args: string[]): Promise<number> {
           log(`Lost leadership: ${why}; stopping acting at once`);
           await stepDown(why);
           return why;
+        }
+        if (stopping.signal.aborted) {
+          // Told to stop while starting (e.g. waiting for the local cluster).
+          await stepDown("told to stop");
+          return "stop";
         }
         await stepDown(`failed: ${(error as Error).message}`);
         throw error;

@@ -218,6 +218,8 @@ export interface EnsureOptions extends LocalClusterSpec {
   command: ClusterCommand;
   /** How long to wait for a started cluster to serve (default 60 s). */
   timeoutMs?: number;
+  /** Stops the wait (the started cluster keeps starting, on its own). */
+  signal?: AbortSignal;
   /** Log sink. */
   log?: (line: string) => void;
 }
@@ -331,6 +333,9 @@ export async function ensureLocalCluster(
       log(`The local Mesos cluster runs as pid ${state.pid} (log ${logPath})`);
       checkSpec(state, options);
       return { state, started: true };
+    }
+    if (options.signal?.aborted) {
+      throw new Error(`Stopped while waiting for the local Mesos cluster in "${workDir}" to start`);
     }
     if (exited || Date.now() > deadline) {
       let tail = "";
