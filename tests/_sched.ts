@@ -208,12 +208,15 @@ export function processesIn(dir: string): { pid: number; cmd: string }[] {
 }
 
 /**
- * Stops the local cluster of a test's `dir` (gracefully), then SIGKILLs
- * whatever still runs there, so no test leaves a process behind.
+ * Stops the local cluster a sched of a test's `dir` started (`Master`
+ * `local`/`local:N`, work dir `dir/local`) gracefully, then SIGKILLs whatever
+ * still runs from that work dir, so no test leaves a process behind. Other
+ * processes of the test (a cluster it runs itself elsewhere) are left alone.
  */
 export async function stopLocalProcesses(dir: string): Promise<void> {
-  await stopLocalCluster(`${dir}/local`, { timeoutMs: 30_000 }).catch(() => {});
-  for (const { pid } of processesIn(dir)) {
+  const workDir = `${dir}/local`;
+  await stopLocalCluster(workDir, { timeoutMs: 30_000 }).catch(() => {});
+  for (const { pid } of processesIn(workDir)) {
     try {
       Deno.kill(pid, "SIGKILL");
     } catch {
