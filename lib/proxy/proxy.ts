@@ -265,7 +265,7 @@ interface BackendOptions {
 class Backend {
   readonly host: string;
   readonly port: number;
-  readonly clients = new Set<Client>();
+  readonly clients: Set<Client> = new Set<Client>();
   state: "connecting" | "ready" | "failed" | "closed" = "connecting";
   reason = "";
   #conn: Deno.TcpConn | null = null;
