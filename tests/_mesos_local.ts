@@ -12,6 +12,14 @@ import { readRecords } from "../lib/mesos/recordio.ts";
 import { LocalCluster, type LocalClusterOptions } from "../lib/mesos/local/mod.ts";
 import { tempDir } from "./_util.ts";
 
+/**
+ * How long a test waits for an event that must come. Generous: on a busy
+ * machine (other suites running, load far above the core count) a status
+ * update or an offer has taken more than 10 s; a test that passes waits no
+ * longer for it.
+ */
+export const EVENT_TIMEOUT_MS = 30_000;
+
 // deno-lint-ignore no-explicit-any
 export type Msg = any;
 
@@ -71,7 +79,7 @@ export class EventQueue {
   /** Waits for the oldest event matching `pred` not returned before (others stay queued). */
   async next(
     pred: (e: Msg) => boolean = () => true,
-    timeoutMs = 10_000,
+    timeoutMs = EVENT_TIMEOUT_MS,
     what = "event",
   ): Promise<Msg> {
     const deadline = Date.now() + timeoutMs;
@@ -108,7 +116,7 @@ export function nextUpdate(
   q: EventQueue,
   taskId: string,
   state?: string,
-  timeoutMs = 10_000,
+  timeoutMs = EVENT_TIMEOUT_MS,
 ): Promise<Msg> {
   return q.next(
     (e) =>
@@ -195,7 +203,7 @@ export async function subscribe(
     throw new Error(`SUBSCRIBE answered ${response.status}: ${await response.text()}`);
   }
   const events = new EventQueue(response.body!, "mesos.v1.scheduler.Event", contentType);
-  const first = await events.next(() => true, 10_000, "SUBSCRIBED");
+  const first = await events.next(() => true, EVENT_TIMEOUT_MS, "SUBSCRIBED");
   if (first.type !== "SUBSCRIBED") {
     throw new Error(`First event was ${first.type}: ${JSON.stringify(first)}`);
   }
@@ -264,7 +272,7 @@ export function launch(offerIds: string[], tasks: Msg[], filters?: Msg): Msg {
 export async function nextOffer(
   sub: Subscription,
   agentId?: string,
-  timeoutMs = 10_000,
+  timeoutMs = EVENT_TIMEOUT_MS,
 ): Promise<Msg> {
   const e = await sub.events.next(
     (e) =>
@@ -322,7 +330,7 @@ export async function subscribeExecutor(
     throw new Error(`Executor SUBSCRIBE answered ${res.status}: ${await res.text()}`);
   }
   const events = new EventQueue(res.body!, "mesos.v1.executor.Event", contentType);
-  await events.next((e) => e.type === "SUBSCRIBED", 10_000, "executor SUBSCRIBED");
+  await events.next((e) => e.type === "SUBSCRIBED", EVENT_TIMEOUT_MS, "executor SUBSCRIBED");
   return {
     events,
     call: (body: Msg) => executorCall(endpoint, { ...ids, ...body }, contentType),
