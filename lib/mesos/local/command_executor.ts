@@ -104,12 +104,21 @@ export async function runCommandExecutor(
   let killingState = false;
   let task: LaunchedTask | undefined;
 
-  const update = (state: TaskState, message?: string) =>
-    client.update({
-      task_id: { value: taskId! },
-      state,
-      ...(message !== undefined ? { message } : {}),
-    }).catch((error) => log(`Cannot send ${state}: ${(error as Error).message}`));
+  // Updates go one after another, each once the agent took the one before: a
+  // command that ends at once must not have its terminal update overtake
+  // TASK_RUNNING on the way to the agent.
+  let sent: Promise<void> = Promise.resolve();
+  const update = (state: TaskState, message?: string): Promise<void> => {
+    const id = taskId!;
+    sent = sent.then(() =>
+      client.update({
+        task_id: { value: id },
+        state,
+        ...(message !== undefined ? { message } : {}),
+      }).then(() => {}, (error) => log(`Cannot send ${state}: ${(error as Error).message}`))
+    );
+    return sent;
+  };
 
   const kill = (policy: { grace_period?: { nanoseconds: number } } | undefined) => {
     if (!child || killing) return;
