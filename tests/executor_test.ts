@@ -215,7 +215,17 @@ Deno.test("RedisExecutor runs, reports, promotes, re-points and fences redis tas
       const s1c = new RedisClient({ port: s1.port });
       const s2c = new RedisClient({ port: s2.port });
       try {
-        await s1c.call("SET", ["k", "after"]);
+        // The new master takes writes once its re-pointed slave is attached
+        // (min-replicas-to-write 1): until then it answers NOREPLICAS.
+        await waitFor("the new master to take a write", async () => {
+          try {
+            await s1c.call("SET", ["k", "after"]);
+            return true;
+          } catch (error) {
+            if (/^NOREPLICAS/.test((error as Error).message)) return false;
+            throw error;
+          }
+        }, WAIT);
         await waitFor(
           "write on new master reaches slave",
           async () => (await s2c.call("GET", ["k"])) === "after",
