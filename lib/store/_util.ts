@@ -99,3 +99,25 @@ export async function bounded<T>(
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/**
+ * Retries `fn` every 250 ms, unawaited and without keeping the process alive,
+ * until it succeeds, `closed()` says the store is closed, or `forMs` passed
+ * (for clean-ups such as a lock release while the server is away).
+ */
+export function retryInBackground(
+  fn: () => Promise<void>,
+  closed: () => boolean,
+  forMs: number,
+): void {
+  const until = Date.now() + forMs;
+  const attempt = async () => {
+    if (closed() || Date.now() > until) return;
+    try {
+      await fn();
+    } catch {
+      Deno.unrefTimer(setTimeout(attempt, 250));
+    }
+  };
+  Deno.unrefTimer(setTimeout(attempt, 250));
+}

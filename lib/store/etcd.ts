@@ -9,7 +9,15 @@
  * @module
  */
 import { Etcd3, type IKeyValue, type IOptions, isRecoverableError, type Lease } from "etcd3";
-import { bounded, checkBatch, checkKey, delay, normalizePrefix, underPrefix } from "./_util.ts";
+import {
+  bounded,
+  checkBatch,
+  checkKey,
+  delay,
+  normalizePrefix,
+  retryInBackground,
+  underPrefix,
+} from "./_util.ts";
 import {
   type BatchResult,
   type BatchWrite,
@@ -343,23 +351,9 @@ export class EtcdStore implements Store {
     return lock;
   }
 
-  /**
-   * Retries `fn` every 250 ms until it succeeds, the store is closed, or
-   * `RETRY_FOR_MS` passed (a lease left over expires by itself by then).
-   */
+  /** {@linkcode retryInBackground} until this store is closed or `RETRY_FOR_MS` passed. */
   #retryInBackground(fn: () => Promise<void>): void {
-    const until = Date.now() + RETRY_FOR_MS;
-    const attempt = async () => {
-      if (this.#closed || Date.now() > until) return;
-      try {
-        await fn();
-      } catch {
-        const timer = setTimeout(attempt, 250);
-        Deno.unrefTimer(timer);
-      }
-    };
-    const timer = setTimeout(attempt, 250);
-    Deno.unrefTimer(timer);
+    retryInBackground(fn, () => this.#closed, RETRY_FOR_MS);
   }
 
   /** @inheritdoc */

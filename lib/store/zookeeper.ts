@@ -35,6 +35,7 @@ import {
   DEFAULT_TIMEOUT_MS,
   delay,
   normalizePrefix,
+  retryInBackground,
   underPrefix,
 } from "./_util.ts";
 import {
@@ -770,23 +771,9 @@ export class ZooKeeperStore implements Store {
     } satisfies Lock;
   }
 
-  /**
-   * Retries `fn` every 250 ms until it succeeds, the store is closed, or
-   * `RETRY_FOR_MS` passed.
-   */
+  /** {@linkcode retryInBackground} until this store is closed or `RETRY_FOR_MS` passed. */
   #retryInBackground(fn: () => Promise<void>): void {
-    const until = Date.now() + RETRY_FOR_MS;
-    const attempt = async () => {
-      if (this.#closed || Date.now() > until) return;
-      try {
-        await fn();
-      } catch {
-        const timer = setTimeout(attempt, 250);
-        Deno.unrefTimer(timer);
-      }
-    };
-    const timer = setTimeout(attempt, 250);
-    Deno.unrefTimer(timer);
+    retryInBackground(fn, () => this.#closed, RETRY_FOR_MS);
   }
 
   /** @inheritdoc */
