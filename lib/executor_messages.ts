@@ -80,6 +80,12 @@ export interface RedisStats {
   lastIoSeconds: number;
   /** Master: number of connected slaves. */
   connectedSlaves: number;
+  /**
+   * Master: the slaves it counts towards `min-replicas-to-write` (online and
+   * acknowledging in time); 0 for a slave. Absent from executors older than
+   * this field.
+   */
+  goodSlaves?: number;
   /** The newest epoch of the instance this task has been told (launch or command). */
   epoch?: number;
   /**

@@ -74,6 +74,7 @@ Deno.test("parseInfo reads the fields of a slave and computes its stats", () => 
     inSync: true,
     lastIoSeconds: 1,
     connectedSlaves: 0,
+    goodSlaves: 0,
   });
   const syncing = parseInfo(text.replace("master_sync_in_progress:0", "master_sync_in_progress:1"));
   assert.deepEqual(statsFromInfo("t1", syncing).inSync, false);
@@ -83,6 +84,28 @@ Deno.test("parseInfo reads the fields of a slave and computes its stats", () => 
     () => parseInfo("# Server\r\nredis_version:7\r\n"),
     /^TypeError: Cannot parse INFO: .*no role field$/,
   );
+});
+
+Deno.test("parseInfo counts the slaves a master counts for min-replicas-to-write", () => {
+  const master = (extra: string[]) =>
+    parseInfo(
+      [
+        "# Replication",
+        "role:master",
+        "connected_slaves:2",
+        "slave0:ip=127.0.0.1,port=7001,state=online,offset=10,lag=0",
+        "slave1:ip=127.0.0.1,port=7002,state=wait_bgsave,offset=0,lag=0",
+        ...extra,
+        "master_repl_offset:10",
+        "",
+      ].join("\r\n"),
+    );
+  // Without min-replicas-to-write set, INFO has no min_slaves_good_slaves: online ones count.
+  assert.deepEqual(master([]).goodSlaves, 1);
+  assert.deepEqual(statsFromInfo("t", master([])).goodSlaves, 1);
+  // With it set, redis's own count (lag taken into account) decides.
+  assert.deepEqual(master(["min_slaves_good_slaves:0"]).goodSlaves, 0);
+  assert.deepEqual(statsFromInfo("t", master(["min_slaves_good_slaves:2"])).goodSlaves, 2);
 });
 
 Deno.test("RedisProcess runs a master with two slaves that replicate, promote and re-point", async (t) => {

@@ -422,6 +422,28 @@ Deno.test("plan: table of situations and the actions they call for", () => {
       status: "RUNNING",
     },
     {
+      name: "slaves in sync but the master counts none for min-replicas-to-write: still CREATING",
+      instance: inst("i", { status: "CREATING", reason: "x" }),
+      procs: [proc("p1"), proc("p2"), proc("p3")],
+      stats: stats([["i.p1.1", { role: "master", goodSlaves: 0 }], ["i.p2.1", {}], [
+        "i.p3.1",
+        {},
+      ]]),
+      want: ["status:i"],
+      status: "CREATING",
+    },
+    {
+      name: "the master counts a slave: RUNNING",
+      instance: inst("i", { status: "CREATING", reason: "x" }),
+      procs: [proc("p1"), proc("p2"), proc("p3")],
+      stats: stats([["i.p1.1", { role: "master", goodSlaves: 1 }], ["i.p2.1", {}], [
+        "i.p3.1",
+        {},
+      ]]),
+      want: ["status:i"],
+      status: "RUNNING",
+    },
+    {
       name: "RUNNING instance without stats yet (after a restart) stays RUNNING",
       instance: inst("i"),
       procs: [proc("p1"), proc("p2"), proc("p3")],

@@ -647,8 +647,15 @@ export class RedisExecutor {
   #onMonitor(task: Task, event: RedisMonitorEvent): void {
     if (task.phase === "stopping" || task.phase === "done") return;
     switch (event.kind) {
-      case "info":
+      case "info": {
+        const goodBefore = task.info?.goodSlaves;
         task.info = event.info;
+        // The scheduler waits for a master to count its slaves before calling
+        // the instance RUNNING: tell it at once, not at the next stats tick.
+        if (
+          task.phase === "running" && event.info.role === "master" &&
+          goodBefore !== undefined && goodBefore !== event.info.goodSlaves
+        ) this.#sendStats();
         if (task.unresponsive) {
           this.#log(
             `Task ${task.id}: redis-server answers again after ${
@@ -670,6 +677,7 @@ export class RedisExecutor {
           this.#sendStats();
         }
         return;
+      }
       case "exited":
         this.#finish(task, {
           state: "TASK_FAILED",

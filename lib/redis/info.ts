@@ -41,6 +41,12 @@ export interface RedisInfo {
   masterLastIoSeconds: number;
   /** `loading` is 1: the dataset is still being read from disk. */
   loading: boolean;
+  /**
+   * Master: the replicas it counts for `min-replicas-to-write`
+   * (`min_slaves_good_slaves` when that is set, else the `slaveN` lines whose
+   * state is `online`); 0 for a slave.
+   */
+  goodSlaves: number;
   /** Every `key:value` line of the answer. */
   fields: Record<string, string>;
 }
@@ -95,11 +101,21 @@ export function parseInfo(text: string): RedisInfo {
     syncInProgress: slave && fields.master_sync_in_progress === "1",
     masterLastIoSeconds: slave ? num(fields, "master_last_io_seconds_ago", -1) : 0,
     loading: fields.loading === "1",
+    goodSlaves: slave ? 0 : countGoodSlaves(fields),
     fields,
   };
   if (slave && fields.master_host !== undefined) info.masterHost = fields.master_host;
   if (slave && fields.master_port !== undefined) info.masterPort = num(fields, "master_port");
   return info;
+}
+
+function countGoodSlaves(fields: Record<string, string>): number {
+  if (fields.min_slaves_good_slaves !== undefined) return num(fields, "min_slaves_good_slaves");
+  let online = 0;
+  for (const [key, value] of Object.entries(fields)) {
+    if (/^slave\d+$/.test(key) && /(^|,)state=online(,|$)/.test(value)) online++;
+  }
+  return online;
 }
 
 /**
@@ -127,5 +143,6 @@ export function statsFromInfo(taskId: string, info: RedisInfo): RedisStats {
     inSync: slave ? isInSync(info) : !info.loading,
     lastIoSeconds: slave ? info.masterLastIoSeconds : 0,
     connectedSlaves: info.connectedSlaves,
+    goodSlaves: slave ? 0 : info.goodSlaves,
   };
 }

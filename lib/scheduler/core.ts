@@ -1126,6 +1126,8 @@ export class Scheduler {
             role: "master",
             inSync: true,
             replOffset: msg.replOffset ?? old?.replOffset ?? 0,
+            // Its slaves attach again after the REPLICAOFs: its own stats tell when.
+            goodSlaves: 0,
           });
         }
         if (!msg.ok && c.kind === "replicaof") {
@@ -1148,7 +1150,12 @@ export class Scheduler {
     }
     const stats = new Map<string, ObservedStats>();
     for (const [taskId, s] of this.#stats) {
-      stats.set(taskId, { role: s.role, inSync: s.inSync, replOffset: s.replOffset });
+      stats.set(taskId, {
+        role: s.role,
+        inSync: s.inSync,
+        replOffset: s.replOffset,
+        ...(typeof s.goodSlaves === "number" ? { goodSlaves: s.goodSlaves } : {}),
+      });
     }
     return plan({
       instances: [...this.#instances.values()].map((i) => i.rec),

@@ -14,6 +14,11 @@ export interface ObservedStats {
   role: "master" | "slave";
   inSync: boolean;
   replOffset: number;
+  /**
+   * Master: the slaves it counts towards `min-replicas-to-write`. Unknown
+   * (absent) counts as enough, for executors that do not report it.
+   */
+  goodSlaves?: number;
 }
 
 /** The answers to a `query-offsets` action, as far as planning needs them. */
@@ -332,14 +337,21 @@ function instanceStatus(
     return s.state !== "RUNNING" || !st || !st.inSync || st.role !== "slave" ||
       s.replicaOf !== masterAddr;
   });
-  const masterOk = masterAddr !== undefined && stats.get(master!.taskId)?.role !== "slave";
+  const masterStats = masterAddr !== undefined ? stats.get(master!.taskId) : undefined;
+  // The slaves' side of the link (master_link_status:up) can be up a moment
+  // before the master counts them for min-replicas-to-write: RUNNING waits for
+  // the master's own count too, so a write right after RUNNING is not refused
+  // with NOREPLICAS.
+  const masterCounts = inst.slaves === 0 || masterStats?.goodSlaves === undefined ||
+    masterStats.goodSlaves >= 1;
+  const masterOk = masterAddr !== undefined && masterStats?.role !== "slave";
   // Stats not heard of yet (just after a restart) keep a RUNNING instance RUNNING.
   const unknownOnly = inst.status === "RUNNING" &&
     outOfSync.every((s) =>
       s.state === "RUNNING" && !stats.has(s.taskId) && s.replicaOf === masterAddr
     );
   if (
-    procs.length === wanted && running === wanted && masterOk &&
+    procs.length === wanted && running === wanted && masterOk && masterCounts &&
     (outOfSync.length === 0 || unknownOnly) && promoting === undefined
   ) {
     return { status: "RUNNING" };
@@ -365,7 +377,9 @@ function instanceStatus(
   else if (pending > 0) reason = `Waiting for ${pending} of ${wanted} processes to be placed`;
   else if (staging > 0) reason = `Waiting for ${staging} of ${wanted} processes to start`;
   else if (!masterOk) reason = "Waiting for the master";
-  else {reason =
+  else if (outOfSync.length === 0 && !masterCounts) {
+    reason = "Waiting for the master to count its slaves for min-replicas-to-write";
+  } else {reason =
       `Waiting for ${outOfSync.length} of ${slaves.length} slaves to sync with the master`;}
   return { status, reason };
 }
