@@ -7,6 +7,7 @@ import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { DEFAULT_LIMITS, scanRequest } from "../lib/http/request_head.ts";
 import { serveGuarded } from "../lib/http/guarded_server.ts";
 import { makeTestCert } from "./_tls.ts";
+import { raw, statusAndBody } from "./_raw_http.ts";
 
 const enc = new TextEncoder();
 
@@ -75,38 +76,6 @@ Deno.test("scanRequest finds whole requests and refuses oversize or bad ones", a
 });
 
 /** Sends raw bytes on a new connection; returns everything read until the server closes or `waitMs`. */
-async function raw(port: number, data: string, waitMs = 15_000): Promise<string> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    await conn.write(enc.encode(data));
-    let out = "";
-    const buf = new Uint8Array(64 * 1024);
-    const timer = setTimeout(() => conn.close(), waitMs);
-    try {
-      for (;;) {
-        const n = await conn.read(buf);
-        if (n === null) break;
-        out += new TextDecoder().decode(buf.subarray(0, n));
-        if (/connection: close\r\n\r\n.*\n$/s.test(out)) break;
-      }
-    } catch {
-      // closed by the timer
-    } finally {
-      clearTimeout(timer);
-    }
-    return out;
-  } finally {
-    try {
-      conn.close();
-    } catch { /* closed */ }
-  }
-}
-
-function statusAndBody(text: string): { status: number; body: string } {
-  const status = Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1] ?? 0);
-  return { status, body: text.slice(text.indexOf("\r\n\r\n") + 4) };
-}
-
 Deno.test("a guarded server answers too big or too slow requests with one line and serves the rest", async (t) => {
   const seen: { method: string; url: string; body: string; client: string }[] = [];
   const server = await serveGuarded(

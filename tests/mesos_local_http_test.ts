@@ -13,6 +13,7 @@ import {
   startTestCluster,
   subscribe,
 } from "./_mesos_local.ts";
+import { raw, statusAndBody } from "./_raw_http.ts";
 
 const JSON_CT = "application/json";
 const PB = "application/x-protobuf";
@@ -250,6 +251,55 @@ Deno.test("local master enforces the HTTP rules of the scheduler endpoint", asyn
         assert(env.cluster.isRemoved(sub.frameworkId));
       },
     );
+  } finally {
+    await env.close();
+  }
+});
+
+Deno.test("local master and agents answer oversize and half-sent requests with one line", async (t) => {
+  const env = await startTestCluster({ agents: 1 });
+  const ports = { master: env.cluster.port, agent: env.cluster.agent(0).port };
+  try {
+    for (const [who, port] of Object.entries(ports)) {
+      await t.step(`${who}: 414 for a request line over 8 KiB`, async () => {
+        const got = statusAndBody(
+          await raw(port, `GET /${"a".repeat(9000)} HTTP/1.1\r\nHost: x\r\n\r\n`),
+        );
+        assertEquals(got.status, 414, got.body);
+        assertEquals(got.body.trim().split("\n").length, 1);
+      });
+      await t.step(`${who}: 431 for headers over 16 KiB`, async () => {
+        const got = statusAndBody(
+          await raw(port, `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(17000)}\r\n\r\n`),
+        );
+        assertEquals(got.status, 431, got.body);
+        assertEquals(got.body.trim().split("\n").length, 1);
+      });
+    }
+    await t.step("408 for a request that does not finish arriving within 10 s", async () => {
+      const answers = await Promise.all(
+        Object.values(ports).map((port) =>
+          raw(
+            port,
+            "POST /api/v1/scheduler HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
+            30_000,
+          )
+        ),
+      );
+      for (const text of answers) {
+        const got = statusAndBody(text);
+        assertEquals(got.status, 408, got.body);
+        assertMatch(got.body, /within 10 s/);
+      }
+    });
+    await t.step("the endpoints still answer whole requests", async () => {
+      const health = await fetch(`${env.cluster.url}/health`);
+      await health.body?.cancel();
+      assertEquals(health.status, 200);
+      const res = await fetch(`http://127.0.0.1:${ports.agent}/api/v1/executor`);
+      await res.body?.cancel();
+      assertEquals(res.status, 405);
+    });
   } finally {
     await env.close();
   }

@@ -13,7 +13,14 @@
 
 import { join } from "node:path";
 import type { ContentType } from "../codec.ts";
-import { EventStream, negotiateStream, parseCall, textResponse } from "./http.ts";
+import {
+  EventStream,
+  LOCAL_HTTP_LIMITS,
+  negotiateStream,
+  parseCall,
+  textResponse,
+} from "./http.ts";
+import { type GuardedServer, serveGuarded } from "../../http/guarded_server.ts";
 import { FetcherCache, fetchUris } from "./fetcher.ts";
 import { bearerToken, unauthorized } from "./auth.ts";
 import {
@@ -208,7 +215,7 @@ export class Agent {
   /** Total resources. */
   readonly total: Pool;
   #master: AgentMaster;
-  #server?: Deno.HttpServer<Deno.NetAddr>;
+  #server?: GuardedServer;
   #port = 0;
   #running = false;
   /** Stopped serving by {@link pause}, state kept. */
@@ -281,28 +288,18 @@ export class Agent {
   }
 
   /** Serves the executor API on `port` (0 = any free port). */
-  #listen(port: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      try {
-        this.#server = Deno.serve({
-          hostname: "127.0.0.1",
-          port,
-          onListen: (addr) => {
-            this.#port = addr.port;
-            this.#running = true;
-            resolve();
-          },
-          onError: (error) => {
-            this.options.log(
-              `agent ${this.id}: internal error: ${(error as Error)?.stack ?? error}`,
-            );
-            return textResponse(500, "Internal server error");
-          },
-        }, (request) => this.#handle(request));
-      } catch (error) {
-        reject(error);
-      }
-    });
+  async #listen(port: number): Promise<void> {
+    this.#server = await serveGuarded({
+      hostname: "127.0.0.1",
+      port,
+      ...LOCAL_HTTP_LIMITS,
+      onError: (error) => {
+        this.options.log(`agent ${this.id}: internal error: ${(error as Error)?.stack ?? error}`);
+        return textResponse(500, "Internal server error");
+      },
+    }, (request) => this.#handle(request));
+    this.#port = this.#server.addr.port;
+    this.#running = true;
   }
 
   /**

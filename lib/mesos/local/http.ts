@@ -10,8 +10,27 @@ import { type ContentType, decode, encode, MesosDecodeError } from "../codec.ts"
 // The local cluster speaks both encodings at any time: load protobuf with it.
 import "../protobuf_codec.ts";
 import { encodeRecord } from "../recordio.ts";
+import type { GuardedServeOptions } from "../../http/guarded_server.ts";
 
 /** A plain-text HTTP answer with `status`. */
+/**
+ * The limits the local master and agents serve with (through
+ * {@linkcode serveGuarded}): 414/431 for oversize heads, 408 for a request
+ * not complete after 10 s, no idle limit (event streams stay silent between
+ * heartbeats), a body limit big enough for an ACCEPT of many tasks, and a
+ * connection limit per address high enough for every executor and scheduler
+ * of one host.
+ */
+export const LOCAL_HTTP_LIMITS: Pick<
+  GuardedServeOptions,
+  "limits" | "requestTimeoutMs" | "idleTimeoutMs" | "maxConnectionsPerClient"
+> = {
+  limits: { maxBodyBytes: 64 * 1024 * 1024 },
+  requestTimeoutMs: 10_000,
+  idleTimeoutMs: 0,
+  maxConnectionsPerClient: 1024,
+};
+
 export function textResponse(status: number, message = ""): Response {
   return new Response(message, {
     status,

@@ -11,7 +11,14 @@
 
 import type { ContentType } from "../codec.ts";
 import { Agent, type AgentMaster } from "./agent.ts";
-import { EventStream, negotiateStream, parseCall, textResponse } from "./http.ts";
+import {
+  EventStream,
+  LOCAL_HTTP_LIMITS,
+  negotiateStream,
+  parseCall,
+  textResponse,
+} from "./http.ts";
+import { type GuardedServer, serveGuarded } from "../../http/guarded_server.ts";
 import { commandExecutorArgv, commandExecutorInfo } from "./command_executor.ts";
 import { basicPrincipal, type Credential, unauthorized } from "./auth.ts";
 import {
@@ -215,7 +222,7 @@ export class LocalCluster implements AgentMaster {
   /** `undefined`: this master leads; a `host:port`: redirect there; `null`: no leader known. */
   #leader: string | null | undefined;
   #membership?: ZooKeeperMembership;
-  #server?: Deno.HttpServer<Deno.NetAddr>;
+  #server?: GuardedServer;
   #port = 0;
   #agents: Agent[] = [];
   #agentsById = new Map<string, Agent>();
@@ -389,24 +396,16 @@ export class LocalCluster implements AgentMaster {
       this.#agents.push(agent);
       await agent.start();
     }
-    await new Promise<void>((resolve, reject) => {
-      try {
-        this.#server = Deno.serve({
-          hostname: "127.0.0.1",
-          port: this.#opt.port,
-          onListen: (addr) => {
-            this.#port = addr.port;
-            resolve();
-          },
-          onError: (error) => {
-            this.#opt.log(`master: internal error: ${(error as Error)?.stack ?? error}`);
-            return textResponse(500, "Internal server error");
-          },
-        }, (request) => this.#handle(request));
-      } catch (error) {
-        reject(error);
-      }
-    });
+    this.#server = await serveGuarded({
+      hostname: "127.0.0.1",
+      port: this.#opt.port,
+      ...LOCAL_HTTP_LIMITS,
+      onError: (error) => {
+        this.#opt.log(`master: internal error: ${(error as Error)?.stack ?? error}`);
+        return textResponse(500, "Internal server error");
+      },
+    }, (request) => this.#handle(request));
+    this.#port = this.#server.addr.port;
     this.#allocationTimer = setInterval(() => this.#allocate(), this.#opt.allocationIntervalMs);
     this.#opt.log(
       `master ${this.masterId} listening at ${this.url} with ${this.#agents.length} agents`,
