@@ -264,9 +264,9 @@ Deno.test("core: S instance from CREATE to RUNNING, failures before RUNNING, del
   }
 });
 
-Deno.test("core: the password goes only in TaskInfo.data; a deleted instance's port is not reused at once", async () => {
+Deno.test("core: the password goes only in TaskInfo.data; a deleted instance's port is not reused at once, even after a restart", async () => {
   const dir = await tempDir("core-security");
-  const { store, clock, mesos, core } = await setup(dir);
+  let { store, clock, mesos, core } = await setup(dir);
   try {
     await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
     const password = "core-test-password-0123";
@@ -301,6 +301,11 @@ Deno.test("core: the password goes only in TaskInfo.data; a deleted instance's p
     await core.handleEvent({ type: "HEARTBEAT" });
     await core.handleEvent(update("s1.p1.1", "TASK_KILLED"));
     assertEquals(core.status("s1"), undefined);
+    // A restarted scheduler still keeps the port: the quarantine is stored.
+    await core.stop();
+    await store.close();
+    ({ store, clock, mesos, core } = await setup(dir));
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
     clock.now += 60_000;
     await core.create({ name: "s2", capacityMB: 10, masters: 1, slaves: 0, distribution: 1 });
     await core.handleEvent({ type: "HEARTBEAT" });

@@ -137,8 +137,19 @@ interface InstState {
 }
 
 /** What holds a stored record in memory: the record and its store version. */
+/**
+ * Ports that processes left (relaunched elsewhere, or their instance deleted)
+ * and that stay kept for their instance until `until`: stored, so a restarted
+ * scheduler keeps the quarantine that process records no longer show.
+ */
+interface RetiredPorts {
+  ports: { agentId: string; port: number; instance: string; until: number }[];
+}
+
+type StoredRecord = InstanceRecord | ProcessRecord | RetiredPorts;
+
 interface Holder {
-  rec: InstanceRecord | ProcessRecord;
+  rec: StoredRecord;
   version: string | null;
 }
 
@@ -147,9 +158,9 @@ interface Staged {
   key: string;
   holder: Holder;
   /** The record before this batch (put back if the batch fails). */
-  before: InstanceRecord | ProcessRecord;
+  before: StoredRecord;
   /** The record to write. */
-  rec: InstanceRecord | ProcessRecord;
+  rec: StoredRecord;
   /** Written without comparing versions (a leftover key may be overwritten). */
   unconditional: boolean;
 }
@@ -239,6 +250,8 @@ export class Scheduler {
   readonly #portQuarantineMs: number;
   /** Ports lately used on each agent and the instance they are kept for ({@linkcode notePortsInUse}). */
   #portQuarantine: PortQuarantine = new Map();
+  /** The stored part of the quarantine: ports no process record holds any more. */
+  readonly #retired: Holder = { rec: { ports: [] } as RetiredPorts, version: null };
   readonly #log: (line: string) => void;
   readonly #now: () => number;
   readonly #tickMs: number;
@@ -341,6 +354,9 @@ export class Scheduler {
   #fwKey(): string {
     return `${this.#prefix}/framework_id`;
   }
+  #retiredKey(): string {
+    return `${this.#prefix}/retired_ports`;
+  }
 
   /** The FrameworkID loaded from the store (or set by SUBSCRIBED). */
   get frameworkId(): string | undefined {
@@ -357,6 +373,7 @@ export class Scheduler {
       this.#frameworkId = fw.value || undefined;
       this.#frameworkIdVersion = fw.version;
     }
+    await this.#loadRetiredPorts();
     const base = `${this.#prefix}/instances/`;
     const entries = await this.#store.list(`${this.#prefix}/instances`);
     const procs: { name: string; id: string; rec: ProcessRecord; version: string }[] = [];
@@ -392,6 +409,31 @@ export class Scheduler {
       this.#timer = setInterval(() => {
         this.tick().catch(() => {});
       }, this.#tickMs);
+    }
+  }
+
+  async #loadRetiredPorts(): Promise<void> {
+    const kv = await this.#store.get(this.#retiredKey());
+    if (!kv) return;
+    this.#retired.version = kv.version;
+    try {
+      const rec = JSON.parse(kv.value) as RetiredPorts;
+      if (!Array.isArray(rec?.ports)) throw new TypeError("no ports list");
+      const now = this.#now();
+      const live = rec.ports.filter((e) =>
+        typeof e?.agentId === "string" && Number.isInteger(e.port) &&
+        typeof e.instance === "string" && typeof e.until === "number" && e.until > now
+      );
+      this.#retired.rec = { ports: live };
+      const next = new Map(this.#portQuarantine);
+      for (const e of live) {
+        next.set(`${e.agentId}:${e.port}`, { instance: e.instance, until: e.until });
+      }
+      this.#portQuarantine = next;
+    } catch (error) {
+      this.#log(
+        `Ignoring unreadable store key "${this.#retiredKey()}": ${(error as Error).message}`,
+      );
     }
   }
 
@@ -1539,7 +1581,7 @@ export class Scheduler {
       this.#forgetTask(p.rec.taskId);
     }
     this.#offsetQueries.delete(name);
-    this.#quarantinePorts(name, [...inst.procs.values()].map((p) => p.rec));
+    this.#quarantinePorts(name, [...inst.procs.values()].map((p) => p.rec), true);
     await this.#flush();
     // Every task is gone: the executors remove the data dirs (best effort; an
     // agent whose executor has exited keeps the dir).
@@ -1609,24 +1651,36 @@ export class Scheduler {
   }
 
   /** Keeps the ports `recs` of `instance` hold (or held) from other instances for a while. */
-  #quarantinePorts(instance: string, recs: Iterable<ProcessRecord>): void {
+  #quarantinePorts(instance: string, recs: Iterable<ProcessRecord>, retire = false): void {
     const used: PortInUse[] = [];
     for (const r of recs) {
       if (r.agentId && r.port) used.push({ agentId: r.agentId, port: r.port, instance });
     }
     if (used.length === 0) return;
+    const now = this.#now();
     this.#portQuarantine = notePortsInUse(
       this.#portQuarantine,
       used,
-      this.#now(),
+      now,
       this.#portQuarantineMs,
     );
+    if (!retire || this.#portQuarantineMs <= 0) return;
+    // No process record will show these ports after this: store them.
+    const until = now + this.#portQuarantineMs;
+    const left = new Set(used.map((u) => `${u.agentId}:${u.port}`));
+    const ports = (this.#retired.rec as RetiredPorts).ports.filter((e) =>
+      e.until > now && !left.has(`${e.agentId}:${e.port}`)
+    );
+    for (const u of used) ports.push({ ...u, until });
+    this.#stage(this.#retiredKey(), this.#retired, { ports });
   }
 
   /** Stages a new process record (see {@linkcode Scheduler.#saveInstance}). */
   #saveProc(inst: InstState, p: ProcState, patch: Partial<ProcessRecord>): Promise<void> {
     // The port this process held (before a relaunch elsewhere or its end) stays its instance's.
-    this.#quarantinePorts(inst.rec.name, [p.rec]);
+    const moves = ("agentId" in patch && patch.agentId !== p.rec.agentId) ||
+      ("port" in patch && patch.port !== p.rec.port);
+    this.#quarantinePorts(inst.rec.name, [p.rec], moves);
     const rec: ProcessRecord = { ...p.rec, ...patch, updatedAt: this.#now() };
     this.#stage(this.#procKey(inst.rec.name, rec.id), p, rec);
     return Promise.resolve();
@@ -1640,7 +1694,7 @@ export class Scheduler {
   #stage(
     key: string,
     holder: Holder,
-    rec: InstanceRecord | ProcessRecord,
+    rec: StoredRecord,
     unconditional = false,
   ): void {
     const staged = this.#staged.get(key);
