@@ -9,6 +9,7 @@
  * | `GET /v1/STATUS` | 200 JSON array |
  * | `DELETE /v1/DELETE/{name}` | 200, 404 |
  * | `GET /v1/CREDENTIALS/{name}` | 200 `{"Name", "User", "Password"}`, 404 |
+ * | `GET /v1/EVENTS/{name}` | 200 JSON array of the instance's last events, oldest first; 404 |
  * | `GET /`, `/ui`, `/ui/*` | the web UI ({@linkcode serveUi}) |
  *
  * Every bad request gets a 4xx with one line naming what was wrong; anything
@@ -26,6 +27,7 @@ import type { RequestContext } from "./auth.ts";
 /** What {@linkcode InstanceService.create} answers. */
 export type CreateResult = "created" | "exists" | "deleting" | { refused: string };
 import { masterVersion } from "../proxy/master_version.ts";
+import { eventView, type InstanceEvent } from "../scheduler/events.ts";
 
 /** Longest `wait` of a STATUS long poll, in ms. */
 export const MAX_STATUS_WAIT_MS = 60_000;
@@ -65,6 +67,11 @@ export interface InstanceService {
    */
   credentials?(name: string): { password: string | null } | undefined;
   /**
+   * The event history of `name`, oldest first, or `undefined` when it has
+   * none. Absent: EVENTS answers 404.
+   */
+  events?(name: string): readonly InstanceEvent[] | undefined;
+  /**
    * A number that changes whenever `list()` may answer differently; when
    * given, the serialized list is reused while it stays the same.
    */
@@ -84,6 +91,7 @@ const ROUTES: Record<string, string> = {
   STATUS: "GET",
   DELETE: "DELETE",
   CREDENTIALS: "GET",
+  EVENTS: "GET",
 };
 
 function text(status: number, body: string, headers: Record<string, string> = {}): Response {
@@ -274,6 +282,17 @@ export function createApiHandler(
             headers: { "content-type": "application/json", "cache-control": "no-store" },
           },
         );
+      }
+      case "EVENTS": {
+        if (args.length === 0 || (args.length === 1 && args[0] === "")) {
+          throw new HttpError(400, "EVENTS needs /v1/EVENTS/{name}");
+        }
+        const name = parseName(args.join("/"));
+        const events = service.events?.(name);
+        if (events === undefined) {
+          throw new HttpError(404, `Instance "${name}" not found (and no event history kept)`);
+        }
+        return json(200, events.map(eventView));
       }
     }
     throw new HttpError(404, `No such route: ${req.method} ${url.pathname}`);

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Store } from "../store/store.ts";
+import type { BatchWrite, Store } from "../store/store.ts";
 import {
   type ExecutorInfo,
   type Offer,
@@ -42,6 +42,22 @@ import { type DetectionOptions, hasOtherCopy, judgeLiveness, type Liveness } fro
 import { LivenessChecks, type Prober } from "./liveness_checks.ts";
 import { ADMIN_USER, randomSecret } from "../redis/auth.ts";
 import { type InstanceView, instanceView } from "./status_view.ts";
+import {
+  createdEvent,
+  deletedEvent,
+  EventHistory,
+  eventWrites,
+  failoverOf,
+  fencedEvent,
+  type InstanceEvent,
+  launchedEvent,
+  lostEvent,
+  type NewEvent,
+  promotedEvent,
+  type PromotionStart,
+  type RecordedEvent,
+  runningEvent,
+} from "./events.ts";
 import {
   type AgentResources,
   type AgentSize,
@@ -224,6 +240,8 @@ const COMMAND_TIMEOUT_MS = 5_000;
 /** REVIVEs are spaced at least this much (new work waits at most this long for offers). */
 const REVIVE_MIN_INTERVAL_MS = 100;
 const IMPLICIT_RECONCILE_MS = 10 * 60_000;
+/** How often the histories of deleted instances are checked for expiry. */
+const HISTORY_SWEEP_MS = 10 * 60_000;
 /** How long a lost process waits for an offer from its own agent (to keep its data). */
 const PIN_AGENT_MS = 10_000;
 /** After subscribing (or a refusal), offers are not suppressed until some arrive or this passes. */
@@ -318,6 +336,14 @@ export class Scheduler {
   #committing: Promise<void> | undefined;
   #flushChain: Promise<void> = Promise.resolve();
   #commits = 0;
+  /** Every instance's last events (events.ts); written with the batch of their change. */
+  readonly #history: EventHistory;
+  /** Events recorded since the last flush. */
+  #stagedEvents: RecordedEvent[] = [];
+  /** Instance name → when its current promotion was first sent, and in place of whom. */
+  readonly #promoteStartedAt = new Map<string, PromotionStart>();
+  /** When the histories of deleted instances were last looked at. */
+  #historySweptAt = 0;
 
   /** Creates a core; call {@linkcode Scheduler.load} before anything else. */
   constructor(options: SchedulerOptions) {
@@ -341,6 +367,7 @@ export class Scheduler {
       this.#now,
     );
     this.#removeDataDirs = options.removeDataDirs;
+    this.#history = new EventHistory({ prefix: this.#prefix });
   }
 
   // ---- store layout ----
@@ -403,6 +430,12 @@ export class Scheduler {
         this.#log(`Removing orphan process key of unknown instance "${p.name}"`);
         await this.#store.delete(this.#procKey(p.name, p.id)).catch(() => {});
       }
+    }
+    const extra = this.#history.load(await this.#store.list(this.#history.keyPrefix), this.#log);
+    if (extra.length > 0 && !options.readOnly) {
+      await this.#store.batch(extra).catch((e) =>
+        this.#log(`Cannot trim the event histories: ${(e as Error).message}`)
+      );
     }
     this.#log(`Loaded ${this.#instances.size} instance(s) from ${this.#store.description}`);
     if (this.#tickMs > 0 && !options.readOnly) {
@@ -507,6 +540,15 @@ export class Scheduler {
     return { password: inst.rec.password ?? null };
   }
 
+  /**
+   * The event history of `name`, oldest first (at most 100 events, see
+   * events.ts); `undefined` when the name has none (never existed, or was
+   * deleted more than a day ago). A deleted instance keeps its history.
+   */
+  events(name: string): readonly InstanceEvent[] | undefined {
+    return this.#history.events(name);
+  }
+
   /** The STATUS view of every instance, oldest first. */
   list(): InstanceView[] {
     return [...this.#instances.values()]
@@ -570,6 +612,7 @@ export class Scheduler {
         inst.procs.set(p.id, proc);
       }
       this.#instances.set(req.name, inst);
+      this.#event(req.name, createdEvent({ type, ...req }));
       try {
         await this.#flush();
       } catch (error) {
@@ -977,6 +1020,16 @@ export class Scheduler {
       reason: undefined,
       killSentAt: undefined,
     });
+    this.#event(
+      task.instance,
+      launchedEvent({
+        procId: task.procId,
+        taskId,
+        role: task.role,
+        address: `${launch.hostname}:${task.port}`,
+        agentId: launch.agentId,
+      }),
+    );
     this.#log(
       `Launching ${taskId} (${task.role}) on ${launch.hostname}:${task.port} agent ${launch.agentId}`,
     );
@@ -1001,6 +1054,9 @@ export class Scheduler {
       if (p.rec.state === "KILLING") {
         // keep killing
       } else if (p.rec.state !== "RUNNING" || p.rec.lastState !== state) {
+        if (p.rec.state !== "RUNNING") {
+          this.#event(inst.rec.name, runningEvent({ ...p.rec, procId: p.rec.id }));
+        }
         await this.#saveProc(inst, p, {
           state: "RUNNING",
           lastState: state,
@@ -1030,6 +1086,15 @@ export class Scheduler {
         await this.#saveProc(inst, p, { state: "DONE", lastState: state });
       } else if (p.rec.state === "KILLING") {
         // We killed it on purpose (fenced): relaunch at once.
+        this.#event(
+          inst.rec.name,
+          lostEvent({
+            procId: p.rec.id,
+            taskId,
+            reason: `killed by the scheduler (${state})`,
+            master: false,
+          }),
+        );
         await this.#saveProc(inst, p, {
           state: "LOST",
           lastState: state,
@@ -1099,6 +1164,15 @@ export class Scheduler {
         ? now + delay + PIN_AGENT_MS
         : undefined,
     });
+    this.#event(
+      inst.rec.name,
+      lostEvent({
+        procId: p.rec.id,
+        taskId: p.rec.taskId,
+        reason,
+        master: inst.rec.masterId === p.rec.id,
+      }),
+    );
     this.#log(`Task ${p.rec.taskId} of ${inst.rec.name} lost: ${reason}`);
   }
 
@@ -1254,6 +1328,10 @@ export class Scheduler {
       this.#log(`Reconciling ${tasks.length} unanswered task(s) again`);
       await this.#call("reconcile", () => this.#mesos!.reconcile(tasks));
     }
+    if (now - this.#historySweptAt >= HISTORY_SWEEP_MS) {
+      this.#historySweptAt = now;
+      await this.#sweepHistories(now);
+    }
     if (this.#subscribed && now - this.#lastImplicitReconcile > IMPLICIT_RECONCILE_MS) {
       this.#lastImplicitReconcile = now;
       await this.#call("reconcile", () => this.#mesos!.reconcile([]));
@@ -1374,6 +1452,19 @@ export class Scheduler {
     }
   }
 
+  /** Removes the histories of instances deleted more than a day ago (events.ts). */
+  async #sweepHistories(now: number): Promise<void> {
+    for (const name of this.#history.expired(now, (n) => this.#instances.has(n))) {
+      try {
+        await this.#store.deletePrefix(this.#history.historyPrefix(name));
+        this.#history.forget(name);
+        this.#log(`Removed the event history of ${name} (deleted a day ago)`);
+      } catch (error) {
+        this.#log(`Cannot remove the event history of ${name}: ${(error as Error).message}`);
+      }
+    }
+  }
+
   /** Drops what is kept in memory about a task that ended. */
   #forgetTask(taskId: string): void {
     this.#stats.delete(taskId);
@@ -1484,6 +1575,10 @@ export class Scheduler {
         this.#offsetQueries.delete(inst.rec.name);
         if (inst.rec.masterId !== proc.rec.id || inst.rec.promotingId !== proc.rec.id) {
           const newMaster = inst.rec.masterId !== proc.rec.id;
+          this.#promoteStartedAt.set(inst.rec.name, {
+            at: this.#now(),
+            ...(old ? { oldMaster: old.rec.id } : {}),
+          });
           const epoch = (inst.rec.epoch ?? 0) + (newMaster ? 1 : 0);
           // Persisted before the promote is sent: a restart resumes this very promotion.
           await this.#saveInstance(inst, {
@@ -1516,11 +1611,33 @@ export class Scheduler {
         return;
       }
       case "promoted":
+        this.#event(
+          inst.rec.name,
+          promotedEvent({
+            ...failoverOf(
+              this.#history,
+              inst.rec.name,
+              this.#promoteStartedAt.get(inst.rec.name),
+              this.#now(),
+            ),
+            newMaster: action.procId,
+            epoch: inst.rec.epoch ?? 0,
+          }),
+        );
+        this.#promoteStartedAt.delete(inst.rec.name);
         await this.#saveInstance(inst, { promotingId: undefined });
         this.#log(`Instance ${inst.rec.name}: ${action.procId} is the master`);
         return;
       case "fence":
         if (!proc) return;
+        this.#event(
+          inst.rec.name,
+          fencedEvent({
+            procId: proc.rec.id,
+            taskId: proc.rec.taskId,
+            reason: `lost master out of touch (${proc.rec.lastState}): no writes, then killed`,
+          }),
+        );
         await this.#command(inst, proc, { kind: "fence", taskId: proc.rec.taskId });
         await this.#call("kill", () => this.#mesos!.kill(proc.rec.taskId, proc.rec.agentId));
         return;
@@ -1593,14 +1710,22 @@ export class Scheduler {
         dataDir: dataDirOf(name, inst.rec.createdAt, p.rec.id),
       });
     }
-    // Every key of the instance in one batch: processes and the record together.
-    await this.#store.batch([
-      ...[...inst.procs.values()].map((p) => ({
-        key: this.#procKey(name, p.rec.id),
-        delete: true as const,
-      })),
-      { key: this.#instKey(name), delete: true },
-    ]);
+    // Every key of the instance in one batch: processes and the record
+    // together, with the last event of its history (which stays a day).
+    const deleted = this.#history.record(name, deletedEvent(), this.#now());
+    try {
+      await this.#store.batch([
+        ...[...inst.procs.values()].map((p) => ({
+          key: this.#procKey(name, p.rec.id),
+          delete: true as const,
+        })),
+        { key: this.#instKey(name), delete: true },
+        ...deleted.writes,
+      ]);
+    } catch (error) {
+      this.#history.undo([deleted]);
+      throw error;
+    }
     if (this.#removeDataDirs) {
       const dirs = [...inst.procs.values()].map((p) =>
         dataDirOf(name, inst.rec.createdAt, p.rec.id)
@@ -1648,6 +1773,19 @@ export class Scheduler {
     };
     this.#stage(this.#instKey(rec.name), inst, rec);
     return Promise.resolve();
+  }
+
+  /**
+   * Records an event in the history of instance `name` (build it with the
+   * `*Event` functions of events.ts, e.g. `scaledEvent`, `resizedEvent`).
+   * Memory changes at once; the store write goes in the same batch as the
+   * record writes staged around it, so the event is stored exactly when the
+   * change it describes is. Call it from inside a queued job, next to the
+   * `#saveInstance`/`#saveProc` of the change.
+   */
+  #event(name: string, event: NewEvent): void {
+    this.#stagedEvents.push(this.#history.record(name, event, this.#now()));
+    this.#pending ??= deferred();
   }
 
   /** Keeps the ports `recs` of `instance` hold (or held) from other instances for a while. */
@@ -1731,18 +1869,22 @@ export class Scheduler {
   async #commit(): Promise<void> {
     const pending = this.#pending;
     this.#pending = undefined;
-    if (this.#staged.size === 0) {
+    if (this.#staged.size === 0 && this.#stagedEvents.length === 0) {
       pending?.resolve();
       return;
     }
     const entries = [...this.#staged.values()];
     this.#staged.clear();
+    const events = this.#stagedEvents;
+    this.#stagedEvents = [];
     this.#committing = pending?.promise;
-    const writes: { key: string; value: string; version?: string | null }[] = entries.map((e) => ({
+    const writes: BatchWrite[] = entries.map((e) => ({
       key: e.key,
       value: JSON.stringify(e.rec),
       ...(e.unconditional ? {} : { version: e.holder.version }),
     }));
+    // The events after the records (a conflict index is always a record's).
+    writes.push(...eventWrites(events));
     try {
       const result = await this.#store.batch(writes);
       if (result.ok) {
@@ -1759,12 +1901,13 @@ export class Scheduler {
       bad.holder.version = now?.version ?? null;
       throw new ConflictError(
         `Store key "${bad.key}" was changed by another writer (expected version ${
-          writes[result.conflict]!.version ?? "none"
+          (writes[result.conflict] as { version?: string | null }).version ?? "none"
         }, found ${now?.version ?? "none"})`,
         now?.version ?? null,
       );
     } catch (error) {
       for (const e of entries) if (e.holder.rec === e.rec) e.holder.rec = e.before;
+      this.#history.undo(events);
       pending?.reject(error);
       throw error;
     } finally {

@@ -17,6 +17,7 @@ import { createApiHandler } from "../api/handler.ts";
 import { HttpError } from "../api/http_error.ts";
 import { Scheduler } from "./core.ts";
 import { type InstanceView, markStale } from "./status_view.ts";
+import type { InstanceEvent } from "./events.ts";
 import { DEFAULT_RESOURCES } from "./match.ts";
 import { buildExecutorInfo } from "./tasks.ts";
 
@@ -404,6 +405,8 @@ export interface StandbyReadsOptions {
 export interface ViewSource {
   status(name: string): InstanceView | undefined;
   list(): InstanceView[];
+  /** The event history of an instance (events.ts). */
+  events?(name: string): readonly InstanceEvent[] | undefined;
 }
 
 /** The read side of a standby (see {@linkcode standbyReads}). */
@@ -485,6 +488,7 @@ export function standbyReads(options: StandbyReadsOptions): StandbyReads {
       delete: refuse,
       status: (name) => stale(view.source.status(name)),
       list: () => view.source.list().map((v) => stale(v)!),
+      events: (name) => view.source.events?.(name),
     });
   };
   return {
@@ -493,7 +497,9 @@ export function standbyReads(options: StandbyReadsOptions): StandbyReads {
     },
     handle(request) {
       const path = new URL(request.url).pathname;
-      if (request.method !== "GET" || !/^\/v1\/STATUS(\/|$)/.test(path)) return undefined;
+      if (request.method !== "GET" || !/^\/v1\/(STATUS|EVENTS)(\/|$)/i.test(path)) {
+        return undefined;
+      }
       return (async () => {
         let view: { source: ViewSource; staleMs?: number };
         try {

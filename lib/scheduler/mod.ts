@@ -13,3 +13,4 @@ export * from "./status_view.ts";
 export * from "./tasks.ts";
 export * from "./artifacts.ts";
 export * from "./mesos_port.ts";
+export * from "./events.ts";
