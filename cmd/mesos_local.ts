@@ -32,9 +32,10 @@ import {
   writeClusterState,
 } from "../lib/mesos/local/daemon.ts";
 import { parseDuration } from "../lib/mesos/executor_client.ts";
+import { MAX_HOST_AGENTS, parseHostNetwork } from "../lib/mesos/local/host_network.ts";
 
 const USAGE =
-  "Usage: mesos_local [--agents N] [--port P] [--work-dir DIR] [--cpus C] [--mem MB] [--ports-base P] [--ports-per-agent N] [--gc-delay DURATION] [--leader HOST:PORT | --zk zk://HOST:PORT/PATH] [--credentials FILE] [--verbose] | mesos_local stop --work-dir DIR";
+  "Usage: mesos_local [--agents N] [--port P] [--work-dir DIR] [--cpus C] [--mem MB] [--ports-base P] [--ports-per-agent N] [--gc-delay DURATION] [--leader HOST:PORT | --zk zk://HOST:PORT/PATH] [--credentials FILE] [--network A.B.C.0/24] [--verbose] | mesos_local stop --work-dir DIR";
 
 /** `mesos_local stop --work-dir DIR`: stops the cluster running there; exit code 0 also when none ran. */
 async function stopCommand(args: string[]): Promise<number> {
@@ -80,6 +81,9 @@ Runs a local Mesos-compatible master with N agents and prints the master URL onc
   --credentials FILE    authenticate frameworks (HTTP Basic) with the credentials in FILE
                         (JSON {"credentials": [{"principal", "secret"}]} or "principal secret"
                         lines), and executors with a token each (401 otherwise, as Mesos)
+  --network A.B.C.0/24  run each agent as a host of its own (Linux, root): its own network
+                        namespace and address A.B.C.(10+i) on a bridge at A.B.C.1, and a root of
+                        its own holding only the system directories and its sandboxes and data
   --verbose             log to stderr
   -h, --help            print this help`;
 
@@ -145,6 +149,7 @@ export async function main(args: string[]): Promise<number> {
         leader: { type: "string" },
         zk: { type: "string" },
         credentials: { type: "string" },
+        network: { type: "string" },
         verbose: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -170,7 +175,15 @@ export async function main(args: string[]): Promise<number> {
       credentials: values.credentials === undefined
         ? undefined
         : await readCredentials(values.credentials),
+      network: values.network === undefined
+        ? undefined
+        : parseHostNetwork(values.network, 'Option "--network"').subnet,
     };
+    if (options.network !== undefined && options.agents > MAX_HOST_AGENTS) {
+      throw new RangeError(
+        `Option "--network" holds at most ${MAX_HOST_AGENTS} agents, but got --agents ${options.agents}`,
+      );
+    }
     if (options.leader !== undefined && !/^[^\s/:]+:\d+$/.test(options.leader)) {
       throw new TypeError(`Option "--leader" must be HOST:PORT, but got "${options.leader}"`);
     }
@@ -214,25 +227,39 @@ export async function main(args: string[]): Promise<number> {
       ? k.id
       : undefined;
   });
-  const { url, cluster } = await startLocalCluster({
-    agentIds: agentIds.map((id, i) => id ?? `${crypto.randomUUID()}-S${i}`),
-    ...(options.gcDelayMs !== undefined ? { gcDelayMs: options.gcDelayMs } : {}),
-    agents: options.agents,
-    port: options.port,
-    cpus: options.cpus,
-    mem: options.mem,
-    portsBase: options.portsBase,
-    portsPerAgent: options.portsPerAgent,
-    workDir,
-    ...(options.leader !== undefined ? { leader: options.leader } : {}),
-    ...(options.zk !== undefined ? { zk: options.zk } : {}),
-    ...(options.credentials ? { credentials: options.credentials } : {}),
-    log: options.verbose ? (line) => console.error(line) : undefined,
-  });
+  let started;
+  try {
+    started = await startLocalCluster({
+      agentIds: agentIds.map((id, i) => id ?? `${crypto.randomUUID()}-S${i}`),
+      ...(options.gcDelayMs !== undefined ? { gcDelayMs: options.gcDelayMs } : {}),
+      agents: options.agents,
+      port: options.port,
+      cpus: options.cpus,
+      mem: options.mem,
+      portsBase: options.portsBase,
+      portsPerAgent: options.portsPerAgent,
+      workDir,
+      ...(options.leader !== undefined ? { leader: options.leader } : {}),
+      ...(options.zk !== undefined ? { zk: options.zk } : {}),
+      ...(options.credentials ? { credentials: options.credentials } : {}),
+      ...(options.network !== undefined ? { network: options.network } : {}),
+      log: options.verbose ? (line) => console.error(line) : undefined,
+    });
+  } catch (error) {
+    console.error(`The local cluster could not start: ${(error as Error).message}`);
+    if (ownDir) await Deno.remove(workDir, { recursive: true }).catch(() => {});
+    return 1;
+  }
+  const { url, cluster } = started;
   if (!ownDir) {
     const agents = cluster.agents().map((a) => ({ id: a.id, ports: a.ports }));
     await writeAgentIdentities(workDir, agents);
-    await writeClusterState(workDir, { url, masterId: cluster.masterId, agents });
+    await writeClusterState(workDir, {
+      url,
+      masterId: cluster.masterId,
+      agents,
+      ...(options.network !== undefined ? { network: options.network } : {}),
+    });
   }
   console.log(url);
   const { promise, resolve } = Promise.withResolvers<void>();

@@ -408,6 +408,7 @@ export async function main(args: string[]): Promise<number> {
       config.ArtifactIP,
       config.Master,
       () => Deno.networkInterfaces(),
+      config.LocalNetwork,
     );
     if (artifactIp === undefined) {
       throw new ConfigError(
@@ -419,7 +420,7 @@ export async function main(args: string[]): Promise<number> {
       chooseExecutorArtifact({
         executorPath: config.ExecutorPath,
         master: config.Master,
-        agentsShareHost: agentsShareHost(config.Master),
+        agentsShareHost: agentsShareHost(config.Master, config.LocalNetwork),
         ...optional("release", currentRelease()),
         ...optional("compiledSibling", compiledExecutor()),
         ...optional("launcher", devLauncherScript()),
@@ -522,6 +523,7 @@ export async function main(args: string[]): Promise<number> {
           portsBase: config.LocalPortsBase,
           portsPerAgent: config.LocalPortsPerAgent,
           gcDelaySeconds: config.LocalGCDelaySeconds,
+          ...(config.LocalNetwork !== "" ? { network: config.LocalNetwork } : {}),
           command: (flags) => localClusterCommand([...flags, "--verbose"]),
           signal: stopping.signal,
           // With a principal, the local cluster authenticates like a Mesos
@@ -570,6 +572,9 @@ export async function main(args: string[]): Promise<number> {
       };
       try {
         // The artifact server, then the core (the ExecutorInfo needs its URL).
+        // On a multi-host local cluster the artifact server listens on the
+        // cluster's bridge, which exists once the cluster runs.
+        if (config.LocalNetwork !== "") await startMesos();
         const startArtifacts = () =>
           listen(
             "ArtifactPort",

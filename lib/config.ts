@@ -8,6 +8,7 @@ import { didYouMean } from "./did_you_mean.ts";
 import { endpointProblem } from "./store/endpoints.ts";
 
 import { agentsShareHost, isLoopback } from "./release/hosts.ts";
+import { parseHostNetwork } from "./mesos/local/host_network.ts";
 
 /** Where the state lives. */
 export type DBType = "etcd" | "zookeeper" | "embedded";
@@ -60,6 +61,12 @@ export interface Config {
   LocalPortsPerAgent: number;
   /** How long the local cluster keeps the sandbox of an ended executor, in seconds (Mesos `--gc_delay`). */
   LocalGCDelaySeconds: number;
+  /**
+   * An IPv4 /24 (`198.18.7.0/24`): the local cluster's agents are hosts of
+   * their own (network namespace, address, root) on it; empty: they share
+   * this host.
+   */
+  LocalNetwork: string;
   /**
    * URL other schedulers name as this one's REST API while it leads (etcd and
    * ZooKeeper only); empty: `http://{HTTPAddress or the host name}:{HTTPPort}`.
@@ -118,6 +125,7 @@ export function defaultConfig(): Config {
     LocalPortsBase: 31000,
     LocalPortsPerAgent: 500,
     LocalGCDelaySeconds: 86400,
+    LocalNetwork: "",
     AdvertiseURL: "",
     LeaderTTLSeconds: 10,
     APIToken: "",
@@ -154,6 +162,7 @@ const FIELDS: Record<keyof Config, Kind> = {
   LocalPortsBase: "port",
   LocalPortsPerAgent: "count",
   LocalGCDelaySeconds: "seconds",
+  LocalNetwork: "string",
   AdvertiseURL: "string",
   LeaderTTLSeconds: "seconds",
   APIToken: "string",
@@ -328,7 +337,21 @@ export function parseConfig(text: string, where = "config"): Config {
       }`,
     );
   }
-  if (isLoopback(result.ArtifactIP) && !agentsShareHost(result.Master)) {
+  if (result.LocalNetwork !== "") {
+    if (!/^local(:\d+)?$/.test(result.Master)) {
+      throw new ConfigError(
+        `${where}: field "LocalNetwork" ${
+          show(result.LocalNetwork)
+        } needs Master "local" or "local:N", but got ${show(result.Master)}`,
+      );
+    }
+    try {
+      result.LocalNetwork = parseHostNetwork(result.LocalNetwork, `field "LocalNetwork"`).subnet;
+    } catch (error) {
+      throw new ConfigError(`${where}: ${(error as Error).message}`);
+    }
+  }
+  if (isLoopback(result.ArtifactIP) && !agentsShareHost(result.Master, result.LocalNetwork)) {
     throw new ConfigError(
       `${where}: field "ArtifactIP" is the loopback address ${
         show(result.ArtifactIP)

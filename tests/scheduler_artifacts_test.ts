@@ -48,6 +48,9 @@ Deno.test("agents share this host for the local cluster and masters on loopback 
     ["zk://127.0.0.1:2181/mesos", false],
   ];
   for (const [master, shared] of table) assertEquals(agentsShareHost(master), shared, master);
+  // A multi-host local cluster's agents are hosts of their own.
+  assertEquals(agentsShareHost("local:3", "198.18.7.0/24"), false);
+  assertEquals(agentsShareHost("10.0.0.5:5050", "198.18.7.0/24"), false);
   assert(isLoopback("127.1.2.3") && isLoopback("::1") && !isLoopback("10.1.1.1"));
 });
 
@@ -64,6 +67,9 @@ Deno.test("ArtifactIP defaults to loopback for local agents, else to this host's
   assertEquals(artifactAddress("", "10.0.0.5:5050", () => interfaces), "10.1.2.3");
   assertEquals(artifactAddress("sched.example", "10.0.0.5:5050", () => []), "sched.example");
   assertEquals(artifactAddress("", "10.0.0.5:5050", () => []), undefined);
+  // A multi-host local cluster: the bridge's address.
+  assertEquals(artifactAddress("", "local:3", () => interfaces, "198.18.7.0/24"), "198.18.7.1");
+  assertEquals(artifactAddress("10.9.9.9", "local", () => [], "198.18.7.0/24"), "10.9.9.9");
 });
 
 async function fakeRelease(dir: string): Promise<Release> {

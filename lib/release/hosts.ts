@@ -7,11 +7,12 @@
 
 /**
  * Whether every agent of `master` runs on this host: the local cluster
- * (`local`, `local:N`) or masters on loopback addresses (a master bound to
- * loopback can only have agents on its own host).
+ * (`local`, `local:N`) unless its agents are hosts of their own
+ * (`localNetwork`, config `LocalNetwork`), or masters on loopback addresses
+ * (a master bound to loopback can only have agents on its own host).
  */
-export function agentsShareHost(master: string): boolean {
-  if (/^local(:\d+)?$/.test(master)) return true;
+export function agentsShareHost(master: string, localNetwork = ""): boolean {
+  if (/^local(:\d+)?$/.test(master)) return localNetwork === "";
   if (/^zk:\/\//i.test(master)) return false;
   const hosts = master.split(",").map((entry) =>
     entry.trim().replace(/^https?:\/\//i, "").replace(/^master@/, "").replace(/\/.*$/, "")
@@ -53,14 +54,19 @@ export function pickHostAddress(interfaces: readonly Interface[]): string | unde
 
 /**
  * The effective `ArtifactIP`: the configured one, else `127.0.0.1` when the
- * agents share this host, else {@linkcode pickHostAddress}.
+ * agents share this host, else the bridge address (`.1`) of a multi-host
+ * local cluster's `localNetwork`, else {@linkcode pickHostAddress}.
  */
 export function artifactAddress(
   configured: string,
   master: string,
   interfaces: () => readonly Interface[],
+  localNetwork = "",
 ): string | undefined {
   if (configured !== "") return configured;
-  if (agentsShareHost(master)) return "127.0.0.1";
+  if (agentsShareHost(master, localNetwork)) return "127.0.0.1";
+  if (/^local(:\d+)?$/.test(master)) {
+    return localNetwork.trim().replace(/\.0\/24$/, ".1");
+  }
   return pickHostAddress(interfaces());
 }

@@ -43,6 +43,7 @@ import {
 } from "./resources.ts";
 import { StatusUpdateManager } from "./status_updates.ts";
 import { scheduleSandboxRemoval } from "./sandbox_gc.ts";
+import { type AgentHost, hostCommand } from "./host_network.ts";
 
 /** What an agent needs from its master. */
 export interface AgentMaster {
@@ -93,6 +94,15 @@ export interface AgentOptions {
   authenticateExecutors?: boolean;
   /** How long the sandbox of an ended executor is kept (Mesos `--gc_delay`: 1 week). */
   gcDelayMs: number;
+  /** Address the executor API listens on (default 127.0.0.1). */
+  listenAddress?: string;
+  /**
+   * Run executors on a host of their own (a multi-host cluster): its network
+   * namespace and, but for the command executor, its own root.
+   */
+  host?: AgentHost;
+  /** The command line of the command executor (run without a root of its own). */
+  commandExecutor?: readonly string[];
   /** Log sink. */
   log: (line: string) => void;
 }
@@ -262,9 +272,9 @@ export class Agent {
     return this.#running;
   }
 
-  /** `ip:port`, as in MESOS_AGENT_ENDPOINT. */
+  /** `ip:port` where executors reach this agent, as in MESOS_AGENT_ENDPOINT. */
   get endpoint(): string {
-    return `${this.options.hostname}:${this.#port}`;
+    return `${this.options.listenAddress ?? this.options.hostname}:${this.#port}`;
   }
 
   /** `mesos.v1.AgentInfo` of this agent. */
@@ -290,7 +300,7 @@ export class Agent {
   /** Serves the executor API on `port` (0 = any free port). */
   async #listen(port: number): Promise<void> {
     this.#server = await serveGuarded({
-      hostname: "127.0.0.1",
+      hostname: this.options.listenAddress ?? "127.0.0.1",
       port,
       ...LOCAL_HTTP_LIMITS,
       onError: (error) => {
@@ -601,7 +611,8 @@ export class Agent {
       ? Math.floor(ex.info.shutdown_grace_period.nanoseconds / 1e6)
       : this.options.executorShutdownGracePeriodMs;
     const env: Record<string, string> = {};
-    for (const name of ["PATH", "HOME"]) {
+    // On a host of its own, the executor gets that host's PATH, not this process's.
+    for (const name of this.options.host ? ["HOME"] : ["PATH", "HOME"]) {
       const value = Deno.env.get(name);
       if (value !== undefined) env[name] = value;
     }
@@ -638,9 +649,23 @@ export class Agent {
     // Redirect output into the sandbox, then exec the executor in its own session.
     const redirect = 'exec >>stdout 2>>stderr </dev/null; exec "$@"';
     const setsid = findSetsid();
-    const args = [...(setsid ? ["/bin/sh"] : []), "-c", redirect, "sh", ...argv];
-    return new Deno.Command(setsid ?? "/bin/sh", {
-      args,
+    let spawn = {
+      command: setsid ?? "/bin/sh",
+      args: [...(setsid ? ["/bin/sh"] : []), "-c", redirect, "sh", ...argv],
+    };
+    if (this.options.host) {
+      const commandExecutor = this.options.commandExecutor;
+      const isCommandExecutor = commandExecutor !== undefined && command.shell === false &&
+        command.value === commandExecutor[0];
+      spawn = hostCommand(
+        this.options.host,
+        ex.sandbox,
+        [spawn.command, ...spawn.args],
+        !isCommandExecutor,
+      );
+    }
+    return new Deno.Command(spawn.command, {
+      args: spawn.args,
       cwd: ex.sandbox,
       env,
       clearEnv: true,

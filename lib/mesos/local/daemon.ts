@@ -48,6 +48,8 @@ export interface ClusterState {
   agents: AgentIdentity[];
   /** When it started (ISO). */
   startedAt: string;
+  /** The subnet of a multi-host cluster (agents are hosts of their own); absent otherwise. */
+  network?: string;
 }
 
 /**
@@ -198,6 +200,8 @@ export interface LocalClusterSpec {
    * gets them in `credentials.json`, mode 0600; a running one keeps its own).
    */
   credentials?: Credential[];
+  /** Run each agent as a host of its own on this IPv4 /24 (`mesos_local --network`). */
+  network?: string;
 }
 
 /** The running cluster does not have the settings asked for. */
@@ -241,6 +245,7 @@ export function clusterFlags(spec: LocalClusterSpec): string[] {
     ...(spec.credentials?.length
       ? ["--credentials", join(absolute(spec.workDir), CREDENTIALS_FILE)]
       : []),
+    ...(spec.network !== undefined ? ["--network", spec.network] : []),
   ];
 }
 
@@ -249,6 +254,16 @@ function absolute(path: string): string {
 }
 
 function checkSpec(state: ClusterState, spec: LocalClusterSpec): void {
+  if ((state.network ?? "") !== (spec.network ?? "")) {
+    const show = (n: string | undefined) => n ? `agents as hosts on ${n}` : "agents on this host";
+    throw new LocalClusterMismatchError(
+      `The local cluster running in "${spec.workDir}" (pid ${state.pid}) has ${
+        show(state.network)
+      }, but ${
+        show(spec.network)
+      } are asked for; stop it first (sched --stop-local, or mesos_local stop --work-dir ${spec.workDir})`,
+    );
+  }
   const want = Array.from({ length: spec.agents }, (_, i) => {
     const begin = spec.portsBase + i * spec.portsPerAgent;
     return `${begin}-${begin + spec.portsPerAgent - 1}`;

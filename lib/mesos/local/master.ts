@@ -10,7 +10,8 @@
  */
 
 import type { ContentType } from "../codec.ts";
-import { Agent, type AgentMaster } from "./agent.ts";
+import { join } from "node:path";
+import { Agent, type AgentMaster, type AgentOptions } from "./agent.ts";
 import {
   EventStream,
   LOCAL_HTTP_LIMITS,
@@ -50,6 +51,15 @@ import {
 import { frameworkRoles, validateSubscription, validateTask } from "./validation.ts";
 import { ZooKeeperMembership } from "./membership.ts";
 import { collectSandboxes } from "./sandbox_gc.ts";
+import {
+  agentAddress,
+  agentNamespace,
+  createHostNetwork,
+  hostAnswers,
+  type HostNetwork,
+  parseHostNetwork,
+  removeHostNetwork,
+} from "./host_network.ts";
 
 /** Options of {@link LocalCluster}. */
 export interface LocalClusterOptions {
@@ -134,6 +144,19 @@ export interface LocalClusterOptions {
    * found at start are removed as well.
    */
   gcDelayMs?: number;
+  /**
+   * Run each agent as a host of its own (Linux, root): an IPv4 /24 such as
+   * `198.18.7.0/24`. The bridge in this process's namespace takes `.1`
+   * (where the agents' executor APIs listen and executors reach them), agent
+   * i its own network namespace with `.(10+i)` (its hostname), and its
+   * executors run in a root of their own holding the system directories and
+   * only that agent's `<workDir>/agents/<id>` and `<workDir>/data/<id>`
+   * (see `host_network.ts`). The master pings each host every second and
+   * declares one unreachable after `agentPingTimeoutMs` without an answer
+   * (re-registered when it answers again). Everything is removed by
+   * {@link LocalCluster.stop}.
+   */
+  network?: string;
   /** Log sink (default: nothing). */
   log?: (line: string) => void;
 }
@@ -146,8 +169,10 @@ export interface AgentView {
   index: number;
   /** Executor API port. */
   port: number;
-  /** `127.0.0.1:port`. */
+  /** `ip:port` where executors reach it (`127.0.0.1:port`, or the bridge address). */
   endpoint: string;
+  /** Its hostname: `127.0.0.1`, or its own address on a multi-host cluster. */
+  hostname: string;
   /** True while serving. */
   running: boolean;
   /** Resources the agent offers in total. */
@@ -217,7 +242,7 @@ export class LocalCluster implements AgentMaster {
   /** The master id (a UUID). */
   readonly masterId: string = crypto.randomUUID();
   readonly #opt:
-    & Required<Omit<LocalClusterOptions, "log" | "leader" | "zk" | "agentIds">>
+    & Required<Omit<LocalClusterOptions, "log" | "leader" | "zk" | "agentIds" | "network">>
     & { log: (line: string) => void; zk: string | undefined; agentIds: readonly string[] };
   /** `undefined`: this master leads; a `host:port`: redirect there; `null`: no leader known. */
   #leader: string | null | undefined;
@@ -239,6 +264,14 @@ export class LocalCluster implements AgentMaster {
   #rotation = 0;
   #started = false;
   #stopped = false;
+  /** The multi-host network, when agents are hosts of their own. */
+  readonly #net?: HostNetwork;
+  #probeTimer?: ReturnType<typeof setInterval>;
+  #probing = false;
+  /** Per agent slot: when its host last answered, and failed pings since. */
+  #pings = new Map<number, { answered: number; failures: number }>();
+  /** Agents declared unreachable because their host stopped answering. */
+  #silentHosts = new Set<string>();
 
   /** Validates the options; nothing runs until {@link start}. */
   constructor(options: LocalClusterOptions) {
@@ -268,6 +301,14 @@ export class LocalCluster implements AgentMaster {
     }
     if (options.zk !== undefined && !options.zk.startsWith("zk://")) {
       throw new TypeError(`Option "zk" must be a zk://host:port/path URL, but got "${options.zk}"`);
+    }
+    if (options.network !== undefined) {
+      this.#net = parseHostNetwork(options.network, 'Option "network"');
+      if (agents > 240) {
+        throw new RangeError(
+          `Option "network" holds at most 240 agents, but ${agents} are asked for`,
+        );
+      }
     }
     // With ZooKeeper nobody leads until the group has been read.
     this.#leader = options.zk !== undefined ? null : leader;
@@ -391,6 +432,12 @@ export class LocalCluster implements AgentMaster {
     this.#started = true;
     await Deno.mkdir(this.#opt.workDir, { recursive: true });
     await collectSandboxes(this.#opt.workDir, this.#opt.gcDelayMs, this.#opt.log);
+    if (this.#net) {
+      await createHostNetwork(this.#net, this.#opt.agents);
+      this.#opt.log(
+        `master: agents are hosts of their own on ${this.#net.subnet} (bridge ${this.#net.bridge} at ${this.#net.bridgeAddress})`,
+      );
+    }
     for (let i = 0; i < this.#opt.agents; i++) {
       const agent = this.#newAgent(i, this.#opt.agentIds[i]);
       this.#agents.push(agent);
@@ -407,6 +454,7 @@ export class LocalCluster implements AgentMaster {
     }, (request) => this.#handle(request));
     this.#port = this.#server.addr.port;
     this.#allocationTimer = setInterval(() => this.#allocate(), this.#opt.allocationIntervalMs);
+    if (this.#net) this.#probeTimer = setInterval(() => this.#pingHosts(), 1000);
     this.#opt.log(
       `master ${this.masterId} listening at ${this.url} with ${this.#agents.length} agents`,
     );
@@ -441,6 +489,7 @@ export class LocalCluster implements AgentMaster {
     // Leave the ZooKeeper group first, so schedulers see the leader move at once.
     await this.#membership?.close();
     clearInterval(this.#allocationTimer);
+    clearInterval(this.#probeTimer);
     clearTimeout(this.#allocateScheduled);
     for (const t of this.#pingTimers.values()) clearTimeout(t);
     this.#pingTimers.clear();
@@ -451,14 +500,79 @@ export class LocalCluster implements AgentMaster {
     }
     await Promise.all(this.#agents.map((a) => options.graceful ? a.drain() : a.stop()));
     await this.#server?.shutdown();
+    if (this.#net) await removeHostNetwork(this.#net);
   }
 
-  #newAgent(index: number, id?: string): Agent {
+  /**
+   * Pings every running agent's host (multi-host clusters): one that has not
+   * answered for `agentPingTimeoutMs` (and at least 3 pings in a row) is
+   * declared unreachable; when it answers again it re-registers.
+   */
+  async #pingHosts(): Promise<void> {
+    if (this.#probing || this.#stopped) return;
+    this.#probing = true;
+    try {
+      await Promise.all(this.#agents.map(async (agent, index) => {
+        if (!agent.running) return;
+        const ok = await hostAnswers(agent.options.hostname, 2000);
+        if (this.#stopped || this.#agents[index] !== agent || !agent.running) return;
+        const now = Date.now();
+        const ping = this.#pings.get(index) ?? { answered: now, failures: 0 };
+        this.#pings.set(index, ping);
+        if (ok) {
+          ping.answered = now;
+          ping.failures = 0;
+          if (this.#silentHosts.delete(agent.id) && this.#unreachableAgents.has(agent.id)) {
+            this.#opt.log(`master: the host of agent ${agent.id} answers again`);
+            this.#reregister(agent);
+            agent.resendAllUpdates();
+            this.#allocateSoon();
+          }
+          return;
+        }
+        ping.failures++;
+        if (
+          ping.failures >= 3 && now - ping.answered >= this.#opt.agentPingTimeoutMs &&
+          !this.#unreachableAgents.has(agent.id)
+        ) {
+          this.#opt.log(
+            `master: the host of agent ${agent.id} (${agent.options.hostname}) has not answered for ${
+              now - ping.answered
+            } ms`,
+          );
+          this.#silentHosts.add(agent.id);
+          this.#markUnreachable(agent);
+        }
+      }));
+    } finally {
+      this.#probing = false;
+    }
+  }
+
+  #newAgent(index: number, givenId?: string): Agent {
     const base = this.#opt.portsBase + index * this.#opt.portsPerAgent;
+    const id = givenId ?? `${this.masterId}-S${this.#agentCounter++}`;
+    const net = this.#net;
+    let host: AgentOptions["host"];
+    if (net) {
+      const root = join(this.#opt.workDir, "hosts", String(index));
+      Deno.mkdirSync(root, { recursive: true });
+      host = {
+        namespace: agentNamespace(net, index),
+        root,
+        keep: [
+          join(this.#opt.workDir, "agents", id),
+          // Where the executor keeps redis data (MRR_DATA_ROOT/<agent id>).
+          join(this.#opt.workDir, "data", id.replace(/[^A-Za-z0-9_.-]/g, "_")),
+        ],
+      };
+    }
     const agent = new Agent({
       index,
-      id: id ?? `${this.masterId}-S${this.#agentCounter++}`,
-      hostname: this.#opt.hostname,
+      id,
+      hostname: net ? agentAddress(net, index) : this.#opt.hostname,
+      ...(net ? { listenAddress: net.bridgeAddress, host } : {}),
+      commandExecutor: this.#opt.commandExecutor,
       cpus: this.#opt.cpus,
       mem: this.#opt.mem,
       ports: { begin: base, end: base + this.#opt.portsPerAgent - 1 },
@@ -494,6 +608,7 @@ export class LocalCluster implements AgentMaster {
       index,
       port: a.port,
       endpoint: a.endpoint,
+      hostname: a.options.hostname,
       running: a.running,
       cpus: a.options.cpus,
       mem: a.options.mem,

@@ -1,0 +1,92 @@
+/**
+ * Multi-host local clusters for tests: a 198.18.x.0/24 subnet no other test
+ * (here, in a parallel process or in another checkout's suite) holds at the
+ * same time, and clean-up of its namespaces, veths and bridge whatever
+ * happened. Where namespaces are unavailable, {@linkcode hostsUnavailable}
+ * says why (the suites print it and are ignored).
+ *
+ * @module
+ */
+
+import {
+  agentNamespace,
+  type HostNetwork,
+  hostNetworkUnavailable,
+  parseHostNetwork,
+  removeHostNetwork,
+} from "../lib/mesos/local/host_network.ts";
+
+const LOCK_DIR = "/tmp/mr-redis-test-nets";
+
+/** Why this machine cannot run multi-host clusters, or `undefined` (checked once). */
+export const hostsUnavailable: string | undefined = await hostNetworkUnavailable();
+
+/** A subnet held for one test. */
+export interface TestNetwork extends HostNetwork {
+  /** Removes whatever of the network is left (processes, namespaces, links), then gives the subnet back. */
+  release(): Promise<void>;
+}
+
+function bridgeExists(name: string): boolean {
+  try {
+    Deno.statSync(`/sys/class/net/${name}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Holds a `198.18.x.0/24` (x random) by an exclusive `flock` on
+ * `/tmp/mr-redis-test-nets/x.lock` (dropped by the kernel when the process
+ * ends) whose bridge does not exist.
+ */
+export function reserveTestNetwork(): TestNetwork {
+  Deno.mkdirSync(LOCK_DIR, { recursive: true, mode: 0o777 });
+  const start = Math.floor(Math.random() * 256);
+  for (let i = 0; i < 256; i++) {
+    const x = (start + i) % 256;
+    const net = parseHostNetwork(`198.18.${x}.0/24`);
+    const file = Deno.openSync(`${LOCK_DIR}/${x}.lock`, { create: true, write: true });
+    if (!file.tryLockSync(true)) {
+      file.close();
+      continue;
+    }
+    if (bridgeExists(net.bridge)) {
+      file.close();
+      continue;
+    }
+    let released = false;
+    return {
+      ...net,
+      async release() {
+        if (released) return;
+        released = true;
+        try {
+          await removeHostNetwork(net);
+        } finally {
+          file.close();
+        }
+      },
+    };
+  }
+  throw new Error("No free 198.18.x.0/24 subnet for a test network");
+}
+
+/** Pids of the processes in agent `index`'s network namespace. */
+export async function pidsOnHost(net: HostNetwork, index: number): Promise<number[]> {
+  const out = await new Deno.Command("ip", {
+    args: ["netns", "pids", agentNamespace(net, index)],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(out.stdout).split("\n").map(Number).filter((p) => p > 0);
+}
+
+/** Runs `ip args`; throws with its stderr when it fails. */
+export async function ipCommand(args: string[]): Promise<void> {
+  const out = await new Deno.Command("ip", { args, stdout: "null", stderr: "piped" }).output();
+  if (!out.success) {
+    throw new Error(`ip ${args.join(" ")}: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+}
