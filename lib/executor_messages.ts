@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { ClusterNodeStats, ClusterOp } from "./redis/cluster.ts";
 
 /** What the scheduler puts in `TaskInfo.data` (JSON) for one redis process. */
 export interface RedisTaskSpec {
@@ -51,6 +52,14 @@ export interface RedisTaskSpec {
    * passwords: the process then runs without one. Never logged.
    */
   auth?: { password: string; adminPassword: string };
+  /**
+   * A Redis Cluster node (`RC` instances): its cluster bus port (a second
+   * port from the offer) and whether it starts as a new node (`fresh`: the
+   * data dir is emptied first, so it gets a new node id; replicas always do,
+   * their data comes from their master). A replica has no `master`: the
+   * scheduler attaches it with `CLUSTER REPLICATE`.
+   */
+  cluster?: { busPort: number; fresh?: boolean };
 }
 
 /**
@@ -96,6 +105,8 @@ export interface RedisStats {
   unansweredMs?: number;
   /** With `unansweredMs`: the process state the executor read (`running`, `sleeping`, ...). */
   procState?: string;
+  /** A cluster node: its view of the cluster (`CLUSTER NODES` / `CLUSTER INFO`). */
+  cluster?: ClusterNodeStats;
 }
 
 /** Executor → scheduler. */
@@ -128,7 +139,9 @@ export type SchedulerToExecutor =
    * Removes the data dir of a deleted instance's process (`dataDir` as in its
    * task spec; `taskId` names its last task). Refused while a task uses it.
    */
-  | { kind: "purge"; commandId: string; taskId: string; dataDir: string; epoch?: number };
+  | { kind: "purge"; commandId: string; taskId: string; dataDir: string; epoch?: number }
+  /** CLUSTER changes on a cluster node, run in order as the internal user (see `redis/cluster.ts`). */
+  | { kind: "cluster"; commandId: string; taskId: string; ops: ClusterOp[]; epoch?: number };
 
 /** Encodes a message for Mesos `data` bytes. */
 export function encodeMessage(msg: ExecutorToScheduler | SchedulerToExecutor): Uint8Array {
@@ -282,7 +295,18 @@ export function decodeTaskSpec(data: Uint8Array | undefined): RedisTaskSpec {
     }
     spec.auth = { password: a.password, adminPassword: a.adminPassword };
   }
-  if (v.role === "slave" || v.master !== undefined) {
+  if (v.cluster !== undefined) {
+    const c = v.cluster as { busPort?: unknown; fresh?: unknown } | null;
+    if (
+      typeof c !== "object" || c === null || !isPort(c.busPort) ||
+      (c.fresh !== undefined && typeof c.fresh !== "boolean")
+    ) {
+      throw bad("cluster", "{busPort, fresh?} with a port number and a boolean");
+    }
+    spec.cluster = { busPort: c.busPort, ...(c.fresh !== undefined ? { fresh: c.fresh } : {}) };
+  }
+  // A cluster replica has no master address: it is attached by node id.
+  if ((v.role === "slave" && spec.cluster === undefined) || v.master !== undefined) {
     const m = v.master as { host?: unknown; port?: unknown } | undefined;
     if (typeof m !== "object" || m === null || !nonEmpty(m.host) || !isPort(m.port)) {
       throw bad("master", "{host, port} of the master to replicate from");

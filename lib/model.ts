@@ -16,7 +16,7 @@
  * @module
  */
 
-/** Instance type: `S` single server, `MS` master with slaves, `RC` Redis Cluster (later). */
+/** Instance type: `S` single server, `MS` master with slaves, `RC` Redis Cluster. */
 export type InstanceType = "S" | "MS" | "RC";
 
 /** Instance status as shown by STATUS. */
@@ -80,6 +80,12 @@ export interface ProcessRecord {
   pinAgentUntil?: number;
   /** The instance epoch given to the current task at launch. */
   launchEpoch?: number;
+  /** RC: the shard (0-based) this process belongs to. */
+  shard?: number;
+  /** RC: the cluster node id it last reported. */
+  nodeId?: string;
+  /** RC: the cluster bus port taken from the offer, once launched. */
+  busPort?: number;
 }
 
 /** One Redis instance as requested by a user and tracked by the scheduler. */
@@ -89,9 +95,9 @@ export interface InstanceRecord {
   status: InstanceStatus;
   /** Capacity (maxmemory) of every process, in MB. */
   capacityMB: number;
-  /** Desired number of masters (1 for S and MS). */
+  /** Desired number of masters (1 for S and MS; the shards of an RC). */
   masters: number;
-  /** Desired number of slaves. */
+  /** Desired number of slaves (of each shard for an RC). */
   slaves: number;
   /** Most processes of this instance on one agent. */
   distribution: number;
@@ -117,8 +123,20 @@ export interface InstanceRecord {
   password?: string;
   /** The internal user's secret (executor and replication); never shown anywhere. */
   adminPassword?: string;
+  /** RC: the process id of each shard's master, by shard. */
+  shardMasters?: string[];
+  /**
+   * RC: node ids of nodes gone for good (a replaced master, a node started
+   * anew); every live node is told to forget them.
+   */
+  ghosts?: string[];
   /** Monotonic record revision, bumped by the scheduler on each write. */
   rev: number;
   createdAt: number;
   updatedAt: number;
+}
+
+/** How many redis processes an instance has: `masters × (1 + slaves)`. */
+export function processCount(inst: Pick<InstanceRecord, "masters" | "slaves">): number {
+  return inst.masters * (1 + inst.slaves);
 }

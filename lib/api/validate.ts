@@ -14,6 +14,12 @@ export const MAX_NAME_LENGTH = 64;
 export const MAX_CAPACITY_MB = 65536;
 /** Most slaves of one instance. */
 export const MAX_SLAVES = 100;
+/** Most masters (shards) of a Redis Cluster instance. */
+export const MAX_MASTERS = 100;
+/** Most replicas of each shard of a Redis Cluster instance. */
+export const MAX_CLUSTER_SLAVES = 5;
+/** Most processes of a Redis Cluster instance (`masters × (1 + slaves)`). */
+export const MAX_CLUSTER_PROCESSES = 300;
 /** Largest Distribution. */
 export const MAX_DISTRIBUTION = 100;
 
@@ -77,15 +83,22 @@ export function parseCreate(
     slaves: 0,
     distribution: 1,
   };
-  if (masters !== "1") {
+  params.masters = wholeNumber("masters", masters, 1, MAX_MASTERS);
+  // More than one master: a Redis Cluster of that many shards, each with `slaves` replicas.
+  params.slaves = wholeNumber(
+    "slaves",
+    slaves,
+    0,
+    params.masters > 1 ? MAX_CLUSTER_SLAVES : MAX_SLAVES,
+    params.masters > 1 ? " of replicas per shard" : "",
+  );
+  const total = params.masters * (1 + params.slaves);
+  if (params.masters > 1 && total > MAX_CLUSTER_PROCESSES) {
     throw new HttpError(
       400,
-      `Field "masters": masters must be 1; Redis Cluster is not supported yet, but got ${
-        show(masters)
-      }`,
+      `Field "masters": a cluster of ${params.masters} masters with ${params.slaves} replicas each has ${total} processes, more than ${MAX_CLUSTER_PROCESSES}`,
     );
   }
-  params.slaves = wholeNumber("slaves", slaves, 0, MAX_SLAVES);
   parseBody(body, params);
   return params;
 }

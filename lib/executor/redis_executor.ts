@@ -59,6 +59,8 @@ import type {
   TaskStatusReason,
 } from "../mesos/types.ts";
 import { isInSync, type RedisInfo, statsFromInfo } from "../redis/info.ts";
+import { type ClusterNodeStats, clusterServerArgs } from "../redis/cluster.ts";
+import { clusterView, freshClusterDir, runClusterCommand } from "./cluster_node.ts";
 import { RedisMonitor, type RedisMonitorEvent } from "../redis/monitor.ts";
 import { describeExit, MAX_MIN_REPLICAS, type RedisExit, RedisProcess } from "../redis/server.ts";
 
@@ -179,6 +181,10 @@ interface Task {
    * answered and the process state read. Cleared by its next answer.
    */
   unresponsive?: { since: number; state: string };
+  /** A cluster node: its latest view of the cluster. */
+  cluster?: ClusterNodeStats;
+  /** A cluster view is being read. */
+  readingCluster?: boolean;
 }
 
 function positive(name: string, value: number): number {
@@ -511,7 +517,12 @@ export class RedisExecutor {
             procState: task.unresponsive.state,
           }
           : {};
-        stats.push({ ...statsFromInfo(task.id, task.info), epoch: task.epoch, ...silent });
+        stats.push({
+          ...statsFromInfo(task.id, task.info),
+          epoch: task.epoch,
+          ...silent,
+          ...(task.cluster ? { cluster: task.cluster } : {}),
+        });
       }
     }
     if (stats.length > 0) this.#sendMessage({ kind: "stats", at: Date.now(), stats });
@@ -570,6 +581,10 @@ export class RedisExecutor {
     clearTimeout(this.#idleTimer);
     this.#send({ task_id: info.task_id, state: "TASK_STARTING" });
     const dataDir = `${this.#dataRoot}/${spec.dataDir}`;
+    if (spec.cluster?.fresh) {
+      // A new node: nothing of an earlier node of this dir (id, slots, data) may come back.
+      await freshClusterDir(dataDir);
+    }
     if (spec.role === "slave" && spec.master) {
       // A slave launched with its master may start first: redis-server retries
       // its master only once a second, so wait (briefly) until the master listens.
@@ -596,6 +611,9 @@ export class RedisExecutor {
         appendOnly: spec.role !== "slave",
         ...(spec.role === "slave" && spec.master ? { replicaOf: spec.master } : {}),
         ...(spec.auth ? { auth: spec.auth } : {}),
+        ...(spec.cluster
+          ? { extraArgs: clusterServerArgs({ busPort: spec.cluster.busPort }) }
+          : {}),
       });
     } catch (error) {
       this.#finish(task, {
@@ -622,7 +640,7 @@ export class RedisExecutor {
       onEvent: (event) => this.#onMonitor(task, event),
     });
     task.monitor.start();
-    if (spec.role === "slave") {
+    if (spec.role === "slave" && spec.master) {
       // Check at once when redis-server logs the end of its sync (the
       // monitor's period while starting is only the fallback).
       const off = task.proc.onLog((line) => {
@@ -656,6 +674,14 @@ export class RedisExecutor {
           task.phase === "running" && event.info.role === "master" &&
           goodBefore !== undefined && goodBefore !== event.info.goodSlaves
         ) this.#sendStats();
+        if (task.spec.cluster && !task.readingCluster && task.proc) {
+          task.readingCluster = true;
+          this.#track(
+            clusterView(task.proc.client, this.#checkTimeout(task)).then((view) => {
+              if (view) task.cluster = view;
+            }).finally(() => task.readingCluster = false),
+          );
+        }
         if (task.unresponsive) {
           this.#log(
             `Task ${task.id}: redis-server answers again after ${
@@ -812,7 +838,9 @@ export class RedisExecutor {
         return;
       }
       this.#noteEpoch(task.spec.instance, epoch);
-      if (msg.kind === "promote" || msg.kind === "replicaof") task.epoch = epoch;
+      if (msg.kind === "promote" || msg.kind === "replicaof" || msg.kind === "cluster") {
+        task.epoch = epoch;
+      }
     }
     try {
       switch (msg.kind) {
@@ -851,6 +879,32 @@ export class RedisExecutor {
           }
           await task.proc!.client.replicaOf(host, port, this.#opts.commandTimeoutMs);
           this.#log(`Task ${task.id}: now replicating from ${host}:${port}`);
+          await this.#refresh(task);
+          reply(true);
+          return;
+        }
+        case "cluster": {
+          if (!live || !task.spec.cluster) {
+            throw new Error(
+              `Cannot run cluster ops on task "${msg.taskId}": no cluster node runs here`,
+            );
+          }
+          const proc = task.proc!;
+          await runClusterCommand(
+            {
+              client: proc.client,
+              beforeTakeover: async () => {
+                // The new master of a shard takes writes only with a replica, as in MS.
+                task.minReplicas = Math.max(task.minReplicas, task.spec.minReplicasToWrite ?? 0);
+                await this.#guardWrites(task, true);
+                await proc.client.enableAof(this.#opts.commandTimeoutMs);
+              },
+            },
+            msg.ops,
+            this.#opts.commandTimeoutMs,
+          );
+          this.#log(`Task ${task.id}: cluster ops ${msg.ops.map((o) => o.op).join(", ")} done`);
+          task.cluster = await clusterView(proc.client, this.#checkTimeout(task)) ?? task.cluster;
           await this.#refresh(task);
           reply(true);
           return;

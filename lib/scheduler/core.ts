@@ -17,6 +17,9 @@ import {
   TERMINAL_TASK_STATES,
 } from "../mesos/types.ts";
 import type { InstanceRecord, InstanceType, ProcessRecord } from "../model.ts";
+import { processCount } from "../model.ts";
+import type { ClusterOp } from "../redis/cluster.ts";
+import { shardGroup, shardMastersOf, shardOfProcess } from "./cluster_plan.ts";
 import {
   decodeMessage,
   encodeMessage,
@@ -574,7 +577,8 @@ export class Scheduler {
         return { refused };
       }
       const now = this.#now();
-      const type: InstanceType = req.slaves === 0 ? "S" : "MS";
+      const type: InstanceType = req.masters > 1 ? "RC" : req.slaves === 0 ? "S" : "MS";
+      const total = processCount(req);
       const rec: InstanceRecord = {
         name: req.name,
         type,
@@ -585,10 +589,10 @@ export class Scheduler {
         distribution: req.distribution,
         password: req.password ?? randomSecret(),
         adminPassword: randomSecret(),
-        masterId: "p1",
-        reason: `Waiting for ${req.masters + req.slaves} of ${
-          req.masters + req.slaves
-        } processes to be placed`,
+        ...(type === "RC"
+          ? { shardMasters: Array.from({ length: req.masters }, (_, k) => `p${k + 1}`) }
+          : { masterId: "p1" }),
+        reason: `Waiting for ${total} of ${total} processes to be placed`,
         rev: 1,
         createdAt: now,
         updatedAt: now,
@@ -596,11 +600,12 @@ export class Scheduler {
       // The record and its processes go in one batch; the record only if its key is free.
       const inst: InstState = { rec, version: null, procs: new Map() };
       this.#stage(this.#instKey(req.name), inst, rec);
-      for (let i = 1; i <= req.masters + req.slaves; i++) {
+      for (let i = 1; i <= total; i++) {
         const p: ProcessRecord = {
           id: `p${i}`,
           taskId: "",
-          role: i === 1 ? "master" : "slave",
+          role: i <= req.masters ? "master" : "slave",
+          ...(type === "RC" ? { shard: shardOfProcess(i, req.masters) } : {}),
           state: "PENDING",
           launchCount: 0,
           failures: 0,
@@ -621,7 +626,11 @@ export class Scheduler {
         throw error;
       }
       this.#log(
-        `Instance ${req.name} accepted: ${type}, ${req.capacityMB} MB, ${req.slaves} slave(s), Distribution ${req.distribution}`,
+        `Instance ${req.name} accepted: ${type}, ${req.capacityMB} MB, ${
+          type === "RC"
+            ? `${req.masters} shards × ${req.slaves} replica(s)`
+            : `${req.slaves} slave(s)`
+        }, Distribution ${req.distribution}`,
       );
       this.#kick();
       return "created" as const;
@@ -854,6 +863,7 @@ export class Scheduler {
     this.#observeAgents(offers);
     const { launchable } = this.#plan();
     const placements: Record<string, Record<string, number>> = {};
+    const groupPlacements: Record<string, Record<string, number>> = {};
     const avoidPorts: Record<string, number[]> = {};
     const inUse: PortInUse[] = [];
     for (const inst of this.#instances.values()) {
@@ -864,6 +874,10 @@ export class Scheduler {
           inUse.push({ agentId: rec.agentId, port: rec.port, instance: inst.rec.name });
         }
         if (rec.agentId && isLive(rec)) counts[rec.agentId] = (counts[rec.agentId] ?? 0) + 1;
+        if (rec.agentId && isLive(rec) && inst.rec.type === "RC") {
+          const g = groupPlacements[shardGroup(inst.rec.name, rec.shard ?? 0)] ??= {};
+          g[rec.agentId] = (g[rec.agentId] ?? 0) + 1;
+        }
       }
       placements[inst.rec.name] = counts;
     }
@@ -878,6 +892,7 @@ export class Scheduler {
       resources: this.#resources,
       avoidPorts,
       quarantine: this.#portQuarantine,
+      groupPlacements,
     });
     this.#placementReasons = result.unplaced;
     // Masters are recorded (and launched) before the slaves that point at them.
@@ -972,7 +987,8 @@ export class Scheduler {
     const n = (p.rec.launchCount ?? 0) + 1;
     const taskId = taskIdOf(task.instance, task.procId, n);
     const isSlave = task.role === "slave";
-    if (isSlave && !task.master) {
+    const cluster = inst.rec.type === "RC";
+    if (isSlave && !task.master && !cluster) {
       this.#log(`Not launching ${taskId}: its master was not launched`);
       return undefined;
     }
@@ -992,6 +1008,8 @@ export class Scheduler {
       ...(inst.rec.password && inst.rec.adminPassword
         ? { auth: { password: inst.rec.password, adminPassword: inst.rec.adminPassword } }
         : {}),
+      // A replica starts as a new node (its data comes from its master).
+      ...(cluster && task.busPort ? { cluster: { busPort: task.busPort, fresh: isSlave } } : {}),
     };
     const movedFrom = p.rec.agentId !== undefined && p.rec.agentId !== launch.agentId &&
         !isSlave
@@ -1016,6 +1034,7 @@ export class Scheduler {
       port: task.port,
       executorId: EXECUTOR_ID,
       replicaOf: isSlave && task.master ? `${task.master.host}:${task.master.port}` : undefined,
+      ...(cluster ? { busPort: task.busPort } : {}),
       lastState: "TASK_STAGING",
       reason: undefined,
       killSentAt: undefined,
@@ -1271,6 +1290,7 @@ export class Scheduler {
         inSync: s.inSync,
         replOffset: s.replOffset,
         ...(typeof s.goodSlaves === "number" ? { goodSlaves: s.goodSlaves } : {}),
+        ...(s.cluster ? { cluster: s.cluster } : {}),
       });
     }
     return plan({
@@ -1364,7 +1384,16 @@ export class Scheduler {
       );
       const recs = [...inst.procs.values()].map((p) => p.rec);
       for (const [i, p] of running.entries()) {
-        const otherCopy = hasOtherCopy(p.rec, recs, inst.rec.masterId, this.#stats, doubted);
+        // A cluster node's copies are in its own shard.
+        const rc = inst.rec.type === "RC";
+        const shard = p.rec.shard ?? 0;
+        const otherCopy = hasOtherCopy(
+          p.rec,
+          rc ? recs.filter((r) => (r.shard ?? 0) === shard) : recs,
+          rc ? shardMastersOf(inst.rec)[shard] : inst.rec.masterId,
+          this.#stats,
+          doubted,
+        );
         const verdict = judgeLiveness({ ...inputs[i]!, otherCopy }, opts);
         if (verdict.verdict === "suspect" && verdict.askMesos) {
           const asked = this.#silenceAskedAt.get(p.rec.taskId) ?? 0;
@@ -1641,6 +1670,71 @@ export class Scheduler {
         await this.#command(inst, proc, { kind: "fence", taskId: proc.rec.taskId });
         await this.#call("kill", () => this.#mesos!.kill(proc.rec.taskId, proc.rec.agentId));
         return;
+      case "cluster":
+        if (!proc) return;
+        this.#log(
+          `Instance ${inst.rec.name}: ${proc.rec.id} runs ${
+            action.ops.map((o) => o.op).join(", ")
+          }`,
+        );
+        await this.#command(inst, proc, {
+          kind: "cluster",
+          taskId: proc.rec.taskId,
+          ops: action.ops,
+        });
+        return;
+      case "node-id": {
+        if (!proc) return;
+        const old = proc.rec.nodeId;
+        if (old && old !== action.nodeId && !(inst.rec.ghosts ?? []).includes(old)) {
+          await this.#saveInstance(inst, { ghosts: [...(inst.rec.ghosts ?? []), old] });
+        }
+        await this.#saveProc(inst, proc, { nodeId: action.nodeId });
+        return;
+      }
+      case "ghosts":
+        await this.#saveInstance(inst, { ghosts: action.ghosts });
+        return;
+      case "shard-failover": {
+        const old = inst.procs.get(action.oldMasterId);
+        if (!proc || !old) return;
+        const masters = [...shardMastersOf(inst.rec)];
+        masters[action.shard] = proc.rec.id;
+        const epoch = (inst.rec.epoch ?? 0) + 1;
+        const ghost = old.rec.nodeId;
+        // Persisted before the takeover is sent: a restart resumes this very failover.
+        await this.#saveInstance(inst, {
+          shardMasters: masters,
+          promotingId: proc.rec.id,
+          epoch,
+          status: "FAILING_OVER",
+          reason: `Promoting ${proc.rec.id} to master of shard ${action.shard}`,
+          ...(ghost && !(inst.rec.ghosts ?? []).includes(ghost)
+            ? { ghosts: [...(inst.rec.ghosts ?? []), ghost] }
+            : {}),
+          lastEvent: `${
+            new Date(this.#now()).toISOString()
+          }: ${proc.rec.id} promoted to master of shard ${action.shard} in place of ${old.rec.id} (epoch ${epoch})`,
+        });
+        await this.#saveProc(inst, proc, { role: "master" });
+        // The old master comes back as a new replica (a new node id).
+        await this.#saveProc(inst, old, {
+          role: "slave",
+          nodeId: undefined,
+          pinAgentUntil: undefined,
+        });
+        this.#log(
+          `Instance ${inst.rec.name}: shard ${action.shard}: promoting ${proc.rec.id} (${
+            addressOf(proc.rec)
+          }) in place of ${old.rec.id}`,
+        );
+        await this.#command(inst, proc, {
+          kind: "cluster",
+          taskId: proc.rec.taskId,
+          ops: [{ op: "takeover" }],
+        });
+        return;
+      }
       case "replicaof":
         if (!proc) return;
         await this.#saveProc(inst, proc, { replicaOf: `${action.host}:${action.port}` });
@@ -1667,7 +1761,8 @@ export class Scheduler {
       | { kind: "fence"; taskId: string }
       | { kind: "offset"; taskId: string }
       | { kind: "purge"; taskId: string; dataDir: string }
-      | { kind: "replicaof"; taskId: string; host: string; port: number },
+      | { kind: "replicaof"; taskId: string; host: string; port: number }
+      | { kind: "cluster"; taskId: string; ops: ClusterOp[] },
   ): Promise<string | undefined> {
     if (!p.rec.agentId) return undefined;
     const commandId = `c${++this.#commandSeq}-${this.#now()}`;

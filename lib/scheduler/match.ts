@@ -50,6 +50,13 @@ export interface PendingProcess {
    * only after that master (then `PlacedTask.master` is its new address).
    */
   masterProcId?: string;
+  /**
+   * Processes of one group (a cluster shard: its master and its replicas)
+   * go to different agents whenever the offers leave a choice.
+   */
+  group?: string;
+  /** Needs a second port from the offer (a cluster node's bus port). */
+  needsBusPort?: boolean;
 }
 
 /** Where a master listens. */
@@ -70,6 +77,8 @@ export interface PlacedTask {
   master?: MasterAddress;
   /** For a slave: its master was placed in this very round. */
   masterPlacedNow?: boolean;
+  /** The second port taken for a process with `needsBusPort`. */
+  busPort?: number;
 }
 
 /** Tasks to launch on one offer. */
@@ -104,6 +113,8 @@ export interface MatchOptions {
    * instance only when the offers leave no other choice.
    */
   quarantine?: PortQuarantine;
+  /** Group ({@linkcode PendingProcess.group}) → agent id → live processes of the group there. */
+  groupPlacements?: Readonly<Record<string, Readonly<Record<string, number>>>>;
 }
 
 /** Default time a port stays reserved for the instance that used it last: 10 minutes. */
@@ -230,6 +241,13 @@ export function match(
   const countOf = (instance: string, agent: string): number =>
     counts.get(instance)?.get(agent) ?? placements[instance]?.[agent] ?? 0;
   const unplaced: Record<string, string> = {};
+  const groupCounts = new Map<string, Map<string, number>>();
+  const groupCountOf = (group: string | undefined, agent: string): number =>
+    group === undefined
+      ? 0
+      : groupCounts.get(group)?.get(agent) ?? options.groupPlacements?.[group]?.[agent] ?? 0;
+  /** Placed task → its pending process and room (for the group repair below). */
+  const placedFrom = new Map<PlacedTask, { proc: PendingProcess; room: OfferRoom }>();
   /** `instance/procId` → address, for masters placed in this round. */
   const placedMasters = new Map<string, MasterAddress>();
   // Masters first: a slave waiting for its master comes after it.
@@ -251,7 +269,7 @@ export function match(
     const fits = (room: OfferRoom): boolean => {
       if (proc.requiredAgentId !== undefined && room.agentId !== proc.requiredAgentId) return false;
       if (countOf(proc.instance, room.agentId) >= proc.distribution) return false;
-      if (room.ports.length === 0) return false;
+      if (room.ports.length < (proc.needsBusPort ? 2 : 1)) return false;
       const withExec = !room.executorRunning && !executorPlanned.has(room.agentId);
       const cpus = res.taskCpus + (withExec ? res.executorCpus : 0);
       const mem = memNeed + (withExec ? res.executorMemMB : 0);
@@ -279,6 +297,9 @@ export function match(
       const pa = a.agentId === proc.preferredAgentId ? 0 : 1;
       const pb = b.agentId === proc.preferredAgentId ? 0 : 1;
       if (pa !== pb) return pa - pb;
+      const ga = groupCountOf(proc.group, a.agentId);
+      const gb = groupCountOf(proc.group, b.agentId);
+      if (ga !== gb) return ga - gb;
       // An offer with a port no other instance used lately beats one without.
       const qa = cleanPort(a) < 0 ? 1 : 0;
       const qb = cleanPort(b) < 0 ? 1 : 0;
@@ -298,6 +319,11 @@ export function match(
       : -1;
     const clean = cleanPort(room);
     const port = room.ports.splice(keep >= 0 ? keep : clean < 0 ? 0 : clean, 1)[0]!;
+    let busPort: number | undefined;
+    if (proc.needsBusPort) {
+      const cleanBus = cleanPort(room);
+      busPort = room.ports.splice(cleanBus < 0 ? 0 : cleanBus, 1)[0]!;
+    }
     room.launch ??= {
       offerId: room.offer.id,
       agentId: room.agentId,
@@ -305,7 +331,7 @@ export function match(
       withExecutor: withExec,
       tasks: [],
     };
-    room.launch.tasks.push({
+    const placed: PlacedTask = {
       instance: proc.instance,
       procId: proc.procId,
       role: proc.role,
@@ -316,7 +342,15 @@ export function match(
       ...(proc.masterProcId !== undefined && proc.master === undefined
         ? { masterPlacedNow: true }
         : {}),
-    });
+      ...(busPort !== undefined ? { busPort } : {}),
+    };
+    room.launch.tasks.push(placed);
+    placedFrom.set(placed, { proc, room });
+    if (proc.group !== undefined) {
+      const g = groupCounts.get(proc.group) ?? new Map<string, number>();
+      g.set(room.agentId, groupCountOf(proc.group, room.agentId) + 1);
+      groupCounts.set(proc.group, g);
+    }
     if (proc.role === "master") {
       placedMasters.set(`${proc.instance}/${proc.procId}`, { host: room.offer.hostname, port });
     }
@@ -324,9 +358,57 @@ export function match(
     perAgent.set(room.agentId, countOf(proc.instance, room.agentId) + 1);
     counts.set(proc.instance, perAgent);
   }
+  repairGroups(placedFrom, groupCountOf, groupCounts);
   return {
     launches: rooms.flatMap((r) => (r.launch ? [r.launch] : [])),
     declines: rooms.filter((r) => !r.launch).map((r) => r.offer.id),
     unplaced,
   };
+}
+
+/**
+ * The greedy placement can leave two processes of one group on an agent
+ * while another agent holds a process of another group of the same
+ * instance that could trade places: such pairs swap (agents, offers and
+ * ports; both cost the same, both are free to move). Pure; changes the
+ * launches and counts it is given.
+ */
+function repairGroups(
+  placedFrom: Map<PlacedTask, { proc: PendingProcess; room: OfferRoom }>,
+  groupCountOf: (group: string | undefined, agent: string) => number,
+  groupCounts: Map<string, Map<string, number>>,
+): void {
+  const movable = (p: PendingProcess) =>
+    p.group !== undefined && p.requiredAgentId === undefined && p.preferredAgentId === undefined;
+  const bump = (group: string, agent: string, by: number) => {
+    const g = groupCounts.get(group) ?? new Map<string, number>();
+    g.set(agent, groupCountOf(group, agent) + by);
+    groupCounts.set(group, g);
+  };
+  for (const [x, xf] of placedFrom) {
+    if (!movable(xf.proc) || groupCountOf(xf.proc.group, xf.room.agentId) <= 1) continue;
+    for (const [y, yf] of placedFrom) {
+      if (
+        y === x || !movable(yf.proc) || yf.proc.instance !== xf.proc.instance ||
+        yf.proc.group === xf.proc.group || yf.room.agentId === xf.room.agentId ||
+        Boolean(yf.proc.needsBusPort) !== Boolean(xf.proc.needsBusPort)
+      ) continue;
+      // After the swap: x alone of its group on y's agent, y alone of its on x's.
+      if (groupCountOf(xf.proc.group, yf.room.agentId) > 0) continue;
+      if (groupCountOf(yf.proc.group, xf.room.agentId) > 0) continue;
+      const xr = xf.room;
+      const yr = yf.room;
+      xr.launch!.tasks[xr.launch!.tasks.indexOf(x)] = y;
+      yr.launch!.tasks[yr.launch!.tasks.indexOf(y)] = x;
+      [x.port, y.port] = [y.port, x.port];
+      [x.busPort, y.busPort] = [y.busPort, x.busPort];
+      bump(xf.proc.group!, xr.agentId, -1);
+      bump(xf.proc.group!, yr.agentId, 1);
+      bump(yf.proc.group!, yr.agentId, -1);
+      bump(yf.proc.group!, xr.agentId, 1);
+      xf.room = yr;
+      yf.room = xr;
+      break;
+    }
+  }
 }

@@ -8,6 +8,8 @@
 import type { InstanceRecord, InstanceStatus, ProcessRecord } from "../model.ts";
 import type { PendingProcess } from "./match.ts";
 import { choosePromotion, compareProcIds } from "./promotion.ts";
+import type { ClusterNodeStats, ClusterOp } from "../redis/cluster.ts";
+import { planCluster } from "./cluster_plan.ts";
 
 /** The latest executor stats of one task, as far as planning needs them. */
 export interface ObservedStats {
@@ -19,6 +21,8 @@ export interface ObservedStats {
    * (absent) counts as enough, for executors that do not report it.
    */
   goodSlaves?: number;
+  /** A cluster node's view of the cluster. */
+  cluster?: ClusterNodeStats;
 }
 
 /** The answers to a `query-offsets` action, as far as planning needs them. */
@@ -80,6 +84,14 @@ export type Action =
   | { type: "fence"; instance: string; procId: string }
   /** Point a slave at the current master. */
   | { type: "replicaof"; instance: string; procId: string; host: string; port: number }
+  /** RC: run CLUSTER changes on the node `procId`. */
+  | { type: "cluster"; instance: string; procId: string; ops: ClusterOp[] }
+  /** RC: make replica `procId` the master of `shard` in place of the lost `oldMasterId`. */
+  | { type: "shard-failover"; instance: string; shard: number; procId: string; oldMasterId: string }
+  /** RC: `procId` reports node id `nodeId` (a different earlier one becomes a ghost). */
+  | { type: "node-id"; instance: string; procId: string; nodeId: string }
+  /** RC: the node ids still to forget. */
+  | { type: "ghosts"; instance: string; ghosts: string[] }
   /** Record a new status/reason. */
   | { type: "status"; instance: string; status: InstanceStatus; reason?: string };
 
@@ -137,7 +149,8 @@ export function plan(input: PlanInput): Plan {
       planDelete(inst, procs, input.now, killResend, actions);
       continue;
     }
-    planInstance(inst, procs, input, killResend, actions, launchable);
+    if (inst.type === "RC") planCluster(inst, procs, input, killResend, actions, launchable);
+    else planInstance(inst, procs, input, killResend, actions, launchable);
   }
   return { actions, launchable };
 }

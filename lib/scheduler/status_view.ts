@@ -6,6 +6,9 @@
 import type { InstanceRecord, ProcessRecord } from "../model.ts";
 import type { RedisStats } from "../executor_messages.ts";
 import { compareProcIds } from "./promotion.ts";
+import { processCount } from "../model.ts";
+import { formatSlotRange, slotRanges } from "../redis/cluster.ts";
+import { shardMastersOf } from "./cluster_plan.ts";
 
 /** One redis process in STATUS (original fields first). */
 export interface ProcessView {
@@ -27,6 +30,17 @@ export interface ProcessView {
   State: string;
   /** Whether the slave is in sync with its master (from the executor's stats). */
   InSync: boolean;
+  /** RC: the cluster node id, once reported. */
+  NodeId?: string;
+}
+
+/** One shard of an RC instance in STATUS. */
+export interface ShardView {
+  /** Its slots, e.g. `"0-5460"`. */
+  Slots: string;
+  /** Its master, or `null` while it has none (its slots are then unavailable). */
+  Master: ProcessView | null;
+  Slaves: ProcessView[];
 }
 
 /** One instance in STATUS. */
@@ -49,6 +63,8 @@ export interface InstanceView {
   Epoch: number;
   /** The last notable event (a promotion, a data loss), or `null`. */
   LastEvent: string | null;
+  /** RC only: every shard; `Master` and `Slaves` above are the first shard's. */
+  Shards?: ShardView[];
 }
 
 function processView(
@@ -67,6 +83,7 @@ function processView(
     Id: p.id,
     State: p.state,
     InSync: stats?.role === "master" ? true : stats?.inSync ?? false,
+    ...(p.nodeId ? { NodeId: p.nodeId } : {}),
   };
 }
 
@@ -81,6 +98,7 @@ export function instanceView(
   placementReason?: string,
 ): InstanceView {
   const sorted = [...procs].sort((a, b) => compareProcIds(a.id, b.id));
+  const shards = inst.type === "RC" ? shardViews(inst, sorted, stats) : undefined;
   // A slave being promoted is shown as the master once it is writable (its
   // promote answered or its stats say master), not before.
   const promotingNotYet = inst.promotingId !== undefined &&
@@ -100,17 +118,46 @@ export function instanceView(
     Type: inst.type,
     Status: inst.status,
     Capacity: inst.capacityMB,
-    Master: master ? processView(inst, master, stats.get(master.taskId)) : null,
-    Slaves: slaves.map((s) => processView(inst, s, stats.get(s.taskId))),
+    Master: shards
+      ? shards[0]?.Master ?? null
+      : master
+      ? processView(inst, master, stats.get(master.taskId))
+      : null,
+    Slaves: shards
+      ? shards[0]?.Slaves ?? []
+      : slaves.map((s) => processView(inst, s, stats.get(s.taskId))),
     Reason: reason,
     Distribution: inst.distribution,
     Masters: inst.masters,
     SlavesWanted: inst.slaves,
     ProcessesRunning: running,
-    ProcessesTotal: inst.masters + inst.slaves,
+    ProcessesTotal: processCount(inst),
     Epoch: inst.epoch ?? 0,
     LastEvent: inst.lastEvent ?? null,
+    ...(shards ? { Shards: shards } : {}),
   };
+}
+
+/** The shards of an RC instance: slots, master (once it serves as one), replicas placed. */
+function shardViews(
+  inst: InstanceRecord,
+  sorted: readonly ProcessRecord[],
+  stats: ReadonlyMap<string, RedisStats>,
+): ShardView[] {
+  const masters = shardMastersOf(inst);
+  return slotRanges(inst.masters).map((range, k) => {
+    const m = sorted.find((p) => p.id === masters[k] && p.host && p.port);
+    // A replica being promoted shows as the master once it reports itself one.
+    const shown = m && (inst.promotingId !== m.id || stats.get(m.taskId)?.role === "master")
+      ? m
+      : undefined;
+    return {
+      Slots: formatSlotRange(range),
+      Master: shown ? processView(inst, shown, stats.get(shown.taskId)) : null,
+      Slaves: sorted.filter((p) => (p.shard ?? 0) === k && p.id !== masters[k] && p.host && p.port)
+        .map((p) => processView(inst, p, stats.get(p.taskId))),
+    };
+  });
 }
 
 /** STATUS of an instance from a view the scheduler could not confirm against the store. */

@@ -92,7 +92,14 @@ export function buildTaskInfo(
     resources: [
       scalar("cpus", task.cpus),
       scalar("mem", task.memMB),
-      { name: "ports", type: "RANGES", ranges: { range: [{ begin: task.port, end: task.port }] } },
+      {
+        name: "ports",
+        type: "RANGES",
+        ranges: {
+          range: [task.port, ...(task.busPort !== undefined ? [task.busPort] : [])]
+            .sort((x, y) => x - y).map((p) => ({ begin: p, end: p })),
+        },
+      },
     ],
     data: encodeTaskSpec(spec),
   };
