@@ -476,7 +476,7 @@ Deno.test("plan: table of situations and the actions they call for", () => {
         proc("p3"),
       ],
       stats: stats([["i.p2.1", { replOffset: 5 }], ["i.p3.1", { replOffset: 9 }]]),
-      want: ["fence:p1", "promote:p3", "replicaof:p2", "status:i"],
+      want: ["fence:p1", "promote:p3", "status:i"],
       status: "FAILING_OVER",
     },
     {
@@ -517,6 +517,26 @@ Deno.test("plan: table of situations and the actions they call for", () => {
       stats: stats([["i.p2.1", { role: "master" }]]),
       want: ["promoted:p2", "status:i"],
       launchable: ["p1"],
+    },
+    {
+      name: "promoted process reports master: the other slaves are re-pointed to it",
+      instance: inst("i", { masterId: "p2", promotingId: "p2", status: "FAILING_OVER" }),
+      procs: [proc("p1", { state: "PENDING" }), proc("p2", { replicaOf: undefined }), proc("p3")],
+      stats: stats([["i.p2.1", { role: "master" }], ["i.p3.1", { role: "slave" }]]),
+      want: ["promoted:p2", "replicaof:p3", "status:i"],
+      launchable: ["p1"],
+    },
+    {
+      name: "promotion in flight: the other slaves wait to be re-pointed",
+      instance: inst("i", {
+        masterId: "p2",
+        promotingId: "p2",
+        status: "FAILING_OVER",
+        reason: "Promoting p2 to master",
+      }),
+      procs: [proc("p2", { replicaOf: undefined }), proc("p3")],
+      inflight: ["i.p2.1"],
+      want: [],
     },
     {
       name: "promotion in flight: wait",
@@ -611,7 +631,7 @@ Deno.test("plan: a failover asks the slaves for their offsets first, then promot
       procs: [lostMaster, proc("p2"), proc("p3")],
       query: { done: true, offsets: { p2: 50, p3: 40 } },
       stats: stats([["i.p2.1", { replOffset: 1 }], ["i.p3.1", { replOffset: 9 }]]),
-      want: ["promote:p2", "replicaof:p3", "status:i"],
+      want: ["promote:p2", "status:i"],
       status: "FAILING_OVER",
     },
     {
@@ -619,14 +639,14 @@ Deno.test("plan: a failover asks the slaves for their offsets first, then promot
       procs: [lostMaster, proc("p2"), proc("p3")],
       query: { done: true, offsets: { p2: 50 } },
       stats: stats([["i.p3.1", { replOffset: 90 }]]),
-      want: ["promote:p3", "replicaof:p2", "status:i"],
+      want: ["promote:p3", "status:i"],
       status: "FAILING_OVER",
     },
     {
       name: "no slave with a known offset: the smallest healthy one, never an empty master",
       procs: [lostMaster, proc("p2"), proc("p3")],
       query: { done: true, offsets: {} },
-      want: ["promote:p2", "replicaof:p3", "status:i"],
+      want: ["promote:p2", "status:i"],
       status: "FAILING_OVER",
     },
     {

@@ -129,7 +129,9 @@ export function addressOf(p: ProcessRecord | undefined): string | undefined {
  *   launched as the master of the current epoch (`master` gives its
  *   address), or together with its PENDING master (`masterProcId`: placed
  *   in the same round, after it).
- * * RUNNING or STAGING slaves not pointing at the running master: `replicaof`.
+ * * RUNNING or STAGING slaves not pointing at the running master: `replicaof`,
+ *   once no promotion is under way (the promoted process reports itself
+ *   master).
  * * Status: RUNNING when every wanted process runs and every slave is in
  *   sync with the master; otherwise CREATING until first RUNNING, then
  *   FAILING_OVER during a promotion, else DEGRADED.
@@ -305,6 +307,11 @@ function planInstance(
     } else if (
       (p.state === "RUNNING" || p.state === "STAGING") && p.id !== master?.id &&
       masterAddr !== undefined && masterHost !== undefined && masterPort !== undefined &&
+      // Not before the promotion is done: REPLICAOF NO ONE drops the replicas
+      // a replica has, and one dropped reconnects only at redis's next
+      // once-a-second replication cron, while the new master refuses writes
+      // (NOREPLICAS) for want of it. Re-pointed after, it attaches at once.
+      promoting === undefined &&
       !inflight.has(p.taskId) &&
       (p.replicaOf !== masterAddr ||
         (p.state === "RUNNING" && stats.get(p.taskId)?.role === "master"))
