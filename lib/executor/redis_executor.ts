@@ -860,9 +860,13 @@ export class RedisExecutor {
           task.minReplicas = Math.max(task.minReplicas, task.spec.minReplicasToWrite ?? 1);
           await this.#guardWrites(task, true);
           // A master keeps an AOF: on (its first rewrite done) before it counts as one.
+          const aofStarted = performance.now();
           await task.proc!.client.enableAof(this.#opts.commandTimeoutMs);
+          const aofMs = Math.round(performance.now() - aofStarted);
           const offset = await task.proc!.client.promote(this.#opts.commandTimeoutMs);
-          this.#log(`Task ${task.id}: promoted to master at offset ${offset}`);
+          this.#log(
+            `Task ${task.id}: promoted to master at offset ${offset} (AOF on in ${aofMs} ms)`,
+          );
           await this.#refresh(task);
           reply(true, { replOffset: offset });
           return;
