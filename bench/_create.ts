@@ -13,11 +13,14 @@
 import {
   command,
   create,
+  credentials,
   destroy,
+  executorLogs,
   freePort,
   inSync,
   median,
   type MrRedis,
+  stamps,
   startMrRedis,
   startRedis,
   status,
@@ -139,8 +142,9 @@ export async function mrCreateMasterSlaves(
   const seconds = (performance.now() - started) / 1000;
   // Check the claim behind RUNNING: every slave answers and is in sync.
   const s = (await status(mr.api, name))!;
+  const password = await credentials(mr.api, name);
   for (const slave of s.Slaves) {
-    if (!await inSync(Number(slave.Port), slave.IP)) {
+    if (!await inSync(Number(slave.Port), slave.IP, password)) {
       throw new Error(`${name}: slave ${slave.Port} not in sync`);
     }
   }
@@ -163,29 +167,6 @@ export interface CreatePhases {
   instanceRunning: number;
   /** The client saw RUNNING in STATUS. */
   clientSaw: number;
-}
-
-function stamps(text: string, pattern: RegExp): number[] {
-  const out: number[] = [];
-  for (const line of text.split("\n")) {
-    if (!pattern.test(line)) continue;
-    const at = Date.parse(line.slice(0, 24));
-    if (Number.isFinite(at)) out.push(at);
-  }
-  return out;
-}
-
-async function executorLogs(root: string): Promise<string> {
-  let text = "";
-  const walk = async (dir: string) => {
-    for await (const entry of Deno.readDir(dir)) {
-      const path = `${dir}/${entry.name}`;
-      if (entry.isDirectory) await walk(path).catch(() => {});
-      else if (entry.name === "stderr") text += await Deno.readTextFile(path).catch(() => "");
-    }
-  };
-  await walk(root).catch(() => {});
-  return text;
 }
 
 /** One cold sample: a fresh sched and local cluster, then a create of 1+`slaves`. */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Redis } from "ioredis";
+import { RedisClient } from "../lib/redis/client.ts";
 import { reservePortRange } from "../tests/_ports.ts";
 
 /** Returns a TCP port on 127.0.0.1 that was free a moment ago. */
@@ -20,8 +20,9 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** The median of a non-empty list. */
+/** The median of a list (NaN when it is empty: every sample failed). */
 export function median(values: number[]): number {
+  if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
@@ -55,21 +56,19 @@ export async function until<T>(
   throw new Error(`Timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
 }
 
-/** A short-lived ioredis client that never retries in the background (with `password`, logged in). */
-export function client(port: number, host = "127.0.0.1", password?: string): Redis {
-  const redis = new Redis({
+/**
+ * A short-lived client (with `password`, logged in as the default user):
+ * the project's own RESP client, which never retries in the background and
+ * rejects every call it cannot answer (no stray "connection closed" errors
+ * outside the awaited call).
+ */
+export function client(port: number, host = "127.0.0.1", password?: string): RedisClient {
+  return new RedisClient({
     host,
     port,
-    ...(password ? { password } : {}),
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    connectTimeout: 500,
-    commandTimeout: 2000,
-    retryStrategy: () => null,
+    timeoutMs: 2000,
+    ...(password !== undefined ? { password } : {}),
   });
-  redis.on("error", () => {});
-  return redis;
 }
 
 /** Sends one command on a fresh connection and closes it. */
@@ -81,10 +80,10 @@ export async function command(
 ): Promise<unknown> {
   const redis = client(port, host, password);
   try {
-    await redis.connect();
-    return await redis.call(...args);
+    const [name, ...rest] = args;
+    return await redis.call(name, rest);
   } finally {
-    redis.disconnect();
+    redis.close();
   }
 }
 
@@ -137,8 +136,9 @@ export function startRedis(dir: string, port: number, args: string[] = []): Dire
 export async function infoReplication(
   port: number,
   host = "127.0.0.1",
+  password?: string,
 ): Promise<Map<string, string>> {
-  const text = String(await command(port, ["INFO", "replication"], host));
+  const text = String(await command(port, ["INFO", "replication"], host, password));
   return new Map(
     text.split("\r\n").filter((l) => l.includes(":")).map((l) => {
       const i = l.indexOf(":");
@@ -148,8 +148,12 @@ export async function infoReplication(
 }
 
 /** True when the slave on `port` has finished its initial sync. */
-export async function inSync(port: number, host = "127.0.0.1"): Promise<boolean> {
-  const info = await infoReplication(port, host);
+export async function inSync(
+  port: number,
+  host = "127.0.0.1",
+  password?: string,
+): Promise<boolean> {
+  const info = await infoReplication(port, host, password);
   return info.get("master_link_status") === "up" && info.get("master_sync_in_progress") === "0";
 }
 
@@ -172,6 +176,8 @@ export async function redisPidsOnPort(port: number): Promise<number[]> {
 /** The running scheduler and local cluster a benchmark talks to. */
 export interface MrRedis {
   api: string;
+  /** The directory of this scheduler: `sched.log` and the local cluster (`local/`). */
+  dir: string;
   schedPid: number;
   stop(): Promise<void>;
 }
@@ -267,6 +273,7 @@ export async function startMrRedis(
   await until("the scheduler's REST API", async () => (await fetch(`${api}/v1/STATUS`)).ok, 60_000);
   return {
     api,
+    dir,
     schedPid: sched.pid,
     async stop() {
       for (const child of [sched, local]) {
@@ -306,6 +313,17 @@ export async function status(api: string, name: string): Promise<Status | undefi
   return await response.json();
 }
 
+/** The clients' password of an instance (GET /v1/CREDENTIALS), or undefined when it has none. */
+export async function credentials(api: string, name: string): Promise<string | undefined> {
+  const response = await fetch(`${api}/v1/CREDENTIALS/${name}`);
+  if (!response.ok) {
+    const text = await response.text();
+    throw new Error(`CREDENTIALS ${name}: ${response.status} ${text}`);
+  }
+  const body: { Password?: string | null } = await response.json();
+  return body.Password ?? undefined;
+}
+
 /** POST /v1/CREATE; throws with the answer unless 201. */
 export async function create(
   api: string,
@@ -338,4 +356,29 @@ export async function destroy(api: string, name: string): Promise<void> {
     60_000,
     100,
   );
+}
+
+/** Time stamps (ms since the epoch) of the log lines matching `pattern` (ISO time first on each line). */
+export function stamps(text: string, pattern: RegExp): number[] {
+  const out: number[] = [];
+  for (const line of text.split("\n")) {
+    if (!pattern.test(line)) continue;
+    const at = Date.parse(line.slice(0, 24));
+    if (Number.isFinite(at)) out.push(at);
+  }
+  return out;
+}
+
+/** The stderr logs of every executor under `root` (a local cluster's work dir), concatenated. */
+export async function executorLogs(root: string): Promise<string> {
+  let text = "";
+  const walk = async (dir: string) => {
+    for await (const entry of Deno.readDir(dir)) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory) await walk(path).catch(() => {});
+      else if (entry.name === "stderr") text += await Deno.readTextFile(path).catch(() => "");
+    }
+  };
+  await walk(root).catch(() => {});
+  return text;
 }

@@ -311,11 +311,22 @@ export async function proxyFailover(mr: MrRedis, name: string): Promise<ProxyFai
     let reconnects = 0;
     let firstWrite = 0;
     let killed = 0;
+    // Connects again until it gets through (the proxy may refuse for a moment).
+    const connect = async (): Promise<Deno.Conn | undefined> => {
+      while (!stop) {
+        try {
+          return await Deno.connect({ hostname: "127.0.0.1", port });
+        } catch {
+          await sleep(5);
+        }
+      }
+      return undefined;
+    };
     const writer = (async () => {
-      let conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      let conn = await connect();
       const buf = new Uint8Array(256);
       const set = new TextEncoder().encode("*3\r\n$3\r\nSET\r\n$1\r\nw\r\n$1\r\n1\r\n");
-      while (!stop) {
+      while (!stop && conn) {
         let n: number | null = null;
         try {
           await conn.write(set);
@@ -336,10 +347,16 @@ export async function proxyFailover(mr: MrRedis, name: string): Promise<ProxyFai
         } catch {
           // closed
         }
-        conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        conn = await connect();
       }
-      conn.close();
+      try {
+        conn?.close();
+      } catch {
+        // closed
+      }
     })();
+    // Awaited at the end; never an unhandled rejection meanwhile.
+    writer.catch(() => {});
     await sleep(300);
     killed = performance.now();
     Deno.kill(pids[0]!, "SIGKILL");
