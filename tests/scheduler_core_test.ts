@@ -815,3 +815,63 @@ Deno.test("core: a master in doubt is checked directly: kept while it answers, r
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("core: resources reserved for the role are used as offered; the executor keeps its ExecutorInfo across a restart", async () => {
+  const dir = await tempDir("core-reserved");
+  let { store, mesos, core } = await setup(dir);
+  const reservations = [{ type: "DYNAMIC" as const, role: "redis", principal: "ops" }];
+  const reserved = (n: number, executor: boolean): Offer => {
+    const plain = offer(n, "A1", executor);
+    return {
+      ...plain,
+      resources: plain.resources!.map((r) => ({
+        ...r,
+        allocation_info: { role: "redis" },
+        reservations,
+      })),
+    };
+  };
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    await core.create({ name: "r1", capacityMB: 10, masters: 1, slaves: 0, distribution: 1 });
+    await core.handleEvent({ type: "HEARTBEAT" });
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [reserved(1, false)] } });
+    const first = (mesos.take("launch")[0]!.args[1] as TaskInfo[])[0]!;
+    for (const r of [...first.resources!, ...first.executor!.resources!]) {
+      assertEquals(r.reservations, reservations, `${r.name} is taken as reserved`);
+    }
+    assertEquals(first.executor!.resources!.map((r) => [r.name, r.scalar?.value]), [
+      ["cpus", 0.1],
+      ["mem", 64],
+    ]);
+    const stored = await store.get(`/t/executors/A1`);
+    assertEquals(JSON.parse(stored!.value).resources, first.executor!.resources);
+
+    // A restarted scheduler launches next to the running executor with the same ExecutorInfo.
+    await core.stop();
+    await store.close();
+    ({ store, mesos, core } = await setup(dir));
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    await core.create({ name: "r2", capacityMB: 10, masters: 1, slaves: 0, distribution: 1 });
+    await core.handleEvent({ type: "HEARTBEAT" });
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [reserved(2, true)] } });
+    const launched = mesos.take("launch").flatMap((l) => l.args[1] as TaskInfo[]);
+    const second = launched.find((t) => t.task_id.value === "r2.p1.1")!;
+    assertEquals(second.executor, first.executor);
+
+    // Unreserved offers: the default ExecutorInfo, as before reservations existed.
+    await core.create({ name: "u1", capacityMB: 10, masters: 1, slaves: 0, distribution: 1 });
+    await core.handleEvent({ type: "HEARTBEAT" });
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(3, "A2")] } });
+    const plain = (mesos.take("launch")[0]!.args[1] as TaskInfo[])[0]!;
+    assertEquals(plain.executor!.resources, [
+      { name: "cpus", type: "SCALAR", scalar: { value: 0.1 } },
+      { name: "mem", type: "SCALAR", scalar: { value: 64 } },
+    ]);
+    assertEquals(await store.get(`/t/executors/A2`), undefined);
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

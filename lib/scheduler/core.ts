@@ -11,6 +11,7 @@ import type { BatchWrite, Store } from "../store/store.ts";
 import {
   type ExecutorInfo,
   type Offer,
+  type Resource,
   type SchedulerEvent,
   type TaskInfo,
   type TaskStatus,
@@ -40,6 +41,7 @@ import {
   type TaskResources,
 } from "./match.ts";
 import { type Action, addressOf, isLive, type ObservedStats, plan } from "./plan.ts";
+import { carveResources, isReserved } from "./offer_resources.ts";
 import { buildTaskInfo, dataDirOf, EXECUTOR_ID, parseTaskId, taskIdOf } from "./tasks.ts";
 import { type DetectionOptions, hasOtherCopy, judgeLiveness, type Liveness } from "./detection.ts";
 import { LivenessChecks, type Prober } from "./liveness_checks.ts";
@@ -165,7 +167,16 @@ interface RetiredPorts {
   ports: { agentId: string; port: number; instance: string; until: number }[];
 }
 
-type StoredRecord = InstanceRecord | ProcessRecord | RetiredPorts;
+/**
+ * The resources of the executor running on one agent, when they are not the
+ * default unreserved ones (taken from resources reserved for the role): every
+ * later task there must carry the same ExecutorInfo.
+ */
+interface AgentExecutor {
+  resources: Resource[];
+}
+
+type StoredRecord = InstanceRecord | ProcessRecord | RetiredPorts | AgentExecutor;
 
 interface Holder {
   rec: StoredRecord;
@@ -273,6 +284,8 @@ export class Scheduler {
   #portQuarantine: PortQuarantine = new Map();
   /** The stored part of the quarantine: ports no process record holds any more. */
   readonly #retired: Holder = { rec: { ports: [] } as RetiredPorts, version: null };
+  /** Agent id → its executor's record, when its resources are not the default ones. */
+  readonly #agentExecutors = new Map<string, Holder>();
   readonly #log: (line: string) => void;
   readonly #now: () => number;
   readonly #tickMs: number;
@@ -387,6 +400,9 @@ export class Scheduler {
   #retiredKey(): string {
     return `${this.#prefix}/retired_ports`;
   }
+  #executorKey(agentId: string): string {
+    return `${this.#prefix}/executors/${encodeURIComponent(agentId)}`;
+  }
 
   /** The FrameworkID loaded from the store (or set by SUBSCRIBED). */
   get frameworkId(): string | undefined {
@@ -404,6 +420,7 @@ export class Scheduler {
       this.#frameworkIdVersion = fw.version;
     }
     await this.#loadRetiredPorts();
+    await this.#loadAgentExecutors();
     const base = `${this.#prefix}/instances/`;
     const entries = await this.#store.list(`${this.#prefix}/instances`);
     const procs: { name: string; id: string; rec: ProcessRecord; version: string }[] = [];
@@ -446,6 +463,44 @@ export class Scheduler {
         this.tick().catch(() => {});
       }, this.#tickMs);
     }
+  }
+
+  async #loadAgentExecutors(): Promise<void> {
+    const base = `${this.#prefix}/executors/`;
+    for (const e of await this.#store.list(`${this.#prefix}/executors`)) {
+      if (!e.key.startsWith(base)) continue;
+      try {
+        const rec = JSON.parse(e.value) as AgentExecutor;
+        if (!Array.isArray(rec?.resources)) throw new TypeError("no resources list");
+        this.#agentExecutors.set(decodeURIComponent(e.key.slice(base.length)), {
+          rec,
+          version: e.version,
+        });
+      } catch (error) {
+        this.#log(`Ignoring unreadable store key "${e.key}": ${(error as Error).message}`);
+      }
+    }
+  }
+
+  /**
+   * The ExecutorInfo for a launch on `agentId`: a new executor takes its own
+   * carved resources (stored when they are not the default unreserved ones);
+   * a running one keeps what it was launched with.
+   */
+  #executorFor(agentId: string, carved: Resource[] | undefined): ExecutorInfo {
+    const holder = this.#agentExecutors.get(agentId);
+    const known = (holder?.rec as AgentExecutor | undefined)?.resources ?? [];
+    if (carved === undefined) {
+      return known.length > 0 ? { ...this.#executorInfo, resources: known } : this.#executorInfo;
+    }
+    // Default resources are stored as an empty list (when something else was stored before).
+    const resources = carved.some(isReserved) ? carved : [];
+    if (holder || resources.length > 0) {
+      const h = holder ?? { rec: { resources: [] } as AgentExecutor, version: null };
+      this.#agentExecutors.set(agentId, h);
+      this.#stage(this.#executorKey(agentId), h, { resources }, true);
+    }
+    return resources.length > 0 ? { ...this.#executorInfo, resources } : this.#executorInfo;
   }
 
   async #loadRetiredPorts(): Promise<void> {
@@ -907,6 +962,33 @@ export class Scheduler {
         ...l.tasks.filter((t) => t.role !== "master"),
       ]]),
     );
+    // Each task's resources come from the offer's own entries (reserved for
+    // our role first): see offer_resources.ts.
+    const offerById = new Map(offers.map((o) => [o.id.value, o]));
+    const carvedOf = new Map<
+      Launch,
+      { tasks: Map<PlacedTask, Resource[]>; executor: ExecutorInfo }
+    >();
+    for (const launch of [...launches]) {
+      const tasks = tasksOf.get(launch)!;
+      try {
+        const carved = carveResources(
+          offerById.get(launch.offerId.value)!,
+          tasks.map((t) => ({ cpus: t.cpus, memMB: t.memMB, ports: [t.port] })),
+          launch.withExecutor
+            ? { cpus: this.#resources.executorCpus, memMB: this.#resources.executorMemMB }
+            : undefined,
+        );
+        carvedOf.set(launch, {
+          tasks: new Map(tasks.map((t, i) => [t, carved.tasks[i]!])),
+          executor: this.#executorFor(launch.agentId, carved.executor),
+        });
+      } catch (error) {
+        this.#log(`Not launching on offer ${launch.offerId.value}: ${(error as Error).message}`);
+        launches.splice(launches.indexOf(launch), 1);
+        result.declines.push(launch.offerId);
+      }
+    }
     const built = new Map<Launch, { infos: TaskInfo[]; launched: InstState[]; ids: string[] }>();
     for (const launch of launches) {
       const infos: TaskInfo[] = [];
@@ -920,7 +1002,7 @@ export class Scheduler {
         const { infos, launched, ids } = built.get(launch)!;
         for (const task of tasksOf.get(launch)!) {
           if ((task.role === "master") !== (pass === "master")) continue;
-          const recorded = await this.#recordLaunch(launch, task);
+          const recorded = await this.#recordLaunch(launch, task, carvedOf.get(launch)!);
           if (!recorded) continue;
           infos.push(recorded.info);
           launched.push(recorded.inst);
@@ -980,6 +1062,7 @@ export class Scheduler {
   async #recordLaunch(
     launch: Launch,
     task: PlacedTask,
+    carved: { tasks: Map<PlacedTask, Resource[]>; executor: ExecutorInfo },
   ): Promise<{ info: TaskInfo; inst: InstState } | undefined> {
     const inst = this.#instances.get(task.instance);
     const p = inst?.procs.get(task.procId);
@@ -1052,7 +1135,17 @@ export class Scheduler {
     this.#log(
       `Launching ${taskId} (${task.role}) on ${launch.hostname}:${task.port} agent ${launch.agentId}`,
     );
-    return { info: buildTaskInfo(task, taskId, launch.agentId, this.#executorInfo, spec), inst };
+    return {
+      info: buildTaskInfo(
+        task,
+        taskId,
+        launch.agentId,
+        carved.executor,
+        spec,
+        carved.tasks.get(task),
+      ),
+      inst,
+    };
   }
 
   async #onUpdate(status: TaskStatus): Promise<void> {

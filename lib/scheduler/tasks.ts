@@ -76,20 +76,24 @@ export function parseTaskId(
   return { instance: m[1]!, procId: m[2]!, launch: Number(m[3]) };
 }
 
-/** Builds the TaskInfo of one placed redis task. */
+/**
+ * Builds the TaskInfo of one placed redis task; `resources` are its resources
+ * as carved from the offer (`offer_resources.ts`), else plain unreserved ones.
+ */
 export function buildTaskInfo(
   task: PlacedTask,
   taskId: string,
   agentId: string,
   executor: ExecutorInfo,
   spec: RedisTaskSpec,
+  resources?: Resource[],
 ): TaskInfo {
   return {
     name: `redis ${task.instance} ${task.procId}`,
     task_id: { value: taskId },
     agent_id: { value: agentId },
     executor,
-    resources: [
+    resources: resources ?? [
       scalar("cpus", task.cpus),
       scalar("mem", task.memMB),
       {
