@@ -16,6 +16,10 @@ import {
   removeHostNetwork,
 } from "../lib/mesos/local/host_network.ts";
 
+import { join } from "node:path";
+import { testRelease } from "./_release.ts";
+import { type Sched, startSched } from "./_sched.ts";
+
 const LOCK_DIR = "/tmp/mr-redis-test-nets";
 
 /** Why this machine cannot run multi-host clusters, or `undefined` (checked once). */
@@ -83,10 +87,22 @@ export async function pidsOnHost(net: HostNetwork, index: number): Promise<numbe
   return new TextDecoder().decode(out.stdout).split("\n").map(Number).filter((p) => p > 0);
 }
 
-/** Runs `ip args`; throws with its stderr when it fails. */
-export async function ipCommand(args: string[]): Promise<void> {
-  const out = await new Deno.Command("ip", { args, stdout: "null", stderr: "piped" }).output();
-  if (!out.success) {
-    throw new Error(`ip ${args.join(" ")}: ${new TextDecoder().decode(out.stderr).trim()}`);
-  }
+/**
+ * Starts the release's sched (see `_release.ts`) in `dir` with the embedded
+ * store on 3 agent hosts of `net`; `ArtifactIP` is left empty (the bridge's
+ * address, where the hosts reach this namespace).
+ */
+export async function startHostsSched(
+  dir: string,
+  net: HostNetwork,
+  config: Record<string, unknown> = {},
+): Promise<Sched> {
+  const release = await testRelease();
+  return await startSched({
+    dir,
+    dbType: "embedded",
+    master: "local:3",
+    program: join(release, "sched"),
+    config: { LocalNetwork: net.subnet, ArtifactIP: "", ...config },
+  });
 }

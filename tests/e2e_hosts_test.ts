@@ -9,9 +9,8 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { tempDir, waitFor } from "./_util.ts";
-import { testRelease } from "./_release.ts";
-import { create, type Sched, startSched, stopLocalProcesses, waitRunning } from "./_sched.ts";
-import { hostsUnavailable, pidsOnHost, reserveTestNetwork, type TestNetwork } from "./_hosts.ts";
+import { create, type Sched, stopLocalProcesses, waitRunning } from "./_sched.ts";
+import { hostsUnavailable, pidsOnHost, reserveTestNetwork, startHostsSched } from "./_hosts.ts";
 import { agentAddress } from "../lib/mesos/local/host_network.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -61,23 +60,6 @@ async function redisCli(
   const text = new TextDecoder().decode(out.stdout).trim();
   assert(out.success, `redis-cli ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
   return text;
-}
-
-/** Starts the release's sched on a 3-host cluster of `net` in `dir`. */
-export async function startHostsSched(
-  dir: string,
-  net: TestNetwork,
-  config: Record<string, unknown> = {},
-): Promise<Sched> {
-  const release = await testRelease();
-  return await startSched({
-    dir,
-    dbType: "embedded",
-    master: "local:3",
-    program: join(release, "sched"),
-    // ArtifactIP empty: the bridge's address, where the hosts reach this namespace.
-    config: { LocalNetwork: net.subnet, ArtifactIP: "", ...config },
-  });
 }
 
 Deno.test({
