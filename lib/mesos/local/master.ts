@@ -443,16 +443,7 @@ export class LocalCluster implements AgentMaster {
       this.#agents.push(agent);
       await agent.start();
     }
-    this.#server = await serveGuarded({
-      hostname: "127.0.0.1",
-      port: this.#opt.port,
-      ...LOCAL_HTTP_LIMITS,
-      onError: (error) => {
-        this.#opt.log(`master: internal error: ${(error as Error)?.stack ?? error}`);
-        return textResponse(500, "Internal server error");
-      },
-    }, (request) => this.#handle(request));
-    this.#port = this.#server.addr.port;
+    await this.#serve(this.#opt.port);
     this.#allocationTimer = setInterval(() => this.#allocate(), this.#opt.allocationIntervalMs);
     if (this.#net) this.#probeTimer = setInterval(() => this.#pingHosts(), 1000);
     this.#opt.log(
@@ -474,6 +465,65 @@ export class LocalCluster implements AgentMaster {
       });
       await this.#membership.start();
     }
+  }
+
+  async #serve(port: number): Promise<void> {
+    this.#server = await serveGuarded({
+      hostname: "127.0.0.1",
+      port,
+      ...LOCAL_HTTP_LIMITS,
+      onError: (error) => {
+        this.#opt.log(`master: internal error: ${(error as Error)?.stack ?? error}`);
+        return textResponse(500, "Internal server error");
+      },
+    }, (request) => this.#handle(request));
+    this.#port = this.#server.addr.port;
+  }
+
+  /**
+   * Restarts the master like a Mesos master failing over to a new process at
+   * the same address, and resolves once it serves again. Scheduler streams
+   * end and the scheduler API refuses connections for `downMs`; outstanding
+   * offers and decline filters are gone. Agents and executors go on running:
+   * executor messages meanwhile are lost (an agent with no master drops
+   * them), status updates wait at the agents and are resent when they
+   * re-register with the new master. A framework that subscribes again with
+   * its id fails over as usual (the new master knows it from its agents, so
+   * no failover timeout runs while the master is down).
+   */
+  async restartMaster(options: { downMs?: number } = {}): Promise<void> {
+    const downMs = options.downMs ?? 0;
+    if (!Number.isFinite(downMs) || downMs < 0) {
+      throw new RangeError(`Option "downMs" must be a number of at least 0, but got ${downMs}`);
+    }
+    if (!this.#server || this.#stopped) {
+      throw new Error("Cannot restart the master: it is not running");
+    }
+    clearInterval(this.#allocationTimer);
+    clearTimeout(this.#allocateScheduled);
+    const server = this.#server;
+    this.#server = undefined;
+    for (const fw of this.#frameworks.values()) {
+      clearTimeout(fw.failoverTimer);
+      clearInterval(fw.heartbeatTimer);
+      fw.connected = false;
+      const stream = fw.stream;
+      fw.stream = undefined;
+      stream?.close();
+      this.#removeOffersOf(fw);
+      fw.filters.clear();
+    }
+    this.#offers.clear();
+    await server.shutdown();
+    this.#opt.log(`master: down for a restart (${downMs} ms)`);
+    await new Promise((resolve) => setTimeout(resolve, downMs));
+    if (this.#stopped) return;
+    await this.#serve(this.#port);
+    this.#allocationTimer = setInterval(() => this.#allocate(), this.#opt.allocationIntervalMs);
+    this.#opt.log(`master: serving again after a restart at ${this.url}`);
+    // Agents re-register with the new master and resend what it has not acknowledged.
+    for (const agent of this.#agents) if (agent.running) agent.resendAllUpdates();
+    this.#allocateSoon();
   }
 
   /**
