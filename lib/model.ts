@@ -86,6 +86,38 @@ export interface ProcessRecord {
   nodeId?: string;
   /** RC: the cluster bus port taken from the offer, once launched. */
   busPort?: number;
+  /** The `maxmemory` (MB) of the current task, set at launch; absent: the instance's `capacityMB`. */
+  capacityMB?: number;
+  /** The `min-replicas-to-write` of the current task, set at launch; absent: 1 for MS, 0 for S. */
+  minReplicas?: number;
+  /** A slave added by an UPDATE that has not synced yet: not counted in the instance until it has. */
+  joining?: boolean;
+  /** Being removed by an UPDATE: killed, never relaunched, its record deleted once its task ended. */
+  retiring?: boolean;
+}
+
+/** The sizes an UPDATE changes. */
+export interface InstanceShape {
+  capacityMB: number;
+  slaves: number;
+  distribution: number;
+}
+
+/**
+ * A change of an instance (UPDATE) in progress, persisted so that a restarted
+ * scheduler resumes it. See `lib/scheduler/update_plan.ts`.
+ */
+export interface UpdateRecord {
+  /** What the instance becomes. */
+  target: InstanceShape;
+  /** What it was when the change began. */
+  from: InstanceShape;
+  /** The step the change is at, in words (shown in STATUS). */
+  phase: string;
+  /** When the change began (ms since epoch). */
+  startedAt: number;
+  /** The master's epoch when the change began (a resize promotes once). */
+  startEpoch: number;
 }
 
 /** One Redis instance as requested by a user and tracked by the scheduler. */
@@ -130,6 +162,10 @@ export interface InstanceRecord {
    * anew); every live node is told to forget them.
    */
   ghosts?: string[];
+  /** The change (UPDATE) in progress, if any. */
+  update?: UpdateRecord;
+  /** The highest process number used so far (`p7` → 7): ids of removed processes are never reused. */
+  lastProcId?: number;
   /** Monotonic record revision, bumped by the scheduler on each write. */
   rev: number;
   createdAt: number;

@@ -8,6 +8,7 @@
  * | `GET /v1/STATUS/{name}?wait=DUR&version=V` | the same, once the master version differs from `V` (or after `DUR`) |
  * | `GET /v1/STATUS` | 200 JSON array |
  * | `DELETE /v1/DELETE/{name}` | 200, 404 |
+ * | `PUT /v1/UPDATE/{name}` with `{"Capacity", "Slaves", "Distribution"}` | 202, 200 (nothing to change), 400, 404, 409 |
  * | `GET /v1/CREDENTIALS/{name}` | 200 `{"Name", "User", "Password"}`, 404 |
  * | `GET /v1/EVENTS/{name}` | 200 JSON array of the instance's last events, oldest first; 404 |
  * | `GET /`, `/ui`, `/ui/*` | the web UI ({@linkcode serveUi}) |
@@ -18,14 +19,25 @@
  * @module
  */
 import { HttpError } from "./http_error.ts";
-import { parseCreate, parseName } from "./validate.ts";
-import type { CreateParams } from "./validate.ts";
+import { parseCreate, parseName, parseUpdate } from "./validate.ts";
+import type { CreateParams, UpdateParams } from "./validate.ts";
 import { StoreUnavailableError } from "../store/store.ts";
 import { isUiPath, serveUi } from "../ui/serve.ts";
 import type { RequestContext } from "./auth.ts";
 
 /** What {@linkcode InstanceService.create} answers. */
 export type CreateResult = "created" | "exists" | "deleting" | { refused: string };
+
+/**
+ * What {@linkcode InstanceService.update} answers: accepted, nothing to
+ * change, unknown name, or refused (409) with the reason.
+ */
+export type UpdateResult =
+  | "updating"
+  | "unchanged"
+  | "unknown"
+  | { conflict: string }
+  | { refused: string };
 import { masterVersion } from "../proxy/master_version.ts";
 import { eventView, type InstanceEvent } from "../scheduler/events.ts";
 
@@ -57,6 +69,8 @@ export interface InstanceService {
   create(req: CreateParams): Promise<CreateResult>;
   /** `false` when the name is unknown. */
   delete(name: string): Promise<boolean>;
+  /** Starts changing an instance (absent: UPDATE answers 404 for every name). */
+  update?(req: UpdateParams): Promise<UpdateResult>;
   /** The STATUS JSON object, or `undefined` when unknown. */
   status(name: string): unknown;
   /** Every instance's STATUS JSON object. */
@@ -92,6 +106,7 @@ const ROUTES: Record<string, string> = {
   DELETE: "DELETE",
   CREDENTIALS: "GET",
   EVENTS: "GET",
+  UPDATE: "PUT",
 };
 
 function text(status: number, body: string, headers: Record<string, string> = {}): Response {
@@ -267,6 +282,23 @@ export function createApiHandler(
         }
         audit(`DELETE ${name}`, ctx);
         return text(200, "Request Accepted, Instance will be deleted.");
+      }
+      case "UPDATE": {
+        if (args.length === 0 || (args.length === 1 && args[0] === "")) {
+          throw new HttpError(400, "UPDATE needs /v1/UPDATE/{name} and a JSON body");
+        }
+        const name = parseName(args.join("/"));
+        const params = parseUpdate(name, await readBody(req, maxBody));
+        const result = service.update ? await service.update(params) : "unknown";
+        if (result === "unknown") throw new HttpError(404, `Instance "${name}" not found`);
+        if (typeof result === "object") {
+          throw new HttpError(409, "conflict" in result ? result.conflict : result.refused);
+        }
+        if (result === "unchanged") {
+          return text(200, `Instance "${name}" already has that shape; nothing to change.`);
+        }
+        audit(`UPDATE ${name} (${JSON.stringify(params)})`, ctx);
+        return text(202, "Request Accepted, Instance will be updated.");
       }
       case "CREDENTIALS": {
         if (args.length === 0 || (args.length === 1 && args[0] === "")) {

@@ -1,6 +1,6 @@
 /**
- * Validation of CREATE requests: each field checked by one small function that
- * names the field and the bad value.
+ * Validation of CREATE and UPDATE requests: each field checked by one small
+ * function that names the field and the bad value.
  *
  * @module
  */
@@ -99,7 +99,67 @@ export function parseCreate(
       `Field "masters": a cluster of ${params.masters} masters with ${params.slaves} replicas each has ${total} processes, more than ${MAX_CLUSTER_PROCESSES}`,
     );
   }
-  parseBody(body, params);
+  parseBody(body, BODY_FIELDS, params);
+  return params;
+}
+
+/** A checked UPDATE request: the fields to change (absent: unchanged). */
+export interface UpdateParams {
+  name: string;
+  capacityMB?: number;
+  slaves?: number;
+  distribution?: number;
+}
+
+/** A whole JSON number from `min` to `max` (not a string), or a 400 naming `field`. */
+function jsonWholeNumber(field: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new HttpError(
+      400,
+      `Field "${field}" must be a whole JSON number from ${min} to ${max} (not a string), but got ${
+        showJson(value)
+      }`,
+    );
+  }
+  return value;
+}
+
+/**
+ * The fields an UPDATE body may hold. `Proxies` is known (so it is not
+ * taken for a misspelling) but refused: UPDATE cannot change proxies yet.
+ */
+const UPDATE_FIELDS: Record<string, (value: unknown, params: UpdateParams) => void> = {
+  Capacity(value, params) {
+    params.capacityMB = jsonWholeNumber("Capacity", value, 1, MAX_CAPACITY_MB);
+  },
+  Slaves(value, params) {
+    params.slaves = jsonWholeNumber("Slaves", value, 0, MAX_SLAVES);
+  },
+  Distribution(value, params) {
+    params.distribution = jsonWholeNumber("Distribution", value, 1, MAX_DISTRIBUTION);
+  },
+  Proxies() {
+    throw new HttpError(
+      400,
+      `Field "Proxies" is not supported by UPDATE yet: the number of proxies cannot be changed`,
+    );
+  },
+};
+
+/** Checks an UPDATE: the name and a JSON body naming at least one field to change. */
+export function parseUpdate(name: string, body: string): UpdateParams {
+  const params: UpdateParams = { name: parseName(name) };
+  const known = Object.keys(UPDATE_FIELDS).join(", ");
+  if (body.trim() === "") {
+    throw new HttpError(400, `Body must be a JSON object with at least one of ${known}`);
+  }
+  parseBody(body, UPDATE_FIELDS, params);
+  if (
+    params.capacityMB === undefined && params.slaves === undefined &&
+    params.distribution === undefined
+  ) {
+    throw new HttpError(400, `Body must name at least one of ${known}, but got ${show(body)}`);
+  }
   return params;
 }
 
@@ -135,8 +195,16 @@ const BODY_FIELDS: Record<string, (value: unknown, params: CreateParams) => void
   },
 };
 
-/** Reads the optional JSON body (see {@linkcode BODY_FIELDS}) into `params`; an empty body changes nothing. */
-function parseBody(body: string, params: CreateParams): void {
+/**
+ * Reads the optional JSON body into `params`, each field checked by its
+ * function in `fields`; a field not there is refused naming the closest
+ * known one. An empty body changes nothing.
+ */
+function parseBody<P>(
+  body: string,
+  fields: Record<string, (value: unknown, params: P) => void>,
+  params: P,
+): void {
   if (body.trim() === "") return;
   let value: unknown;
   try {
@@ -147,9 +215,9 @@ function parseBody(body: string, params: CreateParams): void {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new HttpError(400, `Body must be a JSON object, but got ${show(body)}`);
   }
-  const known = Object.keys(BODY_FIELDS);
+  const known = Object.keys(fields);
   for (const [field, fieldValue] of Object.entries(value)) {
-    const check = Object.hasOwn(BODY_FIELDS, field) ? BODY_FIELDS[field] : undefined;
+    const check = Object.hasOwn(fields, field) ? fields[field] : undefined;
     if (check === undefined) {
       throw new HttpError(
         400,

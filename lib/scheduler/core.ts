@@ -61,8 +61,17 @@ import {
   promotedEvent,
   type PromotionStart,
   type RecordedEvent,
+  resizedEvent,
   runningEvent,
+  scaledEvent,
 } from "./events.ts";
+import {
+  capacityOf,
+  launchSpecOf,
+  minReplicasOf,
+  replacesProcesses,
+  type UpdateAction,
+} from "./update_plan.ts";
 import {
   type AgentResources,
   type AgentSize,
@@ -93,6 +102,26 @@ export interface CreateRequest {
   /** The clients' password; absent: a random one. */
   password?: string;
 }
+
+/** An UPDATE request, already validated: the fields to change (absent: unchanged). */
+export interface UpdateRequest {
+  name: string;
+  capacityMB?: number;
+  slaves?: number;
+  distribution?: number;
+}
+
+/**
+ * What {@linkcode Scheduler.update} answers: `"updating"` (accepted),
+ * `"unchanged"` (nothing to do), `"unknown"`, or a refusal with its reason
+ * (`conflict`: the instance's state, `refused`: the agents cannot hold it).
+ */
+export type UpdateOutcome =
+  | "updating"
+  | "unchanged"
+  | "unknown"
+  | { conflict: string }
+  | { refused: string };
 
 /** Options of {@linkcode Scheduler}. */
 export interface SchedulerOptions {
@@ -271,6 +300,13 @@ function describeStatus(s: TaskStatus): string {
   if (s.reason) parts.push(s.reason);
   if (s.source) parts.push(`from ${s.source}`);
   return `${parts.join(" ")}${s.message ? `: ${s.message}` : ""}`;
+}
+
+/** `100 MB, 2 slaves, Distribution 1`. */
+function describeShape(s: { capacityMB: number; slaves: number; distribution: number }): string {
+  return `${s.capacityMB} MB, ${s.slaves} slave${
+    s.slaves === 1 ? "" : "s"
+  }, Distribution ${s.distribution}`;
 }
 
 /** The scheduler core. See the module doc. */
@@ -648,6 +684,7 @@ export class Scheduler {
           ? { shardMasters: Array.from({ length: req.masters }, (_, k) => `p${k + 1}`) }
           : { masterId: "p1" }),
         reason: `Waiting for ${total} of ${total} processes to be placed`,
+        lastProcId: total,
         rev: 1,
         createdAt: now,
         updatedAt: now,
@@ -732,7 +769,7 @@ export class Scheduler {
         if (!rec.agentId || !isLive(rec)) continue;
         const h = held.get(rec.agentId) ?? { cpus: 0, memMB: 0 };
         h.cpus += this.#resources.taskCpus;
-        h.memMB += inst.rec.capacityMB + this.#resources.memOverheadMB;
+        h.memMB += capacityOf(rec, inst.rec) + this.#resources.memOverheadMB;
         held.set(rec.agentId, h);
       }
     }
@@ -799,6 +836,104 @@ export class Scheduler {
       }
       this.#kick();
       return true;
+    });
+  }
+
+  /**
+   * Starts changing an instance's capacity, slave count or Distribution
+   * (steps in `update_plan.ts`). One change at a time; refused while the
+   * instance is created or deleted, when the new capacity is below the data
+   * it holds, or when no agents registered now could hold the result.
+   */
+  update(req: UpdateRequest): Promise<UpdateOutcome> {
+    return this.#enqueue(async (): Promise<UpdateOutcome> => {
+      const inst = this.#instances.get(req.name);
+      if (!inst) return "unknown";
+      const rec = inst.rec;
+      const name = `Instance "${req.name}"`;
+      if (rec.status === "DELETING") return { conflict: `${name} is being deleted` };
+      if (rec.type === "RC") {
+        return { conflict: `${name} is a Redis Cluster; UPDATE does not change clusters yet` };
+      }
+      if (rec.update) {
+        return {
+          conflict:
+            `${name} is already being updated (${rec.update.phase}); one change at a time: ` +
+            `try again once it is done`,
+        };
+      }
+      if (rec.status === "CREATING") {
+        return { conflict: `${name} is still being created; update it once it is RUNNING` };
+      }
+      const from = {
+        capacityMB: rec.capacityMB,
+        slaves: rec.slaves,
+        distribution: rec.distribution,
+      };
+      const target = {
+        capacityMB: req.capacityMB ?? from.capacityMB,
+        slaves: req.slaves ?? from.slaves,
+        distribution: req.distribution ?? from.distribution,
+      };
+      if (
+        target.capacityMB === from.capacityMB && target.slaves === from.slaves &&
+        target.distribution === from.distribution
+      ) return "unchanged";
+      if (target.capacityMB < from.capacityMB) {
+        // The data must fit: the master's used_memory (or the largest reported).
+        const procs = [...inst.procs.values()].map((p) => p.rec).filter(isLive);
+        const master = procs.find((p) => p.id === rec.masterId);
+        const used = this.#stats.get(master?.taskId ?? "")?.memoryUsed ??
+          Math.max(0, ...procs.map((p) => this.#stats.get(p.taskId)?.memoryUsed ?? 0));
+        if (used > target.capacityMB * 1024 * 1024) {
+          return {
+            conflict: `Cannot resize instance "${req.name}" to ${target.capacityMB} MB: it holds ${
+              (used / 1024 / 1024).toFixed(1)
+            } MB of data (used_memory ${used} bytes)`,
+          };
+        }
+      }
+      const replaces = replacesProcesses(from, target);
+      const refused = this.#infeasible({
+        name: req.name,
+        capacityMB: target.capacityMB,
+        masters: 1,
+        // A replacement holds one process more than the instance for a while.
+        slaves: target.slaves + (replaces ? 1 : 0),
+        distribution: target.distribution,
+      });
+      if (refused !== undefined) {
+        this.#log(`UPDATE ${req.name} refused: ${refused}`);
+        await this.#learnAgents();
+        return {
+          refused: `Cannot update instance "${req.name}": ${
+            refused.replace(/^Cannot create instance "[^"]*": /, "")
+          }`,
+        };
+      }
+      // Every process records the spec it runs with, so that the planner
+      // tells stale ones from fresh ones whatever the instance becomes.
+      for (const p of inst.procs.values()) {
+        if (p.rec.capacityMB === undefined || p.rec.minReplicas === undefined) {
+          await this.#saveProc(inst, p, {
+            capacityMB: capacityOf(p.rec, rec),
+            minReplicas: minReplicasOf(p.rec, rec),
+          });
+        }
+      }
+      const now = this.#now();
+      await this.#saveInstance(inst, {
+        distribution: target.distribution,
+        update: { target, from, phase: "starting", startedAt: now, startEpoch: rec.epoch ?? 0 },
+      });
+      await this.#flush();
+      this.#log(
+        `Instance ${req.name} is being updated: ${describeShape(from)} → ${describeShape(target)}${
+          replaces ? " (rolling replacement)" : ""
+        }`,
+      );
+      this.#kick();
+      return "updating";
     });
   }
 
@@ -1075,18 +1210,20 @@ export class Scheduler {
       this.#log(`Not launching ${taskId}: its master was not launched`);
       return undefined;
     }
+    // During an UPDATE every launch has the target's capacity and kind.
+    const launchSpec = launchSpecOf(inst.rec);
     const spec: RedisTaskSpec = {
       instance: task.instance,
       procId: task.procId,
       role: task.role,
       port: task.port,
-      capacityMB: inst.rec.capacityMB,
+      capacityMB: launchSpec.capacityMB,
       dataDir: dataDirOf(task.instance, inst.rec.createdAt, task.procId),
       epoch: inst.rec.epoch ?? 0,
       // Self-fence: a master of an instance with slaves takes writes only
       // while a replica follows it, so an isolated old master cannot go on
       // as a second master (lib/scheduler/README.md, "Fencing").
-      minReplicasToWrite: inst.rec.slaves > 0 ? 1 : 0,
+      minReplicasToWrite: launchSpec.minReplicasToWrite,
       ...(isSlave && task.master ? { master: task.master } : {}),
       ...(inst.rec.password && inst.rec.adminPassword
         ? { auth: { password: inst.rec.password, adminPassword: inst.rec.adminPassword } }
@@ -1108,6 +1245,8 @@ export class Scheduler {
     await this.#saveProc(inst, p, {
       taskId,
       launchEpoch: inst.rec.epoch ?? 0,
+      capacityMB: launchSpec.capacityMB,
+      minReplicas: launchSpec.minReplicasToWrite,
       pinAgentUntil: undefined,
       launchCount: n,
       role: task.role,
@@ -1838,7 +1977,130 @@ export class Scheduler {
           port: action.port,
         });
         return;
+      default:
+        await this.#performUpdate(inst, action);
     }
+  }
+
+  /** Performs one step of an UPDATE (`update_plan.ts`). */
+  async #performUpdate(inst: InstState, action: UpdateAction): Promise<void> {
+    const name = inst.rec.name;
+    const u = inst.rec.update;
+    const proc = "procId" in action ? inst.procs.get(action.procId) : undefined;
+    switch (action.type) {
+      case "add-slave": {
+        const spec = launchSpecOf(inst.rec);
+        const rec: ProcessRecord = {
+          id: action.procId,
+          taskId: "",
+          role: "slave",
+          state: "PENDING",
+          launchCount: 0,
+          failures: 0,
+          updatedAt: this.#now(),
+          joining: true,
+          capacityMB: spec.capacityMB,
+          minReplicas: spec.minReplicasToWrite,
+        };
+        const p: ProcState = { rec, version: null };
+        this.#stage(this.#procKey(name, rec.id), p, rec, true);
+        inst.procs.set(rec.id, p);
+        const n = Number(/^p(\d+)$/.exec(rec.id)?.[1] ?? 0);
+        await this.#saveInstance(inst, { lastProcId: Math.max(inst.rec.lastProcId ?? 0, n) });
+        this.#log(`Instance ${name}: adding slave ${rec.id} (${spec.capacityMB} MB)`);
+        return;
+      }
+      case "joined":
+        if (!proc) return;
+        await this.#saveProc(inst, proc, { joining: undefined });
+        await this.#saveInstance(inst, { slaves: action.slaves });
+        this.#log(`Instance ${name}: slave ${action.procId} is in sync and counts now`);
+        return;
+      case "retire": {
+        if (!proc) return;
+        await this.#saveInstance(inst, { slaves: action.slaves });
+        if (!isLive(proc.rec)) {
+          // Never launched or already ended: its record goes on the next pass.
+          await this.#saveProc(inst, proc, { retiring: true });
+          return;
+        }
+        await this.#saveProc(inst, proc, {
+          retiring: true,
+          state: "KILLING",
+          killSentAt: this.#now(),
+        });
+        this.#log(
+          `Instance ${name}: removing ${action.master ? "master" : "slave"} ${action.procId}${
+            action.master ? " (fenced; a new slave takes its place)" : ""
+          }`,
+        );
+        // The master is fenced (stopped at once by its executor) and killed;
+        // the plan's failover then promotes the most advanced slave.
+        if (action.master) {
+          await this.#command(inst, proc, { kind: "fence", taskId: proc.rec.taskId });
+        }
+        await this.#call("kill", () => this.#mesos!.kill(proc.rec.taskId, proc.rec.agentId));
+        return;
+      }
+      case "remove":
+        if (proc) await this.#removeProcess(inst, proc);
+        return;
+      case "update-phase":
+        if (!u) return;
+        await this.#saveInstance(inst, { update: { ...u, phase: action.phase } });
+        this.#log(`Instance ${name} update: ${action.phase}`);
+        return;
+      case "update-done": {
+        if (!u) return;
+        const t = u.target;
+        const promotions = (inst.rec.epoch ?? 0) - u.startEpoch;
+        const what = replacesProcesses(u.from, t) ? "resized" : "scaled";
+        const detail = `${describeShape(u.from)} → ${describeShape(t)} in ${
+          ((this.#now() - u.startedAt) / 1000).toFixed(1)
+        } s, ${promotions} promotion${promotions === 1 ? "" : "s"}`;
+        const event = `${name} ${what}: ${detail}`;
+        if (t.capacityMB !== u.from.capacityMB) {
+          this.#event(
+            name,
+            resizedEvent({ fromMB: u.from.capacityMB, toMB: t.capacityMB, detail }),
+          );
+        }
+        if (t.slaves !== u.from.slaves || t.capacityMB === u.from.capacityMB) {
+          this.#event(
+            name,
+            scaledEvent({ fromSlaves: u.from.slaves, toSlaves: t.slaves, detail }),
+          );
+        }
+        await this.#saveInstance(inst, {
+          update: undefined,
+          capacityMB: t.capacityMB,
+          slaves: t.slaves,
+          distribution: t.distribution,
+          type: t.slaves > 0 ? "MS" : "S",
+          lastEvent: `${new Date(this.#now()).toISOString()}: ${event}`,
+        });
+        this.#log(`Instance ${event}`);
+        return;
+      }
+    }
+  }
+
+  /** Deletes the record of a retired process whose task has ended, and its data dir. */
+  async #removeProcess(inst: InstState, p: ProcState): Promise<void> {
+    const name = inst.rec.name;
+    this.#forgetTask(p.rec.taskId);
+    // No record holds its port after this: the quarantine is stored.
+    this.#quarantinePorts(name, [p.rec], true);
+    await this.#flush();
+    await this.#store.batch([{ key: this.#procKey(name, p.rec.id), delete: true }]);
+    inst.procs.delete(p.rec.id);
+    this.#log(`Instance ${name}: process ${p.rec.id} removed`);
+    if (!p.rec.agentId || !p.rec.taskId) return;
+    const dataDir = dataDirOf(name, inst.rec.createdAt, p.rec.id);
+    await this.#command(inst, p, { kind: "purge", taskId: p.rec.taskId, dataDir });
+    await this.#removeDataDirs?.([dataDir]).catch((error) =>
+      this.#log(`Cannot remove the data dir of ${name}/${p.rec.id}: ${(error as Error).message}`)
+    );
   }
 
   /**

@@ -10,6 +10,7 @@ import type { PendingProcess } from "./match.ts";
 import { choosePromotion, compareProcIds } from "./promotion.ts";
 import type { ClusterNodeStats, ClusterOp } from "../redis/cluster.ts";
 import { planCluster } from "./cluster_plan.ts";
+import { launchSpecOf, planUpdate, type UpdateAction } from "./update_plan.ts";
 
 /** The latest executor stats of one task, as far as planning needs them. */
 export interface ObservedStats {
@@ -93,7 +94,9 @@ export type Action =
   /** RC: the node ids still to forget. */
   | { type: "ghosts"; instance: string; ghosts: string[] }
   /** Record a new status/reason. */
-  | { type: "status"; instance: string; status: InstanceStatus; reason?: string };
+  | { type: "status"; instance: string; status: InstanceStatus; reason?: string }
+  /** A step of an UPDATE in progress (see `update_plan.ts`). */
+  | UpdateAction;
 
 /** What {@linkcode plan} returns. */
 export interface Plan {
@@ -152,7 +155,10 @@ export function plan(input: PlanInput): Plan {
       continue;
     }
     if (inst.type === "RC") planCluster(inst, procs, input, killResend, actions, launchable);
-    else planInstance(inst, procs, input, killResend, actions, launchable);
+    else {
+      planInstance(inst, procs, input, killResend, actions, launchable);
+      actions.push(...planUpdate(inst, procs, input.stats));
+    }
   }
   return { actions, launchable };
 }
@@ -201,7 +207,9 @@ function planInstance(
 
   // Failover: the master of an MS instance is lost.
   let waiting: string | undefined;
-  const unsure = inst.type === "MS" && master?.state === "LOST"
+  // A master an UPDATE retires is replaced by a slave whatever the type.
+  const failsOver = inst.type === "MS" || master?.retiring === true;
+  const unsure = failsOver && master?.state === "LOST"
     ? slaves().filter((s) => isLive(s) && input.unconfirmed?.has(s.taskId)).map((s) => s.id)
     : [];
   if (master && unsure.length > 0) {
@@ -209,7 +217,7 @@ function planInstance(
     waiting = `Master ${master.id} lost: waiting for Mesos to confirm the state of ${
       unsure.join(", ")
     }`;
-  } else if (inst.type === "MS" && master && master.state === "LOST") {
+  } else if (failsOver && master && master.state === "LOST") {
     const lostId = master.id;
     const healthy = slaves().filter((s) => s.state === "RUNNING" && !inflight.has(s.taskId));
     const query = input.offsetQueries?.get(inst.name);
@@ -281,7 +289,12 @@ function planInstance(
   const masterPending = master?.state === "PENDING";
 
   for (const p of procs) {
-    if (p.state === "LOST" && !skipRelaunch.has(p.id) && now >= (p.retryAt ?? 0)) {
+    if (p.retiring) {
+      // Being removed by an UPDATE: never relaunched, placed or re-pointed.
+      if (p.state === "KILLING" && now - (p.killSentAt ?? 0) >= killResend) {
+        actions.push(killAction(inst, p));
+      }
+    } else if (p.state === "LOST" && !skipRelaunch.has(p.id) && now >= (p.retryAt ?? 0)) {
       actions.push({ type: "relaunch", instance: inst.name, procId: p.id });
     } else if (p.state === "PENDING") {
       const isMaster = p.id === master?.id;
@@ -290,7 +303,7 @@ function planInstance(
           instance: inst.name,
           procId: p.id,
           role: isMaster ? "master" : "slave",
-          capacityMB: inst.capacityMB,
+          capacityMB: launchSpecOf(inst).capacityMB,
           distribution: inst.distribution,
           instanceSize: inst.masters + inst.slaves,
           ...(p.agentId ? { preferredAgentId: p.agentId } : {}),
@@ -350,6 +363,8 @@ function instanceStatus(
 ): { status: InstanceStatus; reason?: string } {
   const wanted = inst.masters + inst.slaves;
   const masterAddr = master?.state === "RUNNING" ? addressOf(master) : undefined;
+  // Processes an UPDATE adds count once in sync, those it removes no longer.
+  procs = procs.filter((p) => !p.retiring && !p.joining);
   const slaves = procs.filter((p) => p.id !== master?.id);
   const running = procs.filter((p) => p.state === "RUNNING").length;
   const outOfSync = slaves.filter((s) => {

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { InstanceRecord, ProcessRecord } from "../model.ts";
+import type { InstanceRecord, InstanceShape, ProcessRecord } from "../model.ts";
 import type { RedisStats } from "../executor_messages.ts";
 import { compareProcIds } from "./promotion.ts";
 import { processCount } from "../model.ts";
@@ -65,6 +65,34 @@ export interface InstanceView {
   LastEvent: string | null;
   /** RC only: every shard; `Master` and `Slaves` above are the first shard's. */
   Shards?: ShardView[];
+  /** The change (UPDATE) in progress, or `null`. */
+  Update: UpdateView | null;
+}
+
+/** The sizes of an instance in an {@linkcode UpdateView}. */
+export interface ShapeView {
+  /** MB. */
+  Capacity: number;
+  Slaves: number;
+  Distribution: number;
+}
+
+/** An UPDATE in progress, in STATUS. */
+export interface UpdateView {
+  /** What the instance becomes. */
+  Target: ShapeView;
+  /** What it was when the change began. */
+  From: ShapeView;
+  /** The step it is at, in words. */
+  Phase: string;
+  /** When it began (ISO 8601). */
+  Started: string;
+  /** Why a process of the change waits for an offer, or `null`. */
+  Waiting: string | null;
+}
+
+function shapeView(s: InstanceShape): ShapeView {
+  return { Capacity: s.capacityMB, Slaves: s.slaves, Distribution: s.distribution };
 }
 
 function processView(
@@ -75,7 +103,7 @@ function processView(
   return {
     IP: p.host ?? "",
     Port: String(p.port ?? ""),
-    MemoryCapacity: inst.capacityMB,
+    MemoryCapacity: p.capacityMB ?? inst.capacityMB,
     MemoryUsed: stats?.memoryUsed ?? 0,
     Uptime: stats?.uptime ?? 0,
     ClientsConnected: stats?.clients ?? 0,
@@ -135,6 +163,15 @@ export function instanceView(
     Epoch: inst.epoch ?? 0,
     LastEvent: inst.lastEvent ?? null,
     ...(shards ? { Shards: shards } : {}),
+    Update: inst.update
+      ? {
+        Target: shapeView(inst.update.target),
+        From: shapeView(inst.update.from),
+        Phase: inst.update.phase,
+        Started: new Date(inst.update.startedAt).toISOString(),
+        Waiting: (waiting && placementReason) || null,
+      }
+      : null,
   };
 }
 

@@ -1,0 +1,127 @@
+/**
+ * UPDATE end to end on the local cluster (3 agents, embedded store), with
+ * the real `sched` process: scale 1+1 → 1+3 → 1+1 and resize 100 → 200 MB
+ * while a client writes with `WAIT 1 1000` (no acknowledged write lost, at
+ * most one promotion per resize), a scheduler SIGKILLed in the middle of a
+ * resize resumes it, concurrent UPDATEs get 409.
+ */
+import { assert, assertEquals } from "./_assert.ts";
+import { waitFor } from "./_util.ts";
+import { create, deleteAndWait, type Sched, status, waitRunning } from "./_sched.ts";
+import { logTail, startFailoverEnv } from "./_failover.ts";
+import {
+  maxMemoryMB,
+  missingKeys,
+  update,
+  type UpdateView,
+  waitUpdated,
+  Writer,
+} from "./_update.ts";
+
+Deno.test({
+  name: "UPDATE scales 1+1 → 1+3 → 1+1 and resizes 100 → 200 → 250 MB (sched SIGKILLed midway) " +
+    "while a client writes with WAIT 1 1000: no acknowledged write lost, one promotion per resize",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const env = await startFailoverEnv("e2e-update", 3);
+    const sched = (): Sched => env.sched;
+    let writer: Writer | undefined;
+    try {
+      // Distribution 2: 1+3 fits on 3 agents.
+      assertEquals((await create(sched(), "upd", 100, 1, { Distribution: 2 })).status, 201);
+      await waitRunning(sched(), "upd", 90_000);
+      writer = new Writer(sched, "upd");
+      const epoch0 = (await status(sched(), "upd"))!.Epoch ?? 0;
+
+      await t.step("scale up 1+1 → 1+3: new slaves launch and sync, no promotion", async () => {
+        const answer = await update(sched(), "upd", { Slaves: 3 });
+        assertEquals(answer, { status: 202, text: "Request Accepted, Instance will be updated." });
+        const view = await waitUpdated(sched, "upd", 3);
+        assertEquals(view.SlavesWanted, 3);
+        assertEquals(view.Epoch ?? 0, epoch0, "scaling promotes nobody");
+        assertEquals(view.Type, "MS");
+      });
+
+      await t.step(
+        "scale down 1+3 → 1+1 (a concurrent UPDATE gets 409): the master stays",
+        async () => {
+          const before = (await status(sched(), "upd"))!;
+          const [first, second] = await Promise.all([
+            update(sched(), "upd", { Slaves: 1 }),
+            // Sent right after, while the first one runs.
+            new Promise((r) => setTimeout(r, 50)).then(() =>
+              update(sched(), "upd", { Capacity: 300 })
+            ),
+          ]);
+          assertEquals(first.status, 202, first.text);
+          assertEquals(second.status, 409, second.text);
+          assert(
+            /^Instance "upd" is already being updated \(.*\); one change at a time/.test(
+              second.text,
+            ),
+            second.text,
+          );
+          const view = await waitUpdated(sched, "upd", 1);
+          assertEquals(view.Master!.Port, before.Master!.Port, "the master is never removed");
+          assertEquals(view.Epoch ?? 0, epoch0);
+          assertEquals(view.SlavesWanted, 1);
+        },
+      );
+
+      await t.step(
+        "resize 100 → 200 MB: rolling replacement with one promotion, maxmemory 200 MB",
+        async () => {
+          const answer = await update(sched(), "upd", { Capacity: 200 });
+          assertEquals(answer.status, 202, answer.text);
+          const during = (await status(sched(), "upd")) as UpdateView;
+          assertEquals(during.Update?.Target.Capacity, 200, JSON.stringify(during));
+          const view = await waitUpdated(sched, "upd", 1);
+          assertEquals(view.Capacity, 200);
+          assertEquals((view.Epoch ?? 0) - epoch0, 1, "exactly one promotion");
+          for (const p of [view.Master!, ...view.Slaves]) {
+            assertEquals(p.MemoryCapacity, 200);
+            assertEquals(await maxMemoryMB(p), 200);
+          }
+          assert(/resized: 100 MB, 1 slave.* → 200 MB/.test(view.LastEvent ?? ""), view.LastEvent!);
+        },
+      );
+
+      await t.step("a sched SIGKILLed in the middle of a resize resumes it", async () => {
+        const epoch1 = (await status(sched(), "upd"))!.Epoch ?? 0;
+        const answer = await update(sched(), "upd", { Capacity: 250 });
+        assertEquals(answer.status, 202, answer.text);
+        // Midway: a new 250 MB process runs beside the old ones.
+        await waitFor("a 250 MB process running", async () => {
+          const v = (await status(sched(), "upd")) as UpdateView | undefined;
+          return v?.Update &&
+            v.Slaves.some((s) => s.MemoryCapacity === 250 && s.State === "RUNNING");
+        }, { timeoutMs: 120_000, intervalMs: 100 });
+        await env.restartSched("kill");
+        const resumed = (await status(sched(), "upd")) as UpdateView;
+        assertEquals(resumed.Update?.Target.Capacity, 250, "the change survived the restart");
+        const view = await waitUpdated(sched, "upd", 1);
+        assertEquals(view.Capacity, 250);
+        assertEquals((view.Epoch ?? 0) - epoch1, 1, "exactly one promotion");
+        for (const p of [view.Master!, ...view.Slaves]) assertEquals(await maxMemoryMB(p), 250);
+      });
+
+      await t.step("no acknowledged write was lost", async () => {
+        const result = await writer!.stop();
+        writer = undefined;
+        const view = (await status(sched(), "upd"))!;
+        const missing = await missingKeys(view.Master!, result.acked);
+        console.log(
+          `writer: ${result.attempts} writes, ${result.acked.size} acknowledged, ${result.failures} failed, ` +
+            `longest gap between acknowledged writes ${result.longestGapMs} ms`,
+        );
+        assert(result.acked.size > 100, `only ${result.acked.size} writes acknowledged`);
+        assertEquals(missing.length, 0, `lost: ${missing.slice(0, 10)}${logTail(sched())}`);
+      });
+      await deleteAndWait(sched(), "upd");
+    } finally {
+      await writer?.stop();
+      await env.close();
+    }
+  },
+});
