@@ -84,6 +84,15 @@ Deno.test({
             assertEquals(await maxMemoryMB(p), 200);
           }
           assert(/resized: 100 MB, 1 slave.* → 200 MB/.test(view.LastEvent ?? ""), view.LastEvent!);
+          const events = await (await sched().api("/v1/EVENTS/upd")).json() as {
+            Kind: string;
+            From?: number;
+            To?: number;
+          }[];
+          const kinds = events.map((e) => `${e.Kind} ${e.From ?? ""}→${e.To ?? ""}`);
+          assert(kinds.includes("scaled 1→3"), kinds.join(", "));
+          assert(kinds.includes("scaled 3→1"), kinds.join(", "));
+          assert(kinds.includes("resized 100→200"), kinds.join(", "));
         },
       );
 
