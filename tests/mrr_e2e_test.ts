@@ -126,6 +126,25 @@ Deno.test({
         assertEquals(all.map((i: { Name: string }) => i.Name).sort(), ["e2e-ms", "e2e-s"]);
       });
 
+      await t.step("update -w scales a master with two slaves down to one", async () => {
+        const r = await mrr(["update", "-n", "e2e-ms", "-s", "1", "-w", "--timeout", "2m"]);
+        assertMatch(r.stdout, /^Updating instance "e2e-ms": 1 slave\n/);
+        assertMatch(
+          r.stdout,
+          /Instance "e2e-ms" is updated and RUNNING: 50 MB, 1 slave, master at \S+:\d+\n$/,
+        );
+        const same = await mrr(["update", "-n", "e2e-ms", "-s", "1"]);
+        assertMatch(
+          same.stdout,
+          /Instance "e2e-ms" already has that shape; nothing to change\.\n$/,
+        );
+        const unknown = await mrr(["update", "-n", "e2e-nope", "-s", "1"], 1);
+        assertEquals(
+          unknown.stderr.split("\n")[0],
+          'Error: instance "e2e-nope" does not exist (404)',
+        );
+      });
+
       await t.step("delete -w both", async () => {
         for (const name of ["e2e-ms", "e2e-s"]) {
           const r = await mrr(["delete", "-n", name, "-w", "--timeout", "1m"]);

@@ -246,6 +246,27 @@ Deno.test("usage mistakes exit 2 with one line naming the flag and value, then a
         'Run "mrr help proxy" for usage',
       ],
       [["create", "-n", "x"], 'Option "-m" is required', 'Run "mrr help create" for usage'],
+      [["update", "-s", "2"], 'Option "-n" is required', 'Run "mrr help update" for usage'],
+      [
+        ["update", "-n", "x"],
+        'Nothing to change: give at least one of "-m MB", "-s SLAVES" or "-d N"',
+        'Run "mrr help update" for usage',
+      ],
+      [
+        ["update", "-n", "x", "-s", "two"],
+        'Option "-s" must be a whole number of slaves, 0 or more, but got "two"',
+        'Run "mrr help update" for usage',
+      ],
+      [
+        ["update", "-n", "x", "-m", "0"],
+        'Option "-m" must be a whole number of MB greater than 0, but got "0"',
+        'Run "mrr help update" for usage',
+      ],
+      [
+        ["update", "-n", "x", "-d", "0"],
+        'Option "-d" must be a whole number of processes per agent, 1 or more, but got "0"',
+        'Run "mrr help update" for usage',
+      ],
       [
         ["create", "-n", "x", "-m", "abc"],
         'Option "-m" must be a whole number of MB greater than 0, but got "abc"',

@@ -284,6 +284,23 @@ export class SchedulerClient {
     };
   }
 
+  /**
+   * `PUT /v1/UPDATE/{name}` with a JSON `body`: 202 (accepted) or 200
+   * (nothing to change) with the scheduler's text; throws on anything else.
+   */
+  async update(name: string, body: string): Promise<Answer> {
+    const path = `/v1/UPDATE/${encodeURIComponent(name)}`;
+    const answer = await this.#call("PUT", path, body);
+    if (answer.status === 202 || answer.status === 200) {
+      return { status: answer.status, text: answer.text.trim() };
+    }
+    if (answer.status === 404) throw notFound(name);
+    throw new CommandError(describeAnswer(answer), {
+      status: answer.status,
+      hint: answer.status === 405 ? "This scheduler may be older than UPDATE" : undefined,
+    });
+  }
+
   /** `DELETE /v1/DELETE/{name}`. Returns the scheduler's text; throws on 404 and failures. */
   async delete(name: string): Promise<string> {
     const path = `/v1/DELETE/${encodeURIComponent(name)}`;

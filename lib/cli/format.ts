@@ -37,7 +37,8 @@ function slavesOf(instance: InstanceStatus): ProcessStatus[] {
  * ```
  *
  * A missing master (or a slave with no address yet) shows as `-`. When the
- * scheduler gives a non-empty `Reason`, a last line `Reason = ...` follows.
+ * scheduler gives a non-empty `Reason`, a line `Reason = ...` follows, and
+ * `Update = ...` while a change (UPDATE) runs.
  * Returns the lines without a trailing newline.
  */
 export function formatStatus(instance: InstanceStatus): string {
@@ -50,6 +51,16 @@ export function formatStatus(instance: InstanceStatus): string {
   ];
   if (typeof instance.Reason === "string" && instance.Reason.trim() !== "") {
     lines.push(`Reason = ${instance.Reason.trim()}`);
+  }
+  const update = instance.Update as
+    | { Target?: Record<string, unknown>; Phase?: unknown }
+    | null
+    | undefined;
+  if (update && typeof update.Phase === "string") {
+    const t = update.Target ?? {};
+    lines.push(
+      `Update = to ${t.Capacity} MB, ${t.Slaves} slave(s), Distribution ${t.Distribution}: ${update.Phase}`,
+    );
   }
   return lines.join("\n");
 }

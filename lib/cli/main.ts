@@ -17,6 +17,7 @@ import { commandHelp, mainHelp } from "./help.ts";
 import { initCommand } from "./init.ts";
 import { proxyCommand } from "./proxy.ts";
 import { statusCommand } from "./status.ts";
+import { updateCommand } from "./update.ts";
 
 /** The version printed by `mrr --version`, from deno.json. */
 export const VERSION: string = denoJson.version;
@@ -26,6 +27,7 @@ export const COMMANDS: Command[] = [
   initCommand,
   createCommand,
   statusCommand,
+  updateCommand,
   deleteCommand,
   proxyCommand,
   credentialsCommand,

@@ -32,8 +32,11 @@ export interface WaitOptions {
   client: SchedulerClient;
   /** The instance name. */
   name: string;
-  /** `running`: until Status is RUNNING; `gone`: until STATUS answers 404. */
-  until: "running" | "gone";
+  /**
+   * `running`: until Status is RUNNING; `gone`: until STATUS answers 404;
+   * `updated`: until no `Update` runs and Status is RUNNING.
+   */
+  until: "running" | "gone" | "updated";
   /** Give up after this many ms. */
   timeoutMs: number;
   /** Where progress goes. */
@@ -82,6 +85,13 @@ class Progress {
 }
 
 function reasonOf(instance: InstanceStatus | undefined): string | undefined {
+  // An UPDATE in progress says its step (and why a new process waits, if it does).
+  const update = instance?.Update as { Phase?: unknown; Waiting?: unknown } | null | undefined;
+  if (update && typeof update.Phase === "string") {
+    return `updating: ${update.Phase}${
+      typeof update.Waiting === "string" ? `; ${update.Waiting}` : ""
+    }`;
+  }
   return typeof instance?.Reason === "string" ? instance.Reason : undefined;
 }
 
@@ -140,7 +150,10 @@ export async function waitForInstance(options: WaitOptions): Promise<InstanceSta
           lastCount = countProcesses(instance, expectedSlaves);
           progress.show(instance.Status, lastCount, reasonOf(instance));
           if (until === "running" && instance.Status === "RUNNING") return instance;
-          if (until === "running" && DEAD_STATUSES.has(instance.Status)) {
+          if (until === "updated" && instance.Status === "RUNNING" && !instance.Update) {
+            return instance;
+          }
+          if (until !== "gone" && DEAD_STATUSES.has(instance.Status)) {
             throw new CommandError(
               `instance "${name}" will not run: ${describe(instance, lastCount)}`,
               { hint: `Run "mrr status -n ${name}" to see it` },
@@ -163,6 +176,18 @@ export async function waitForInstance(options: WaitOptions): Promise<InstanceSta
     : `${describe(last, lastCount)}${
       lastError ? `; last attempt failed: ${lastError.message}` : ""
     }`;
+  if (until === "updated") {
+    throw new CommandError(
+      `the update of instance "${name}" is not over after ${waited}: ${pending}${
+        reasonOf(last)?.startsWith("updating") ? `, ${reasonOf(last)}` : ""
+      }`,
+      {
+        hint: lastError && !last
+          ? UNREACHABLE_HINT
+          : `It goes on: run "mrr status -n ${name}" to follow it`,
+      },
+    );
+  }
   if (until === "running") {
     throw new CommandError(`instance "${name}" is not RUNNING after ${waited}: ${pending}`, {
       hint: lastError && !last
