@@ -16,6 +16,8 @@ import {
   type InstanceJson,
   renderRows,
   statusClass,
+  updateRequest,
+  updateText,
 } from "../lib/ui/view.js";
 
 const handler = createApiHandler({
@@ -279,6 +281,58 @@ Deno.test("UI create form is checked with the API's rules", () => {
     assertEquals(res.ok, false, `${name} ${capacity} ${slaves} ${distribution}`);
     if (!res.ok) assertEquals(res.field, field);
   }
+});
+
+Deno.test("UI update form is checked with the API's rules and sends only what is given", () => {
+  const req = (name: string, capacity: string, slaves: string, distribution = "") =>
+    updateRequest({ name, capacity, slaves, distribution });
+  assertEquals(req("cache-1", "200", ""), {
+    ok: true,
+    path: "/v1/UPDATE/cache-1",
+    body: '{"Capacity":200}',
+  });
+  assertEquals(req(" a ", "", "0", "2"), {
+    ok: true,
+    path: "/v1/UPDATE/a",
+    body: '{"Slaves":0,"Distribution":2}',
+  });
+  const bad: [string, string, string, string, string][] = [
+    ["a/b", "100", "", "", "name"],
+    ["ok", "", "", "", "capacity"],
+    ["ok", "0", "", "", "capacity"],
+    ["ok", "1.5", "", "", "capacity"],
+    ["ok", "", "101", "", "slaves"],
+    ["ok", "", "-1", "", "slaves"],
+    ["ok", "", "", "0", "distribution"],
+  ];
+  for (const [name, capacity, slaves, distribution, field] of bad) {
+    const res = updateRequest({ name, capacity, slaves, distribution });
+    assertEquals(res.ok, false, `${name} ${capacity} ${slaves} ${distribution}`);
+    if (!res.ok) assertEquals(res.field, field);
+  }
+  const rows = renderRows([{
+    Name: "u",
+    Type: "MS",
+    Status: "RUNNING",
+    Capacity: 100,
+    Master: null,
+    Slaves: [],
+    Reason: null,
+    Update: {
+      Target: { Capacity: 200, Slaves: 1, Distribution: 1 },
+      Phase: "switching master",
+      Waiting: null,
+    },
+  }]);
+  assertEquals(rows[0]!.reason, "Updating to 200 MB, 1 slave, Distribution 1: switching master");
+  assertEquals(
+    updateText({
+      Target: { Capacity: 50, Slaves: 3, Distribution: 2 },
+      Phase: "adding slaves (1 of 3 in sync)",
+      Waiting: "Waiting for resources",
+    }),
+    "Updating to 50 MB, 3 slaves, Distribution 2: adding slaves (1 of 3 in sync) (Waiting for resources)",
+  );
 });
 
 /** A recording stand-in for the DOM: text and attributes only, no HTML parsing. */

@@ -1,13 +1,13 @@
 /**
  * The web UI's browser side: polls `GET /v1/STATUS` every 2 s, renders it
- * with `view.js`, and drives the create and delete calls. Same origin only;
+ * with `view.js`, and drives the create, update and delete calls. Same origin only;
  * data reaches the DOM through `textContent` alone. When the scheduler wants
  * an API token (401), a form asks for it once; it is kept in sessionStorage
  * (this tab, until it closes) and sent as `Authorization: Bearer`.
  *
  * @module
  */
-import { buildRows, createRequest, renderRows } from "./view.js";
+import { buildRows, createRequest, renderRows, updateRequest } from "./view.js";
 
 const REFRESH_MS = 2000;
 /** @type {Set<string>} names whose processes are shown */
@@ -28,6 +28,7 @@ const bannerEl = byId("banner");
 const updatedEl = byId("updated");
 const answerEl = byId("answer");
 const form = /** @type {HTMLFormElement} */ (byId("create"));
+const updateForm = /** @type {HTMLFormElement} */ (byId("update"));
 const listEl = byId("list");
 const loginForm = /** @type {HTMLFormElement} */ (byId("login"));
 
@@ -197,6 +198,30 @@ form.addEventListener("submit", async (event) => {
   button?.setAttribute("disabled", "");
   try {
     if (await call("POST", req.path, req.body)) await refresh();
+  } finally {
+    button?.removeAttribute("disabled");
+  }
+});
+
+updateForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const data = new FormData(updateForm);
+  const req = updateRequest({
+    name: String(data.get("name") ?? ""),
+    capacity: String(data.get("capacity") ?? ""),
+    slaves: String(data.get("slaves") ?? ""),
+    distribution: String(data.get("distribution") ?? ""),
+  });
+  for (const input of updateForm.querySelectorAll("input")) input.removeAttribute("aria-invalid");
+  if (!req.ok) {
+    updateForm.querySelector(`[name="${req.field}"]`)?.setAttribute("aria-invalid", "true");
+    showAnswer(req.error, false);
+    return;
+  }
+  const button = updateForm.querySelector("button");
+  button?.setAttribute("disabled", "");
+  try {
+    if (await call("PUT", req.path, req.body)) await refresh();
   } finally {
     button?.removeAttribute("disabled");
   }

@@ -46,6 +46,7 @@ export const MAX_DISTRIBUTION = 100;
  * @property {number} [ProcessesTotal]
  * @property {number} [Epoch]
  * @property {string | null} [LastEvent]
+ * @property {{ Target: { Capacity: number, Slaves: number, Distribution: number }, Phase: string, Waiting?: string | null } | null} [Update]
  */
 
 /**
@@ -73,7 +74,7 @@ export const MAX_DISTRIBUTION = 100;
  * @property {string} master `IP:Port`, or `-`
  * @property {string} slaves e.g. `2 of 2`
  * @property {string} processes running/total, e.g. `3/3`
- * @property {string} reason `""` when none
+ * @property {string} reason `""` when none; the change in progress while one runs
  * @property {string} lastEvent `""` when none
  * @property {string} epoch
  * @property {ProcessRow[]} procs master first, then the slaves
@@ -208,12 +209,25 @@ export function renderRows(instances) {
         master: address(inst.Master),
         slaves: `${slaves.length} of ${wanted}`,
         processes: `${running}/${total}`,
-        reason: inst.Reason ?? "",
+        reason: inst.Update ? updateText(inst.Update) : inst.Reason ?? "",
         lastEvent: inst.LastEvent ?? "",
         epoch: String(inst.Epoch ?? 0),
         procs,
       };
     });
+}
+
+/**
+ * A change in progress in words: `Updating to 200 MB, 1 slave, Distribution 1: switching master`.
+ * @param {NonNullable<InstanceJson["Update"]>} u
+ * @returns {string}
+ */
+export function updateText(u) {
+  const t = u.Target;
+  const waiting = u.Waiting ? ` (${u.Waiting})` : "";
+  return `Updating to ${t.Capacity} MB, ${t.Slaves} slave${
+    t.Slaves === 1 ? "" : "s"
+  }, Distribution ${t.Distribution}: ${u.Phase}${waiting}`;
 }
 
 /**
@@ -291,6 +305,62 @@ export function createRequest(form) {
     ok: true,
     path: `/v1/CREATE/${encodeURIComponent(name)}/${capacity}/1/${slaves}`,
     body,
+  };
+}
+
+/**
+ * The update form's values, as typed (`""`: unchanged).
+ * @typedef {object} UpdateForm
+ * @property {string} name
+ * @property {string} capacity MB
+ * @property {string} slaves
+ * @property {string} distribution
+ */
+
+/**
+ * Checks the update form with the API's rules (the API checks again) and
+ * builds the request: `PUT /v1/UPDATE/{name}` with a JSON body of the fields
+ * given (at least one).
+ * @param {UpdateForm} form
+ * @returns {CreateRequest}
+ */
+export function updateRequest(form) {
+  const name = form.name.trim();
+  if (!/^[A-Za-z0-9_-]+$/.test(name) || name.length > MAX_NAME_LENGTH) {
+    return {
+      ok: false,
+      field: "name",
+      error: `Name must be 1 to ${MAX_NAME_LENGTH} letters, digits, "-" or "_"`,
+    };
+  }
+  /** @type {[keyof UpdateForm, string, number, number, string][]} */
+  const fields = [
+    ["capacity", "Capacity", 1, MAX_CAPACITY_MB, "a whole number of MB"],
+    ["slaves", "Slaves", 0, MAX_SLAVES, "a whole number"],
+    ["distribution", "Distribution", 1, MAX_DISTRIBUTION, "a whole number"],
+  ];
+  /** @type {Record<string, number>} */
+  const body = {};
+  for (const [field, key, min, max, what] of fields) {
+    const raw = form[field].trim();
+    if (raw === "") continue;
+    const n = wholeNumber(raw, min, max);
+    if (n === undefined) {
+      return { ok: false, field, error: `${key} must be ${what} from ${min} to ${max}` };
+    }
+    body[key] = n;
+  }
+  if (Object.keys(body).length === 0) {
+    return {
+      ok: false,
+      field: "capacity",
+      error: "Give at least one of Capacity, Slaves or Distribution to change",
+    };
+  }
+  return {
+    ok: true,
+    path: `/v1/UPDATE/${encodeURIComponent(name)}`,
+    body: JSON.stringify(body),
   };
 }
 
