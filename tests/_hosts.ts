@@ -9,6 +9,7 @@
  */
 
 import {
+  agentAddress,
   agentNamespace,
   type HostNetwork,
   hostNetworkUnavailable,
@@ -18,7 +19,7 @@ import {
 
 import { join } from "node:path";
 import { testRelease } from "./_release.ts";
-import { type Sched, startSched } from "./_sched.ts";
+import { type Sched, type SchedOptions, startSched } from "./_sched.ts";
 
 const LOCK_DIR = "/tmp/mr-redis-test-nets";
 
@@ -88,21 +89,67 @@ export async function pidsOnHost(net: HostNetwork, index: number): Promise<numbe
 }
 
 /**
- * Starts the release's sched (see `_release.ts`) in `dir` with the embedded
- * store on 3 agent hosts of `net`; `ArtifactIP` is left empty (the bridge's
+ * Starts the release's sched (see `_release.ts`) in `dir` with `store` (the
+ * embedded one by default) on 3 agent hosts of `net`; `ArtifactIP` is left empty (the bridge's
  * address, where the hosts reach this namespace).
  */
 export async function startHostsSched(
   dir: string,
   net: HostNetwork,
   config: Record<string, unknown> = {},
+  store: Pick<SchedOptions, "dbType" | "dbEndpoint"> = { dbType: "embedded" },
 ): Promise<Sched> {
   const release = await testRelease();
   return await startSched({
     dir,
-    dbType: "embedded",
+    ...store,
     master: "local:3",
     program: join(release, "sched"),
     config: { LocalNetwork: net.subnet, ArtifactIP: "", ...config },
   });
+}
+
+/**
+ * Starts etcd on host 0 of `net` (a network of its own the caller made with
+ * `createHostNetwork(net, 1)`), data in `dir`; resolves with its endpoint
+ * once `/health` answers. It dies with the network ({@linkcode TestNetwork.release}).
+ */
+export async function startEtcdOnHost(net: HostNetwork, dir: string): Promise<string> {
+  const address = agentAddress(net, 0);
+  const client = `http://${address}:2379`;
+  const peer = `http://${address}:2380`;
+  const child = new Deno.Command("ip", {
+    args: [
+      "netns",
+      "exec",
+      agentNamespace(net, 0),
+      "/usr/bin/etcd",
+      "--name=test",
+      `--data-dir=${dir}/etcd`,
+      `--listen-client-urls=${client}`,
+      `--advertise-client-urls=${client}`,
+      `--listen-peer-urls=${peer}`,
+      `--initial-advertise-peer-urls=${peer}`,
+      `--initial-cluster=test=${peer}`,
+      "--log-level=error",
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  child.unref();
+  let exited = false;
+  child.status.then(() => exited = true);
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (exited) throw new Error("etcd on its host exited at once");
+    try {
+      const res = await fetch(`${client}/health`, { signal: AbortSignal.timeout(1000) });
+      if ((await res.json()).health === "true") return `${address}:2379`;
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error("etcd on its host did not answer within 60 s");
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }

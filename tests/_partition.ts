@@ -52,6 +52,8 @@ export class WaitingWriter {
             this.acked.set(key, value);
             this.acks.push({ t: Date.now(), target });
           }
+          // A steady stream, not a flood (the machine is shared).
+          await new Promise((r) => setTimeout(r, 10));
         } catch {
           client?.close();
           client = undefined;

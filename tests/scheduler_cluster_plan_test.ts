@@ -240,7 +240,12 @@ Deno.test("RC plan: a formed cluster is RUNNING and nothing is sent", () => {
 
 Deno.test("RC plan: formation steps, each from what the nodes report", () => {
   const procs = [1, 2, 3, 4].map((n) => proc(n));
-  const alone = (_n: number) => ({ known: [], slots: 0, slotsAssigned: 0, masterNodeId: undefined });
+  const alone = (_n: number) => ({
+    known: [],
+    slots: 0,
+    slotsAssigned: 0,
+    masterNodeId: undefined,
+  });
   const cases: {
     name: string;
     stats: (readonly [string, ObservedStats])[];

@@ -177,23 +177,31 @@ export async function createHostNetwork(net: HostNetwork, agents: number): Promi
     ]);
     await ip(["addr", "add", `${net.bridgeAddress}/24`, "dev", net.bridge]);
     await ip(["link", "set", net.bridge, "up"]);
-    for (let i = 0; i < agents; i++) {
-      const ns = agentNamespace(net, i);
-      const link = agentLink(net, i);
-      const peer = `mrr${net.tag}n${i}`;
-      await ip(["netns", "add", ns]);
-      await ip(["link", "add", link, "type", "veth", "peer", "name", peer, "netns", ns]);
-      await ip(["link", "set", link, "master", net.bridge, "up"]);
-      await ip(["-n", ns, "link", "set", peer, "name", "eth0"]);
-      await ip(["-n", ns, "addr", "add", `${agentAddress(net, i)}/24`, "dev", "eth0"]);
-      await ip(["-n", ns, "link", "set", "eth0", "up"]);
-      await ip(["-n", ns, "link", "set", "lo", "up"]);
-      await ip(["-n", ns, "route", "add", "default", "via", net.bridgeAddress]);
-    }
+    for (let i = 0; i < agents; i++) await addHost(net, i);
   } catch (error) {
     await removeHostNetwork(net);
     throw error;
   }
+}
+
+/**
+ * Adds host `index` to the network of `net` (whose bridge must exist): its
+ * namespace, veth pair and address `.(10+index)`, with a default route via
+ * the bridge. Tests use indexes past the agents' for hosts of their own (a
+ * store, a scheduler); {@linkcode removeHostNetwork} removes them too.
+ */
+export async function addHost(net: HostNetwork, index: number): Promise<void> {
+  const ns = agentNamespace(net, index);
+  const link = agentLink(net, index);
+  const peer = `mrr${net.tag}n${index}`;
+  await ip(["netns", "add", ns]);
+  await ip(["link", "add", link, "type", "veth", "peer", "name", peer, "netns", ns]);
+  await ip(["link", "set", link, "master", net.bridge, "up"]);
+  await ip(["-n", ns, "link", "set", peer, "name", "eth0"]);
+  await ip(["-n", ns, "addr", "add", `${agentAddress(net, index)}/24`, "dev", "eth0"]);
+  await ip(["-n", ns, "link", "set", "eth0", "up"]);
+  await ip(["-n", ns, "link", "set", "lo", "up"]);
+  await ip(["-n", ns, "route", "add", "default", "via", net.bridgeAddress]);
 }
 
 /**
