@@ -40,6 +40,8 @@ export interface SchedOptions {
   token?: string;
   /** The certificate to trust when `config` sets `CertFile` (the API is then HTTPS). */
   caCert?: string;
+  /** Where the test reaches the API (default 127.0.0.1; a sched on a host of its own sets `HTTPAddress` too). */
+  apiHost?: string;
 }
 
 /** Ports each agent of a sched's local cluster offers in the tests. */
@@ -131,7 +133,7 @@ async function startSchedOn(options: SchedOptions, ports: PortRange | undefined)
   };
   const proc = await spawnSchedProcess(options.dir, config, options.program);
   const url = `${options.caCert ? "https" : "http"}://${
-    options.caCert ? "localhost" : "127.0.0.1"
+    options.caCert ? "localhost" : options.apiHost ?? "127.0.0.1"
   }:${httpPort}`;
   const api = apiFetch(url, options);
   try {

@@ -77,7 +77,7 @@ export interface LocalClusterOptions {
    * `--authenticate_http_frameworks`, `--authenticate_http_executors`).
    */
   credentials?: Credential[];
-  /** Master HTTP port on 127.0.0.1 (0 or absent = any free port). */
+  /** Master HTTP port on 127.0.0.1, or on the bridge address with `network` (0 or absent = any free port). */
   port?: number;
   /** Folder for sandboxes (`<workDir>/agents/<agentId>/frameworks/...`). */
   workDir: string;
@@ -147,7 +147,7 @@ export interface LocalClusterOptions {
   /**
    * Run each agent as a host of its own (Linux, root): an IPv4 /24 such as
    * `198.18.7.0/24`. The bridge in this process's namespace takes `.1`
-   * (where the agents' executor APIs listen and executors reach them), agent
+   * (where the master and the agents' executor APIs listen), agent
    * i its own network namespace with `.(10+i)` (its hostname), and its
    * executors run in a root of their own holding the system directories and
    * only that agent's `<workDir>/agents/<id>` and `<workDir>/data/<id>`
@@ -381,9 +381,18 @@ export class LocalCluster implements AgentMaster {
     };
   }
 
-  /** The master's base URL, `http://127.0.0.1:<port>` (after {@link start}). */
+  /** The address the master listens on: 127.0.0.1, or the bridge's with `network`. */
+  get address(): string {
+    return this.#net?.bridgeAddress ?? "127.0.0.1";
+  }
+
+  /**
+   * The master's base URL, `http://127.0.0.1:<port>` (on a multi-host
+   * cluster the bridge's address, where the hosts reach it) (after
+   * {@link start}).
+   */
   get url(): string {
-    return `http://127.0.0.1:${this.#port}`;
+    return `http://${this.address}:${this.#port}`;
   }
 
   /** The master's HTTP port (after {@link start}). */
@@ -469,7 +478,7 @@ export class LocalCluster implements AgentMaster {
 
   async #serve(port: number): Promise<void> {
     this.#server = await serveGuarded({
-      hostname: "127.0.0.1",
+      hostname: this.address,
       port,
       ...LOCAL_HTTP_LIMITS,
       onError: (error) => {
@@ -1264,12 +1273,16 @@ export class LocalCluster implements AgentMaster {
   #masterInfo(): object {
     return {
       id: this.masterId,
-      ip: packIp("127.0.0.1"),
+      ip: packIp(this.address),
       port: this.#port,
-      pid: `master@127.0.0.1:${this.#port}`,
-      hostname: this.#opt.hostname,
+      pid: `master@${this.address}:${this.#port}`,
+      hostname: this.#net ? this.address : this.#opt.hostname,
       version: "1.11.0",
-      address: { hostname: this.#opt.hostname, ip: "127.0.0.1", port: this.#port },
+      address: {
+        hostname: this.#net ? this.address : this.#opt.hostname,
+        ip: this.address,
+        port: this.#port,
+      },
     };
   }
 
