@@ -67,6 +67,8 @@ export interface WriterResult {
   failures: number;
   /** The longest time between two acknowledged writes, ms. */
   longestGapMs: number;
+  /** Runs of failed writes between successful ones (each outage counts once). */
+  outages: number;
 }
 
 /**
@@ -89,7 +91,14 @@ export class Writer {
   }
 
   async #run(): Promise<WriterResult> {
-    const result: WriterResult = { acked: new Map(), attempts: 0, failures: 0, longestGapMs: 0 };
+    const result: WriterResult = {
+      acked: new Map(),
+      attempts: 0,
+      failures: 0,
+      longestGapMs: 0,
+      outages: 0,
+    };
+    let failing = false;
     let client: Redis | undefined;
     let lastAck = Date.now();
     let i = 0;
@@ -109,6 +118,7 @@ export class Writer {
         await client.set(key, value);
         const replicas = await client.call("WAIT", "1", "1000") as number;
         i++;
+        failing = false;
         if (replicas >= 1) {
           result.acked.set(key, value);
           const now = Date.now();
@@ -117,6 +127,8 @@ export class Writer {
         }
       } catch (error) {
         result.failures++;
+        if (!failing) result.outages++;
+        failing = true;
         if (!/NOREPLICAS/.test((error as Error).message ?? "")) {
           client?.disconnect();
           client = undefined;
