@@ -20,6 +20,7 @@ import {
   inSync,
   type MrRedis,
   redisPidsOnPort,
+  sleep,
   stamps,
   startRedis,
   status,
@@ -248,7 +249,12 @@ export async function mrFailover(
     );
     const firstWrite = performance.now() - killed;
     const present = await countPresent(Number(next.Port), acked, next.IP, password);
-    const phases = await failoverPhases(mr, name, wall, { inStatus, firstWrite, noreplicas });
+    // The replicaof result may reach the scheduler's log after the first write.
+    let phases = await failoverPhases(mr, name, wall, { inStatus, firstWrite, noreplicas });
+    for (let i = 0; i < 20 && Number.isNaN(phases.repointed); i++) {
+      await sleep(100);
+      phases = await failoverPhases(mr, name, wall, { inStatus, firstWrite, noreplicas });
+    }
     return {
       seconds: firstWrite / 1000,
       lost: acked.length - present,

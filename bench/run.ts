@@ -597,9 +597,18 @@ async function createSingles(mr: MrRedis, names: string[], timeoutMs: number): P
   const want = new Set(names);
   const started = performance.now();
   let last = { running: 0, waiting: [] as string[] };
+  let said = started;
   while (performance.now() - started < timeoutMs) {
     last = await runningOf(mr.api, want).catch(() => last);
     if (last.running >= names.length) return;
+    if (performance.now() - said > 30_000) {
+      said = performance.now();
+      log(
+        `${last.running} of ${names.length} RUNNING; not yet: ${
+          last.waiting.slice(0, 3).join(", ")
+        }`,
+      );
+    }
     await sleep(500);
   }
   throw new Error(
