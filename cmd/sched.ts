@@ -41,6 +41,9 @@ import {
   standbyReads,
 } from "../lib/scheduler/leader.ts";
 import { isHealthRequest, type Role, serveHealth } from "../lib/api/health.ts";
+import { countRequests, isMetricsRequest, serveMetrics } from "../lib/api/metrics.ts";
+import { SchedulerCounters } from "../lib/metrics/counters.ts";
+import { countingMesos, timedStore } from "../lib/metrics/instrument.ts";
 import { isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -457,12 +460,26 @@ export async function main(args: string[]): Promise<number> {
       });
     let active = standbyApi;
     const probeStore = storeProbe(store, leaderKey(config.StorePrefix));
-    const guarded = guardApi(
-      (request, ctx) =>
-        isHealthRequest(request)
-          ? serveHealth(async () => ({ role, mesos: mesosState, storeError: await probeStore() }))
-          : active(request, ctx),
-      { tokens },
+    // GET /metrics (lib/api/metrics.ts) needs the token like every route; the
+    // instance families come from the leading core.
+    const counters = new SchedulerCounters();
+    let leading: Scheduler | undefined;
+    const guarded = countRequests(
+      guardApi(
+        (request, ctx) =>
+          isHealthRequest(request)
+            ? serveHealth(async () => ({ role, mesos: mesosState, storeError: await probeStore() }))
+            : isMetricsRequest(request)
+            ? serveMetrics({
+              role,
+              mesos: mesosState,
+              counters,
+              ...(leading ? { snapshot: leading.snapshot() } : {}),
+            })
+            : active(request, ctx),
+        { tokens },
+      ),
+      counters,
     );
     const server = await listen("HTTPPort", config.HTTPPort, () =>
       serveGuarded({
@@ -559,6 +576,7 @@ export async function main(args: string[]): Promise<number> {
       let client: SchedulerClient | undefined;
       const stepDown = async (why: string) => {
         active = standbyApi;
+        leading = undefined;
         fence.fence(`this scheduler stepped down (${why})`);
         if (core) reads.remember(core, Date.now());
         if (elects) role = "standby";
@@ -615,7 +633,7 @@ export async function main(args: string[]): Promise<number> {
         }:${artifacts.port}`;
         log(`Starting the artifact server at ${artifactUrl}, shipping ${shipment.description}`);
         core = new Scheduler({
-          store: fence.store,
+          store: timedStore(fence.store, counters),
           prefix: config.StorePrefix,
           executorInfo: buildExecutorInfo({
             uris: shipmentUris(shipment, artifactUrl),
@@ -641,6 +659,7 @@ export async function main(args: string[]): Promise<number> {
           return gone ?? "stop";
         }
         active = createApiHandler(core, { log });
+        leading = core;
         const master = await startMesos();
 
         // Another scheduler subscribing with our FrameworkID makes Mesos end
@@ -669,6 +688,9 @@ export async function main(args: string[]): Promise<number> {
               );
               return;
             }
+            if (event.type === "OFFERS") {
+              counters.offersReceived += event.offers?.offers?.length ?? 0;
+            }
             return loaded.handleEvent(event);
           },
           onStateChange: (state) => {
@@ -680,7 +702,7 @@ export async function main(args: string[]): Promise<number> {
           log,
         });
         client = mesos;
-        core.attach(mesosPort(mesos));
+        core.attach(countingMesos(mesosPort(mesos), counters));
         mesos.start();
         role = "leader";
         log(

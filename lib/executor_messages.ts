@@ -81,6 +81,8 @@ export interface RedisStats {
   uptime: number;
   /** `connected_clients`. */
   clients: number;
+  /** `instantaneous_ops_per_sec` (absent from executors older than this field). */
+  opsPerSec?: number;
   /** `master_repl_offset` (master) or `slave_repl_offset` (slave). */
   replOffset: number;
   /** Slave: `master_link_status:up` and not `master_sync_in_progress`. */
@@ -112,7 +114,17 @@ export interface RedisStats {
 /** Executor → scheduler. */
 export type ExecutorToScheduler =
   | { kind: "stats"; at: number; stats: RedisStats[] }
-  | { kind: "result"; commandId: string; ok: boolean; error?: string; replOffset?: number };
+  | {
+    kind: "result";
+    commandId: string;
+    ok: boolean;
+    error?: string;
+    replOffset?: number;
+    /** `logs`: the last lines of the log, oldest first. */
+    lines?: string[];
+    /** `logs`: older lines exist than those sent (or a line was cut to the byte bound). */
+    truncated?: boolean;
+  };
 
 /**
  * Scheduler → executor. Each carries a `commandId` echoed in the `result`, and
@@ -141,7 +153,19 @@ export type SchedulerToExecutor =
    */
   | { kind: "purge"; commandId: string; taskId: string; dataDir: string; epoch?: number }
   /** CLUSTER changes on a cluster node, run in order as the internal user (see `redis/cluster.ts`). */
-  | { kind: "cluster"; commandId: string; taskId: string; ops: ClusterOp[]; epoch?: number };
+  | { kind: "cluster"; commandId: string; taskId: string; ops: ClusterOp[]; epoch?: number }
+  /**
+   * The last `lines` lines of the redis-server log in the data dir `dataDir`
+   * (as in the task spec; the task may have ended). Answered whatever the epoch.
+   */
+  | {
+    kind: "logs";
+    commandId: string;
+    taskId: string;
+    dataDir: string;
+    lines: number;
+    epoch?: number;
+  };
 
 /** Encodes a message for Mesos `data` bytes. */
 export function encodeMessage(msg: ExecutorToScheduler | SchedulerToExecutor): Uint8Array {

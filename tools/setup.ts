@@ -31,6 +31,8 @@ const NEEDS: Record<string, Need[]> = {
     { pkg: "zookeeper", paths: ["/usr/share/java/zookeeper.jar"] },
     { pkg: "procps", paths: ["/usr/bin/pgrep"] },
     { pkg: "wrk", paths: ["/usr/bin/wrk"] },
+    // promtool checks the /metrics text in the tests.
+    { pkg: "prometheus", paths: ["/usr/bin/promtool"] },
   ],
 };
 NEEDS.bench = [
@@ -99,6 +101,7 @@ export async function main(args: string[]): Promise<number> {
       "zookeeper",
       "haproxy",
       "nutcracker",
+      "prometheus",
     ]
   ) {
     await new Deno.Command("sh", {

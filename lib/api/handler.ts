@@ -11,6 +11,7 @@
  * | `PUT /v1/UPDATE/{name}` with `{"Capacity", "Slaves", "Distribution"}` | 202, 200 (nothing to change), 400, 404, 409 |
  * | `GET /v1/CREDENTIALS/{name}` | 200 `{"Name", "User", "Password"}`, 404 |
  * | `GET /v1/EVENTS/{name}` | 200 JSON array of the instance's last events, oldest first; 404 |
+ * | `GET /v1/LOGS/{name}/{processId}?lines=N` | 200 JSON with the last N (1-1000, default 100) lines of its redis-server log; 400, 404, 409, 502, 503, 504 |
  * | `GET /`, `/ui`, `/ui/*` | the web UI ({@linkcode serveUi}) |
  *
  * Every bad request gets a 4xx with one line naming what was wrong; anything
@@ -40,6 +41,9 @@ export type UpdateResult =
   | { refused: string };
 import { masterVersion } from "../proxy/master_version.ts";
 import { eventView, type InstanceEvent } from "../scheduler/events.ts";
+import type { LogsOutcome } from "../scheduler/core.ts";
+import { LogRequestError } from "../scheduler/log_requests.ts";
+import { parseLogsRequest } from "./logs.ts";
 
 /** Longest `wait` of a STATUS long poll, in ms. */
 export const MAX_STATUS_WAIT_MS = 60_000;
@@ -86,6 +90,11 @@ export interface InstanceService {
    */
   events?(name: string): readonly InstanceEvent[] | undefined;
   /**
+   * The tail of a process's redis-server log (see `Scheduler.logs`); may
+   * reject with a `LogRequestError`. Absent: LOGS answers 503.
+   */
+  logs?(name: string, procId: string, lines: number): Promise<LogsOutcome>;
+  /**
    * A number that changes whenever `list()` may answer differently; when
    * given, the serialized list is reused while it stays the same.
    */
@@ -107,6 +116,7 @@ const ROUTES: Record<string, string> = {
   CREDENTIALS: "GET",
   EVENTS: "GET",
   UPDATE: "PUT",
+  LOGS: "GET",
 };
 
 function text(status: number, body: string, headers: Record<string, string> = {}): Response {
@@ -325,6 +335,45 @@ export function createApiHandler(
           throw new HttpError(404, `Instance "${name}" not found (and no event history kept)`);
         }
         return json(200, events.map(eventView));
+      }
+      case "LOGS": {
+        const { name, procId, lines } = parseLogsRequest(args, url.searchParams);
+        if (!service.logs) throw new HttpError(503, "This scheduler cannot read logs now");
+        let out: LogsOutcome;
+        try {
+          out = await service.logs(name, procId, lines);
+        } catch (error) {
+          if (!(error instanceof LogRequestError)) throw error;
+          throw new HttpError(
+            error.kind === "timeout" ? 504 : 502,
+            `Cannot read the log of ${procId} of instance "${name}": ${error.message}`,
+          );
+        }
+        if ("missing" in out) {
+          throw new HttpError(
+            404,
+            out.missing === "instance"
+              ? `Instance "${name}" not found`
+              : `Process "${procId}" of instance "${name}" not found (it has ${
+                out.known.join(", ") || "none"
+              })`,
+          );
+        }
+        if ("unavailable" in out) {
+          throw new HttpError(
+            out.retry ? 503 : 409,
+            out.unavailable,
+            out.retry ? { "retry-after": "2" } : {},
+          );
+        }
+        return json(200, {
+          Name: name,
+          Process: procId,
+          TaskId: out.taskId,
+          AgentId: out.agentId,
+          Lines: out.lines,
+          Truncated: out.truncated,
+        });
       }
     }
     throw new HttpError(404, `No such route: ${req.method} ${url.pathname}`);

@@ -53,6 +53,38 @@ export interface InstanceStatus {
   [field: string]: unknown;
 }
 
+/** One event of `GET /v1/EVENTS/{name}`. */
+export interface EventEntry {
+  Seq: number;
+  /** ISO time. */
+  Time: string;
+  /** `created`, `launched`, `running`, `lost`, `promoted`, ... */
+  Kind: string;
+  /** The event in one sentence. */
+  Message: string;
+  /** Other fields (`Process`, `DurationSeconds`, ...). */
+  [field: string]: unknown;
+}
+
+/** The answer of `GET /v1/LOGS/{name}/{procId}`. */
+export interface LogsAnswer {
+  Name: string;
+  Process: string;
+  TaskId: string;
+  AgentId: string;
+  Lines: string[];
+  Truncated: boolean;
+}
+
+/** The answer of `GET /v1/HEALTH`. */
+export interface HealthAnswer {
+  /** `OK` or `UNAVAILABLE`. */
+  Status: string;
+  Role: string;
+  Mesos: string;
+  Store: string;
+}
+
 /** The default timeout of one HTTP call. */
 export const DEFAULT_HTTP_TIMEOUT_MS = 10_000;
 
@@ -299,6 +331,54 @@ export class SchedulerClient {
       status: answer.status,
       hint: answer.status === 405 ? "This scheduler may be older than UPDATE" : undefined,
     });
+  }
+
+  /** `GET /v1/EVENTS/{name}`: the instance's event history, oldest first. */
+  async events(name: string): Promise<EventEntry[]> {
+    const path = `/v1/EVENTS/${encodeURIComponent(name)}`;
+    const answer = await this.#call("GET", path);
+    if (answer.status === 404) throw notFound(name);
+    if (answer.status !== 200) {
+      throw new CommandError(describeAnswer(answer), { status: answer.status });
+    }
+    const data = this.#json(answer, path);
+    if (!Array.isArray(data) || data.some((e) => typeof e?.Kind !== "string")) {
+      throw new CommandError(
+        `the scheduler answered ${path} with JSON that is not a list of events`,
+      );
+    }
+    return data as EventEntry[];
+  }
+
+  /** `GET /v1/LOGS/{name}/{procId}?lines=N`: the tail of a process's redis-server log. */
+  async logs(name: string, procId: string, lines: number): Promise<LogsAnswer> {
+    const path = `/v1/LOGS/${encodeURIComponent(name)}/${
+      encodeURIComponent(procId)
+    }?lines=${lines}`;
+    const answer = await this.#call("GET", path);
+    if (answer.status !== 200) {
+      throw new CommandError(describeAnswer(answer), { status: answer.status });
+    }
+    const data = this.#json(answer, path) as Partial<LogsAnswer> | null;
+    if (!Array.isArray(data?.Lines)) {
+      throw new CommandError(`the scheduler answered ${path} with JSON that has no "Lines"`);
+    }
+    return data as LogsAnswer;
+  }
+
+  /**
+   * `GET /v1/HEALTH`: whether the scheduler leads, is subscribed to Mesos and
+   * reaches its store (`undefined` from a scheduler without the route).
+   */
+  async health(): Promise<HealthAnswer | undefined> {
+    const answer = await this.#call("GET", "/v1/HEALTH");
+    if (answer.status !== 200 && answer.status !== 503) return undefined;
+    try {
+      const data = JSON.parse(answer.text) as HealthAnswer;
+      return typeof data?.Status === "string" ? data : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** `DELETE /v1/DELETE/{name}`. Returns the scheduler's text; throws on 404 and failures. */

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { SchedulerClient } from "./client.ts";
+import { type HealthAnswer, SchedulerClient } from "./client.ts";
 import { type Command, usageHint } from "./command.ts";
 import { type Context, println } from "./context.ts";
 import { UsageError } from "./errors.ts";
@@ -12,6 +12,14 @@ import { parseDurationFlag, parseFlags, stringFlag } from "./flags.ts";
 import { configPath, parseEndpoint, saveUserConfig } from "./user_config.ts";
 
 const HINT = usageHint("init");
+
+/** The health line `mrr init` prints: `Health: OK (...)` or `Health: UNAVAILABLE: ...`. */
+export function healthLine(h: HealthAnswer): string {
+  const parts = `role ${h.Role}, Mesos ${h.Mesos}, store ${h.Store}`;
+  return h.Status === "OK"
+    ? `Health: OK (${parts})`
+    : `Health: UNAVAILABLE (${parts}); it cannot create or heal instances until this clears`;
+}
 
 /** The `init` command. */
 export const initCommand: Command = {
@@ -37,6 +45,8 @@ export const initCommand: Command = {
     "MRR_ENDPOINT, when set, overrides the saved URL for every command.",
     "A token is saved with the URL (the file is then readable by you only);",
     "MRR_TOKEN, when set, overrides the saved token for every command.",
+    "The scheduler's health (GET /v1/HEALTH: leader, Mesos connection, store) is printed",
+    "too; UNAVAILABLE means it cannot create or heal instances until that clears.",
   ],
   examples: [
     "mrr init http://10.0.0.1:5656",
@@ -63,10 +73,8 @@ export const initCommand: Command = {
     }
     const token = tokenFlag ?? (ctx.env("MRR_TOKEN") || undefined);
 
-    const instances = await new SchedulerClient(endpoint, {
-      timeoutMs,
-      ...(token ? { token } : {}),
-    }).list();
+    const client = new SchedulerClient(endpoint, { timeoutMs, ...(token ? { token } : {}) });
+    const instances = await client.list();
     await saveUserConfig(path, token ? { endpoint, token } : { endpoint });
     println(
       ctx.stdout,
@@ -74,6 +82,9 @@ export const initCommand: Command = {
         instances.length === 1 ? "" : "s"
       }); saved in ${path}`,
     );
+    // Whether it can act now (GET /v1/HEALTH): leader, Mesos, store.
+    const health = await client.health().catch(() => undefined);
+    if (health) println(ctx.stdout, healthLine(health));
     return 0;
   },
 };

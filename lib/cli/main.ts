@@ -12,6 +12,8 @@ import { type Context, denoContext, println } from "./context.ts";
 import { createCommand } from "./create.ts";
 import { credentialsCommand } from "./credentials.ts";
 import { deleteCommand } from "./delete.ts";
+import { eventsCommand } from "./events.ts";
+import { logsCommand } from "./logs.ts";
 import { CommandError, UsageError } from "./errors.ts";
 import { commandHelp, mainHelp } from "./help.ts";
 import { initCommand } from "./init.ts";
@@ -31,6 +33,8 @@ export const COMMANDS: Command[] = [
   deleteCommand,
   proxyCommand,
   credentialsCommand,
+  eventsCommand,
+  logsCommand,
 ];
 
 const MAIN_HINT = 'Run "mrr help" for the list of commands';

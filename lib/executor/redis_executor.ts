@@ -61,6 +61,8 @@ import type {
 import { isInSync, type RedisInfo, statsFromInfo } from "../redis/info.ts";
 import { type ClusterNodeStats, clusterServerArgs } from "../redis/cluster.ts";
 import { clusterView, freshClusterDir, runClusterCommand } from "./cluster_node.ts";
+import { redactSecrets } from "../redis/auth.ts";
+import { readTaskLog } from "./log_tail.ts";
 import { RedisMonitor, type RedisMonitorEvent } from "../redis/monitor.ts";
 import { describeExit, MAX_MIN_REPLICAS, type RedisExit, RedisProcess } from "../redis/server.ts";
 
@@ -815,8 +817,10 @@ export class RedisExecutor {
       return;
     }
     const commandId = typeof msg.commandId === "string" ? msg.commandId : "";
-    const reply = (ok: boolean, extra: { error?: string; replOffset?: number } = {}) =>
-      this.#sendMessage({ kind: "result", commandId, ok, ...extra });
+    const reply = (
+      ok: boolean,
+      extra: { error?: string; replOffset?: number; lines?: string[]; truncated?: boolean } = {},
+    ) => this.#sendMessage({ kind: "result", commandId, ok, ...extra });
     if (typeof msg.taskId !== "string") {
       reply(false, { error: `Cannot run command "${msg.kind}": no string "taskId"` });
       return;
@@ -830,7 +834,7 @@ export class RedisExecutor {
         return;
       }
       const known = this.#epochs.get(task.spec.instance) ?? 0;
-      if (epoch < known && msg.kind !== "fence" && msg.kind !== "offset") {
+      if (epoch < known && msg.kind !== "fence" && msg.kind !== "offset" && msg.kind !== "logs") {
         const error =
           `Cannot run command "${msg.kind}" on task "${task.id}": epoch ${epoch} is older than ${known} of instance "${task.spec.instance}"`;
         this.#log(error);
@@ -927,6 +931,15 @@ export class RedisExecutor {
           });
           this.#log(`Removed data dir ${this.#dataRoot}/${dir}`);
           reply(true);
+          return;
+        }
+        case "logs": {
+          // The tail of the log in the data dir (its task may have ended): log_tail.ts.
+          const tail = await readTaskLog(this.#dataRoot, msg.dataDir, msg.lines);
+          reply(true, {
+            lines: tail.lines.map((l) => redactSecrets(l, task?.spec.auth)),
+            truncated: tail.truncated,
+          });
           return;
         }
         case "fence": {

@@ -25,6 +25,8 @@ export interface RedisInfo {
   connectedClients: number;
   /** `connected_slaves`. */
   connectedSlaves: number;
+  /** `instantaneous_ops_per_sec` (0 when INFO had no `stats` section). */
+  opsPerSec: number;
   /** `master_repl_offset`. */
   masterReplOffset: number;
   /** `slave_repl_offset` (slave only, else 0). */
@@ -95,6 +97,7 @@ export function parseInfo(text: string): RedisInfo {
     uptime: num(fields, "uptime_in_seconds"),
     connectedClients: num(fields, "connected_clients"),
     connectedSlaves: num(fields, "connected_slaves"),
+    opsPerSec: num(fields, "instantaneous_ops_per_sec"),
     masterReplOffset: num(fields, "master_repl_offset"),
     slaveReplOffset: slave ? num(fields, "slave_repl_offset") : 0,
     masterLinkUp: slave && fields.master_link_status === "up",
@@ -139,6 +142,7 @@ export function statsFromInfo(taskId: string, info: RedisInfo): RedisStats {
     maxMemory: info.maxMemory,
     uptime: info.uptime,
     clients: info.connectedClients,
+    opsPerSec: info.opsPerSec,
     replOffset: slave ? info.slaveReplOffset : info.masterReplOffset,
     inSync: slave ? isInSync(info) : !info.loading,
     lastIoSeconds: slave ? info.masterLastIoSeconds : 0,

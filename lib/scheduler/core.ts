@@ -65,6 +65,7 @@ import {
   runningEvent,
   scaledEvent,
 } from "./events.ts";
+import { type LogAnswer, LogRequests } from "./log_requests.ts";
 import {
   capacityOf,
   launchSpecOf,
@@ -171,6 +172,37 @@ export interface SchedulerOptions {
    */
   removeDataDirs?: (dataDirs: string[]) => Promise<void>;
 }
+
+/** What {@linkcode Scheduler.snapshot} answers. */
+export interface CoreSnapshot {
+  /** Whether the core is subscribed to Mesos now. */
+  subscribed: boolean;
+  instances: {
+    view: InstanceView;
+    /** Process id → the executor's latest stats of its current task. */
+    stats: Record<string, RedisStats>;
+    /** The last `promoted` event of the history, when there is one. */
+    lastPromotion?: InstanceEvent;
+  }[];
+  /** Every agent known from offers or holding our tasks, by id. */
+  agents: {
+    agentId: string;
+    /** Live processes of this framework there. */
+    processes: number;
+    /** Memory the agent makes available to this framework (offered + what it holds), MB. */
+    memOfferedMB: number;
+    /** Memory this framework's tasks and executor hold there, MB. */
+    memUsedMB: number;
+  }[];
+}
+
+/** What {@linkcode Scheduler.logs} answers. */
+export type LogsOutcome =
+  | (LogAnswer & { taskId: string; agentId: string })
+  | { missing: "instance" }
+  | { missing: "process"; known: string[] }
+  /** `retry`: it may work in a moment (503), else never for this process (409). */
+  | { unavailable: string; retry: boolean };
 
 /** What {@linkcode Scheduler.create} answers. */
 export type CreateOutcome = "created" | "exists" | "deleting" | { refused: string };
@@ -394,6 +426,8 @@ export class Scheduler {
   #stagedEvents: RecordedEvent[] = [];
   /** Instance name → when its current promotion was first sent, and in place of whom. */
   readonly #promoteStartedAt = new Map<string, PromotionStart>();
+  /** LOGS requests waiting for their executor's answer (log_requests.ts). */
+  readonly #logRequests = new LogRequests();
   /** When the histories of deleted instances were last looked at. */
   #historySweptAt = 0;
 
@@ -584,6 +618,7 @@ export class Scheduler {
     await this.#queue.catch(() => {});
     await Promise.allSettled([...this.#acks]);
     await this.#liveness.settled();
+    this.#logRequests.cancelAll("The scheduler stopped");
   }
 
   /** Runs `fn` after everything queued before it; the single writer of the state. */
@@ -641,6 +676,85 @@ export class Scheduler {
    */
   events(name: string): readonly InstanceEvent[] | undefined {
     return this.#history.events(name);
+  }
+
+  /**
+   * A consistent snapshot of what `/metrics` shows (lib/api/metrics.ts),
+   * taken at one moment: every instance's STATUS view with the latest stats
+   * of its processes and its last promotion, and the agents with what this
+   * framework holds there.
+   */
+  snapshot(): CoreSnapshot {
+    const held = this.#heldPerAgent();
+    const counts = new Map<string, number>();
+    const instances = this.list().map((view) => {
+      const inst = this.#instances.get(view.Name)!;
+      const stats: Record<string, RedisStats> = {};
+      for (const { rec } of inst.procs.values()) {
+        const s = this.#stats.get(rec.taskId);
+        if (s) stats[rec.id] = s;
+        if (rec.agentId && isLive(rec)) counts.set(rec.agentId, (counts.get(rec.agentId) ?? 0) + 1);
+      }
+      const lastPromotion = this.#history.last(view.Name, (e) => e.kind === "promoted");
+      return { view, stats, ...(lastPromotion ? { lastPromotion } : {}) };
+    });
+    const ids = new Set([...this.#agents.keys(), ...held.keys()]);
+    const agents = [...ids].sort().map((agentId) => {
+      const h = held.get(agentId) ?? { cpus: 0, memMB: 0 };
+      const processes = counts.get(agentId) ?? 0;
+      // Our executor holds its share where our tasks run.
+      const usedMB = h.memMB + (processes > 0 ? this.#resources.executorMemMB : 0);
+      return {
+        agentId,
+        processes,
+        memOfferedMB: this.#agents.get(agentId)?.memMB ?? usedMB,
+        memUsedMB: usedMB,
+      };
+    });
+    return { subscribed: this.#subscribed, instances, agents };
+  }
+
+  /**
+   * The last `lines` lines of the redis-server log of process `procId` of
+   * `name`, read by the executor on its agent (a `logs` command and its
+   * result, log_requests.ts). `{missing}` names what is unknown;
+   * `{unavailable}` says why no executor can be asked; a `LogRequestError`
+   * when it refused or did not answer in time.
+   */
+  async logs(name: string, procId: string, lines: number): Promise<LogsOutcome> {
+    type Sent = { commandId: string; agentId: string; taskId: string };
+    const sent = await this.#enqueue(async (): Promise<LogsOutcome | Sent> => {
+      const inst = this.#instances.get(name);
+      if (!inst) return { missing: "instance" as const };
+      const p = inst.procs.get(procId);
+      if (!p) return { missing: "process" as const, known: [...inst.procs.keys()] };
+      if (!p.rec.agentId || !p.rec.taskId) {
+        return {
+          unavailable: `Process "${procId}" of instance "${name}" was never placed on an agent`,
+          retry: false,
+        };
+      }
+      if (!this.#mesos || !this.#subscribed) {
+        return {
+          unavailable: "The scheduler is not subscribed to Mesos; try again in a moment",
+          retry: true,
+        };
+      }
+      const dataDir = dataDirOf(name, inst.rec.createdAt, procId);
+      const commandId = await this.#command(inst, p, {
+        kind: "logs",
+        taskId: p.rec.taskId,
+        dataDir,
+        lines,
+      });
+      return { commandId: commandId!, agentId: p.rec.agentId, taskId: p.rec.taskId };
+    });
+    if (!("commandId" in sent)) return sent;
+    const answer = await this.#logRequests.wait(
+      sent.commandId,
+      `The executor of ${procId} on agent ${sent.agentId}`,
+    );
+    return { ...answer, taskId: sent.taskId, agentId: sent.agentId };
   }
 
   /** The STATUS view of every instance, oldest first. */
@@ -1435,6 +1549,8 @@ export class Scheduler {
       this.#log(`Ignoring message from agent ${agentId}: ${(error as Error).message}`);
       return;
     }
+    // A LOGS answer changes nothing: it goes to its request.
+    if (msg.kind === "result" && this.#logRequests.answer(msg)) return;
     const now = this.#now();
     if (msg.kind === "stats" && Array.isArray(msg.stats)) {
       for (const s of msg.stats) {
@@ -2116,13 +2232,14 @@ export class Scheduler {
       | { kind: "fence"; taskId: string }
       | { kind: "offset"; taskId: string }
       | { kind: "purge"; taskId: string; dataDir: string }
+      | { kind: "logs"; taskId: string; dataDir: string; lines: number }
       | { kind: "replicaof"; taskId: string; host: string; port: number }
       | { kind: "cluster"; taskId: string; ops: ClusterOp[] },
   ): Promise<string | undefined> {
     if (!p.rec.agentId) return undefined;
     const commandId = `c${++this.#commandSeq}-${this.#now()}`;
     const msg = { ...cmd, commandId, epoch: inst.rec.epoch ?? 0 } as SchedulerToExecutor;
-    if (cmd.kind !== "offset" && cmd.kind !== "purge") {
+    if (cmd.kind !== "offset" && cmd.kind !== "purge" && cmd.kind !== "logs") {
       this.#inflight.set(p.rec.taskId, {
         commandId,
         kind: cmd.kind,
