@@ -73,6 +73,7 @@ const SNAPSHOT: CoreSnapshot = {
       ProcessesTotal: 3,
       Epoch: 1,
       LastEvent: null,
+      Update: null,
     },
     stats: {
       p2: stats("master", 1000, 250),
