@@ -21,6 +21,7 @@
 import { parseArgs } from "node:util";
 import { startLocalCluster } from "../lib/mesos/local/mod.ts";
 import { runCommandExecutor } from "../lib/mesos/local/command_executor.ts";
+import { downloadTo } from "../lib/mesos/local/fetcher.ts";
 import { type Credential, parseCredentials } from "../lib/mesos/local/auth.ts";
 
 import {
@@ -132,6 +133,16 @@ function gcDelay(raw: string | undefined): number | undefined {
 export async function main(args: string[]): Promise<number> {
   // The agents start this program as the command executor of command tasks.
   if (args.length === 1 && args[0] === "--command-executor") return await runCommandExecutor();
+  // An agent that is a host of its own downloads from there with this.
+  if (args.length === 3 && args[0] === "--fetch") {
+    try {
+      await downloadTo(args[1]!, args[2]!);
+      return 0;
+    } catch (error) {
+      console.error((error as Error).message);
+      return 1;
+    }
+  }
   if (args[0] === "stop") return await stopCommand(args.slice(1));
   let options;
   try {

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { serveGuarded } from "../http/guarded_server.ts";
+import { type GuardedInfo, serveGuarded } from "../http/guarded_server.ts";
 import type { Shipment, ShippedFile } from "../release/shipping.ts";
 
 /** Options of {@linkcode startArtifactServer}. */
@@ -98,14 +98,20 @@ export async function startArtifactServer(options: ArtifactServerOptions): Promi
     return new Response(opened.readable, { headers });
   };
 
-  const handler = async (req: Request): Promise<Response> => {
+  const handler = async (req: Request, info: GuardedInfo): Promise<Response> => {
     const { pathname } = new URL(req.url);
     try {
       if (req.method !== "GET" && req.method !== "HEAD") {
         return new Response("Method not allowed\n", { status: 405, headers: { allow: "GET" } });
       }
       const file = files.get(pathname);
-      if (file) return await serve(file, req.method === "HEAD");
+      if (file) {
+        // One line per download: agents cache what they may, so this is rare.
+        if (req.method === "GET") {
+          log(`Artifact server: ${pathname} to ${info.remoteAddr.hostname}`);
+        }
+        return await serve(file, req.method === "HEAD");
+      }
       return new Response(`No artifact at ${pathname.slice(0, 200)}\n`, { status: 404 });
     } catch (error) {
       log(`Artifact server: ${pathname}: ${(error as Error).message}`);

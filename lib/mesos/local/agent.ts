@@ -21,7 +21,7 @@ import {
   textResponse,
 } from "./http.ts";
 import { type GuardedServer, serveGuarded } from "../../http/guarded_server.ts";
-import { FetcherCache, fetchUris } from "./fetcher.ts";
+import { type Downloader, downloadTo, FetcherCache, FetchError, fetchUris } from "./fetcher.ts";
 import { bearerToken, unauthorized } from "./auth.ts";
 import {
   type ExecutorInfo,
@@ -243,6 +243,8 @@ export class Agent {
     this.#master = master;
     this.fetcherCache = new FetcherCache(
       join(options.workDir, "fetcher-cache", `${options.index}`),
+      undefined,
+      this.#downloader(),
     );
     this.total = {
       scalars: { cpus: options.cpus, mem: options.mem },
@@ -255,6 +257,30 @@ export class Agent {
         if (this.#running) this.#master.forwardStatusUpdate(this, fid, status);
       },
     });
+  }
+
+  /**
+   * How this agent downloads: in this process, or — on a host of its own —
+   * from that host's network namespace (the cluster's program run there with
+   * `--fetch URL FILE`), so fetches travel over the host's link.
+   */
+  #downloader(): Downloader | undefined {
+    const host = this.options.host;
+    const program = this.options.commandExecutor;
+    if (!host || !program || program.at(-1) !== "--command-executor") return undefined;
+    return async (value, target) => {
+      if (!/^https?:\/\//i.test(value)) return await downloadTo(value, target);
+      const out = await new Deno.Command("ip", {
+        args: ["netns", "exec", host.namespace, ...program.slice(0, -1), "--fetch", value, target],
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      if (!out.success) {
+        const why = new TextDecoder().decode(out.stderr).trim().split("\n").at(-1);
+        throw new FetchError(why || `Cannot fetch "${value}": exit code ${out.code}`);
+      }
+    };
   }
 
   /** The AgentID. */
@@ -532,6 +558,7 @@ export class Agent {
         await Deno.mkdir(ex.sandbox, { recursive: true });
         await fetchUris(ex.info.command?.uris ?? [], ex.sandbox, {
           cache: this.fetcherCache,
+          download: this.#downloader(),
           user: ex.info.command?.user ?? ex.frameworkInfo.user ?? "",
         });
       } catch (error) {

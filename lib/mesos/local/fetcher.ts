@@ -27,18 +27,26 @@ export class FetchError extends Error {
 
 const ARCHIVE = /\.(tar|tar\.gz|tgz|tar\.bz2|tbz2|tar\.xz|txz|zip|gz)$/;
 
+/**
+ * Copies a URI's content to a file: the default is {@linkcode downloadTo} in
+ * this process; an agent that is a host of its own downloads from its host.
+ */
+export type Downloader = (value: string, target: string) => Promise<void>;
+
 /** The agent's fetcher cache: one downloaded copy per cached URI. */
 export class FetcherCache {
   readonly #dir: string;
   readonly #maxBytes: number;
+  readonly #download: Downloader;
   readonly #entries = new Map<string, { path: string; size: number; used: number }>();
   readonly #inFlight = new Map<string, Promise<string>>();
   #downloads = 0;
 
-  /** A cache in `dir` holding at most `maxBytes` (default 2 GiB, as Mesos). */
-  constructor(dir: string, maxBytes = 2 * 1024 ** 3) {
+  /** A cache in `dir` holding at most `maxBytes` (default 2 GiB, as Mesos), downloading with `download`. */
+  constructor(dir: string, maxBytes = 2 * 1024 ** 3, download: Downloader = downloadTo) {
     this.#dir = dir;
     this.#maxBytes = maxBytes;
+    this.#download = download;
   }
 
   /** How many downloads the cache made (a hit makes none). */
@@ -56,17 +64,17 @@ export class FetcherCache {
     }
     let pending = this.#inFlight.get(key);
     if (!pending) {
-      pending = this.#download(key, uri).finally(() => this.#inFlight.delete(key));
+      pending = this.#fetch(key, uri).finally(() => this.#inFlight.delete(key));
       this.#inFlight.set(key, pending);
     }
     return pending;
   }
 
-  async #download(key: string, uri: CommandUri): Promise<string> {
+  async #fetch(key: string, uri: CommandUri): Promise<string> {
     await Deno.mkdir(this.#dir, { recursive: true });
     const path = join(this.#dir, `${key}-${targetName({ value: uri.value })}`);
     const partial = `${path}.partial`;
-    await download(uri.value, partial);
+    await this.#download(uri.value, partial);
     await Deno.rename(partial, path);
     this.#downloads++;
     const { size } = await Deno.stat(path);
@@ -122,8 +130,11 @@ async function run(cmd: string, args: string[], cwd: string, uri: string): Promi
   }
 }
 
-/** Copies `value` (http(s), `file://` or an absolute path) to the file `target`. */
-async function download(value: string, target: string): Promise<void> {
+/**
+ * Copies `value` (http(s), `file://` or an absolute path) to the file
+ * `target`; throws {@linkcode FetchError} with one line.
+ */
+export async function downloadTo(value: string, target: string): Promise<void> {
   if (/^https?:\/\//i.test(value)) {
     let response: Response;
     try {
@@ -168,6 +179,8 @@ export interface FetchContext {
   cache?: FetcherCache;
   /** The user the executor runs as (part of the cache key, as in Mesos). */
   user?: string;
+  /** How URIs not taken from the cache are downloaded (default {@linkcode downloadTo}). */
+  download?: Downloader;
 }
 
 /** Fetches one URI into `sandbox`; returns the path written. */
@@ -188,7 +201,7 @@ export async function fetchUri(
       );
     }
   } else {
-    await download(uri.value, target);
+    await (context.download ?? downloadTo)(uri.value, target);
   }
   if (uri.executable) {
     await Deno.chmod(target, 0o755);
