@@ -35,6 +35,7 @@ import {
 } from "../lib/executor_messages.ts";
 import { createApiHandler } from "../lib/api/handler.ts";
 import { startEtcd, startZooKeeper } from "./_services.ts";
+import { standbyReads } from "../lib/scheduler/leader.ts";
 
 Deno.test("events: a history keeps its last 100 events in the store, one key each", async () => {
   const dir = await tempDir("events-limit");
@@ -431,3 +432,24 @@ for (const kind of ["zookeeper", "etcd"] as const) {
     }
   });
 }
+
+Deno.test("events: a standby serves EVENTS from its store snapshot", async () => {
+  const dir = await tempDir("events-standby");
+  const clock = { now: 10_000_000 };
+  const { store, core } = await open(dir, clock);
+  try {
+    await core.create({ name: "s", capacityMB: 10, masters: 1, slaves: 0, distribution: 1 });
+    const reads = standbyReads({ store, prefix: "/t" });
+    const res = await reads.handle(new Request("http://x/v1/EVENTS/s"))!;
+    assertEquals(res.status, 200);
+    assertEquals(res.headers.get("x-mrr-role"), "standby");
+    assertEquals((await res.json()).map((e: { Kind: string }) => e.Kind), ["created"]);
+    const missing = await reads.handle(new Request("http://x/v1/EVENTS/none"))!;
+    assertEquals(missing.status, 404);
+    await missing.body?.cancel();
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -8,6 +8,7 @@
  * @module
  */
 import { buildRows, createRequest, renderRows, updateRequest } from "./view.js";
+import { buildTimeline, healthBanner } from "./ops.js";
 
 const REFRESH_MS = 2000;
 /** @type {Set<string>} names whose processes are shown */
@@ -31,6 +32,46 @@ const form = /** @type {HTMLFormElement} */ (byId("create"));
 const updateForm = /** @type {HTMLFormElement} */ (byId("update"));
 const listEl = byId("list");
 const loginForm = /** @type {HTMLFormElement} */ (byId("login"));
+const healthEl = byId("health");
+const eventsEl = byId("events");
+const eventsNameEl = byId("events-name");
+const timelineEl = byId("timeline");
+/** @type {string | null} the instance whose events are shown (the last one opened) */
+let eventsOf = null;
+
+/** Shows the health banner from `GET /v1/HEALTH` (hidden when all is well or unknown). */
+async function refreshHealth() {
+  try {
+    const res = await fetch("/v1/HEALTH", { cache: "no-store" });
+    const message = healthBanner(await res.json());
+    healthEl.textContent = message ?? "";
+    healthEl.hidden = message === null;
+  } catch {
+    // The STATUS banner already says when the scheduler cannot be reached.
+  }
+}
+
+/** Shows the event timeline of `eventsOf` from `GET /v1/EVENTS/{name}`. */
+async function refreshEvents() {
+  if (eventsOf === null) {
+    eventsEl.hidden = true;
+    return;
+  }
+  const name = eventsOf;
+  try {
+    const res = await fetch(`/v1/EVENTS/${encodeURIComponent(name)}`, {
+      headers: { accept: "application/json", ...authHeaders() },
+      cache: "no-store",
+    });
+    const events = res.ok ? await res.json() : [];
+    if (eventsOf !== name) return;
+    eventsNameEl.textContent = name;
+    timelineEl.replaceChildren(buildTimeline(document, name, Array.isArray(events) ? events : []));
+    eventsEl.hidden = false;
+  } catch {
+    // Shown again at the next refresh.
+  }
+}
 
 const TOKEN_KEY = "mrr-api-token";
 
@@ -129,6 +170,7 @@ async function refresh() {
     showBanner(null);
     updatedEl.textContent = `Updated ${lastOk}`;
     render();
+    await Promise.all([refreshHealth(), refreshEvents()]);
   } catch (error) {
     showBanner(
       `Cannot reach the scheduler (${
@@ -235,7 +277,12 @@ rowsEl.addEventListener("click", async (event) => {
   const name = button.getAttribute("data-name") ?? "";
   if (action === "toggle") {
     if (expanded.has(name)) expanded.delete(name);
-    else expanded.add(name);
+    else {
+      expanded.add(name);
+      // The timeline follows the instance opened last.
+      eventsOf = name;
+      await refreshEvents();
+    }
     render();
   } else if (action === "delete") {
     if (!confirm(`Delete instance "${name}"? Its redis processes are killed and its data lost.`)) {

@@ -12,6 +12,7 @@
 import html from "./index.html" with { type: "text" };
 import appJs from "./app.js" with { type: "text" };
 import viewJs from "./view.js" with { type: "text" };
+import opsJs from "./ops.js" with { type: "text" };
 import styleCss from "./style.css" with { type: "text" };
 
 /** The Content-Security-Policy sent with every UI answer. */
@@ -39,6 +40,7 @@ export const UI_ASSETS: ReadonlyMap<string, { body: string; type: string }> = ne
   ["/ui/index.html", { body: html, type: HTML }],
   ["/ui/app.js", { body: appJs, type: JS }],
   ["/ui/view.js", { body: viewJs, type: JS }],
+  ["/ui/ops.js", { body: opsJs, type: JS }],
   ["/ui/style.css", { body: styleCss, type: CSS }],
 ]);
 
