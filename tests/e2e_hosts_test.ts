@@ -110,7 +110,11 @@ Deno.test({
       const fetchedBy = new Set(
         [...sched.log().matchAll(/Artifact server: \/a\/\w+\/\S+ to (\S+)/g)].map((m) => m[1]),
       );
-      assertEquals([...fetchedBy].sort(), [...hosts].sort(), "the hosts fetched from their address");
+      assertEquals(
+        [...fetchedBy].sort(),
+        [...hosts].sort(),
+        "the hosts fetched from their address",
+      );
 
       // What runs on the hosts: one executor each (the release's, from its
       // sandbox) and the redis-servers, none of which names or holds the
