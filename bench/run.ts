@@ -7,7 +7,7 @@
  *     deno task bench --only proxy   # only the proxy figures (their section of RESULTS.md)
  *     deno task bench --only create,failover   # some steps (RESULTS.create+failover.md)
  *
- * Steps: proxy, create, singles, failover, proxy-failover, api, scale. A
+ * Steps: proxy, create, hosts, singles, failover, proxy-failover, api, scale. A
  * failed sample is left out of its row and named in the notes; a failed
  * step is a row saying why; the run goes on either way.
  *
@@ -45,6 +45,7 @@ import {
   until,
 } from "./_harness.ts";
 import { proxyFailover, type ProxyFailoverSample, proxyThroughput } from "./_proxy.ts";
+import { hostsBenchUnavailable, startMrRedisOnHosts } from "./_hosts.ts";
 
 interface Result {
   name: string;
@@ -431,6 +432,97 @@ async function createBenchmarks(
   ];
 }
 
+/**
+ * 1 master + N slaves on 3 agents that are hosts of their own (network
+ * namespaces, `LocalNetwork`), run by the release's sched, whose agents fetch
+ * the release's executor and Deno runtime: per run a fresh scheduler and
+ * cluster (cold: the executors fetched and started), then a warm create,
+ * against the parallel direct start measured in the same run. Root only.
+ */
+async function hostsBenchmark(
+  size: { slaves: number; distribution: number },
+  runs: number,
+): Promise<Result[]> {
+  if (hostsBenchUnavailable) {
+    throw new Error(`agents as hosts of their own cannot run here: ${hostsBenchUnavailable}`);
+  }
+  const n = size.slaves;
+  const what = `1 master + ${n} slaves (Distribution ${size.distribution}) on 3 agent hosts`;
+  const parallel: number[] = [];
+  const cold: number[] = [];
+  const warm: number[] = [];
+  const failed: string[] = [];
+  const push = (to: number[], x: number | undefined) => x !== undefined && to.push(x);
+  for (let i = 0; i < runs; i++) {
+    push(
+      parallel,
+      await attempt(`direct parallel ${i + 1}`, failed, () => baselineMasterSlaves(n)),
+    );
+    await withTempDir("hosts", async (dir) => {
+      const mr = await attempt(`agent hosts ${i + 1}`, failed, () => startMrRedisOnHosts(dir));
+      if (!mr) return;
+      try {
+        push(
+          cold,
+          await attempt(
+            `cold create on agent hosts ${i + 1}`,
+            failed,
+            () => mrCreateMasterSlaves(mr, `hc${i}`, n, size.distribution),
+          ),
+        );
+        push(
+          warm,
+          await attempt(
+            `warm create on agent hosts ${i + 1}`,
+            failed,
+            () => mrCreateMasterSlaves(mr, `hw${i}`, n, size.distribution),
+          ),
+        );
+      } finally {
+        await mr.stop();
+      }
+    });
+    log(
+      `1+${n} on agent hosts: direct parallel ${fmt(parallel.at(-1) ?? NaN)} s, cold ${
+        fmt(cold.at(-1) ?? NaN)
+      } s, warm ${fmt(warm.at(-1) ?? NaN)} s`,
+    );
+  }
+  const baselineName = `${n + 1} redis-servers started directly in parallel, until in sync`;
+  const failedNotes = failed.length ? [`failed samples: ${failed.join("; ")}`] : [];
+  const coldRatio = ratioOf(cold, parallel);
+  const warmRatio = ratioOf(warm, parallel);
+  return [
+    {
+      name: `create ${what}, release artifacts, cold: a fresh sched and cluster`,
+      goal: "≤ 1.5× the parallel direct start",
+      unit: "s",
+      baselineName,
+      baseline: parallel,
+      measured: cold,
+      ratio: coldRatio,
+      met: coldRatio <= 1.5,
+      notes: [
+        `samples ${
+          list(cold)
+        } s; each agent fetched the executor bundle and the Deno runtime archive over its own link and extracted it`,
+        ...failedNotes,
+      ],
+    },
+    {
+      name: `create ${what}, release artifacts, warm: executors running`,
+      goal: "≤ 1.2× the parallel direct start",
+      unit: "s",
+      baselineName,
+      baseline: parallel,
+      measured: warm,
+      ratio: warmRatio,
+      met: warmRatio <= 1.2,
+      notes: [`samples ${list(warm)} s`],
+    },
+  ];
+}
+
 /** N single instances at once against N redis-servers started directly. */
 async function singlesBenchmark(mr: MrRedis, count: number, runs: number): Promise<Result> {
   const base: number[] = [];
@@ -714,6 +806,7 @@ async function updateProxySection(md: string): Promise<void> {
 const STEPS = [
   "proxy",
   "create",
+  "hosts",
   "singles",
   "failover",
   "proxy-failover",
@@ -809,7 +902,8 @@ export async function main(args: string[]): Promise<number> {
     "proxy",
     () => proxyThroughput({ runs, requests: quick ? 20_000 : 100_000, log }) as Promise<Result[]>,
   );
-  if (steps.some((s) => s !== "proxy")) {
+  await step("hosts", () => hostsBenchmark(size, runs));
+  if (steps.some((s) => s !== "proxy" && s !== "hosts")) {
     const dir = await Deno.makeTempDir({ prefix: "mr-redis-bench-" });
     log(`starting the scheduler and a local cluster in ${dir}`);
     let mr: MrRedis | undefined;
