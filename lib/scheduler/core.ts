@@ -1007,7 +1007,9 @@ export class Scheduler {
           };
         }
       }
-      const replaces = replacesProcesses(from, target);
+      // A lower Distribution may replace processes too (those in excess on an agent).
+      const replaces = replacesProcesses(from, target) ||
+        target.distribution < from.distribution;
       const refused = this.#infeasible({
         name: req.name,
         capacityMB: target.capacityMB,
