@@ -69,6 +69,8 @@ export interface WriterResult {
   longestGapMs: number;
   /** Runs of failed writes between successful ones (each outage counts once). */
   outages: number;
+  /** Each outage: when it began (ISO time) and its first error. */
+  outageErrors: string[];
 }
 
 /**
@@ -97,6 +99,7 @@ export class Writer {
       failures: 0,
       longestGapMs: 0,
       outages: 0,
+      outageErrors: [],
     };
     let failing = false;
     let client: Redis | undefined;
@@ -127,7 +130,10 @@ export class Writer {
         }
       } catch (error) {
         result.failures++;
-        if (!failing) result.outages++;
+        if (!failing) {
+          result.outages++;
+          result.outageErrors.push(`${new Date().toISOString()} ${(error as Error).message}`);
+        }
         failing = true;
         if (!/NOREPLICAS/.test((error as Error).message ?? "")) {
           client?.disconnect();

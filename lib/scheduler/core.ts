@@ -319,6 +319,11 @@ const IMPLICIT_RECONCILE_MS = 10 * 60_000;
 const HISTORY_SWEEP_MS = 10 * 60_000;
 /** How long a lost process waits for an offer from its own agent (to keep its data). */
 const PIN_AGENT_MS = 10_000;
+/**
+ * How much longer than `offsetQueryMs` the failover of a master retired by an
+ * UPDATE waits for every slave to tell its offset.
+ */
+const PLANNED_OFFSET_WAIT_MS = 10_000;
 /** After subscribing (or a refusal), offers are not suppressed until some arrive or this passes. */
 const AGENT_LEARN_MS = 5_000;
 
@@ -1652,12 +1657,22 @@ export class Scheduler {
       now,
       offsetQueries: new Map(
         [...this.#offsetQueries].map(([name, q]) => [name, {
-          done: q.pending.size === 0 || now >= q.deadline,
+          // A master an UPDATE retires was stopped on purpose: every slave's
+          // own answer is waited for (a stale offset could elect a slave
+          // missing acknowledged writes), up to PLANNED_OFFSET_WAIT_MS more.
+          done: q.pending.size === 0 ||
+            now >= q.deadline + (this.#masterRetiring(name) ? PLANNED_OFFSET_WAIT_MS : 0),
           offsets: q.offsets,
           failed: q.failed,
         }]),
       ),
     });
+  }
+
+  /** Whether the master of instance `name` is being retired by an UPDATE. */
+  #masterRetiring(name: string): boolean {
+    const inst = this.#instances.get(name);
+    return inst?.procs.get(inst.rec.masterId ?? "")?.rec.retiring === true;
   }
 
   async #reconcile(): Promise<void> {
