@@ -678,13 +678,18 @@ async function runningOf(
 }
 
 /**
- * Creates `names` as single instances (at most 50 requests at once) and
- * waits up to `timeoutMs` for every one to be RUNNING; on time-out throws
- * saying how many are and why the first few are not.
+ * Creates those of `names` not there yet as single instances (at most 50
+ * requests at once) and waits up to `timeoutMs` for every one to be
+ * RUNNING; on time-out throws saying how many are and why the first few
+ * are not.
  */
 async function createSingles(mr: MrRedis, names: string[], timeoutMs: number): Promise<void> {
-  for (let i = 0; i < names.length; i += 50) {
-    await Promise.all(names.slice(i, i + 50).map((n) => create(mr.api, n, 10, 0)));
+  // Those the api step made already stay (scale grows to its size).
+  const existing: { Name: string }[] = await (await fetch(`${mr.api}/v1/STATUS`)).json();
+  const have = new Set(existing.map((i) => i.Name));
+  const fresh = names.filter((n) => !have.has(n));
+  for (let i = 0; i < fresh.length; i += 50) {
+    await Promise.all(fresh.slice(i, i + 50).map((n) => create(mr.api, n, 10, 0)));
   }
   const want = new Set(names);
   const started = performance.now();
