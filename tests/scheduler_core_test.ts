@@ -875,3 +875,129 @@ Deno.test("core: resources reserved for the role are used as offered; the execut
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("core: UPDATE resizes 1+1 by rolling replacement, survives a restart, promotes once after every offset", async () => {
+  const dir = await tempDir("core-update");
+  let { store, clock, mesos, core } = await setup(dir);
+  const specOf = (t: TaskInfo) => JSON.parse(new TextDecoder().decode(t.data));
+  const launchedNow = () => mesos.take("launch").flatMap((l) => l.args[1] as TaskInfo[]);
+  const messages = () =>
+    mesos.take("message").map((m) => m.args[2] as SchedulerToExecutor)
+      .filter((m) => m.kind !== "purge");
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    await core.create({ name: "m", capacityMB: 10, masters: 1, slaves: 1, distribution: 1 });
+    await core.handleEvent({ type: "HEARTBEAT" });
+    await core.handleEvent({
+      type: "OFFERS",
+      offers: { offers: [offer(1, "A1"), offer(2, "A2")] },
+    });
+    assertEquals(launchedNow().map((t) => t.task_id.value), ["m.p1.1", "m.p2.1"]);
+    await core.handleEvent(update("m.p1.1", "TASK_RUNNING", "A1"));
+    await core.handleEvent(update("m.p2.1", "TASK_RUNNING", "A2"));
+    await core.handleEvent(stats([
+      { taskId: "m.p1.1", goodSlaves: 1 },
+      { taskId: "m.p2.1", role: "slave", replOffset: 10 },
+    ]));
+    assertEquals(core.status("m")?.Status, "RUNNING");
+
+    assertEquals(await core.update({ name: "m", capacityMB: 20 }), "updating");
+    assertEquals(
+      await core.update({ name: "m", slaves: 3 }),
+      {
+        conflict:
+          'Instance "m" is already being updated (replacing slaves (1 old left, 0 new in sync)); one change at a time: try again once it is done',
+      },
+    );
+    // A new 20 MB slave first (Distribution 1: on the third agent).
+    await core.tick();
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(3, "A3")] } });
+    const [p3] = launchedNow();
+    assertEquals(p3?.task_id.value, "m.p3.1");
+    assertEquals([specOf(p3!).capacityMB, specOf(p3!).minReplicasToWrite, specOf(p3!).role], [
+      20,
+      1,
+      "slave",
+    ]);
+    assertEquals(
+      core.status("m")?.Status,
+      "RUNNING",
+      "a joining slave does not degrade the instance",
+    );
+    assertEquals(core.status("m")?.Update?.Target.Capacity, 20);
+    await core.handleEvent(update("m.p3.1", "TASK_RUNNING", "A3"));
+    // In sync: it counts, the old slave goes, a second new slave is wanted for the master's place.
+    await core.handleEvent(stats([{ taskId: "m.p3.1", role: "slave", replOffset: 10 }], "A3"));
+    assertEquals(mesos.take("kill").map((k) => k.args[0]), ["m.p2.1"]);
+    await core.handleEvent(update("m.p2.1", "TASK_KILLED", "A2"));
+    assertEquals(
+      await store.get("/t/instances/m/procs/p2"),
+      undefined,
+      "the retired slave's record is gone",
+    );
+
+    // The scheduler restarts in the middle: the change goes on from the store.
+    await core.stop();
+    await store.close();
+    ({ store, clock, mesos, core } = await setup(dir));
+    assertEquals(core.status("m")?.Update?.Target.Capacity, 20);
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    await core.handleEvent(update("m.p1.1", "TASK_RUNNING", "A1", false));
+    await core.handleEvent(update("m.p3.1", "TASK_RUNNING", "A3", false));
+    await core.handleEvent(stats([
+      { taskId: "m.p1.1", goodSlaves: 1 },
+      { taskId: "m.p3.1", role: "slave", replOffset: 20 },
+    ]));
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(4, "A2", true)] } });
+    const [p4] = launchedNow();
+    assertEquals([p4?.task_id.value, specOf(p4!).capacityMB], ["m.p4.1", 20]);
+    await core.handleEvent(update("m.p4.1", "TASK_RUNNING", "A2"));
+    mesos.calls = [];
+    // Both new slaves in sync: the master is fenced and killed.
+    await core.handleEvent(stats([{ taskId: "m.p4.1", role: "slave", replOffset: 20 }], "A2"));
+    assertEquals(messages().map((m) => `${m.kind}:${m.taskId}`), ["fence:m.p1.1"]);
+    assertEquals(mesos.take("kill").map((k) => k.args[0]), ["m.p1.1"]);
+    await core.handleEvent(update("m.p1.1", "TASK_KILLED", "A1"));
+    const queries = messages();
+    assertEquals(queries.map((m) => `${m.kind}:${m.taskId}`), ["offset:m.p3.1", "offset:m.p4.1"]);
+    await core.handleEvent(result(queries[0]!.commandId, true, 25));
+    // A planned switch waits for every answer, well past the usual 300 ms.
+    await passes(core, clock, 3);
+    assertEquals(messages(), [], "no promotion on a stale offset");
+    await core.handleEvent(result(queries[1]!.commandId, true, 30));
+    const promote = messages();
+    assertEquals(promote.map((m) => `${m.kind}:${m.taskId}:${m.epoch}`), ["promote:m.p4.1:1"]);
+    await core.handleEvent(result(promote[0]!.commandId, true, 30));
+    assertEquals(messages().map((m) => `${m.kind}:${m.taskId}`), ["replicaof:m.p3.1"]);
+    await core.handleEvent(stats([
+      { taskId: "m.p4.1", goodSlaves: 1, replOffset: 30 },
+      { taskId: "m.p3.1", role: "slave", replOffset: 30 },
+    ]));
+    const view = core.status("m")!;
+    assertEquals(
+      [
+        view.Status,
+        view.Capacity,
+        view.Update,
+        view.Epoch,
+        view.Master?.Id,
+        view.Slaves.map((s) => s.Id),
+      ],
+      ["RUNNING", 20, null, 1, "p4", ["p3"]],
+    );
+    assertEquals([view.Master?.MemoryCapacity, view.Slaves[0]?.MemoryCapacity], [20, 20]);
+    assertMatch(
+      view.LastEvent ?? "",
+      /m resized: 10 MB, 1 slave, Distribution 1 → 20 MB, .* 1 promotion$/,
+    );
+    assertEquals(
+      await store.get("/t/instances/m/procs/p1"),
+      undefined,
+      "the old master's record is gone",
+    );
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
