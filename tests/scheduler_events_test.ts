@@ -291,6 +291,7 @@ Deno.test("events: the core records a master's loss, the promotion with its dura
     const launched = core.events("m")![1]!;
     assertEquals(launched.address, "127.0.0.1:7010");
     assertEquals(launched.agentId, "A1");
+    assertEquals(core.events("m")![4]!.message, "p1 is running on 127.0.0.1:7010");
 
     // The master dies; the slaves answer their offsets; p3, promoted, answers 2 s after the loss.
     mesos.messages = [];

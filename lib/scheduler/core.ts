@@ -1427,7 +1427,10 @@ export class Scheduler {
         // keep killing
       } else if (p.rec.state !== "RUNNING" || p.rec.lastState !== state) {
         if (p.rec.state !== "RUNNING") {
-          this.#event(inst.rec.name, runningEvent({ ...p.rec, procId: p.rec.id }));
+          this.#event(
+            inst.rec.name,
+            runningEvent({ procId: p.rec.id, taskId, address: addressOf(p.rec) }),
+          );
         }
         await this.#saveProc(inst, p, {
           state: "RUNNING",

@@ -362,7 +362,9 @@ export function launchedEvent(
 }
 
 /** `running`: a process's task reported TASK_RUNNING. */
-export function runningEvent(o: { procId: string; taskId: string; address?: string }): NewEvent {
+export function runningEvent(
+  o: { procId: string; taskId: string; address?: string | undefined },
+): NewEvent {
   return {
     kind: "running",
     message: `${o.procId} is running${o.address ? ` on ${o.address}` : ""}`,
