@@ -305,5 +305,12 @@ rowsEl.addEventListener("click", async (event) => {
   }
 });
 
+// A link to an instance's timeline: /#events=NAME opens it.
+const linked = /^#events=([A-Za-z0-9_-]{1,64})$/.exec(location.hash);
+if (linked) {
+  eventsOf = linked[1] ?? null;
+  if (eventsOf) expanded.add(eventsOf);
+}
+
 await refresh();
 schedule();
