@@ -841,3 +841,57 @@ Deno.test("help screens and the version", async (t) => {
     });
   });
 });
+
+const CLUSTER: Json = {
+  Name: "shop",
+  Type: "RC",
+  Status: "DEGRADED",
+  Capacity: 100,
+  Master: { IP: "10.0.0.1", Port: "7000" },
+  Slaves: [{ IP: "10.0.0.2", Port: "7003" }],
+  Reason: "Shard 1 (slots 8192-16383) unavailable: master p2 lost with no replica",
+  Shards: [
+    {
+      Slots: "0-8191",
+      Master: { IP: "10.0.0.1", Port: "7000" },
+      Slaves: [{ IP: "10.0.0.2", Port: "7003" }],
+    },
+    { Slots: "8192-16383", Master: null, Slaves: [] },
+  ],
+};
+
+Deno.test("status -n of a Redis Cluster prints each shard in the original style; create -M sends the masters", async (t) => {
+  await withScheduler([CLUSTER], async (sched, config, env) => {
+    await t.step("status", async () => {
+      const r = await runMrr(config, ["status", "-n", "shop"], env);
+      assertEquals(r.code, 0, show(r));
+      assertEquals(r.stdout.split("\n"), [
+        "Status = DEGRADED",
+        "Type = RC",
+        "Capacity = 100",
+        "Shard0 = 0-8191",
+        "\tMaster = 10.0.0.1:7000",
+        "\tSlave0 = 10.0.0.2:7003",
+        "Shard1 = 8192-16383",
+        "\tMaster = -",
+        "Reason = Shard 1 (slots 8192-16383) unavailable: master p2 lost with no replica",
+        "",
+      ]);
+    });
+    await t.step("create -M 3 -s 1", async () => {
+      const r = await runMrr(
+        config,
+        ["create", "-n", "rc1", "-m", "50", "-M", "3", "-s", "1"],
+        env,
+      );
+      assertEquals(r.code, 0, show(r));
+      assertMatch(r.stdout, /a Redis Cluster of 3 masters with 1 replica each, 50 MB per process/);
+      assert(sched.requests.some((q) => q.method === "POST" && q.path === "/v1/CREATE/rc1/50/3/1"));
+    });
+    await t.step("--masters 0 is a usage mistake naming the flag", async () => {
+      const r = await runMrr(config, ["create", "-n", "rc2", "-m", "50", "--masters", "0"], env);
+      assertEquals(r.code, 2, show(r));
+      assertMatch(r.stderr, /"--masters".*"0"/);
+    });
+  });
+});

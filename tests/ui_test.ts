@@ -440,3 +440,59 @@ Deno.test("UI view builds rows and details through textContent", () => {
   const empty = buildRows(fakeDocument, [], new Set()) as unknown as FakeNode;
   assertMatch(empty.textContent, /No instances yet/);
 });
+
+Deno.test("a Redis Cluster instance shows every shard's nodes with their slots; the form sends masters", () => {
+  const proc = (port: string) => ({
+    IP: "10.0.0.1",
+    Port: port,
+    MemoryCapacity: 100,
+    MemoryUsed: 0,
+    Uptime: 5,
+    ClientsConnected: 0,
+    LastSyncedToMaster: 0,
+    InSync: true,
+  });
+  const [row] = renderRows([{
+    Name: "shop",
+    Type: "RC",
+    Status: "RUNNING",
+    Capacity: 100,
+    Master: proc("7000"),
+    Slaves: [proc("7002")],
+    SlavesWanted: 1,
+    ProcessesRunning: 4,
+    ProcessesTotal: 4,
+    Shards: [
+      { Slots: "0-8191", Master: proc("7000"), Slaves: [proc("7002")] },
+      { Slots: "8192-16383", Master: proc("7001"), Slaves: [proc("7003")] },
+    ],
+  }]);
+  assertEquals(row!.master, "10.0.0.1:7000 (+1 shards)");
+  assertEquals(row!.slaves, "2 of 2");
+  assertEquals(
+    row!.procs.map((p) => `${p.role} ${p.slots} ${p.address}`),
+    [
+      "master 0-8191 10.0.0.1:7000",
+      "slave 0-8191 10.0.0.1:7002",
+      "master 8192-16383 10.0.0.1:7001",
+      "slave 8192-16383 10.0.0.1:7003",
+    ],
+  );
+  assertEquals(row!.procs[0]!.cli, "redis-cli -c -h 10.0.0.1 -p 7000 --askpass");
+  const req = createRequest({
+    name: "shop",
+    capacity: "100",
+    slaves: "1",
+    masters: "3",
+    distribution: "2",
+  });
+  assertEquals(req.ok && req.path, "/v1/CREATE/shop/100/3/1");
+  const bad = createRequest({
+    name: "shop",
+    capacity: "100",
+    slaves: "1",
+    masters: "0",
+    distribution: "",
+  });
+  assertEquals(!bad.ok && bad.field, "masters");
+});

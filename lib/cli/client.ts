@@ -33,7 +33,7 @@ export interface ProcessStatus {
 export interface InstanceStatus {
   /** The instance name. */
   Name: string;
-  /** `S` or `MS`. */
+  /** `S`, `MS` or `RC` (Redis Cluster). */
   Type: string;
   /** `CREATING`, `RUNNING`, `DEGRADED`, `DELETING`, ... */
   Status: string;
@@ -49,6 +49,8 @@ export interface InstanceStatus {
   ProcessesRunning?: number;
   /** Processes wanted, when the scheduler reports it. */
   ProcessesTotal?: number;
+  /** A Redis Cluster's shards (`Master`/`Slaves` are then the first shard's). */
+  Shards?: ShardStatus[];
   /** Fields added by newer schedulers. */
   [field: string]: unknown;
 }
@@ -83,6 +85,15 @@ export interface HealthAnswer {
   Role: string;
   Mesos: string;
   Store: string;
+}
+
+/** One shard of a Redis Cluster instance in STATUS. */
+export interface ShardStatus {
+  /** Its slots, e.g. `0-5460`. */
+  Slots: string;
+  /** Its master; null while it has none. */
+  Master: ProcessStatus | null;
+  Slaves: ProcessStatus[] | null;
 }
 
 /** The default timeout of one HTTP call. */

@@ -67,7 +67,7 @@ export const createCommand: Command = {
   name: "create",
   aliases: ["c"],
   summary: "Create a Redis instance",
-  usage: "create -n NAME -m MB [-s SLAVES] [-w] [-f FILE] [--timeout DUR]",
+  usage: "create -n NAME -m MB [-M MASTERS] [-s SLAVES] [-w] [-f FILE] [--timeout DUR]",
   flags: [
     NAME_FLAG,
     {
@@ -78,11 +78,19 @@ export const createCommand: Command = {
       description: "memory of each redis process in MB (required)",
     },
     {
+      name: "masters",
+      short: "M",
+      type: "string",
+      placeholder: "MASTERS",
+      description:
+        "number of masters; more than 1 makes a Redis Cluster of that many shards (default 1)",
+    },
+    {
       name: "slaves",
       short: "s",
       type: "string",
       placeholder: "SLAVES",
-      description: "number of slaves; 0 makes a single server (default 0)",
+      description: "number of slaves (of each shard with -M); 0 makes a single server (default 0)",
     },
     { ...WAIT_FLAG, description: "wait until the instance is RUNNING, showing progress" },
     {
@@ -97,11 +105,13 @@ export const createCommand: Command = {
   notes: [
     "Without -w the command returns once the scheduler accepts the request.",
     "Distribution is the most redis processes of the instance on one agent (default 1).",
+    "A Redis Cluster (-M 3 -s 1: 3 shards of a master and a replica) has masters × (1 + slaves) processes.",
   ],
   examples: [
     "mrr create -n cache1 -m 200",
     "mrr create -n sessions -m 100 -s 2 -w --timeout 3m",
     "mrr create -n big -m 100 -s 5 -f d.json",
+    "mrr create -n shop -m 100 -M 3 -s 1 -f d.json -w",
   ],
   async run(args: string[], ctx: Context): Promise<number> {
     const parsed = parseFlags(args, this.flags, HINT);
@@ -112,6 +122,10 @@ export const createCommand: Command = {
       throw new UsageError('Option "-m" is required: the memory of each redis process in MB', HINT);
     }
     const capacity = parseWholeNumber(memory, 1, "a whole number of MB greater than 0", HINT);
+    const mastersFlag = stringFlag(parsed, "masters");
+    const masters = mastersFlag
+      ? parseWholeNumber(mastersFlag, 1, "a whole number of masters, 1 or more", HINT)
+      : 1;
     const slavesFlag = stringFlag(parsed, "slaves");
     const slaves = slavesFlag
       ? parseWholeNumber(slavesFlag, 0, "a whole number of slaves, 0 or more", HINT)
@@ -124,11 +138,15 @@ export const createCommand: Command = {
     const client = new SchedulerClient(await resolveEndpoint(ctx.env), {
       token: await resolveToken(ctx.env),
     });
-    const shape = slaves === 0
+    const shape = masters > 1
+      ? `a Redis Cluster of ${masters} masters with ${
+        plural(slaves, "replica")
+      } each, ${capacity} MB per process`
+      : slaves === 0
       ? `a single server of ${capacity} MB`
       : `1 master and ${plural(slaves, "slave")} of ${capacity} MB each`;
     println(ctx.stdout, `Creating instance "${name}": ${shape}`);
-    await client.create(name, capacity, 1, slaves, body);
+    await client.create(name, capacity, masters, slaves, body);
     println(ctx.stdout, "Request accepted by the scheduler");
     if (!wait) {
       println(ctx.stdout, `Run "mrr status -n ${name}" to follow it`);
@@ -140,13 +158,16 @@ export const createCommand: Command = {
       until: "running",
       timeoutMs,
       out: ctx.stdout,
-      expectedSlaves: slaves,
+      expectedSlaves: masters * (1 + slaves) - 1,
     });
-    const count = countProcesses(instance!, slaves);
+    const count = countProcesses(instance!, masters * (1 + slaves) - 1);
+    const shards = Array.isArray(instance!.Shards) ? instance!.Shards : undefined;
     println(
       ctx.stdout,
-      `Instance "${name}" is RUNNING (${count.running} of ${count.total} processes), master at ${
-        address(instance!.Master)
+      `Instance "${name}" is RUNNING (${count.running} of ${count.total} processes), ${
+        shards
+          ? `shard masters at ${shards.map((s) => address(s.Master)).join(", ")}`
+          : `master at ${address(instance!.Master)}`
       }`,
     );
     return 0;

@@ -36,6 +36,14 @@ function slavesOf(instance: InstanceStatus): ProcessStatus[] {
  * \tSlave0 = 10.11.12.121:6381
  * ```
  *
+ * A Redis Cluster lists its shards in the same style instead of one master:
+ *
+ * ```
+ * Shard0 = 0-5460
+ * \tMaster = 10.11.12.123:6382
+ * \tSlave0 = 10.11.12.121:6381
+ * ```
+ *
  * A missing master (or a slave with no address yet) shows as `-`. When the
  * scheduler gives a non-empty `Reason`, a line `Reason = ...` follows, and
  * `Update = ...` while a change (UPDATE) runs.
@@ -46,9 +54,19 @@ export function formatStatus(instance: InstanceStatus): string {
     `Status = ${instance.Status}`,
     `Type = ${instance.Type ?? ""}`,
     `Capacity = ${instance.Capacity ?? ""}`,
-    `Master = ${address(instance.Master)}`,
-    ...slavesOf(instance).map((slave, i) => `\tSlave${i} = ${address(slave)}`),
   ];
+  if (Array.isArray(instance.Shards)) {
+    instance.Shards.forEach((shard, k) => {
+      lines.push(`Shard${k} = ${shard.Slots}`, `\tMaster = ${address(shard.Master)}`);
+      const slaves = Array.isArray(shard.Slaves) ? shard.Slaves : [];
+      slaves.forEach((slave, i) => lines.push(`\tSlave${i} = ${address(slave)}`));
+    });
+  } else {
+    lines.push(
+      `Master = ${address(instance.Master)}`,
+      ...slavesOf(instance).map((slave, i) => `\tSlave${i} = ${address(slave)}`),
+    );
+  }
   if (typeof instance.Reason === "string" && instance.Reason.trim() !== "") {
     lines.push(`Reason = ${instance.Reason.trim()}`);
   }

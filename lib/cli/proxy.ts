@@ -131,6 +131,12 @@ export const proxyCommand: Command = {
       });
       const status = await client.status(name);
       if (!status) throw new CommandError(`instance "${name}" does not exist (404)`);
+      if (status.Type === "RC") {
+        // One address cannot stand for a cluster's shards: clients talk to the nodes.
+        throw new CommandError(
+          `instance "${name}" is a Redis Cluster: connect a cluster-aware client (redis-cli -c, ioredis Cluster) to its nodes (mrr status -n ${name})`,
+        );
+      }
       first = status;
       password = await instancePassword(client, name);
     }

@@ -228,6 +228,7 @@ form.addEventListener("submit", async (event) => {
     name: String(data.get("name") ?? ""),
     capacity: String(data.get("capacity") ?? ""),
     slaves: String(data.get("slaves") ?? ""),
+    masters: String(data.get("masters") ?? ""),
     distribution: String(data.get("distribution") ?? ""),
   });
   for (const input of form.querySelectorAll("input")) input.removeAttribute("aria-invalid");

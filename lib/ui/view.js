@@ -13,6 +13,8 @@ export const MAX_NAME_LENGTH = 64;
 export const MAX_CAPACITY_MB = 65536;
 /** Most slaves of one instance (as the API). */
 export const MAX_SLAVES = 100;
+/** Most masters (Redis Cluster shards) of one instance (as the API). */
+export const MAX_MASTERS = 100;
 /** Largest Distribution (as the API). */
 export const MAX_DISTRIBUTION = 100;
 
@@ -47,6 +49,15 @@ export const MAX_DISTRIBUTION = 100;
  * @property {number} [Epoch]
  * @property {string | null} [LastEvent]
  * @property {{ Target: { Capacity: number, Slaves: number, Distribution: number }, Phase: string, Waiting?: string | null } | null} [Update]
+ * @property {ShardJson[]} [Shards] a Redis Cluster's shards
+ */
+
+/**
+ * One shard of a Redis Cluster instance.
+ * @typedef {object} ShardJson
+ * @property {string} Slots e.g. `0-5460`
+ * @property {ProcessJson | null} Master
+ * @property {ProcessJson[]} Slaves
  */
 
 /**
@@ -61,6 +72,7 @@ export const MAX_DISTRIBUTION = 100;
  * @property {string} clients
  * @property {string} lastSync e.g. `0 s ago, in sync`, or `-` for a master
  * @property {string} cli `redis-cli -h IP -p PORT --askpass`, or `""` without an address
+ * @property {string} [slots] a Redis Cluster node: its shard's slots
  */
 
 /**
@@ -147,22 +159,25 @@ export function formatUptime(seconds) {
 }
 
 /**
- * The `redis-cli` line reaching a process, or `""` without an address.
+ * The `redis-cli` line reaching a process (with `-c` for a cluster node,
+ * which follows redirections), or `""` without an address.
  * @param {ProcessJson | null | undefined} proc
+ * @param {boolean} [cluster]
  * @returns {string}
  */
-export function redisCli(proc) {
+export function redisCli(proc, cluster = false) {
   if (!proc || !proc.IP || !proc.Port) return "";
   // --askpass: the instance password (mrr credentials) is typed in, never shown in the page.
-  return `redis-cli -h ${proc.IP} -p ${proc.Port} --askpass`;
+  return `redis-cli${cluster ? " -c" : ""} -h ${proc.IP} -p ${proc.Port} --askpass`;
 }
 
 /**
  * @param {string} role
  * @param {ProcessJson} p
+ * @param {string} [slots] a cluster node's shard slots
  * @returns {ProcessRow}
  */
-function processRow(role, p) {
+function processRow(role, p, slots) {
   const used = formatBytes(p.MemoryUsed);
   const cap = Number.isFinite(p.MemoryCapacity) ? `${p.MemoryCapacity} MB` : "-";
   let lastSync = "-";
@@ -179,7 +194,8 @@ function processRow(role, p) {
     uptime: formatUptime(p.Uptime),
     clients: String(p.ClientsConnected ?? 0),
     lastSync,
-    cli: redisCli(p),
+    cli: redisCli(p, slots !== undefined),
+    ...(slots !== undefined ? { slots } : {}),
   };
 }
 
@@ -192,21 +208,38 @@ export function renderRows(instances) {
   return [...instances]
     .sort((a, b) => (a.Name < b.Name ? -1 : a.Name > b.Name ? 1 : 0))
     .map((inst) => {
-      const slaves = Array.isArray(inst.Slaves) ? inst.Slaves : [];
-      const wanted = inst.SlavesWanted ?? slaves.length;
+      const shards = Array.isArray(inst.Shards) ? inst.Shards : undefined;
+      const slaves = shards
+        ? shards.flatMap((s) => (Array.isArray(s.Slaves) ? s.Slaves : []))
+        : Array.isArray(inst.Slaves)
+        ? inst.Slaves
+        : [];
+      const wanted = shards && inst.SlavesWanted !== undefined
+        ? inst.SlavesWanted * shards.length
+        : inst.SlavesWanted ?? slaves.length;
       const total = inst.ProcessesTotal ?? slaves.length + (inst.Master ? 1 : 0);
       const running = inst.ProcessesRunning ?? 0;
       /** @type {ProcessRow[]} */
       const procs = [];
-      if (inst.Master) procs.push(processRow("master", inst.Master));
-      for (const s of slaves) procs.push(processRow("slave", s));
+      if (shards) {
+        // A Redis Cluster: each shard's master, then its replicas.
+        for (const shard of shards) {
+          if (shard.Master) procs.push(processRow("master", shard.Master, shard.Slots));
+          for (const s of shard.Slaves ?? []) procs.push(processRow("slave", s, shard.Slots));
+        }
+      } else {
+        if (inst.Master) procs.push(processRow("master", inst.Master));
+        for (const s of slaves) procs.push(processRow("slave", s));
+      }
       return {
         name: String(inst.Name),
         type: String(inst.Type),
         status: String(inst.Status),
         statusClass: statusClass(inst.Status),
         capacity: `${inst.Capacity} MB`,
-        master: address(inst.Master),
+        master: shards
+          ? `${address(inst.Master)}${shards.length > 1 ? ` (+${shards.length - 1} shards)` : ""}`
+          : address(inst.Master),
         slaves: `${slaves.length} of ${wanted}`,
         processes: `${running}/${total}`,
         reason: inst.Update ? updateText(inst.Update) : inst.Reason ?? "",
@@ -236,6 +269,7 @@ export function updateText(u) {
  * @property {string} name
  * @property {string} capacity MB
  * @property {string} slaves
+ * @property {string} [masters] `""` or absent for 1; more makes a Redis Cluster
  * @property {string} distribution `""` for the default
  */
 
@@ -288,6 +322,14 @@ export function createRequest(form) {
       error: `Slaves must be a whole number from 0 to ${MAX_SLAVES}`,
     };
   }
+  const masters = wholeNumber((form.masters ?? "").trim() || "1", 1, MAX_MASTERS);
+  if (masters === undefined) {
+    return {
+      ok: false,
+      field: "masters",
+      error: `Masters must be a whole number from 1 to ${MAX_MASTERS}`,
+    };
+  }
   const rawDist = form.distribution.trim();
   let body;
   if (rawDist !== "") {
@@ -303,7 +345,7 @@ export function createRequest(form) {
   }
   return {
     ok: true,
-    path: `/v1/CREATE/${encodeURIComponent(name)}/${capacity}/1/${slaves}`,
+    path: `/v1/CREATE/${encodeURIComponent(name)}/${capacity}/${masters}/${slaves}`,
     body,
   };
 }
@@ -479,6 +521,7 @@ export function buildDetails(doc, row) {
   const tbody = el(doc, "tbody");
   for (const p of row.procs) {
     const r = el(doc, "tr", p.role);
+    const role = p.slots !== undefined ? `${p.role} (slots ${p.slots})` : p.role;
     const cli = el(doc, "td");
     if (p.cli) {
       const copy = el(doc, "button", "small", "Copy redis-cli");
@@ -488,7 +531,7 @@ export function buildDetails(doc, row) {
       cli.append(copy);
     }
     r.append(
-      el(doc, "td", "", p.role),
+      el(doc, "td", "", role),
       el(doc, "td", "mono", p.id),
       el(doc, "td", "", p.state),
       el(doc, "td", "mono", p.address),
