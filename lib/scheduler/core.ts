@@ -1230,7 +1230,12 @@ export class Scheduler {
       try {
         const carved = carveResources(
           offerById.get(launch.offerId.value)!,
-          tasks.map((t) => ({ cpus: t.cpus, memMB: t.memMB, ports: [t.port] })),
+          tasks.map((t) => ({
+            cpus: t.cpus,
+            memMB: t.memMB,
+            // A cluster node's bus port is the task's too.
+            ports: t.busPort !== undefined ? [t.port, t.busPort] : [t.port],
+          })),
           launch.withExecutor
             ? { cpus: this.#resources.executorCpus, memMB: this.#resources.executorMemMB }
             : undefined,
@@ -1393,7 +1398,9 @@ export class Scheduler {
       }),
     );
     this.#log(
-      `Launching ${taskId} (${task.role}) on ${launch.hostname}:${task.port} agent ${launch.agentId}`,
+      `Launching ${taskId} (${task.role}) on ${launch.hostname}:${task.port}${
+        task.busPort !== undefined ? ` (bus ${task.busPort})` : ""
+      } agent ${launch.agentId}`,
     );
     return {
       info: buildTaskInfo(
