@@ -118,7 +118,7 @@ Deno.test("LocalNetwork: a /24 for Master local only; the cluster gets --network
   const flags = clusterFlags({
     workDir: "/w",
     agents: 3,
-    portsBase: 31000,
+    portsBase: 31000, // flags only: nothing listens (ports-range-ok)
     portsPerAgent: 10,
     network: "198.18.7.0/24",
   });
