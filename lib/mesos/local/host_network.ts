@@ -126,15 +126,47 @@ export async function hostNetworkUnavailable(): Promise<string | undefined> {
       return `cannot run sh: ${(error as Error).message}`;
     }
   }
-  const probe = `mrr-probe-${Deno.pid}-${Math.floor(Math.random() * 1e6)}`;
+  // A namespace, a veth pair into it and a mount namespace with a tmpfs:
+  // what a host needs, tried on a throwaway one.
+  const tag = `${Deno.pid % 100000}${Math.floor(Math.random() * 100)}`;
+  const probe = `mrr-probe-${tag}`;
+  const link = `mrrp${tag}`;
+  let dir: string | undefined;
   try {
     await ip(["netns", "add", probe]);
     await ip(["-n", probe, "link", "set", "lo", "up"]);
+    await ip(["link", "add", link, "type", "veth", "peer", "name", `${link}n`, "netns", probe]);
+    dir = await Deno.makeTempDir({ prefix: "mrr-probe-" });
+    const mount = await new Deno.Command("ip", {
+      args: [
+        "netns",
+        "exec",
+        probe,
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "/bin/sh",
+        "-c",
+        'mount -t tmpfs mrr-probe "$1"',
+        "sh",
+        dir,
+      ],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!mount.success) {
+      return `a mount namespace cannot be made: ${
+        new TextDecoder().decode(mount.stderr).trim() || `exit code ${mount.code}`
+      }`;
+    }
     return undefined;
   } catch (error) {
     return (error as Error).message;
   } finally {
+    await ip(["link", "del", link], true);
     await ip(["netns", "del", probe], true);
+    if (dir) await Deno.remove(dir).catch(() => {});
   }
 }
 

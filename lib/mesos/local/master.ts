@@ -266,6 +266,8 @@ export class LocalCluster implements AgentMaster {
   #stopped = false;
   /** The multi-host network, when agents are hosts of their own. */
   readonly #net?: HostNetwork;
+  /** This cluster made the network (and removes it when it stops). */
+  #netMade = false;
   #probeTimer?: ReturnType<typeof setInterval>;
   #probing = false;
   /** Per agent slot: when its host last answered, and failed pings since. */
@@ -443,6 +445,7 @@ export class LocalCluster implements AgentMaster {
     await collectSandboxes(this.#opt.workDir, this.#opt.gcDelayMs, this.#opt.log);
     if (this.#net) {
       await createHostNetwork(this.#net, this.#opt.agents);
+      this.#netMade = true;
       this.#opt.log(
         `master: agents are hosts of their own on ${this.#net.subnet} (bridge ${this.#net.bridge} at ${this.#net.bridgeAddress})`,
       );
@@ -559,7 +562,8 @@ export class LocalCluster implements AgentMaster {
     }
     await Promise.all(this.#agents.map((a) => options.graceful ? a.drain() : a.stop()));
     await this.#server?.shutdown();
-    if (this.#net) await removeHostNetwork(this.#net);
+    // Only its own: a cluster refused another's network leaves it alone.
+    if (this.#net && this.#netMade) await removeHostNetwork(this.#net);
   }
 
   /**
