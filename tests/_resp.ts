@@ -15,6 +15,37 @@ export class RespError extends Error {
   }
 }
 
+/** A parsed reply. */
+export type RespValue = string | RespError | RespValue[];
+
+/** The value starting at `i` of `text` and where it ends, or `undefined` while incomplete. */
+function parseValue(text: string, i: number): { value: RespValue; end: number } | undefined {
+  const eol = text.indexOf("\r\n", i);
+  if (eol < 0) return undefined;
+  const head = text[i];
+  const line = text.slice(i + 1, eol);
+  if (head === "+" || head === ":") return { value: line, end: eol + 2 };
+  if (head === "-") return { value: new RespError(line), end: eol + 2 };
+  const n = Number(line);
+  if (head === "$") {
+    if (n < 0) return { value: "", end: eol + 2 };
+    if (text.length < eol + 2 + n + 2) return undefined;
+    return { value: text.slice(eol + 2, eol + 2 + n), end: eol + 2 + n + 2 };
+  }
+  if (head === "*") {
+    const items: RespValue[] = [];
+    let at = eol + 2;
+    for (let k = 0; k < Math.max(0, n); k++) {
+      const item = parseValue(text, at);
+      if (!item) return undefined;
+      items.push(item.value);
+      at = item.end;
+    }
+    return { value: items, end: at };
+  }
+  throw new Error(`Bad RESP reply: ${JSON.stringify(text.slice(i, i + 20))}`);
+}
+
 function encode(args: string[]): Uint8Array {
   let text = `*${args.length}\r\n`;
   for (const a of args) text += `$${new TextEncoder().encode(a).length}\r\n${a}\r\n`;
@@ -37,7 +68,44 @@ export class RespClient {
   }
 
   /** Runs one command within `timeoutMs`; returns the reply's text, throws on an error reply or failure. */
-  async command(args: string[], timeoutMs = 1000): Promise<string> {
+  command(args: string[], timeoutMs = 1000): Promise<string> {
+    return this.#bounded(async () => {
+      const conn = await this.#connection();
+      await conn.write(encode(args));
+      return await this.#reply(conn);
+    }, timeoutMs);
+  }
+
+  /**
+   * Runs `commands` as one MULTI/EXEC within `timeoutMs`; returns EXEC's
+   * replies (an error inside stays a {@linkcode RespError} item); throws when
+   * the transaction is refused as a whole (e.g. NOREPLICAS) or fails.
+   */
+  transaction(commands: string[][], timeoutMs = 1000): Promise<RespValue[]> {
+    return this.#bounded(async () => {
+      const conn = await this.#connection();
+      await conn.write(encode(["MULTI"]));
+      await this.#reply(conn);
+      for (const c of commands) {
+        await conn.write(encode(c));
+        try {
+          await this.#reply(conn); // QUEUED
+        } catch (error) {
+          // Refused at once (NOREPLICAS, READONLY): leave the transaction.
+          await conn.write(encode(["DISCARD"]));
+          await this.#reply(conn);
+          throw error;
+        }
+      }
+      await conn.write(encode(["EXEC"]));
+      const value = await this.#value(conn);
+      if (value instanceof RespError) throw value;
+      if (!Array.isArray(value)) throw new Error(`EXEC answered ${JSON.stringify(value)}`);
+      return value;
+    }, timeoutMs);
+  }
+
+  async #bounded<T>(run: () => Promise<T>, timeoutMs: number): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -46,54 +114,43 @@ export class RespClient {
       }, timeoutMs);
     });
     try {
-      return await Promise.race([this.#run(args), expired]);
+      return await Promise.race([run(), expired]);
     } catch (error) {
-      if (!(error instanceof RespError)) this.close();
+      // After an error reply the connection is still in step; after anything else it is not.
+      if (!(error instanceof RespError) || this.#buffer !== "") this.close();
       throw error;
     } finally {
       clearTimeout(timer);
     }
   }
 
-  async #run(args: string[]): Promise<string> {
-    if (!this.#conn) {
-      const conn = await Deno.connect({ hostname: this.host, port: this.port });
-      this.#conn = conn;
-      this.#buffer = "";
-      if (this.#password !== undefined) {
-        await conn.write(encode(["AUTH", this.#password]));
-        await this.#reply(conn);
-      }
+  async #connection(): Promise<Deno.TcpConn> {
+    if (this.#conn) return this.#conn;
+    const conn = await Deno.connect({ hostname: this.host, port: this.port });
+    this.#conn = conn;
+    this.#buffer = "";
+    if (this.#password !== undefined) {
+      await conn.write(encode(["AUTH", this.#password]));
+      await this.#reply(conn);
     }
-    const conn = this.#conn;
-    await conn.write(encode(args));
-    return await this.#reply(conn);
+    return conn;
   }
 
   async #reply(conn: Deno.TcpConn): Promise<string> {
-    const buf = new Uint8Array(4096);
+    const value = await this.#value(conn);
+    if (value instanceof RespError) throw value;
+    return Array.isArray(value) ? JSON.stringify(value) : value;
+  }
+
+  /** Reads one whole RESP value: text, an array of values, or an error (returned, not thrown). */
+  async #value(conn: Deno.TcpConn): Promise<RespValue> {
     for (;;) {
-      const eol = this.#buffer.indexOf("\r\n");
-      if (eol >= 0) {
-        const head = this.#buffer[0];
-        const line = this.#buffer.slice(1, eol);
-        if (head === "$") {
-          const n = Number(line);
-          if (n < 0) {
-            this.#buffer = this.#buffer.slice(eol + 2);
-            return "";
-          }
-          if (this.#buffer.length >= eol + 2 + n + 2) {
-            const value = this.#buffer.slice(eol + 2, eol + 2 + n);
-            this.#buffer = this.#buffer.slice(eol + 2 + n + 2);
-            return value;
-          }
-        } else {
-          this.#buffer = this.#buffer.slice(eol + 2);
-          if (head === "-") throw new RespError(line);
-          return line;
-        }
+      const parsed = parseValue(this.#buffer, 0);
+      if (parsed) {
+        this.#buffer = this.#buffer.slice(parsed.end);
+        return parsed.value;
       }
+      const buf = new Uint8Array(4096);
       const n = await conn.read(buf);
       if (n === null) throw new Error(`${this.host}:${this.port} closed the connection`);
       this.#buffer += new TextDecoder().decode(buf.subarray(0, n));

@@ -4,8 +4,9 @@
  * tests/_write_probe.ts ...`): every `intervalMs` it tries `SET` on every
  * target and prints one JSON line per answer,
  * `{"t": <ms since epoch>, "target": "host:port", "ok": true|false}` (`ok`:
- * the write was taken; a refusal such as NOREPLICAS or READONLY is false; no
- * answer prints nothing). Runs until its stdin closes.
+ * the write was taken, `t` then the server's TIME at the write; a refusal
+ * such as NOREPLICAS or READONLY is false, `t` when it came; no answer prints
+ * nothing). Runs until its stdin closes.
  *
  * Usage: `_write_probe.ts INTERVAL_MS PASSWORD host:port [host:port...]`
  * (PASSWORD `-` for none).
@@ -40,13 +41,18 @@ while (running) {
   for (const client of clients) {
     if (busy.has(client)) continue; // its last write has not answered yet
     busy.add(client);
-    client.command(["SET", "partition-test:probe", String(began)], 2000).then(
-      () => true,
-      (error) => error instanceof RespError ? false : undefined,
-    ).then((ok) => {
+    // The server's own clock says when it took the write (TIME in the same
+    // transaction), so a sampler slowed down by a busy machine cannot move it.
+    client.transaction([["SET", "partition-test:probe", String(began)], ["TIME"]], 2000).then(
+      (replies) => {
+        const time = replies[1] as string[];
+        return { t: Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000), ok: true };
+      },
+      (error) => error instanceof RespError ? { t: Date.now(), ok: false } : undefined,
+    ).then((answer) => {
       busy.delete(client);
-      if (ok === undefined) return;
-      const line = JSON.stringify({ t: Date.now(), target: `${client.host}:${client.port}`, ok });
+      if (answer === undefined) return;
+      const line = JSON.stringify({ ...answer, target: `${client.host}:${client.port}` });
       out.writeSync(encoder.encode(line + "\n"));
     });
   }

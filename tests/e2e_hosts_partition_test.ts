@@ -17,6 +17,20 @@ import { doubleMasters, ip, WaitingWriter, WriteSampler } from "./_partition.ts"
 import { RespClient, RespError } from "./_resp.ts";
 import { agentLink, agentNamespace } from "../lib/mesos/local/host_network.ts";
 
+/** Every executor's stderr under `root` (the sandboxes), concatenated. */
+async function executorLogs(root: string): Promise<string> {
+  let text = "";
+  const walk = async (dir: string) => {
+    for await (const e of Deno.readDir(dir)) {
+      const path = `${dir}/${e.name}`;
+      if (e.isDirectory) await walk(path);
+      else if (e.name === "stderr") text += await Deno.readTextFile(path).catch(() => "");
+    }
+  };
+  await walk(root).catch(() => {});
+  return text;
+}
+
 if (hostsUnavailable) {
   console.log(`e2e_hosts_partition_test.ts skipped: ${hostsUnavailable}`);
 }
@@ -121,7 +135,19 @@ Deno.test({
         0,
         ...samples.filter((s) => s.ok && s.target === old).map((s) => s.t),
       );
+      // When the cut-off master's executor saw its agent lease run out (its log).
+      let leaseRanOutMsAfterCut: number | undefined;
+      for (const line of (await executorLogs(`${dir}/local/agents`)).split("\n")) {
+        const m = /^(\S+) MrRedisExecutor: No contact with the agent for \d+ ms/.exec(line);
+        const t = m ? Date.parse(m[1]!) : NaN;
+        if (
+          t > cutAt && (leaseRanOutMsAfterCut === undefined || t - cutAt < leaseRanOutMsAfterCut)
+        ) {
+          leaseRanOutMsAfterCut = t - cutAt;
+        }
+      }
       const figures = {
+        leaseRanOutMsAfterCut,
         promotedAfterMs: promotedAt - cutAt,
         writableAgainAfterMs: back.t - cutAt,
         oldMasterLastTookAWriteMsAfterCut: lastOldOk - cutAt,
