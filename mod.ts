@@ -20,3 +20,4 @@ export { ExecutorClient } from "./lib/mesos/executor_client.ts";
 export { LocalCluster, startLocalCluster } from "./lib/mesos/local/mod.ts";
 export * as release from "./lib/release/mod.ts";
 export * as proxy from "./lib/proxy/mod.ts";
+export * as metrics from "./lib/metrics/mod.ts";

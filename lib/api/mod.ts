@@ -8,3 +8,5 @@ export * from "./handler.ts";
 export * from "./http_error.ts";
 export * from "./validate.ts";
 export * from "./health.ts";
+export * from "./metrics.ts";
+export * from "./logs.ts";

@@ -6,3 +6,4 @@
  */
 
 export * from "./redis_executor.ts";
+export * from "./log_tail.ts";

@@ -15,3 +15,4 @@ export * from "./tasks.ts";
 export * from "./artifacts.ts";
 export * from "./mesos_port.ts";
 export * from "./events.ts";
+export * from "./log_requests.ts";
