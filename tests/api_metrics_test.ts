@@ -135,6 +135,7 @@ Deno.test("metrics: a leader's families pass promtool and carry STATUS's values"
   assertEquals(sample(text, 'mrredis_instance_capacity_bytes{instance="cache-1"}'), 104857600);
   assertEquals(sample(text, 'mrredis_instance_memory_used_bytes{instance="cache-1"}'), 5_500_000);
   assertEquals(sample(text, 'mrredis_instance_failovers_total{instance="cache-1"}'), 1);
+  assertEquals(sample(text, 'mrredis_instance_update_in_progress{instance="cache-1"}'), 0);
   assertEquals(
     sample(text, 'mrredis_instance_last_failover_duration_seconds{instance="cache-1"}'),
     1.25,

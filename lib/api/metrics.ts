@@ -17,6 +17,7 @@
  * | `mrredis_instance_processes_running`, `_wanted` | `instance` | `ProcessesRunning`, `ProcessesTotal` |
  * | `mrredis_instance_capacity_bytes`, `mrredis_instance_memory_used_bytes` | `instance` | `Capacity` of one process, `MemoryUsed` of them all |
  * | `mrredis_instance_failovers_total` | `instance` | changes of master (`Epoch`) |
+ * | `mrredis_instance_update_in_progress` | `instance` | 1 while an UPDATE (scale, resize) runs |
  * | `mrredis_instance_last_failover_duration_seconds` | `instance` | the last promotion's duration (from the old master's loss), once there was one |
  * | `mrredis_process_up` | `instance`, `process`, `role` | 1 when the process's task is RUNNING |
  * | `mrredis_process_memory_used_bytes`, `_capacity_bytes` | same | redis `used_memory`; `maxmemory` asked |
@@ -172,6 +173,10 @@ function instanceFamilies(snapshot: CoreSnapshot): Family[] {
     "mrredis_instance_last_failover_duration_seconds",
     "Duration of the instance's last promotion, from the old master's loss to the new master taking writes",
   );
+  const updating = gauge(
+    "mrredis_instance_update_in_progress",
+    "1 while a change of the instance (UPDATE: scale or resize) runs",
+  );
   const up = gauge("mrredis_process_up", "1 when the process's task is RUNNING");
   const pUsed = gauge(
     "mrredis_process_memory_used_bytes",
@@ -200,6 +205,7 @@ function instanceFamilies(snapshot: CoreSnapshot): Family[] {
     wanted.samples.push({ labels: { instance }, value: view.ProcessesTotal });
     capacity.samples.push({ labels: { instance }, value: view.Capacity * MB });
     failovers.samples.push({ labels: { instance }, value: view.Epoch });
+    updating.samples.push({ labels: { instance }, value: view.Update ? 1 : 0 });
     if (lastPromotion?.durationMs !== undefined) {
       lastFailover.samples.push({ labels: { instance }, value: lastPromotion.durationMs / 1000 });
     }
@@ -256,6 +262,7 @@ function instanceFamilies(snapshot: CoreSnapshot): Family[] {
     used,
     failovers,
     lastFailover,
+    updating,
     up,
     pUsed,
     pCap,
