@@ -651,6 +651,7 @@ export async function main(args: string[]): Promise<number> {
           ...(dataRoot !== undefined
             ? { removeDataDirs: (dirs: string[]) => removeLocalDataDirs(dataRoot, dirs) }
             : {}),
+          proxyWaitMs: Math.round(config.ProxyWaitSeconds * 1000),
           log,
         });
         await core.load();

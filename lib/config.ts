@@ -92,6 +92,11 @@ export interface Config {
   SecretFile: string;
   /** The Mesos role the framework subscribes with; `*`: the default role. */
   Role: string;
+  /**
+   * How long a connection to an instance's proxy waits for a usable master
+   * (during a failover) before it gets an `-ERR` line, in seconds.
+   */
+  ProxyWaitSeconds: number;
 }
 
 /** A user mistake in the configuration; the message names the field and value. */
@@ -137,6 +142,7 @@ export function defaultConfig(): Config {
     Secret: "",
     SecretFile: "",
     Role: "*",
+    ProxyWaitSeconds: 2,
   };
 }
 
@@ -174,6 +180,7 @@ const FIELDS: Record<keyof Config, Kind> = {
   Secret: "string",
   SecretFile: "string",
   Role: "string",
+  ProxyWaitSeconds: "seconds",
 };
 
 const DB_TYPES: readonly string[] = ["etcd", "zookeeper", "embedded"];

@@ -165,6 +165,19 @@ export type SchedulerToExecutor =
     dataDir: string;
     lines: number;
     epoch?: number;
+  }
+  /**
+   * Tells the proxy task `taskId` the instance's master (see
+   * `lib/proxy/task_spec.ts`); the proxy ignores an epoch older than the one
+   * it follows.
+   */
+  | {
+    kind: "proxy-master";
+    commandId: string;
+    taskId: string;
+    host: string;
+    port: number;
+    epoch: number;
   };
 
 /** Encodes a message for Mesos `data` bytes. */

@@ -10,6 +10,7 @@
  * | `/mr-redis/framework_id` | the Mesos FrameworkID (plain string) |
  * | `/mr-redis/instances/{name}` | {@linkcode InstanceRecord} as JSON |
  * | `/mr-redis/instances/{name}/procs/{procId}` | {@linkcode ProcessRecord} as JSON |
+ * | `/mr-redis/instances/{name}/proxies/{proxyId}` | {@linkcode ProxyRecord} as JSON |
  *
  * Deleting an instance deletes `/mr-redis/instances/{name}` and everything under it.
  *
@@ -120,6 +121,38 @@ export interface UpdateRecord {
   startEpoch: number;
 }
 
+/**
+ * One proxy endpoint of an instance (`lib/proxy`), run as a Mesos task by
+ * MrRedisExecutor; ids `x1`, `x2`, ... stay the same across relaunches.
+ */
+export interface ProxyRecord {
+  /** Stable id within the instance, e.g. `x2`. */
+  id: string;
+  /** Mesos task id (unique per launch: `{instance}.{proxyId}.{n}`); empty until launched. */
+  taskId: string;
+  state: ProcessState;
+  /** Agent id and host the task runs on, once launched. */
+  agentId?: string;
+  host?: string;
+  /** The port it listens on (from the offer). */
+  port?: number;
+  executorId?: string;
+  /** Why the last launch failed, when it did. */
+  reason?: string;
+  /** Last update time, ms since epoch. */
+  updatedAt: number;
+  /** Launches so far. */
+  launchCount?: number;
+  /** Consecutive failed launches (drives the relaunch backoff). */
+  failures?: number;
+  /** A LOST proxy is relaunched no earlier than this time (ms since epoch). */
+  retryAt?: number;
+  /** Last Mesos task state seen. */
+  lastState?: string;
+  /** When the last KILL was sent (ms since epoch), to resend it. */
+  killSentAt?: number;
+}
+
 /** One Redis instance as requested by a user and tracked by the scheduler. */
 export interface InstanceRecord {
   name: string;
@@ -133,6 +166,11 @@ export interface InstanceRecord {
   slaves: number;
   /** Most processes of this instance on one agent. */
   distribution: number;
+  /**
+   * Proxy endpoints wanted (each on its own agent). Absent: none (instances
+   * made before proxies).
+   */
+  proxies?: number;
   /** Process id of the current master, once chosen. */
   masterId?: string;
   /** Why the instance is not RUNNING, when known (shown in STATUS). */

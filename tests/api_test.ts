@@ -121,7 +121,7 @@ Deno.test("API answers every bad request with a 4xx naming what was wrong", asyn
         "POST",
         "/v1/CREATE/ok/100/1/0",
         400,
-        /Body field "Memory" is unknown; known fields: Distribution, Password\n/,
+        /Body field "Memory" is unknown; known fields: Distribution, Password, Proxies\n/,
         '{"Distribution":1,"Memory":5}',
       ],
       [
@@ -130,6 +130,48 @@ Deno.test("API answers every bad request with a 4xx naming what was wrong", asyn
         400,
         /Body field "__proto__" is unknown/,
         '{"__proto__":1}',
+      ],
+      [
+        "POST",
+        "/v1/CREATE/ok/100/1/0",
+        400,
+        /^Field "Proxies" must be a whole JSON number from 0 to 16 \(not a string\), but got -1\n$/,
+        '{"Proxies":-1}',
+      ],
+      [
+        "POST",
+        "/v1/CREATE/ok/100/1/0",
+        400,
+        /^Field "Proxies" must be a whole JSON number from 0 to 16 \(not a string\), but got 17\n$/,
+        '{"Proxies":17}',
+      ],
+      [
+        "POST",
+        "/v1/CREATE/ok/100/1/0",
+        400,
+        /^Field "Proxies" must be a whole JSON number from 0 to 16 \(not a string\), but got "2"\n$/,
+        '{"Proxies":"2"}',
+      ],
+      [
+        "POST",
+        "/v1/CREATE/ok/100/1/0",
+        400,
+        /^Field "Proxies" must be a whole JSON number from 0 to 16 \(not a string\), but got 1.5\n$/,
+        '{"Proxies":1.5}',
+      ],
+      [
+        "POST",
+        "/v1/CREATE/ok/100/1/0",
+        400,
+        /Body field "proxies" is unknown \(did you mean "Proxies"\?\)/,
+        '{"proxies":2}',
+      ],
+      [
+        "POST",
+        "/v1/CREATE/ok/100/3/0",
+        400,
+        /^Field "Proxies" must be 0 for a Redis Cluster instance \(masters 3\): proxies are for one master, but got 2\n$/,
+        '{"Proxies":2}',
       ],
       [
         "POST",
@@ -190,6 +232,8 @@ Deno.test("API creates, lists, refuses duplicates and deletes", async () => {
     assertEquals(res.text.trim(), "Request Accepted, Instance will be created.");
     res = await api.call("POST", "/v1/CREATE/single_1/64/1/0", '{"Distribution": 2}');
     assertEquals(res.status, 201, res.text);
+    res = await api.call("POST", "/v1/CREATE/no-proxy/64/1/1", '{"Proxies": 0}');
+    assertEquals(res.status, 201, res.text);
     res = await api.call("POST", "/v1/CREATE/cache-1/100/1/0");
     assertEquals(res.status, 409);
     assertMatch(res.text, /"cache-1" already exists/);
@@ -206,10 +250,14 @@ Deno.test("API creates, lists, refuses duplicates and deletes", async () => {
     assertEquals(one.Slaves, []);
     assertEquals(one.ProcessesTotal, 3);
     assert(typeof one.Reason === "string" && one.Reason.length > 0);
+    // Proxies: 2 by default for MS (none running yet), 1 for S, as asked otherwise.
+    assertEquals([one.Proxies, one.ProxiesWanted], [[], 2]);
 
     const list = JSON.parse((await api.call("GET", "/v1/STATUS")).text);
-    assertEquals(list.map((i: { Name: string }) => i.Name), ["cache-1", "single_1"]);
+    assertEquals(list.map((i: { Name: string }) => i.Name), ["cache-1", "single_1", "no-proxy"]);
     assertEquals(list[1].Type, "S");
+    assertEquals(list[1].ProxiesWanted, 1);
+    assertEquals(list[2].ProxiesWanted, 0);
     assertEquals(list[1].Distribution, 2);
 
     // Deleting a CREATING instance works; with nothing launched it goes at once.
@@ -223,7 +271,7 @@ Deno.test("API creates, lists, refuses duplicates and deletes", async () => {
     // The list (served from a cache while the core's state stays the same)
     // follows the deletion.
     const after = JSON.parse((await api.call("GET", "/v1/STATUS")).text);
-    assertEquals(after.map((i: { Name: string }) => i.Name), ["single_1"]);
+    assertEquals(after.map((i: { Name: string }) => i.Name), ["single_1", "no-proxy"]);
     assertEquals(
       (await api.store.list("/mr-redis/instances/cache-1")).filter((e) =>
         e.key === "/mr-redis/instances/cache-1" || e.key.startsWith("/mr-redis/instances/cache-1/")

@@ -203,7 +203,14 @@ Deno.test("core: S instance from CREATE to RUNNING, failures before RUNNING, del
     assertEquals(mesos.take("suppress").length, 0, "not before the agents offered");
 
     assertEquals(
-      await core.create({ name: "s1", capacityMB: 10, masters: 1, slaves: 0, distribution: 1 }),
+      await core.create({
+        name: "s1",
+        capacityMB: 10,
+        masters: 1,
+        slaves: 0,
+        distribution: 1,
+        proxies: 0,
+      }),
       "created",
     );
     await core.handleEvent({ type: "HEARTBEAT" }); // lets the queued reconcile run first
@@ -247,14 +254,28 @@ Deno.test("core: S instance from CREATE to RUNNING, failures before RUNNING, del
     assertEquals(core.status("s1")?.Status, "DELETING");
     assertEquals(mesos.take("kill").map((k) => k.args[0]), ["s1.p1.2"]);
     assertEquals(
-      await core.create({ name: "s1", capacityMB: 10, masters: 1, slaves: 0, distribution: 1 }),
+      await core.create({
+        name: "s1",
+        capacityMB: 10,
+        masters: 1,
+        slaves: 0,
+        distribution: 1,
+        proxies: 0,
+      }),
       "deleting",
     );
     await core.handleEvent(update("s1.p1.2", "TASK_KILLED"));
     assertEquals(core.status("s1"), undefined);
     assertEquals((await store.list("/t/instances")).length, 0);
     assertEquals(
-      await core.create({ name: "s1", capacityMB: 10, masters: 1, slaves: 0, distribution: 1 }),
+      await core.create({
+        name: "s1",
+        capacityMB: 10,
+        masters: 1,
+        slaves: 0,
+        distribution: 1,
+        proxies: 0,
+      }),
       "created",
     );
   } finally {
@@ -277,6 +298,7 @@ Deno.test("core: the password goes only in TaskInfo.data; a deleted instance's p
       slaves: 0,
       distribution: 1,
       password,
+      proxies: 0,
     });
     await core.handleEvent({ type: "HEARTBEAT" });
     await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(1, "A1")] } });
@@ -307,7 +329,14 @@ Deno.test("core: the password goes only in TaskInfo.data; a deleted instance's p
     ({ store, clock, mesos, core } = await setup(dir));
     await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
     clock.now += 60_000;
-    await core.create({ name: "s2", capacityMB: 10, masters: 1, slaves: 0, distribution: 1 });
+    await core.create({
+      name: "s2",
+      capacityMB: 10,
+      masters: 1,
+      slaves: 0,
+      distribution: 1,
+      proxies: 0,
+    });
     await core.handleEvent({ type: "HEARTBEAT" });
     await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(1, "A1", true)] } });
     const next = (mesos.take("launch")[0]!.args[1] as TaskInfo[])[0]!;
@@ -331,7 +360,14 @@ Deno.test("core: MS instance, master lost, slave promoted and others re-pointed;
   let { store, clock, mesos, core } = await setup(dir);
   try {
     await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
-    await core.create({ name: "m", capacityMB: 10, masters: 1, slaves: 2, distribution: 1 });
+    await core.create({
+      name: "m",
+      capacityMB: 10,
+      masters: 1,
+      slaves: 2,
+      distribution: 1,
+      proxies: 0,
+    });
     await core.handleEvent({ type: "HEARTBEAT" });
     const offers = [offer(1, "A1"), offer(2, "A2"), offer(3, "A3")];
     await core.handleEvent({ type: "OFFERS", offers: { offers } });
@@ -417,8 +453,22 @@ Deno.test("core: an instance that does not fit stays CREATING with the reason", 
   const { store, mesos, core } = await setup(dir);
   try {
     await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
-    await core.create({ name: "big", capacityMB: 8000, masters: 1, slaves: 0, distribution: 1 });
-    await core.create({ name: "wide", capacityMB: 10, masters: 1, slaves: 3, distribution: 1 });
+    await core.create({
+      name: "big",
+      capacityMB: 8000,
+      masters: 1,
+      slaves: 0,
+      distribution: 1,
+      proxies: 0,
+    });
+    await core.create({
+      name: "wide",
+      capacityMB: 10,
+      masters: 1,
+      slaves: 3,
+      distribution: 1,
+      proxies: 0,
+    });
     await core.tick();
     await core.handleEvent({
       type: "OFFERS",
@@ -480,6 +530,7 @@ Deno.test("core: a CREATE no registered agent could hold is refused once the age
     masters: 1,
     slaves,
     distribution,
+    proxies: 0,
   });
   try {
     // Before any offer nothing is known: accepted (it waits with a reason).
@@ -532,7 +583,14 @@ Deno.test("core: a CREATE no registered agent could hold is refused once the age
 Deno.test("core: a refusal while offers are suppressed revives them, so a new agent is seen", async () => {
   const dir = await tempDir("core-refuse-revive");
   const { store, clock, mesos, core } = await setup(dir);
-  const pair = { name: "pair", capacityMB: 10, masters: 1, slaves: 1, distribution: 1 };
+  const pair = {
+    name: "pair",
+    capacityMB: 10,
+    masters: 1,
+    slaves: 1,
+    distribution: 1,
+    proxies: 0,
+  };
   try {
     await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
     await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(1, "A1")] } });
@@ -564,7 +622,14 @@ Deno.test("core: a task the master no longer knows is relaunched once, not lost 
   const { store, clock, mesos, core } = await setup(dir);
   try {
     await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
-    await core.create({ name: "u", capacityMB: 10, masters: 1, slaves: 0, distribution: 1 });
+    await core.create({
+      name: "u",
+      capacityMB: 10,
+      masters: 1,
+      slaves: 0,
+      distribution: 1,
+      proxies: 0,
+    });
     await core.tick();
     await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(1, "A1")] } });
     await core.handleEvent(update("u.p1.1", "TASK_RUNNING"));
@@ -597,7 +662,14 @@ Deno.test("core: a single redis that dies on a live agent restarts in place; a s
   const { store, clock, mesos, core } = await setup(dir, 3_000);
   try {
     await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
-    await core.create({ name: "s", capacityMB: 10, masters: 1, slaves: 0, distribution: 1 });
+    await core.create({
+      name: "s",
+      capacityMB: 10,
+      masters: 1,
+      slaves: 0,
+      distribution: 1,
+      proxies: 0,
+    });
     await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(1, "A1")] } });
     assertEquals(mesos.launched.map((t) => t.agent_id.value), ["A1"]);
     await core.handleEvent(update("s.p1.1", "TASK_RUNNING", "A1"));
@@ -675,7 +747,14 @@ Deno.test("core: one store batch per event; every launch is stored before Mesos 
     await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
     let commits = core.commits;
     assertEquals(
-      await core.create({ name: "ms", capacityMB: 10, masters: 1, slaves: 5, distribution: 6 }),
+      await core.create({
+        name: "ms",
+        capacityMB: 10,
+        masters: 1,
+        slaves: 5,
+        distribution: 6,
+        proxies: 0,
+      }),
       "created",
     );
     assertEquals(core.commits - commits, 1, "the record and its 6 processes in one batch");
@@ -747,7 +826,14 @@ Deno.test("core: a master in doubt is checked directly: kept while it answers, r
   };
   try {
     await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
-    await core.create({ name: "m", capacityMB: 10, masters: 1, slaves: 2, distribution: 1 });
+    await core.create({
+      name: "m",
+      capacityMB: 10,
+      masters: 1,
+      slaves: 2,
+      distribution: 1,
+      proxies: 0,
+    });
     await core.handleEvent({
       type: "OFFERS",
       offers: { offers: [offer(1, "A1"), offer(2, "A2"), offer(3, "A3")] },

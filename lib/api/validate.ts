@@ -7,6 +7,7 @@
 import { HttpError } from "./http_error.ts";
 import { didYouMean } from "../did_you_mean.ts";
 import { passwordProblem } from "../redis/auth.ts";
+import { MAX_PROXIES } from "../scheduler/proxy_plan.ts";
 
 /** Longest instance name. */
 export const MAX_NAME_LENGTH = 64;
@@ -32,6 +33,8 @@ export interface CreateParams {
   distribution: number;
   /** The clients' password from the body; absent: the scheduler makes a random one. */
   password?: string;
+  /** Proxy endpoints from the body; absent: the default of the instance type. */
+  proxies?: number;
 }
 
 function show(value: string): string {
@@ -66,6 +69,24 @@ function wholeNumber(field: string, raw: string, min: number, max: number, unit 
     );
   }
   return n;
+}
+
+/**
+ * Checks a wanted proxy count (the body field `Proxies` of CREATE, and of
+ * UPDATE): a whole JSON number from 0 to {@linkcode MAX_PROXIES}.
+ */
+export function parseProxies(value: unknown): number {
+  if (
+    typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_PROXIES
+  ) {
+    throw new HttpError(
+      400,
+      `Field "Proxies" must be a whole JSON number from 0 to ${MAX_PROXIES} (not a string), but got ${
+        showJson(value)
+      }`,
+    );
+  }
+  return value;
 }
 
 /** Checks the path fields of CREATE and the optional JSON body. */
@@ -192,6 +213,17 @@ const BODY_FIELDS: Record<string, (value: unknown, params: CreateParams) => void
     const problem = passwordProblem(value);
     if (problem) throw new HttpError(400, `Field "Password" ${problem}`);
     params.password = value;
+  },
+  Proxies(value, params) {
+    if (value === null) return; // the default of the instance type
+    params.proxies = parseProxies(value);
+    if (params.proxies > 0 && params.masters > 1) {
+      // Cluster clients follow the cluster's own redirections (MOVED/ASK).
+      throw new HttpError(
+        400,
+        `Field "Proxies" must be 0 for a Redis Cluster instance (masters ${params.masters}): proxies are for one master, but got ${params.proxies}`,
+      );
+    }
   },
 };
 

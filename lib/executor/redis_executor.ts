@@ -65,6 +65,8 @@ import { redactSecrets } from "../redis/auth.ts";
 import { readTaskLog } from "./log_tail.ts";
 import { RedisMonitor, type RedisMonitorEvent } from "../redis/monitor.ts";
 import { describeExit, MAX_MIN_REPLICAS, type RedisExit, RedisProcess } from "../redis/server.ts";
+import { checkMaster, isProxySpec } from "../proxy/task_spec.ts";
+import { ProxyTasks } from "./proxy_tasks.ts";
 
 /** One status update as the executor sends it (the client adds uuid, source, executor id). */
 export interface TaskStatusUpdate {
@@ -266,6 +268,8 @@ export class RedisExecutor {
   #host: string | undefined;
   #agentHost: string | undefined;
   readonly #tasks = new Map<string, Task>();
+  /** The proxy tasks (`proxy_tasks.ts`). */
+  readonly #proxies: ProxyTasks;
   /** Instance name → the newest failover epoch seen (launches and commands). */
   readonly #epochs = new Map<string, number>();
   readonly #work = new Set<Promise<unknown>>();
@@ -324,11 +328,18 @@ export class RedisExecutor {
       idleTimeoutMs,
       leaseMs,
     };
+    this.#proxies = new ProxyTasks({
+      send: (status) => this.#send(status),
+      host: () => this.host,
+      bind: this.#opts.bind,
+      ended: () => this.#armIdle(),
+      log: this.#log,
+    });
   }
 
-  /** Ids of the tasks not yet ended. */
+  /** Ids of the tasks not yet ended (redis and proxy tasks). */
   get taskIds(): string[] {
-    return [...this.#tasks.keys()];
+    return [...this.#tasks.keys(), ...this.#proxies.taskIds];
   }
 
   /** True while the agent lease has run out and masters refuse writes. */
@@ -377,7 +388,9 @@ export class RedisExecutor {
         }
         return;
       case "KILL":
-        if (event.kill?.task_id) this.#track(this.#kill(event.kill.task_id.value));
+        if (event.kill?.task_id && this.#proxies.has(event.kill.task_id.value)) {
+          this.#track(this.#proxies.kill(event.kill.task_id.value));
+        } else if (event.kill?.task_id) this.#track(this.#kill(event.kill.task_id.value));
         return;
       case "MESSAGE":
         if (event.message?.data) this.#track(this.#command(event.message.data));
@@ -437,6 +450,7 @@ export class RedisExecutor {
     clearInterval(this.#statsTimer);
     clearInterval(this.#leaseTimer);
     clearTimeout(this.#idleTimer);
+    const proxies = this.#proxies.closeAll(report);
     const stops = [...this.#tasks.values()].map((task) => {
       task.killRequested = true;
       if (!task.proc || task.phase === "stopping" || task.phase === "done") return undefined;
@@ -447,7 +461,7 @@ export class RedisExecutor {
         cause: "killed",
       });
     });
-    await Promise.allSettled(stops);
+    await Promise.allSettled([...stops, proxies]);
     // Launches still starting see `killRequested` and stop on their own.
     await this.#drain();
   }
@@ -500,9 +514,9 @@ export class RedisExecutor {
     clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
     if (this.#closed || !this.#subscribed || this.#opts.idleTimeoutMs === 0) return;
-    if (this.#tasks.size > 0) return;
+    if (this.#tasks.size > 0 || this.#proxies.size > 0) return;
     this.#idleTimer = setTimeout(() => {
-      if (this.#tasks.size === 0 && !this.#closed) {
+      if (this.#tasks.size === 0 && this.#proxies.size === 0 && !this.#closed) {
         this.#log(`No task for ${this.#opts.idleTimeoutMs} ms; executor idle`);
         this.#onIdle?.();
       }
@@ -532,6 +546,11 @@ export class RedisExecutor {
 
   async #launch(info: TaskInfo): Promise<void> {
     const id = info.task_id.value;
+    if (isProxySpec(info.data)) {
+      clearTimeout(this.#idleTimer);
+      await this.#proxies.launch(info);
+      return;
+    }
     if (this.#tasks.has(id)) {
       this.#log(`Task ${id}: LAUNCH for a task already running here; ignored`);
       return;
@@ -823,6 +842,17 @@ export class RedisExecutor {
     ) => this.#sendMessage({ kind: "result", commandId, ok, ...extra });
     if (typeof msg.taskId !== "string") {
       reply(false, { error: `Cannot run command "${msg.kind}": no string "taskId"` });
+      return;
+    }
+    if (msg.kind === "proxy-master") {
+      const master = checkMaster(msg);
+      const error = master
+        ? this.#proxies.setMaster(msg.taskId, master)
+        : `Cannot run command "proxy-master": bad master ${JSON.stringify(msg.host)}:${
+          JSON.stringify(msg.port)
+        } epoch ${JSON.stringify(msg.epoch)}`;
+      if (error) this.#log(error);
+      reply(error === undefined, error ? { error } : {});
       return;
     }
     const task = this.#tasks.get(msg.taskId);

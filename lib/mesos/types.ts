@@ -73,6 +73,29 @@ export interface Labels {
   labels?: Label[];
 }
 
+/** `mesos.v1.DiscoveryInfo.Visibility`. */
+export type DiscoveryVisibility = "FRAMEWORK" | "CLUSTER" | "EXTERNAL";
+
+/** `mesos.v1.Port`: a named port for service discovery. */
+export interface DiscoveryPort {
+  number: number;
+  name?: string;
+  protocol?: string;
+  visibility?: DiscoveryVisibility;
+  labels?: Labels;
+}
+
+/** `mesos.v1.DiscoveryInfo`: how discovery tools (Mesos-DNS, ...) name a task. */
+export interface DiscoveryInfo {
+  visibility: DiscoveryVisibility;
+  name?: string;
+  environment?: string;
+  location?: string;
+  version?: string;
+  ports?: { ports?: DiscoveryPort[] };
+  labels?: Labels;
+}
+
 /** `mesos.v1.KillPolicy`. */
 export interface KillPolicy {
   grace_period?: DurationInfo;
@@ -294,6 +317,7 @@ export interface TaskInfo {
   kill_policy?: KillPolicy;
   data?: Uint8Array;
   labels?: Labels;
+  discovery?: DiscoveryInfo;
   max_completion_time?: DurationInfo;
   limits?: Record<string, ValueScalar>;
 }

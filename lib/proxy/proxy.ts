@@ -622,6 +622,20 @@ export class RedisProxy {
     return this.#listener.addr;
   }
 
+  /**
+   * Settles once the proxy stops accepting connections: after
+   * {@linkcode RedisProxy.close}, or when the listener fails on its own
+   * (then {@linkcode RedisProxy.closed} is still false).
+   */
+  get serving(): Promise<void> {
+    return this.#serving;
+  }
+
+  /** Whether {@linkcode RedisProxy.close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** The master followed, if any. */
   get master(): MasterAddress | null {
     return this.#master;
@@ -732,7 +746,8 @@ export class RedisProxy {
       let conn: Deno.TcpConn;
       try {
         conn = await this.#listener.accept();
-      } catch {
+      } catch (error) {
+        if (!this.#closed) this.#log(`Proxy ${this.#name}: stopped accepting: ${message(error)}`);
         return;
       }
       if (this.#closed) {

@@ -17,7 +17,8 @@ import {
   type TaskStatus,
   TERMINAL_TASK_STATES,
 } from "../mesos/types.ts";
-import type { InstanceRecord, InstanceType, ProcessRecord } from "../model.ts";
+import type { InstanceRecord, InstanceType, ProcessRecord, ProxyRecord } from "../model.ts";
+import type { ProxyTaskSpec } from "../proxy/task_spec.ts";
 import { processCount } from "../model.ts";
 import type { ClusterOp } from "../redis/cluster.ts";
 import { shardGroup, shardMastersOf, shardOfProcess } from "./cluster_plan.ts";
@@ -42,7 +43,24 @@ import {
 } from "./match.ts";
 import { type Action, addressOf, isLive, type ObservedStats, plan } from "./plan.ts";
 import { carveResources, isReserved } from "./offer_resources.ts";
-import { buildTaskInfo, dataDirOf, EXECUTOR_ID, parseTaskId, taskIdOf } from "./tasks.ts";
+import {
+  buildProxyTaskInfo,
+  buildTaskInfo,
+  dataDirOf,
+  EXECUTOR_ID,
+  parseTaskId,
+  taskIdOf,
+} from "./tasks.ts";
+import {
+  defaultProxies,
+  planProxies,
+  PROXY_RESOURCES,
+  type ProxyAction,
+  proxyGroup,
+  proxyMaster,
+  proxyMasterVersion,
+  type ToldMaster,
+} from "./proxy_plan.ts";
 import { type DetectionOptions, hasOtherCopy, judgeLiveness, type Liveness } from "./detection.ts";
 import { LivenessChecks, type Prober } from "./liveness_checks.ts";
 import { ADMIN_USER, randomSecret } from "../redis/auth.ts";
@@ -102,6 +120,8 @@ export interface CreateRequest {
   distribution: number;
   /** The clients' password; absent: a random one. */
   password?: string;
+  /** Proxy endpoints; absent: `defaultProxies` of the instance type. */
+  proxies?: number;
 }
 
 /** An UPDATE request, already validated: the fields to change (absent: unchanged). */
@@ -171,6 +191,11 @@ export interface SchedulerOptions {
    * it as well.
    */
   removeDataDirs?: (dataDirs: string[]) => Promise<void>;
+  /**
+   * How long a connection to a proxy task waits for a usable master before
+   * it gets an `-ERR` line, ms (default 2000).
+   */
+  proxyWaitMs?: number;
 }
 
 /** What {@linkcode Scheduler.snapshot} answers. */
@@ -212,10 +237,17 @@ interface ProcState {
   version: string | null;
 }
 
+interface ProxyState {
+  rec: ProxyRecord;
+  version: string | null;
+}
+
 interface InstState {
   rec: InstanceRecord;
   version: string | null;
   procs: Map<string, ProcState>;
+  /** Its proxy endpoints (`proxy_plan.ts`). */
+  proxies: Map<string, ProxyState>;
 }
 
 /** What holds a stored record in memory: the record and its store version. */
@@ -237,7 +269,12 @@ interface AgentExecutor {
   resources: Resource[];
 }
 
-type StoredRecord = InstanceRecord | ProcessRecord | RetiredPorts | AgentExecutor;
+type StoredRecord =
+  | InstanceRecord
+  | ProcessRecord
+  | ProxyRecord
+  | RetiredPorts
+  | AgentExecutor;
 
 interface Holder {
   rec: StoredRecord;
@@ -367,6 +404,11 @@ export class Scheduler {
   /** Failure detection: direct checks of processes in doubt (rules in `detection.ts`). */
   readonly #liveness: LivenessChecks;
   readonly #removeDataDirs: ((dataDirs: string[]) => Promise<void>) | undefined;
+  readonly #proxyWaitMs: number;
+  /** Proxy task id → the master it was last told (`proxy_plan.ts`). */
+  readonly #proxyTold = new Map<string, ToldMaster>();
+  /** `proxy-master` command id → the proxy task it went to. */
+  readonly #proxyCommands = new Map<string, string>();
 
   readonly #instances = new Map<string, InstState>();
   readonly #stats = new Map<string, RedisStats>();
@@ -459,6 +501,7 @@ export class Scheduler {
     );
     this.#removeDataDirs = options.removeDataDirs;
     this.#history = new EventHistory({ prefix: this.#prefix });
+    this.#proxyWaitMs = options.proxyWaitMs ?? 2000;
   }
 
   // ---- store layout ----
@@ -468,6 +511,9 @@ export class Scheduler {
   }
   #procKey(name: string, procId: string): string {
     return `${this.#instKey(name)}/procs/${procId}`;
+  }
+  #proxyKey(name: string, proxyId: string): string {
+    return `${this.#instKey(name)}/proxies/${proxyId}`;
   }
   #fwKey(): string {
     return `${this.#prefix}/framework_id`;
@@ -498,20 +544,32 @@ export class Scheduler {
     await this.#loadAgentExecutors();
     const base = `${this.#prefix}/instances/`;
     const entries = await this.#store.list(`${this.#prefix}/instances`);
-    const procs: { name: string; id: string; rec: ProcessRecord; version: string }[] = [];
+    const procs: {
+      name: string;
+      id: string;
+      rec: ProcessRecord | ProxyRecord;
+      version: string;
+      proxy: boolean;
+    }[] = [];
     for (const e of entries) {
       if (!e.key.startsWith(base)) continue;
       const rest = e.key.slice(base.length).split("/");
       try {
         if (rest.length === 1 && rest[0]) {
           const rec = JSON.parse(e.value) as InstanceRecord;
-          this.#instances.set(rec.name, { rec, version: e.version, procs: new Map() });
-        } else if (rest.length === 3 && rest[1] === "procs") {
+          this.#instances.set(rec.name, {
+            rec,
+            version: e.version,
+            procs: new Map(),
+            proxies: new Map(),
+          });
+        } else if (rest.length === 3 && (rest[1] === "procs" || rest[1] === "proxies")) {
           procs.push({
             name: rest[0]!,
             id: rest[2]!,
-            rec: JSON.parse(e.value) as ProcessRecord,
+            rec: JSON.parse(e.value),
             version: e.version,
+            proxy: rest[1] === "proxies",
           });
         }
       } catch (error) {
@@ -520,10 +578,13 @@ export class Scheduler {
     }
     for (const p of procs) {
       const inst = this.#instances.get(p.name);
-      if (inst) inst.procs.set(p.id, { rec: p.rec, version: p.version });
+      if (inst && p.proxy) {
+        inst.proxies.set(p.id, { rec: p.rec as ProxyRecord, version: p.version });
+      } else if (inst) inst.procs.set(p.id, { rec: p.rec as ProcessRecord, version: p.version });
       else if (!options.readOnly) {
         this.#log(`Removing orphan process key of unknown instance "${p.name}"`);
-        await this.#store.delete(this.#procKey(p.name, p.id)).catch(() => {});
+        const key = p.proxy ? this.#proxyKey(p.name, p.id) : this.#procKey(p.name, p.id);
+        await this.#store.delete(key).catch(() => {});
       }
     }
     const extra = this.#history.load(await this.#store.list(this.#history.keyPrefix), this.#log);
@@ -661,6 +722,7 @@ export class Scheduler {
       [...inst.procs.values()].map((p) => p.rec),
       this.#stats,
       this.#placementReasons[name],
+      [...inst.proxies.values()].map((p) => p.rec),
     );
   }
 
@@ -797,6 +859,7 @@ export class Scheduler {
         masters: req.masters,
         slaves: req.slaves,
         distribution: req.distribution,
+        proxies: req.proxies ?? defaultProxies(type),
         password: req.password ?? randomSecret(),
         adminPassword: randomSecret(),
         ...(type === "RC"
@@ -809,7 +872,7 @@ export class Scheduler {
         updatedAt: now,
       };
       // The record and its processes go in one batch; the record only if its key is free.
-      const inst: InstState = { rec, version: null, procs: new Map() };
+      const inst: InstState = { rec, version: null, procs: new Map(), proxies: new Map() };
       this.#stage(this.#instKey(req.name), inst, rec);
       for (let i = 1; i <= total; i++) {
         const p: ProcessRecord = {
@@ -889,6 +952,13 @@ export class Scheduler {
         const h = held.get(rec.agentId) ?? { cpus: 0, memMB: 0 };
         h.cpus += this.#resources.taskCpus;
         h.memMB += capacityOf(rec, inst.rec) + this.#resources.memOverheadMB;
+        held.set(rec.agentId, h);
+      }
+      for (const { rec } of inst.proxies.values()) {
+        if (!rec.agentId || !isLive(rec)) continue;
+        const h = held.get(rec.agentId) ?? { cpus: 0, memMB: 0 };
+        h.cpus += PROXY_RESOURCES.cpus;
+        h.memMB += PROXY_RESOURCES.memMB;
         held.set(rec.agentId, h);
       }
     }
@@ -1059,6 +1129,26 @@ export class Scheduler {
   }
 
   /**
+   * Sets how many proxy endpoints instance `name` wants (the desired proxy
+   * count changed: CREATE's default, an UPDATE): the proxy planner then adds
+   * or kills proxies to match. `false` when the instance is unknown or being
+   * deleted. `count` must be checked by the caller (`parseProxies`).
+   */
+  setProxies(name: string, count: number): Promise<boolean> {
+    return this.#enqueue(async () => {
+      const inst = this.#instances.get(name);
+      if (!inst || inst.rec.status === "DELETING") return false;
+      if ((inst.rec.proxies ?? 0) !== count) {
+        await this.#saveInstance(inst, { proxies: count });
+        await this.#flush();
+        this.#log(`Instance ${name} wants ${count} prox${count === 1 ? "y" : "ies"}`);
+      }
+      this.#kick();
+      return true;
+    });
+  }
+
+  /**
    * Queues a reconcile pass without waiting for it. Requests arriving
    * together share one pass: a kick while one is queued (not yet started)
    * adds nothing.
@@ -1154,7 +1244,7 @@ export class Scheduler {
     }
     const known: { taskId: string; agentId?: string }[] = [];
     for (const inst of this.#instances.values()) {
-      for (const { rec } of inst.procs.values()) {
+      for (const { rec } of [...inst.procs.values(), ...inst.proxies.values()]) {
         if (rec.taskId && (isLive(rec) || (rec.lastState && MAYBE_ALIVE.has(rec.lastState)))) {
           known.push({ taskId: rec.taskId, ...(rec.agentId ? { agentId: rec.agentId } : {}) });
         }
@@ -1191,6 +1281,17 @@ export class Scheduler {
         }
       }
       placements[inst.rec.name] = counts;
+      const proxyCounts: Record<string, number> = {};
+      for (const { rec } of inst.proxies.values()) {
+        if (rec.agentId && rec.port) {
+          (avoidPorts[rec.agentId] ??= []).push(rec.port);
+          inUse.push({ agentId: rec.agentId, port: rec.port, instance: inst.rec.name });
+        }
+        if (rec.agentId && isLive(rec)) {
+          proxyCounts[rec.agentId] = (proxyCounts[rec.agentId] ?? 0) + 1;
+        }
+      }
+      placements[proxyGroup(inst.rec.name)] = proxyCounts;
     }
     this.#portQuarantine = notePortsInUse(
       this.#portQuarantine,
@@ -1263,7 +1364,9 @@ export class Scheduler {
         const { infos, launched, ids } = built.get(launch)!;
         for (const task of tasksOf.get(launch)!) {
           if ((task.role === "master") !== (pass === "master")) continue;
-          const recorded = await this.#recordLaunch(launch, task, carvedOf.get(launch)!);
+          const recorded = task.role === "proxy"
+            ? this.#recordProxyLaunch(launch, task, carvedOf.get(launch)!)
+            : await this.#recordLaunch(launch, task, carvedOf.get(launch)!);
           if (!recorded) continue;
           infos.push(recorded.info);
           launched.push(recorded.inst);
@@ -1297,8 +1400,11 @@ export class Scheduler {
       );
       if (!ok) {
         for (const [i, inst] of launched.entries()) {
-          const p = inst.procs.get(ids[i]!)!;
-          await this.#markLost(inst, p, "Launch call failed", "TASK_DROPPED").catch(() => {});
+          const p = inst.procs.get(ids[i]!);
+          const px = inst.proxies.get(ids[i]!);
+          if (p) {
+            await this.#markLost(inst, p, "Launch call failed", "TASK_DROPPED").catch(() => {});
+          } else if (px) this.#proxyLost(inst, px, "Launch call failed", "TASK_DROPPED");
         }
       }
     }
@@ -1331,6 +1437,7 @@ export class Scheduler {
     const n = (p.rec.launchCount ?? 0) + 1;
     const taskId = taskIdOf(task.instance, task.procId, n);
     const isSlave = task.role === "slave";
+    if (task.role === "proxy") return undefined;
     const cluster = inst.rec.type === "RC";
     if (isSlave && !task.master && !cluster) {
       this.#log(`Not launching ${taskId}: its master was not launched`);
@@ -1421,9 +1528,12 @@ export class Scheduler {
     const ids = parseTaskId(taskId);
     const inst = ids ? this.#instances.get(ids.instance) : undefined;
     const p = ids ? inst?.procs.get(ids.procId) : undefined;
+    const px = ids && !p ? inst?.proxies.get(ids.procId) : undefined;
     const state = status.state;
     this.#unanswered.delete(taskId);
-    if (!inst || !p || p.rec.taskId !== taskId) {
+    if (inst && px && px.rec.taskId === taskId) {
+      this.#onProxyUpdate(inst, px, status);
+    } else if (!inst || !p || p.rec.taskId !== taskId) {
       // Not a task we track (a deleted instance, an older launch): it must not run.
       if (!TERMINAL_OR_LOST.has(state)) {
         this.#log(`Killing unknown task ${taskId} (${state})`);
@@ -1558,6 +1668,186 @@ export class Scheduler {
     this.#log(`Task ${p.rec.taskId} of ${inst.rec.name} lost: ${reason}`);
   }
 
+  // ---- proxies (decisions in proxy_plan.ts) ----
+
+  /** Records the launch of one placed proxy task (STAGING) and returns its TaskInfo. */
+  #recordProxyLaunch(
+    launch: Launch,
+    task: PlacedTask,
+    carved: { tasks: Map<PlacedTask, Resource[]>; executor: ExecutorInfo },
+  ): { info: TaskInfo; inst: InstState } | undefined {
+    const inst = this.#instances.get(task.instance);
+    const px = inst?.proxies.get(task.procId);
+    if (!inst || !px) return undefined;
+    const n = (px.rec.launchCount ?? 0) + 1;
+    const taskId = taskIdOf(task.instance, task.procId, n);
+    const master = proxyMaster(inst.rec, [...inst.procs.values()].map((p) => p.rec), this.#stats);
+    const spec: ProxyTaskSpec = {
+      kind: "proxy",
+      instance: task.instance,
+      proxyId: task.procId,
+      port: task.port,
+      waitMs: this.#proxyWaitMs,
+      ...(master ? { master } : {}),
+      ...(inst.rec.password ? { password: inst.rec.password } : {}),
+    };
+    this.#saveProxy(inst, px, {
+      taskId,
+      launchCount: n,
+      state: "STAGING",
+      agentId: launch.agentId,
+      host: launch.hostname,
+      port: task.port,
+      executorId: EXECUTOR_ID,
+      lastState: "TASK_STAGING",
+      reason: undefined,
+      killSentAt: undefined,
+    });
+    // The launch spec tells it the master: nothing to send until that changes.
+    this.#proxyTold.set(taskId, {
+      version: proxyMasterVersion(master),
+      sentAt: this.#now(),
+      confirmed: true,
+    });
+    this.#log(
+      `Launching proxy ${taskId} on ${launch.hostname}:${task.port} agent ${launch.agentId}`,
+    );
+    return {
+      info: buildProxyTaskInfo(
+        task,
+        taskId,
+        launch.agentId,
+        carved.executor,
+        spec,
+        carved.tasks.get(task),
+      ),
+      inst,
+    };
+  }
+
+  /** A status update of a proxy task. A proxy holds no data: a lost one is relaunched anywhere. */
+  #onProxyUpdate(inst: InstState, px: ProxyState, status: TaskStatus): void {
+    const state = status.state;
+    const agentId = status.agent_id?.value;
+    if (state === "TASK_RUNNING") {
+      if (px.rec.state === "KILLING" || px.rec.state === "RUNNING") return;
+      this.#saveProxy(inst, px, {
+        state: "RUNNING",
+        lastState: state,
+        failures: 0,
+        retryAt: undefined,
+        reason: undefined,
+        ...(agentId ? { agentId } : {}),
+      });
+      this.#log(`Proxy task ${px.rec.taskId} is RUNNING`);
+    } else if (TERMINAL_OR_LOST.has(state)) {
+      this.#forgetTask(px.rec.taskId);
+      if (px.rec.state === "KILLING" || inst.rec.status === "DELETING") {
+        this.#saveProxy(inst, px, { state: "DONE", lastState: state });
+      } else if (px.rec.state === "STAGING" || px.rec.state === "RUNNING") {
+        this.#proxyLost(inst, px, describeStatus(status), state);
+      } else if (px.rec.lastState !== state) {
+        this.#saveProxy(inst, px, { lastState: state });
+      }
+    } else if (px.rec.lastState !== state) {
+      px.rec = { ...px.rec, lastState: state };
+    }
+  }
+
+  #proxyLost(inst: InstState, px: ProxyState, reason: string, state: string): void {
+    const failures = (px.rec.failures ?? 0) + 1;
+    const delay = backoffMs(failures);
+    this.#saveProxy(inst, px, {
+      state: "LOST",
+      lastState: state,
+      failures,
+      retryAt: this.#now() + delay,
+      reason: `${reason} (attempt ${failures}, retrying in ${Math.ceil(delay / 1000)} s)`,
+    });
+    this.#log(`Proxy task ${px.rec.taskId} of ${inst.rec.name} lost: ${reason}`);
+  }
+
+  async #performProxy(action: ProxyAction): Promise<void> {
+    const inst = this.#instances.get(action.instance);
+    if (!inst) return;
+    const px = inst.proxies.get(action.proxyId);
+    const name = inst.rec.name;
+    switch (action.type) {
+      case "add-proxy": {
+        if (px) return;
+        const rec: ProxyRecord = {
+          id: action.proxyId,
+          taskId: "",
+          state: "PENDING",
+          launchCount: 0,
+          failures: 0,
+          updatedAt: this.#now(),
+        };
+        const holder: ProxyState = { rec, version: null };
+        inst.proxies.set(rec.id, holder);
+        // A leftover key from an interrupted delete is overwritten.
+        this.#stage(this.#proxyKey(name, rec.id), holder, rec, true);
+        return;
+      }
+      case "drop-proxy":
+        if (!px) return;
+        await this.#flush();
+        await this.#store.batch([{ key: this.#proxyKey(name, px.rec.id), delete: true }]);
+        inst.proxies.delete(px.rec.id);
+        this.#log(`Instance ${name}: proxy ${px.rec.id} removed`);
+        return;
+      case "kill-proxy":
+        if (!px) return;
+        this.#saveProxy(inst, px, { state: "KILLING", killSentAt: this.#now() });
+        await this.#call("kill", () => this.#mesos!.kill(action.taskId, action.agentId));
+        return;
+      case "relaunch-proxy":
+        if (!px) return;
+        if (px.rec.lastState && MAYBE_ALIVE.has(px.rec.lastState) && px.rec.taskId) {
+          // Its agent may come back with the old task: it must not.
+          await this.#call("kill", () => this.#mesos!.kill(px.rec.taskId, px.rec.agentId));
+        }
+        this.#saveProxy(inst, px, { state: "PENDING", retryAt: undefined });
+        return;
+      case "tell-proxy": {
+        const agentId = px?.rec.agentId;
+        if (!px || !agentId) return;
+        const commandId = `c${++this.#commandSeq}-${this.#now()}`;
+        const { host, port, epoch } = action.master;
+        for (const [id, taskId] of this.#proxyCommands) {
+          if (taskId === action.taskId) this.#proxyCommands.delete(id);
+        }
+        this.#proxyCommands.set(commandId, action.taskId);
+        this.#proxyTold.set(action.taskId, {
+          version: proxyMasterVersion(action.master),
+          sentAt: this.#now(),
+          confirmed: false,
+        });
+        const msg: SchedulerToExecutor = {
+          kind: "proxy-master",
+          commandId,
+          taskId: action.taskId,
+          host,
+          port,
+          epoch,
+        };
+        this.#log(`Telling proxy ${action.taskId}: master ${host}:${port} (epoch ${epoch})`);
+        await this.#call(
+          "message",
+          () => this.#mesos!.message(agentId, px.rec.executorId ?? EXECUTOR_ID, encodeMessage(msg)),
+        );
+        return;
+      }
+    }
+  }
+
+  /** Stages a new proxy record (see {@linkcode Scheduler.#saveInstance}). */
+  #saveProxy(inst: InstState, px: ProxyState, patch: Partial<ProxyRecord>): void {
+    this.#quarantinePorts(inst.rec.name, [px.rec]);
+    const rec: ProxyRecord = { ...px.rec, ...patch, updatedAt: this.#now() };
+    this.#stage(this.#proxyKey(inst.rec.name, rec.id), px, rec);
+  }
+
   async #onMessage(agentId: string, data: Uint8Array): Promise<void> {
     let msg: ExecutorToScheduler;
     try {
@@ -1590,6 +1880,13 @@ export class Scheduler {
         }
       }
     } else if (msg.kind === "result") {
+      const proxyTask = this.#proxyCommands.get(msg.commandId);
+      if (proxyTask !== undefined) {
+        this.#proxyCommands.delete(msg.commandId);
+        const told = this.#proxyTold.get(proxyTask);
+        if (msg.ok && told) this.#proxyTold.set(proxyTask, { ...told, confirmed: true });
+        if (!msg.ok) this.#log(`Command proxy-master for ${proxyTask} failed: ${msg.error}`);
+      }
       for (const [name, q] of this.#offsetQueries) {
         const procId = q.pending.get(msg.commandId);
         if (procId === undefined) continue;
@@ -1658,8 +1955,9 @@ export class Scheduler {
         ...(s.cluster ? { cluster: s.cluster } : {}),
       });
     }
-    return plan({
-      instances: [...this.#instances.values()].map((i) => i.rec),
+    const instances = [...this.#instances.values()].map((i) => i.rec);
+    const main = plan({
+      instances,
       processes,
       stats,
       inflight: new Set(this.#inflight.keys()),
@@ -1677,6 +1975,17 @@ export class Scheduler {
         }]),
       ),
     });
+    const proxies: Record<string, ProxyRecord[]> = {};
+    for (const [name, inst] of this.#instances) {
+      proxies[name] = [...inst.proxies.values()].map((p) => p.rec);
+    }
+    const px = planProxies({ instances, processes, proxies, stats, told: this.#proxyTold, now });
+    return {
+      // An instance is forgotten only once its proxies are gone too.
+      actions: main.actions.filter((a) => a.type !== "forget" || !px.holdForget.has(a.instance)),
+      proxyActions: px.actions,
+      launchable: [...main.launchable, ...px.launchable],
+    };
   }
 
   /** Whether the master of instance `name` is being retired by an UPDATE. */
@@ -1701,10 +2010,11 @@ export class Scheduler {
       if (!inst || master?.rec.state !== "LOST") this.#offsetQueries.delete(name);
     }
     await this.#checkLiveness(now);
-    const { actions, launchable } = this.#plan();
-    for (const action of actions) {
+    const { actions, proxyActions, launchable } = this.#plan();
+    for (const action of [...actions, ...proxyActions]) {
       try {
-        await this.#perform(action);
+        if (action.type.endsWith("-proxy")) await this.#performProxy(action as ProxyAction);
+        else await this.#perform(action as Action);
       } catch (error) {
         this.#log(
           `Action ${action.type} on ${action.instance} failed: ${(error as Error).message}`,
@@ -1871,6 +2181,7 @@ export class Scheduler {
 
   /** Drops what is kept in memory about a task that ended. */
   #forgetTask(taskId: string): void {
+    this.#proxyTold.delete(taskId);
     this.#stats.delete(taskId);
     this.#inflight.delete(taskId);
     this.#statsSeenAt.delete(taskId);
@@ -2285,14 +2596,18 @@ export class Scheduler {
 
   async #forget(inst: InstState): Promise<void> {
     const name = inst.rec.name;
-    for (const p of inst.procs.values()) {
+    for (const p of [...inst.procs.values(), ...inst.proxies.values()]) {
       if (p.rec.taskId && p.rec.lastState && MAYBE_ALIVE.has(p.rec.lastState)) {
         await this.#call("kill", () => this.#mesos!.kill(p.rec.taskId, p.rec.agentId));
       }
       this.#forgetTask(p.rec.taskId);
     }
     this.#offsetQueries.delete(name);
-    this.#quarantinePorts(name, [...inst.procs.values()].map((p) => p.rec), true);
+    this.#quarantinePorts(
+      name,
+      [...inst.procs.values(), ...inst.proxies.values()].map((p) => p.rec),
+      true,
+    );
     await this.#flush();
     // Every task is gone: the executors remove the data dirs (best effort; an
     // agent whose executor has exited keeps the dir).
@@ -2311,6 +2626,10 @@ export class Scheduler {
       await this.#store.batch([
         ...[...inst.procs.values()].map((p) => ({
           key: this.#procKey(name, p.rec.id),
+          delete: true as const,
+        })),
+        ...[...inst.proxies.values()].map((p) => ({
+          key: this.#proxyKey(name, p.rec.id),
           delete: true as const,
         })),
         { key: this.#instKey(name), delete: true },
@@ -2383,7 +2702,11 @@ export class Scheduler {
   }
 
   /** Keeps the ports `recs` of `instance` hold (or held) from other instances for a while. */
-  #quarantinePorts(instance: string, recs: Iterable<ProcessRecord>, retire = false): void {
+  #quarantinePorts(
+    instance: string,
+    recs: Iterable<ProcessRecord | ProxyRecord>,
+    retire = false,
+  ): void {
     const used: PortInUse[] = [];
     for (const r of recs) {
       if (r.agentId && r.port) used.push({ agentId: r.agentId, port: r.port, instance });

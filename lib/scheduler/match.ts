@@ -27,14 +27,23 @@ export const DEFAULT_RESOURCES: TaskResources = {
   executorMemMB: 64,
 };
 
-/** A process that may be launched now. */
+/** A process that may be launched now: a redis process, or a proxy (`role` "proxy"). */
 export interface PendingProcess {
   instance: string;
   procId: string;
-  role: ProcessRole;
+  role: ProcessRole | "proxy";
   capacityMB: number;
-  /** Most processes of the instance on one agent. */
+  /** Most processes of the instance (of its `countAs`, when given) on one agent. */
   distribution: number;
+  /**
+   * What `distribution` counts, when not the instance's redis processes
+   * (e.g. `{instance}/proxies`); `placements` is keyed by it too.
+   */
+  countAs?: string;
+  /** cpus of this task, when not `TaskResources.taskCpus`. */
+  cpus?: number;
+  /** MB of this task, when not capacity + `TaskResources.memOverheadMB`. */
+  memMB?: number;
   /** Number of processes the instance has in all (for the waiting reason). */
   instanceSize: number;
   /** Agent to prefer (a relaunch goes back where the data was). */
@@ -65,11 +74,11 @@ export interface MasterAddress {
   port: number;
 }
 
-/** One redis task placed on an offer. */
+/** One task placed on an offer. */
 export interface PlacedTask {
   instance: string;
   procId: string;
-  role: ProcessRole;
+  role: ProcessRole | "proxy";
   port: number;
   cpus: number;
   memMB: number;
@@ -250,10 +259,11 @@ export function match(
   const placedFrom = new Map<PlacedTask, { proc: PendingProcess; room: OfferRoom }>();
   /** `instance/procId` → address, for masters placed in this round. */
   const placedMasters = new Map<string, MasterAddress>();
-  // Masters first: a slave waiting for its master comes after it.
+  // Masters first: a slave waiting for its master comes after it; proxies last.
   const ordered = [
-    ...pending.filter((p) => p.masterProcId === undefined),
-    ...pending.filter((p) => p.masterProcId !== undefined),
+    ...pending.filter((p) => p.masterProcId === undefined && p.role !== "proxy"),
+    ...pending.filter((p) => p.masterProcId !== undefined && p.role !== "proxy"),
+    ...pending.filter((p) => p.role === "proxy"),
   ];
 
   for (const proc of ordered) {
@@ -265,13 +275,15 @@ export function match(
         continue;
       }
     }
-    const memNeed = proc.capacityMB + res.memOverheadMB;
+    const memNeed = proc.memMB ?? proc.capacityMB + res.memOverheadMB;
+    const cpuNeed = proc.cpus ?? res.taskCpus;
+    const counted = proc.countAs ?? proc.instance;
     const fits = (room: OfferRoom): boolean => {
       if (proc.requiredAgentId !== undefined && room.agentId !== proc.requiredAgentId) return false;
-      if (countOf(proc.instance, room.agentId) >= proc.distribution) return false;
+      if (countOf(counted, room.agentId) >= proc.distribution) return false;
       if (room.ports.length < (proc.needsBusPort ? 2 : 1)) return false;
       const withExec = !room.executorRunning && !executorPlanned.has(room.agentId);
-      const cpus = res.taskCpus + (withExec ? res.executorCpus : 0);
+      const cpus = cpuNeed + (withExec ? res.executorCpus : 0);
       const mem = memNeed + (withExec ? res.executorMemMB : 0);
       return round3(room.cpus - cpus) >= 0 && round3(room.mem - mem) >= 0;
     };
@@ -284,6 +296,11 @@ export function match(
     if (candidates.length === 0 && proc.requiredAgentId !== undefined) {
       unplaced[proc.instance] ??=
         `Waiting for an offer from agent ${proc.requiredAgentId} to restart ${proc.procId} in place with its data`;
+      continue;
+    }
+    if (candidates.length === 0 && proc.role === "proxy") {
+      unplaced[proc.instance] ??=
+        `Waiting for resources for proxy ${proc.procId}: need an agent without another proxy of the instance, with ${memNeed} MB, ${cpuNeed} cpus and a port free`;
       continue;
     }
     if (candidates.length === 0) {
@@ -304,12 +321,12 @@ export function match(
       const qa = cleanPort(a) < 0 ? 1 : 0;
       const qb = cleanPort(b) < 0 ? 1 : 0;
       if (qa !== qb) return qa - qb;
-      return countOf(proc.instance, a.agentId) - countOf(proc.instance, b.agentId) ||
+      return countOf(counted, a.agentId) - countOf(counted, b.agentId) ||
         (a.launch?.tasks.length ?? 0) - (b.launch?.tasks.length ?? 0);
     });
     const room = candidates[0]!;
     const withExec = !room.executorRunning && !executorPlanned.has(room.agentId);
-    room.cpus = round3(room.cpus - res.taskCpus - (withExec ? res.executorCpus : 0));
+    room.cpus = round3(room.cpus - cpuNeed - (withExec ? res.executorCpus : 0));
     room.mem = round3(room.mem - memNeed - (withExec ? res.executorMemMB : 0));
     if (withExec) executorPlanned.add(room.agentId);
     // Its own old port on its preferred agent first, else a port no other
@@ -336,7 +353,7 @@ export function match(
       procId: proc.procId,
       role: proc.role,
       port,
-      cpus: res.taskCpus,
+      cpus: cpuNeed,
       memMB: memNeed,
       ...(master !== undefined ? { master } : {}),
       ...(proc.masterProcId !== undefined && proc.master === undefined
@@ -354,9 +371,9 @@ export function match(
     if (proc.role === "master") {
       placedMasters.set(`${proc.instance}/${proc.procId}`, { host: room.offer.hostname, port });
     }
-    const perAgent = counts.get(proc.instance) ?? new Map<string, number>();
-    perAgent.set(room.agentId, countOf(proc.instance, room.agentId) + 1);
-    counts.set(proc.instance, perAgent);
+    const perAgent = counts.get(counted) ?? new Map<string, number>();
+    perAgent.set(room.agentId, countOf(counted, room.agentId) + 1);
+    counts.set(counted, perAgent);
   }
   repairGroups(placedFrom, groupCountOf, groupCounts);
   return {

@@ -110,7 +110,7 @@ const LIVE = new Set(["STAGING", "RUNNING", "KILLING"]);
 const MAYBE_ALIVE = new Set(["TASK_UNREACHABLE", "TASK_UNKNOWN", "TASK_LOST"]);
 
 /** Whether the task of `p` may still run (launched and not known terminal). */
-export function isLive(p: ProcessRecord): boolean {
+export function isLive(p: Pick<ProcessRecord, "state">): boolean {
   return LIVE.has(p.state);
 }
 

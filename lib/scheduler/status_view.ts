@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { InstanceRecord, InstanceShape, ProcessRecord } from "../model.ts";
+import type { InstanceRecord, InstanceShape, ProcessRecord, ProxyRecord } from "../model.ts";
 import type { RedisStats } from "../executor_messages.ts";
 import { compareProcIds } from "./promotion.ts";
 import { processCount } from "../model.ts";
@@ -43,6 +43,15 @@ export interface ShardView {
   Slaves: ProcessView[];
 }
 
+/** One running proxy endpoint in STATUS: where clients connect to reach the master. */
+export interface ProxyView {
+  IP: string;
+  /** The port, as a string (like the processes' `Port`). */
+  Port: string;
+  /** The proxy id within the instance (`x1`, `x2`, ...). */
+  Id: string;
+}
+
 /** One instance in STATUS. */
 export interface InstanceView {
   Name: string;
@@ -65,6 +74,10 @@ export interface InstanceView {
   LastEvent: string | null;
   /** RC only: every shard; `Master` and `Slaves` above are the first shard's. */
   Shards?: ShardView[];
+  /** The proxy endpoints whose task runs, by id; `[]` when none. */
+  Proxies: ProxyView[];
+  /** Proxy endpoints asked for (`Proxies` lists those running now). */
+  ProxiesWanted: number;
   /** The change (UPDATE) in progress, or `null`. */
   Update: UpdateView | null;
 }
@@ -124,6 +137,7 @@ export function instanceView(
   procs: readonly ProcessRecord[],
   stats: ReadonlyMap<string, RedisStats>,
   placementReason?: string,
+  proxies: readonly ProxyRecord[] = [],
 ): InstanceView {
   const sorted = [...procs].sort((a, b) => compareProcIds(a.id, b.id));
   const shards = inst.type === "RC" ? shardViews(inst, sorted, stats) : undefined;
@@ -172,6 +186,11 @@ export function instanceView(
         Waiting: (waiting && placementReason) || null,
       }
       : null,
+    Proxies: proxies
+      .filter((p) => p.state === "RUNNING" && p.host && p.port)
+      .sort((a, b) => compareProcIds(a.id, b.id))
+      .map((p) => ({ IP: p.host!, Port: String(p.port), Id: p.id })),
+    ProxiesWanted: inst.proxies ?? 0,
   };
 }
 

@@ -6,6 +6,7 @@
  */
 import type { CommandURI, ExecutorInfo, Resource, TaskInfo } from "../mesos/types.ts";
 import { encodeTaskSpec, type RedisTaskSpec } from "../executor_messages.ts";
+import { encodeProxySpec, type ProxyTaskSpec } from "../proxy/task_spec.ts";
 import type { PlacedTask, TaskResources } from "./match.ts";
 
 /** The executor id: one MrRedisExecutor per agent per framework hosts every task there. */
@@ -106,5 +107,41 @@ export function buildTaskInfo(
       },
     ],
     data: encodeTaskSpec(spec),
+  };
+}
+
+/**
+ * Builds the TaskInfo of one placed proxy task, with a DiscoveryInfo naming
+ * it `{instance}-proxy` and its port `redis` (tcp), so Mesos-DNS-style tools
+ * find every proxy of an instance under one name. `resources` as for
+ * {@linkcode buildTaskInfo}.
+ */
+export function buildProxyTaskInfo(
+  task: PlacedTask,
+  taskId: string,
+  agentId: string,
+  executor: ExecutorInfo,
+  spec: ProxyTaskSpec,
+  resources?: Resource[],
+): TaskInfo {
+  return {
+    name: `proxy ${task.instance} ${task.procId}`,
+    task_id: { value: taskId },
+    agent_id: { value: agentId },
+    executor,
+    resources: resources ?? [
+      scalar("cpus", task.cpus),
+      scalar("mem", task.memMB),
+      { name: "ports", type: "RANGES", ranges: { range: [{ begin: task.port, end: task.port }] } },
+    ],
+    data: encodeProxySpec(spec),
+    discovery: {
+      visibility: "CLUSTER",
+      name: `${task.instance}-proxy`,
+      ports: { ports: [{ number: task.port, name: "redis", protocol: "tcp" }] },
+      labels: {
+        labels: [{ key: "instance", value: task.instance }, { key: "proxy", value: task.procId }],
+      },
+    },
   };
 }
