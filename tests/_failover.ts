@@ -60,12 +60,14 @@ async function startSchedRetrying(options: SchedOptions): Promise<Sched> {
 /**
  * Starts the cluster (its agents on a port range held for the test, see
  * `_ports.ts`) and sched on the embedded store. `clusterOptions` overrides
- * options of the local cluster (the agent ping timeout is 2 s unless given).
+ * options of the local cluster (the agent ping timeout is 2 s unless given);
+ * `schedConfig` adds config fields of sched.
  */
 export async function startFailoverEnv(
   name: string,
   agents = 3,
   clusterOptions: Partial<LocalClusterOptions> = {},
+  schedConfig?: Record<string, unknown>,
 ): Promise<FailoverEnv> {
   const dir = await tempDir(name);
   const ports = reservePortRange(agents * PORTS_PER_AGENT);
@@ -87,6 +89,7 @@ export async function startFailoverEnv(
         dir,
         dbType: "embedded",
         master: new URL(started.url).host,
+        ...(schedConfig ? { config: schedConfig } : {}),
       });
     } catch (error) {
       await cluster.stop();

@@ -546,7 +546,17 @@ Deno.test("init refuses a server that is not a mr-redis scheduler", async () => 
 });
 
 Deno.test("status -n prints the original text format, line for line", async (t) => {
-  await withScheduler([RUNNING_MS, SINGLE, CREATING], async (_sched, config, env) => {
+  const proxied: Json = {
+    ...RUNNING_MS,
+    Name: "proxied",
+    Proxies: [{ IP: "10.11.12.124", Port: "31005", Id: "x1" }, {
+      IP: "10.11.12.125",
+      Port: "31502",
+      Id: "x2",
+    }],
+    ProxiesWanted: 2,
+  };
+  await withScheduler([RUNNING_MS, SINGLE, CREATING, proxied], async (_sched, config, env) => {
     await t.step("master and two slaves", async () => {
       const r = await runMrr(config, ["status", "-n", "TestInstance"], env);
       assertEquals(r.code, 0, show(r));
@@ -560,6 +570,21 @@ Deno.test("status -n prints the original text format, line for line", async (t) 
         "",
       ]);
       assertEquals(r.stderr, "");
+    });
+    await t.step("running proxies follow, one line each", async () => {
+      const r = await runMrr(config, ["status", "-n", "proxied"], env);
+      assertEquals(r.code, 0, show(r));
+      assertEquals(r.stdout.split("\n"), [
+        "Status = RUNNING",
+        "Type = MS",
+        "Capacity = 200",
+        "Master = 10.11.12.123:6382",
+        "\tSlave0 = 10.11.12.121:6381",
+        "\tSlave1 = 10.11.12.121:6382",
+        "Proxy0 = 10.11.12.124:31005",
+        "Proxy1 = 10.11.12.125:31502",
+        "",
+      ]);
     });
     await t.step("a single server with Slaves null", async () => {
       const r = await runMrr(config, ["status", "-name", "solo"], env);

@@ -134,6 +134,12 @@ const LIST: InstanceJson[] = [
     ProcessesTotal: 3,
     Epoch: 1,
     LastEvent: "Promoted p2",
+    Proxies: [{ IP: "10.0.0.1", Port: "31005", Id: "x1" }, {
+      IP: "10.0.0.2",
+      Port: "31006",
+      Id: "x2",
+    }],
+    ProxiesWanted: 2,
   },
   {
     Name: "a-new",
@@ -211,6 +217,9 @@ Deno.test("UI view formats a STATUS list into rows", () => {
       lastEvent: "Promoted p2",
       epoch: "1",
       procs: 3,
+      proxies: "10.0.0.1:31005, 10.0.0.2:31006",
+      proxiesCount: "2 of 2",
+      proxyCli: "redis-cli -h 10.0.0.1 -p 31005 --askpass",
     },
   );
   assertEquals(running.procs[0], {
@@ -427,6 +436,11 @@ Deno.test("UI view builds rows and details through textContent", () => {
     "-",
   ]);
   assertMatch(details.textContent, /Last event: Promoted p2/);
+  assertMatch(
+    details.textContent,
+    /Proxies \(2 of 2 running\): 10\.0\.0\.1:31005, 10\.0\.0\.2:31006/,
+  );
+  assertEquals(details.all("code")[1]?.textContent, "redis-cli -h 10.0.0.1 -p 31005 --askpass");
 
   const going = buildRows(fakeDocument, rows, new Set(["going"])) as unknown as FakeNode;
   assertMatch(going.children[4]!.textContent, /^No master address yet\./);

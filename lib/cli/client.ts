@@ -51,6 +51,8 @@ export interface InstanceStatus {
   ProcessesTotal?: number;
   /** A Redis Cluster's shards (`Master`/`Slaves` are then the first shard's). */
   Shards?: ShardStatus[];
+  /** Running proxy endpoints (follow the master), when the scheduler has proxies. */
+  Proxies?: ProcessStatus[];
   /** Fields added by newer schedulers. */
   [field: string]: unknown;
 }

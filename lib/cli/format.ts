@@ -44,8 +44,9 @@ function slavesOf(instance: InstanceStatus): ProcessStatus[] {
  * \tSlave0 = 10.11.12.121:6381
  * ```
  *
- * A missing master (or a slave with no address yet) shows as `-`. When the
- * scheduler gives a non-empty `Reason`, a line `Reason = ...` follows, and
+ * A missing master (or a slave with no address yet) shows as `-`. The
+ * running proxy endpoints follow as `Proxy0 = 10.11.12.124:31005`, ... When
+ * the scheduler gives a non-empty `Reason`, a line `Reason = ...` follows, and
  * `Update = ...` while a change (UPDATE) runs.
  * Returns the lines without a trailing newline.
  */
@@ -67,6 +68,9 @@ export function formatStatus(instance: InstanceStatus): string {
       ...slavesOf(instance).map((slave, i) => `\tSlave${i} = ${address(slave)}`),
     );
   }
+  (Array.isArray(instance.Proxies) ? instance.Proxies : []).forEach((proxy, i) =>
+    lines.push(`Proxy${i} = ${address(proxy)}`)
+  );
   if (typeof instance.Reason === "string" && instance.Reason.trim() !== "") {
     lines.push(`Reason = ${instance.Reason.trim()}`);
   }

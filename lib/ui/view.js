@@ -49,6 +49,8 @@ export const MAX_DISTRIBUTION = 100;
  * @property {number} [Epoch]
  * @property {string | null} [LastEvent]
  * @property {{ Target: { Capacity: number, Slaves: number, Distribution: number }, Phase: string, Waiting?: string | null } | null} [Update]
+ * @property {{ IP: string, Port: string, Id?: string }[]} [Proxies] running proxy endpoints
+ * @property {number} [ProxiesWanted]
  * @property {ShardJson[]} [Shards] a Redis Cluster's shards
  */
 
@@ -90,6 +92,9 @@ export const MAX_DISTRIBUTION = 100;
  * @property {string} lastEvent `""` when none
  * @property {string} epoch
  * @property {ProcessRow[]} procs master first, then the slaves
+ * @property {string} proxies running proxy addresses, e.g. `10.0.0.1:31005, 10.0.0.2:31502`, or `""`
+ * @property {string} proxiesCount e.g. `2 of 2`
+ * @property {string} proxyCli `redis-cli` line of the first running proxy, or `""`
  */
 
 /**
@@ -231,6 +236,7 @@ export function renderRows(instances) {
         if (inst.Master) procs.push(processRow("master", inst.Master));
         for (const s of slaves) procs.push(processRow("slave", s));
       }
+      const proxies = Array.isArray(inst.Proxies) ? inst.Proxies : [];
       return {
         name: String(inst.Name),
         type: String(inst.Type),
@@ -246,6 +252,9 @@ export function renderRows(instances) {
         lastEvent: inst.LastEvent ?? "",
         epoch: String(inst.Epoch ?? 0),
         procs,
+        proxies: proxies.map((p) => address(/** @type {never} */ (p))).join(", "),
+        proxiesCount: `${proxies.length} of ${inst.ProxiesWanted ?? proxies.length}`,
+        proxyCli: redisCli(/** @type {never} */ (proxies[0])),
       };
     });
 }
@@ -503,6 +512,19 @@ export function buildDetails(doc, row) {
     td.append(line);
   } else if (row.procs.length > 0) {
     td.append(el(doc, "p", "muted", "No master address yet."));
+  }
+  if (row.proxyCli) {
+    // Proxies follow the master through failovers: the address clients should keep.
+    td.append(el(doc, "p", "", `Proxies (${row.proxiesCount} running): ${row.proxies}`));
+    const line = el(doc, "div", "cli");
+    const copy = el(doc, "button", "", "Copy");
+    copy.setAttribute("type", "button");
+    copy.setAttribute("data-action", "copy");
+    copy.setAttribute("data-text", row.proxyCli);
+    line.append(el(doc, "code", "", row.proxyCli), copy);
+    td.append(line);
+  } else if (row.proxiesCount !== "0 of 0") {
+    td.append(el(doc, "p", "muted", `Proxies: none running yet (${row.proxiesCount})`));
   }
   if (row.lastEvent) td.append(el(doc, "p", "muted", `Last event: ${row.lastEvent}`));
   if (row.procs.length === 0) {

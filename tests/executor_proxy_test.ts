@@ -1,0 +1,237 @@
+/**
+ * Proxy tasks of MrRedisExecutor (lib/executor/proxy_tasks.ts), driven event
+ * by event with a real redis-server behind: LAUNCH gives STARTING then
+ * RUNNING with {host, port}; commands go through to the master; a
+ * `proxy-master` command moves it and is answered; KILL gives TASK_KILLED and
+ * frees the port; a bad spec gives TASK_FAILED naming the field.
+ */
+import assert from "node:assert/strict";
+import {
+  decodeMessage,
+  encodeMessage,
+  encodeTaskSpec,
+  type ExecutorToScheduler,
+  type SchedulerToExecutor,
+} from "../lib/executor_messages.ts";
+import { type ExecutorDriver, RedisExecutor, type TaskStatusUpdate } from "../lib/executor/mod.ts";
+import type { ExecutorEvent } from "../lib/mesos/types.ts";
+import { encodeProxySpec } from "../lib/proxy/task_spec.ts";
+import { RedisClient } from "../lib/redis/mod.ts";
+import { freePort, tempDir, waitFor } from "./_util.ts";
+
+class RecordingDriver implements ExecutorDriver {
+  updates: TaskStatusUpdate[] = [];
+  messages: ExecutorToScheduler[] = [];
+  update(status: TaskStatusUpdate): void {
+    this.updates.push(status);
+  }
+  message(data: Uint8Array): void {
+    this.messages.push(decodeMessage<ExecutorToScheduler>(data));
+  }
+  states(taskId: string): string[] {
+    return this.updates.filter((u) => u.task_id.value === taskId).map((u) => u.state);
+  }
+  last(taskId: string, state: string): TaskStatusUpdate | undefined {
+    return this.updates.findLast((u) => u.task_id.value === taskId && u.state === state);
+  }
+  result(commandId: string) {
+    return this.messages.find((m) => m.kind === "result" && m.commandId === commandId);
+  }
+}
+
+function launch(taskId: string, data: Uint8Array): ExecutorEvent {
+  return {
+    type: "LAUNCH",
+    launch: { task: { name: taskId, task_id: { value: taskId }, agent_id: { value: "a" }, data } },
+  };
+}
+
+function command(msg: SchedulerToExecutor): ExecutorEvent {
+  return { type: "MESSAGE", message: { data: encodeMessage(msg) } };
+}
+
+function data(update: TaskStatusUpdate | undefined): Record<string, unknown> {
+  assert.ok(update?.data, "update carries data");
+  return JSON.parse(new TextDecoder().decode(update.data));
+}
+
+async function closed(port: number): Promise<boolean> {
+  try {
+    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+const WAIT = { timeoutMs: 20_000, intervalMs: 50 };
+
+Deno.test("RedisExecutor runs proxy tasks in front of a redis task", async (t) => {
+  const sandbox = await tempDir("executor-proxy");
+  const driver = new RecordingDriver();
+  const ex = new RedisExecutor({
+    driver,
+    sandbox,
+    bind: "127.0.0.1",
+    statsIntervalMs: 200,
+    idleTimeoutMs: 0,
+    stopTimeoutMs: 3000,
+  });
+  ex.handle({
+    type: "SUBSCRIBED",
+    subscribed: {
+      executor_info: { executor_id: { value: "e1" } },
+      framework_info: { user: "u", name: "mr-redis" },
+      agent_info: { hostname: "127.0.0.1" },
+    },
+  } as ExecutorEvent);
+  const password = "proxy-test-password-0123";
+  const masters = [freePort(), freePort()];
+  const proxyPort = freePort();
+  const clients: RedisClient[] = [];
+  try {
+    // Two single redis tasks: the first master, then the one the proxy moves to.
+    for (const [i, port] of masters.entries()) {
+      ex.handle(launch(
+        `r${i}`,
+        encodeTaskSpec({
+          instance: "inst",
+          procId: `p${i + 1}`,
+          role: "master",
+          port,
+          capacityMB: 12,
+          dataDir: `redis-p${i + 1}`,
+          auth: { password, adminPassword: `admin-${password}` },
+        }),
+      ));
+    }
+    await waitFor(
+      "redis RUNNING",
+      () => driver.last("r0", "TASK_RUNNING") && driver.last("r1", "TASK_RUNNING"),
+      WAIT,
+    );
+
+    await t.step("a proxy task goes STARTING then RUNNING and serves the master", async () => {
+      ex.handle(launch(
+        "inst.x1.1",
+        encodeProxySpec({
+          kind: "proxy",
+          instance: "inst",
+          proxyId: "x1",
+          port: proxyPort,
+          master: { host: "127.0.0.1", port: masters[0]!, epoch: 0 },
+          password,
+          waitMs: 5000,
+        }),
+      ));
+      await waitFor("proxy RUNNING", () => driver.last("inst.x1.1", "TASK_RUNNING"), WAIT);
+      assert.deepEqual(driver.states("inst.x1.1"), ["TASK_STARTING", "TASK_RUNNING"]);
+      assert.deepEqual(data(driver.last("inst.x1.1", "TASK_RUNNING")), {
+        host: "127.0.0.1",
+        port: proxyPort,
+      });
+      assert.ok(ex.taskIds.includes("inst.x1.1"));
+      const c = new RedisClient({ port: proxyPort, password, timeoutMs: 5000 });
+      clients.push(c);
+      assert.equal(await c.call("SET", ["k", "one"]), "OK");
+      const direct = new RedisClient({ port: masters[0]!, password, timeoutMs: 5000 });
+      clients.push(direct);
+      assert.equal(await direct.call("GET", ["k"]), "one");
+    });
+
+    await t.step("proxy-master moves it to another master and is answered", async () => {
+      ex.handle(command({
+        kind: "proxy-master",
+        commandId: "c1",
+        taskId: "inst.x1.1",
+        host: "127.0.0.1",
+        port: masters[1]!,
+        epoch: 1,
+      }));
+      await waitFor("the result", () => driver.result("c1"), WAIT);
+      assert.deepEqual(driver.result("c1"), { kind: "result", commandId: "c1", ok: true });
+      const c = new RedisClient({ port: proxyPort, password, timeoutMs: 5000 });
+      clients.push(c);
+      await waitFor("writes on the second master", async () => {
+        await c.call("SET", ["k2", "two"]).catch(() => undefined);
+        const direct = new RedisClient({ port: masters[1]!, password, timeoutMs: 5000 });
+        try {
+          return (await direct.call("GET", ["k2"])) === "two";
+        } finally {
+          direct.close();
+        }
+      }, WAIT);
+      // An older epoch is taken as an answer but changes nothing.
+      ex.handle(command({
+        kind: "proxy-master",
+        commandId: "c2",
+        taskId: "inst.x1.1",
+        host: "127.0.0.1",
+        port: masters[0]!,
+        epoch: 0,
+      }));
+      await waitFor("the result", () => driver.result("c2"), WAIT);
+      assert.equal(await c.call("GET", ["k2"]), "two");
+    });
+
+    await t.step("a command for a proxy that does not run here fails with a reason", async () => {
+      ex.handle(command({
+        kind: "proxy-master",
+        commandId: "c3",
+        taskId: "inst.x9.1",
+        host: "127.0.0.1",
+        port: masters[0]!,
+        epoch: 2,
+      }));
+      await waitFor("the result", () => driver.result("c3"), WAIT);
+      const r = driver.result("c3") as { ok: boolean; error?: string };
+      assert.equal(r.ok, false);
+      assert.match(r.error ?? "", /proxy task "inst\.x9\.1".*does not run here/);
+    });
+
+    await t.step("KILL stops the proxy: TASK_KILLED and the port is free", async () => {
+      ex.handle({ type: "KILL", kill: { task_id: { value: "inst.x1.1" } } });
+      await waitFor("proxy KILLED", () => driver.last("inst.x1.1", "TASK_KILLED"), WAIT);
+      assert.ok(await closed(proxyPort));
+      assert.ok(!ex.taskIds.includes("inst.x1.1"));
+    });
+
+    await t.step("a bad proxy spec is TASK_FAILED naming the field", async () => {
+      ex.handle(launch(
+        "inst.x2.1",
+        new TextEncoder().encode(JSON.stringify({ kind: "proxy", instance: "inst", port: 0 })),
+      ));
+      await waitFor("failed", () => driver.last("inst.x2.1", "TASK_FAILED"), WAIT);
+      const failed = driver.last("inst.x2.1", "TASK_FAILED")!;
+      assert.equal(failed.reason, "REASON_TASK_INVALID");
+      assert.match(failed.message ?? "", /field "proxyId" must be a non-empty string/);
+    });
+
+    await t.step("a port already taken is TASK_FAILED at start", async () => {
+      const holder = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      try {
+        ex.handle(launch(
+          "inst.x3.1",
+          encodeProxySpec({
+            kind: "proxy",
+            instance: "inst",
+            proxyId: "x3",
+            port: (holder.addr as Deno.NetAddr).port,
+          }),
+        ));
+        await waitFor("failed", () => driver.last("inst.x3.1", "TASK_FAILED"), WAIT);
+        assert.match(
+          driver.last("inst.x3.1", "TASK_FAILED")!.message ?? "",
+          /Cannot start the proxy/,
+        );
+      } finally {
+        holder.close();
+      }
+    });
+  } finally {
+    for (const c of clients) c.close();
+    await ex.shutdown();
+    await ex.flush(1000);
+    await Deno.remove(sandbox, { recursive: true });
+  }
+});
