@@ -264,7 +264,14 @@ Deno.test("events: the core records a master's loss, the promotion with its dura
   const clock = { now: 10_000_000 };
   let { store, mesos, core } = await open(dir, clock);
   try {
-    await core.create({ name: "m", capacityMB: 10, masters: 1, slaves: 2, distribution: 1 });
+    await core.create({
+      name: "m",
+      capacityMB: 10,
+      masters: 1,
+      slaves: 2,
+      distribution: 1,
+      proxies: 0,
+    });
     await core.handleEvent({
       type: "OFFERS",
       offers: { offers: [offer(1, "A1"), offer(2, "A2"), offer(3, "A3")] },
@@ -390,7 +397,14 @@ Deno.test("events: an event is stored only with its change (a failed batch drops
   const clock = { now: 10_000_000 };
   const { store, core } = await open(dir, clock);
   try {
-    await core.create({ name: "s", capacityMB: 10, masters: 1, slaves: 0, distribution: 1 });
+    await core.create({
+      name: "s",
+      capacityMB: 10,
+      masters: 1,
+      slaves: 0,
+      distribution: 1,
+      proxies: 0,
+    });
     // Another writer changes the process key: the launch round's batch fails.
     const key = "/t/instances/s/procs/p1";
     await store.put(key, (await store.get(key))!.value);
