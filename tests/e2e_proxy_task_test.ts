@@ -255,6 +255,30 @@ Deno.test({
         assertEquals(await r.get("after"), "relaunch");
         r.disconnect();
       });
+
+      await t.step("UPDATE sets the proxy count: the surplus proxy goes", async () => {
+        const before = (await proxyStatus(env, "ps"))!;
+        const res = await env.sched.api("/v1/UPDATE/ps", {
+          method: "PUT",
+          body: JSON.stringify({ Proxies: 1 }),
+          headers: { "content-type": "application/json" },
+        });
+        assertEquals(res.status, 202, await res.text());
+        const after = await waitFor("1 proxy left", async () => {
+          const v = await proxyStatus(env, "ps");
+          return v?.ProxiesWanted === 1 && v.Proxies.length === 1 ? v : undefined;
+        }, { timeoutMs: 60_000, intervalMs: 250 });
+        assertEquals(after.Proxies[0]!.Id, "x1");
+        const gone = before.Proxies.find((p) => p.Id === "x2")!;
+        await waitFor(
+          `proxy port ${gone.Port} closed`,
+          async () => !(await listening(Number(gone.Port))),
+          {
+            timeoutMs: 30_000,
+            intervalMs: 250,
+          },
+        );
+      });
     } finally {
       await env.close();
     }

@@ -111,11 +111,11 @@ Deno.test({
             /^Field "Distribution" must be a whole JSON number from 1 to 100 .*but got 0$/,
           ],
           [
-            "Proxies",
+            "too many Proxies",
             "two",
-            { Proxies: 2 },
+            { Proxies: 17 },
             400,
-            /^Field "Proxies" is not supported by UPDATE yet/,
+            /^Field "Proxies" must be a whole JSON number from 0 to 16 .*but got 17$/,
           ],
           [
             "no room for the result",

@@ -130,6 +130,8 @@ export interface UpdateParams {
   capacityMB?: number;
   slaves?: number;
   distribution?: number;
+  /** Proxy endpoints wanted. */
+  proxies?: number;
 }
 
 /** A whole JSON number from `min` to `max` (not a string), or a 400 naming `field`. */
@@ -145,10 +147,7 @@ function jsonWholeNumber(field: string, value: unknown, min: number, max: number
   return value;
 }
 
-/**
- * The fields an UPDATE body may hold. `Proxies` is known (so it is not
- * taken for a misspelling) but refused: UPDATE cannot change proxies yet.
- */
+/** The fields an UPDATE body may hold. */
 const UPDATE_FIELDS: Record<string, (value: unknown, params: UpdateParams) => void> = {
   Capacity(value, params) {
     params.capacityMB = jsonWholeNumber("Capacity", value, 1, MAX_CAPACITY_MB);
@@ -159,11 +158,8 @@ const UPDATE_FIELDS: Record<string, (value: unknown, params: UpdateParams) => vo
   Distribution(value, params) {
     params.distribution = jsonWholeNumber("Distribution", value, 1, MAX_DISTRIBUTION);
   },
-  Proxies() {
-    throw new HttpError(
-      400,
-      `Field "Proxies" is not supported by UPDATE yet: the number of proxies cannot be changed`,
-    );
+  Proxies(value, params) {
+    params.proxies = parseProxies(value);
   },
 };
 
@@ -177,7 +173,7 @@ export function parseUpdate(name: string, body: string): UpdateParams {
   parseBody(body, UPDATE_FIELDS, params);
   if (
     params.capacityMB === undefined && params.slaves === undefined &&
-    params.distribution === undefined
+    params.distribution === undefined && params.proxies === undefined
   ) {
     throw new HttpError(400, `Body must name at least one of ${known}, but got ${show(body)}`);
   }

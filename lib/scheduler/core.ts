@@ -130,6 +130,8 @@ export interface UpdateRequest {
   capacityMB?: number;
   slaves?: number;
   distribution?: number;
+  /** Proxy endpoints wanted (see {@linkcode Scheduler.setProxies}). */
+  proxies?: number;
 }
 
 /**
@@ -1044,6 +1046,18 @@ export class Scheduler {
       if (rec.type === "RC") {
         return { conflict: `${name} is a Redis Cluster; UPDATE does not change clusters yet` };
       }
+      const proxies = req.proxies !== undefined && req.proxies !== (rec.proxies ?? 0)
+        ? req.proxies
+        : undefined;
+      if (
+        req.capacityMB === undefined && req.slaves === undefined && req.distribution === undefined
+      ) {
+        // The proxy count alone changes no redis process: allowed at any time.
+        if (proxies === undefined) return "unchanged";
+        await this.#setProxyCount(inst, proxies);
+        this.#kick();
+        return "updating";
+      }
       if (rec.update) {
         return {
           conflict:
@@ -1067,7 +1081,12 @@ export class Scheduler {
       if (
         target.capacityMB === from.capacityMB && target.slaves === from.slaves &&
         target.distribution === from.distribution
-      ) return "unchanged";
+      ) {
+        if (proxies === undefined) return "unchanged";
+        await this.#setProxyCount(inst, proxies);
+        this.#kick();
+        return "updating";
+      }
       if (target.capacityMB < from.capacityMB) {
         // The data must fit: the master's used_memory (or the largest reported).
         const procs = [...inst.procs.values()].map((p) => p.rec).filter(isLive);
@@ -1113,6 +1132,7 @@ export class Scheduler {
         }
       }
       const now = this.#now();
+      if (proxies !== undefined) await this.#setProxyCount(inst, proxies);
       await this.#saveInstance(inst, {
         distribution: target.distribution,
         update: { target, from, phase: "starting", startedAt: now, startEpoch: rec.epoch ?? 0 },
@@ -1138,14 +1158,16 @@ export class Scheduler {
     return this.#enqueue(async () => {
       const inst = this.#instances.get(name);
       if (!inst || inst.rec.status === "DELETING") return false;
-      if ((inst.rec.proxies ?? 0) !== count) {
-        await this.#saveInstance(inst, { proxies: count });
-        await this.#flush();
-        this.#log(`Instance ${name} wants ${count} prox${count === 1 ? "y" : "ies"}`);
-      }
+      if ((inst.rec.proxies ?? 0) !== count) await this.#setProxyCount(inst, count);
       this.#kick();
       return true;
     });
+  }
+
+  async #setProxyCount(inst: InstState, count: number): Promise<void> {
+    await this.#saveInstance(inst, { proxies: count });
+    await this.#flush();
+    this.#log(`Instance ${inst.rec.name} wants ${count} prox${count === 1 ? "y" : "ies"}`);
   }
 
   /**
