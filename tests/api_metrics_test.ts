@@ -74,6 +74,8 @@ const SNAPSHOT: CoreSnapshot = {
       Epoch: 1,
       LastEvent: null,
       Update: null,
+      Proxies: [],
+      ProxiesWanted: 0,
     },
     stats: {
       p2: stats("master", 1000, 250),
