@@ -972,7 +972,14 @@ Deno.test("core: UPDATE resizes 1+1 by rolling replacement, survives a restart, 
       .filter((m) => m.kind !== "purge");
   try {
     await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
-    await core.create({ name: "m", capacityMB: 10, masters: 1, slaves: 1, distribution: 1 });
+    await core.create({
+      name: "m",
+      capacityMB: 10,
+      masters: 1,
+      slaves: 1,
+      distribution: 1,
+      proxies: 0,
+    });
     await core.handleEvent({ type: "HEARTBEAT" });
     await core.handleEvent({
       type: "OFFERS",
