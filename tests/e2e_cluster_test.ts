@@ -168,7 +168,7 @@ Deno.test({
         let writing = true;
         let attempts = 0;
         const writer = (async () => {
-          for (let i = 0; writing; i++) {
+          for (let i = 0; writing && client; i++) {
             const key = `w:${i}`;
             attempts++;
             try {
@@ -178,65 +178,72 @@ Deno.test({
                 acked.set(key, `x${i}`);
               }
             } catch {
-              // not acknowledged
+              // Not acknowledged; a short pause so a failing client cannot starve the event loop.
+              await new Promise((r) => setTimeout(r, 10));
             }
           }
         })();
-        await waitFor("some acknowledged writes", () => acked.size >= 200, { timeoutMs: 30_000 });
-        const killedAt = Date.now();
-        Deno.kill(await pidOfPort(oldPort), "SIGKILL");
-        // The replica takes over the shard.
-        await waitFor("the replica is the shard's master", async () => {
-          const out = await new Deno.Command("redis-cli", {
-            args: ["-h", victim.Slaves[0]!.IP, "-p", replicaPort, "ROLE"],
-            env: { REDISCLI_AUTH: secret },
-            stdout: "piped",
-          }).output();
-          return new TextDecoder().decode(out.stdout).startsWith("master");
-        }, { timeoutMs: 30_000, intervalMs: 20 });
-        const masterAgainMs = Date.now() - killedAt;
-        const healed = await waitRc(
-          sched,
-          name,
-          "RC RUNNING again with the replica as the shard's master and a new replica",
-          (v) =>
-            v.Status === "RUNNING" && v.Shards[1]!.Master?.Port === replicaPort &&
-            v.Shards[1]!.Slaves.length === 1 && v.Shards[1]!.Slaves[0]!.InSync,
-        );
-        const healedMs = Date.now() - killedAt;
-        await waitFor("writes acknowledged after the failover", () => acked.size >= 400 + 200, {
-          timeoutMs: 30_000,
-        });
-        writing = false;
-        await writer;
-        console.log(
-          `shard master again after ${masterAgainMs} ms; RUNNING again after ${healedMs} ms; ${acked.size} of ${attempts} writes acknowledged`,
-        );
-        // Every acknowledged write is there.
-        const keys = [...acked.keys()];
-        const lost: string[] = [];
-        for (let i = 0; i < keys.length; i += 500) {
-          const batch = keys.slice(i, i + 500);
-          const got = await Promise.all(batch.map((k) => client!.get(k)));
-          batch.forEach((k, j) => {
-            if (got[j] !== acked.get(k)) lost.push(k);
+        try {
+          await waitFor("some acknowledged writes", () => acked.size >= 200, { timeoutMs: 30_000 });
+          const killedAt = Date.now();
+          Deno.kill(await pidOfPort(oldPort), "SIGKILL");
+          // The replica takes over the shard.
+          await waitFor("the replica is the shard's master", async () => {
+            const out = await new Deno.Command("redis-cli", {
+              args: ["-h", victim.Slaves[0]!.IP, "-p", replicaPort, "ROLE"],
+              env: { REDISCLI_AUTH: secret },
+              stdout: "piped",
+            }).output();
+            return new TextDecoder().decode(out.stdout).startsWith("master");
+          }, { timeoutMs: 30_000, intervalMs: 20 });
+          const masterAgainMs = Date.now() - killedAt;
+          const healed = await waitRc(
+            sched,
+            name,
+            "RC RUNNING again with the replica as the shard's master and a new replica",
+            (v) =>
+              v.Status === "RUNNING" && v.Shards[1]!.Master?.Port === replicaPort &&
+              v.Shards[1]!.Slaves.length === 1 && v.Shards[1]!.Slaves[0]!.InSync,
+          );
+          const healedMs = Date.now() - killedAt;
+          await waitFor("writes acknowledged after the failover", () => acked.size >= 400 + 200, {
+            timeoutMs: 30_000,
           });
-        }
-        assertEquals(lost.length, 0, `acknowledged writes lost: ${lost.slice(0, 5)}`);
-        // Clean check, and no node lists a failed node (or any but the 6).
-        assertCheckClean(await clusterCheck(healed.Shards[0]!.Master!, secret));
-        const procs = allProcs(healed);
-        assertEquals(procs.length, 6);
-        await waitFor("no node lists a failed node", async () => {
-          for (const p of procs) {
-            const nodes = (await clusterNodes(p, secret)).trim().split("\n");
-            if (nodes.length !== 6 || nodes.some((l) => /\bfail/.test(l.split(" ")[2] ?? ""))) {
-              return false;
-            }
+          writing = false;
+          await writer;
+          console.log(
+            `shard master again after ${masterAgainMs} ms; RUNNING again after ${healedMs} ms; ${acked.size} of ${attempts} writes acknowledged`,
+          );
+          // Every acknowledged write is there.
+          const keys = [...acked.keys()];
+          const lost: string[] = [];
+          for (let i = 0; i < keys.length; i += 500) {
+            const batch = keys.slice(i, i + 500);
+            const got = await Promise.all(batch.map((k) => client!.get(k)));
+            batch.forEach((k, j) => {
+              if (got[j] !== acked.get(k)) lost.push(k);
+            });
           }
-          return true;
-        }, { timeoutMs: 30_000, intervalMs: 200 });
-        assert(healed.Epoch >= 1, "the failover bumped the epoch");
+          assertEquals(lost.length, 0, `acknowledged writes lost: ${lost.slice(0, 5)}`);
+          // Clean check, and no node lists a failed node (or any but the 6).
+          assertCheckClean(await clusterCheck(healed.Shards[0]!.Master!, secret));
+          const procs = allProcs(healed);
+          assertEquals(procs.length, 6);
+          await waitFor("no node lists a failed node", async () => {
+            for (const p of procs) {
+              const nodes = (await clusterNodes(p, secret)).trim().split("\n");
+              if (nodes.length !== 6 || nodes.some((l) => /\bfail/.test(l.split(" ")[2] ?? ""))) {
+                return false;
+              }
+            }
+            return true;
+          }, { timeoutMs: 30_000, intervalMs: 200 });
+          assert(healed.Epoch >= 1, "the failover bumped the epoch");
+        } finally {
+          // A failed wait must not leave the writer spinning on a closed client.
+          writing = false;
+          await writer;
+        }
       });
       await t.step("DELETE leaves no redis-server", async () => {
         const v = (await rcStatus(sched, name))!;
