@@ -33,6 +33,8 @@ const NEEDS: Record<string, Need[]> = {
     { pkg: "wrk", paths: ["/usr/bin/wrk"] },
     // promtool checks the /metrics text in the tests.
     { pkg: "prometheus", paths: ["/usr/bin/promtool"] },
+    // Agents as hosts of their own: network namespaces, veths, a bridge.
+    { pkg: "iproute2", paths: ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"] },
   ],
 };
 NEEDS.bench = [
