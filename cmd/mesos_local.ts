@@ -4,9 +4,10 @@
  *
  * Usage: `deno run -A cmd/mesos_local.ts --agents N --port P [--work-dir DIR] [--cpus C] [--mem MB]
  * [--ports-base P] [--ports-per-agent N]
- * [--gc-delay DURATION] [--leader HOST:PORT | --zk zk://HOST:PORT/PATH]`: `--leader` runs a
- * non-leading master that redirects schedulers there; `--zk` joins a ZooKeeper masters' group
- * (smallest node leads).
+ * [--gc-delay DURATION] [--leader HOST:PORT | --zk zk://HOST:PORT/PATH] [--network A.B.C.0/24]`:
+ * `--leader` runs a non-leading master that redirects schedulers there; `--zk` joins a ZooKeeper
+ * masters' group (smallest node leads); `--network` runs each agent as a host of its own (see
+ * `lib/mesos/local/host_network.ts`).
  *
  * With `--work-dir` the running cluster is recorded in `DIR/cluster.json` (pid,
  * URL, agents), which `sched` uses to find it, and its agents keep their ids
