@@ -423,6 +423,7 @@ export async function main(args: string[]): Promise<number> {
       chooseExecutorArtifact({
         executorPath: config.ExecutorPath,
         master: config.Master,
+        localNetwork: config.LocalNetwork,
         agentsShareHost: agentsShareHost(config.Master, config.LocalNetwork),
         ...optional("release", currentRelease()),
         ...optional("compiledSibling", compiledExecutor()),

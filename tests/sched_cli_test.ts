@@ -86,6 +86,12 @@ Deno.test("sched stops with one line and exit code 2 on a user's mistake", async
     const remote = { Master: "192.0.2.1:5050", HTTPPort: freePort(), LogFile: `${dir}/log` };
     const launcherRemote = await write("launcher.json", { ...remote, ArtifactIP: "192.0.2.2" });
     const loopbackRemote = await write("loopback.json", { ...remote, ArtifactIP: "127.0.0.1" });
+    const launcherHosts = await write("hosts.json", {
+      Master: "local:3",
+      LocalNetwork: "198.18.7.0/24",
+      HTTPPort: freePort(),
+      LogFile: `${dir}/log`,
+    });
     const noExecutor = await write("noexec.json", {
       ...remote,
       ArtifactIP: "192.0.2.2",
@@ -116,6 +122,10 @@ Deno.test("sched stops with one line and exit code 2 on a user's mistake", async
         /development launcher works only on this host.*"192\.0\.2\.1:5050"/,
       ],
       [[`-config=${loopbackRemote}`], /"ArtifactIP" is the loopback address "127\.0\.0\.1"/],
+      [
+        [`-config=${launcherHosts}`],
+        /launcher works only on this host, but the agents of Master "local:3" are hosts of their own/,
+      ],
       [[`-config=${noExecutor}`], /"ExecutorPath" names ".*no-such-executor", which is neither/],
       [[`-config=${noRedis}`], /"RedisServerPath" names ".*no-such-redis", which is not a file/],
       [["-nope"], /Unknown flag "-nope"/],

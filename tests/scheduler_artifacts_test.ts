@@ -134,6 +134,20 @@ Deno.test("the executor is chosen from ExecutorPath, the release, a compiled sib
       /development launcher works only on this host.*"10\.0\.0\.5:5050"/,
     );
     assert(!refused.message.includes("\n"));
+    // Agents that are hosts of their own cannot run it either.
+    const hosts = configError(() =>
+      chooseExecutorArtifact({
+        executorPath: "",
+        master: "local:3",
+        localNetwork: "198.18.7.0/24",
+        agentsShareHost: false,
+        launcher: "#!/bin/sh",
+      })
+    );
+    assertMatch(
+      hosts.message,
+      /works only on this host, but the agents of Master "local:3" are hosts of their own \(LocalNetwork "198\.18\.7\.0\/24"\)/,
+    );
     configError(() => chooseExecutorArtifact({ ...base, executorPath: "" }));
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -30,6 +30,8 @@ export interface ExecutorChoiceInput {
   executorPath: string;
   /** Config `Master`, for the messages. */
   master: string;
+  /** Config `LocalNetwork` (agents of the local cluster as hosts of their own), for the messages. */
+  localNetwork?: string;
   /** Whether every agent runs on this host (see {@linkcode agentsShareHost}). */
   agentsShareHost: boolean;
   /** The release this sched runs from, if any. */
@@ -67,7 +69,11 @@ export function chooseExecutorArtifact(input: ExecutorChoiceInput): ExecutorArti
   if (input.launcher !== undefined) {
     if (!input.agentsShareHost) {
       throw new ConfigError(
-        `Field "ExecutorPath" is empty and sched runs from source, whose development launcher works only on this host, but Master "${input.master}" is not local; run the sched of a release (deno task release) or set ExecutorPath to a compiled MrRedisExecutor`,
+        `Field "ExecutorPath" is empty and sched runs from source, whose development launcher works only on this host, but ${
+          input.localNetwork
+            ? `the agents of Master "${input.master}" are hosts of their own (LocalNetwork "${input.localNetwork}")`
+            : `Master "${input.master}" is not local`
+        }; run the sched of a release (deno task release) or set ExecutorPath to a compiled MrRedisExecutor`,
       );
     }
     return { kind: "launcher", script: input.launcher };
