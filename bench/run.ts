@@ -7,7 +7,7 @@
  *     deno task bench --only proxy   # only the proxy figures (their section of RESULTS.md)
  *     deno task bench --only create,failover   # some steps (RESULTS.create+failover.md)
  *
- * Steps: proxy, create, hosts, singles, failover, proxy-failover, api, scale. A
+ * Steps: proxy, create, hosts, singles, failover, proxy-failover, cluster, api, scale. A
  * failed sample is left out of its row and named in the notes; a failed
  * step is a row saying why; the run goes on either way.
  *
@@ -46,6 +46,12 @@ import {
 } from "./_harness.ts";
 import { proxyFailover, type ProxyFailoverSample, proxyThroughput } from "./_proxy.ts";
 import { hostsBenchUnavailable, startMrRedisOnHosts } from "./_hosts.ts";
+import {
+  directClusterCreate,
+  directClusterFailover,
+  mrClusterCreate,
+  mrClusterFailover,
+} from "./_cluster.ts";
 
 interface Result {
   name: string;
@@ -620,6 +626,90 @@ async function failoverBenchmark(mr: MrRedis, keys: number, runs: number): Promi
   };
 }
 
+/**
+ * Redis Cluster instances: creation of 3×1 and 10×2 until RUNNING against
+ * the same nodes started and joined directly with `redis-cli --cluster
+ * create` in this run (goal ≤ 3×), and a shard failover against the
+ * cluster's own with `cluster-node-timeout 1000` (goal ≤ 0.5×).
+ */
+async function clusterBenchmarks(mr: MrRedis, runs: number): Promise<Result[]> {
+  const rows: Result[] = [];
+  for (const [masters, replicas] of [[3, 1], [10, 2]] as const) {
+    const base: number[] = [];
+    const got: number[] = [];
+    const failed: string[] = [];
+    for (let i = 0; i < runs; i++) {
+      const b = await attempt(
+        `direct cluster ${masters}x${replicas} ${i + 1}`,
+        failed,
+        () =>
+          withTempDir("cluster", async (dir) => {
+            const { seconds, cluster } = await directClusterCreate(dir, masters, replicas);
+            await cluster.stop();
+            return seconds;
+          }),
+      );
+      if (b !== undefined) base.push(b);
+      const m = await attempt(
+        `mr-redis cluster ${masters}x${replicas} ${i + 1}`,
+        failed,
+        () => mrClusterCreate(mr, `rc${masters}x${replicas}n${i}`, masters, replicas),
+      );
+      if (m !== undefined) got.push(m);
+      log(`cluster ${masters}x${replicas}: direct ${fmt(b ?? NaN)} s, mr-redis ${fmt(m ?? NaN)} s`);
+    }
+    const ratio = ratioOf(got, base);
+    rows.push({
+      name: `cluster create ${masters}×${replicas}: CREATE → RUNNING (cluster_state:ok everywhere)`,
+      goal: "≤ 3× the direct start",
+      unit: "s",
+      baselineName: "the same nodes started directly + redis-cli --cluster create",
+      baseline: base,
+      measured: got,
+      ratio,
+      met: got.length === runs && ratio <= 3,
+      notes: [
+        `samples ${list(got)} s against ${list(base)} s`,
+        ...(failed.length ? [`failed samples: ${failed.join("; ")}`] : []),
+      ],
+    });
+  }
+  const base: number[] = [];
+  const got: number[] = [];
+  const failed: string[] = [];
+  for (let i = 0; i < runs; i++) {
+    const b = await attempt(
+      `cluster's own failover ${i + 1}`,
+      failed,
+      () => withTempDir("cluster-fo", (dir) => directClusterFailover(dir)),
+    );
+    if (b !== undefined) base.push(b);
+    const m = await attempt(
+      `mr-redis shard failover ${i + 1}`,
+      failed,
+      () => mrClusterFailover(mr, `rcfo${i}`),
+    );
+    if (m !== undefined) got.push(m);
+    log(`shard failover: cluster's own ${fmt(b ?? NaN)} s, mr-redis ${fmt(m ?? NaN)} s`);
+  }
+  const ratio = ratioOf(got, base);
+  rows.push({
+    name: "cluster shard failover: SIGKILL of a shard master → its replica answers ROLE master",
+    goal: "≤ 0.5× the cluster's own failover",
+    unit: "s",
+    baselineName: "Redis Cluster's own failover, cluster-node-timeout 1000",
+    baseline: base,
+    measured: got,
+    ratio,
+    met: got.length === runs && ratio <= 0.5,
+    notes: [
+      `samples ${list(got)} s against ${list(base)} s`,
+      ...(failed.length ? [`failed samples: ${failed.join("; ")}`] : []),
+    ],
+  });
+  return rows;
+}
+
 /** The failover seen through `mrr proxy`, `runs` times, as result rows. */
 async function proxyFailoverRows(mr: MrRedis, runs: number): Promise<Result[]> {
   const got: ProxyFailoverSample[] = [];
@@ -815,6 +905,7 @@ const STEPS = [
   "singles",
   "failover",
   "proxy-failover",
+  "cluster",
   "api",
   "scale",
 ] as const;
@@ -919,6 +1010,7 @@ export async function main(args: string[]): Promise<number> {
       await step("singles", async () => [await singlesBenchmark(m, size.singles, runs)]);
       await step("failover", async () => [await failoverBenchmark(m, size.keys, runs)]);
       await step("proxy-failover", () => proxyFailoverRows(m, runs));
+      await step("cluster", () => clusterBenchmarks(m, runs));
       const apiNames = Array.from({ length: size.api }, (_, i) => `api${i}`);
       const scaleNames = [
         ...apiNames,
