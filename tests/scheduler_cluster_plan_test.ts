@@ -410,3 +410,44 @@ Deno.test("RC plan: a changed node id is recorded; DELETING kills every node", (
   const del = run(rc({ status: "DELETING" }), procs, []);
   assertEquals(of(del, "kill").length, 4);
 });
+
+Deno.test("RC plan: with two replicas to choose from, they are asked for their offsets first", () => {
+  const inst = rc({ status: "RUNNING", slaves: 2 });
+  const ids = [1, 2, 3, 4, 5, 6].map((n) => ID(String(n)));
+  const procs = [1, 2, 3, 4, 5, 6].map((n) =>
+    proc(n, {
+      shard: shardOfProcess(n, 2),
+      ...(n === 1 ? { state: "LOST" as const, lastState: "TASK_FAILED", retryAt: 0 } : {}),
+    })
+  );
+  const follows = (n: number) => (shardOfProcess(n, 2) === 0 ? ID("1") : ID("2"));
+  const stats = [2, 3, 4, 5, 6].map((n) =>
+    obs(n, {
+      known: ids.filter((id) => id !== ID(String(n))),
+      ...(n > 2 ? { masterNodeId: follows(n) } : {}),
+    }, { replOffset: n === 3 ? 500 : 100 })
+  );
+  const base = {
+    instances: [inst],
+    processes: { rc: procs },
+    stats: new Map(stats),
+    inflight: new Set<string>(),
+    now: 10_000,
+  };
+  const asked = plan({ ...base, offsetQueries: new Map() }).actions;
+  assertEquals(of(asked, "query-offsets"), [{
+    type: "query-offsets",
+    instance: "rc",
+    procIds: ["p3", "p5"],
+  }]);
+  assertEquals(of(asked, "shard-failover"), []);
+  assertEquals(of(asked, "relaunch"), [], "the lost master waits for the answers");
+  // The answers decide, not the stats (p3 reported more a second ago).
+  const answered = plan({
+    ...base,
+    offsetQueries: new Map([["rc", { done: true, offsets: { p3: 700, p5: 900 } }]]),
+  }).actions;
+  assertEquals(of(answered, "shard-failover").map((a) => a.type === "shard-failover" && a.procId), [
+    "p5",
+  ]);
+});

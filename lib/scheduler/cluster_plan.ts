@@ -86,7 +86,24 @@ export function planCluster(
   }
   const nodeIdOf = (p: ProcessRecord | undefined) => cluster(p)?.nodeId ?? p?.nodeId;
 
-  // Failover of each shard whose master is lost.
+  // Failover of each shard whose master is lost. A candidate follows the
+  // lost master in the cluster (it holds its data).
+  const candidatesOf = (m: ProcessRecord) =>
+    procs.filter((s) => {
+      const st = stats.get(s.taskId);
+      return shardOf(s) === shardOf(m) && s.id !== m.id && s.state === "RUNNING" && !busy(s) &&
+        st?.role === "slave" && st.cluster !== undefined && st.cluster.masterNodeId === m.nodeId;
+    });
+  // With a choice to make, the candidates are first asked for their offsets
+  // now (the stats are up to a second old): every write a `WAIT` acknowledged
+  // is on the one chosen.
+  const query = input.offsetQueries?.get(name);
+  const lostMasters = masters.map((id) => byId.get(id)).filter((m) => m?.state === "LOST");
+  const toAsk = lostMasters.some((m) => candidatesOf(m!).length > 1)
+    ? lostMasters.flatMap((m) => candidatesOf(m!).map((s) => s.id))
+    : [];
+  const asking = input.offsetQueries !== undefined && toAsk.length > 0 && !query?.done;
+  if (asking && !query) actions.push({ type: "query-offsets", instance: name, procIds: toAsk });
   for (let k = 0; k < masters.length; k++) {
     const m = byId.get(masters[k]!);
     if (!m || m.state !== "LOST") continue;
@@ -99,15 +116,20 @@ export function planCluster(
       }`;
       continue;
     }
+    const candidates = new Set(candidatesOf(m).map((s) => s.id));
+    if (asking && candidates.size > 0) {
+      skipRelaunch.add(m.id);
+      waiting ??=
+        `Master ${m.id} of shard ${k} lost: asking ${candidates.size} replicas for their replication offsets`;
+      continue;
+    }
     const choice = choosePromotion(
       replicas.map((s) => {
-        const st = stats.get(s.taskId);
+        const offset = query?.offsets[s.id] ?? stats.get(s.taskId)?.replOffset;
         return {
           procId: s.id,
-          // A candidate follows the lost master in the cluster (it holds its data).
-          healthy: s.state === "RUNNING" && !busy(s) && st?.role === "slave" &&
-            st.cluster !== undefined && st.cluster.masterNodeId === m.nodeId,
-          ...(st ? { replOffset: st.replOffset } : {}),
+          healthy: candidates.has(s.id) && !query?.failed?.includes(s.id),
+          ...(offset !== undefined ? { replOffset: offset } : {}),
         };
       }),
     );

@@ -2025,11 +2025,15 @@ export class Scheduler {
         this.#inflight.delete(taskId);
       }
     }
-    // An offset query lives only while its instance's master is lost.
+    // An offset query lives only while its instance's master (an RC: a shard's) is lost.
     for (const name of [...this.#offsetQueries.keys()]) {
       const inst = this.#instances.get(name);
-      const master = inst?.procs.get(inst.rec.masterId ?? "");
-      if (!inst || master?.rec.state !== "LOST") this.#offsetQueries.delete(name);
+      const masters = inst?.rec.type === "RC"
+        ? shardMastersOf(inst.rec)
+        : [inst?.rec.masterId ?? ""];
+      if (!inst || !masters.some((id) => inst.procs.get(id)?.rec.state === "LOST")) {
+        this.#offsetQueries.delete(name);
+      }
     }
     await this.#checkLiveness(now);
     const { actions, proxyActions, launchable } = this.#plan();
@@ -2406,6 +2410,7 @@ export class Scheduler {
       case "shard-failover": {
         const old = inst.procs.get(action.oldMasterId);
         if (!proc || !old) return;
+        this.#offsetQueries.delete(inst.rec.name);
         const masters = [...shardMastersOf(inst.rec)];
         masters[action.shard] = proc.rec.id;
         const epoch = (inst.rec.epoch ?? 0) + 1;
