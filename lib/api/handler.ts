@@ -88,7 +88,9 @@ export interface InstanceService {
    * The event history of `name`, oldest first, or `undefined` when it has
    * none. Absent: EVENTS answers 404.
    */
-  events?(name: string): readonly InstanceEvent[] | undefined;
+  events?(
+    name: string,
+  ): readonly InstanceEvent[] | undefined | Promise<readonly InstanceEvent[] | undefined>;
   /**
    * The tail of a process's redis-server log (see `Scheduler.logs`); may
    * reject with a `LogRequestError`. Absent: LOGS answers 503.
@@ -330,7 +332,7 @@ export function createApiHandler(
           throw new HttpError(400, "EVENTS needs /v1/EVENTS/{name}");
         }
         const name = parseName(args.join("/"));
-        const events = service.events?.(name);
+        const events = await service.events?.(name);
         if (events === undefined) {
           throw new HttpError(404, `Instance "${name}" not found (and no event history kept)`);
         }

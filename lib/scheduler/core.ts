@@ -589,8 +589,10 @@ export class Scheduler {
         await this.#store.delete(key).catch(() => {});
       }
     }
-    const extra = this.#history.load(await this.#store.list(this.#history.keyPrefix), this.#log);
-    if (extra.length > 0 && !options.readOnly) {
+    // A read-only snapshot (a standby's STATUS) skips the histories: a
+    // standby reads one from the store when EVENTS asks (events.ts, readHistory).
+    if (!options.readOnly) {
+      const extra = this.#history.load(await this.#store.list(this.#history.keyPrefix), this.#log);
       await this.#store.batch(extra).catch((e) =>
         this.#log(`Cannot trim the event histories: ${(e as Error).message}`)
       );

@@ -17,7 +17,7 @@ import { createApiHandler } from "../api/handler.ts";
 import { HttpError } from "../api/http_error.ts";
 import { Scheduler } from "./core.ts";
 import { type InstanceView, markStale } from "./status_view.ts";
-import type { InstanceEvent } from "./events.ts";
+import { readHistory } from "./events.ts";
 import { DEFAULT_RESOURCES } from "./match.ts";
 import { buildExecutorInfo } from "./tasks.ts";
 
@@ -405,8 +405,6 @@ export interface StandbyReadsOptions {
 export interface ViewSource {
   status(name: string): InstanceView | undefined;
   list(): InstanceView[];
-  /** The event history of an instance (events.ts). */
-  events?(name: string): readonly InstanceEvent[] | undefined;
 }
 
 /** The read side of a standby (see {@linkcode standbyReads}). */
@@ -488,7 +486,8 @@ export function standbyReads(options: StandbyReadsOptions): StandbyReads {
       delete: refuse,
       status: (name) => stale(view.source.status(name)),
       list: () => view.source.list().map((v) => stale(v)!),
-      events: (name) => view.source.events?.(name),
+      // Read from the store on demand (a snapshot holds no histories).
+      events: (name) => readHistory(options.store, options.prefix, name),
     });
   };
   return {
