@@ -146,6 +146,10 @@ Deno.test({
           same.stdout,
           /Instance "e2e-ms" already has that shape; nothing to change\.\n$/,
         );
+        const proxies = await mrr(["update", "-n", "e2e-ms", "-p", "1"]);
+        assertMatch(proxies.stdout, /^Updating instance "e2e-ms": 1 proxy\nRequest accepted/);
+        const json = JSON.parse((await mrr(["status", "-n", "e2e-ms", "--json"])).stdout);
+        assertEquals(json.ProxiesWanted, 1);
         const unknown = await mrr(["update", "-n", "e2e-nope", "-s", "1"], 1);
         assertEquals(
           unknown.stderr.split("\n")[0],

@@ -249,7 +249,7 @@ Deno.test("usage mistakes exit 2 with one line naming the flag and value, then a
       [["update", "-s", "2"], 'Option "-n" is required', 'Run "mrr help update" for usage'],
       [
         ["update", "-n", "x"],
-        'Nothing to change: give at least one of "-m MB", "-s SLAVES" or "-d N"',
+        'Nothing to change: give at least one of "-m MB", "-s SLAVES", "-d N" or "-p N"',
         'Run "mrr help update" for usage',
       ],
       [
@@ -260,6 +260,11 @@ Deno.test("usage mistakes exit 2 with one line naming the flag and value, then a
       [
         ["update", "-n", "x", "-m", "0"],
         'Option "-m" must be a whole number of MB greater than 0, but got "0"',
+        'Run "mrr help update" for usage',
+      ],
+      [
+        ["update", "-n", "x", "-p", "many"],
+        'Option "-p" must be a whole number of proxies, 0 or more, but got "many"',
         'Run "mrr help update" for usage',
       ],
       [

@@ -305,6 +305,18 @@ Deno.test("UI update form is checked with the API's rules and sends only what is
     path: "/v1/UPDATE/a",
     body: '{"Slaves":0,"Distribution":2}',
   });
+  assertEquals(
+    updateRequest({ name: "a", capacity: "", slaves: "", distribution: "", proxies: "0" }),
+    { ok: true, path: "/v1/UPDATE/a", body: '{"Proxies":0}' },
+  );
+  const tooMany = updateRequest({
+    name: "a",
+    capacity: "",
+    slaves: "",
+    distribution: "",
+    proxies: "17",
+  });
+  assertEquals(tooMany.ok ? "" : tooMany.field, "proxies");
   const bad: [string, string, string, string, string][] = [
     ["a/b", "100", "", "", "name"],
     ["ok", "", "", "", "capacity"],

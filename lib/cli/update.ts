@@ -28,8 +28,8 @@ const HINT = usageHint("update");
 export const updateCommand: Command = {
   name: "update",
   aliases: ["u"],
-  summary: "Change an instance's memory, slaves or Distribution",
-  usage: "update -n NAME [-m MB] [-s SLAVES] [-d N] [-w] [--timeout DUR]",
+  summary: "Change an instance's memory, slaves, Distribution or proxies",
+  usage: "update -n NAME [-m MB] [-s SLAVES] [-d N] [-p N] [-w] [--timeout DUR]",
   flags: [
     NAME_FLAG,
     {
@@ -53,11 +53,18 @@ export const updateCommand: Command = {
       placeholder: "N",
       description: "new Distribution: the most processes of the instance on one agent",
     },
+    {
+      name: "proxies",
+      short: "p",
+      type: "string",
+      placeholder: "N",
+      description: "new number of proxy endpoints (0 to 16; changes no redis process)",
+    },
     { ...WAIT_FLAG, description: "wait until the change is over, showing its progress" },
     TIMEOUT_FLAG,
   ],
   notes: [
-    "Give at least one of -m, -s, -d. Without -w the command returns once the scheduler accepts the change.",
+    "Give at least one of -m, -s, -d, -p. Without -w the command returns once the scheduler accepts the change.",
     "A new memory size, or a change between a single server and master-slave, replaces every process one at a time with one promotion; more or fewer slaves only add or remove slaves.",
     'One change runs at a time per instance; "mrr status -n NAME" shows it under Update.',
   ],
@@ -72,6 +79,7 @@ export const updateCommand: Command = {
     const memory = stringFlag(parsed, "memory");
     const slaves = stringFlag(parsed, "slaves");
     const distribution = stringFlag(parsed, "distribution");
+    const proxies = stringFlag(parsed, "proxies");
     const body: Record<string, number> = {};
     if (memory) {
       body.Capacity = parseWholeNumber(memory, 1, "a whole number of MB greater than 0", HINT);
@@ -87,9 +95,12 @@ export const updateCommand: Command = {
         HINT,
       );
     }
+    if (proxies) {
+      body.Proxies = parseWholeNumber(proxies, 0, "a whole number of proxies, 0 or more", HINT);
+    }
     if (Object.keys(body).length === 0) {
       throw new UsageError(
-        'Nothing to change: give at least one of "-m MB", "-s SLAVES" or "-d N"',
+        'Nothing to change: give at least one of "-m MB", "-s SLAVES", "-d N" or "-p N"',
         HINT,
       );
     }
@@ -103,6 +114,7 @@ export const updateCommand: Command = {
       body.Capacity !== undefined ? `${body.Capacity} MB per process` : "",
       body.Slaves !== undefined ? `${body.Slaves} slave${body.Slaves === 1 ? "" : "s"}` : "",
       body.Distribution !== undefined ? `Distribution ${body.Distribution}` : "",
+      body.Proxies !== undefined ? `${body.Proxies} prox${body.Proxies === 1 ? "y" : "ies"}` : "",
     ].filter((s) => s).join(", ");
     println(ctx.stdout, `Updating instance "${name}": ${what}`);
     const answer = await client.update(name, JSON.stringify(body));

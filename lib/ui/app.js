@@ -254,6 +254,7 @@ updateForm.addEventListener("submit", async (event) => {
     capacity: String(data.get("capacity") ?? ""),
     slaves: String(data.get("slaves") ?? ""),
     distribution: String(data.get("distribution") ?? ""),
+    proxies: String(data.get("proxies") ?? ""),
   });
   for (const input of updateForm.querySelectorAll("input")) input.removeAttribute("aria-invalid");
   if (!req.ok) {

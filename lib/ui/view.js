@@ -17,6 +17,8 @@ export const MAX_SLAVES = 100;
 export const MAX_MASTERS = 100;
 /** Largest Distribution (as the API). */
 export const MAX_DISTRIBUTION = 100;
+/** Most proxy endpoints of one instance (as the API). */
+export const MAX_PROXIES = 16;
 
 /**
  * One redis process as STATUS shows it.
@@ -366,6 +368,7 @@ export function createRequest(form) {
  * @property {string} capacity MB
  * @property {string} slaves
  * @property {string} distribution
+ * @property {string} [proxies]
  */
 
 /**
@@ -389,11 +392,12 @@ export function updateRequest(form) {
     ["capacity", "Capacity", 1, MAX_CAPACITY_MB, "a whole number of MB"],
     ["slaves", "Slaves", 0, MAX_SLAVES, "a whole number"],
     ["distribution", "Distribution", 1, MAX_DISTRIBUTION, "a whole number"],
+    ["proxies", "Proxies", 0, MAX_PROXIES, "a whole number"],
   ];
   /** @type {Record<string, number>} */
   const body = {};
   for (const [field, key, min, max, what] of fields) {
-    const raw = form[field].trim();
+    const raw = (form[field] ?? "").trim();
     if (raw === "") continue;
     const n = wholeNumber(raw, min, max);
     if (n === undefined) {
@@ -405,7 +409,7 @@ export function updateRequest(form) {
     return {
       ok: false,
       field: "capacity",
-      error: "Give at least one of Capacity, Slaves or Distribution to change",
+      error: "Give at least one of Capacity, Slaves, Distribution or Proxies to change",
     };
   }
   return {
