@@ -239,6 +239,13 @@ Deno.test({
             return true;
           }, { timeoutMs: 30_000, intervalMs: 200 });
           assert(healed.Epoch >= 1, "the failover bumped the epoch");
+          // The history tells the promotion.
+          const events: { Kind: string; Message: string }[] =
+            await (await sched.api(`/v1/EVENTS/${name}`)).json();
+          assert(
+            events.some((e) => e.Kind === "promoted"),
+            `a promoted event: ${JSON.stringify(events.map((e) => e.Message))}`,
+          );
         } finally {
           // A failed wait must not leave the writer spinning on a closed client.
           writing = false;

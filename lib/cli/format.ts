@@ -25,6 +25,12 @@ function slavesOf(instance: InstanceStatus): ProcessStatus[] {
   return Array.isArray(instance.Slaves) ? instance.Slaves : [];
 }
 
+/** Every slave: of all shards for a Redis Cluster. */
+function allSlavesOf(instance: InstanceStatus): ProcessStatus[] {
+  if (!Array.isArray(instance.Shards)) return slavesOf(instance);
+  return instance.Shards.flatMap((s) => (Array.isArray(s.Slaves) ? s.Slaves : []));
+}
+
 /**
  * The status of one instance in the original `mrr status -n` format:
  *
@@ -90,7 +96,8 @@ export function formatStatus(instance: InstanceStatus): string {
 /**
  * A table of instances sorted by name, columns separated by at least two
  * spaces: NAME TYPE STATUS CAPACITY MASTER SLAVES. CAPACITY is in MB; SLAVES
- * counts the slave entries the scheduler lists.
+ * counts the slave entries the scheduler lists (of every shard of a Redis
+ * Cluster, whose MASTER is the first shard's).
  */
 export function formatTable(instances: InstanceStatus[]): string {
   const header = ["NAME", "TYPE", "STATUS", "CAPACITY", "MASTER", "SLAVES"];
@@ -102,7 +109,7 @@ export function formatTable(instances: InstanceStatus[]): string {
       i.Status,
       String(i.Capacity ?? ""),
       address(i.Master),
-      String(slavesOf(i).length),
+      String(allSlavesOf(i).length),
     ]);
   const all = [header, ...rows];
   const widths = header.map((_, col) => Math.max(...all.map((row) => row[col]!.length)));

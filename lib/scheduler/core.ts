@@ -2413,6 +2413,8 @@ export class Scheduler {
         const old = inst.procs.get(action.oldMasterId);
         if (!proc || !old) return;
         this.#offsetQueries.delete(inst.rec.name);
+        // Its end ("promoted") is recorded with the failover's timing, as for MS.
+        this.#promoteStartedAt.set(inst.rec.name, { at: this.#now(), oldMaster: old.rec.id });
         const masters = [...shardMastersOf(inst.rec)];
         masters[action.shard] = proc.rec.id;
         const epoch = (inst.rec.epoch ?? 0) + 1;
