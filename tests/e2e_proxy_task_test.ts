@@ -4,7 +4,8 @@
  * connected to a proxy task's address keeps writing (each write acknowledged
  * by `WAIT 1`) across a SIGKILL of the master redis-server with at most one
  * reconnect and no acknowledged write lost; DELETE removes the proxies; a
- * proxy whose executor is SIGKILLed is relaunched and STATUS shows it; bad
+ * proxy whose executor is SIGKILLed is relaunched and STATUS shows it; a
+ * lost agent's proxy moves to another agent; UPDATE changes the count; bad
  * `Proxies` values are refused with one line.
  */
 import { Redis } from "ioredis";
@@ -252,6 +253,25 @@ Deno.test({
         const r = client(moved.IP, Number(moved.Port), await password(env.sched, "ps"));
         await r.connect();
         assertEquals(await r.set("after", "relaunch"), "OK");
+        assertEquals(await r.get("after"), "relaunch");
+        r.disconnect();
+      });
+
+      await t.step("a lost agent's proxy moves to another agent; STATUS shows it", async () => {
+        const before = (await proxyStatus(env, "ps"))!;
+        const redisAgent = env.agentOfPort(before.Master!.Port);
+        const victim = before.Proxies.find((p) => env.agentOfPort(p.Port) !== redisAgent)!;
+        const lostAgent = env.agentOfPort(victim.Port);
+        await env.cluster.stopAgent(lostAgent);
+        const moved = await waitFor(`proxy ${victim.Id} on another agent`, async () => {
+          const v = await proxyStatus(env, "ps");
+          const p = v?.Proxies.find((x) => x.Id === victim.Id);
+          return p && env.agentOfPort(p.Port) !== lostAgent ? p : undefined;
+        }, { timeoutMs: 60_000, intervalMs: 250 }).catch((e) => {
+          throw new Error(`${(e as Error).message}${logTail(env.sched)}`);
+        });
+        const r = client(moved.IP, Number(moved.Port), await password(env.sched, "ps"));
+        await r.connect();
         assertEquals(await r.get("after"), "relaunch");
         r.disconnect();
       });
