@@ -363,6 +363,13 @@ const PIN_AGENT_MS = 10_000;
  * UPDATE waits for every slave to tell its offset.
  */
 const PLANNED_OFFSET_WAIT_MS = 10_000;
+/**
+ * How much longer than `offsetQueryMs` an ordinary failover waits for slaves
+ * that have not told their offset yet (a slow executor under load). Past it,
+ * their last reported offsets count: a stale one could elect a slave missing
+ * writes another slave acknowledged, so this is not cut short.
+ */
+const UNPLANNED_OFFSET_WAIT_MS = 1_700;
 /** After subscribing (or a refusal), offers are not suppressed until some arrive or this passes. */
 const AGENT_LEARN_MS = 5_000;
 
@@ -1993,7 +2000,8 @@ export class Scheduler {
           // own answer is waited for (a stale offset could elect a slave
           // missing acknowledged writes), up to PLANNED_OFFSET_WAIT_MS more.
           done: q.pending.size === 0 ||
-            now >= q.deadline + (this.#masterRetiring(name) ? PLANNED_OFFSET_WAIT_MS : 0),
+            now >= q.deadline +
+                (this.#masterRetiring(name) ? PLANNED_OFFSET_WAIT_MS : UNPLANNED_OFFSET_WAIT_MS),
           offsets: q.offsets,
           failed: q.failed,
         }]),
@@ -2308,8 +2316,15 @@ export class Scheduler {
             action.procIds.join(", ")
           } for their offsets`,
         );
-        const timer = setTimeout(() => this.#kick(), this.#offsetQueryMs + 10);
-        Deno.unrefTimer(timer);
+        // Passes at the deadline and at the end of the extra wait (answers kick on their own).
+        for (
+          const after of [
+            this.#offsetQueryMs + 10,
+            this.#offsetQueryMs + UNPLANNED_OFFSET_WAIT_MS + 10,
+          ]
+        ) {
+          Deno.unrefTimer(setTimeout(() => this.#kick(), after));
+        }
         return;
       }
       case "promote": {
