@@ -20,6 +20,7 @@ import {
   inSync,
   median,
   type MrRedis,
+  sleep,
   stamps,
   startMrRedis,
   startRedis,
@@ -41,15 +42,35 @@ async function withTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): 
  * Waits until the master on `port` counts `replicas` replicas online (each
  * has loaded its initial sync and acknowledged it), asking the master alone:
  * one connection, so the measuring costs the baselines little CPU (polling
- * every replica's INFO took as much CPU as the servers on 2 cores).
+ * every replica's INFO took as much CPU as the servers on 2 cores). Fails at
+ * once when `gone` names a server that could not start (a port taken since
+ * it was picked), instead of waiting out the deadline.
  */
-async function allOnline(port: number, replicas: number): Promise<void> {
+async function allOnline(
+  port: number,
+  replicas: number,
+  gone: () => Promise<string | undefined>,
+): Promise<void> {
   const redis = client(port);
+  const deadline = performance.now() + 120_000;
+  let checked = performance.now();
+  let last = "";
   try {
-    await until(`${replicas} replicas of ${port} online`, async () => {
-      const text = String(await redis.call("INFO", ["replication"]));
-      return (text.match(/state=online/g) ?? []).length >= replicas;
-    }, 300_000);
+    while (performance.now() < deadline) {
+      try {
+        const text = String(await redis.call("INFO", ["replication"]));
+        if ((text.match(/state=online/g) ?? []).length >= replicas) return;
+      } catch (error) {
+        last = `: ${(error as Error).message}`;
+      }
+      if (performance.now() - checked > 1000) {
+        checked = performance.now();
+        const why = await gone();
+        if (why) throw new Error(why);
+      }
+      await sleep(20);
+    }
+    throw new Error(`Timed out waiting for ${replicas} replicas of ${port} online${last}`);
   } finally {
     redis.close();
   }
@@ -71,8 +92,14 @@ export async function baselineMasterSlaves(slaves: number): Promise<number> {
           String(master.port),
         ]),
     );
+    const exited = new Set<number>();
+    for (const r of [master, ...replicas]) r.process.status.then(() => exited.add(r.port));
+    const gone = () =>
+      Promise.resolve(
+        exited.size > 0 ? `redis-server on port ${[...exited][0]} exited (port taken?)` : undefined,
+      );
     try {
-      await allOnline(master.port, slaves);
+      await allOnline(master.port, slaves, gone);
       return (performance.now() - started) / 1000;
     } finally {
       for (const r of [master, ...replicas]) r.kill();
@@ -125,7 +152,22 @@ export async function baselineDaemonized(slaves: number): Promise<number> {
         }).output();
         if (!out.success) throw new Error(`redis-server --daemonize on ${port} failed`);
       }
-      await allOnline(ports[0]!, slaves);
+      // A daemonized server writes its pid file once it listens: a missing
+      // one after 10 s is a server that could not start (its log says why).
+      const gone = async () => {
+        if (performance.now() - started < 10_000) return undefined;
+        for (const port of ports) {
+          const ok = await Deno.stat(`${dir}/${port}.pid`).then(() => true, () => false);
+          if (!ok) {
+            const log = await Deno.readTextFile(`${dir}/${port}.log`).catch(() => "");
+            return `redis-server --daemonize on port ${port} did not start: ${
+              log.trim().split("\n").at(-1) ?? "no log"
+            }`;
+          }
+        }
+        return undefined;
+      };
+      await allOnline(ports[0]!, slaves, gone);
       return (performance.now() - started) / 1000;
     } finally {
       for (const port of ports) {
