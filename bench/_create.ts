@@ -16,10 +16,10 @@ import {
   credentials,
   destroy,
   executorLogs,
-  freePort,
   inSync,
   median,
   type MrRedis,
+  portBlock,
   sleep,
   stamps,
   startMrRedis,
@@ -78,13 +78,14 @@ async function allOnline(
 
 /** Baseline: a master and `slaves` replicas spawned at once (no `--daemonize`), until every replica is in sync. */
 export async function baselineMasterSlaves(slaves: number): Promise<number> {
+  const block = portBlock(slaves + 1);
   return await withTempDir("ms", async (dir) => {
     const started = performance.now();
-    const master = startRedis(dir, freePort(), ["--maxmemory", "10mb"]);
+    const master = startRedis(dir, block.ports[0]!, ["--maxmemory", "10mb"]);
     const replicas = Array.from(
       { length: slaves },
-      () =>
-        startRedis(dir, freePort(), [
+      (_, i) =>
+        startRedis(dir, block.ports[i + 1]!, [
           "--maxmemory",
           "10mb",
           "--replicaof",
@@ -105,7 +106,7 @@ export async function baselineMasterSlaves(slaves: number): Promise<number> {
       for (const r of [master, ...replicas]) r.kill();
       await Promise.allSettled([master, ...replicas].map((r) => r.process.status));
     }
-  });
+  }).finally(() => block.release());
 }
 
 /**
@@ -114,8 +115,9 @@ export async function baselineMasterSlaves(slaves: number): Promise<number> {
  * has forked), until every replica is in sync.
  */
 export async function baselineDaemonized(slaves: number): Promise<number> {
+  const block = portBlock(slaves + 1);
   return await withTempDir("msd", async (dir) => {
-    const ports = Array.from({ length: slaves + 1 }, () => freePort());
+    const ports = block.ports;
     const started = performance.now();
     try {
       for (const [i, port] of ports.entries()) {
@@ -152,16 +154,18 @@ export async function baselineDaemonized(slaves: number): Promise<number> {
         }).output();
         if (!out.success) throw new Error(`redis-server --daemonize on ${port} failed`);
       }
-      // A daemonized server writes its pid file once it listens: a missing
-      // one after 10 s is a server that could not start (its log says why).
+      // A daemonized server that could not start (its port taken since it
+      // was picked) leaves a pid file naming a process that is gone, or none.
       const gone = async () => {
         if (performance.now() - started < 10_000) return undefined;
         for (const port of ports) {
-          const ok = await Deno.stat(`${dir}/${port}.pid`).then(() => true, () => false);
-          if (!ok) {
+          const pid = await Deno.readTextFile(`${dir}/${port}.pid`).catch(() => "");
+          const alive = pid.trim() !== "" &&
+            await Deno.stat(`/proc/${pid.trim()}`).then(() => true, () => false);
+          if (!alive) {
             const log = await Deno.readTextFile(`${dir}/${port}.log`).catch(() => "");
-            return `redis-server --daemonize on port ${port} did not start: ${
-              log.trim().split("\n").at(-1) ?? "no log"
+            return `redis-server --daemonize on port ${port} is not running: ${
+              log.trim().split("\n").at(-1) || "no log"
             }`;
           }
         }
@@ -176,7 +180,7 @@ export async function baselineDaemonized(slaves: number): Promise<number> {
         } catch { /* not started or gone */ }
       }
     }
-  });
+  }).finally(() => block.release());
 }
 
 /** Creates 1+`slaves` on `mr` and waits until RUNNING (every slave checked in sync); deletes it. */

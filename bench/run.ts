@@ -38,6 +38,7 @@ import {
   freePort,
   median,
   type MrRedis,
+  portBlock,
   rssBytes,
   sleep,
   startMrRedis,
@@ -87,12 +88,10 @@ async function withTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): 
 
 /** Baseline: `count` single servers started directly, until each answers PING. */
 export async function baselineSingles(count: number): Promise<number> {
+  const block = portBlock(count);
   return await withTempDir("singles", async (dir) => {
     const started = performance.now();
-    const servers = Array.from(
-      { length: count },
-      () => startRedis(dir, freePort(), ["--maxmemory", "10mb"]),
-    );
+    const servers = block.ports.map((port) => startRedis(dir, port, ["--maxmemory", "10mb"]));
     try {
       await Promise.all(
         servers.map((s) => until(`server ${s.port}`, () => command(s.port, ["PING"]))),
@@ -102,7 +101,7 @@ export async function baselineSingles(count: number): Promise<number> {
       for (const s of servers) s.kill();
       await Promise.allSettled(servers.map((s) => s.process.status));
     }
-  });
+  }).finally(() => block.release());
 }
 
 async function mrCreateSingles(mr: MrRedis, prefix: string, count: number) {
