@@ -12,8 +12,8 @@ import {
   credentials,
   destroy,
   type DirectRedis,
-  freePort,
   type MrRedis,
+  portBlock,
   redisPidsOnPort,
   sleep,
   startRedis,
@@ -85,15 +85,17 @@ interface DirectCluster {
 
 function startNodes(dir: string, n: number, nodeTimeoutMs: number): DirectCluster {
   const nodes: DirectRedis[] = [];
+  // Ports and bus ports from a held range (see portBlock).
+  const block = portBlock(2 * n);
   for (let i = 0; i < n; i++) {
-    const port = freePort();
+    const port = block.ports[2 * i]!;
     nodes.push(startRedis(dir, port, [
       "--cluster-enabled",
       "yes",
       "--cluster-config-file",
       `nodes-${port}.conf`,
       "--cluster-port",
-      String(freePort()),
+      String(block.ports[2 * i + 1]!),
       "--cluster-node-timeout",
       String(nodeTimeoutMs),
     ]));
@@ -103,6 +105,7 @@ function startNodes(dir: string, n: number, nodeTimeoutMs: number): DirectCluste
     async stop() {
       for (const node of nodes) node.kill("SIGKILL");
       await Promise.allSettled(nodes.map((node) => node.process.status));
+      block.release();
     },
   };
 }
