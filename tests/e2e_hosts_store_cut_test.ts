@@ -10,7 +10,7 @@
  */
 import { assert, assertEquals } from "./_assert.ts";
 import { tempDir, waitFor } from "./_util.ts";
-import { create, type Sched, status, stopLocalProcesses, waitRunning } from "./_sched.ts";
+import { create, type Sched, stopLocalProcesses, waitRunning } from "./_sched.ts";
 import {
   hostsUnavailable,
   reserveTestNetwork,
