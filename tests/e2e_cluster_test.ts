@@ -11,6 +11,7 @@ import { assert, assertEquals } from "./_assert.ts";
 import { waitFor } from "./_util.ts";
 import { logTail, pidOfPort, startFailoverEnv } from "./_failover.ts";
 import { deleteAndWait, password, redisPids, type Sched, status } from "./_sched.ts";
+import { openStore } from "../lib/store/mod.ts";
 
 interface Proc {
   IP: string;
@@ -257,7 +258,7 @@ Deno.test({
           await writer;
         }
       });
-      await t.step("DELETE leaves no redis-server", async () => {
+      await t.step("DELETE leaves no redis-server and no store key of the instance", async () => {
         const v = (await rcStatus(sched, name))!;
         const ports = allProcs(v).map((p) => p.Port);
         client?.disconnect();
@@ -272,6 +273,16 @@ Deno.test({
         }
         const list = await (await sched.api("/v1/STATUS")).json();
         assertEquals(list, []);
+        // No store key of the instance is left (the embedded store has one
+        // owner: look once sched is gone; env.close stops what is left).
+        await sched.stop();
+        const store = await openStore({ type: "embedded", endpoints: `${env.dir}/store/state.db` });
+        try {
+          const keys = (await store.list(sched.prefix)).map((e) => e.key);
+          assertEquals(keys.filter((k) => k.includes(`/instances/${name}`)), [], "store keys left");
+        } finally {
+          await store.close();
+        }
       });
     } finally {
       client?.disconnect();
