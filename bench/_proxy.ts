@@ -9,6 +9,7 @@
  */
 import {
   create,
+  credentials,
   destroy,
   freePort,
   median,
@@ -244,11 +245,33 @@ async function idleConnection(port: number): Promise<{ closed: Promise<number>; 
   return { closed, conn };
 }
 
+/**
+ * A connection through the proxy, logged in with `password` (the proxy
+ * passes AUTH on to redis); throws when the login is refused.
+ */
+async function connectAuthed(port: number, password: string | undefined): Promise<Deno.Conn> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  if (password === undefined) return conn;
+  try {
+    const enc = new TextEncoder();
+    const pw = enc.encode(password);
+    await conn.write(enc.encode(`*2\r\n$4\r\nAUTH\r\n$${pw.length}\r\n${password}\r\n`));
+    const buf = new Uint8Array(256);
+    const n = await conn.read(buf);
+    const answer = n === null ? "closed" : new TextDecoder().decode(buf.subarray(0, n)).trim();
+    if (answer !== "+OK") throw new Error(`AUTH through the proxy: ${answer}`);
+    return conn;
+  } catch (error) {
+    conn.close();
+    throw error;
+  }
+}
+
 /** One SET on a fresh connection through the proxy; true when it answered +OK. */
-async function setOnce(port: number, key: string): Promise<boolean> {
+async function setOnce(port: number, key: string, password: string | undefined): Promise<boolean> {
   let conn: Deno.Conn | undefined;
   try {
-    conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn = await connectAuthed(port, password);
     await conn.write(
       new TextEncoder().encode(`*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$1\r\n1\r\n`),
     );
@@ -299,10 +322,22 @@ export async function proxyFailover(mr: MrRedis, name: string): Promise<ProxyFai
     ],
     env: { MRR_ENDPOINT: mr.api },
     stdout: "null",
-    stderr: "null",
+    stderr: "piped",
   }).spawn();
   try {
-    await until("mrr proxy", () => setOnce(port, "warmup"), 60_000, 50);
+    // What mrr proxy says goes to a file: its last lines explain a proxy that never answers.
+    const logFile = `${mr.dir}/mrr-proxy-${name}.log`;
+    child.stderr.pipeTo(
+      Deno.openSync(logFile, { create: true, write: true, truncate: true }).writable,
+    ).catch(() => {});
+    const password = await credentials(mr.api, name);
+    await until("mrr proxy", () => setOnce(port, "warmup", password), 60_000, 50).catch(
+      async (error) => {
+        const said = (await Deno.readTextFile(logFile).catch(() => "")).trim().split("\n")
+          .slice(-3).join(" | ");
+        throw new Error(`${(error as Error).message}; mrr proxy said: ${said || "nothing"}`);
+      },
+    );
     const oldPort = Number(before.Master!.Port);
     const pids = await redisPidsOnPort(oldPort);
     if (pids.length !== 1) throw new Error(`Expected one redis-server on port ${oldPort}`);
@@ -315,7 +350,7 @@ export async function proxyFailover(mr: MrRedis, name: string): Promise<ProxyFai
     const connect = async (): Promise<Deno.Conn | undefined> => {
       while (!stop) {
         try {
-          return await Deno.connect({ hostname: "127.0.0.1", port });
+          return await connectAuthed(port, password);
         } catch {
           await sleep(5);
         }
