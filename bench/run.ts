@@ -182,8 +182,13 @@ function machine(): string {
   } GiB, ${Deno.build.os} ${Deno.build.arch}, Deno ${Deno.version.deno}`;
 }
 
+/** A figure to 3 (or `digits`) decimals; "—" when there is none (every sample failed). */
 function fmt(n: number, digits = 3): string {
-  return Number.isFinite(n) ? n.toFixed(digits) : String(n);
+  return Number.isFinite(n) ? n.toFixed(digits) : "—";
+}
+
+function withUnit(n: number, unit: string): string {
+  return Number.isFinite(n) ? `${fmt(n)} ${unit}` : "— (no sample)";
 }
 
 function markdown(
@@ -208,9 +213,9 @@ function markdown(
   ];
   for (const r of results) {
     lines.push(
-      `| ${r.name} | ${r.baselineName} | ${fmt(median(r.baseline))} ${r.unit} | ${
-        fmt(median(r.measured))
-      } ${r.unit} | ${fmt(r.ratio, 2)} | ${r.goal} | ${r.met ? "yes" : "**no**"} |`,
+      `| ${r.name} | ${r.baselineName} | ${withUnit(median(r.baseline), r.unit)} | ${
+        withUnit(median(r.measured), r.unit)
+      } | ${fmt(r.ratio, 2)} | ${r.goal} | ${r.met ? "yes" : "**no**"} |`,
     );
   }
   lines.push("", "## Notes", "");
