@@ -89,7 +89,16 @@ Deno.test("local agent enforces the executor API and delivers updates reliably",
         info.sandbox,
         new RegExp(`/agents/${agent.id}/frameworks/${fid}/executors/ex1/runs/[0-9a-f-]{36}$`),
       );
-      const environ = await Deno.readTextFile(`/proc/${info.pid}/environ`).catch(() => "");
+      // Until the spawned process has exec'd the executor command, /proc shows
+      // the environment it inherited (no MESOS_ variables yet): wait for the exec.
+      const readEnviron = () => Deno.readTextFile(`/proc/${info.pid}/environ`).catch(() => "");
+      let environ = await readEnviron();
+      if (environ) {
+        environ = await waitFor("the executor's own environment", async () => {
+          const text = await readEnviron();
+          return text.includes("MESOS_EXECUTOR_ID=") ? text : undefined;
+        }, { timeoutMs: 10_000, intervalMs: 20 });
+      }
       if (environ) {
         const vars = Object.fromEntries(
           environ.split("\0").filter(Boolean).map((l) => {
