@@ -77,6 +77,17 @@ export function parseTaskId(
   return { instance: m[1]!, procId: m[2]!, launch: Number(m[3]) };
 }
 
+/** A placed task's resources when none were carved from the offer: plain unreserved ones. */
+function plainResources(task: PlacedTask): Resource[] {
+  const ports = [task.port, ...(task.busPort !== undefined ? [task.busPort] : [])]
+    .sort((x, y) => x - y);
+  return [
+    scalar("cpus", task.cpus),
+    scalar("mem", task.memMB),
+    { name: "ports", type: "RANGES", ranges: { range: ports.map((p) => ({ begin: p, end: p })) } },
+  ];
+}
+
 /**
  * Builds the TaskInfo of one placed redis task; `resources` are its resources
  * as carved from the offer (`offer_resources.ts`), else plain unreserved ones.
@@ -94,18 +105,7 @@ export function buildTaskInfo(
     task_id: { value: taskId },
     agent_id: { value: agentId },
     executor,
-    resources: resources ?? [
-      scalar("cpus", task.cpus),
-      scalar("mem", task.memMB),
-      {
-        name: "ports",
-        type: "RANGES",
-        ranges: {
-          range: [task.port, ...(task.busPort !== undefined ? [task.busPort] : [])]
-            .sort((x, y) => x - y).map((p) => ({ begin: p, end: p })),
-        },
-      },
-    ],
+    resources: resources ?? plainResources(task),
     data: encodeTaskSpec(spec),
   };
 }
@@ -129,11 +129,7 @@ export function buildProxyTaskInfo(
     task_id: { value: taskId },
     agent_id: { value: agentId },
     executor,
-    resources: resources ?? [
-      scalar("cpus", task.cpus),
-      scalar("mem", task.memMB),
-      { name: "ports", type: "RANGES", ranges: { range: [{ begin: task.port, end: task.port }] } },
-    ],
+    resources: resources ?? plainResources(task),
     data: encodeProxySpec(spec),
     discovery: {
       visibility: "CLUSTER",
