@@ -6,49 +6,13 @@
  * frees the port; a bad spec gives TASK_FAILED naming the field.
  */
 import assert from "node:assert/strict";
-import {
-  decodeMessage,
-  encodeMessage,
-  encodeTaskSpec,
-  type ExecutorToScheduler,
-  type SchedulerToExecutor,
-} from "../lib/executor_messages.ts";
-import { type ExecutorDriver, RedisExecutor, type TaskStatusUpdate } from "../lib/executor/mod.ts";
+import { encodeTaskSpec } from "../lib/executor_messages.ts";
+import { RedisExecutor, type TaskStatusUpdate } from "../lib/executor/mod.ts";
 import type { ExecutorEvent } from "../lib/mesos/types.ts";
 import { encodeProxySpec } from "../lib/proxy/task_spec.ts";
 import { RedisClient } from "../lib/redis/mod.ts";
 import { freePort, tempDir, waitFor } from "./_util.ts";
-
-class RecordingDriver implements ExecutorDriver {
-  updates: TaskStatusUpdate[] = [];
-  messages: ExecutorToScheduler[] = [];
-  update(status: TaskStatusUpdate): void {
-    this.updates.push(status);
-  }
-  message(data: Uint8Array): void {
-    this.messages.push(decodeMessage<ExecutorToScheduler>(data));
-  }
-  states(taskId: string): string[] {
-    return this.updates.filter((u) => u.task_id.value === taskId).map((u) => u.state);
-  }
-  last(taskId: string, state: string): TaskStatusUpdate | undefined {
-    return this.updates.findLast((u) => u.task_id.value === taskId && u.state === state);
-  }
-  result(commandId: string) {
-    return this.messages.find((m) => m.kind === "result" && m.commandId === commandId);
-  }
-}
-
-function launch(taskId: string, data: Uint8Array): ExecutorEvent {
-  return {
-    type: "LAUNCH",
-    launch: { task: { name: taskId, task_id: { value: taskId }, agent_id: { value: "a" }, data } },
-  };
-}
-
-function command(msg: SchedulerToExecutor): ExecutorEvent {
-  return { type: "MESSAGE", message: { data: encodeMessage(msg) } };
-}
+import { command, launch, RecordingDriver } from "./_executor.ts";
 
 function data(update: TaskStatusUpdate | undefined): Record<string, unknown> {
   assert.ok(update?.data, "update carries data");

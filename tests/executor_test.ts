@@ -1,16 +1,10 @@
 import assert from "node:assert/strict";
 import {
-  decodeMessage,
-  encodeMessage,
   encodeTaskSpec,
-  type ExecutorToScheduler,
-  type RedisStats,
   type RedisTaskSpec,
   type RedisTaskStatusData,
-  type SchedulerToExecutor,
 } from "../lib/executor_messages.ts";
 import {
-  type ExecutorDriver,
   RedisExecutor,
   type RedisExecutorOptions,
   type TaskStatusUpdate,
@@ -18,54 +12,11 @@ import {
 import type { ExecutorEvent } from "../lib/mesos/types.ts";
 import { RedisClient, RedisProcess } from "../lib/redis/mod.ts";
 import { freePort, tempDir, waitFor } from "./_util.ts";
-
-/** Records what the executor sends, the way the Mesos executor client would carry it. */
-class RecordingDriver implements ExecutorDriver {
-  updates: TaskStatusUpdate[] = [];
-  messages: ExecutorToScheduler[] = [];
-  update(status: TaskStatusUpdate): void {
-    this.updates.push(status);
-  }
-  message(data: Uint8Array): void {
-    this.messages.push(decodeMessage<ExecutorToScheduler>(data));
-  }
-  states(taskId: string): string[] {
-    return this.updates.filter((u) => u.task_id.value === taskId).map((u) => u.state);
-  }
-  last(taskId: string, state: string): TaskStatusUpdate | undefined {
-    return this.updates.findLast((u) => u.task_id.value === taskId && u.state === state);
-  }
-  result(commandId: string) {
-    return this.messages.find((m) => m.kind === "result" && m.commandId === commandId);
-  }
-  latestStats(taskId: string): RedisStats | undefined {
-    for (let i = this.messages.length - 1; i >= 0; i--) {
-      const m = this.messages[i]!;
-      if (m.kind !== "stats") continue;
-      const s = m.stats.find((x) => x.taskId === taskId);
-      if (s) return s;
-    }
-    return undefined;
-  }
-}
+import { command, launch, RecordingDriver } from "./_executor.ts";
 
 function statusData(update: TaskStatusUpdate | undefined): RedisTaskStatusData {
   assert.ok(update?.data, "update carries data");
   return JSON.parse(new TextDecoder().decode(update.data));
-}
-
-function launch(taskId: string, data: Uint8Array | undefined): ExecutorEvent {
-  return {
-    type: "LAUNCH",
-    launch: {
-      task: {
-        name: taskId,
-        task_id: { value: taskId },
-        agent_id: { value: "agent-1" },
-        ...(data ? { data } : {}),
-      },
-    },
-  };
 }
 
 function spec(procId: string, role: "master" | "slave", master?: number): RedisTaskSpec {
@@ -78,10 +29,6 @@ function spec(procId: string, role: "master" | "slave", master?: number): RedisT
     dataDir: `redis-${procId}`,
     ...(master ? { master: { host: "127.0.0.1", port: master } } : {}),
   };
-}
-
-function command(msg: SchedulerToExecutor): ExecutorEvent {
-  return { type: "MESSAGE", message: { data: encodeMessage(msg) } };
 }
 
 async function portClosed(port: number): Promise<boolean> {
