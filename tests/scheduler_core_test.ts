@@ -5,12 +5,13 @@
  */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { tempDir } from "./_util.ts";
+import { offer, stats, update } from "./_core.ts";
 import { type MesosPort, Scheduler } from "../lib/scheduler/core.ts";
 import type { Prober } from "../lib/scheduler/liveness_checks.ts";
 import { buildExecutorInfo } from "../lib/scheduler/tasks.ts";
 import { DEFAULT_RESOURCES } from "../lib/scheduler/match.ts";
 import { openStore, type Store } from "../lib/store/mod.ts";
-import type { Offer, SchedulerEvent, TaskInfo, TaskState } from "../lib/mesos/types.ts";
+import type { Offer, SchedulerEvent, TaskInfo } from "../lib/mesos/types.ts";
 import {
   decodeMessage,
   encodeMessage,
@@ -70,68 +71,6 @@ class RecordingMesos implements MesosPort {
     this.calls.push({ type: "message", args: [agentId, executorId, decodeMessage(data)] });
     return Promise.resolve();
   }
-}
-
-function offer(n: number, agent: string, executor = false): Offer {
-  return {
-    id: { value: `o${n}` },
-    framework_id: { value: "fw" },
-    agent_id: { value: agent },
-    hostname: "127.0.0.1",
-    resources: [
-      { name: "cpus", type: "SCALAR", scalar: { value: 4 } },
-      { name: "mem", type: "SCALAR", scalar: { value: 4096 } },
-      {
-        name: "ports",
-        type: "RANGES",
-        ranges: { range: [{ begin: 7000 + n * 10, end: 7009 + n * 10 }] },
-      },
-    ],
-    ...(executor ? { executor_ids: [{ value: "mrr-executor" }] } : {}),
-  };
-}
-
-function update(taskId: string, state: TaskState, agent = "A1", uuid = true): SchedulerEvent {
-  return {
-    type: "UPDATE",
-    update: {
-      status: {
-        task_id: { value: taskId },
-        state,
-        agent_id: { value: agent },
-        source: "SOURCE_EXECUTOR",
-        message: `test ${state}`,
-        ...(uuid ? { uuid: new Uint8Array(16).fill(7) } : {}),
-      },
-    },
-  };
-}
-
-function stats(list: Partial<RedisStats>[], agent = "A1"): SchedulerEvent {
-  return {
-    type: "MESSAGE",
-    message: {
-      agent_id: { value: agent },
-      executor_id: { value: "mrr-executor" },
-      data: encodeMessage({
-        kind: "stats",
-        at: 0,
-        stats: list.map((s) => ({
-          taskId: "",
-          role: "master",
-          memoryUsed: 1000,
-          maxMemory: 1,
-          uptime: 3,
-          clients: 1,
-          replOffset: 0,
-          inSync: true,
-          lastIoSeconds: 0,
-          connectedSlaves: 0,
-          ...s,
-        })),
-      }),
-    },
-  };
 }
 
 function result(commandId: string, ok: boolean, replOffset?: number): SchedulerEvent {

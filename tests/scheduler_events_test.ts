@@ -7,6 +7,7 @@
  */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { tempDir } from "./_util.ts";
+import { executorMessage, offer, stats, update } from "./_core.ts";
 import {
   DELETED_HISTORY_MS,
   deletedEvent,
@@ -27,12 +28,7 @@ import { type MesosPort, Scheduler } from "../lib/scheduler/core.ts";
 import { buildExecutorInfo } from "../lib/scheduler/tasks.ts";
 import { DEFAULT_RESOURCES } from "../lib/scheduler/match.ts";
 import { openStore } from "../lib/store/mod.ts";
-import type { Offer, SchedulerEvent, TaskState } from "../lib/mesos/types.ts";
-import {
-  decodeMessage,
-  encodeMessage,
-  type SchedulerToExecutor,
-} from "../lib/executor_messages.ts";
+import { decodeMessage, type SchedulerToExecutor } from "../lib/executor_messages.ts";
 import { createApiHandler } from "../lib/api/handler.ts";
 import { startEtcd, startZooKeeper } from "./_services.ts";
 import { standbyReads } from "../lib/scheduler/leader.ts";
@@ -171,67 +167,6 @@ class RecordingMesos implements MesosPort {
     this.messages.push(decodeMessage<SchedulerToExecutor>(data));
     return Promise.resolve();
   }
-}
-
-function offer(n: number, agent: string): Offer {
-  return {
-    id: { value: `o${n}` },
-    framework_id: { value: "fw" },
-    agent_id: { value: agent },
-    hostname: "127.0.0.1",
-    resources: [
-      { name: "cpus", type: "SCALAR", scalar: { value: 4 } },
-      { name: "mem", type: "SCALAR", scalar: { value: 4096 } },
-      {
-        name: "ports",
-        type: "RANGES",
-        ranges: { range: [{ begin: 7000 + n * 10, end: 7009 + n * 10 }] },
-      },
-    ],
-  };
-}
-
-function update(taskId: string, state: TaskState, agent: string): SchedulerEvent {
-  return {
-    type: "UPDATE",
-    update: {
-      status: {
-        task_id: { value: taskId },
-        state,
-        agent_id: { value: agent },
-        source: "SOURCE_EXECUTOR",
-        message: `test ${state}`,
-      },
-    },
-  };
-}
-
-function executorMessage(data: Parameters<typeof encodeMessage>[0]): SchedulerEvent {
-  return {
-    type: "MESSAGE",
-    message: {
-      agent_id: { value: "A1" },
-      executor_id: { value: "mrr-executor" },
-      data: encodeMessage(data),
-    },
-  };
-}
-
-function stats(list: { taskId: string; role: "master" | "slave"; replOffset: number }[]) {
-  return executorMessage({
-    kind: "stats",
-    at: 0,
-    stats: list.map((s) => ({
-      memoryUsed: 1000,
-      maxMemory: 1,
-      uptime: 3,
-      clients: 1,
-      inSync: true,
-      lastIoSeconds: 0,
-      connectedSlaves: 0,
-      ...s,
-    })),
-  });
 }
 
 async function open(dir: string, clock: { now: number }) {
