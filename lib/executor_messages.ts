@@ -113,7 +113,16 @@ export interface RedisStats {
 
 /** Executor → scheduler. */
 export type ExecutorToScheduler =
-  | { kind: "stats"; at: number; stats: RedisStats[] }
+  | {
+    kind: "stats";
+    at: number;
+    stats: RedisStats[];
+    /**
+     * Task ids of the proxy tasks the executor hosts: a heartbeat for them,
+     * so the scheduler can tell a proxy whose executor went silent.
+     */
+    proxies?: string[];
+  }
   | {
     kind: "result";
     commandId: string;

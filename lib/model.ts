@@ -151,6 +151,11 @@ export interface ProxyRecord {
   lastState?: string;
   /** When the last KILL was sent (ms since epoch), to resend it. */
   killSentAt?: number;
+  /**
+   * The agent of a launch that stopped answering while its executor was
+   * silent: the relaunch goes elsewhere; cleared once a launch runs.
+   */
+  avoidAgentId?: string;
 }
 
 /** One Redis instance as requested by a user and tracked by the scheduler. */

@@ -95,6 +95,16 @@ Deno.test("RedisExecutor runs proxy tasks in front of a redis task", async (t) =
         port: proxyPort,
       });
       assert.ok(ex.taskIds.includes("inst.x1.1"));
+      // Its executor's stats name it: the scheduler's heartbeat of the proxy.
+      const since = driver.messages.length;
+      await waitFor(
+        "stats naming the proxy",
+        () =>
+          driver.messages.slice(since).some((m) =>
+            m.kind === "stats" && (m.proxies ?? []).includes("inst.x1.1")
+          ),
+        WAIT,
+      );
       const c = new RedisClient({ port: proxyPort, password, timeoutMs: 5000 });
       clients.push(c);
       assert.equal(await c.call("SET", ["k", "one"]), "OK");

@@ -140,6 +140,16 @@ const TABLE: {
     want: { actions: [], launchable: ["x1", "x2 prefer A2:8002"], hold: [] },
   },
   {
+    name: "a proxy lost in a frozen executor does not prefer that agent again",
+    input: input({
+      proxies: [
+        proxy("x1", { state: "PENDING", avoidAgentId: "A1", agentId: "A1" }),
+        proxy("x2", { state: "PENDING", avoidAgentId: "A1" }),
+      ],
+    }),
+    want: { actions: [], launchable: ["x1", "x2 prefer A2:8002"], hold: [] },
+  },
+  {
     name: "a LOST proxy is relaunched once its backoff passed, not before",
     input: input({
       proxies: [

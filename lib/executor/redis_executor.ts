@@ -541,7 +541,15 @@ export class RedisExecutor {
         });
       }
     }
-    if (stats.length > 0) this.#sendMessage({ kind: "stats", at: Date.now(), stats });
+    const proxies = this.#proxies.taskIds;
+    if (stats.length > 0 || proxies.length > 0) {
+      this.#sendMessage({
+        kind: "stats",
+        at: Date.now(),
+        stats,
+        ...(proxies.length > 0 ? { proxies } : {}),
+      });
+    }
   }
 
   async #launch(info: TaskInfo): Promise<void> {

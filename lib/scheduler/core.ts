@@ -1321,6 +1321,10 @@ export class Scheduler {
         if (rec.agentId && isLive(rec)) {
           proxyCounts[rec.agentId] = (proxyCounts[rec.agentId] ?? 0) + 1;
         }
+        // Its executor there stopped answering: no proxy of the instance goes there for now.
+        if (rec.avoidAgentId && !isLive(rec)) {
+          proxyCounts[rec.avoidAgentId] = (proxyCounts[rec.avoidAgentId] ?? 0) + 1;
+        }
       }
       placements[proxyGroup(inst.rec.name)] = proxyCounts;
     }
@@ -1768,9 +1772,13 @@ export class Scheduler {
         failures: 0,
         retryAt: undefined,
         reason: undefined,
+        avoidAgentId: undefined,
         ...(agentId ? { agentId } : {}),
       });
       this.#log(`Proxy task ${px.rec.taskId} is RUNNING`);
+      if (status.reason !== "REASON_RECONCILIATION") {
+        this.#statsSeenAt.set(px.rec.taskId, this.#now());
+      }
     } else if (TERMINAL_OR_LOST.has(state)) {
       this.#forgetTask(px.rec.taskId);
       if (px.rec.state === "KILLING" || inst.rec.status === "DELETING") {
@@ -1785,10 +1793,17 @@ export class Scheduler {
     }
   }
 
-  #proxyLost(inst: InstState, px: ProxyState, reason: string, state: string): void {
+  #proxyLost(
+    inst: InstState,
+    px: ProxyState,
+    reason: string,
+    state: string,
+    patch: Partial<ProxyRecord> = {},
+  ): void {
     const failures = (px.rec.failures ?? 0) + 1;
     const delay = backoffMs(failures);
     this.#saveProxy(inst, px, {
+      ...patch,
       state: "LOST",
       lastState: state,
       failures,
@@ -1891,6 +1906,7 @@ export class Scheduler {
     if (msg.kind === "result" && this.#logRequests.answer(msg)) return;
     const now = this.#now();
     if (msg.kind === "stats" && Array.isArray(msg.stats)) {
+      if (Array.isArray(msg.proxies)) this.#noteProxyHeartbeat(msg.proxies, now);
       for (const s of msg.stats) {
         if (typeof s?.taskId !== "string") continue;
         const ids = parseTaskId(s.taskId);
@@ -2131,6 +2147,26 @@ export class Scheduler {
         );
       }
     }
+    for (const inst of this.#instances.values()) {
+      if (inst.rec.status === "DELETING") continue;
+      for (const px of inst.proxies.values()) {
+        if (px.rec.state !== "RUNNING" || !px.rec.taskId) continue;
+        const verdict = judgeLiveness(this.#proxyLivenessInput(px.rec, now), opts);
+        if (verdict.verdict === "suspect" && verdict.askMesos) {
+          const asked = this.#silenceAskedAt.get(px.rec.taskId) ?? 0;
+          if (now - asked >= opts.statsSilenceMs) {
+            this.#silenceAskedAt.set(px.rec.taskId, now);
+            ask.push({
+              taskId: px.rec.taskId,
+              ...(px.rec.agentId ? { agentId: px.rec.agentId } : {}),
+            });
+          }
+        }
+        await this.#onProxyLiveness(inst, px, verdict).catch((e) =>
+          this.#log(`Cannot act on the health of ${px.rec.taskId}: ${(e as Error).message}`)
+        );
+      }
+    }
     if (ask.length > 0) {
       this.#log(`No stats lately from ${ask.map((t) => t.taskId).join(", ")}: asking Mesos`);
       await this.#call("reconcile", () => this.#mesos!.reconcile(ask));
@@ -2151,6 +2187,82 @@ export class Scheduler {
       probe: this.#liveness.history(taskId),
       probeable: Boolean(p.rec.host && p.rec.port),
     };
+  }
+
+  /**
+   * The executor's stats name the proxy tasks it hosts: each one named that
+   * is still ours has been heard from (the proxies' stats-silence clock).
+   */
+  #noteProxyHeartbeat(taskIds: unknown[], now: number): void {
+    for (const taskId of taskIds) {
+      if (typeof taskId !== "string") continue;
+      const ids = parseTaskId(taskId);
+      const px = ids && this.#instances.get(ids.instance)?.proxies.get(ids.procId);
+      if (px && px.rec.taskId === taskId && px.rec.state === "RUNNING") {
+        this.#statsSeenAt.set(taskId, now);
+      }
+    }
+  }
+
+  /**
+   * What detection looks at for a RUNNING proxy: the same rules as for a
+   * redis process (`detection.ts`), a proxy holding no data (so time-outs
+   * alone may end it) and the scheduler's own PING through it.
+   */
+  #proxyLivenessInput(rec: ProxyRecord, now: number) {
+    const statsAt = Math.max(this.#statsSeenAt.get(rec.taskId) ?? 0, this.#subscribedAt);
+    return {
+      now,
+      statsAt,
+      streamFlowing: this.#lastEventAt > statsAt,
+      mesosState: rec.lastState,
+      probe: this.#liveness.history(rec.taskId),
+      probeable: Boolean(rec.host && rec.port),
+      otherCopy: true,
+    };
+  }
+
+  /**
+   * Performs one verdict about a proxy. A proxy whose executor is silent and
+   * which does not answer a PING itself (a stopped executor holds its
+   * listening socket, so clients connect and hang) is killed and launched
+   * again elsewhere; its agent is avoided until the new one runs.
+   */
+  async #onProxyLiveness(inst: InstState, px: ProxyState, verdict: Liveness): Promise<void> {
+    const taskId = px.rec.taskId;
+    const before = this.#liveness.note(taskId, verdict.verdict);
+    switch (verdict.verdict) {
+      case "alive":
+        this.#liveness.clear(taskId);
+        if (before) this.#log(`Proxy task ${taskId} of ${inst.rec.name}: out of doubt`);
+        return;
+      case "lost": {
+        const agentId = px.rec.agentId;
+        this.#forgetTask(taskId);
+        this.#proxyLost(inst, px, verdict.reason, verdict.state, {
+          ...(agentId ? { avoidAgentId: agentId } : {}),
+        });
+        await this.#call("kill", () => this.#mesos!.kill(taskId, agentId));
+        return;
+      }
+      case "suspect":
+      case "kept":
+        if (!px.rec.host || !px.rec.port) return;
+        // Any reply (PONG, NOAUTH, the proxy's own -ERR) proves it serves.
+        this.#liveness.probeIfDue(taskId, { host: px.rec.host, port: px.rec.port }, (record) => {
+          if (this.#stopped) return;
+          this.#enqueue(() => {
+            record();
+            return this.#reconcile();
+          }).catch((e) => this.#log(`Reconcile failed: ${(e as Error).message}`));
+        });
+        if (before !== undefined && verdict.verdict === "suspect") {
+          this.#log(
+            `Proxy task ${taskId} of ${inst.rec.name} in doubt (${verdict.doubt}): checking it directly`,
+          );
+        }
+        return;
+    }
   }
 
   /** Performs one verdict of the detection. */

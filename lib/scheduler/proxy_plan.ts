@@ -198,8 +198,8 @@ export function planProxies(input: ProxyPlanInput): ProxyPlan {
           countAs: proxyGroup(inst.name),
           cpus: PROXY_RESOURCES.cpus,
           memMB: PROXY_RESOURCES.memMB,
-          ...(p.agentId ? { preferredAgentId: p.agentId } : {}),
-          ...(p.agentId && p.port ? { preferredPort: p.port } : {}),
+          ...(p.agentId && p.agentId !== p.avoidAgentId ? { preferredAgentId: p.agentId } : {}),
+          ...(p.agentId && p.port && p.agentId !== p.avoidAgentId ? { preferredPort: p.port } : {}),
         });
       } else if (p.state === "KILLING") {
         kill(p);
