@@ -62,6 +62,7 @@ import {
   type ToldMaster,
 } from "./proxy_plan.ts";
 import { type DetectionOptions, hasOtherCopy, judgeLiveness, type Liveness } from "./detection.ts";
+import { noteOfferRound, type SeenAgent, SPREAD_REFUSE_SECONDS, spreadPeers } from "./spread.ts";
 import { LivenessChecks, type Prober } from "./liveness_checks.ts";
 import { ADMIN_USER, randomSecret } from "../redis/auth.ts";
 import { type InstanceView, instanceView } from "./status_view.ts";
@@ -452,6 +453,8 @@ export class Scheduler {
   #unanswered = new Map<string, string | undefined>();
   #reconcileRound = 0;
   #reconcileNextAt = 0;
+  /** Agents' last offers: what they left and when (see spread.ts). */
+  #seenAgents: ReadonlyMap<string, SeenAgent> = new Map();
   /** Agents seen in offers since subscribing, with their estimated size (see feasibility.ts). */
   readonly #agents = new Map<string, AgentSize>();
   /** When an agent was last added to or removed from `#agents` (or the subscription began). */
@@ -1298,8 +1301,12 @@ export class Scheduler {
     const groupPlacements: Record<string, Record<string, number>> = {};
     const avoidPorts: Record<string, number[]> = {};
     const inUse: PortInUse[] = [];
+    const load: Record<string, number> = {};
     for (const inst of this.#instances.values()) {
       const counts: Record<string, number> = {};
+      for (const { rec } of [...inst.procs.values(), ...inst.proxies.values()]) {
+        if (rec.agentId && isLive(rec)) load[rec.agentId] = (load[rec.agentId] ?? 0) + 1;
+      }
       for (const { rec } of inst.procs.values()) {
         if (rec.agentId && rec.port) (avoidPorts[rec.agentId] ??= []).push(rec.port);
         if (rec.agentId && rec.port) {
@@ -1340,7 +1347,19 @@ export class Scheduler {
       avoidPorts,
       quarantine: this.#portQuarantine,
       groupPlacements,
+      spread: {
+        load,
+        peers: spreadPeers(this.#seenAgents, offers, new Set(this.#agents.keys()), this.#now()),
+      },
     });
+    this.#seenAgents = noteOfferRound(
+      this.#seenAgents,
+      offers,
+      result.launches,
+      this.#resources,
+      EXECUTOR_ID,
+      this.#now(),
+    );
     this.#placementReasons = result.unplaced;
     // Masters are recorded (and launched) before the slaves that point at them.
     const hasMaster = (l: Launch) => l.tasks.some((t) => t.role === "master");
@@ -1447,7 +1466,12 @@ export class Scheduler {
       // Work left over did not fit these offers: do not ask for them again at
       // once (a REVIVE clears the filter when new work appears).
       const placed = [...built.values()].reduce((n, b) => n + b.infos.length, 0);
-      const refuse = launchable.length > placed ? 5 : 30;
+      // Work left for a less loaded agent: back soon in case it does not offer.
+      const refuse = result.deferred > 0
+        ? SPREAD_REFUSE_SECONDS
+        : launchable.length > placed
+        ? 5
+        : 30;
       await this.#call(
         "decline",
         () => this.#mesos!.decline(result.declines.map((o) => o.value), refuse),

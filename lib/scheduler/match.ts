@@ -6,6 +6,7 @@
  */
 import type { Offer, OfferID, Resource } from "../mesos/types.ts";
 import type { ProcessRole } from "../model.ts";
+import type { AgentRoom } from "./spread.ts";
 
 /** What one redis task and the executor cost. */
 export interface TaskResources {
@@ -107,6 +108,24 @@ export interface MatchResult {
   declines: OfferID[];
   /** Instance name → why some of its processes could not be placed. */
   unplaced: Record<string, string>;
+  /** Processes left for a less loaded agent's coming offer (see {@linkcode SpreadInput}). */
+  deferred: number;
+}
+
+/**
+ * What the scheduler knows of the agents beyond the offers at hand, for
+ * spreading: an offer from an agent running more than its fair share of
+ * tasks takes no more while a less loaded agent, known to offer again soon,
+ * has room for them; the rest waits for that agent's offer.
+ */
+export interface SpreadInput {
+  /** Agent id → our live tasks there (redis processes and proxies). */
+  load: Readonly<Record<string, number>>;
+  /**
+   * Agents with no offer at hand that will offer again soon
+   * (`spreadPeers` in spread.ts), with the room their last offer left.
+   */
+  peers: readonly AgentRoom[];
 }
 
 /** Options of {@linkcode match}. */
@@ -124,6 +143,8 @@ export interface MatchOptions {
   quarantine?: PortQuarantine;
   /** Group ({@linkcode PendingProcess.group}) → agent id → live processes of the group there. */
   groupPlacements?: Readonly<Record<string, Readonly<Record<string, number>>>>;
+  /** Spread over the known agents, not only the offers at hand. */
+  spread?: SpreadInput;
 }
 
 /** Default time a port stays reserved for the instance that used it last: 10 minutes. */
@@ -213,9 +234,17 @@ function round3(n: number): number {
  * processes of one instance, counting `placements` (instance → agent id →
  * processes already there). A preferred agent wins when it fits (and there the
  * preferred port, when its offer holds it); otherwise the
- * agent holding the fewest processes of the instance, then the offer given the
- * fewest tasks in this round (many small instances spread over the agents, so
- * their executors start them in parallel), then the offer order.
+ * agent holding the fewest processes of the instance, then the agent running
+ * the fewest tasks (`spread.load` plus those given in this round: many small
+ * instances spread over the agents, so their executors start them in
+ * parallel), then the offer order.
+ * With `spread.peers` the share of an agent is the tasks of every agent
+ * known (at hand or peer) plus the pending ones, divided evenly: a process
+ * whose best offer is from an agent at or above its share goes instead to
+ * the least loaded peer below its share that has room for it (its
+ * Distribution and group counts allowed, a group no worse off): it is left
+ * pending (`deferred`) for that peer's next offer. A process bound to the
+ * offer's agent (required or preferred there) is never left.
  * A slave waiting for its master (`masterProcId`) is placed after every other
  * process, and only when that master was placed in this round: it gets the
  * master's new address. Ports another instance used on that agent lately
@@ -250,6 +279,16 @@ export function match(
   const countOf = (instance: string, agent: string): number =>
     counts.get(instance)?.get(agent) ?? placements[instance]?.[agent] ?? 0;
   const unplaced: Record<string, string> = {};
+  // Tasks per agent: live ones, plus those placed (or left to a peer) in this round.
+  const load = new Map<string, number>(Object.entries(options.spread?.load ?? {}));
+  const loadOf = (agent: string): number => load.get(agent) ?? 0;
+  const addLoad = (agent: string) => load.set(agent, loadOf(agent) + 1);
+  const peers = (options.spread?.peers ?? []).map((p) => ({ ...p }));
+  const known = new Set([...rooms.map((r) => r.agentId), ...peers.map((p) => p.agentId)]);
+  const share = Math.ceil(
+    ([...known].reduce((n, a) => n + loadOf(a), 0) + pending.length) / Math.max(1, known.size),
+  );
+  let deferred = 0;
   const groupCounts = new Map<string, Map<string, number>>();
   const groupCountOf = (group: string | undefined, agent: string): number =>
     group === undefined
@@ -322,9 +361,47 @@ export function match(
       const qb = cleanPort(b) < 0 ? 1 : 0;
       if (qa !== qb) return qa - qb;
       return countOf(counted, a.agentId) - countOf(counted, b.agentId) ||
+        loadOf(a.agentId) - loadOf(b.agentId) ||
         (a.launch?.tasks.length ?? 0) - (b.launch?.tasks.length ?? 0);
     });
     const room = candidates[0]!;
+    if (
+      peers.length > 0 && loadOf(room.agentId) >= share &&
+      proc.requiredAgentId === undefined && proc.preferredAgentId !== room.agentId
+    ) {
+      const peerFits = (p: AgentRoom): boolean => {
+        if (loadOf(p.agentId) >= share) return false;
+        if (countOf(counted, p.agentId) >= proc.distribution) return false;
+        if (groupCountOf(proc.group, p.agentId) > groupCountOf(proc.group, room.agentId)) {
+          return false;
+        }
+        if (p.ports < (proc.needsBusPort ? 2 : 1)) return false;
+        const cpus = cpuNeed + (p.executorRunning ? 0 : res.executorCpus);
+        const mem = memNeed + (p.executorRunning ? 0 : res.executorMemMB);
+        return round3(p.cpus - cpus) >= 0 && round3(p.mem - mem) >= 0;
+      };
+      const peer = peers.filter(peerFits).sort((a, b) => loadOf(a.agentId) - loadOf(b.agentId))[0];
+      if (peer !== undefined) {
+        // Held for the peer: its room, load and counts, as if placed there.
+        peer.cpus = round3(peer.cpus - cpuNeed - (peer.executorRunning ? 0 : res.executorCpus));
+        peer.mem = round3(peer.mem - memNeed - (peer.executorRunning ? 0 : res.executorMemMB));
+        peer.ports -= proc.needsBusPort ? 2 : 1;
+        peer.executorRunning = true;
+        addLoad(peer.agentId);
+        const perAgent = counts.get(counted) ?? new Map<string, number>();
+        perAgent.set(peer.agentId, countOf(counted, peer.agentId) + 1);
+        counts.set(counted, perAgent);
+        if (proc.group !== undefined) {
+          const g = groupCounts.get(proc.group) ?? new Map<string, number>();
+          g.set(peer.agentId, groupCountOf(proc.group, peer.agentId) + 1);
+          groupCounts.set(proc.group, g);
+        }
+        deferred++;
+        unplaced[proc.instance] ??=
+          `Waiting for an offer from agent ${peer.agentId}, which runs fewer tasks (spreading the load)`;
+        continue;
+      }
+    }
     const withExec = !room.executorRunning && !executorPlanned.has(room.agentId);
     room.cpus = round3(room.cpus - cpuNeed - (withExec ? res.executorCpus : 0));
     room.mem = round3(room.mem - memNeed - (withExec ? res.executorMemMB : 0));
@@ -362,6 +439,7 @@ export function match(
       ...(busPort !== undefined ? { busPort } : {}),
     };
     room.launch.tasks.push(placed);
+    addLoad(room.agentId);
     placedFrom.set(placed, { proc, room });
     if (proc.group !== undefined) {
       const g = groupCounts.get(proc.group) ?? new Map<string, number>();
@@ -380,6 +458,7 @@ export function match(
     launches: rooms.flatMap((r) => (r.launch ? [r.launch] : [])),
     declines: rooms.filter((r) => !r.launch).map((r) => r.offer.id),
     unplaced,
+    deferred,
   };
 }
 
