@@ -775,13 +775,19 @@ async function runningOf(
  * Creates those of `names` not there yet as single instances (at most 50
  * requests at once) and waits up to `timeoutMs` for every one to be
  * RUNNING; on time-out throws saying how many are and why the first few
- * are not.
+ * are not. Returns how many it created and the ms from the first CREATE
+ * to all RUNNING.
  */
-async function createSingles(mr: MrRedis, names: string[], timeoutMs: number): Promise<void> {
+async function createSingles(
+  mr: MrRedis,
+  names: string[],
+  timeoutMs: number,
+): Promise<{ created: number; ms: number }> {
   // Those the api step made already stay (scale grows to its size).
   const existing: { Name: string }[] = await (await fetch(`${mr.api}/v1/STATUS`)).json();
   const have = new Set(existing.map((i) => i.Name));
   const fresh = names.filter((n) => !have.has(n));
+  const first = performance.now();
   for (let i = 0; i < fresh.length; i += 50) {
     await Promise.all(fresh.slice(i, i + 50).map((n) => create(mr.api, n, 10, 0)));
   }
@@ -791,7 +797,9 @@ async function createSingles(mr: MrRedis, names: string[], timeoutMs: number): P
   let said = started;
   while (performance.now() - started < timeoutMs) {
     last = await runningOf(mr.api, want).catch(() => last);
-    if (last.running >= names.length) return;
+    if (last.running >= names.length) {
+      return { created: fresh.length, ms: performance.now() - first };
+    }
     if (performance.now() - said > 30_000) {
       said = performance.now();
       log(
@@ -850,11 +858,30 @@ async function apiBenchmark(mr: MrRedis, names: string[], loadMs: number): Promi
   return rows;
 }
 
+/**
+ * Tasks (redis processes and proxies, first launches) of `names` per agent,
+ * from the scheduler's log, fewest first: e.g. "64 / 66 / 70".
+ */
+async function tasksPerAgent(mr: MrRedis, names: string[]): Promise<string> {
+  const log = await Deno.readTextFile(`${mr.dir}/sched.log`).catch(() => "");
+  const want = new Set(names);
+  const seen = new Set<string>();
+  const counts = new Map<string, number>();
+  for (const m of log.matchAll(/Launching (?:proxy )?(([\w-]+)\.[px]\d+)\.\d+ .* agent (\S+)$/gm)) {
+    if (!want.has(m[2]!) || seen.has(m[1]!)) continue;
+    seen.add(m[1]!);
+    counts.set(m[3]!, (counts.get(m[3]!) ?? 0) + 1);
+  }
+  return [...counts.values()].sort((a, b) => a - b).join(" / ") || "none found";
+}
+
 /** Scale: `names` single instances in all; the scheduler's memory and STATUS latency. */
 async function scaleBenchmark(mr: MrRedis, names: string[], loadMs: number): Promise<Result> {
   // Ten minutes is far more than 200 creates need on an idle machine; the
   // error says how far it got and why, instead of waiting forever.
-  await createSingles(mr, names, 600_000);
+  const loadBefore = Deno.loadavg()[0]!;
+  const made = await createSingles(mr, names, 600_000);
+  const spread = await tasksPerAgent(mr, names);
   await sleep(3000);
   const rss = rssBytes(mr.schedPid);
   const lat = await load(`${mr.api}/v1/STATUS`, 4, loadMs);
@@ -883,6 +910,11 @@ async function scaleBenchmark(mr: MrRedis, names: string[], loadMs: number): Pro
       `GET /v1/STATUS with ${names.length} instances: p50 ${fmt(lat.p50, 2)} ms, p99 ${
         fmt(lat.p99, 2)
       } ms, ${fmt(lat.rps, 0)} req/s (4 connections)`,
+      `${made.created} singles created at once, all RUNNING ${
+        fmt(made.ms / 1000, 1)
+      } s after the first CREATE (load average ${
+        fmt(loadBefore, 1)
+      } before); their tasks per agent ${spread}`,
     ],
   };
 }
