@@ -1033,3 +1033,58 @@ Deno.test("core: UPDATE resizes 1+1 by rolling replacement, survives a restart, 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("core: offers that come back one agent at a time share a burst out; nothing waits for a silent agent", async () => {
+  const dir = await tempDir("core-spread");
+  const { store, clock, mesos, core } = await setup(dir);
+  const single = (name: string) =>
+    core.create({ name, capacityMB: 10, masters: 1, slaves: 0, distribution: 1, proxies: 0 });
+  const launchedOn = (offerId: string) =>
+    mesos.take("launch").filter((c) => c.args[0] === offerId)
+      .reduce((n, c) => n + (c.args[1] as TaskInfo[]).length, 0);
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    // The three agents are known from a first round with nothing to place.
+    await core.handleEvent({
+      type: "OFFERS",
+      offers: { offers: [offer(1, "A1"), offer(2, "A2"), offer(3, "A3")] },
+    });
+    for (let i = 0; i < 9; i++) await single(`s${i}`);
+    await core.tick();
+    mesos.calls = [];
+    // A1's offer alone: its third of the burst; the rest waits for A2 and A3.
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(4, "A1")] } });
+    assertEquals(launchedOn("o4"), 3);
+    const waiting = core.status("s8")!;
+    assertEquals(waiting.Status, "CREATING");
+    assertMatch(
+      waiting.Reason ?? "",
+      /Waiting for an offer from agent A[23], which runs fewer tasks/,
+    );
+    // A1 again at once: it has its share, so its offer goes back for 1 s.
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(5, "A1", true)] } });
+    assertEquals(launchedOn("o5"), 0);
+    assertEquals(mesos.take("decline").map((c) => c.args), [[["o5"], 1]]);
+    clock.now += 200;
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(6, "A2")] } });
+    assertEquals(launchedOn("o6"), 3);
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(7, "A3")] } });
+    assertEquals(launchedOn("o7"), 3);
+
+    // A3 falls silent: 3 s after its last offer nothing waits for it.
+    for (let i = 9; i < 15; i++) await single(`s${i}`);
+    await core.tick();
+    clock.now += 200;
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(8, "A2", true)] } });
+    // (9 running + 6 new) / 3 agents: 5 each.
+    assertEquals(launchedOn("o8"), 2, "A2 takes its share while A1 and A3 may still offer");
+    clock.now += 3_100;
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(9, "A1", true)] } });
+    assertEquals(launchedOn("o9"), 4, "A1 takes its share and what was left for the silent ones");
+    assertEquals(core.status("s14")!.Reason?.includes("fewer tasks") ?? false, false);
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
