@@ -275,6 +275,10 @@ export class RedisExecutor {
   readonly #work = new Set<Promise<unknown>>();
   readonly #sends = new Set<Promise<void>>();
   #statsTimer: ReturnType<typeof setInterval> | undefined;
+  /** When the stats message still on its way to the agent left (see `#sendStats`). */
+  #statsInFlight: number | undefined;
+  /** Stats asked for while one was on its way: send once it is accepted. */
+  #statsAgain = false;
   #idleTimer: ReturnType<typeof setTimeout> | undefined;
   #subscribed = false;
   #closed = false;
@@ -492,7 +496,7 @@ export class RedisExecutor {
     p.finally(() => this.#sends.delete(p));
   }
 
-  #sendMessage(msg: ExecutorToScheduler): void {
+  #sendMessage(msg: ExecutorToScheduler): Promise<void> {
     const p = (async () => {
       try {
         await this.#driver.message(encodeMessage(msg));
@@ -503,6 +507,7 @@ export class RedisExecutor {
     })();
     this.#sends.add(p);
     p.finally(() => this.#sends.delete(p));
+    return p;
   }
 
   #statusData(task: Task, extra: RedisTaskStatusData = {}): Uint8Array {
@@ -523,7 +528,26 @@ export class RedisExecutor {
     }, this.#opts.idleTimeoutMs);
   }
 
-  #sendStats(): void {
+  /**
+   * Sends the stats of every task. Routine sends (the tick, a slave in
+   * sync, a master's count of slaves changing) are coalesced: while a stats
+   * message is on its way to the agent (for at most `statsIntervalMs`), the
+   * next ones wait and leave as one once it is accepted, with the state of
+   * that moment. A burst of slaves finishing their sync at once makes one or
+   * two messages instead of one each, every one of which the agent, the
+   * master and the scheduler (a planning pass) would handle. `urgent` ones
+   * (a role changed, a process silent or answering again) leave at once.
+   */
+  #sendStats(urgent = false): void {
+    const inFlight = this.#statsInFlight;
+    if (
+      !urgent && inFlight !== undefined &&
+      Date.now() - inFlight < this.#opts.statsIntervalMs
+    ) {
+      this.#statsAgain = true;
+      return;
+    }
+    this.#statsAgain = false;
     const stats: RedisStats[] = [];
     for (const task of this.#tasks.values()) {
       if ((task.phase === "running" || task.phase === "starting") && task.info) {
@@ -542,14 +566,20 @@ export class RedisExecutor {
       }
     }
     const proxies = this.#proxies.taskIds;
-    if (stats.length > 0 || proxies.length > 0) {
-      this.#sendMessage({
-        kind: "stats",
-        at: Date.now(),
-        stats,
-        ...(proxies.length > 0 ? { proxies } : {}),
-      });
-    }
+    if (stats.length === 0 && proxies.length === 0) return;
+    const sentAt = Date.now();
+    this.#statsInFlight = sentAt;
+    this.#sendMessage({
+      kind: "stats",
+      at: sentAt,
+      stats,
+      ...(proxies.length > 0 ? { proxies } : {}),
+    }).finally(() => {
+      // A newer message left meanwhile (urgent, or this one took too long): its own end decides.
+      if (this.#statsInFlight !== sentAt) return;
+      this.#statsInFlight = undefined;
+      if (this.#statsAgain && !this.#closed) this.#sendStats();
+    });
   }
 
   async #launch(info: TaskInfo): Promise<void> {
@@ -718,7 +748,7 @@ export class RedisExecutor {
             } ms`,
           );
           task.unresponsive = undefined;
-          if (task.phase === "running") this.#sendStats();
+          if (task.phase === "running") this.#sendStats(true);
         }
         if (task.phase === "starting" && isInSync(event.info)) {
           task.phase = "running";
@@ -759,7 +789,7 @@ export class RedisExecutor {
         this.#log(
           `Task ${task.id}: redis-server (pid ${task.proc?.pid}, port ${task.spec.port}) has not answered ${event.failures} checks in a row (process ${event.state}), last: ${event.error}; reported, not killed`,
         );
-        this.#sendStats();
+        this.#sendStats(true);
         return;
     }
   }
@@ -1078,6 +1108,6 @@ export class RedisExecutor {
     } catch {
       // The monitor will tell.
     }
-    this.#sendStats();
+    this.#sendStats(true);
   }
 }
