@@ -479,6 +479,10 @@ export class Scheduler {
   #committing: Promise<void> | undefined;
   #flushChain: Promise<void> = Promise.resolve();
   #commits = 0;
+  /** Jobs queued and not started yet (see `#enqueue`). */
+  #waiting = 0;
+  /** An event's planning pass was left to the last job of its burst. */
+  #reconcileOwed = false;
   /** Every instance's last events (events.ts); written with the batch of their change. */
   readonly #history: EventHistory;
   /** Events recorded since the last flush. */
@@ -706,18 +710,46 @@ export class Scheduler {
     // Every change of state happens inside a queued job: bumping the version
     // as a job starts and ends tells readers (the STATUS list cache) that
     // what they rendered may be out of date.
+    this.#waiting++;
     const run = this.#queue.then(async () => {
+      this.#waiting--;
       this.#version++;
       try {
         return await fn();
       } finally {
-        // The writes of the job not flushed yet (no Mesos call followed them): one batch.
-        await this.#flush().catch((e) => this.#log(`Store write failed: ${(e as Error).message}`));
+        // A burst of queued jobs (events arriving together) ends with one
+        // planning pass and one store batch: the last job of the burst does
+        // both for the jobs before it (an acknowledgement waits for the batch).
+        if (this.#waiting === 0) {
+          if (this.#reconcileOwed) {
+            this.#reconcileOwed = false;
+            await this.#reconcile().catch((e) =>
+              this.#log(`Reconcile failed: ${(e as Error).message}`)
+            );
+          }
+          // The writes not flushed yet (no Mesos call followed them): one batch.
+          await this.#flush().catch((e) =>
+            this.#log(`Store write failed: ${(e as Error).message}`)
+          );
+        }
         this.#version++;
       }
     });
     this.#queue = run.catch(() => {});
     return run;
+  }
+
+  /**
+   * The planning pass after an event: now when no other job waits in the
+   * queue, else once by the last job of the burst (see `#enqueue`).
+   */
+  async #reconcileAfterEvent(): Promise<void> {
+    if (this.#waiting > 0) {
+      this.#reconcileOwed = true;
+      return;
+    }
+    this.#reconcileOwed = false;
+    await this.#reconcile();
   }
 
   // ---- reads (synchronous snapshots of the state) ----
@@ -1690,7 +1722,7 @@ export class Scheduler {
       this.#acks.add(ack);
       ack.finally(() => this.#acks.delete(ack));
     }
-    await this.#reconcile();
+    await this.#reconcileAfterEvent();
   }
 
   async #markLost(
@@ -2005,7 +2037,7 @@ export class Scheduler {
         }
       }
     }
-    await this.#reconcile();
+    await this.#reconcileAfterEvent();
   }
 
   // ---- the reconcile pass ----
