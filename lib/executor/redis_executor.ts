@@ -275,6 +275,8 @@ export class RedisExecutor {
   readonly #work = new Set<Promise<unknown>>();
   readonly #sends = new Set<Promise<void>>();
   #statsTimer: ReturnType<typeof setInterval> | undefined;
+  /** Waits for a master to listen, shared by its slaves launched meanwhile (see `#masterListening`). */
+  readonly #masterWaits = new Map<string, Promise<boolean>>();
   /** When the stats message still on its way to the agent left (see `#sendStats`). */
   #statsInFlight: number | undefined;
   /** Stats asked for while one was on its way: send once it is accepted. */
@@ -529,6 +531,23 @@ export class RedisExecutor {
   }
 
   /**
+   * Resolves once `host:port` listens (or after {@linkcode MASTER_WAIT_MS}):
+   * the slaves of one master launched together share one wait, so 17 of
+   * them cost one connection attempt every 20 ms, not 17 (each refused
+   * attempt makes an error object; they added up while the master started).
+   */
+  #masterListening(host: string, port: number): Promise<boolean> {
+    const key = `${host}:${port}`;
+    let wait = this.#masterWaits.get(key);
+    if (!wait) {
+      wait = waitForListener(host, port, MASTER_WAIT_MS, () => this.#closed);
+      this.#masterWaits.set(key, wait);
+      wait.finally(() => this.#masterWaits.delete(key));
+    }
+    return wait;
+  }
+
+  /**
    * Sends the stats of every task. Routine sends (the tick, a slave in
    * sync, a master's count of slaves changing) are coalesced: while a stats
    * message is on its way to the agent (for at most `statsIntervalMs`), the
@@ -647,12 +666,7 @@ export class RedisExecutor {
     if (spec.role === "slave" && spec.master) {
       // A slave launched with its master may start first: redis-server retries
       // its master only once a second, so wait (briefly) until the master listens.
-      await waitForListener(
-        spec.master.host,
-        spec.master.port,
-        MASTER_WAIT_MS,
-        () => task.killRequested || this.#closed,
-      );
+      await this.#masterListening(spec.master.host, spec.master.port);
     }
     try {
       task.proc = await RedisProcess.start({
