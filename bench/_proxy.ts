@@ -2,8 +2,9 @@
  * Proxy throughput: redis-benchmark (50 clients, `-t set,get`, pipelines 1
  * and 16) against one redis-server reached directly, through nutcracker
  * (twemproxy, `redis: true`), through HAProxy in TCP mode and through the
- * mr-redis proxy (a process of its own), side by side in one run with the
- * order rotated each round.
+ * mr-redis proxy (`mrr proxy`, a process of its own, one thread; also on two
+ * threads, for the notes), side by side in one run with the order rotated
+ * each round; requests/s and CPU per request of each process.
  *
  * @module
  */
@@ -36,15 +37,27 @@ export interface ProxyBenchRow {
 
 /** Options of {@linkcode proxyThroughput}. */
 export interface ProxyBenchOptions {
-  /** Rounds per pipeline depth (each round measures every target once). */
+  /** Rounds per pipeline depth (each round measures every target once, in a rotated order). */
   runs: number;
   /** Requests per redis-benchmark test at pipeline 1 (16 gets 4×). */
   requests: number;
   log: (line: string) => void;
 }
 
-type Target = "direct" | "nutcracker" | "haproxy" | "proxy";
-const TARGETS: Target[] = ["direct", "nutcracker", "haproxy", "proxy"];
+/**
+ * What is measured: redis directly, the two proxies people use, this proxy
+ * as the benchmark's figure (one thread) and, for the thread-count choice,
+ * this proxy on two threads (its figure goes to the notes only).
+ */
+type Target = "direct" | "nutcracker" | "haproxy" | "proxy" | "proxy2";
+const TARGETS: Target[] = ["direct", "nutcracker", "haproxy", "proxy", "proxy2"];
+const LABEL: Record<Target, string> = {
+  direct: "direct",
+  nutcracker: "nutcracker",
+  haproxy: "HAProxy",
+  proxy: "proxy",
+  proxy2: "proxy 2 threads",
+};
 
 async function waitPort(what: string, port: number): Promise<void> {
   await until(
@@ -57,6 +70,18 @@ async function waitPort(what: string, port: number): Promise<void> {
     30_000,
     50,
   );
+}
+
+/** CPU time (user + system, every thread) a process has used so far, in seconds. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // Fields after the command name (which may hold spaces) start at field 3.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in ticks of 10 ms
+  } catch {
+    return NaN; // no /proc (not Linux): the CPU figures read "—"
+  }
 }
 
 /** Mean of SET and GET requests/s of one redis-benchmark run. */
@@ -88,7 +113,19 @@ async function redisBenchmark(port: number, pipeline: number, requests: number):
   return (rates[0]! + rates[1]!) / 2;
 }
 
-/** Runs the throughput comparison; returns the rows for RESULTS.md. */
+/** One sample: requests/s, and µs of CPU per request of the target's process and of redis-server. */
+interface Sample {
+  rps: number;
+  cpuUs: number;
+  redisUs: number;
+}
+
+/**
+ * Runs the throughput comparison; returns the rows for RESULTS.md. Every
+ * round measures every target once, the order rotated by one each round, so
+ * a change of the machine's load during the run falls on all of them alike;
+ * the figures are medians.
+ */
 export async function proxyThroughput(options: ProxyBenchOptions): Promise<ProxyBenchRow[]> {
   const dir = await Deno.makeTempDir({ prefix: "mr-redis-bench-proxy-" });
   const redisPort = freePort();
@@ -101,6 +138,7 @@ export async function proxyThroughput(options: ProxyBenchOptions): Promise<Proxy
       nutcracker: freePort(),
       haproxy: freePort(),
       proxy: freePort(),
+      proxy2: freePort(),
     };
     await Deno.writeTextFile(
       `${dir}/nutcracker.yml`,
@@ -116,6 +154,7 @@ export async function proxyThroughput(options: ProxyBenchOptions): Promise<Proxy
         "",
       ].join("\n"),
     );
+    // HAProxy's defaults: nbthread is the number of CPUs.
     await Deno.writeTextFile(
       `${dir}/haproxy.cfg`,
       [
@@ -133,7 +172,7 @@ export async function proxyThroughput(options: ProxyBenchOptions): Promise<Proxy
       ].join("\n"),
     );
     const spawn = (cmd: string, args: string[]) => {
-      const child = new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).spawn();
+      const child = new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).spawn();
       stops.push(async () => {
         try {
           child.kill("SIGKILL");
@@ -142,52 +181,87 @@ export async function proxyThroughput(options: ProxyBenchOptions): Promise<Proxy
         }
         await child.status;
       });
-      return child;
+      return child.pid;
     };
-    spawn("nutcracker", ["-c", `${dir}/nutcracker.yml`, "-o", `${dir}/nutcracker.log`]);
-    spawn("haproxy", ["-f", `${dir}/haproxy.cfg`, "-db"]);
-    spawn(Deno.execPath(), [
-      "run",
-      "-A",
-      "--unstable-net",
-      new URL("../cmd/mrr.ts", import.meta.url).pathname,
-      "proxy",
-      "--threads",
-      "2",
-      "--master",
-      `127.0.0.1:${redisPort}`,
-      "-l",
-      `127.0.0.1:${ports.proxy}`,
-    ]);
+    const mrrProxy = (threads: number, port: number) =>
+      spawn(Deno.execPath(), [
+        "run",
+        "-A",
+        "--unstable-net",
+        new URL("../cmd/mrr.ts", import.meta.url).pathname,
+        "proxy",
+        "--threads",
+        String(threads),
+        "--master",
+        `127.0.0.1:${redisPort}`,
+        "-l",
+        `127.0.0.1:${port}`,
+      ]);
+    const pids: Record<Target, number> = {
+      direct: redis.process.pid,
+      // Its stats server would take port 22222 by default: a free one instead.
+      nutcracker: spawn("nutcracker", [
+        "-c",
+        `${dir}/nutcracker.yml`,
+        "-o",
+        `${dir}/nutcracker.log`,
+        "-s",
+        String(freePort()),
+      ]),
+      haproxy: spawn("haproxy", ["-f", `${dir}/haproxy.cfg`, "-db"]),
+      proxy: mrrProxy(1, ports.proxy),
+      proxy2: mrrProxy(2, ports.proxy2),
+    };
     for (const t of TARGETS) await waitPort(t, ports[t]);
     await sleep(500);
 
     const rows: ProxyBenchRow[] = [];
     for (const pipeline of [1, 16]) {
-      const samples: Record<Target, number[]> = {
-        direct: [],
-        nutcracker: [],
-        haproxy: [],
-        proxy: [],
-      };
+      const samples = Object.fromEntries(TARGETS.map((t) => [t, [] as Sample[]])) as Record<
+        Target,
+        Sample[]
+      >;
       const requests = options.requests * (pipeline === 1 ? 1 : 4);
+      // A short warm-up of every target (JIT, connections), not counted.
+      for (const t of TARGETS) await redisBenchmark(ports[t], pipeline, 10_000);
       for (let round = 0; round < options.runs; round++) {
         for (let k = 0; k < TARGETS.length; k++) {
           const t = TARGETS[(k + round) % TARGETS.length]!;
-          samples[t].push(await redisBenchmark(ports[t], pipeline, requests));
+          const cpu0 = cpuSeconds(pids[t]);
+          const redis0 = cpuSeconds(pids.direct);
+          const rps = await redisBenchmark(ports[t], pipeline, requests);
+          const perRequest = (s: number) => (s * 1e6) / (2 * requests);
+          samples[t].push({
+            rps,
+            cpuUs: perRequest(cpuSeconds(pids[t]) - cpu0),
+            redisUs: perRequest(cpuSeconds(pids.direct) - redis0),
+          });
         }
         options.log(
           `proxy throughput P${pipeline} round ${round + 1}: ${
-            TARGETS.map((t) => `${t} ${Math.round(samples[t].at(-1)!)}`).join(", ")
-          } req/s`,
+            TARGETS.map((t) => `${LABEL[t]} ${Math.round(samples[t].at(-1)!.rps)}`).join(", ")
+          } req/s (load ${Deno.loadavg()[0]!.toFixed(1)})`,
         );
       }
-      const m = (t: Target) => median(samples[t]);
-      const direct = `direct ${Math.round(m("direct"))} req/s; proxy ${
-        (m("proxy") / m("direct")).toFixed(2)
-      }× direct, nutcracker ${(m("nutcracker") / m("direct")).toFixed(2)}×, HAProxy ${
-        (m("haproxy") / m("direct")).toFixed(2)
-      }×`;
+      const rps = (t: Target) => samples[t].map((s) => s.rps);
+      const m = (t: Target) => median(rps(t));
+      const cpu = (t: Target) => median(samples[t].map((s) => s.cpuUs)).toFixed(1);
+      const redisCpu = (t: Target) => median(samples[t].map((s) => s.redisUs)).toFixed(1);
+      const summary = [
+        `${options.runs} rounds, ${2 * requests} requests per sample`,
+        `medians: ${
+          TARGETS.map((t) =>
+            `${LABEL[t]} ${Math.round(m(t))} req/s (${(m(t) / m("direct")).toFixed(2)}× direct)`
+          )
+            .join(", ")
+        }`,
+        `CPU per request, medians (the process, then redis-server): ${
+          TARGETS.filter((t) => t !== "direct").map((t) =>
+            `${LABEL[t]} ${cpu(t)} µs + redis ${redisCpu(t)} µs`
+          ).join(", ")
+        }, redis directly ${cpu("direct")} µs`,
+        `this proxy on 2 threads: ${(m("proxy2") / m("proxy")).toFixed(2)}× its 1-thread figure`,
+      ].join("; ");
       for (
         const [other, label] of [["nutcracker", "nutcracker"], ["haproxy", "HAProxy TCP"]] as const
       ) {
@@ -197,13 +271,15 @@ export async function proxyThroughput(options: ProxyBenchOptions): Promise<Proxy
           goal: `≥ 1.0× ${label}`,
           unit: "req/s",
           baselineName: label,
-          baseline: samples[other],
-          measured: samples.proxy,
+          baseline: rps(other),
+          measured: rps("proxy"),
           ratio,
           met: ratio >= 1,
           notes: [
-            `${direct}; samples proxy ${samples.proxy.map(Math.round).join(", ")}, ${label} ${
-              samples[other].map(Math.round).join(", ")
+            `${summary}; samples proxy ${rps("proxy").map(Math.round).join(", ")}, ${label} ${
+              rps(other).map(Math.round).join(", ")
+            }, proxy 2 threads ${rps("proxy2").map(Math.round).join(", ")}, direct ${
+              rps("direct").map(Math.round).join(", ")
             }`,
           ],
         });
