@@ -88,6 +88,7 @@ const NOAUTH = encoder.encode("-NOAUTH Authentication required.\r\n");
 const WRONGPASS = encoder.encode(
   "-WRONGPASS invalid username-password pair or user is disabled.\r\n",
 );
+const EMPTY = new Uint8Array(0);
 const READ_SIZE = 16 * 1024;
 const SLAB_SIZE = 512 * 1024;
 const MIN_SERVER_READ = 64 * 1024;
@@ -193,21 +194,29 @@ class Client {
     this.#write(bytes);
   }
 
+  /** The bytes of the write in flight (its completion handlers are made once, not per reply). */
+  #inflight: Uint8Array = EMPTY;
+  readonly #onWritten = (n: number): void => {
+    if (this.closed) return;
+    const bytes = this.#inflight;
+    if (n < bytes.length) {
+      this.#write(bytes.subarray(n));
+    } else if (this.queue.length > 0) {
+      const parts = this.queue;
+      this.queue = [];
+      this.#write(concat(parts));
+    } else {
+      this.#inflight = EMPTY;
+      this.writing = false;
+      if (this.closeWhenWritten) this.close();
+    }
+  };
+  readonly #onWriteFailed = (): void => this.close();
+
   /** Writes `bytes`, then whatever was queued meanwhile (no async frames: this runs per reply). */
   #write(bytes: Uint8Array): void {
-    this.conn.write(bytes).then((n) => {
-      if (this.closed) return;
-      if (n < bytes.length) {
-        this.#write(bytes.subarray(n));
-      } else if (this.queue.length > 0) {
-        const parts = this.queue;
-        this.queue = [];
-        this.#write(concat(parts));
-      } else {
-        this.writing = false;
-        if (this.closeWhenWritten) this.close();
-      }
-    }, () => this.close());
+    this.#inflight = bytes;
+    this.conn.write(bytes).then(this.#onWritten, this.#onWriteFailed);
   }
 
   /**
