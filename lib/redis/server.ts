@@ -221,10 +221,24 @@ export class RedisProcess {
       port: options.port,
       ...(options.auth ? { username: ADMIN_USER, password: options.auth.adminPassword } : {}),
     });
-    this.#stderrDone = this.#readOutput(child.stderr, true);
-    this.#stdoutDone = this.#readOutput(child.stdout, false);
+    // One handle for both streams, opened at once (see `start` on why synchronous).
+    let log: Deno.FsFile | undefined;
+    try {
+      log = Deno.openSync(this.logFile, { append: true, create: true });
+    } catch {
+      // The tail in memory is still kept.
+    }
+    this.#stderrDone = this.#readOutput(child.stderr, true, log);
+    this.#stdoutDone = this.#readOutput(child.stdout, false, log);
+    const outputDone = Promise.all([this.#stderrDone, this.#stdoutDone]).finally(() => {
+      try {
+        log?.close();
+      } catch {
+        // Closed already.
+      }
+    });
     this.exited = child.status.then(async (status) => {
-      await Promise.all([this.#stderrDone, this.#stdoutDone]);
+      await outputDone;
       this.client.close();
       this.#exit = { code: status.code, signal: status.signal };
       return this.#exit;
@@ -232,20 +246,28 @@ export class RedisProcess {
   }
 
   /**
-   * Starts redis-server and resolves once it answers PING. Rejects with a
-   * {@linkcode RedisStartError} (carrying the end of its output) when it exits
-   * or stays silent past `startTimeoutMs`; the process is then killed.
+   * Starts redis-server and resolves once it logs that it is ready to accept
+   * connections (after loading its data), or, when no such line comes
+   * within 250 ms (a version that words it otherwise), once it answers PING
+   * (not `LOADING`). Rejects with a {@linkcode RedisStartError} (carrying the
+   * end of its output) when it exits or stays silent past `startTimeoutMs`;
+   * the process is then killed.
    */
   static async start(options: RedisProcessOptions): Promise<RedisProcess> {
     validate(options);
-    await Deno.mkdir(options.dataDir, { recursive: true });
-    options = { ...options, dataDir: await Deno.realPath(options.dataDir) };
+    // The file work is synchronous on purpose: a few small local file
+    // operations take microseconds, while each asynchronous one is a trip
+    // through the blocking thread pool and one more turn of the event loop,
+    // and an executor starting dozens of redis-servers waits for the CPU
+    // (behind those redis-servers) at every turn.
+    Deno.mkdirSync(options.dataDir, { recursive: true });
+    options = { ...options, dataDir: Deno.realPathSync(options.dataDir) };
     if (options.auth) {
       const path = `${options.dataDir}/${AUTH_CONFIG_FILE}`;
       // Owner-only from the first byte, also when an older file had wider permissions.
-      await Deno.writeTextFile(path, "", { mode: 0o600 });
-      await Deno.chmod(path, 0o600);
-      await Deno.writeTextFile(path, authConfig(options.auth), { mode: 0o600 });
+      Deno.writeTextFileSync(path, "", { mode: 0o600 });
+      Deno.chmodSync(path, 0o600);
+      Deno.writeTextFileSync(path, authConfig(options.auth), { mode: 0o600 });
     }
     let binary = options.binary ?? "redis-server";
     // The child runs in the data dir: a relative path (`./redis-server`) means the caller's cwd.
@@ -278,12 +300,15 @@ export class RedisProcess {
     const releaseMeter = stallMeter.acquire();
     const deadline = () =>
       Math.min(began + 6 * timeoutMs, began + timeoutMs + stallMeter.stalledSince(began));
-    // redis-server says when it listens: PING then, not on a timer (the
-    // timer is the fallback for a version that says it otherwise).
+    // redis-server says when it is ready (listening, its data loaded): that
+    // line is the answer, with no PING round trip (three turns of a busy
+    // event loop with the login); PING on a timer is the fallback for a
+    // version that says it otherwise.
     let ready!: () => void;
+    let sawReady = false;
     const readyLine = new Promise<void>((resolve) => ready = resolve);
     const off = proc.onLog((line) => {
-      if (/Ready to accept connections/i.test(line)) ready();
+      if (/Ready to accept connections/i.test(line)) (sawReady = true, ready());
     });
     try {
       while (!ended && Date.now() < deadline()) {
@@ -295,6 +320,7 @@ export class RedisProcess {
         ]);
         clearTimeout(timer);
         if (ended) break;
+        if (sawReady) return proc;
         try {
           // Ready means serving: a LOADING answer (AOF or RDB still being read)
           // is alive but not ready, so keep waiting.
@@ -355,16 +381,27 @@ export class RedisProcess {
     return () => this.#logListeners.delete(listener);
   }
 
-  /** Copies one output stream to the log file line by line (stderr also kept in a tail). */
-  async #readOutput(output: ReadableStream<Uint8Array>, isStderr: boolean): Promise<void> {
+  /**
+   * Copies one output stream to the log file line by line (stderr also kept
+   * in a tail); the caller closes `log`. Writes are synchronous: a few
+   * hundred bytes to the page cache, with no trip through the thread pool.
+   */
+  async #readOutput(
+    output: ReadableStream<Uint8Array>,
+    isStderr: boolean,
+    log: Deno.FsFile | undefined,
+  ): Promise<void> {
     const stream = output.pipeThrough(new TextDecoderStream());
-    let log: Deno.FsFile | undefined;
-    try {
-      log = await Deno.open(this.logFile, { append: true, create: true });
-    } catch {
-      // The tail in memory is still kept.
-    }
     const encoder = new TextEncoder();
+    const append = (text: string) => {
+      if (!log) return;
+      try {
+        const bytes = encoder.encode(text);
+        for (let done = 0; done < bytes.length;) done += log.writeSync(bytes.subarray(done));
+      } catch {
+        // A full disk loses log lines, not the process.
+      }
+    };
     let partial = "";
     try {
       for await (const chunk of stream) {
@@ -388,14 +425,12 @@ export class RedisProcess {
             }
           }
         }
-        if (text) await log?.write(encoder.encode(text)).catch(() => {});
+        if (text) append(text);
       }
       if (partial.trim() !== "" && isStderr) this.#stderrTail.push(partial);
-      if (partial.trim() !== "") await log?.write(encoder.encode(`${partial}\n`)).catch(() => {});
+      if (partial.trim() !== "") append(`${partial}\n`);
     } catch {
       // The pipe broke; nothing more to read.
-    } finally {
-      log?.close();
     }
   }
 
