@@ -79,9 +79,12 @@ class CpuSampler {
       const p = all.get(pid)!;
       const kind = pid === Deno.pid ? "bench" : kindOf(pid, p.comm);
       const known = this.seen.get(pid);
-      // A fresh child is a copy of its parent until it execs: its kind is settled later.
-      if (known) (known.cpu = p.cpu, known.kind = known.kind === "other" ? kind : known.kind);
-      else this.seen.set(pid, { kind, cpu: p.cpu });
+      if (!known) this.seen.set(pid, { kind, cpu: p.cpu });
+      else {
+        known.cpu = p.cpu;
+        // A fresh child is a copy of its parent (an executor) until it execs redis-server.
+        if (kind === "redis-server" || known.kind === "other") known.kind = kind;
+      }
     }
   }
 
