@@ -1622,6 +1622,8 @@ export class Scheduler {
     const px = ids && !p ? inst?.proxies.get(ids.procId) : undefined;
     const state = status.state;
     this.#unanswered.delete(taskId);
+    /** Nothing a plan acts on changed: no reconcile pass after it (the tick's comes soon). */
+    let quiet = false;
     if (inst && px && px.rec.taskId === taskId) {
       this.#onProxyUpdate(inst, px, status);
     } else if (!inst || !p || p.rec.taskId !== taskId) {
@@ -1700,8 +1702,11 @@ export class Scheduler {
         // Already given up (LOST, or PENDING for a relaunch): just note the news.
         await this.#saveProc(inst, p, { lastState: state });
       }
-    } else if (p.rec.lastState !== state) {
-      p.rec = { ...p.rec, lastState: state }; // STAGING/STARTING/KILLING: no decision hangs on it
+    } else {
+      // STAGING/STARTING/KILLING: no decision hangs on it. A burst's hundred
+      // TASK_STARTINGs would otherwise cost a hundred passes over every instance.
+      if (p.rec.lastState !== state) p.rec = { ...p.rec, lastState: state };
+      quiet = state === "TASK_STAGING" || state === "TASK_STARTING";
     }
     if (status.uuid && agentId) {
       // Acknowledged once its effect is stored (with the rest of this event's
@@ -1722,7 +1727,7 @@ export class Scheduler {
       this.#acks.add(ack);
       ack.finally(() => this.#acks.delete(ack));
     }
-    await this.#reconcileAfterEvent();
+    if (!quiet) await this.#reconcileAfterEvent();
   }
 
   async #markLost(
