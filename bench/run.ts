@@ -196,6 +196,7 @@ function markdown(
   quick: boolean,
   runs: number,
   loadBefore: number[],
+  proxyRounds?: number,
 ): string {
   const loads = (xs: number[]) => xs.map((x) => x.toFixed(1)).join(", ");
   const lines = [
@@ -203,7 +204,9 @@ function markdown(
     "",
     `Run: ${new Date().toISOString()}${
       quick ? " (quick mode: small sizes, not the committed figures)" : ""
-    }; ${runs} run(s) per figure, medians.`,
+    }; ${runs} run(s) per figure${
+      proxyRounds === undefined ? "" : ` (proxy throughput: ${proxyRounds} rounds)`
+    }, medians.`,
     `Machine: ${machine()}; load average at the start ${loads(loadBefore)}, at the end ${
       loads(Deno.loadavg())
     } (1, 5, 15 min; the machine may be shared).`,
@@ -1031,11 +1034,12 @@ export async function main(args: string[]): Promise<number> {
 
   // Proxy throughput first, on a quiet machine (no cluster running yet). Its
   // samples are short and noisy on a shared machine: at least 7 rounds.
+  const proxyRounds = quick ? runs : Math.max(runs, 7);
   await step(
     "proxy",
     () =>
       proxyThroughput({
-        runs: quick ? runs : Math.max(runs, 7),
+        runs: proxyRounds,
         requests: quick ? 20_000 : 50_000,
         log,
       }) as Promise<Result[]>,
@@ -1075,7 +1079,13 @@ export async function main(args: string[]): Promise<number> {
   }
   globalThis.removeEventListener("unhandledrejection", onStray);
 
-  let md = markdown(results, quick, runs, loadBefore);
+  let md = markdown(
+    results,
+    quick,
+    runs,
+    loadBefore,
+    steps.includes("proxy") ? proxyRounds : undefined,
+  );
   if (failures.length) {
     md += `\n**Failed**: ${failures.join("; ")}. The other figures were measured.\n`;
   }
