@@ -5,9 +5,9 @@
  * never failed over (same three redis-servers, `Epoch` 0, no `LastEvent`),
  * and no healthy process anywhere is killed or declared lost (the scheduler's
  * log has no "lost" line, no executor log says a redis-server stopped
- * answering). The burst's tasks spread over the three equal agents: no
- * agent gets more than half of them (offers come back one agent at a time;
- * placed on the offers at hand alone, one agent once took nearly all).
+ * answering). The burst's redis-servers spread over the three equal agents:
+ * no agent gets more than half of them (offers come back one agent at a
+ * time; placed on the offers at hand alone, one agent once took nearly all).
  */
 import { assert, assertEquals } from "./_assert.ts";
 import { tempDir } from "./_util.ts";
@@ -55,13 +55,11 @@ async function waitBurstRunning(
   }
 }
 
-/** Agent id → tasks of the burst (redis and proxy, first launches) the scheduler's log places there. */
-function burstTasksPerAgent(log: string): Record<string, number> {
+/** Agent id → redis processes of the burst (first launches) the scheduler's log places there. */
+function burstRedisPerAgent(log: string): Record<string, number> {
   const perAgent: Record<string, number> = {};
   const seen = new Set<string>();
-  for (
-    const m of log.matchAll(/Launching (?:proxy )?(burst-\d+\.[px]\d+)\.\d+ .* agent (\S+)$/gm)
-  ) {
+  for (const m of log.matchAll(/Launching (burst-\d+\.p\d+)\.\d+ .* agent (\S+)$/gm)) {
     if (seen.has(m[1]!)) continue;
     seen.add(m[1]!);
     perAgent[m[2]!] = (perAgent[m[2]!] ?? 0) + 1;
@@ -111,13 +109,15 @@ Deno.test({
           Deno.loadavg()[0]!.toFixed(1)
         })`,
       );
-      const spread = burstTasksPerAgent(sched.log());
+      const spread = burstRedisPerAgent(sched.log());
       const total = Object.values(spread).reduce((a, b) => a + b, 0);
-      console.log(`burst tasks per agent: ${JSON.stringify(spread)}`);
-      assert(total >= BURST, `${total} burst tasks launched: ${JSON.stringify(spread)}`);
+      console.log(`burst redis-servers per agent: ${JSON.stringify(spread)}`);
+      assert(total >= BURST, `${total} burst redis-servers launched: ${JSON.stringify(spread)}`);
       assert(
         Object.values(spread).every((n) => n <= total / 2),
-        `no agent takes more than half of the burst's ${total} tasks: ${JSON.stringify(spread)}`,
+        `no agent takes more than half of the burst's ${total} redis-servers: ${
+          JSON.stringify(spread)
+        }`,
       );
       // Detection that lags the load shows up now, if at all: give it time.
       await new Promise((r) => setTimeout(r, 5_000));

@@ -189,6 +189,40 @@ Deno.test("match with spread: an offer takes its fair share and leaves the rest 
   }
 });
 
+Deno.test("match with spread: redis processes and proxies are shared out each on their own", () => {
+  // 30 singles, each with a proxy, on three agents at hand, A already
+  // running 30 proxies (and no redis-server): counted together A would get
+  // redis-servers only; counted apart each agent gets 10 redis-servers.
+  const proxies: PendingProcess[] = singles(30).map((p) => ({
+    ...p,
+    procId: "x1",
+    role: "proxy" as const,
+    capacityMB: 0,
+    cpus: 0.05,
+    memMB: 16,
+    countAs: `${p.instance}/proxies`,
+  }));
+  const r = match([...singles(30), ...proxies], [offer("A"), offer("B"), offer("C")], {}, {
+    executorId: EXEC,
+    spread: { load: {}, proxyLoad: { A: 30 }, peers: [] },
+  });
+  const perKind: Record<string, string> = {};
+  for (const l of r.launches) {
+    const redis = l.tasks.filter((t) => t.role !== "proxy").length;
+    perKind[l.agentId] = `${redis}/${l.tasks.length - redis}`;
+  }
+  assertEquals(perKind, { A: "10/0", B: "10/15", C: "10/15" });
+
+  // An offer alone: its share of each kind, the rest left to the peers.
+  const alone = match([...singles(30), ...proxies], [offer("A")], {}, {
+    executorId: EXEC,
+    spread: { load: {}, proxyLoad: {}, peers: [room("B"), room("C")] },
+  });
+  assertEquals(alone.launches[0]!.tasks.filter((t) => t.role !== "proxy").length, 10);
+  assertEquals(alone.launches[0]!.tasks.filter((t) => t.role === "proxy").length, 10);
+  assertEquals(alone.deferred, 40);
+});
+
 Deno.test("match with spread: a process bound to the offer's agent never waits", () => {
   const bound = [
     ...singles(1, "req", { requiredAgentId: "A" }),

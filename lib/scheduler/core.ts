@@ -1334,10 +1334,13 @@ export class Scheduler {
     const avoidPorts: Record<string, number[]> = {};
     const inUse: PortInUse[] = [];
     const load: Record<string, number> = {};
+    const proxyLoad: Record<string, number> = {};
     for (const inst of this.#instances.values()) {
       const counts: Record<string, number> = {};
-      for (const { rec } of [...inst.procs.values(), ...inst.proxies.values()]) {
-        if (rec.agentId && isLive(rec)) load[rec.agentId] = (load[rec.agentId] ?? 0) + 1;
+      for (const [procs, into] of [[inst.procs, load], [inst.proxies, proxyLoad]] as const) {
+        for (const { rec } of procs.values()) {
+          if (rec.agentId && isLive(rec)) into[rec.agentId] = (into[rec.agentId] ?? 0) + 1;
+        }
       }
       for (const { rec } of inst.procs.values()) {
         if (rec.agentId && rec.port) (avoidPorts[rec.agentId] ??= []).push(rec.port);
@@ -1381,6 +1384,7 @@ export class Scheduler {
       groupPlacements,
       spread: {
         load,
+        proxyLoad,
         peers: spreadPeers(this.#seenAgents, offers, new Set(this.#agents.keys()), this.#now()),
       },
     });

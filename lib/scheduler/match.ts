@@ -116,11 +116,16 @@ export interface MatchResult {
  * What the scheduler knows of the agents beyond the offers at hand, for
  * spreading: an offer from an agent running more than its fair share of
  * tasks takes no more while a less loaded agent, known to offer again soon,
- * has room for them; the rest waits for that agent's offer.
+ * has room for them; the rest waits for that agent's offer. Redis processes
+ * and proxies are shared out each on their own (a redis-server costs its
+ * executor far more to start and watch than a proxy does: counted together,
+ * proxies filled some agents while the redis-servers piled on another).
  */
 export interface SpreadInput {
-  /** Agent id → our live tasks there (redis processes and proxies). */
+  /** Agent id → our live redis processes there. */
   load: Readonly<Record<string, number>>;
+  /** Agent id → our live proxies there. */
+  proxyLoad?: Readonly<Record<string, number>>;
   /**
    * Agents with no offer at hand that will offer again soon
    * (`spreadPeers` in spread.ts), with the room their last offer left.
@@ -235,11 +240,13 @@ function round3(n: number): number {
  * processes already there). A preferred agent wins when it fits (and there the
  * preferred port, when its offer holds it); otherwise the
  * agent holding the fewest processes of the instance, then the agent running
- * the fewest tasks (`spread.load` plus those given in this round: many small
+ * the fewest tasks of the kind (redis processes: `spread.load`, proxies:
+ * `spread.proxyLoad`, plus those given in this round: many small
  * instances spread over the agents, so their executors start them in
  * parallel), then the offer order.
- * With `spread.peers` the share of an agent is the tasks of every agent
- * known (at hand or peer) plus the pending ones, divided evenly: a process
+ * With `spread.peers` the share of an agent is the tasks of the kind of
+ * every agent known (at hand or peer) plus the pending ones, divided evenly:
+ * a process
  * whose best offer is from an agent at or above its share goes instead to
  * the least loaded peer below its share that has room for it (its
  * Distribution and group counts allowed, a group no worse off): it is left
@@ -280,14 +287,19 @@ export function match(
     counts.get(instance)?.get(agent) ?? placements[instance]?.[agent] ?? 0;
   const unplaced: Record<string, string> = {};
   // Tasks per agent: live ones, plus those placed (or left to a peer) in this round.
-  const load = new Map<string, number>(Object.entries(options.spread?.load ?? {}));
-  const loadOf = (agent: string): number => load.get(agent) ?? 0;
-  const addLoad = (agent: string) => load.set(agent, loadOf(agent) + 1);
+  const kindOf = (p: PendingProcess) => p.role === "proxy" ? "proxy" : "redis";
+  const load = {
+    redis: new Map<string, number>(Object.entries(options.spread?.load ?? {})),
+    proxy: new Map<string, number>(Object.entries(options.spread?.proxyLoad ?? {})),
+  };
   const peers = (options.spread?.peers ?? []).map((p) => ({ ...p }));
   const known = new Set([...rooms.map((r) => r.agentId), ...peers.map((p) => p.agentId)]);
-  const share = Math.ceil(
-    ([...known].reduce((n, a) => n + loadOf(a), 0) + pending.length) / Math.max(1, known.size),
-  );
+  const shareOf = (kind: "redis" | "proxy") =>
+    Math.ceil(
+      ([...known].reduce((n, a) => n + (load[kind].get(a) ?? 0), 0) +
+        pending.filter((p) => kindOf(p) === kind).length) / Math.max(1, known.size),
+    );
+  const shares = { redis: shareOf("redis"), proxy: shareOf("proxy") };
   let deferred = 0;
   const groupCounts = new Map<string, Map<string, number>>();
   const groupCountOf = (group: string | undefined, agent: string): number =>
@@ -314,6 +326,10 @@ export function match(
         continue;
       }
     }
+    const kindLoad = load[kindOf(proc)];
+    const loadOf = (agent: string): number => kindLoad.get(agent) ?? 0;
+    const addLoad = (agent: string) => kindLoad.set(agent, loadOf(agent) + 1);
+    const share = shares[kindOf(proc)];
     const memNeed = proc.memMB ?? proc.capacityMB + res.memOverheadMB;
     const cpuNeed = proc.cpus ?? res.taskCpus;
     const counted = proc.countAs ?? proc.instance;
