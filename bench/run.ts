@@ -862,20 +862,24 @@ async function apiBenchmark(mr: MrRedis, names: string[], loadMs: number): Promi
 }
 
 /**
- * Tasks (redis processes and proxies, first launches) of `names` per agent,
- * from the scheduler's log, fewest first: e.g. "64 / 66 / 70".
+ * Redis processes and proxies (first launches) of `names` per agent, from
+ * the scheduler's log, fewest redis processes first: e.g. "66+67 / 67+66 / 67+67".
  */
 async function tasksPerAgent(mr: MrRedis, names: string[]): Promise<string> {
   const log = await Deno.readTextFile(`${mr.dir}/sched.log`).catch(() => "");
   const want = new Set(names);
   const seen = new Set<string>();
-  const counts = new Map<string, number>();
-  for (const m of log.matchAll(/Launching (?:proxy )?(([\w-]+)\.[px]\d+)\.\d+ .* agent (\S+)$/gm)) {
-    if (!want.has(m[2]!) || seen.has(m[1]!)) continue;
-    seen.add(m[1]!);
-    counts.set(m[3]!, (counts.get(m[3]!) ?? 0) + 1);
+  const counts = new Map<string, { redis: number; proxies: number }>();
+  for (const m of log.matchAll(/Launching (proxy )?(([\w-]+)\.[px]\d+)\.\d+ .* agent (\S+)$/gm)) {
+    if (!want.has(m[3]!) || seen.has(m[2]!)) continue;
+    seen.add(m[2]!);
+    const c = counts.get(m[4]!) ?? { redis: 0, proxies: 0 };
+    if (m[1]) c.proxies++;
+    else c.redis++;
+    counts.set(m[4]!, c);
   }
-  return [...counts.values()].sort((a, b) => a - b).join(" / ") || "none found";
+  return [...counts.values()].sort((a, b) => a.redis - b.redis)
+    .map((c) => `${c.redis}+${c.proxies}`).join(" / ") || "none found";
 }
 
 /** Scale: `names` single instances in all; the scheduler's memory and STATUS latency. */
@@ -917,7 +921,7 @@ async function scaleBenchmark(mr: MrRedis, names: string[], loadMs: number): Pro
         fmt(made.ms / 1000, 1)
       } s after the first CREATE (load average ${
         fmt(loadBefore, 1)
-      } before); their tasks per agent ${spread}`,
+      } before); redis processes + proxies per agent ${spread}`,
     ],
   };
 }
