@@ -431,6 +431,55 @@ export async function list(sched: Sched): Promise<View[]> {
   return await Promise.all(views.map((v) => withPassword(sched, v)));
 }
 
+/**
+ * Waits until the `count` instances whose names start with `prefix` are
+ * RUNNING, for as long as more keep coming up: fails only when none came up
+ * for `stallMs` (or after `capMs` in all), naming those not RUNNING and why.
+ * On a busy machine a burst is slow, not stuck. Polls the STATUS list alone
+ * (per-instance requests would load the scheduler under test).
+ */
+export async function waitAllRunning(
+  sched: Sched,
+  prefix: string,
+  count: number,
+  { stallMs = 120_000, capMs = 600_000 } = {},
+): Promise<void> {
+  const started = Date.now();
+  let best = -1;
+  let progressAt = started;
+  while (true) {
+    const res = await sched.api("/v1/STATUS");
+    const all: { Name: string; Status: string; Reason?: string }[] = await res.json();
+    const burst = all.filter((v) => v.Name.startsWith(prefix));
+    const running = burst.filter((v) => v.Status === "RUNNING").length;
+    if (running === count && burst.length === count) return;
+    if (running > best) {
+      best = running;
+      progressAt = Date.now();
+    }
+    const now = Date.now();
+    if (now - progressAt > stallMs || now - started > capMs) {
+      const waiting = burst.filter((v) => v.Status !== "RUNNING")
+        .map((v) => `${v.Name} ${v.Status}${v.Reason ? ` (${v.Reason})` : ""}`);
+      throw new Error(
+        `${running} of ${count} instances RUNNING after ${now - started} ms, none more for ${
+          now - progressAt
+        } ms; not yet: ${waiting.slice(0, 5).join(", ")}\n--- sched log tail ---\n${
+          sched.log().split("\n").slice(-40).join("\n")
+        }`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+/** The STATUS list (no per-instance requests). */
+export async function statusList(sched: Sched): Promise<View[]> {
+  const res = await sched.api("/v1/STATUS");
+  assertEquals(res.status, 200);
+  return await res.json();
+}
+
 /** Waits until the instance is RUNNING; returns its STATUS. */
 export async function waitRunning(sched: Sched, name: string, timeoutMs = 60_000): Promise<View> {
   let last: View | undefined;

@@ -11,49 +11,9 @@
  */
 import { assert, assertEquals } from "./_assert.ts";
 import { tempDir } from "./_util.ts";
-import { create, redisPids, type Sched, startSched, status, waitRunning } from "./_sched.ts";
-import { logTail } from "./_failover.ts";
+import { create, redisPids, startSched, status, waitAllRunning, waitRunning } from "./_sched.ts";
 
 const BURST = 100;
-
-/**
- * Waits until every instance named `burst-*` is RUNNING, for as long as more
- * keep coming up: fails only when none came up for `stallMs` (or after
- * `capMs` in all), naming those not RUNNING and why. On a busy machine a
- * burst is slow, not stuck. Polls the STATUS list alone (no per-instance
- * requests: they would load the scheduler under test).
- */
-async function waitBurstRunning(
-  sched: Sched,
-  { stallMs = 120_000, capMs = 600_000 } = {},
-): Promise<void> {
-  const started = Date.now();
-  let best = -1;
-  let progressAt = started;
-  let waiting: string[] = [];
-  while (true) {
-    const res = await sched.api("/v1/STATUS");
-    const all: { Name: string; Status: string; Reason?: string }[] = await res.json();
-    const burst = all.filter((v) => v.Name.startsWith("burst-"));
-    const running = burst.filter((v) => v.Status === "RUNNING").length;
-    if (running === BURST) return;
-    waiting = burst.filter((v) => v.Status !== "RUNNING")
-      .map((v) => `${v.Name} ${v.Status}${v.Reason ? ` (${v.Reason})` : ""}`);
-    if (running > best) {
-      best = running;
-      progressAt = Date.now();
-    }
-    const now = Date.now();
-    if (now - progressAt > stallMs || now - started > capMs) {
-      throw new Error(
-        `${running} of ${BURST} instances RUNNING after ${now - started} ms, none more for ${
-          now - progressAt
-        } ms; not yet: ${waiting.slice(0, 5).join(", ")}${logTail(sched)}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
 
 /** Agent id → redis processes of the burst (first launches) the scheduler's log places there. */
 function burstRedisPerAgent(log: string): Record<string, number> {
@@ -103,7 +63,7 @@ Deno.test({
       const answers = await Promise.all(names.map((n) => create(sched, n, 1, 0)));
       assertEquals(answers.map((a) => a.status), names.map(() => 201));
       const started = Date.now();
-      await waitBurstRunning(sched);
+      await waitAllRunning(sched, "burst-", BURST);
       console.log(
         `${BURST} instances RUNNING ${Date.now() - started} ms after the burst (load average ${
           Deno.loadavg()[0]!.toFixed(1)

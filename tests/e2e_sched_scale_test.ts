@@ -4,7 +4,15 @@
  */
 import { assert, assertEquals } from "./_assert.ts";
 import { tempDir, waitFor } from "./_util.ts";
-import { create, deleteAndWait, list, startSched, status, waitRunning } from "./_sched.ts";
+import {
+  create,
+  deleteAndWait,
+  startSched,
+  status,
+  statusList,
+  waitAllRunning,
+  waitRunning,
+} from "./_sched.ts";
 
 Deno.test({
   name: "1 master + 5 slaves with Distribution 2 on 3 agents puts at most 2 on an agent",
@@ -56,11 +64,8 @@ Deno.test({
       // A second round of the same names: all 409.
       const again = await Promise.all(names.slice(0, 10).map((n) => create(sched, n, 1, 0)));
       assertEquals(again.map((a) => a.status), names.slice(0, 10).map(() => 409));
-      await waitFor("70 instances RUNNING", async () => {
-        const all = await list(sched);
-        return all.length === 70 && all.every((v) => v.Status === "RUNNING");
-      }, { timeoutMs: 120_000, intervalMs: 500 });
-      const all = await list(sched);
+      await waitAllRunning(sched, "burst-", 70);
+      const all = await statusList(sched);
       assertEquals(all.map((v) => v.Name).sort(), [...names].sort());
       const addresses = new Set(all.map((v) => `${v.Master!.IP}:${v.Master!.Port}`));
       assertEquals(addresses.size, 70, "every instance has its own port");
@@ -75,7 +80,7 @@ Deno.test({
         fetch(`${sched.url}/v1/DELETE/${n}`, { method: "DELETE" })
           .then((r) => r.body?.cancel())
       ));
-      await waitFor("all deleted", async () => (await list(sched)).length === 0, {
+      await waitFor("all deleted", async () => (await statusList(sched)).length === 0, {
         timeoutMs: 60_000,
       });
     } finally {
