@@ -41,6 +41,7 @@ import {
   poolFromResources,
   resourcesFromPool,
 } from "./resources.ts";
+import { agentTotal } from "./agent_resources.ts";
 import { StatusUpdateManager } from "./status_updates.ts";
 import { scheduleSandboxRemoval } from "./sandbox_gc.ts";
 import { type AgentHost, hostCommand } from "./host_network.ts";
@@ -71,6 +72,11 @@ export interface AgentOptions {
   mem: number;
   /** The ports range offered. */
   ports: Range;
+  /**
+   * The part of `cpus`, `mem` and `ports` statically reserved for roles
+   * (pool keys `name(role)`, see `agent_resources.ts`); absent: none.
+   */
+  reserved?: Pool;
   /** Root of the cluster's sandboxes. */
   workDir: string;
   /** Executor registration timeout (Mesos: 1 min). */
@@ -246,10 +252,7 @@ export class Agent {
       undefined,
       this.#downloader(),
     );
-    this.total = {
-      scalars: { cpus: options.cpus, mem: options.mem },
-      ranges: { ports: [{ begin: options.ports.begin, end: options.ports.end }] },
-    };
+    this.total = agentTotal(options, options.reserved);
     this.#updates = new StatusUpdateManager({
       initialIntervalMs: options.statusUpdateRetryMs,
       maxIntervalMs: options.statusUpdateMaxRetryMs,

@@ -23,11 +23,13 @@ import { type GuardedServer, serveGuarded } from "../../http/guarded_server.ts";
 import { commandExecutorArgv, commandExecutorInfo } from "./command_executor.ts";
 import { basicPrincipal, type Credential, unauthorized } from "./auth.ts";
 import {
+  type ExecutorInfo,
   type FrameworkInfo,
   hasCapability,
   type Id,
   isTerminal,
   nowSeconds,
+  type Resource,
   type TaskInfo,
   type TaskStatus,
 } from "./messages.ts";
@@ -40,14 +42,16 @@ import {
 } from "./offers.ts";
 import {
   addPools,
-  containsPool,
   emptyPool,
   isEmptyPool,
   type Pool,
+  poolForRole,
   poolFromResources,
   resourcesFromPool,
+  shortfall,
   subtractPools,
 } from "./resources.ts";
+import { agentTotal, parseAgentResources } from "./agent_resources.ts";
 import { frameworkRoles, validateSubscription, validateTask } from "./validation.ts";
 import { ZooKeeperMembership } from "./membership.ts";
 import { collectSandboxes } from "./sandbox_gc.ts";
@@ -85,6 +89,14 @@ export interface LocalClusterOptions {
   cpus?: number;
   /** Memory per agent in MB (default 4096). */
   mem?: number;
+  /**
+   * Static reservations per agent (index i for agent i; absent or `""`:
+   * none), written like a Mesos agent's `--resources`:
+   * `cpus(redis):2;mem(redis):2048;ports(redis):[31000-31099]`. They are
+   * carved out of the agent's `cpus`, `mem` and ports range (see
+   * `agent_resources.ts`); only frameworks in that role are offered them.
+   */
+  reserved?: readonly (string | undefined)[];
   /** First port of agent 0's range (default 31000); agent i gets `portsBase + i*portsPerAgent` onwards. */
   portsBase?: number;
   /** Size of each agent's ports range (default 1000). */
@@ -195,6 +207,8 @@ interface MasterTask {
   agentId: string;
   executorId?: string;
   pool: Pool;
+  /** The task's resources as launched (allocation_info filled in). */
+  resources?: Resource[];
   state: string;
   freed: boolean;
   unreachableTime?: number;
@@ -242,8 +256,15 @@ export class LocalCluster implements AgentMaster {
   /** The master id (a UUID). */
   readonly masterId: string = crypto.randomUUID();
   readonly #opt:
-    & Required<Omit<LocalClusterOptions, "log" | "leader" | "zk" | "agentIds" | "network">>
-    & { log: (line: string) => void; zk: string | undefined; agentIds: readonly string[] };
+    & Required<
+      Omit<LocalClusterOptions, "log" | "leader" | "zk" | "agentIds" | "network" | "reserved">
+    >
+    & {
+      log: (line: string) => void;
+      zk: string | undefined;
+      agentIds: readonly string[];
+      reserved: (Pool | undefined)[];
+    };
   /** `undefined`: this master leads; a `host:port`: redirect there; `null`: no leader known. */
   #leader: string | null | undefined;
   #membership?: ZooKeeperMembership;
@@ -312,11 +333,32 @@ export class LocalCluster implements AgentMaster {
         );
       }
     }
+    const reserved = (options.reserved ?? []).map((text, i) => {
+      if (text === undefined || text.trim() === "") return undefined;
+      if (i >= agents) {
+        throw new RangeError(
+          `Option "reserved" names agent ${i}, but the cluster has ${agents} agent(s)`,
+        );
+      }
+      try {
+        const pool = parseAgentResources(text);
+        const base = portsBase + i * portsPerAgent;
+        agentTotal({
+          cpus: optionInt("cpus", options.cpus, 4, 0),
+          mem: optionInt("mem", options.mem, 4096, 0),
+          ports: { begin: base, end: base + portsPerAgent - 1 },
+        }, pool);
+        return pool;
+      } catch (error) {
+        throw new RangeError(`Option "reserved" of agent ${i}: ${(error as Error).message}`);
+      }
+    });
     // With ZooKeeper nobody leads until the group has been read.
     this.#leader = options.zk !== undefined ? null : leader;
     this.#opt = {
       zk: options.zk,
       agents,
+      reserved,
       commandExecutor: options.commandExecutor ?? commandExecutorArgv(),
       credentials: options.credentials ?? [],
       port: optionInt("port", options.port, 0, 0),
@@ -639,6 +681,7 @@ export class LocalCluster implements AgentMaster {
       cpus: this.#opt.cpus,
       mem: this.#opt.mem,
       ports: { begin: base, end: base + this.#opt.portsPerAgent - 1 },
+      ...(this.#opt.reserved[index] ? { reserved: this.#opt.reserved[index] } : {}),
       workDir: this.#opt.workDir,
       executorRegistrationTimeoutMs: this.#opt.executorRegistrationTimeoutMs,
       executorReregistrationTimeoutMs: this.#opt.executorReregistrationTimeoutMs,
@@ -691,6 +734,37 @@ export class LocalCluster implements AgentMaster {
     executorId: string,
   ): { sandbox: string; pid?: number; state: string; subscribed: boolean } | undefined {
     return this.#agentAt(index).executorProcess(frameworkId, executorId);
+  }
+
+  /**
+   * The master's view of a framework's tracked tasks: agent, latest state and
+   * resources as launched (what Mesos shows in `/master/tasks`).
+   */
+  tasks(
+    frameworkId: string,
+  ): { taskId: string; agentId: string; state: string; resources: Resource[] }[] {
+    const fw = this.#frameworks.get(frameworkId);
+    return [...(fw?.tasks.values() ?? [])].map((t) => ({
+      taskId: t.taskId,
+      agentId: t.agentId,
+      state: t.state,
+      resources: structuredClone(t.resources ?? []),
+    }));
+  }
+
+  /** Ids, names and roles of the frameworks the master knows. */
+  frameworks(): { id: string; name: string; roles: string[] }[] {
+    return [...this.#frameworks.values()].map((fw) => ({
+      id: fw.id,
+      name: fw.info.name,
+      roles: frameworkRoles(fw.info),
+    }));
+  }
+
+  /** The ExecutorInfo an executor of agent `index` was launched with (resources included). */
+  executorInfo(index: number, frameworkId: string, executorId: string): ExecutorInfo | undefined {
+    const info = this.#agentAt(index).executorInfo(frameworkId, executorId);
+    return info && structuredClone(info);
   }
 
   /** The master's view of a task: its latest state, or undefined when it forgot the task. */
@@ -981,24 +1055,30 @@ export class LocalCluster implements AgentMaster {
     const batches = new Map<Framework, object[]>();
     for (const agent of this.#agents) {
       if (!agent.running || !this.#registered(agent)) continue;
-      const available = this.#agentAvailable(agent);
-      if (!allocatable(available)) continue;
+      let available = this.#agentAvailable(agent);
+      // Each framework may get what is unreserved plus what is reserved for
+      // its role; resources reserved for another role wait for that role.
       for (const fw of order) {
-        const role = frameworkRoles(fw.info).find((r) => !fw.suppressed.has(r));
-        if (role === undefined) continue;
-        if (fw.filters.blocks(agent.id, role, available)) continue;
-        const offer: OfferRecord = {
-          id: `${this.masterId}-O${this.#offerCounter++}`,
-          frameworkId: fw.id,
-          agentId: agent.id,
-          role,
-          pool: available,
-        };
-        this.#offers.set(offer.id, offer);
-        const list = batches.get(fw) ?? [];
-        list.push(this.#offerMessage(offer, agent));
-        batches.set(fw, list);
-        break;
+        if (!allocatable(available)) break;
+        for (const role of frameworkRoles(fw.info)) {
+          if (fw.suppressed.has(role)) continue;
+          const offered = poolForRole(available, role);
+          if (!allocatable(offered)) continue;
+          if (fw.filters.blocks(agent.id, role, offered)) continue;
+          const offer: OfferRecord = {
+            id: `${this.masterId}-O${this.#offerCounter++}`,
+            frameworkId: fw.id,
+            agentId: agent.id,
+            role,
+            pool: offered,
+          };
+          this.#offers.set(offer.id, offer);
+          const list = batches.get(fw) ?? [];
+          list.push(this.#offerMessage(offer, agent));
+          batches.set(fw, list);
+          available = subtractPools(available, offered);
+          break;
+        }
       }
     }
     for (const [fw, offers] of batches) this.#send(fw, { type: "OFFERS", offers: { offers } });
@@ -1006,11 +1086,15 @@ export class LocalCluster implements AgentMaster {
 
   /**
    * The OFFER as Mesos sends it: `allocation_info` (on the offer and on each
-   * resource) only to frameworks with the MULTI_ROLE capability.
+   * resource) only to frameworks with the MULTI_ROLE capability; static
+   * reservations as a `reservations` stack to frameworks with
+   * RESERVATION_REFINEMENT, else in the pre-refinement format (`role` on
+   * every resource, `*` when unreserved).
    */
   #offerMessage(offer: OfferRecord, agent: Agent): object {
     const fw = this.#frameworks.get(offer.frameworkId);
     const multiRole = fw !== undefined && hasCapability(fw.info, "MULTI_ROLE");
+    const refinement = fw !== undefined && hasCapability(fw.info, "RESERVATION_REFINEMENT");
     return {
       id: { value: offer.id },
       framework_id: { value: offer.frameworkId },
@@ -1021,7 +1105,11 @@ export class LocalCluster implements AgentMaster {
         address: { hostname: agent.options.hostname, ip: agent.options.hostname, port: agent.port },
         path: "/slave(1)",
       },
-      resources: resourcesFromPool(offer.pool, multiRole ? offer.role : undefined),
+      resources: resourcesFromPool(
+        offer.pool,
+        multiRole ? offer.role : undefined,
+        refinement ? "refinement" : "pre-refinement",
+      ),
       executor_ids: agent.executorIds(offer.frameworkId).map((value) => ({ value })),
       ...(multiRole ? { allocation_info: { role: offer.role } } : {}),
     };
@@ -1440,10 +1528,13 @@ export class LocalCluster implements AgentMaster {
           else {
             taskPool = tp;
             needed = addPools(tp, ep);
-            if (!containsPool(remaining, needed)) {
-              error = `Task "${task.task_id.value}" uses more resources than the offers hold (task${
-                executorNew ? " plus its new executor" : ""
-              } needs ${describe(needed)}, remaining ${describe(remaining)})`;
+            const short = shortfall(remaining, needed);
+            if (short !== undefined) {
+              error = `Task "${task.task_id.value}"${
+                executorNew ? " with its new executor" : ""
+              } uses resources the offers do not hold: it ${short} (needs ${
+                describe(needed)
+              }, remaining ${describe(remaining)})`;
             }
           }
         }
@@ -1462,6 +1553,7 @@ export class LocalCluster implements AgentMaster {
           agentId: agent.id,
           executorId: eid,
           pool: taskPool,
+          resources: structuredClone(task.resources ?? []),
           state: "TASK_STAGING",
           freed: false,
         });

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { containsPool, type Pool } from "./resources.ts";
+import { containsPool, type Pool, scalarTotal } from "./resources.ts";
 
 /** One outstanding offer. */
 export interface OfferRecord {
@@ -38,9 +38,12 @@ export function refuseSeconds(
   return Math.min(value, MAX_REFUSE_SECONDS);
 }
 
-/** True when an agent's free resources are worth offering (Mesos: 0.01 cpus or 32 MB). */
+/**
+ * True when an agent's free resources are worth offering (Mesos: 0.01 cpus
+ * or 32 MB, reserved and unreserved together).
+ */
 export function allocatable(pool: Pool): boolean {
-  return (pool.scalars.cpus ?? 0) >= 0.01 || (pool.scalars.mem ?? 0) >= 32;
+  return scalarTotal(pool, "cpus") >= 0.01 || scalarTotal(pool, "mem") >= 32;
 }
 
 interface Filter {
