@@ -1,7 +1,9 @@
 /**
  * Where a client can tell the local master from Mesos: one event per HTTP
  * chunk on the scheduler stream, `allocation_info` only for MULTI_ROLE
- * frameworks, and command tasks run by a command executor.
+ * frameworks, static reservations offered only to their role (in the
+ * framework's reservation format) and enforced on ACCEPT, and command tasks
+ * run by a command executor.
  */
 import { decode } from "../lib/mesos/codec.ts";
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
@@ -12,9 +14,11 @@ import {
   type Msg,
   nextOffer,
   nextUpdate,
+  sleepingExecutor,
   startTestCluster,
   subscribe,
   type Subscription,
+  taskInfo,
 } from "./_mesos_local.ts";
 import { waitFor } from "./_util.ts";
 
@@ -113,6 +117,213 @@ Deno.test("offers carry allocation_info only for frameworks with MULTI_ROLE", as
     assert(other.resources.every((r: Msg) => r.allocation_info === undefined));
     await plain.close();
   } finally {
+    await env.close();
+  }
+});
+
+const RESERVED = "cpus(redis):2;mem(redis):1024;ports(redis):[31000-31009]";
+
+Deno.test("static reservations are offered only to frameworks in their role, as Mesos writes them", async () => {
+  const env = await startTestCluster({
+    agents: 1,
+    cpus: 3,
+    mem: 2048,
+    portsBase: 31000,
+    portsPerAgent: 100,
+    reserved: [RESERVED],
+  });
+  try {
+    // Without RESERVATION_REFINEMENT: the pre-refinement format (`role`).
+    const legacy = await subscribe(env.cluster.url, {
+      info: frameworkInfo({ roles: ["redis"], capabilities: [{ type: "MULTI_ROLE" }] }),
+    });
+    const offer = await nextOffer(legacy);
+    assertEquals(offer.allocation_info, { role: "redis" });
+    const show = (o: Msg) =>
+      o.resources.map((r: Msg) =>
+        `${r.name}:${
+          r.scalar?.value ?? JSON.stringify(r.ranges.range)
+        } role=${r.role} reservations=${
+          JSON.stringify(r.reservations)
+        } allocated=${r.allocation_info?.role}`
+      ).sort();
+    assertEquals(show(offer), [
+      "cpus:1 role=* reservations=undefined allocated=redis",
+      "cpus:2 role=redis reservations=undefined allocated=redis",
+      "mem:1024 role=* reservations=undefined allocated=redis",
+      "mem:1024 role=redis reservations=undefined allocated=redis",
+      'ports:[{"begin":31000,"end":31009}] role=redis reservations=undefined allocated=redis',
+      'ports:[{"begin":31010,"end":31099}] role=* reservations=undefined allocated=redis',
+    ]);
+    await legacy.close();
+
+    // With RESERVATION_REFINEMENT: a `reservations` stack of one STATIC entry.
+    const refined = await subscribe(env.cluster.url, {
+      info: frameworkInfo({
+        roles: ["redis"],
+        capabilities: [{ type: "MULTI_ROLE" }, { type: "RESERVATION_REFINEMENT" }],
+      }),
+    });
+    const again = await nextOffer(refined, undefined, 20_000);
+    assertEquals(show(again), [
+      "cpus:1 role=undefined reservations=undefined allocated=redis",
+      'cpus:2 role=undefined reservations=[{"type":"STATIC","role":"redis"}] allocated=redis',
+      'mem:1024 role=undefined reservations=[{"type":"STATIC","role":"redis"}] allocated=redis',
+      "mem:1024 role=undefined reservations=undefined allocated=redis",
+      'ports:[{"begin":31000,"end":31009}] role=undefined reservations=[{"type":"STATIC","role":"redis"}] allocated=redis',
+      'ports:[{"begin":31010,"end":31099}] role=undefined reservations=undefined allocated=redis',
+    ]);
+    await refined.close();
+
+    // A framework in another role never sees the reserved part.
+    const other = await subscribe(env.cluster.url);
+    const plain = await nextOffer(other, undefined, 20_000);
+    assertEquals(show(plain), [
+      "cpus:1 role=* reservations=undefined allocated=undefined",
+      "mem:1024 role=* reservations=undefined allocated=undefined",
+      'ports:[{"begin":31010,"end":31099}] role=* reservations=undefined allocated=undefined',
+    ]);
+    await other.close();
+  } finally {
+    await env.close();
+  }
+});
+
+Deno.test("ACCEPT: tasks must use reserved and unreserved resources as offered (TASK_ERROR otherwise)", async () => {
+  const env = await startTestCluster({
+    agents: 1,
+    cpus: 3,
+    mem: 2048,
+    portsBase: 31000,
+    portsPerAgent: 100,
+    reserved: [RESERVED],
+  });
+  const sub = await subscribe(env.cluster.url, {
+    info: frameworkInfo({ roles: ["redis"], capabilities: [{ type: "MULTI_ROLE" }] }),
+  });
+  try {
+    const cpus = (value: number, role?: string) => ({
+      name: "cpus",
+      type: "SCALAR",
+      scalar: { value },
+      ...(role ? { role } : {}),
+    });
+    const mem = (value: number, role?: string) => ({
+      name: "mem",
+      type: "SCALAR",
+      scalar: { value },
+      ...(role ? { role } : {}),
+    });
+    const port = (p: number, role?: string) => ({
+      name: "ports",
+      type: "RANGES",
+      ranges: { range: [{ begin: p, end: p }] },
+      ...(role ? { role } : {}),
+    });
+    const refused: [string, Msg[], RegExp][] = [
+      // 1.5 unreserved cpus (with the executor's 0.1): only 1 is unreserved,
+      // the other 2 are reserved.
+      [
+        "as-unreserved",
+        [cpus(1.4), mem(64)],
+        /asks for 1.5 unreserved cpus, but the offers hold 1 \(the offers hold cpus reserved for role "redis"\)/,
+      ],
+      // A reserved port asked for as unreserved, and the other way round.
+      [
+        "port-unreserved",
+        [cpus(0.1), mem(64), port(31000)],
+        /asks for unreserved ports \[31000-31000\], but the offers hold \[31010-31099\]/,
+      ],
+      [
+        "port-reserved",
+        [cpus(0.1), mem(64), port(31050, "redis")],
+        /asks for ports reserved for role "redis" \[31050-31050\]/,
+      ],
+      // More reserved than there is.
+      [
+        "too-much",
+        [cpus(2.5, "redis"), mem(64)],
+        /asks for 2.5 cpus reserved for role "redis", but the offers hold 2/,
+      ],
+      // Reserved for a role the offer is not for.
+      [
+        "other-role",
+        [cpus(0.1, "web"), mem(64)],
+        /reserved for role "web", but the offer is allocated to role "redis"/,
+      ],
+    ];
+    for (const [id, resources, want] of refused) {
+      const offer = await nextOffer(sub, undefined, 20_000);
+      const task = taskInfo(
+        id,
+        offer,
+        sleepingExecutor(`ex-${id}`, {
+          resources: [cpus(0.1), mem(32)],
+        }),
+        { resources },
+      );
+      assertEquals(await sub.call(launch([offer.id.value], [task], { refuse_seconds: 0 })), 202);
+      const u = await nextUpdate(sub.events, id, "TASK_ERROR");
+      assertEquals(u.update.status.reason, "REASON_TASK_INVALID");
+      assertMatch(u.update.status.message, want);
+      assertEquals(env.cluster.taskState(sub.frameworkId, id), undefined, "not launched");
+    }
+    // Reserved resources used as offered launch, next to unreserved ones,
+    // and the executor may use reserved ones too.
+    const offer = await nextOffer(sub, undefined, 20_000);
+    const task = taskInfo(
+      "fits",
+      offer,
+      sleepingExecutor("ex-fits", {
+        resources: [cpus(0.1, "redis"), mem(32, "redis")],
+      }),
+      {
+        resources: [
+          cpus(1.9, "redis"),
+          cpus(1),
+          mem(990, "redis"),
+          port(31000, "redis"),
+          port(31010),
+        ],
+      },
+    );
+    assertEquals(await sub.call(launch([offer.id.value], [task], { refuse_seconds: 0 })), 202);
+    // The executor (a sleep) reports nothing; the master tracks the task
+    // from the launch on, and would have sent TASK_ERROR instead.
+    await waitFor(
+      "the task to be staged",
+      () => env.cluster.taskState(sub.frameworkId, "fits") !== undefined,
+    );
+    assertEquals(
+      sub.events.events.filter((e: Msg) => e.update?.status?.task_id?.value === "fits"),
+      [],
+    );
+    const [seen] = env.cluster.tasks(sub.frameworkId);
+    assertEquals(
+      seen!.resources.map((r: Msg) => `${r.name}:${r.role ?? "*"}:${r.allocation_info?.role}`),
+      [
+        "cpus:redis:redis",
+        "cpus:*:redis",
+        "mem:redis:redis",
+        "ports:redis:redis",
+        "ports:*:redis",
+      ],
+    );
+    // What is left is offered again, reserved and unreserved apart.
+    const rest = await nextOffer(sub, undefined, 20_000);
+    assertEquals(
+      rest.resources.map((r: Msg) =>
+        `${r.name}(${r.role}):${r.scalar?.value ?? JSON.stringify(r.ranges.range)}`
+      ),
+      [
+        "mem(*):1024",
+        "mem(redis):2",
+        'ports(*):[{"begin":31011,"end":31099}]',
+        'ports(redis):[{"begin":31001,"end":31009}]',
+      ],
+    );
+  } finally {
+    await sub.close();
     await env.close();
   }
 });
