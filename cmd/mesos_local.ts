@@ -3,7 +3,7 @@
  * own process and prints the master URL once it is ready.
  *
  * Usage: `deno run -A cmd/mesos_local.ts --agents N --port P [--work-dir DIR] [--cpus C] [--mem MB]
- * [--ports-base P] [--ports-per-agent N]
+ * [--ports-base P] [--ports-per-agent N] [--reserved [I=]RESOURCES]...
  * [--gc-delay DURATION] [--leader HOST:PORT | --zk zk://HOST:PORT/PATH] [--network A.B.C.0/24]`:
  * `--leader` runs a non-leading master that redirects schedulers there; `--zk` joins a ZooKeeper
  * masters' group (smallest node leads); `--network` runs each agent as a host of its own (see
@@ -34,10 +34,15 @@ import {
   writeClusterState,
 } from "../lib/mesos/local/daemon.ts";
 import { parseDuration } from "../lib/mesos/executor_client.ts";
+import {
+  agentTotal,
+  parseAgentResources,
+  reservedPerAgent,
+} from "../lib/mesos/local/agent_resources.ts";
 import { MAX_HOST_AGENTS, parseHostNetwork } from "../lib/mesos/local/host_network.ts";
 
 const USAGE =
-  "Usage: mesos_local [--agents N] [--port P] [--work-dir DIR] [--cpus C] [--mem MB] [--ports-base P] [--ports-per-agent N] [--gc-delay DURATION] [--leader HOST:PORT | --zk zk://HOST:PORT/PATH] [--credentials FILE] [--network A.B.C.0/24] [--verbose] | mesos_local stop --work-dir DIR";
+  "Usage: mesos_local [--agents N] [--port P] [--work-dir DIR] [--cpus C] [--mem MB] [--ports-base P] [--ports-per-agent N] [--reserved [I=]RESOURCES]... [--gc-delay DURATION] [--leader HOST:PORT | --zk zk://HOST:PORT/PATH] [--credentials FILE] [--network A.B.C.0/24] [--verbose] | mesos_local stop --work-dir DIR";
 
 /** `mesos_local stop --work-dir DIR`: stops the cluster running there; exit code 0 also when none ran. */
 async function stopCommand(args: string[]): Promise<number> {
@@ -78,6 +83,10 @@ Runs a local Mesos-compatible master with N agents and prints the master URL onc
   --cpus C, --mem MB    resources of each agent (default 4 cpus, 4096 MB)
   --ports-base P        first port of agent 0's ports range (default 31000)
   --ports-per-agent N   size of each agent's ports range (default 1000)
+  --reserved [I=]RESOURCES  static reservations of agent I (0-based; without I=: of every
+                        agent), as a Mesos agent's --resources, carved out of its cpus, mem
+                        and ports: 'cpus(redis):2;mem(redis):2048;ports(redis):[31000-31099]'
+                        (repeat for other agents); only frameworks in that role are offered them
   --leader HOST:PORT    run a non-leading master that redirects schedulers there
   --zk zk://HOST:PORT/PATH  join a ZooKeeper masters' group (smallest node leads)
   --credentials FILE    authenticate frameworks (HTTP Basic) with the credentials in FILE
@@ -157,6 +166,7 @@ export async function main(args: string[]): Promise<number> {
         mem: { type: "string" },
         "ports-base": { type: "string" },
         "ports-per-agent": { type: "string" },
+        reserved: { type: "string", multiple: true },
         "gc-delay": { type: "string" },
         leader: { type: "string" },
         zk: { type: "string" },
@@ -179,6 +189,7 @@ export async function main(args: string[]): Promise<number> {
       mem: number("mem", values.mem, 4096, true, 32),
       portsBase: number("ports-base", values["ports-base"], 31000, true, 1),
       portsPerAgent: number("ports-per-agent", values["ports-per-agent"], 1000, true, 1),
+      reserved: values.reserved ?? [],
       workDir: values["work-dir"],
       gcDelayMs: gcDelay(values["gc-delay"]),
       verbose: values.verbose === true,
@@ -211,6 +222,20 @@ export async function main(args: string[]): Promise<number> {
         `Options "--ports-base" ${options.portsBase} and "--ports-per-agent" ${options.portsPerAgent} give ${options.agents} agents ports up to ${lastPort}, past 65535`,
       );
     }
+    options.reserved = reservedPerAgent(options.reserved, options.agents).map((text, i) => {
+      if (text === "") return text;
+      try {
+        const base = options!.portsBase + i * options!.portsPerAgent;
+        agentTotal({
+          cpus: options!.cpus,
+          mem: options!.mem,
+          ports: { begin: base, end: base + options!.portsPerAgent - 1 },
+        }, parseAgentResources(text));
+        return text;
+      } catch (error) {
+        throw new RangeError(`Option "--reserved" of agent ${i}: ${(error as Error).message}`);
+      }
+    });
     if (options.port > 65535) {
       throw new RangeError(`Option "--port" must be at most 65535, but got "${values.port}"`);
     }
@@ -250,6 +275,7 @@ export async function main(args: string[]): Promise<number> {
       mem: options.mem,
       portsBase: options.portsBase,
       portsPerAgent: options.portsPerAgent,
+      reserved: options.reserved,
       workDir,
       ...(options.leader !== undefined ? { leader: options.leader } : {}),
       ...(options.zk !== undefined ? { zk: options.zk } : {}),
@@ -271,6 +297,7 @@ export async function main(args: string[]): Promise<number> {
       masterId: cluster.masterId,
       agents,
       ...(options.network !== undefined ? { network: options.network } : {}),
+      ...(options.reserved.some((r) => r !== "") ? { reserved: options.reserved } : {}),
     });
   }
   console.log(url);

@@ -15,6 +15,7 @@ import {
   defaultConfig,
   frameworkCredential,
   loadConfigFile,
+  localReserved,
 } from "../lib/config.ts";
 import { fencedStore, openStore, type Store, StoreUnavailableError } from "../lib/store/mod.ts";
 import { Scheduler } from "../lib/scheduler/core.ts";
@@ -542,6 +543,9 @@ export async function main(args: string[]): Promise<number> {
           portsPerAgent: config.LocalPortsPerAgent,
           gcDelaySeconds: config.LocalGCDelaySeconds,
           ...(config.LocalNetwork !== "" ? { network: config.LocalNetwork } : {}),
+          ...(config.LocalReserved.trim() !== ""
+            ? { reserved: localReserved(config, agents) }
+            : {}),
           command: (flags) => localClusterCommand([...flags, "--verbose"]),
           signal: stopping.signal,
           // With a principal, the local cluster authenticates like a Mesos

@@ -9,6 +9,11 @@ import { endpointProblem } from "./store/endpoints.ts";
 
 import { agentsShareHost, isLoopback } from "./release/hosts.ts";
 import { parseHostNetwork } from "./mesos/local/host_network.ts";
+import {
+  agentTotal,
+  parseAgentResources,
+  reservedPerAgent,
+} from "./mesos/local/agent_resources.ts";
 
 /** Where the state lives. */
 export type DBType = "etcd" | "zookeeper" | "embedded";
@@ -67,6 +72,13 @@ export interface Config {
    * this host.
    */
   LocalNetwork: string;
+  /**
+   * Static reservations of the local cluster's agents, white-space separated
+   * entries `I=RESOURCES` (agent I, from 0) or `RESOURCES` (every agent),
+   * each as a Mesos agent's `--resources`:
+   * `0=cpus(redis):2;mem(redis):2048;ports(redis):[31000-31099]`; empty: none.
+   */
+  LocalReserved: string;
   /**
    * URL other schedulers name as this one's REST API while it leads (etcd and
    * ZooKeeper only); empty: `http://{HTTPAddress or the host name}:{HTTPPort}`.
@@ -131,6 +143,7 @@ export function defaultConfig(): Config {
     LocalPortsPerAgent: 500,
     LocalGCDelaySeconds: 86400,
     LocalNetwork: "",
+    LocalReserved: "",
     AdvertiseURL: "",
     LeaderTTLSeconds: 10,
     APIToken: "",
@@ -169,6 +182,7 @@ const FIELDS: Record<keyof Config, Kind> = {
   LocalPortsPerAgent: "count",
   LocalGCDelaySeconds: "seconds",
   LocalNetwork: "string",
+  LocalReserved: "string",
   AdvertiseURL: "string",
   LeaderTTLSeconds: "seconds",
   APIToken: "string",
@@ -376,7 +390,42 @@ export function parseConfig(text: string, where = "config"): Config {
       `${where}: fields "LocalPortsBase" (${result.LocalPortsBase}) and "LocalPortsPerAgent" (${result.LocalPortsPerAgent}) give ${agents} local agents ports up to ${lastPort}, past 65535`,
     );
   }
+  if (result.LocalReserved.trim() !== "") {
+    if (agents === 0) {
+      throw new ConfigError(
+        `${where}: field "LocalReserved" needs Master "local" or "local:N", but got ${
+          show(result.Master)
+        }`,
+      );
+    }
+    try {
+      localReserved(result, agents).forEach((text, i) => {
+        if (text === "") return;
+        const base = result.LocalPortsBase + i * result.LocalPortsPerAgent;
+        try {
+          agentTotal({
+            cpus: 4,
+            mem: 4096,
+            ports: { begin: base, end: base + result.LocalPortsPerAgent - 1 },
+          }, parseAgentResources(text));
+        } catch (error) {
+          throw new Error(`agent ${i}: ${(error as Error).message}`);
+        }
+      });
+    } catch (error) {
+      throw new ConfigError(`${where}: field "LocalReserved": ${(error as Error).message}`);
+    }
+  }
   return result;
+}
+
+/**
+ * The local agents' static reservations from `LocalReserved`, one string
+ * per agent (`""`: none; see `lib/mesos/local/agent_resources.ts`).
+ */
+export function localReserved(config: Config, agents: number): string[] {
+  const entries = config.LocalReserved.split(/\s+/).filter((e) => e !== "");
+  return reservedPerAgent(entries, agents);
 }
 
 /** Why `role` is not a valid Mesos role name, or `undefined`. */

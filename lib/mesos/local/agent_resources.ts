@@ -161,3 +161,39 @@ export function agentTotal(
   });
   return addPools(carved, reserved);
 }
+
+/**
+ * Spreads `mesos_local --reserved` values (and the config's
+ * `LocalReserved` entries) over the agents: `I=RESOURCES` is agent I's,
+ * a bare `RESOURCES` every agent's (an agent's own entry wins). Returns one
+ * string per agent (`""`: nothing reserved). Throws a one-line error naming
+ * the bad value; the reservation strings themselves are checked when the
+ * cluster is made (they need each agent's ports range).
+ */
+export function reservedPerAgent(values: readonly string[], agents: number): string[] {
+  const every: string[] = [];
+  const own = new Map<number, string>();
+  for (const value of values) {
+    const m = /^(\d+)=(.*)$/s.exec(value);
+    if (!m) {
+      if (every.length > 0) {
+        throw new TypeError(`Reserved resources for every agent are given twice ("${value}")`);
+      }
+      every.push(value);
+      continue;
+    }
+    const index = Number(m[1]);
+    if (index >= agents) {
+      throw new RangeError(
+        `Reserved resources "${value}" name agent ${index}, but there are ${agents} agent(s) (0 to ${
+          agents - 1
+        })`,
+      );
+    }
+    if (own.has(index)) {
+      throw new TypeError(`Reserved resources for agent ${index} are given twice`);
+    }
+    own.set(index, m[2]!);
+  }
+  return Array.from({ length: agents }, (_, i) => own.get(i) ?? every[0] ?? "");
+}

@@ -50,6 +50,8 @@ export interface ClusterState {
   startedAt: string;
   /** The subnet of a multi-host cluster (agents are hosts of their own); absent otherwise. */
   network?: string;
+  /** Static reservations per agent (`mesos_local --reserved`); absent: none. */
+  reserved?: string[];
 }
 
 /**
@@ -202,6 +204,8 @@ export interface LocalClusterSpec {
   credentials?: Credential[];
   /** Run each agent as a host of its own on this IPv4 /24 (`mesos_local --network`). */
   network?: string;
+  /** Static reservations per agent (`""`: none), given as `mesos_local --reserved I=...`. */
+  reserved?: readonly string[];
 }
 
 /** The running cluster does not have the settings asked for. */
@@ -246,7 +250,15 @@ export function clusterFlags(spec: LocalClusterSpec): string[] {
       ? ["--credentials", join(absolute(spec.workDir), CREDENTIALS_FILE)]
       : []),
     ...(spec.network !== undefined ? ["--network", spec.network] : []),
+    ...(spec.reserved ?? []).flatMap((text, i) => text ? ["--reserved", `${i}=${text}`] : []),
   ];
+}
+
+/** Reservations per agent as one comparable string ("" entries for none). */
+function reservedKey(reserved: readonly string[] | undefined, agents: number): string {
+  return JSON.stringify(
+    Array.from({ length: agents }, (_, i) => (reserved ?? [])[i]?.trim() ?? ""),
+  );
 }
 
 function absolute(path: string): string {
@@ -262,6 +274,13 @@ function checkSpec(state: ClusterState, spec: LocalClusterSpec): void {
       }, but ${
         show(spec.network)
       } are asked for; stop it first (sched --stop-local, or mesos_local stop --work-dir ${spec.workDir})`,
+    );
+  }
+  const wantReserved = reservedKey(spec.reserved, spec.agents);
+  const haveReserved = reservedKey(state.reserved, state.agents.length);
+  if (wantReserved !== haveReserved) {
+    throw new LocalClusterMismatchError(
+      `The local cluster running in "${spec.workDir}" (pid ${state.pid}) has the reserved resources ${haveReserved}, but ${wantReserved} are asked for; stop it first (sched --stop-local, or mesos_local stop --work-dir ${spec.workDir})`,
     );
   }
   const want = Array.from({ length: spec.agents }, (_, i) => {

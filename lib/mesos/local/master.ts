@@ -1532,7 +1532,7 @@ export class LocalCluster implements AgentMaster {
             if (short !== undefined) {
               error = `Task "${task.task_id.value}"${
                 executorNew ? " with its new executor" : ""
-              } uses resources the offers do not hold: it ${short} (needs ${
+              } uses more resources than the offers hold: it ${short} (needs ${
                 describe(needed)
               }, remaining ${describe(remaining)})`;
             }
