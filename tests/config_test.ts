@@ -1,5 +1,11 @@
 import { assert, assertEquals, assertMatch, assertRejects, assertThrows } from "./_assert.ts";
-import { ConfigError, defaultConfig, loadConfigFile, parseConfig } from "../lib/config.ts";
+import {
+  ConfigError,
+  defaultConfig,
+  loadConfigFile,
+  localReserved,
+  parseConfig,
+} from "../lib/config.ts";
 import { tempDir } from "./_util.ts";
 
 const SCHED = new URL("../cmd/sched.ts", import.meta.url).pathname;
@@ -56,6 +62,18 @@ Deno.test("ExecutorPath and ArtifactIP default to empty: the executor of this sc
     parseConfig(`{"Master": "10.0.0.5:5050", "ArtifactIP": "10.0.0.9"}`).ArtifactIP,
     "10.0.0.9",
   );
+});
+
+Deno.test("LocalReserved spreads reservations over the local agents", () => {
+  const config = parseConfig(
+    `{"Master": "local:3", "LocalPortsBase": 31000, "LocalReserved": "cpus(redis):1  1=cpus(redis):2;ports(redis):[31500-31509]"}`,
+  );
+  assertEquals(localReserved(config, 3), [
+    "cpus(redis):1",
+    "cpus(redis):2;ports(redis):[31500-31509]",
+    "cpus(redis):1",
+  ]);
+  assertEquals(localReserved(defaultConfig(), 3), ["", "", ""]);
 });
 
 Deno.test("the leader election fields parse and default to a derived URL and a 10 s ttl", () => {
@@ -115,6 +133,26 @@ Deno.test("bad configs are refused with a line naming the field and value", asyn
     [`{"Role": ""}`, /field "Role" must not be empty/],
     [`{"Role": "a//b"}`, /field "Role" must be "\/"-separated names.*"a\/\/b"/],
     [`{"Role": "dev/-x"}`, /field "Role" must have no part.*"dev\/-x"/],
+    [
+      `{"Master": "10.0.0.5:5050", "LocalReserved": "cpus(redis):1"}`,
+      /field "LocalReserved" needs Master "local" or "local:N", but got "10\.0\.0\.5:5050"/,
+    ],
+    [
+      `{"LocalReserved": "cpus:1"}`,
+      /field "LocalReserved": agent 0: Resource entry "cpus:1" reserves for no role/,
+    ],
+    [
+      `{"Master": "local:2", "LocalReserved": "2=cpus(redis):1"}`,
+      /field "LocalReserved": Reserved resources "2=cpus\(redis\):1" name agent 2, but there are 2 agent\(s\)/,
+    ],
+    [
+      `{"LocalPortsBase": 31000, "LocalReserved": "1=ports(redis):[31000-31009]"}`,
+      /field "LocalReserved": agent 1: The agent reserves ports outside its range 31500-31999/,
+    ],
+    [
+      `{"LocalReserved": "mem(redis):5000"}`,
+      /agent 0: The agent reserves 5000 mem in total, but has only 4096/,
+    ],
   ];
   for (const [text, message] of cases) {
     await t.step(text, () => {
