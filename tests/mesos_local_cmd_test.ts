@@ -25,6 +25,42 @@ Deno.test("mesos_local rejects a bad flag with exit code 2 and one line naming i
   assertMatch(err, /"--agents".*"x"/);
 });
 
+Deno.test("mesos_local rejects bad --reserved values with exit code 2 and one line", async () => {
+  const cases: [string[], RegExp][] = [
+    [
+      ["--reserved", "cpus:1"],
+      /"--reserved" of agent 0: Resource entry "cpus:1" reserves for no role/,
+    ],
+    [
+      ["--reserved", "5=cpus(redis):1"],
+      /"5=cpus\(redis\):1" name agent 5, but there are 3 agent\(s\)/,
+    ],
+    [
+      [
+        "--ports-base",
+        "31000",
+        "--ports-per-agent",
+        "100",
+        "--reserved",
+        "1=ports(redis):[31000-31001]",
+      ],
+      /"--reserved" of agent 1: The agent reserves ports outside its range 31100-31199/,
+    ],
+    [["--reserved", "0=mem(a):1", "--reserved", "0=mem(b):1"], /for agent 0 are given twice/],
+  ];
+  for (const [flags, want] of cases) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", CMD, ...flags],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(out.code, 2, flags.join(" "));
+    const err = new TextDecoder().decode(out.stderr).trim();
+    assertEquals(err.split("\n").length, 1, err);
+    assertMatch(err, want);
+  }
+});
+
 Deno.test("mesos_local --help and -h print the usage and exit 0", async () => {
   for (const flag of ["--help", "-h"]) {
     const out = await new Deno.Command(Deno.execPath(), {
