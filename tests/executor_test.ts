@@ -468,3 +468,57 @@ Deno.test("RedisExecutor keeps data dirs under dataRoot and purges one no task u
     await Deno.remove(dataRoot, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("RedisExecutor sends routine stats one message at a time: those asked for meanwhile leave as one, with every task", async () => {
+  // The agent accepts a message only when the test says so.
+  let accept: (() => void) | undefined;
+  const gated = new RecordingDriver();
+  const record = gated.message.bind(gated);
+  gated.message = (data: Uint8Array) => {
+    record(data);
+    return new Promise<void>((resolve) => accept = resolve) as unknown as void;
+  };
+  const stats = () => gated.messages.filter((m) => m.kind === "stats");
+  const sandbox = await tempDir("executor");
+  const ex = new RedisExecutor({
+    driver: gated,
+    sandbox,
+    bind: "127.0.0.1",
+    statsIntervalMs: 60_000, // no tick within the test: only the RUNNING reports send stats
+    checkIntervalMs: 200,
+    checkTimeoutMs: 5000, // no "unresponsive" report (an urgent stats message) on a busy machine
+    idleTimeoutMs: 0,
+  });
+  ex.handle({
+    type: "SUBSCRIBED",
+    subscribed: {
+      executor_info: { executor_id: { value: "e1" } },
+      framework_info: { user: "u", name: "mr-redis" },
+      agent_info: { hostname: "127.0.0.1" },
+    },
+  } as ExecutorEvent);
+  try {
+    const ids = ["a", "b", "c"];
+    for (const id of ids) ex.handle(launch(id, encodeTaskSpec(spec(id, "master"))));
+    await waitFor(
+      "three TASK_RUNNING",
+      () => ids.every((id) => gated.states(id).includes("TASK_RUNNING")),
+      WAIT,
+    );
+    // The first RUNNING sent its stats; the next two wait for the agent to accept them.
+    assert.equal(stats().length, 1);
+    accept!();
+    await waitFor("the second stats message", () => stats().length === 2, WAIT);
+    const second = stats()[1]!;
+    assert.ok(second.kind === "stats");
+    assert.deepEqual(second.stats.map((s) => s.taskId).sort(), ids);
+    accept!();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(stats().length, 2, "nothing was left to send");
+  } finally {
+    accept?.();
+    await ex.abandon();
+    await ex.flush(1000);
+    await Deno.remove(sandbox, { recursive: true });
+  }
+});
