@@ -4,7 +4,7 @@
  * persistence, failures before RUNNING, promotion, deletion, restart.
  */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
-import { tempDir } from "./_util.ts";
+import { tempDir, waitFor } from "./_util.ts";
 import { offer, stats, update } from "./_core.ts";
 import { type MesosPort, Scheduler } from "../lib/scheduler/core.ts";
 import type { Prober } from "../lib/scheduler/liveness_checks.ts";
@@ -731,6 +731,24 @@ Deno.test("core: one store batch per event; every launch is stored before Mesos 
     await core.handleEvent(update("ms.p1.1", "TASK_RUNNING"));
     assertEquals(core.commits - commits, 1);
     assertMatch(String(mesos.take("acknowledge")[0]!.args[3]), /"state":"RUNNING"/);
+
+    // Updates queued together (a burst of slaves in sync) are one batch and one planning pass,
+    // and each is acknowledged once that batch holds it.
+    commits = core.commits;
+    await Promise.all(
+      ["p2", "p3", "p4", "p5", "p6"].map((p) =>
+        core.handleEvent(update(`ms.${p}.1`, "TASK_RUNNING"))
+      ),
+    );
+    assertEquals(core.commits - commits, 1, "one batch for five updates queued together");
+    await waitFor(
+      "five acknowledgements",
+      () => mesos.calls.filter((c) => c.type === "acknowledge").length === 5,
+      { timeoutMs: 10_000, intervalMs: 10 },
+    );
+    for (const ack of mesos.take("acknowledge")) {
+      assertMatch(String(ack.args[3]), /"state":"RUNNING"/);
+    }
   } finally {
     await core.stop();
     await store.close();
