@@ -156,3 +156,56 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "sched starts its local cluster with LocalReserved and refuses a running one that differs",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await tempDir("e2e-role-config");
+    const ports = reservePortRange(2 * BLOCK_SIZE);
+    const agent1 = `1=cpus(${ROLE}):4;mem(${ROLE}):4096;ports(${ROLE}):[${
+      ports.base + BLOCK_SIZE
+    }-${ports.base + 2 * BLOCK_SIZE - 1}]`;
+    const options = {
+      dir,
+      dbType: "embedded" as const,
+      master: "local:2",
+      localPortsBase: ports.base,
+      config: { Role: ROLE, LocalReserved: agent1 },
+    };
+    let sched: Sched | undefined;
+    try {
+      sched = await startSched(options);
+      // Agent 1 has nothing unreserved: with one process per agent, the
+      // instance runs only if the reserved offer reached the scheduler.
+      assertEquals((await create(sched, "cfg", 30, 1)).status, 201);
+      const view = await waitRunning(sched, "cfg", 120_000);
+      await withRedis(view.Master!, async (r) => assertEquals(await r.ping(), "PONG"));
+      const ports1 = [view.Master!, ...view.Slaves].map((p) => Number(p.Port))
+        .filter((p) => p >= ports.base + BLOCK_SIZE);
+      assertEquals(ports1.length, 1, "one process on the wholly reserved agent 1");
+      const state = JSON.parse(await Deno.readTextFile(`${dir}/local/cluster.json`));
+      assertEquals(state.reserved, ["", agent1.slice(2)]);
+
+      // The cluster outlives sched; one asked for other reservations is refused.
+      await sched.terminate!("SIGTERM");
+      const error = await startSched({
+        ...options,
+        prefix: sched.prefix,
+        httpPort: sched.httpPort,
+        artifactPort: sched.artifactPort,
+        config: { Role: ROLE, LocalReserved: `0=cpus(${ROLE}):1` },
+      }).then(() => undefined, (e: Error) => e);
+      assert(error, "a sched asking for other reservations does not start");
+      assert(
+        /has the reserved resources .* but .* are asked for; stop it first/.test(error.message),
+        error.message,
+      );
+    } finally {
+      await sched?.stop();
+      ports.release();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
