@@ -144,3 +144,35 @@ Deno.test("carveResources refuses, naming the resource, what the offer cannot ho
     /does not hold port 7000/,
   );
 });
+
+Deno.test("carveResources reads the pre-refinement format (role, `*` unreserved) as Mesos sends it without RESERVATION_REFINEMENT", () => {
+  const entry = (name: string, role: string, value: number | [number, number]): Resource => ({
+    name,
+    ...(typeof value === "number"
+      ? { type: "SCALAR" as const, scalar: { value } }
+      : { type: "RANGES" as const, ranges: { range: [{ begin: value[0], end: value[1] }] } }),
+    role,
+    allocation_info: { role: ROLE },
+  });
+  const legacy = offer([
+    entry("cpus", "*", 2),
+    entry("mem", "*", 4096),
+    entry("cpus", ROLE, 0.15),
+    entry("mem", ROLE, 100),
+    entry("ports", "*", [8000, 8009]),
+    entry("ports", ROLE, [7000, 7001]),
+  ]);
+  assertEquals(offerHasReservations(legacy), true);
+  const carved = carveResources(
+    legacy,
+    [{ cpus: 0.1, memMB: 62, ports: [7000] }, { cpus: 0.1, memMB: 62, ports: [8001] }],
+    { cpus: 0.1, memMB: 64 },
+  );
+  const roles = (list: Resource[]) =>
+    list.map((r) => `${r.name}:${r.scalar?.value ?? r.ranges!.range![0]!.begin}:${r.role}`);
+  assertEquals(roles(carved.executor!), ["cpus:0.1:*", "mem:64:*"]);
+  assertEquals(carved.tasks.map(roles), [
+    ["cpus:0.1:redis", "mem:62:redis", "ports:7000:redis"],
+    ["cpus:0.05:redis", "cpus:0.05:*", "mem:38:redis", "mem:24:*", "ports:8001:*"],
+  ]);
+});
