@@ -25,7 +25,7 @@ import {
   startMrRedis,
   startRedis,
   status,
-  until,
+  waitStatusRunning,
 } from "./_harness.ts";
 import { executorStartupMs } from "./executor_startup.ts";
 
@@ -192,11 +192,7 @@ export async function mrCreateMasterSlaves(
 ): Promise<number> {
   const started = performance.now();
   await create(mr.api, name, 10, slaves, distribution);
-  await until(
-    `${name} RUNNING`,
-    async () => (await status(mr.api, name))?.Status === "RUNNING",
-    300_000,
-  );
+  await waitStatusRunning(mr.api, name);
   const seconds = (performance.now() - started) / 1000;
   // Check the claim behind RUNNING: every slave answers and is in sync.
   const s = (await status(mr.api, name))!;

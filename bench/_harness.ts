@@ -327,6 +327,30 @@ export async function status(api: string, name: string): Promise<Status | undefi
   return await response.json();
 }
 
+/**
+ * Waits until instance `name` is RUNNING with STATUS long polls
+ * (`?wait=30s&status=RUNNING`: the scheduler answers when it is), as a
+ * client would, instead of polling; throws after `timeoutMs`.
+ */
+export async function waitStatusRunning(
+  api: string,
+  name: string,
+  timeoutMs = 300_000,
+): Promise<Status> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    const response = await fetch(`${api}/v1/STATUS/${name}?wait=30s&status=RUNNING`);
+    if (response.ok) {
+      const s: Status = await response.json();
+      if (s.Status === "RUNNING") return s;
+    } else {
+      await response.body?.cancel();
+      await sleep(100);
+    }
+  }
+  throw new Error(`Timed out waiting for ${name} RUNNING`);
+}
+
 /** The clients' password of an instance (GET /v1/CREDENTIALS), or undefined when it has none. */
 export async function credentials(api: string, name: string): Promise<string | undefined> {
   const response = await fetch(`${api}/v1/CREDENTIALS/${name}`);

@@ -22,8 +22,8 @@ import {
   sleep,
   startMrRedis,
   startRedis,
-  status,
   until,
+  waitStatusRunning,
 } from "./_harness.ts";
 import { RedisClient } from "../lib/redis/client.ts";
 
@@ -276,11 +276,7 @@ async function profiledCreate(
   const posted = Date.now();
   const t = performance.now();
   await create(mr.api, name, 10, slaves, distribution);
-  await until(
-    `${name} RUNNING`,
-    async () => (await status(mr.api, name))?.Status === "RUNNING",
-    300_000,
-  );
+  await waitStatusRunning(mr.api, name);
   const seconds = (performance.now() - t) / 1000;
   cpuLine(`${name} create`, seconds, sampler.since(before));
   const logs = await redisLogs(`${mr.dir}/local`);

@@ -285,7 +285,7 @@ Deno.test("API creates, lists, refuses duplicates and deletes", async () => {
   }
 });
 
-Deno.test("STATUS long poll answers when the master version differs or the wait ends", async () => {
+Deno.test("STATUS long poll answers when the master version differs, the Status is reached or the wait ends", async () => {
   const api = await setup();
   try {
     assertEquals((await api.call("POST", "/v1/CREATE/lp/10/1/1")).status, 201);
@@ -308,6 +308,20 @@ Deno.test("STATUS long poll answers when the master version differs or the wait 
     assertEquals(res.status, 400);
     res = await api.call("GET", "/v1/STATUS/nope?wait=1s&version=0-none");
     assertEquals(res.status, 404);
+    // Waiting for a Status: answered at once when it already is one of them...
+    started = Date.now();
+    res = await api.call("GET", "/v1/STATUS/lp?wait=30s&status=RUNNING,CREATING");
+    assertEquals(res.status, 200, res.text);
+    assert(Date.now() - started < 20_000, "answered before the wait ended");
+    // ...else after the wait, as it is (no Mesos here: it stays CREATING).
+    started = Date.now();
+    res = await api.call("GET", "/v1/STATUS/lp?wait=300ms&status=RUNNING");
+    assertEquals(res.status, 200, res.text);
+    assert(Date.now() - started >= 250, "waited");
+    assertEquals(JSON.parse(res.text).Status, "CREATING");
+    res = await api.call("GET", "/v1/STATUS/lp?wait=1s&status=RUNING");
+    assertEquals(res.status, 400);
+    assertMatch(res.text, /Query "status" must be statuses among CREATING, RUNNING.*"RUNING"/);
   } finally {
     await api.close();
   }

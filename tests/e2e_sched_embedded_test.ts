@@ -51,6 +51,10 @@ Deno.test({
     let sched = await startSched({ dir, dbType: "embedded" });
     try {
       assertEquals((await create(sched, "back", 20, 1)).status, 201);
+      // One long poll waits for RUNNING (no client-side polling).
+      const polled = await sched.api("/v1/STATUS/back?wait=60s&status=RUNNING");
+      assertEquals(polled.status, 200);
+      assertEquals((await polled.json()).Status, "RUNNING");
       const before = await waitRunning(sched, "back");
       await withRedis(before.Master!, async (r) => assertEquals(await r.set("k", "v"), "OK"));
       await sched.terminate!("SIGTERM"); // the local cluster keeps running, and so do the tasks

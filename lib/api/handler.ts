@@ -6,6 +6,7 @@
  * | `POST /v1/CREATE/{name}/{capacityMB}/{masters}/{slaves}` | 201, 409, 400 |
  * | `GET /v1/STATUS/{name}` | 200 JSON, 404 |
  * | `GET /v1/STATUS/{name}?wait=DUR&version=V` | the same, once the master version differs from `V` (or after `DUR`) |
+ * | `GET /v1/STATUS/{name}?wait=DUR&status=S` | the same, once the instance's Status is one of `S` (or after `DUR`) |
  * | `GET /v1/STATUS` | 200 JSON array |
  * | `DELETE /v1/DELETE/{name}` | 200, 404 |
  * | `PUT /v1/UPDATE/{name}` with `{"Capacity", "Slaves", "Distribution"}` | 202, 200 (nothing to change), 400, 404, 409 |
@@ -61,6 +62,25 @@ function parseWait(text: string): number {
     );
   }
   return ms;
+}
+
+/** Instance statuses a STATUS long poll may wait for. */
+const WAITABLE_STATUSES = ["CREATING", "RUNNING", "DEGRADED", "FAILING_OVER", "DELETING"];
+
+/** Parses the `status` query parameter (`RUNNING` or `RUNNING,DEGRADED`); undefined when absent. */
+function parseStatusList(text: string | null): Set<string> | undefined {
+  if (text === null) return undefined;
+  const names = text.split(",").map((s) => s.trim());
+  const bad = names.find((n) => !WAITABLE_STATUSES.includes(n));
+  if (bad !== undefined) {
+    throw new HttpError(
+      400,
+      `Query "status" must be statuses among ${
+        WAITABLE_STATUSES.join(", ")
+      } (comma-separated), but got ${JSON.stringify(bad)}`,
+    );
+  }
+  return new Set(names);
 }
 
 /** What the API needs from the scheduler. */
@@ -272,10 +292,15 @@ export function createApiHandler(
         if (view === undefined) throw new HttpError(404, `Instance "${name}" not found`);
         const wait = url.searchParams.get("wait");
         const known = url.searchParams.get("version");
-        if (wait !== null && known !== null) {
-          // Long poll: answer once the master or epoch differs from `known`.
+        const until = parseStatusList(url.searchParams.get("status"));
+        if (wait !== null && (known !== null || until !== undefined)) {
+          // Long poll: answer once the master or epoch differs from `known`,
+          // or once the instance's Status is one of `until`.
           const deadline = Date.now() + parseWait(wait);
-          while (masterVersion(view as object) === known && Date.now() < deadline) {
+          const settled = (v: object) =>
+            (known !== null && masterVersion(v) !== known) ||
+            (until !== undefined && until.has((v as { Status?: string }).Status ?? ""));
+          while (!settled(view as object) && Date.now() < deadline) {
             if (req.signal.aborted) break;
             await new Promise((r) => setTimeout(r, 25));
             view = service.status(name);
