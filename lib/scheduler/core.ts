@@ -2197,16 +2197,7 @@ export class Scheduler {
           doubted,
         );
         const verdict = judgeLiveness({ ...inputs[i]!, otherCopy }, opts);
-        if (verdict.verdict === "suspect" && verdict.askMesos) {
-          const asked = this.#silenceAskedAt.get(p.rec.taskId) ?? 0;
-          if (now - asked >= opts.statsSilenceMs) {
-            this.#silenceAskedAt.set(p.rec.taskId, now);
-            ask.push({
-              taskId: p.rec.taskId,
-              ...(p.rec.agentId ? { agentId: p.rec.agentId } : {}),
-            });
-          }
-        }
+        this.#askMesosOnSilence(ask, p.rec, verdict, now);
         await this.#onLiveness(inst, p, verdict).catch((e) =>
           this.#log(`Cannot act on the health of ${p.rec.taskId}: ${(e as Error).message}`)
         );
@@ -2217,16 +2208,7 @@ export class Scheduler {
       for (const px of inst.proxies.values()) {
         if (px.rec.state !== "RUNNING" || !px.rec.taskId) continue;
         const verdict = judgeLiveness(this.#proxyLivenessInput(px.rec, now), opts);
-        if (verdict.verdict === "suspect" && verdict.askMesos) {
-          const asked = this.#silenceAskedAt.get(px.rec.taskId) ?? 0;
-          if (now - asked >= opts.statsSilenceMs) {
-            this.#silenceAskedAt.set(px.rec.taskId, now);
-            ask.push({
-              taskId: px.rec.taskId,
-              ...(px.rec.agentId ? { agentId: px.rec.agentId } : {}),
-            });
-          }
-        }
+        this.#askMesosOnSilence(ask, px.rec, verdict, now);
         await this.#onProxyLiveness(inst, px, verdict).catch((e) =>
           this.#log(`Cannot act on the health of ${px.rec.taskId}: ${(e as Error).message}`)
         );
@@ -2236,6 +2218,23 @@ export class Scheduler {
       this.#log(`No stats lately from ${ask.map((t) => t.taskId).join(", ")}: asking Mesos`);
       await this.#call("reconcile", () => this.#mesos!.reconcile(ask));
     }
+  }
+
+  /**
+   * A task in doubt for stats silence is asked about (explicit
+   * reconciliation) at most once per silence period: adds it to `ask`.
+   */
+  #askMesosOnSilence(
+    ask: { taskId: string; agentId?: string }[],
+    rec: { taskId: string; agentId?: string },
+    verdict: Liveness,
+    now: number,
+  ): void {
+    if (verdict.verdict !== "suspect" || !verdict.askMesos) return;
+    const asked = this.#silenceAskedAt.get(rec.taskId) ?? 0;
+    if (now - asked < this.#liveness.options.statsSilenceMs) return;
+    this.#silenceAskedAt.set(rec.taskId, now);
+    ask.push({ taskId: rec.taskId, ...(rec.agentId ? { agentId: rec.agentId } : {}) });
   }
 
   #livenessInput(p: ProcState, now: number) {
