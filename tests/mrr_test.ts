@@ -89,7 +89,13 @@ function proc(port: number): Json {
  */
 class FakeScheduler {
   readonly instances = new Map<string, Json>();
-  readonly requests: { method: string; path: string; body: string; auth: string | null }[] = [];
+  readonly requests: {
+    method: string;
+    path: string;
+    query: string;
+    body: string;
+    auth: string | null;
+  }[] = [];
   /** When set, every request needs `Authorization: Bearer <token>`. */
   token: string | undefined;
   readonly #progress = new Map<string, { slaves: number; up: number }>();
@@ -137,7 +143,13 @@ class FakeScheduler {
     const url = new URL(request.url);
     const body = await request.text();
     const auth = request.headers.get("authorization");
-    this.requests.push({ method: request.method, path: url.pathname, body, auth });
+    this.requests.push({
+      method: request.method,
+      path: url.pathname,
+      query: url.search,
+      body,
+      auth,
+    });
     const parts = url.pathname.split("/").slice(1).map(decodeURIComponent);
     const text = (status: number, message: string) => new Response(message, { status });
     if (this.token && auth !== `Bearer ${this.token}`) {
@@ -717,10 +729,14 @@ Deno.test("create sends the request and the -f file, and reports refusals", asyn
 });
 
 Deno.test("create -w shows one line per change until RUNNING", async (t) => {
-  await withScheduler([], async (_sched, config, env) => {
+  await withScheduler([], async (sched, config, env) => {
     await t.step("counting master and slave entries", async () => {
       const r = await runMrr(config, ["create", "-n", "ms", "-m", "50", "-s", "2", "-w"], env);
       assertEquals(r.code, 0, show(r));
+      // Each poll is a long poll the scheduler answers once the instance is RUNNING.
+      const polls = sched.requests.filter((q) => q.method === "GET" && q.path === "/v1/STATUS/ms");
+      assert(polls.length > 0);
+      for (const q of polls) assertEquals(q.query, "?wait=500ms&status=RUNNING");
       assertEquals(r.stdout.split("\n"), [
         'Creating instance "ms": 1 master and 2 slaves of 50 MB each',
         "Request accepted by the scheduler",

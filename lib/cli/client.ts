@@ -246,9 +246,19 @@ export class SchedulerClient {
     return data.map((item) => checkInstance(item, path));
   }
 
-  /** `GET /v1/STATUS/{name}`: one instance, or undefined when the scheduler does not know it. */
-  async status(name: string): Promise<InstanceStatus | undefined> {
-    const path = `/v1/STATUS/${encodeURIComponent(name)}`;
+  /**
+   * `GET /v1/STATUS/{name}`: one instance, or undefined when the scheduler
+   * does not know it. With `until`, a long poll (`?wait=...&status=...`)
+   * answered as soon as the instance's Status is `until.status`, or after
+   * `until.waitMs` as it is then.
+   */
+  async status(
+    name: string,
+    until?: { status: string; waitMs: number },
+  ): Promise<InstanceStatus | undefined> {
+    const path = `/v1/STATUS/${encodeURIComponent(name)}${
+      until ? `?wait=${Math.round(until.waitMs)}ms&status=${encodeURIComponent(until.status)}` : ""
+    }`;
     const answer = await this.#call("GET", path);
     if (answer.status === 404) return undefined;
     if (answer.status !== 200) {

@@ -105,7 +105,8 @@ function describe(instance: InstanceStatus | undefined, count: ProcessCount | un
 
 /**
  * Polls STATUS until the instance is RUNNING (returned) or gone (undefined
- * returned), showing progress. Throws {@linkcode CommandError} on timeout,
+ * returned), showing progress; while waiting for RUNNING each poll is a long
+ * poll the scheduler answers as soon as the instance is RUNNING. Throws {@linkcode CommandError} on timeout,
  * saying what is still pending, or when the instance cannot get there.
  */
 export async function waitForInstance(options: WaitOptions): Promise<InstanceStatus | undefined> {
@@ -120,9 +121,15 @@ export async function waitForInstance(options: WaitOptions): Promise<InstanceSta
     while (true) {
       let instance: InstanceStatus | undefined;
       let ok = false;
+      const asked = Date.now();
       try {
         const left = Math.max(deadline - Date.now(), 1000);
-        instance = await client.withTimeout(Math.min(client.timeoutMs, left)).status(name);
+        // Waiting for RUNNING: the scheduler holds the answer until it is (or
+        // one poll interval passed), so RUNNING is seen at once.
+        const hold = until === "gone"
+          ? undefined
+          : { status: "RUNNING", waitMs: Math.min(POLL_INTERVAL_MS, left) };
+        instance = await client.withTimeout(Math.min(client.timeoutMs, left)).status(name, hold);
         ok = true;
         lastError = undefined;
       } catch (error) {
@@ -163,9 +170,9 @@ export async function waitForInstance(options: WaitOptions): Promise<InstanceSta
       }
       const now = Date.now();
       if (now >= deadline) break;
-      await new Promise((resolve) =>
-        setTimeout(resolve, Math.min(POLL_INTERVAL_MS, deadline - now))
-      );
+      // What the long poll did not wait already (an error, or an answer given at once).
+      const rest = Math.min(POLL_INTERVAL_MS - (now - asked), deadline - now);
+      if (rest > 0) await new Promise((resolve) => setTimeout(resolve, rest));
     }
   } finally {
     progress.end();
