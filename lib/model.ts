@@ -183,6 +183,12 @@ export interface InstanceRecord {
   /** Process id being promoted while the instance is FAILING_OVER. */
   promotingId?: string;
   /**
+   * While `promotingId` is set: the master it replaces. Until the promoted
+   * process reports itself master its AOF may be unfinished, and this one's
+   * data dir holds the data.
+   */
+  promotedFrom?: string;
+  /**
    * Failover epoch: bumped (compare-and-set) with each change of master and
    * persisted before the promote is sent; every command and task carries it,
    * and executors refuse older ones. Absent means 0.

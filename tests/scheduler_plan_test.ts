@@ -527,6 +527,49 @@ Deno.test("plan: table of situations and the actions they call for", () => {
       launchable: ["p1"],
     },
     {
+      name:
+        "promoted process lost before it reports master, no slave left: the old master is master again",
+      instance: inst("i", {
+        masterId: "p2",
+        promotingId: "p2",
+        promotedFrom: "p1",
+        status: "FAILING_OVER",
+      }),
+      procs: [
+        proc("p1", { state: "LOST", lastState: "TASK_FAILED", retryAt: NOW - 1 }),
+        proc("p2", { state: "LOST", lastState: "TASK_FAILED", retryAt: NOW - 1 }),
+      ],
+      want: ["unpromote:p1", "relaunch:p1", "status:i"],
+      status: "FAILING_OVER",
+    },
+    {
+      name: "promoted process lost, another slave healthy: that slave is promoted",
+      instance: inst("i", {
+        masterId: "p2",
+        promotingId: "p2",
+        promotedFrom: "p1",
+        status: "FAILING_OVER",
+      }),
+      procs: [
+        proc("p1", { state: "LOST", lastState: "TASK_FAILED", retryAt: NOW - 1 }),
+        proc("p2", { state: "LOST", lastState: "TASK_FAILED", retryAt: NOW - 1 }),
+        proc("p3"),
+      ],
+      stats: stats([["i.p3.1", { replOffset: 7 }]]),
+      want: ["promote:p3", "relaunch:p1", "status:i"],
+      status: "FAILING_OVER",
+    },
+    {
+      name: "promotion confirmed, then the new master lost with no slave: relaunched, no unpromote",
+      instance: inst("i", { masterId: "p2", status: "RUNNING" }),
+      procs: [
+        proc("p1", { state: "LOST", lastState: "TASK_FAILED", retryAt: NOW - 1 }),
+        proc("p2", { state: "LOST", lastState: "TASK_FAILED", retryAt: NOW - 1 }),
+      ],
+      want: ["relaunch:p1", "relaunch:p2", "status:i"],
+      status: "DEGRADED",
+    },
+    {
       name: "promotion in flight: the other slaves wait to be re-pointed",
       instance: inst("i", {
         masterId: "p2",

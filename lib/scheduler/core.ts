@@ -2518,6 +2518,7 @@ export class Scheduler {
           await this.#saveInstance(inst, {
             masterId: proc.rec.id,
             promotingId: proc.rec.id,
+            promotedFrom: newMaster ? old?.rec.id : inst.rec.promotedFrom,
             epoch,
             status: inst.rec.status === "CREATING" ? "CREATING" : "FAILING_OVER",
             reason: `Promoting ${proc.rec.id} to master`,
@@ -2559,9 +2560,30 @@ export class Scheduler {
           }),
         );
         this.#promoteStartedAt.delete(inst.rec.name);
-        await this.#saveInstance(inst, { promotingId: undefined });
+        await this.#saveInstance(inst, { promotingId: undefined, promotedFrom: undefined });
         this.#log(`Instance ${inst.rec.name}: ${action.procId} is the master`);
         return;
+      case "unpromote": {
+        if (!proc) return;
+        const lost = inst.procs.get(action.lostId);
+        const epoch = (inst.rec.epoch ?? 0) + 1;
+        this.#promoteStartedAt.delete(inst.rec.name);
+        await this.#saveInstance(inst, {
+          masterId: proc.rec.id,
+          promotingId: undefined,
+          promotedFrom: undefined,
+          epoch,
+          lastEvent: `${
+            new Date(this.#now()).toISOString()
+          }: ${action.lostId} lost while being promoted; ${proc.rec.id}, the master before it, is master again from its data (epoch ${epoch})`,
+        });
+        await this.#saveProc(inst, proc, { role: "master", replicaOf: undefined });
+        if (lost && lost.rec.role !== "slave") await this.#saveProc(inst, lost, { role: "slave" });
+        this.#log(
+          `Instance ${inst.rec.name}: ${action.lostId} lost while being promoted; ${proc.rec.id} is master again`,
+        );
+        return;
+      }
       case "fence":
         if (!proc) return;
         this.#event(

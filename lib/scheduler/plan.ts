@@ -81,6 +81,13 @@ export type Action =
   | { type: "promote"; instance: string; procId: string; oldMasterId?: string }
   /** The promoted process reports itself master: the failover is over. */
   | { type: "promoted"; instance: string; procId: string }
+  /**
+   * The process being promoted was lost before it reported itself master,
+   * and no slave is left: `procId`, the master it was replacing, is the
+   * master again (its data dir holds the data; the other's AOF may be
+   * unfinished, and it would start empty).
+   */
+  | { type: "unpromote"; instance: string; procId: string; lostId: string }
   /** Fence a master that may still be alive (possible second master). */
   | { type: "fence"; instance: string; procId: string }
   /** Point a slave at the current master. */
@@ -246,7 +253,18 @@ function planInstance(
         }),
         { allowUnknownOffset: query?.done === true },
       );
-      if (choice !== undefined) {
+      const from = procs.find((p) => p.id === inst.promotedFrom);
+      if (
+        choice === undefined && promoting === master.id && from !== undefined &&
+        from.id !== master.id && !from.retiring &&
+        (from.state === "LOST" || from.state === "PENDING")
+      ) {
+        // Both lost mid-promotion: the one that was master keeps the data.
+        actions.push({ type: "unpromote", instance: inst.name, procId: from.id, lostId: lostId });
+        skipRelaunch.add(lostId);
+        waiting =
+          `Master ${lostId} lost while being promoted: ${from.id}, the master before it, is master again`;
+      } else if (choice !== undefined) {
         if (master.lastState && MAYBE_ALIVE.has(master.lastState)) {
           actions.push({ type: "fence", instance: inst.name, procId: lostId });
         }
