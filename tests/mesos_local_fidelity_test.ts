@@ -20,6 +20,7 @@ import {
   type Subscription,
   taskInfo,
 } from "./_mesos_local.ts";
+import { reservePortRange } from "./_ports.ts";
 import { waitFor } from "./_util.ts";
 
 /** Reads the raw chunked body of a SUBSCRIBE response until `count` chunks came. */
@@ -121,16 +122,21 @@ Deno.test("offers carry allocation_info only for frameworks with MULTI_ROLE", as
   }
 });
 
-const RESERVED = "cpus(redis):2;mem(redis):1024;ports(redis):[31000-31009]";
+/** The reservation of the tests below, on the port range from `B`. */
+function reserved(B: number): string {
+  return `cpus(redis):2;mem(redis):1024;ports(redis):[${B}-${B + 9}]`;
+}
 
 Deno.test("static reservations are offered only to frameworks in their role, as Mesos writes them", async () => {
+  const range = reservePortRange(100);
+  const B = range.base;
   const env = await startTestCluster({
     agents: 1,
     cpus: 3,
     mem: 2048,
-    portsBase: 31000,
+    portsBase: B,
     portsPerAgent: 100,
-    reserved: [RESERVED],
+    reserved: [reserved(B)],
   });
   try {
     // Without RESERVATION_REFINEMENT: the pre-refinement format (`role`).
@@ -152,8 +158,8 @@ Deno.test("static reservations are offered only to frameworks in their role, as 
       "cpus:2 role=redis reservations=undefined allocated=redis",
       "mem:1024 role=* reservations=undefined allocated=redis",
       "mem:1024 role=redis reservations=undefined allocated=redis",
-      'ports:[{"begin":31000,"end":31009}] role=redis reservations=undefined allocated=redis',
-      'ports:[{"begin":31010,"end":31099}] role=* reservations=undefined allocated=redis',
+      `ports:[{"begin":${B},"end":${B + 9}}] role=redis reservations=undefined allocated=redis`,
+      `ports:[{"begin":${B + 10},"end":${B + 99}}] role=* reservations=undefined allocated=redis`,
     ]);
     await legacy.close();
 
@@ -170,8 +176,12 @@ Deno.test("static reservations are offered only to frameworks in their role, as 
       'cpus:2 role=undefined reservations=[{"type":"STATIC","role":"redis"}] allocated=redis',
       'mem:1024 role=undefined reservations=[{"type":"STATIC","role":"redis"}] allocated=redis',
       "mem:1024 role=undefined reservations=undefined allocated=redis",
-      'ports:[{"begin":31000,"end":31009}] role=undefined reservations=[{"type":"STATIC","role":"redis"}] allocated=redis',
-      'ports:[{"begin":31010,"end":31099}] role=undefined reservations=undefined allocated=redis',
+      `ports:[{"begin":${B},"end":${
+        B + 9
+      }}] role=undefined reservations=[{"type":"STATIC","role":"redis"}] allocated=redis`,
+      `ports:[{"begin":${B + 10},"end":${
+        B + 99
+      }}] role=undefined reservations=undefined allocated=redis`,
     ]);
     await refined.close();
 
@@ -181,22 +191,27 @@ Deno.test("static reservations are offered only to frameworks in their role, as 
     assertEquals(show(plain), [
       "cpus:1 role=* reservations=undefined allocated=undefined",
       "mem:1024 role=* reservations=undefined allocated=undefined",
-      'ports:[{"begin":31010,"end":31099}] role=* reservations=undefined allocated=undefined',
+      `ports:[{"begin":${B + 10},"end":${
+        B + 99
+      }}] role=* reservations=undefined allocated=undefined`,
     ]);
     await other.close();
   } finally {
     await env.close();
+    range.release();
   }
 });
 
 Deno.test("ACCEPT: tasks must use reserved and unreserved resources as offered (TASK_ERROR otherwise)", async () => {
+  const range = reservePortRange(100);
+  const B = range.base;
   const env = await startTestCluster({
     agents: 1,
     cpus: 3,
     mem: 2048,
-    portsBase: 31000,
+    portsBase: B,
     portsPerAgent: 100,
-    reserved: [RESERVED],
+    reserved: [reserved(B)],
   });
   const sub = await subscribe(env.cluster.url, {
     info: frameworkInfo({ roles: ["redis"], capabilities: [{ type: "MULTI_ROLE" }] }),
@@ -231,13 +246,17 @@ Deno.test("ACCEPT: tasks must use reserved and unreserved resources as offered (
       // A reserved port asked for as unreserved, and the other way round.
       [
         "port-unreserved",
-        [cpus(0.1), mem(64), port(31000)],
-        /asks for unreserved ports \[31000-31000\], but the offers hold \[31010-31099\]/,
+        [cpus(0.1), mem(64), port(B)],
+        new RegExp(
+          `asks for unreserved ports \\[${B}-${B}\\], but the offers hold \\[${B + 10}-${
+            B + 99
+          }\\]`,
+        ),
       ],
       [
         "port-reserved",
-        [cpus(0.1), mem(64), port(31050, "redis")],
-        /asks for ports reserved for role "redis" \[31050-31050\]/,
+        [cpus(0.1), mem(64), port(B + 50, "redis")],
+        new RegExp(`asks for ports reserved for role "redis" \\[${B + 50}-${B + 50}\\]`),
       ],
       // More reserved than there is.
       [
@@ -282,8 +301,8 @@ Deno.test("ACCEPT: tasks must use reserved and unreserved resources as offered (
           cpus(1.9, "redis"),
           cpus(1),
           mem(990, "redis"),
-          port(31000, "redis"),
-          port(31010),
+          port(B, "redis"),
+          port(B + 10),
         ],
       },
     );
@@ -318,13 +337,14 @@ Deno.test("ACCEPT: tasks must use reserved and unreserved resources as offered (
       [
         "mem(*):1024",
         "mem(redis):2",
-        'ports(*):[{"begin":31011,"end":31099}]',
-        'ports(redis):[{"begin":31001,"end":31009}]',
+        `ports(*):[{"begin":${B + 11},"end":${B + 99}}]`,
+        `ports(redis):[{"begin":${B + 1},"end":${B + 9}}]`,
       ],
     );
   } finally {
     await sub.close();
     await env.close();
+    range.release();
   }
 });
 
