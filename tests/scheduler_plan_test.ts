@@ -543,6 +543,21 @@ Deno.test("plan: table of situations and the actions they call for", () => {
       status: "FAILING_OVER",
     },
     {
+      name: "promoted process lost, the old master's agent out of touch: no unpromote",
+      instance: inst("i", {
+        masterId: "p2",
+        promotingId: "p2",
+        promotedFrom: "p1",
+        status: "FAILING_OVER",
+      }),
+      procs: [
+        proc("p1", { state: "LOST", lastState: "TASK_UNREACHABLE", retryAt: NOW - 1 }),
+        proc("p2", { state: "LOST", lastState: "TASK_FAILED", retryAt: NOW - 1 }),
+      ],
+      want: ["relaunch:p1", "relaunch:p2", "status:i"],
+      status: "FAILING_OVER",
+    },
+    {
       name: "promoted process lost, another slave healthy: that slave is promoted",
       instance: inst("i", {
         masterId: "p2",

@@ -257,7 +257,10 @@ function planInstance(
       if (
         choice === undefined && promoting === master.id && from !== undefined &&
         from.id !== master.id && !from.retiring &&
-        (from.state === "LOST" || from.state === "PENDING")
+        (from.state === "LOST" || from.state === "PENDING") &&
+        // Its process ended on a live agent (not one out of touch or gone): its data dir is there.
+        from.lastState !== undefined && !MAYBE_ALIVE.has(from.lastState) &&
+        from.lastState !== "TASK_GONE_BY_OPERATOR"
       ) {
         // Both lost mid-promotion: the one that was master keeps the data.
         actions.push({ type: "unpromote", instance: inst.name, procId: from.id, lostId: lostId });
