@@ -1106,3 +1106,49 @@ Deno.test("core: offers that come back one agent at a time share a burst out; no
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("core: a task that could not start on its port is relaunched on another one of that agent", async () => {
+  const dir = await tempDir("core");
+  const { clock, mesos, core, store } = await setup(dir);
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    const create = (name: string) =>
+      core.create({ name, capacityMB: 10, masters: 1, slaves: 0, distribution: 1, proxies: 0 });
+    assertEquals(await create("held"), "created");
+    await core.handleEvent({ type: "HEARTBEAT" });
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(1, "A1")] } });
+    const first = (mesos.take("launch")[0]!.args[1] as TaskInfo[])[0]!;
+    const port = JSON.parse(new TextDecoder().decode(first.data)).port;
+    // Something Mesos does not know listens there: redis-server cannot bind.
+    const failed = update("held.p1.1", "TASK_FAILED");
+    failed.update!.status.reason = "REASON_CONTAINER_LAUNCH_FAILED";
+    await core.handleEvent(failed);
+    clock.now += 60_000;
+    await core.tick();
+    // The same agent offers the same ports again: the relaunch takes another one.
+    await core.handleEvent({
+      type: "OFFERS",
+      offers: { offers: [{ ...offer(1, "A1", true), id: { value: "o1-again" } }] },
+    });
+    const second = (mesos.take("launch")[0]!.args[1] as TaskInfo[])[0]!;
+    assertEquals(second.task_id.value, "held.p1.2");
+    const again = JSON.parse(new TextDecoder().decode(second.data)).port;
+    assert(again !== port, `relaunched on ${again}, the port it could not start on`);
+
+    // A process that ran and then died keeps its port (its address) on relaunch.
+    await core.handleEvent(update("held.p1.2", "TASK_RUNNING"));
+    await core.handleEvent(update("held.p1.2", "TASK_FAILED"));
+    clock.now += 60_000;
+    await core.tick();
+    await core.handleEvent({
+      type: "OFFERS",
+      offers: { offers: [{ ...offer(1, "A1", true), id: { value: "o1-third" } }] },
+    });
+    const third = (mesos.take("launch")[0]!.args[1] as TaskInfo[])[0]!;
+    assertEquals(JSON.parse(new TextDecoder().decode(third.data)).port, again);
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -402,6 +402,12 @@ export class Scheduler {
   readonly #portQuarantineMs: number;
   /** Ports lately used on each agent and the instance they are kept for ({@linkcode notePortsInUse}). */
   #portQuarantine: PortQuarantine = new Map();
+  /**
+   * Agent id → port → until when (ms): ports a task could not start on (a
+   * process Mesos does not know holds it, say). Placed last, and a relaunch
+   * does not prefer it.
+   */
+  readonly #failedPorts = new Map<string, Map<number, number>>();
   /** The stored part of the quarantine: ports no process record holds any more. */
   readonly #retired: Holder = { rec: { ports: [] } as RetiredPorts, version: null };
   /** Agent id → its executor's record, when its resources are not the default ones. */
@@ -1370,6 +1376,14 @@ export class Scheduler {
       }
       placements[proxyGroup(inst.rec.name)] = proxyCounts;
     }
+    const now = this.#now();
+    for (const [agentId, ports] of this.#failedPorts) {
+      for (const [port, until] of ports) {
+        if (until <= now) ports.delete(port);
+        else (avoidPorts[agentId] ??= []).push(port);
+      }
+      if (ports.size === 0) this.#failedPorts.delete(agentId);
+    }
     this.#portQuarantine = notePortsInUse(
       this.#portQuarantine,
       inUse,
@@ -1701,7 +1715,14 @@ export class Scheduler {
         if (!agentAlive && inst.rec.type === "S") {
           reason += `; its agent is lost, so the data of ${p.rec.id} cannot be kept`;
         }
-        await this.#markLost(inst, p, reason, state, agentAlive);
+        await this.#markLost(
+          inst,
+          p,
+          reason,
+          state,
+          agentAlive,
+          this.#noteStartFailure(p.rec, status),
+        );
       } else if (p.rec.lastState !== state) {
         // Already given up (LOST, or PENDING for a relaunch): just note the news.
         await this.#saveProc(inst, p, { lastState: state });
@@ -1734,17 +1755,36 @@ export class Scheduler {
     if (!quiet) await this.#reconcileAfterEvent();
   }
 
+  /**
+   * A task that failed to start (`REASON_CONTAINER_LAUNCH_FAILED`: redis or
+   * the proxy could not listen, say): its port on that agent is avoided for
+   * the quarantine time, and the patch returned drops the port from the
+   * record so the relaunch does not insist on it.
+   */
+  #noteStartFailure(
+    rec: { agentId?: string; port?: number },
+    status: TaskStatus,
+  ): { port?: undefined } {
+    if (status.reason !== "REASON_CONTAINER_LAUNCH_FAILED" || !rec.agentId || !rec.port) return {};
+    const ports = this.#failedPorts.get(rec.agentId) ?? new Map<number, number>();
+    ports.set(rec.port, this.#now() + this.#portQuarantineMs);
+    this.#failedPorts.set(rec.agentId, ports);
+    return { port: undefined };
+  }
+
   async #markLost(
     inst: InstState,
     p: ProcState,
     reason: string,
     state: string,
     agentAlive = false,
+    patch: Partial<ProcessRecord> = {},
   ): Promise<void> {
     const failures = (p.rec.failures ?? 0) + 1;
     const delay = backoffMs(failures);
     const now = this.#now();
     await this.#saveProc(inst, p, {
+      ...patch,
       state: "LOST",
       lastState: state,
       failures,
@@ -1849,7 +1889,13 @@ export class Scheduler {
       if (px.rec.state === "KILLING" || inst.rec.status === "DELETING") {
         this.#saveProxy(inst, px, { state: "DONE", lastState: state });
       } else if (px.rec.state === "STAGING" || px.rec.state === "RUNNING") {
-        this.#proxyLost(inst, px, describeStatus(status), state);
+        this.#proxyLost(
+          inst,
+          px,
+          describeStatus(status),
+          state,
+          this.#noteStartFailure(px.rec, status),
+        );
       } else if (px.rec.lastState !== state) {
         this.#saveProxy(inst, px, { lastState: state });
       }
