@@ -32,6 +32,8 @@ export interface SchedOptions {
    * default a range held for this sched (see `_ports.ts`) — a restart passes the one it had.
    */
   localPortsBase?: number;
+  /** Ports of each local agent (default {@linkcode LOCAL_PORTS_PER_AGENT}). */
+  localPortsPerAgent?: number;
   /** The `sched` program to run (a release's `sched`); default `deno run cmd/sched.ts`. */
   program?: string;
   /** More config fields (`APIToken`, `CertFile`, ...). */
@@ -96,7 +98,7 @@ export async function startSched(options: SchedOptions): Promise<Sched> {
   const localAgents = master === "local" ? 3 : Number(/^local:(\d+)$/.exec(master)?.[1] ?? 0);
   let ports: PortRange | undefined;
   if (localAgents > 0) {
-    const size = localAgents * LOCAL_PORTS_PER_AGENT;
+    const size = localAgents * (options.localPortsPerAgent ?? LOCAL_PORTS_PER_AGENT);
     ports = options.localPortsBase !== undefined
       ? holdPortRange(options.localPortsBase, size)
       : reservePortRange(size);
@@ -127,7 +129,10 @@ async function startSchedOn(options: SchedOptions, ports: PortRange | undefined)
     StorePrefix: prefix,
     LocalWorkDir: `${options.dir}/local`,
     ...(options.localPortsBase
-      ? { LocalPortsBase: options.localPortsBase, LocalPortsPerAgent: LOCAL_PORTS_PER_AGENT }
+      ? {
+        LocalPortsBase: options.localPortsBase,
+        LocalPortsPerAgent: options.localPortsPerAgent ?? LOCAL_PORTS_PER_AGENT,
+      }
       : {}),
     ...options.config,
   };

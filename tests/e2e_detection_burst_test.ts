@@ -11,7 +11,15 @@
  */
 import { assert, assertEquals } from "./_assert.ts";
 import { tempDir } from "./_util.ts";
-import { create, redisPids, startSched, status, waitAllRunning, waitRunning } from "./_sched.ts";
+import {
+  create,
+  LOCAL_PORTS_PER_AGENT,
+  redisPids,
+  startSched,
+  status,
+  waitAllRunning,
+  waitRunning,
+} from "./_sched.ts";
 
 const BURST = 100;
 
@@ -51,6 +59,8 @@ Deno.test({
       dir,
       dbType: "embedded",
       master: "local:3",
+      // 100 singles and their proxies (205 tasks with the idle instance) need more than 3 × 50 ports: room for every one.
+      localPortsPerAgent: 2 * LOCAL_PORTS_PER_AGENT,
     });
     try {
       assertEquals((await create(sched, "idle", 20, 2)).status, 201);

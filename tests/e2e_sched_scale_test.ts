@@ -7,6 +7,7 @@ import { tempDir, waitFor } from "./_util.ts";
 import {
   create,
   deleteAndWait,
+  LOCAL_PORTS_PER_AGENT,
   startSched,
   status,
   statusList,
@@ -56,6 +57,8 @@ Deno.test({
       dir,
       dbType: "embedded",
       master: "local:3",
+      // 70 singles and their proxies need 140 ports: room for every one.
+      localPortsPerAgent: 2 * LOCAL_PORTS_PER_AGENT,
     });
     try {
       const names = Array.from({ length: 70 }, (_, i) => `burst-${i}`);
