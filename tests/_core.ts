@@ -25,6 +25,32 @@ export function offer(n: number, agent: string, executor = false): Offer {
   };
 }
 
+/**
+ * An offer of `agent` (id `o-{agent}`) for the pure planners' tests: 4 cpus,
+ * 4 GiB and ports 31000–31009 unless told; with `executor`, ours runs there.
+ */
+export function agentOffer(
+  agent: string,
+  { cpus = 4, mem = 4096, ports = [[31000, 31009]], executor = false } = {},
+): Offer {
+  return {
+    id: { value: `o-${agent}` },
+    framework_id: { value: "fw" },
+    agent_id: { value: agent },
+    hostname: "127.0.0.1",
+    resources: [
+      { name: "cpus", type: "SCALAR", scalar: { value: cpus } },
+      { name: "mem", type: "SCALAR", scalar: { value: mem } },
+      {
+        name: "ports",
+        type: "RANGES",
+        ranges: { range: ports.map(([begin, end]) => ({ begin: begin!, end: end! })) },
+      },
+    ],
+    ...(executor ? { executor_ids: [{ value: "mrr-executor" }] } : {}),
+  };
+}
+
 /** An executor's status update of `taskId` (with a uuid to acknowledge unless `uuid` is false). */
 export function update(
   taskId: string,

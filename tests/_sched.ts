@@ -430,10 +430,7 @@ export async function status(sched: Sched, name: string): Promise<View | undefin
 
 /** GET /v1/STATUS. Processes carry the password. */
 export async function list(sched: Sched): Promise<View[]> {
-  const res = await sched.api("/v1/STATUS");
-  assertEquals(res.status, 200);
-  const views: View[] = await res.json();
-  return await Promise.all(views.map((v) => withPassword(sched, v)));
+  return await Promise.all((await statusList(sched)).map((v) => withPassword(sched, v)));
 }
 
 /**

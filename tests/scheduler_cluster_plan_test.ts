@@ -15,6 +15,7 @@ import { match, type PendingProcess } from "../lib/scheduler/match.ts";
 import { type Action, type ObservedStats, plan } from "../lib/scheduler/plan.ts";
 import { shardOfProcess } from "../lib/scheduler/cluster_plan.ts";
 import type { Offer } from "../lib/mesos/types.ts";
+import { agentOffer } from "./_core.ts";
 import type { InstanceRecord, ProcessRecord } from "../lib/model.ts";
 
 const ID = (c: string) => c.repeat(40);
@@ -86,19 +87,7 @@ Deno.test("checkClusterOps refuses bad ops, naming them", () => {
   assertEquals(checkClusterOps([{ op: "takeover" }]).length, 1);
 });
 
-function offer(agent: string): Offer {
-  return {
-    id: { value: `o-${agent}` },
-    framework_id: { value: "fw" },
-    agent_id: { value: agent },
-    hostname: "127.0.0.1",
-    resources: [
-      { name: "cpus", type: "SCALAR", scalar: { value: 4 } },
-      { name: "mem", type: "SCALAR", scalar: { value: 4096 } },
-      { name: "ports", type: "RANGES", ranges: { range: [{ begin: 31000, end: 31009 }] } },
-    ],
-  };
-}
+const offer = (agent: string): Offer => agentOffer(agent);
 
 function clusterPending(masters: number, slaves: number, distribution: number): PendingProcess[] {
   const n = masters * (1 + slaves);

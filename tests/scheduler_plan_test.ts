@@ -10,32 +10,12 @@ import {
 } from "../lib/scheduler/match.ts";
 import { type Action, type ObservedStats, plan } from "../lib/scheduler/plan.ts";
 import { choosePromotion } from "../lib/scheduler/promotion.ts";
-import type { Offer } from "../lib/mesos/types.ts";
+import { agentOffer } from "./_core.ts";
 import type { InstanceRecord, ProcessRecord } from "../lib/model.ts";
 
 const EXEC = "mrr-executor";
 
-function offer(
-  agent: string,
-  { cpus = 4, mem = 4096, ports = [[31000, 31009]], executor = false } = {},
-): Offer {
-  return {
-    id: { value: `o-${agent}` },
-    framework_id: { value: "fw" },
-    agent_id: { value: agent },
-    hostname: "127.0.0.1",
-    resources: [
-      { name: "cpus", type: "SCALAR", scalar: { value: cpus } },
-      { name: "mem", type: "SCALAR", scalar: { value: mem } },
-      {
-        name: "ports",
-        type: "RANGES",
-        ranges: { range: ports.map(([begin, end]) => ({ begin: begin!, end: end! })) },
-      },
-    ],
-    ...(executor ? { executor_ids: [{ value: EXEC }] } : {}),
-  };
-}
+const offer = agentOffer;
 
 function pending(
   instance: string,

@@ -20,29 +20,19 @@ import {
   spreadPeers,
 } from "../lib/scheduler/spread.ts";
 import type { Offer } from "../lib/mesos/types.ts";
+import { agentOffer } from "./_core.ts";
 
 const EXEC = "mrr-executor";
 
-function offer(
-  agent: string,
-  { cpus = 8, mem = 8192, ports = [[31000, 31999]], executor = true } = {},
-): Offer {
-  return {
-    id: { value: `o-${agent}` },
-    framework_id: { value: "fw" },
-    agent_id: { value: agent },
-    hostname: "127.0.0.1",
-    resources: [
-      { name: "cpus", type: "SCALAR", scalar: { value: cpus } },
-      { name: "mem", type: "SCALAR", scalar: { value: mem } },
-      {
-        name: "ports",
-        type: "RANGES",
-        ranges: { range: ports.map(([begin, end]) => ({ begin: begin!, end: end! })) },
-      },
-    ],
-    ...(executor ? { executor_ids: [{ value: EXEC }] } : {}),
-  };
+/** An offer with room for many small tasks, from an agent where our executor runs. */
+function offer(agent: string, over: Parameters<typeof agentOffer>[1] = {}): Offer {
+  return agentOffer(agent, {
+    cpus: 8,
+    mem: 8192,
+    ports: [[31000, 31999]],
+    executor: true,
+    ...over,
+  });
 }
 
 /** `n` single instances `{prefix}0…` of 1 MB (one master each). */

@@ -64,6 +64,7 @@ import {
 import { type DetectionOptions, hasOtherCopy, judgeLiveness, type Liveness } from "./detection.ts";
 import { noteOfferRound, type SeenAgent, SPREAD_REFUSE_SECONDS, spreadPeers } from "./spread.ts";
 import { LivenessChecks, type Prober } from "./liveness_checks.ts";
+import type { ProbeTarget } from "../redis/probe.ts";
 import { ADMIN_USER, randomSecret } from "../redis/auth.ts";
 import { type InstanceView, instanceView } from "./status_view.ts";
 import {
@@ -2223,7 +2224,7 @@ export class Scheduler {
       const running = [...inst.procs.values()].filter((p) =>
         p.rec.state === "RUNNING" && p.rec.taskId
       );
-      const inputs = running.map((p) => this.#livenessInput(p, now));
+      const inputs = running.map((p) => this.#livenessInput(p.rec, now));
       const doubted = new Set(
         running.filter((_, i) =>
           judgeLiveness({ ...inputs[i]!, otherCopy: true }, opts).verdict !== "alive"
@@ -2253,7 +2254,11 @@ export class Scheduler {
       if (inst.rec.status === "DELETING") continue;
       for (const px of inst.proxies.values()) {
         if (px.rec.state !== "RUNNING" || !px.rec.taskId) continue;
-        const verdict = judgeLiveness(this.#proxyLivenessInput(px.rec, now), opts);
+        // A proxy holds no data: time-outs alone may end it.
+        const verdict = judgeLiveness(
+          { ...this.#livenessInput(px.rec, now), otherCopy: true },
+          opts,
+        );
         this.#askMesosOnSilence(ask, px.rec, verdict, now);
         await this.#onProxyLiveness(inst, px, verdict).catch((e) =>
           this.#log(`Cannot act on the health of ${px.rec.taskId}: ${(e as Error).message}`)
@@ -2283,20 +2288,38 @@ export class Scheduler {
     ask.push({ taskId: rec.taskId, ...(rec.agentId ? { agentId: rec.agentId } : {}) });
   }
 
-  #livenessInput(p: ProcState, now: number) {
-    const taskId = p.rec.taskId;
+  /**
+   * What detection looks at for a RUNNING task (a redis process or a proxy;
+   * the executor reports unanswered checks for redis processes only).
+   */
+  #livenessInput(rec: ProcessRecord | ProxyRecord, now: number) {
+    const taskId = rec.taskId;
     const statsAt = Math.max(this.#statsSeenAt.get(taskId) ?? 0, this.#subscribedAt);
     const unanswered = this.#liveness.unanswered(taskId);
     return {
       now,
       statsAt,
       streamFlowing: this.#lastEventAt > statsAt,
-      mesosState: p.rec.lastState,
+      mesosState: rec.lastState,
       unansweredSince: unanswered?.since,
       procState: unanswered?.state,
       probe: this.#liveness.history(taskId),
-      probeable: Boolean(p.rec.host && p.rec.port),
+      probeable: Boolean(rec.host && rec.port),
     };
+  }
+
+  /**
+   * Starts a direct check of `taskId` when one is due; its result is
+   * recorded from the core's queue, then a planning pass runs.
+   */
+  #probeIfDue(taskId: string, target: Omit<ProbeTarget, "timeoutMs">): void {
+    this.#liveness.probeIfDue(taskId, target, (record) => {
+      if (this.#stopped) return;
+      this.#enqueue(() => {
+        record();
+        return this.#reconcile();
+      }).catch((e) => this.#log(`Reconcile failed: ${(e as Error).message}`));
+    });
   }
 
   /**
@@ -2312,24 +2335,6 @@ export class Scheduler {
         this.#statsSeenAt.set(taskId, now);
       }
     }
-  }
-
-  /**
-   * What detection looks at for a RUNNING proxy: the same rules as for a
-   * redis process (`detection.ts`), a proxy holding no data (so time-outs
-   * alone may end it) and the scheduler's own PING through it.
-   */
-  #proxyLivenessInput(rec: ProxyRecord, now: number) {
-    const statsAt = Math.max(this.#statsSeenAt.get(rec.taskId) ?? 0, this.#subscribedAt);
-    return {
-      now,
-      statsAt,
-      streamFlowing: this.#lastEventAt > statsAt,
-      mesosState: rec.lastState,
-      probe: this.#liveness.history(rec.taskId),
-      probeable: Boolean(rec.host && rec.port),
-      otherCopy: true,
-    };
   }
 
   /**
@@ -2359,13 +2364,7 @@ export class Scheduler {
       case "kept":
         if (!px.rec.host || !px.rec.port) return;
         // Any reply (PONG, NOAUTH, the proxy's own -ERR) proves it serves.
-        this.#liveness.probeIfDue(taskId, { host: px.rec.host, port: px.rec.port }, (record) => {
-          if (this.#stopped) return;
-          this.#enqueue(() => {
-            record();
-            return this.#reconcile();
-          }).catch((e) => this.#log(`Reconcile failed: ${(e as Error).message}`));
-        });
+        this.#probeIfDue(taskId, { host: px.rec.host, port: px.rec.port });
         if (before !== undefined && verdict.verdict === "suspect") {
           this.#log(
             `Proxy task ${taskId} of ${inst.rec.name} in doubt (${verdict.doubt}): checking it directly`,
@@ -2392,24 +2391,14 @@ export class Scheduler {
       case "suspect":
       case "kept": {
         if (!p.rec.host || !p.rec.port) return;
-        this.#liveness.probeIfDue(
-          taskId,
-          {
-            host: p.rec.host!,
-            port: p.rec.port!,
-            // The executor's own user: the probe's ROLE works whatever the tenant's ACL.
-            ...(inst.rec.adminPassword
-              ? { username: ADMIN_USER, password: inst.rec.adminPassword }
-              : {}),
-          },
-          (record) => {
-            if (this.#stopped) return;
-            this.#enqueue(() => {
-              record();
-              return this.#reconcile();
-            }).catch((e) => this.#log(`Reconcile failed: ${(e as Error).message}`));
-          },
-        );
+        this.#probeIfDue(taskId, {
+          host: p.rec.host,
+          port: p.rec.port,
+          // The executor's own user: the probe's ROLE works whatever the tenant's ACL.
+          ...(inst.rec.adminPassword
+            ? { username: ADMIN_USER, password: inst.rec.adminPassword }
+            : {}),
+        });
         if (before === undefined) return;
         if (verdict.verdict === "suspect") {
           this.#log(`Task ${taskId} of ${name} in doubt (${verdict.doubt}): checking it directly`);
