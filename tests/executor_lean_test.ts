@@ -45,3 +45,8 @@ Deno.test("the executor loads no npm package at start-up (no protobufjs, no iore
   assert.deepEqual(npm, []);
   assert.ok([...graph].some((s) => s.endsWith("/lib/redis/resp.ts")));
 });
+
+Deno.test("the executor imports no node: module at start-up (the Node layer costs its start)", async () => {
+  const graph = await staticGraph("cmd/executor.ts");
+  assert.deepEqual([...graph].filter((s) => s.startsWith("node:")), []);
+});

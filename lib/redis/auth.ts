@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
+import { base64url, sha256 } from "./sha256.ts";
 
 /** The credentials of one instance's processes. */
 export interface RedisAuth {
@@ -91,16 +91,14 @@ export function passwordProblem(password: string): string | undefined {
 
 /** A random secret: 32 random bytes, base64url (43 characters). */
 export function randomSecret(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(
-    /=+$/,
-    "",
-  );
+  return base64url(crypto.getRandomValues(new Uint8Array(32)));
 }
 
 /** The replication user's secret: derived from the internal one (nothing more to store). */
 export function replicationSecret(auth: RedisAuth): string {
-  return createHash("sha256").update(`mrr-replication:${auth.adminPassword}`).digest("base64url");
+  // SHA-256, base64url: the same value `node:crypto` gave (processes started
+  // by an older executor keep matching).
+  return base64url(sha256(`mrr-replication:${auth.adminPassword}`));
 }
 
 /** The config file text that sets the three users and the replication login. */
