@@ -15,6 +15,12 @@
  * | `MRR_DATA_ROOT` | redis data dirs go to `$MRR_DATA_ROOT/<agent id>/`, kept across executor runs; default: the sandbox (data lost with it) |
  * | `MRR_EXECUTOR_LEASE` | masters refuse writes after this long without contact with the agent (stout duration, `0secs` never); default `5secs` |
  *
+ * Status updates: TASK_RUNNING once a redis-server answers (a slave: once its
+ * initial sync is done), then one terminal update. TASK_STARTING is optional
+ * in Mesos and goes only for a task still starting 1 s after its LAUNCH: a
+ * quick start goes from TASK_STAGING straight to TASK_RUNNING, saving an
+ * update and its acknowledgement through agent, master and scheduler.
+ *
  * Logs go to stderr. Exit code 0 after SHUTDOWN or when idle; 1 when the
  * agent stayed unreachable past the recovery timeout (every redis-server is
  * stopped first); 2 on a bad environment.

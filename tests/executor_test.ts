@@ -219,7 +219,56 @@ Deno.test("RedisExecutor runs, reports, promotes, re-points and fences redis tas
       assert.deepEqual(ex.taskIds, []);
       assert.ok(await portClosed(s1.port));
     });
-  });
+  }, { startingUpdateDelayMs: 0 });
+});
+
+Deno.test("RedisExecutor skips TASK_STARTING for a task that is RUNNING or ended within startingUpdateDelayMs", async (t) => {
+  await withExecutor(async (ex, driver) => {
+    await t.step("a master goes from STAGING straight to RUNNING", async () => {
+      const m = spec("p1", "master");
+      ex.handle(launch("m", encodeTaskSpec(m)));
+      await waitFor("master RUNNING", () => driver.last("m", "TASK_RUNNING"), WAIT);
+      assert.deepEqual(driver.states("m"), ["TASK_RUNNING"]);
+    });
+
+    await t.step("a start that fails sends only TASK_FAILED", async () => {
+      const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      try {
+        const m = { ...spec("p2", "master"), port: (taken.addr as Deno.NetAddr).port };
+        ex.handle(launch("f", encodeTaskSpec(m)));
+        const failed = await waitFor("FAILED", () => driver.last("f", "TASK_FAILED"), WAIT);
+        assert.equal(statusData(failed).cause, "start_failed");
+        assert.deepEqual(driver.states("f"), ["TASK_FAILED"]);
+      } finally {
+        taken.close();
+      }
+    });
+  }, { startingUpdateDelayMs: 60_000 });
+});
+
+Deno.test("RedisExecutor sends TASK_STARTING for a task still starting after startingUpdateDelayMs", async () => {
+  await withExecutor(async (ex, driver) => {
+    // Its master does not exist: the slave never syncs, so it stays starting.
+    const s = spec("p1", "slave", freePort());
+    ex.handle(launch("s", encodeTaskSpec(s)));
+    await waitFor("slave STARTING", () => driver.last("s", "TASK_STARTING"), WAIT);
+    assert.deepEqual(driver.states("s"), ["TASK_STARTING"]);
+    ex.handle({ type: "KILL", kill: { task_id: { value: "s" } } });
+    await waitFor("KILLED", () => driver.last("s", "TASK_KILLED"), WAIT);
+    assert.deepEqual(driver.states("s"), ["TASK_STARTING", "TASK_KILLED"]);
+  }, { startingUpdateDelayMs: 300 });
+});
+
+Deno.test("RedisExecutor refuses a negative startingUpdateDelayMs", () => {
+  assert.throws(
+    () =>
+      new RedisExecutor({
+        driver: new RecordingDriver(),
+        sandbox: "/tmp",
+        startingUpdateDelayMs: -1,
+      }),
+    /option "startingUpdateDelayMs" must be 0 or more, but got -1/,
+  );
 });
 
 Deno.test("RedisExecutor reports a redis-server killed by SIGKILL as TASK_FAILED", async () => {

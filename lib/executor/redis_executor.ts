@@ -4,11 +4,18 @@
  * {@linkcode ExecutorDriver} (status updates and messages), running one
  * redis-server per task.
  *
- * Task life: LAUNCH → TASK_STARTING → redis-server started → TASK_RUNNING once
- * it answers and, for a slave, its initial sync is done → exactly one terminal
- * update: TASK_KILLED (KILL, fence, SHUTDOWN) or TASK_FAILED (bad spec, start
- * failure, exit, hang, sync timeout). The executor never restarts a process
- * itself: the scheduler decides.
+ * Task life: LAUNCH → (TASK_STARTING) → redis-server started → TASK_RUNNING
+ * once it answers and, for a slave, its initial sync is done → exactly one
+ * terminal update: TASK_KILLED (KILL, fence, SHUTDOWN) or TASK_FAILED (bad
+ * spec, start failure, exit, hang, sync timeout). The executor never restarts
+ * a process itself: the scheduler decides.
+ *
+ * TASK_STARTING is optional for a Mesos executor, and each update costs a
+ * round trip through agent, master and scheduler and back (the update and
+ * its acknowledgement): it is sent only when the task has neither reached
+ * TASK_RUNNING nor ended within `startingUpdateDelayMs` (default 1 s) of its
+ * LAUNCH. A quick start reports TASK_RUNNING straight from TASK_STAGING; a
+ * slow one (a slave's long initial sync) still shows TASK_STARTING meanwhile.
  *
  * Slowness is not death: a redis-server that stops answering its checks is
  * killed (a hang) only when the kernel shows it stopped (`SIGSTOP`); one that
@@ -132,6 +139,11 @@ export interface RedisExecutorOptions {
    * unresponsive in the stats and left to the scheduler. Default 3.
    */
   maxFailures?: number;
+  /**
+   * TASK_STARTING is sent only when a task has not reached TASK_RUNNING (nor
+   * ended) this long after its LAUNCH, in ms; 0 sends it at once. Default 1000.
+   */
+  startingUpdateDelayMs?: number;
   /** How long redis-server may take to answer its first PING, in ms. Default 10000. */
   startTimeoutMs?: number;
   /** How long a slave may take for its initial sync, in ms. Default 600000. */
@@ -170,6 +182,8 @@ interface Task {
   info?: RedisInfo;
   killRequested: boolean;
   syncTimer?: ReturnType<typeof setTimeout>;
+  /** Sends TASK_STARTING if the task is still starting when it fires (`startingUpdateDelayMs`). */
+  startingTimer?: ReturnType<typeof setTimeout>;
   /** The newest epoch of the instance this task was told. */
   epoch: number;
   /** `min-replicas-to-write` while the lease holds. */
@@ -251,6 +265,7 @@ export class RedisExecutor {
       | "checkTimeoutMs"
       | "maxFailures"
       | "startTimeoutMs"
+      | "startingUpdateDelayMs"
       | "syncTimeoutMs"
       | "stopTimeoutMs"
       | "commandTimeoutMs"
@@ -309,6 +324,12 @@ export class RedisExecutor {
         `Cannot create executor: option "idleTimeoutMs" must be 0 or more, but got ${idleTimeoutMs}`,
       );
     }
+    const startingUpdateDelayMs = options.startingUpdateDelayMs ?? 1000;
+    if (!(startingUpdateDelayMs >= 0) || !Number.isFinite(startingUpdateDelayMs)) {
+      throw new RangeError(
+        `Cannot create executor: option "startingUpdateDelayMs" must be 0 or more, but got ${startingUpdateDelayMs}`,
+      );
+    }
     const maxFailures = options.maxFailures ?? 3;
     if (!Number.isInteger(maxFailures) || maxFailures < 1) {
       throw new RangeError(
@@ -328,6 +349,7 @@ export class RedisExecutor {
       checkTimeoutMs: positive("checkTimeoutMs", options.checkTimeoutMs ?? 500),
       maxFailures,
       startTimeoutMs: positive("startTimeoutMs", options.startTimeoutMs ?? 10_000),
+      startingUpdateDelayMs,
       syncTimeoutMs: positive("syncTimeoutMs", options.syncTimeoutMs ?? 600_000),
       stopTimeoutMs: positive("stopTimeoutMs", options.stopTimeoutMs ?? 4000),
       commandTimeoutMs: positive("commandTimeoutMs", options.commandTimeoutMs ?? 5000),
@@ -657,7 +679,7 @@ export class RedisExecutor {
     this.#tasks.set(id, task);
     this.#noteEpoch(spec.instance, task.epoch);
     clearTimeout(this.#idleTimer);
-    this.#send({ task_id: info.task_id, state: "TASK_STARTING" });
+    this.#reportStarting(task);
     const dataDir = `${this.#dataRoot}/${spec.dataDir}`;
     if (spec.cluster?.fresh) {
       // A new node: nothing of an earlier node of this dir (id, slots, data) may come back.
@@ -735,6 +757,19 @@ export class RedisExecutor {
     }
   }
 
+  /**
+   * Sends TASK_STARTING for `task`, at once with `startingUpdateDelayMs` 0,
+   * else only if it is still starting when the delay is over.
+   */
+  #reportStarting(task: Task): void {
+    const starting = () => this.#send({ task_id: { value: task.id }, state: "TASK_STARTING" });
+    if (this.#opts.startingUpdateDelayMs === 0) return starting();
+    task.startingTimer = setTimeout(() => {
+      task.startingTimer = undefined;
+      if (task.phase === "starting" && !this.#closed) starting();
+    }, this.#opts.startingUpdateDelayMs);
+  }
+
   #onMonitor(task: Task, event: RedisMonitorEvent): void {
     if (task.phase === "stopping" || task.phase === "done") return;
     switch (event.kind) {
@@ -767,6 +802,7 @@ export class RedisExecutor {
         if (task.phase === "starting" && isInSync(event.info)) {
           task.phase = "running";
           clearTimeout(task.syncTimer);
+          clearTimeout(task.startingTimer);
           if (task.monitor) task.monitor.intervalMs = this.#opts.checkIntervalMs;
           this.#send({
             task_id: { value: task.id },
@@ -841,6 +877,7 @@ export class RedisExecutor {
     if (task.phase === "done") return;
     task.phase = "done";
     clearTimeout(task.syncTimer);
+    clearTimeout(task.startingTimer);
     if (task.monitor) this.#track(task.monitor.stop());
     task.proc?.kill("SIGKILL");
     this.#tasks.delete(task.id);
