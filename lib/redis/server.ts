@@ -385,13 +385,16 @@ export class RedisProcess {
    * Copies one output stream to the log file line by line (stderr also kept
    * in a tail); the caller closes `log`. Writes are synchronous: a few
    * hundred bytes to the page cache, with no trip through the thread pool.
+   * Read with one reused buffer (a BYOB reader) and decoded in place: the
+   * default reader allocates a fresh 64 KiB buffer for every read and a
+   * `TextDecoderStream` adds a stream stage per chunk, and an executor
+   * starting dozens of redis-servers reads thousands of short log lines.
    */
   async #readOutput(
     output: ReadableStream<Uint8Array>,
     isStderr: boolean,
     log: Deno.FsFile | undefined,
   ): Promise<void> {
-    const stream = output.pipeThrough(new TextDecoderStream());
     const encoder = new TextEncoder();
     const append = (text: string) => {
       if (!log) return;
@@ -402,35 +405,54 @@ export class RedisProcess {
         // A full disk loses log lines, not the process.
       }
     };
+    const decoder = new TextDecoder();
     let partial = "";
-    try {
-      for await (const chunk of stream) {
-        const lines = (partial + chunk).split("\n");
-        partial = lines.pop() ?? "";
-        let text = "";
-        for (const line of lines) {
-          if (line.trim() === "") continue;
-          if (isStderr) {
-            this.#stderrTail.push(line);
-            if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.shift();
-            text += `[stderr] ${line}\n`;
-          } else {
-            text += `${line}\n`;
-            for (const listener of this.#logListeners) {
-              try {
-                listener(line);
-              } catch {
-                // A listener owns its errors.
-              }
+    const take = (chunk: string) => {
+      const lines = (partial + chunk).split("\n");
+      partial = lines.pop() ?? "";
+      let text = "";
+      for (const line of lines) {
+        if (line.trim() === "") continue;
+        if (isStderr) {
+          this.#stderrTail.push(line);
+          if (this.#stderrTail.length > STDERR_TAIL_LINES) this.#stderrTail.shift();
+          text += `[stderr] ${line}\n`;
+        } else {
+          text += `${line}\n`;
+          for (const listener of this.#logListeners) {
+            try {
+              listener(line);
+            } catch {
+              // A listener owns its errors.
             }
           }
         }
-        if (text) append(text);
       }
+      if (text) append(text);
+    };
+    let reader: ReadableStreamBYOBReader | ReadableStreamDefaultReader<Uint8Array>;
+    try {
+      reader = output.getReader({ mode: "byob" });
+    } catch {
+      reader = output.getReader(); // Not a byte stream.
+    }
+    let buffer = new ArrayBuffer(16 * 1024);
+    try {
+      while (true) {
+        const { value, done } = reader instanceof ReadableStreamBYOBReader
+          ? await reader.read(new Uint8Array(buffer))
+          : await reader.read();
+        if (done || !value) break;
+        if (reader instanceof ReadableStreamBYOBReader) buffer = value.buffer as ArrayBuffer;
+        take(decoder.decode(value, { stream: true }));
+      }
+      take(decoder.decode());
       if (partial.trim() !== "" && isStderr) this.#stderrTail.push(partial);
       if (partial.trim() !== "") append(`${partial}\n`);
     } catch {
       // The pipe broke; nothing more to read.
+    } finally {
+      reader.releaseLock();
     }
   }
 
