@@ -41,6 +41,7 @@ export type UpdateResult =
   | { conflict: string }
   | { refused: string };
 import { masterVersion } from "../proxy/master_version.ts";
+import type { StatusHead } from "../scheduler/status_view.ts";
 import { eventView, type InstanceEvent } from "../scheduler/events.ts";
 import type { LogsOutcome } from "../scheduler/core.ts";
 import { LogRequestError } from "../scheduler/log_requests.ts";
@@ -97,6 +98,12 @@ export interface InstanceService {
   update?(req: UpdateParams): Promise<UpdateResult>;
   /** The STATUS JSON object, or `undefined` when unknown. */
   status(name: string): unknown;
+  /**
+   * `Status`, `Master` and `Epoch` of the STATUS JSON object without the
+   * rest (what a long poll compares on every turn), or `undefined` when
+   * unknown. Absent: the long poll renders the whole object each turn.
+   */
+  statusHead?(name: string): StatusHead | undefined;
   /** Every instance's STATUS JSON object. */
   list(): unknown[];
   /**
@@ -288,26 +295,33 @@ export function createApiHandler(
           });
         }
         const name = parseName(args.join("/"));
-        let view = service.status(name);
-        if (view === undefined) throw new HttpError(404, `Instance "${name}" not found`);
         const wait = url.searchParams.get("wait");
         const known = url.searchParams.get("version");
         const until = parseStatusList(url.searchParams.get("status"));
-        if (wait !== null && (known !== null || until !== undefined)) {
+        const poll = wait !== null && (known !== null || until !== undefined);
+        // Each turn of a long poll compares the few fields it needs; the
+        // whole view is rendered once, when it answers.
+        const head = (): object | undefined =>
+          service.statusHead ? service.statusHead(name) : service.status(name) as object;
+        let current = poll ? head() : service.status(name) as object | undefined;
+        if (current === undefined) throw new HttpError(404, `Instance "${name}" not found`);
+        if (poll) {
           // Long poll: answer once the master or epoch differs from `known`,
           // or once the instance's Status is one of `until`.
           const deadline = Date.now() + parseWait(wait);
           const settled = (v: object) =>
             (known !== null && masterVersion(v) !== known) ||
             (until !== undefined && until.has((v as { Status?: string }).Status ?? ""));
-          while (!settled(view as object) && Date.now() < deadline) {
+          while (!settled(current) && Date.now() < deadline) {
             if (req.signal.aborted) break;
             await new Promise((r) => setTimeout(r, 25));
-            view = service.status(name);
-            if (view === undefined) throw new HttpError(404, `Instance "${name}" not found`);
+            current = head();
+            if (current === undefined) throw new HttpError(404, `Instance "${name}" not found`);
           }
+          current = service.status(name) as object | undefined;
+          if (current === undefined) throw new HttpError(404, `Instance "${name}" not found`);
         }
-        return json(200, view);
+        return json(200, current);
       }
       case "DELETE": {
         if (args.length === 0) {

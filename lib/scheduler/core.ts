@@ -66,7 +66,7 @@ import { noteOfferRound, type SeenAgent, SPREAD_REFUSE_SECONDS, spreadPeers } fr
 import { LivenessChecks, type Prober } from "./liveness_checks.ts";
 import type { ProbeTarget } from "../redis/probe.ts";
 import { ADMIN_USER, randomSecret } from "../redis/auth.ts";
-import { type InstanceView, instanceView } from "./status_view.ts";
+import { type InstanceView, instanceView, type StatusHead, statusHead } from "./status_view.ts";
 import {
   createdEvent,
   deletedEvent,
@@ -777,6 +777,13 @@ export class Scheduler {
       this.#placementReasons[name],
       [...inst.proxies.values()].map((p) => p.rec),
     );
+  }
+
+  /** What a STATUS long poll compares (see `statusHead`), or `undefined`. */
+  statusHead(name: string): StatusHead | undefined {
+    const inst = this.#instances.get(name);
+    if (!inst) return undefined;
+    return statusHead(inst.rec, [...inst.procs.values()].map((p) => p.rec), this.#stats);
   }
 
   /**

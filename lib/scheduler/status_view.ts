@@ -141,14 +141,7 @@ export function instanceView(
 ): InstanceView {
   const sorted = [...procs].sort((a, b) => compareProcIds(a.id, b.id));
   const shards = inst.type === "RC" ? shardViews(inst, sorted, stats) : undefined;
-  // A slave being promoted is shown as the master once it is writable (its
-  // promote answered or its stats say master), not before.
-  const promotingNotYet = inst.promotingId !== undefined &&
-    inst.promotingId === inst.masterId &&
-    stats.get(sorted.find((p) => p.id === inst.masterId)?.taskId ?? "")?.role !== "master";
-  const master = promotingNotYet
-    ? undefined
-    : sorted.find((p) => p.id === inst.masterId && p.host && p.port);
+  const master = shownMaster(inst, inst.masterId, sorted, stats);
   const slaves = sorted.filter((p) => p.id !== inst.masterId && p.host && p.port);
   const running = sorted.filter((p) => p.state === "RUNNING").length;
   const waiting = sorted.some((p) => p.state === "PENDING");
@@ -194,6 +187,49 @@ export function instanceView(
   };
 }
 
+/**
+ * The process STATUS shows as the master `id` (an instance's, or an RC
+ * shard's): placed (host and port known), and — while it is being promoted —
+ * only once it is writable (its stats say master), not before.
+ */
+function shownMaster(
+  inst: InstanceRecord,
+  id: string | undefined,
+  procs: readonly ProcessRecord[],
+  stats: ReadonlyMap<string, RedisStats>,
+): ProcessRecord | undefined {
+  if (id === undefined) return undefined;
+  const m = procs.find((p) => p.id === id);
+  if (!m?.host || !m.port) return undefined;
+  if (inst.promotingId === m.id && stats.get(m.taskId)?.role !== "master") return undefined;
+  return m;
+}
+
+/** What a STATUS long poll waits on: the fields of {@linkcode InstanceView} it compares. */
+export interface StatusHead {
+  Status: string;
+  Master: { IP: string; Port: string } | null;
+  Epoch: number;
+}
+
+/**
+ * `Status`, `Master` (address only) and `Epoch` of {@linkcode instanceView}
+ * without rendering the rest: what a long poll checks on every turn.
+ */
+export function statusHead(
+  inst: InstanceRecord,
+  procs: readonly ProcessRecord[],
+  stats: ReadonlyMap<string, RedisStats>,
+): StatusHead {
+  const id = inst.type === "RC" ? shardMastersOf(inst)[0] : inst.masterId;
+  const m = shownMaster(inst, id, procs, stats);
+  return {
+    Status: inst.status,
+    Master: m ? { IP: m.host ?? "", Port: String(m.port ?? "") } : null,
+    Epoch: inst.epoch ?? 0,
+  };
+}
+
 /** The shards of an RC instance: slots, master (once it serves as one), replicas placed. */
 function shardViews(
   inst: InstanceRecord,
@@ -202,11 +238,7 @@ function shardViews(
 ): ShardView[] {
   const masters = shardMastersOf(inst);
   return slotRanges(inst.masters).map((range, k) => {
-    const m = sorted.find((p) => p.id === masters[k] && p.host && p.port);
-    // A replica being promoted shows as the master once it reports itself one.
-    const shown = m && (inst.promotingId !== m.id || stats.get(m.taskId)?.role === "master")
-      ? m
-      : undefined;
+    const shown = shownMaster(inst, masters[k], sorted, stats);
     return {
       Slots: formatSlotRange(range),
       Master: shown ? processView(inst, shown, stats.get(shown.taskId)) : null,
