@@ -20,7 +20,12 @@ import {
   parseCall,
   textResponse,
 } from "./http.ts";
-import { type GuardedServer, serveGuarded } from "../../http/guarded_server.ts";
+import {
+  type LocalRequest,
+  type LocalResponse,
+  type LocalServer,
+  serveLocal,
+} from "./http_server.ts";
 import { type Downloader, downloadTo, FetcherCache, FetchError, fetchUris } from "./fetcher.ts";
 import { bearerToken, unauthorized } from "./auth.ts";
 import {
@@ -231,7 +236,7 @@ export class Agent {
   /** Total resources. */
   readonly total: Pool;
   #master: AgentMaster;
-  #server?: GuardedServer;
+  #server?: LocalServer;
   #port = 0;
   #running = false;
   /** Stopped serving by {@link pause}, state kept. */
@@ -323,12 +328,12 @@ export class Agent {
 
   /** Starts the executor API server. */
   start(): Promise<void> {
-    return this.#listen(0);
+    return settled(() => this.#listen(0));
   }
 
   /** Serves the executor API on `port` (0 = any free port). */
-  async #listen(port: number): Promise<void> {
-    this.#server = await serveGuarded({
+  #listen(port: number): void {
+    this.#server = serveLocal({
       hostname: this.options.listenAddress ?? "127.0.0.1",
       port,
       ...LOCAL_HTTP_LIMITS,
@@ -417,9 +422,13 @@ export class Agent {
    * are not resent until {@link resendAllUpdates}, so the master can first
    * re-admit the agent.
    */
-  async resume(): Promise<void> {
+  resume(): Promise<void> {
+    return settled(() => this.#resume());
+  }
+
+  #resume(): void {
     if (!this.#paused) return;
-    await this.#listen(this.#port);
+    this.#listen(this.#port);
     this.#paused = false;
     this.options.log(`agent ${this.id}: serving again at ${this.endpoint}`);
     for (const ex of [...this.#executors.values()]) {
@@ -900,8 +909,8 @@ export class Agent {
     });
   }
 
-  async #handle(request: Request): Promise<Response> {
-    const path = new URL(request.url).pathname;
+  #handle(request: LocalRequest): LocalResponse {
+    const path = request.path;
     if (path !== "/api/v1/executor" && path !== "/slave(1)/api/v1/executor") {
       return textResponse(404, `No endpoint at "${path}"`);
     }
@@ -912,11 +921,10 @@ export class Agent {
         ? undefined
         : [...this.#executors.values()].find((ex) => ex.token === token);
       if (!tokenOf) {
-        await request.body?.cancel();
         return unauthorized("Bearer", "Unauthorized: this agent authenticates executors");
       }
     }
-    const parsed = await parseCall<ExecutorCall>(request, "mesos.v1.executor.Call");
+    const parsed = parseCall<ExecutorCall>(request, "mesos.v1.executor.Call");
     if ("response" in parsed) return parsed.response;
     const { call } = parsed;
     const invalid = validateExecutorCall(call);
@@ -962,14 +970,15 @@ export class Agent {
     ex: Executor,
     call: ExecutorCall,
     contentType: ContentType,
-  ): Response {
+  ): LocalResponse {
     const stream: EventStream = new EventStream("mesos.v1.executor.Event", contentType, () => {
       if (ex.stream === stream) ex.stream = undefined;
     });
-    const response = new Response(stream.body, {
+    const response: LocalResponse = {
       status: 200,
       headers: { "Content-Type": contentType },
-    });
+      stream,
+    };
     if (ex.state === "terminating" || ex.state === "terminated") {
       stream.send({ type: "SHUTDOWN" });
       stream.close();
@@ -1050,6 +1059,16 @@ export class Agent {
       if (isTerminal(status.state)) ex.tasks.delete(taskId);
     }
     ack();
+  }
+}
+
+/** Runs `fn` now; a throw becomes a rejection (as from an async function). */
+function settled(fn: () => void): Promise<void> {
+  try {
+    fn();
+    return Promise.resolve();
+  } catch (error) {
+    return Promise.reject(error);
   }
 }
 

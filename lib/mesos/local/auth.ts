@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { LocalResponse, RequestHeaders } from "./http_server.ts";
 
 /** One framework credential. */
 export interface Credential {
@@ -14,14 +15,15 @@ export interface Credential {
 }
 
 /** 401 with the challenge Mesos sends. */
-export function unauthorized(scheme: "Basic" | "Bearer", message: string): Response {
-  return new Response(message, {
+export function unauthorized(scheme: "Basic" | "Bearer", message: string): LocalResponse {
+  return {
     status: 401,
     headers: {
       "WWW-Authenticate": `${scheme} realm="mesos"`,
       "Content-Type": "text/plain; charset=utf-8",
     },
-  });
+    body: message,
+  };
 }
 
 /**
@@ -29,7 +31,7 @@ export function unauthorized(scheme: "Basic" | "Bearer", message: string): Respo
  * `credentials`, or `undefined` when the header is missing or wrong.
  */
 export function basicPrincipal(
-  request: Request,
+  request: { headers: RequestHeaders },
   credentials: readonly Credential[],
 ): string | undefined {
   const header = request.headers.get("Authorization") ?? "";
@@ -51,7 +53,7 @@ export function basicPrincipal(
 }
 
 /** The bearer token of a request, or `undefined`. */
-export function bearerToken(request: Request): string | undefined {
+export function bearerToken(request: { headers: RequestHeaders }): string | undefined {
   const m = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.get("Authorization") ?? "");
   return m?.[1];
 }

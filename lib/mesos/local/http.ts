@@ -10,49 +10,56 @@ import { type ContentType, decode, encode, MesosDecodeError } from "../codec.ts"
 // The local cluster speaks both encodings at any time: load protobuf with it.
 import "../protobuf_codec.ts";
 import { encodeRecord } from "../recordio.ts";
-import type { GuardedServeOptions } from "../../http/guarded_server.ts";
+import type {
+  LocalRequest,
+  LocalResponse,
+  LocalServeOptions,
+  StreamBody,
+  StreamSink,
+} from "./http_server.ts";
 
-/** A plain-text HTTP answer with `status`. */
 /**
  * The limits the local master and agents serve with (through
- * {@linkcode serveGuarded}): 414/431 for oversize heads, 408 for a request
+ * {@linkcode serveLocal}): 414/431 for oversize heads, 408 for a request
  * not complete after 10 s, no idle limit (event streams stay silent between
  * heartbeats), a body limit big enough for an ACCEPT of many tasks, and a
  * connection limit per address high enough for every executor and scheduler
  * of one host.
  */
 export const LOCAL_HTTP_LIMITS: Pick<
-  GuardedServeOptions,
-  "limits" | "requestTimeoutMs" | "idleTimeoutMs" | "maxConnectionsPerClient"
+  LocalServeOptions,
+  "limits" | "requestTimeoutMs" | "maxConnectionsPerClient"
 > = {
   limits: { maxBodyBytes: 64 * 1024 * 1024 },
   requestTimeoutMs: 10_000,
-  idleTimeoutMs: 0,
   maxConnectionsPerClient: 1024,
 };
 
-export function textResponse(status: number, message = ""): Response {
-  return new Response(message, {
+/** A plain-text HTTP answer with `status`. */
+export function textResponse(status: number, message = ""): LocalResponse {
+  return {
     status,
-    headers: message ? { "Content-Type": "text/plain; charset=utf-8" } : {},
-  });
+    ...(message ? { headers: { "Content-Type": "text/plain; charset=utf-8" } } : {}),
+    body: message,
+  };
 }
 
-/** A decoded Call with the content type it came in, or the error Response to send. */
-export type ParsedCall<T> = { call: T; contentType: ContentType } | { response: Response };
+/** A decoded Call with the content type it came in, or the error answer to send. */
+export type ParsedCall<T> = { call: T; contentType: ContentType } | { response: LocalResponse };
 
 /**
  * Applies Mesos's checks in its order: POST only (405), Content-Type present
  * (400) and one of the two encodings (415), body decodes with every required
  * field (400).
  */
-export async function parseCall<T>(request: Request, typeName: string): Promise<ParsedCall<T>> {
+export function parseCall<T>(request: LocalRequest, typeName: string): ParsedCall<T> {
   if (request.method !== "POST") {
     return {
-      response: new Response(`Expecting a 'POST' request, received '${request.method}'`, {
+      response: {
         status: 405,
-        headers: { Allow: "POST" },
-      }),
+        headers: { Allow: "POST", "Content-Type": "text/plain; charset=utf-8" },
+        body: `Expecting a 'POST' request, received '${request.method}'`,
+      },
     };
   }
   const raw = request.headers.get("Content-Type");
@@ -68,9 +75,8 @@ export async function parseCall<T>(request: Request, typeName: string): Promise<
       ),
     };
   }
-  const body = new Uint8Array(await request.arrayBuffer());
   try {
-    return { call: decode<T>(typeName, body, contentType), contentType };
+    return { call: decode<T>(typeName, request.body, contentType), contentType };
   } catch (error) {
     if (error instanceof MesosDecodeError) {
       return { response: textResponse(400, `Failed to parse body into Call: ${error.message}`) };
@@ -121,15 +127,14 @@ export function negotiateStream(accept: string | null): ContentType | undefined 
 
 /**
  * One RecordIO-framed event stream (the body of a SUBSCRIBE response), one
- * event per HTTP chunk as Mesos writes it: events wait in a queue of their
- * own and the body hands out one record per pull, so the HTTP server never
- * finds two records queued to merge into one chunk. `onClose` runs once when
- * the client goes away or the stream is closed.
+ * event per HTTP chunk as Mesos writes it: the server
+ * ({@linkcode serveLocal}) writes every record as a chunk of its own. Events
+ * sent before the server starts the answer wait in a queue. `onClose` runs
+ * once when the client goes away or the stream is closed.
  */
-export class EventStream {
-  readonly body: ReadableStream<Uint8Array>;
+export class EventStream implements StreamBody {
   #queue: Uint8Array[] = [];
-  #waiting?: () => void;
+  #sink?: StreamSink;
   #ending = false;
   #closed = false;
   #onClose: () => void;
@@ -143,30 +148,6 @@ export class EventStream {
     onClose: () => void,
   ) {
     this.#onClose = onClose;
-    this.body = new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        while (this.#queue.length === 0 && !this.#ending) {
-          await new Promise<void>((resolve) => this.#waiting = resolve);
-        }
-        const record = this.#queue.shift();
-        if (record) {
-          controller.enqueue(record);
-          // Let the HTTP server write this record before the next one is
-          // handed over: it merges records that are waiting together.
-          await new Promise((resolve) => setTimeout(resolve, 0));
-        } else {
-          try {
-            controller.close();
-          } catch {
-            // cancelled meanwhile
-          }
-        }
-      },
-      cancel: () => {
-        this.#ending = true;
-        this.#finish();
-      },
-    }, { highWaterMark: 0 });
   }
 
   /** True once closed by either side. */
@@ -174,26 +155,36 @@ export class EventStream {
     return this.#closed;
   }
 
-  #wake(): void {
-    const waiting = this.#waiting;
-    this.#waiting = undefined;
-    waiting?.();
-  }
-
-  /** Encodes and queues one event; false when the stream is closed. */
+  /** Encodes and sends (or queues) one event; false when the stream is closed. */
   send(event: object): boolean {
     if (this.#closed) return false;
     if (this.frozen) return true;
-    this.#queue.push(encodeRecord(encode(this.typeName, event, this.contentType)));
-    this.#wake();
+    const record = encodeRecord(encode(this.typeName, event, this.contentType));
+    if (this.#sink) this.#sink.write(record);
+    else this.#queue.push(record);
     return true;
   }
 
-  /** Ends the stream after the queued events (the client sees the response body end). */
+  /** Ends the stream after the events sent so far (the client sees the response body end). */
   close(): void {
     if (this.#closed) return;
     this.#ending = true;
-    this.#wake();
+    this.#sink?.end();
+    this.#finish();
+  }
+
+  /** @inheritdoc */
+  attach(sink: StreamSink): void {
+    this.#sink = sink;
+    for (const record of this.#queue) sink.write(record);
+    this.#queue = [];
+    if (this.#ending) sink.end();
+  }
+
+  /** @inheritdoc */
+  abort(): void {
+    this.#ending = true;
+    this.#queue = [];
     this.#finish();
   }
 

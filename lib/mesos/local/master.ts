@@ -19,7 +19,12 @@ import {
   parseCall,
   textResponse,
 } from "./http.ts";
-import { type GuardedServer, serveGuarded } from "../../http/guarded_server.ts";
+import {
+  type LocalRequest,
+  type LocalResponse,
+  type LocalServer,
+  serveLocal,
+} from "./http_server.ts";
 import { commandExecutorArgv, commandExecutorInfo } from "./command_executor.ts";
 import { basicPrincipal, type Credential, unauthorized } from "./auth.ts";
 import {
@@ -268,7 +273,7 @@ export class LocalCluster implements AgentMaster {
   /** `undefined`: this master leads; a `host:port`: redirect there; `null`: no leader known. */
   #leader: string | null | undefined;
   #membership?: ZooKeeperMembership;
-  #server?: GuardedServer;
+  #server?: LocalServer;
   #port = 0;
   #agents: Agent[] = [];
   #agentsById = new Map<string, Agent>();
@@ -497,7 +502,7 @@ export class LocalCluster implements AgentMaster {
       this.#agents.push(agent);
       await agent.start();
     }
-    await this.#serve(this.#opt.port);
+    this.#serve(this.#opt.port);
     this.#allocationTimer = setInterval(() => this.#allocate(), this.#opt.allocationIntervalMs);
     if (this.#net) this.#probeTimer = setInterval(() => this.#pingHosts(), 1000);
     this.#opt.log(
@@ -521,8 +526,8 @@ export class LocalCluster implements AgentMaster {
     }
   }
 
-  async #serve(port: number): Promise<void> {
-    this.#server = await serveGuarded({
+  #serve(port: number): void {
+    this.#server = serveLocal({
       hostname: this.address,
       port,
       ...LOCAL_HTTP_LIMITS,
@@ -572,7 +577,7 @@ export class LocalCluster implements AgentMaster {
     this.#opt.log(`master: down for a restart (${downMs} ms)`);
     await new Promise((resolve) => setTimeout(resolve, downMs));
     if (this.#stopped) return;
-    await this.#serve(this.#port);
+    this.#serve(this.#port);
     this.#allocationTimer = setInterval(() => this.#allocate(), this.#opt.allocationIntervalMs);
     this.#opt.log(`master: serving again after a restart at ${this.url}`);
     // Agents re-register with the new master and resend what it has not acknowledged.
@@ -1123,16 +1128,15 @@ export class LocalCluster implements AgentMaster {
 
   // ---- HTTP ----
 
-  async #handle(request: Request): Promise<Response> {
-    const url = new URL(request.url);
-    const path = url.pathname;
+  #handle(request: LocalRequest): LocalResponse {
+    const path = request.path;
     if (path === "/health" || path === "/master/health") return textResponse(200);
     if (path === "/redirect" || path === "/master/redirect") {
       if (this.#leader === null) return textResponse(503, "No leader elected");
-      return new Response(null, {
+      return {
         status: 307,
         headers: { Location: `//${this.#leader ?? `${this.#opt.hostname}:${this.#port}`}` },
-      });
+      };
     }
     if (path !== "/api/v1/scheduler" && path !== "/master/api/v1/scheduler") {
       return textResponse(404, `No endpoint at "${path}"`);
@@ -1140,20 +1144,19 @@ export class LocalCluster implements AgentMaster {
     // Like Mesos, a non-leading master redirects before looking at the request.
     if (this.#leader === null) return textResponse(503, "No leader elected");
     if (this.#leader !== undefined) {
-      return new Response(null, {
+      return {
         status: 307,
-        headers: { Location: `//${this.#leader}${path}${url.search}` },
-      });
+        headers: { Location: `//${this.#leader}${path}${request.search}` },
+      };
     }
     let principal: string | undefined;
     if (this.#opt.credentials.length > 0) {
       principal = basicPrincipal(request, this.#opt.credentials);
       if (principal === undefined) {
-        await request.body?.cancel();
         return unauthorized("Basic", "Unauthorized: this master authenticates frameworks");
       }
     }
-    const parsed = await parseCall<Call>(request, "mesos.v1.scheduler.Call");
+    const parsed = parseCall<Call>(request, "mesos.v1.scheduler.Call");
     if ("response" in parsed) return parsed.response;
     const { call } = parsed;
     if (principal !== undefined) {
@@ -1202,7 +1205,7 @@ export class LocalCluster implements AgentMaster {
     return this.#dispatch(fw, call);
   }
 
-  #dispatch(fw: Framework, call: Call): Response {
+  #dispatch(fw: Framework, call: Call): LocalResponse {
     switch (call.type) {
       case "UNKNOWN":
         return textResponse(501, "Received 'UNKNOWN' call");
@@ -1284,16 +1287,17 @@ export class LocalCluster implements AgentMaster {
 
   // ---- SUBSCRIBE and framework lifecycle ----
 
-  #subscribe(call: Call, contentType: ContentType): Response {
+  #subscribe(call: Call, contentType: ContentType): LocalResponse {
     const streamId = crypto.randomUUID();
     let fw: Framework | undefined;
     const stream: EventStream = new EventStream("mesos.v1.scheduler.Event", contentType, () => {
       if (fw && fw.stream === stream) this.#disconnect(fw);
     });
-    const response = new Response(stream.body, {
+    const response: LocalResponse = {
       status: 200,
       headers: { "Content-Type": contentType, "Mesos-Stream-Id": streamId },
-    });
+      stream,
+    };
     const refuse = (message: string) => {
       stream.send({ type: "ERROR", error: { message } });
       stream.close();
