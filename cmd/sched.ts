@@ -697,7 +697,9 @@ export async function main(args: string[]): Promise<number> {
             if (event.type === "OFFERS") {
               counters.offersReceived += event.offers?.offers?.length ?? 0;
             }
-            return loaded.handleEvent(event);
+            // Resolves once the event's handling starts: the next is read
+            // meanwhile, and events arriving together share one store batch.
+            return loaded.queueEvent(event);
           },
           onStateChange: (state) => {
             if (fence.fenced) return;

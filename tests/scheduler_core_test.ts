@@ -108,7 +108,12 @@ async function passes(
   }
 }
 
-async function setup(dir: string, silence = 3_600_000, prober: Prober = refused) {
+async function setup(
+  dir: string,
+  silence = 3_600_000,
+  prober: Prober = refused,
+  groupCommitMs?: number,
+) {
   const store = await openStore({ type: "embedded", endpoints: `${dir}/state.db` });
   const clock = { now: 1_000_000 };
   const mesos = new RecordingMesos(store);
@@ -125,6 +130,7 @@ async function setup(dir: string, silence = 3_600_000, prober: Prober = refused)
     statsSilenceMs: silence,
     statsLostMs: silence * 3,
     prober,
+    ...(groupCommitMs !== undefined ? { groupCommitMs } : {}),
     ...(Deno.env.get("CORE_LOG") ? { log: (l: string) => console.log(l) } : {}),
   });
   await core.load();
@@ -749,6 +755,93 @@ Deno.test("core: one store batch per event; every launch is stored before Mesos 
     for (const ack of mesos.take("acknowledge")) {
       assertMatch(String(ack.args[3]), /"state":"RUNNING"/);
     }
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("core: events given to queueEvent one by one share a group commit; each is acknowledged once it holds them", async () => {
+  const dir = await tempDir("core-group");
+  // A group commit that never ends on its own: only a non-event job or stop() commits.
+  const { store, mesos, core } = await setup(dir, undefined, undefined, 3_600_000);
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    await core.create({
+      name: "ms",
+      capacityMB: 10,
+      masters: 1,
+      slaves: 3,
+      distribution: 4,
+      proxies: 0,
+    });
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(1, "A1")] } });
+    assertEquals(mesos.take("launch").length, 1);
+    mesos.calls = [];
+    const commits = core.commits;
+    // Each resolves once its handling starts: the stream reads the next one meanwhile.
+    for (const p of ["p1", "p2", "p3", "p4"]) {
+      await core.queueEvent(update(`ms.${p}.1`, "TASK_RUNNING"));
+    }
+    await core.queueEvent({ type: "HEARTBEAT" });
+    // Handled (memory and STATUS at once), but not stored yet: no acknowledgement.
+    assertEquals(core.status("ms")?.ProcessesRunning, 4);
+    assertEquals(core.commits, commits);
+    assertEquals(mesos.take("acknowledge"), [], "nothing acknowledged before it is stored");
+    for (const p of ["p1", "p2", "p3", "p4"]) {
+      assertMatch((await store.get(`/t/instances/ms/procs/${p}`))!.value, /"state":"STAGING"/);
+    }
+    // A job that is not an event (a timer pass here) commits at once: one batch for the four.
+    await core.tick();
+    assertEquals(core.commits - commits, 1, "one batch for four updates");
+    await waitFor(
+      "four acknowledgements",
+      () => mesos.calls.filter((c) => c.type === "acknowledge").length === 4,
+      { timeoutMs: 10_000, intervalMs: 10 },
+    );
+    for (const ack of mesos.take("acknowledge")) {
+      assertMatch(String(ack.args[3]), /"state":"RUNNING"/);
+    }
+    // stop() stores what a group commit gathers, and its acknowledgement goes.
+    await core.queueEvent(update("ms.p2.1", "TASK_FAILED"));
+    await core.queueEvent({ type: "HEARTBEAT" });
+    assertMatch((await store.get("/t/instances/ms/procs/p2"))!.value, /"state":"RUNNING"/);
+    await core.stop();
+    assertMatch((await store.get("/t/instances/ms/procs/p2"))!.value, /"state":"LOST"/);
+    assertMatch(String(mesos.take("acknowledge")[0]?.args[3]), /"state":"LOST"/);
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("core: a group commit ends on its own after groupCommitMs", async () => {
+  const dir = await tempDir("core-group-timer");
+  const { store, mesos, core } = await setup(dir, undefined, undefined, 30);
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    await core.create({
+      name: "s",
+      capacityMB: 10,
+      masters: 1,
+      slaves: 0,
+      distribution: 1,
+      proxies: 0,
+    });
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(1, "A1")] } });
+    const commits = core.commits;
+    mesos.calls = [];
+    await core.queueEvent(update("s.p1.1", "TASK_RUNNING"));
+    await waitFor(
+      "the acknowledgement",
+      () => mesos.calls.some((c) => c.type === "acknowledge"),
+      { timeoutMs: 10_000, intervalMs: 10 },
+    );
+    assertEquals(core.commits - commits, 1);
+    assertMatch(String(mesos.take("acknowledge")[0]!.args[3]), /"state":"RUNNING"/);
+    assertMatch((await store.get("/t/instances/s/procs/p1"))!.value, /"state":"RUNNING"/);
   } finally {
     await core.stop();
     await store.close();

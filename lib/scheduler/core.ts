@@ -161,6 +161,13 @@ export interface SchedulerOptions {
    * instances' processes (as long as offers leave a choice), ms. Default 10 minutes.
    */
   portQuarantineMs?: number;
+  /**
+   * How long the store batch at the end of a burst of Mesos events given to
+   * {@linkcode Scheduler.queueEvent} may wait for more events to share it, ms
+   * (their acknowledgements wait for it; a Mesos call, an API request or a
+   * timer pass commits at once). Default 20; 0 commits at once.
+   */
+  groupCommitMs?: number;
   /** Log sink (one line per call). */
   log?: (line: string) => void;
   /** Clock (ms since the epoch). */
@@ -374,6 +381,13 @@ const PLANNED_OFFSET_WAIT_MS = 10_000;
 const UNPLANNED_OFFSET_WAIT_MS = 1_700;
 /** After subscribing (or a refusal), offers are not suppressed until some arrive or this passes. */
 const AGENT_LEARN_MS = 5_000;
+/**
+ * Most queued jobs in a row before the planning pass and the store batch
+ * owed to them run, even with more jobs waiting: a steady stream of events
+ * must not hold back acknowledgements (they wait for the batch).
+ */
+const MAX_BURST_JOBS = 64;
+const DEFAULT_GROUP_COMMIT_MS = 20;
 
 /** Relaunch delay after `failures` consecutive failures: 0.5 s doubling, capped at 30 s. */
 export function backoffMs(failures: number): number {
@@ -488,6 +502,11 @@ export class Scheduler {
   #commits = 0;
   /** Jobs queued and not started yet (see `#enqueue`). */
   #waiting = 0;
+  /** Jobs run since the last planning pass and batch owed to a burst (see `#enqueue`). */
+  #burst = 0;
+  readonly #groupCommitMs: number;
+  /** The group commit waiting for more events (see `queueEvent`). */
+  #groupTimer: ReturnType<typeof setTimeout> | undefined;
   /** An event's planning pass was left to the last job of its burst. */
   #reconcileOwed = false;
   /** Every instance's last events (events.ts); written with the batch of their change. */
@@ -508,6 +527,7 @@ export class Scheduler {
     this.#executorInfo = options.executorInfo;
     this.#resources = options.resources ?? DEFAULT_RESOURCES;
     this.#portQuarantineMs = options.portQuarantineMs ?? DEFAULT_PORT_QUARANTINE_MS;
+    this.#groupCommitMs = options.groupCommitMs ?? DEFAULT_GROUP_COMMIT_MS;
     this.#log = options.log ?? (() => {});
     this.#now = options.now ?? Date.now;
     this.#tickMs = options.tickMs ?? 1000;
@@ -706,14 +726,24 @@ export class Scheduler {
     this.#timer = undefined;
     clearTimeout(this.#reviveTimer);
     this.#reviveTimer = undefined;
+    if (this.#groupTimer !== undefined) {
+      // The writes a group commit was gathering: stored now (acknowledgements wait for them).
+      clearTimeout(this.#groupTimer);
+      this.#groupTimer = undefined;
+      await this.#enqueue(() => this.#flush()).catch(() => {});
+    }
     await this.#queue.catch(() => {});
     await Promise.allSettled([...this.#acks]);
     await this.#liveness.settled();
     this.#logRequests.cancelAll("The scheduler stopped");
   }
 
-  /** Runs `fn` after everything queued before it; the single writer of the state. */
-  #enqueue<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` after everything queued before it; the single writer of the
+   * state. `groupCommit`: when this job ends a burst, its writes may wait
+   * `groupCommitMs` for later events to share their batch (see `queueEvent`).
+   */
+  #enqueue<T>(fn: () => Promise<T>, groupCommit = false): Promise<T> {
     // Every change of state happens inside a queued job: bumping the version
     // as a job starts and ends tells readers (the STATUS list cache) that
     // what they rendered may be out of date.
@@ -726,8 +756,10 @@ export class Scheduler {
       } finally {
         // A burst of queued jobs (events arriving together) ends with one
         // planning pass and one store batch: the last job of the burst does
-        // both for the jobs before it (an acknowledgement waits for the batch).
-        if (this.#waiting === 0) {
+        // both for the jobs before it (an acknowledgement waits for the batch),
+        // or the job that makes the burst MAX_BURST_JOBS long.
+        if (this.#waiting === 0 || ++this.#burst >= MAX_BURST_JOBS) {
+          this.#burst = 0;
           if (this.#reconcileOwed) {
             this.#reconcileOwed = false;
             await this.#reconcile().catch((e) =>
@@ -735,9 +767,12 @@ export class Scheduler {
             );
           }
           // The writes not flushed yet (no Mesos call followed them): one batch.
-          await this.#flush().catch((e) =>
-            this.#log(`Store write failed: ${(e as Error).message}`)
-          );
+          if (groupCommit && this.#groupCommitMs > 0 && !this.#stopped) this.#groupCommit();
+          else {
+            await this.#flush().catch((e) =>
+              this.#log(`Store write failed: ${(e as Error).message}`)
+            );
+          }
         }
         this.#version++;
       }
@@ -1246,14 +1281,53 @@ export class Scheduler {
 
   /** Handles one Mesos event (call in the order received; resolves once handled). */
   handleEvent(event: SchedulerEvent): Promise<void> {
-    return this.#enqueue(async () => {
-      this.#lastEventAt = this.#now();
-      try {
-        await this.#handleEvent(event);
-      } catch (error) {
-        this.#log(`Error handling ${event.type ?? "UNKNOWN"} event: ${(error as Error).stack}`);
-      }
-    });
+    return this.#enqueue(() => this.#handleQueued(event));
+  }
+
+  /**
+   * Queues one Mesos event behind the ones before it (call in the order
+   * received) and resolves once it starts being handled, not once handled:
+   * the event stream reads the next event meanwhile, so events that arrive
+   * together form a burst that ends with one planning pass and one store
+   * batch (see `#enqueue`) instead of one each. At most one event waits in
+   * the queue this way.
+   */
+  queueEvent(event: SchedulerEvent): Promise<void> {
+    const started = deferred();
+    this.#enqueue(() => {
+      started.resolve();
+      return this.#handleQueued(event);
+    }, true).catch(() => {});
+    return started.promise;
+  }
+
+  /**
+   * Commits what is staged `groupCommitMs` from now, in a job of its own
+   * (so no other job is cut in two), unless an earlier flush takes it.
+   */
+  #groupCommit(): void {
+    if (this.#groupTimer !== undefined) return;
+    if (this.#staged.size === 0 && this.#stagedEvents.length === 0) {
+      // Nothing to write: release whoever waits for the (empty) batch now.
+      this.#flush().catch(() => {});
+      return;
+    }
+    this.#groupTimer = setTimeout(() => {
+      this.#groupTimer = undefined;
+      // Flushes even when more jobs wait: a steady stream of events must not hold it back.
+      this.#enqueue(() =>
+        this.#flush().catch((e) => this.#log(`Store write failed: ${(e as Error).message}`))
+      ).catch(() => {});
+    }, this.#groupCommitMs);
+  }
+
+  async #handleQueued(event: SchedulerEvent): Promise<void> {
+    this.#lastEventAt = this.#now();
+    try {
+      await this.#handleEvent(event);
+    } catch (error) {
+      this.#log(`Error handling ${event.type ?? "UNKNOWN"} event: ${(error as Error).stack}`);
+    }
   }
 
   /** Marks the Mesos subscription as lost (offers void, calls refused). */
