@@ -4,11 +4,16 @@
  * ACKNOWLEDGED and resent on re-subscription), and reconnects after losing
  * the agent when the framework checkpoints.
  *
+ * Calls go over a small HTTP/1.1 client of its own (`http1_client.ts`,
+ * keep-alive connections), not `fetch`: an executor makes a few calls per
+ * task it starts, on the event loop that also runs its redis-servers.
+ *
  * @module
  */
 
 import { type ContentType, decode, encode, ready } from "./codec.ts";
-import { readRecords } from "./recordio.ts";
+import { Http1Client, type Http1Stream } from "./http1_client.ts";
+import { RecordIODecoder } from "./recordio.ts";
 import type {
   ExecutorCall,
   ExecutorEvent,
@@ -151,6 +156,7 @@ export class ExecutorClient {
   #options: ExecutorClientOptions;
   #contentType: ContentType;
   #url: string;
+  readonly #http: Http1Client;
   /** Launched tasks with no ACKNOWLEDGED update yet, by task id. */
   #unackedTasks = new Map<string, TaskInfo>();
   /** Updates not yet ACKNOWLEDGED, by hex uuid, in sending order; they travel in the next SUBSCRIBE. */
@@ -161,7 +167,7 @@ export class ExecutorClient {
   #subscribed = false;
   #stopped = true;
   #stop = new AbortController();
-  #stream: AbortController | undefined;
+  #stream: Http1Stream | undefined;
   #loop: Promise<void> | undefined;
 
   /** Reads the environment (throws {@link ExecutorEnvError}); call {@link start} to connect. */
@@ -174,7 +180,14 @@ export class ExecutorClient {
     this.#options = options;
     this.env = readExecutorEnv(options.env ?? Deno.env.toObject());
     this.#contentType = options.contentType ?? "application/json";
-    this.#url = `http://${this.env.agentEndpoint}/api/v1/executor`;
+    this.#url = `http://${this.env.agentEndpoint}${EXECUTOR_PATH}`;
+    try {
+      this.#http = new Http1Client(this.env.agentEndpoint);
+    } catch (error) {
+      throw new ExecutorEnvError(
+        `Environment variable MESOS_AGENT_ENDPOINT: ${(error as Error).message}`,
+      );
+    }
   }
 
   /** True while a subscription is open. */
@@ -200,7 +213,9 @@ export class ExecutorClient {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#stop.abort();
-    this.#stream?.abort();
+    this.#stream?.close();
+    // Calls in flight fail now instead of waiting for their answer.
+    this.#http.closeAll();
     this.#clearRetries();
     await this.#loop;
   }
@@ -268,8 +283,6 @@ export class ExecutorClient {
   async #subscribeOnce(): Promise<boolean> {
     // No await for JSON: the SUBSCRIBE leaves before start() returns.
     if (this.#contentType !== "application/json") await ready(this.#contentType);
-    const stream = new AbortController();
-    this.#stream = stream;
     const call: ExecutorCall = {
       ...this.#baseCall(),
       type: "SUBSCRIBE",
@@ -278,61 +291,73 @@ export class ExecutorClient {
         unacknowledged_updates: [...this.#unackedUpdates.values()].map((status) => ({ status })),
       },
     };
-    const response = await fetch(this.#url, {
-      method: "POST",
-      headers: { "content-type": this.#contentType, accept: this.#contentType, ...this.#auth() },
-      body: encode("mesos.v1.executor.Call", call, this.#contentType),
-      signal: stream.signal,
-    });
-    if (response.status !== 200 || !response.body) {
-      const text = await response.text().catch(() => "");
-      throw new Error(`SUBSCRIBE at ${this.#url} answered ${response.status}: ${text.trim()}`);
+    const stream = await this.#http.stream(
+      "POST",
+      EXECUTOR_PATH,
+      { "Content-Type": this.#contentType, Accept: this.#contentType, ...this.#auth() },
+      encode("mesos.v1.executor.Call", call, this.#contentType),
+    );
+    if (this.#stopped) {
+      stream.close();
+      return false;
     }
-    const eventType = (response.headers.get("content-type") ?? "").includes("json")
+    this.#stream = stream;
+    if (stream.status !== 200) {
+      const text = await readText(stream.body).catch(() => "");
+      stream.close();
+      throw new Error(`SUBSCRIBE at ${this.#url} answered ${stream.status}: ${text.trim()}`);
+    }
+    const eventType = (stream.headers.get("content-type") ?? "").includes("json")
       ? "application/json"
       : "application/x-protobuf";
     if (eventType !== "application/json") await ready(eventType);
     let subscribed = false;
     try {
-      for await (const record of readRecords(response.body)) {
-        const event = decode<ExecutorEvent>("mesos.v1.executor.Event", record, eventType);
-        switch (event.type) {
-          case "SUBSCRIBED":
-            subscribed = true;
-            this.#subscribed = true;
-            this.#log(`Executor ${this.env.executorId} subscribed at ${this.env.agentEndpoint}`);
-            break;
-          case "LAUNCH":
-            if (event.launch) {
-              this.#unackedTasks.set(event.launch.task.task_id.value, event.launch.task);
-            }
-            break;
-          case "ACKNOWLEDGED":
-            if (event.acknowledged) {
-              const key = uuidKey(event.acknowledged.uuid);
-              this.#unackedUpdates.delete(key);
-              clearTimeout(this.#retryTimers.get(key));
-              this.#retryTimers.delete(key);
-              this.#unackedTasks.delete(event.acknowledged.task_id.value);
-            }
-            break;
-          case "ERROR":
-            this.#log(`Mesos ERROR event: ${event.error?.message ?? ""}`);
-            break;
+      const records = new RecordIODecoder();
+      for await (const piece of stream.body) {
+        for (const record of records.push(piece)) {
+          const event = decode<ExecutorEvent>("mesos.v1.executor.Event", record, eventType);
+          switch (event.type) {
+            case "SUBSCRIBED":
+              subscribed = true;
+              this.#subscribed = true;
+              this.#log(`Executor ${this.env.executorId} subscribed at ${this.env.agentEndpoint}`);
+              break;
+            case "LAUNCH":
+              if (event.launch) {
+                this.#unackedTasks.set(event.launch.task.task_id.value, event.launch.task);
+              }
+              break;
+            case "ACKNOWLEDGED":
+              if (event.acknowledged) {
+                const key = uuidKey(event.acknowledged.uuid);
+                this.#unackedUpdates.delete(key);
+                clearTimeout(this.#retryTimers.get(key));
+                this.#retryTimers.delete(key);
+                this.#unackedTasks.delete(event.acknowledged.task_id.value);
+              }
+              break;
+            case "ERROR":
+              this.#log(`Mesos ERROR event: ${event.error?.message ?? ""}`);
+              break;
+          }
+          try {
+            await this.#options.onEvent(event);
+          } catch (error) {
+            this.#log(`Event handler failed on ${event.type}: ${(error as Error).message}`);
+          }
+          if (event.type === "SHUTDOWN") this.#log("SHUTDOWN received");
         }
-        try {
-          await this.#options.onEvent(event);
-        } catch (error) {
-          this.#log(`Event handler failed on ${event.type}: ${(error as Error).message}`);
-        }
-        if (event.type === "SHUTDOWN") this.#log("SHUTDOWN received");
       }
-      this.#log("Executor event stream ended");
+      if (!records.idle && !this.#stopped) {
+        throw new Error(`the stream ended inside a record (${records.buffered} bytes pending)`);
+      }
+      if (!this.#stopped) this.#log("Executor event stream ended");
     } catch (error) {
       if (!this.#stopped) this.#log(`Executor event stream broke: ${(error as Error).message}`);
     } finally {
       this.#subscribed = false;
-      stream.abort();
+      stream.close();
       // Whatever is unacknowledged now goes in the next SUBSCRIBE.
       this.#clearRetries();
     }
@@ -345,17 +370,20 @@ export class ExecutorClient {
   }
 
   async #post(call: ExecutorCall): Promise<void> {
-    const response = await fetch(this.#url, {
-      method: "POST",
-      headers: { "content-type": this.#contentType, ...this.#auth() },
-      body: encode("mesos.v1.executor.Call", call, this.#contentType),
-      signal: AbortSignal.any([this.#stop.signal, AbortSignal.timeout(75_000)]),
-    });
-    const text = await response.text();
+    if (this.#stopped) throw new Error(`${call.type} at ${this.#url}: the client is stopped`);
+    const response = await this.#http.request(
+      "POST",
+      EXECUTOR_PATH,
+      { "Content-Type": this.#contentType, ...this.#auth() },
+      encode("mesos.v1.executor.Call", call, this.#contentType),
+      CALL_TIMEOUT_MS,
+    );
     if (response.status < 200 || response.status > 299) {
       throw new ExecutorCallError(
         response.status,
-        `${call.type} at ${this.#url} answered ${response.status}: ${text.trim()}`,
+        `${call.type} at ${this.#url} answered ${response.status}: ${
+          new TextDecoder().decode(response.body).trim()
+        }`,
       );
     }
   }
@@ -433,6 +461,22 @@ export class ExecutorClient {
   heartbeat(): Promise<void> {
     return this.#post({ ...this.#baseCall(), type: "HEARTBEAT" });
   }
+}
+
+/** Where the agent serves the executor API. */
+const EXECUTOR_PATH = "/api/v1/executor";
+
+/** Longest wait for the answer to one call. */
+const CALL_TIMEOUT_MS = 75_000;
+
+async function readText(body: AsyncIterable<Uint8Array>): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = "";
+  for await (const piece of body) {
+    text += decoder.decode(piece, { stream: true });
+    if (text.length > 4096) break;
+  }
+  return text + decoder.decode();
 }
 
 function uuidKey(uuid: Uint8Array): string {
