@@ -152,15 +152,33 @@ function makeLogger(target: string): { log: (line: string) => void; close: () =>
       `Cannot open LogFile "${target}": ${(error as Error).message}`,
     );
   }
+  // Lines logged in one turn of the event loop go out in one write (a
+  // create logs ~100 lines in bursts), right after that turn.
+  let lines: string[] = [];
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const flush = () => {
+    timer = undefined;
+    if (lines.length === 0) return;
+    const text = lines.join("");
+    lines = [];
+    try {
+      for (let data = encoder.encode(text); data.length > 0;) {
+        data = data.subarray(file.writeSync(data));
+      }
+    } catch {
+      // A log write must never stop the scheduler.
+    }
+  };
   return {
     log: (line) => {
-      try {
-        file.writeSync(encoder.encode(`${new Date().toISOString()} ${line}\n`));
-      } catch {
-        // A log write must never stop the scheduler.
-      }
+      lines.push(`${new Date().toISOString()} ${line}\n`);
+      timer ??= setTimeout(flush, 0);
     },
-    close: () => file.close(),
+    close: () => {
+      clearTimeout(timer);
+      flush();
+      file.close();
+    },
   };
 }
 
