@@ -96,6 +96,10 @@ class ShapeError extends Error {
 
 const DROP = Symbol("drop");
 
+const utf8Encoder = new TextEncoder();
+/** Strict UTF-8 (a bad byte sequence is a decode error); stateless between calls. */
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
+
 const INTEGER_TYPES = new Set([
   "int32",
   "uint32",
@@ -131,12 +135,13 @@ function normalize(
   const source = input as Record<string, unknown>;
   const out: Record<string, unknown> = {};
   for (const field of type.fields) {
-    const fieldPath = join(path, field.name);
     const value = source[field.name];
     if (value === undefined || value === null) {
-      if (field.required) throw new ShapeError(fieldPath, "Missing required field");
+      if (field.required) throw new ShapeError(join(path, field.name), "Missing required field");
       continue;
     }
+    // Only for present fields: most of a message's schema fields are absent.
+    const fieldPath = join(path, field.name);
     if (field.map) {
       if (typeof value !== "object" || Array.isArray(value)) {
         throw new ShapeError(fieldPath, "Expected an object for a map field");
@@ -286,7 +291,7 @@ export function encode(
     throw error;
   }
   if (contentType === "application/json") {
-    return new TextEncoder().encode(JSON.stringify(toJsonValue(type, normalized)));
+    return utf8Encoder.encode(JSON.stringify(toJsonValue(type, normalized)));
   }
   if (contentType !== "application/x-protobuf") {
     throw new TypeError(`Unsupported content type "${contentType}"`);
@@ -308,7 +313,7 @@ export function decode<T = any>(typeName: string, body: Uint8Array, contentType:
   const json = contentType === "application/json";
   if (json) {
     try {
-      raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
+      raw = JSON.parse(utf8Decoder.decode(body));
     } catch (error) {
       throw new MesosDecodeError(
         `Cannot decode ${typeName} from JSON: ${(error as Error).message}`,
