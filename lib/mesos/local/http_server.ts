@@ -312,11 +312,11 @@ export function serveLocal(
         `${headText(response.status, response.headers)}transfer-encoding: chunked\r\n\r\n`,
       ),
     ];
+    /** A pump is scheduled or running. */
     let writing = false;
     let ending = false;
     let dead = false;
     const pump = async () => {
-      writing = true;
       try {
         while (queue.length > 0) {
           const bytes = concat(queue.splice(0));
@@ -335,22 +335,29 @@ export function serveLocal(
         writing = false;
       }
     };
+    // Writes start after the current job (a microtask later), so the events
+    // the handlers of one turn send to this stream leave in one write.
+    const kick = () => {
+      if (writing) return;
+      writing = true;
+      queueMicrotask(pump);
+    };
     const sink: StreamSink = {
       write(bytes) {
         if (dead || ending) return;
         queue.push(encoder.encode(bytes.length.toString(16) + "\r\n"), bytes, CRLF);
-        if (!writing) pump();
+        kick();
       },
       end() {
         if (dead || ending) return;
         ending = true;
         state.ended = true;
         queue.push(LAST_CHUNK);
-        if (!writing) pump();
+        kick();
       },
     };
     stream.attach(sink);
-    if (!writing) pump();
+    kick();
   }
 
   async function serveConn(conn: Deno.Conn): Promise<void> {
