@@ -162,7 +162,8 @@ export class RespConnection {
   }
 
   async #readLoop(): Promise<void> {
-    const chunk = new Uint8Array(64 * 1024);
+    // Small: one per connection, and most answers are short (a longer one is joined in #take).
+    const chunk = new Uint8Array(16 * 1024);
     try {
       while (true) {
         const n = await this.#conn.read(chunk);
