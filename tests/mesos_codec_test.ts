@@ -409,3 +409,61 @@ Deno.test("the generated descriptor matches the .proto files (run tools/gen_meso
   const { mesosDescriptor, DESCRIPTOR_PATH } = await import("../tools/gen_mesos_descriptor.ts");
   equal(await Deno.readTextFile(DESCRIPTOR_PATH), mesosDescriptor());
 });
+
+/** Plain objects protobufjs takes (`fromObject`) for a message in the codec's shape. */
+function protobufjsInput(value: unknown): unknown {
+  if (value instanceof Uint8Array || value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map(protobufjsInput);
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, protobufjsInput(v)]));
+}
+
+Deno.test("our protobuf bytes are protobufjs's bytes for the same message, and we read its packed fields", async () => {
+  const { default: protobuf } = await import("protobufjs");
+  const { MESOS_DESCRIPTOR } = await import("../lib/mesos/schema.ts");
+  const root = protobuf.Root.fromJSON(MESOS_DESCRIPTOR as protobuf.INamespace);
+  root.resolveAll();
+  const extra: [string, object][] = [
+    // Negative int32 and int64 (10-byte varints), a large int64, a map, a double.
+    ["mesos.v1.scheduler.Event", {
+      type: "FAILURE",
+      failure: { agent_id: { value: "A" }, status: -9 },
+    }],
+    ["mesos.v1.TimeInfo", { nanoseconds: -1_500_000_000 }],
+    ["mesos.v1.TimeInfo", { nanoseconds: 1732540000000000000 }],
+    ["mesos.v1.AgentInfo", { hostname: "h", port: -1 }],
+    ["mesos.v1.TaskInfo", { ...taskInfo, limits: { mem: { value: 128 }, cpus: { value: 0.25 } } }],
+    // Long strings and a body over 127 bytes in nested lengths.
+    ["mesos.v1.TaskStatus", { ...status, message: "ü".repeat(300) + "x".repeat(70) }],
+    ["mesos.v1.HealthCheck.HTTPCheckInfo", { port: 80, statuses: [200, 204, 301] }],
+  ];
+  const cases: [string, object][] = [
+    ...schedulerCalls.map((m) => ["mesos.v1.scheduler.Call", m] as [string, object]),
+    ...schedulerEvents.map((m) => ["mesos.v1.scheduler.Event", m] as [string, object]),
+    ...executorCalls.map((m) => ["mesos.v1.executor.Call", m] as [string, object]),
+    ...executorEvents.map((m) => ["mesos.v1.executor.Event", m] as [string, object]),
+    ...extra,
+  ];
+  for (const [typeName, message] of cases) {
+    const ours = encode(typeName, message, "application/x-protobuf");
+    const type = root.lookupType(typeName);
+    const theirs = type.encode(type.fromObject(protobufjsInput(message) as object)).finish();
+    deepStrictEqual([...ours], [...theirs], `${typeName} ${JSON.stringify(message).slice(0, 80)}`);
+    deepStrictEqual(decode(typeName, theirs, "application/x-protobuf"), message);
+  }
+  // Repeated scalars may come packed (proto2 with [packed=true], proto3): read either way.
+  const packed = new Uint8Array([0x08, 0x50, 0x22, 0x04, 0xc8, 0x01, 0xcc, 0x01, 0x20, 0xad, 0x02]);
+  deepStrictEqual(
+    decode("mesos.v1.HealthCheck.HTTPCheckInfo", packed, "application/x-protobuf"),
+    { port: 80, statuses: [200, 204, 301] },
+  );
+  // A field with an unexpected wire type is skipped like an unknown one.
+  deepStrictEqual(
+    decode(
+      "mesos.v1.TaskStatus",
+      // state (2) again, as a length-delimited field: skipped.
+      new Uint8Array([0x0a, 0x03, 0x0a, 0x01, 0x74, 0x10, 0x01, 0x12, 0x01, 0x41]),
+      "application/x-protobuf",
+    ),
+    { task_id: { value: "t" }, state: "TASK_RUNNING" },
+  );
+});

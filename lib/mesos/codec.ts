@@ -9,8 +9,8 @@
  * absent (defaults are never filled in).
  *
  * The message types come from a generated descriptor (`schema.ts`), so the
- * JSON encoding loads no protobuf library. The protobuf encoding (protobufjs)
- * is loaded on demand: `await ready(contentType)` or `await loadProtobuf()`
+ * JSON encoding loads no protobuf module. The protobuf encoding
+ * (`protobuf_codec.ts`) is loaded on demand: `await ready(contentType)` or `await loadProtobuf()`
  * before the first protobuf `encode`/`decode`, or import `protobuf_codec.ts`.
  *
  * @example
@@ -52,7 +52,7 @@ export function registerProtobufWire(wire: ProtobufWire): void {
 }
 
 /**
- * Loads the protobuf encoding (protobufjs) on first use. The JSON encoding
+ * Loads the protobuf encoding (`protobuf_codec.ts`) on first use. The JSON encoding
  * never needs it; {@link encode} and {@link decode} with
  * `application/x-protobuf` throw until it is loaded. Importing
  * `protobuf_codec.ts` statically loads it too.
