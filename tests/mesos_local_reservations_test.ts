@@ -2,16 +2,19 @@
  * Static reservations of the local agents: the `--resources`-style parser
  * (good strings and one-line errors), carving them out of an agent's
  * totals, how offers write them (both reservation formats), and the
- * containment check the master applies on ACCEPT.
+ * containment check the master applies on ACCEPT, and pool sums.
  */
 import { assertEquals, assertMatch, assertThrows } from "./_assert.ts";
 import { agentTotal, parseAgentResources } from "../lib/mesos/local/agent_resources.ts";
 import {
+  addPools,
+  emptyPool,
   type Pool,
   poolForRole,
   poolFromResources,
   resourcesFromPool,
   shortfall,
+  sumPools,
 } from "../lib/mesos/local/resources.ts";
 import type { Resource } from "../lib/mesos/local/messages.ts";
 
@@ -228,4 +231,24 @@ Deno.test("shortfall: containment keeps reserved and unreserved apart and says w
     if (want === undefined) assertEquals(got, undefined, JSON.stringify(resources));
     else assertMatch(got ?? "(contained)", want);
   }
+});
+
+Deno.test("sumPools equals adding the pools one by one, reserved and unreserved apart", () => {
+  const pools: Pool[] = [
+    { scalars: { cpus: 0.1, mem: 64 }, ranges: { ports: [{ begin: 31005, end: 31005 }] } },
+    { scalars: { cpus: 0.2, "cpus(redis)": 1 }, ranges: { ports: [{ begin: 31000, end: 31003 }] } },
+    { scalars: { mem: 0.5 }, ranges: { ports: [{ begin: 31004, end: 31004 }] } },
+    { scalars: {}, ranges: { "ports(redis)": [{ begin: 32000, end: 32001 }] } },
+    emptyPool(),
+  ];
+  const oneByOne = pools.reduce((sum, p) => addPools(sum, p), emptyPool());
+  assertEquals(sumPools(pools), oneByOne);
+  assertEquals(sumPools(pools), {
+    scalars: { cpus: 0.3, mem: 64.5, "cpus(redis)": 1 },
+    ranges: {
+      ports: [{ begin: 31000, end: 31005 }],
+      "ports(redis)": [{ begin: 32000, end: 32001 }],
+    },
+  });
+  assertEquals(sumPools([]), emptyPool());
 });

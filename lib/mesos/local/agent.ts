@@ -40,11 +40,11 @@ import {
   type TaskStatus,
 } from "./messages.ts";
 import {
-  addPools,
   emptyPool,
   type Pool,
   poolFromResources,
   resourcesFromPool,
+  sumPools,
 } from "./resources.ts";
 import { agentTotal } from "./agent_resources.ts";
 import { StatusUpdateManager } from "./status_updates.ts";
@@ -466,11 +466,14 @@ export class Agent {
 
   /** Resources held by live executors. */
   executorsPool(): Pool {
-    let pool = emptyPool();
+    return sumPools(this.executorPools());
+  }
+
+  /** The resources of each live executor. */
+  *executorPools(): Iterable<Pool> {
     for (const ex of this.#executors.values()) {
-      if (ex.state !== "terminated") pool = addPools(pool, ex.pool);
+      if (ex.state !== "terminated") yield ex.pool;
     }
-    return pool;
   }
 
   /** Ids of the framework's live executors here (Offer.executor_ids). */

@@ -55,6 +55,7 @@ import {
   resourcesFromPool,
   shortfall,
   subtractPools,
+  sumPools,
 } from "./resources.ts";
 import { agentTotal, parseAgentResources } from "./agent_resources.ts";
 import { frameworkRoles, validateSubscription, validateTask } from "./validation.ts";
@@ -1038,17 +1039,23 @@ export class LocalCluster implements AgentMaster {
     }, 0);
   }
 
-  #agentAvailable(agent: Agent): Pool {
-    let used = agent.executorsPool();
+  /** What each agent holds for executors, live tasks and outstanding offers, in one pass. */
+  #usedByAgent(): Map<string, Pool[]> {
+    const used = new Map<string, Pool[]>();
+    const add = (agentId: string, pool: Pool) => {
+      const list = used.get(agentId);
+      if (list) list.push(pool);
+      else used.set(agentId, [pool]);
+    };
     for (const fw of this.#frameworks.values()) {
-      for (const task of fw.tasks.values()) {
-        if (task.agentId === agent.id && !task.freed) used = addPools(used, task.pool);
-      }
+      for (const task of fw.tasks.values()) if (!task.freed) add(task.agentId, task.pool);
     }
-    for (const offer of this.#offers.values()) {
-      if (offer.agentId === agent.id) used = addPools(used, offer.pool);
-    }
-    return subtractPools(agent.total, used);
+    for (const offer of this.#offers.values()) add(offer.agentId, offer.pool);
+    return used;
+  }
+
+  #agentAvailable(agent: Agent, used: Pool[]): Pool {
+    return subtractPools(agent.total, sumPools([...agent.executorPools(), ...used]));
   }
 
   #allocate(): void {
@@ -1058,9 +1065,10 @@ export class LocalCluster implements AgentMaster {
     const start = this.#rotation++ % frameworks.length;
     const order = [...frameworks.slice(start), ...frameworks.slice(0, start)];
     const batches = new Map<Framework, object[]>();
+    const used = this.#usedByAgent();
     for (const agent of this.#agents) {
       if (!agent.running || !this.#registered(agent)) continue;
-      let available = this.#agentAvailable(agent);
+      let available = this.#agentAvailable(agent, used.get(agent.id) ?? []);
       // Each framework may get what is unreserved plus what is reserved for
       // its role; resources reserved for another role wait for that role.
       for (const fw of order) {

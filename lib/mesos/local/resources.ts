@@ -79,6 +79,23 @@ export function addPools(a: Pool, b: Pool): Pool {
   return out;
 }
 
+/**
+ * The sum of `pools` as a new pool: the same as adding them one by one with
+ * {@linkcode addPools}, but each name's ranges are merged once at the end
+ * instead of after every addition.
+ */
+export function sumPools(pools: Iterable<Pool>): Pool {
+  const scalars: Record<string, number> = {};
+  const lists: Record<string, Range[]> = {};
+  for (const pool of pools) {
+    for (const k in pool.scalars) scalars[k] = round((scalars[k] ?? 0) + pool.scalars[k]!);
+    for (const k in pool.ranges) (lists[k] ??= []).push(...pool.ranges[k]!);
+  }
+  const ranges: Record<string, Range[]> = {};
+  for (const k in lists) ranges[k] = normalizeRanges(lists[k]!);
+  return { scalars, ranges };
+}
+
 /** `a - b` as a new pool (never below zero; missing names stay missing). */
 export function subtractPools(a: Pool, b: Pool): Pool {
   const out = clonePool(a);
