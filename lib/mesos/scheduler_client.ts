@@ -17,6 +17,7 @@ import {
   ZooKeeperDetector,
 } from "./detector.ts";
 import { readRecords } from "./recordio.ts";
+import { Http1Client } from "./http1_client.ts";
 import type {
   FrameworkInfo,
   OfferOperation,
@@ -105,6 +106,8 @@ export class SchedulerClient {
   #stream: AbortController | undefined;
   #wake: (() => void) | undefined;
   #detector: ZooKeeperDetector | undefined;
+  /** Keep-alive connections to the master of the subscription, for calls (plain HTTP only). */
+  #http: { origin: string; client: Http1Client } | undefined;
 
   /** Validates the options; call {@link start} to connect. */
   constructor(options: SchedulerClientOptions) {
@@ -173,6 +176,8 @@ export class SchedulerClient {
     this.#wake?.();
     this.#detector?.close();
     this.#detector = undefined;
+    this.#http?.client.close();
+    this.#http = undefined;
     await this.#loop;
     this.#setState("disconnected");
   }
@@ -338,7 +343,29 @@ export class SchedulerClient {
     }
   }
 
-  /** Sends one call on its own connection; throws on a non-2xx answer. */
+  /**
+   * The HTTP/1.1 client for calls to `origin` (kept while the master stays
+   * the same), or `undefined` when it is not plain `http:` (those go
+   * through `fetch`).
+   */
+  #httpFor(origin: string): Http1Client | undefined {
+    if (this.#http?.origin === origin) return this.#http.client;
+    this.#http?.client.close();
+    this.#http = undefined;
+    const url = new URL(origin);
+    if (url.protocol !== "http:") return undefined;
+    const client = new Http1Client(`${url.hostname}:${url.port || "80"}`, { maxIdle: 8 });
+    this.#http = { origin, client };
+    return client;
+  }
+
+  /**
+   * Sends one call; throws on a non-2xx answer. Calls to a plain `http:`
+   * master go over keep-alive connections of a small HTTP/1.1 client (a
+   * create acknowledges every status update: `fetch` builds a request,
+   * headers, signals and body streams for each); a redirect, and `https:`,
+   * take `fetch`, which follows it.
+   */
   async #call(call: SchedulerCall): Promise<void> {
     const streamId = this.#streamId;
     const masterUrl = this.#masterUrl;
@@ -351,13 +378,37 @@ export class SchedulerClient {
       { ...call, framework_id: { value: frameworkId } },
       this.#contentType,
     );
+    const timeoutMs = this.#options.callTimeoutMs ?? 75_000;
+    const http = this.#httpFor(masterUrl);
+    if (http) {
+      const answer = await http.request(
+        "POST",
+        SCHEDULER_PATH,
+        { "content-type": this.#contentType, "mesos-stream-id": streamId, ...this.#auth() },
+        body,
+        timeoutMs,
+      );
+      if (answer.status < 300 || answer.status > 399) {
+        const text = new TextDecoder().decode(answer.body);
+        if (answer.status < 200 || answer.status > 299) {
+          throw new MesosCallError(
+            answer.status,
+            text,
+            `${call.type} at ${masterUrl}${SCHEDULER_PATH} answered ${answer.status}: ${
+              text.trim().slice(0, 200)
+            }`,
+          );
+        }
+        return;
+      }
+    }
     const { response, url } = await fetchFollowingRedirects(masterUrl + SCHEDULER_PATH, {
       method: "POST",
       headers: { "content-type": this.#contentType, "mesos-stream-id": streamId, ...this.#auth() },
       body,
       signal: AbortSignal.any([
         this.#stop.signal,
-        AbortSignal.timeout(this.#options.callTimeoutMs ?? 75_000),
+        AbortSignal.timeout(timeoutMs),
       ]),
     });
     const text = await response.text();
