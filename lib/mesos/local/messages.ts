@@ -199,9 +199,13 @@ export function newUuidBytes(): Uint8Array {
   return bytes;
 }
 
+const HEX_BYTES = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+
 /** Lowercase hex of `bytes` (map keys for uuids). */
 export function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  let out = "";
+  for (let i = 0; i < bytes.length; i++) out += HEX_BYTES[bytes[i]!];
+  return out;
 }
 
 /** Seconds since the epoch, as TaskStatus.timestamp wants it. */

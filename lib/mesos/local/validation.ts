@@ -179,18 +179,52 @@ function canonical(value: unknown): string {
 }
 
 /**
+ * Structural equality with the rules of {@linkcode canonical}: keys whose
+ * value is `undefined` count as absent, arrays compare in order, bytes by
+ * content. Walks both values once and stops at the first difference.
+ */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (a instanceof Uint8Array || b instanceof Uint8Array) {
+    if (!(a instanceof Uint8Array && b instanceof Uint8Array) || a.length !== b.length) {
+      return false;
+    }
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+    return true;
+  }
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameValue(a[i], b[i])) return false;
+    return true;
+  }
+  if (a === null || b === null || typeof a !== "object" || typeof b !== "object") {
+    return canonical(a) === canonical(b);
+  }
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  let count = 0;
+  for (const k in x) {
+    if (x[k] === undefined) continue;
+    count++;
+    if (!sameValue(x[k], y[k])) return false;
+  }
+  for (const k in y) if (y[k] !== undefined) count--;
+  return count === 0;
+}
+
+/**
  * ExecutorInfo equality as Mesos compares it on reuse: labels and
  * shutdown_grace_period are ignored; resources compare as a multiset;
  * `allocation_info` is ignored (the master injects it).
  */
 export function executorsEqual(a: ExecutorInfo, b: ExecutorInfo): boolean {
-  const strip = (e: ExecutorInfo) => {
-    const { labels: _l, shutdown_grace_period: _g, resources, ...rest } = e;
-    const res = (resources ?? []).map((r) => {
+  const { labels: _la, shutdown_grace_period: _ga, resources: ra, ...restA } = a;
+  const { labels: _lb, shutdown_grace_period: _gb, resources: rb, ...restB } = b;
+  if (!sameValue(restA, restB)) return false;
+  const bag = (resources: ExecutorInfo["resources"]) =>
+    (resources ?? []).map((r) => {
       const { allocation_info: _a, ...other } = r;
       return canonical(other);
     }).sort();
-    return canonical({ ...rest, resources: res });
-  };
-  return strip(a) === strip(b);
+  return sameValue(bag(ra), bag(rb));
 }
