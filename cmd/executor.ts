@@ -17,7 +17,7 @@
  *
  * Status updates: TASK_RUNNING once a redis-server answers (a slave: once its
  * initial sync is done), then one terminal update. TASK_STARTING is optional
- * in Mesos and goes only for a task still starting 1 s after its LAUNCH: a
+ * in Mesos and goes only for a task still starting 5 s after its LAUNCH: a
  * quick start goes from TASK_STAGING straight to TASK_RUNNING, saving an
  * update and its acknowledgement through agent, master and scheduler.
  *

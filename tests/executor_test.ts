@@ -391,7 +391,7 @@ Deno.test("RedisExecutor stops a slave that never syncs: KILL while starting, sy
       assert.deepEqual(driver.states("b"), ["TASK_STARTING", "TASK_FAILED"]);
       await waitFor("port closed", () => portClosed(s.port), WAIT);
     });
-  }, { syncTimeoutMs: 1000 });
+  }, { syncTimeoutMs: 1000, startingUpdateDelayMs: 0 });
 });
 
 Deno.test("RedisExecutor answers the current offset and refuses commands of an older epoch", async () => {
