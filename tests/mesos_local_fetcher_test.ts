@@ -89,3 +89,51 @@ Deno.test("the fetcher cache drops its least recently used files past its size",
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the fetcher downloads streamed bodies, follows redirects and names a URI whose server hangs up", async () => {
+  const dir = await tempDir("fetcher-http");
+  const big = new Uint8Array(300_000).map((_, i) => i % 251);
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/streamed") {
+      // No length: the body goes out chunked, in several pieces.
+      return new Response(
+        new ReadableStream({
+          start(controller) {
+            for (let at = 0; at < big.length; at += 70_000) {
+              controller.enqueue(big.slice(at, at + 70_000));
+            }
+            controller.close();
+          },
+        }),
+      );
+    }
+    if (path === "/moved") return Response.redirect(`${new URL(req.url).origin}/streamed`, 302);
+    return new Response("no", { status: 404 });
+  });
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  try {
+    const streamed = await fetchUri({ value: `${base}/streamed?x=1` }, join(dir, "s1"));
+    assertEquals(await Deno.readFile(streamed), big);
+    const moved = await fetchUri({ value: `${base}/moved`, output_file: "got" }, join(dir, "s2"));
+    assertEquals(await Deno.readFile(moved), big);
+    // A server that hangs up without answering.
+    const rude = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const rudePort = (rude.addr as Deno.NetAddr).port;
+    const hangingUp = (async () => {
+      for await (const conn of rude) conn.close();
+    })().catch(() => {});
+    const error = await fetchUri({ value: `http://127.0.0.1:${rudePort}/x` }, join(dir, "s3"))
+      .catch((e) => e);
+    rude.close();
+    await hangingUp;
+    assertMatch(
+      error.message,
+      new RegExp(`^Cannot fetch "http://127\\.0\\.0\\.1:${rudePort}/x": `),
+    );
+    assertEquals(error.message.split("\n").length, 1);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -15,6 +15,7 @@
 import { createHash } from "node:crypto";
 import { basename, isAbsolute, join, normalize, resolve } from "node:path";
 import type { CommandUri } from "./messages.ts";
+import { Http1Client } from "../http1_client.ts";
 
 /** Thrown when a URI cannot be fetched; the message names the URI. */
 export class FetchError extends Error {
@@ -135,6 +136,7 @@ async function run(cmd: string, args: string[], cwd: string, uri: string): Promi
  * `target`; throws {@linkcode FetchError} with one line.
  */
 export async function downloadTo(value: string, target: string): Promise<void> {
+  if (/^http:\/\//i.test(value) && await downloadPlainHttp(value, target)) return;
   if (/^https?:\/\//i.test(value)) {
     let response: Response;
     try {
@@ -170,6 +172,63 @@ export async function downloadTo(value: string, target: string): Promise<void> {
     throw new FetchError(`Cannot fetch "${value}": ${(error as Error).message}`, {
       cause: error,
     });
+  }
+}
+
+/**
+ * Downloads a plain `http://` URI with the small HTTP/1.1 client (one GET
+ * on a connection of its own, the body streamed to `target`); false when
+ * the answer is a redirect or a compressed body, which `fetch` handles.
+ * What an executor launch fetches is a file or two from the scheduler's
+ * artifact server: `fetch` would cost the agent its loading and a request,
+ * headers, signals and body streams per file.
+ */
+async function downloadPlainHttp(value: string, target: string): Promise<boolean> {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  if (url.username !== "" || url.password !== "") return false;
+  let client: Http1Client;
+  try {
+    client = new Http1Client(`${url.hostname}:${url.port || "80"}`);
+  } catch {
+    return false;
+  }
+  try {
+    const answer = await client.stream(
+      "GET",
+      `${url.pathname}${url.search}`,
+      { Accept: "*/*" },
+      new Uint8Array(),
+    );
+    try {
+      const encoding = (answer.headers.get("content-encoding") ?? "identity").toLowerCase();
+      if ((answer.status >= 300 && answer.status < 400) || encoding !== "identity") return false;
+      if (answer.status < 200 || answer.status >= 300) {
+        throw new FetchError(`Cannot fetch "${value}": HTTP ${answer.status}`);
+      }
+      const file = await Deno.open(target, { write: true, create: true, truncate: true });
+      try {
+        for await (const piece of answer.body) {
+          for (let at = 0; at < piece.length;) at += await file.write(piece.subarray(at));
+        }
+      } finally {
+        file.close();
+      }
+      return true;
+    } finally {
+      answer.close();
+    }
+  } catch (error) {
+    if (error instanceof FetchError) throw error;
+    throw new FetchError(`Cannot fetch "${value}": ${(error as Error).message}`, {
+      cause: error,
+    });
+  } finally {
+    client.close();
   }
 }
 
