@@ -65,6 +65,9 @@ Deno.test("parseInfo reads the fields of a slave and computes its stats", () => 
   ].join("\r\n");
   const info = parseInfo(text);
   assert.deepEqual(info.masterPort, 6379);
+  // Every field, also those parseInfo does not read, is in `fields`.
+  assert.deepEqual(info.fields.redis_version, "7.0.15");
+  assert.deepEqual(Object.keys(info.fields).length, 16);
   assert.deepEqual(statsFromInfo("t1", info), {
     taskId: "t1",
     role: "slave",
