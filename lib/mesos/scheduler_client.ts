@@ -331,6 +331,10 @@ export class SchedulerClient {
       clearInterval(watchdog);
       stream.abort();
       if (this.#stream === stream) this.#stream = undefined;
+      // The master may be gone (or restarted): the next subscription's calls
+      // start on fresh connections, not on ones it closed meanwhile.
+      this.#http?.client.close();
+      this.#http = undefined;
     }
     return subscribed;
   }
