@@ -4,6 +4,7 @@
 import { assert, assertEquals } from "./_assert.ts";
 import {
   DEFAULT_PORT_QUARANTINE_MS,
+  markPortsInUse,
   match,
   notePortsInUse,
   type PendingProcess,
@@ -208,6 +209,26 @@ Deno.test("notePortsInUse keeps a port for its last instance until the quarantin
     100,
   );
   assertEquals(q.get("A:1"), { instance: "y", until: 105 });
+});
+
+Deno.test("markPortsInUse records in place what notePortsInUse records, and leaves the purge to it", () => {
+  const q = new Map([["A:1", { instance: "x", until: 10 }], ["A:2", {
+    instance: "x",
+    until: 500,
+  }]]);
+  markPortsInUse(
+    q,
+    [{ agentId: "A", port: 1, instance: "y" }, { agentId: "B", port: 3, instance: "y" }],
+    50,
+    100,
+  );
+  assertEquals(q.get("A:1"), { instance: "y", until: 150 });
+  assertEquals(q.get("B:3"), { instance: "y", until: 150 });
+  assertEquals(q.get("A:2"), { instance: "x", until: 500 });
+  // An expired entry stays until the next notePortsInUse drops it.
+  markPortsInUse(q, [], 600, 100);
+  assertEquals(q.size, 3);
+  assertEquals([...notePortsInUse(q, [], 600, 100).keys()], []);
 });
 
 Deno.test("match charges executor resources only where the executor is not running", () => {

@@ -34,11 +34,11 @@ import {
   DEFAULT_PORT_QUARANTINE_MS,
   DEFAULT_RESOURCES,
   type Launch,
+  markPortsInUse,
   match,
   notePortsInUse,
   type PlacedTask,
   type PortInUse,
-  type PortQuarantine,
   type TaskResources,
 } from "./match.ts";
 import { type Action, addressOf, isLive, type ObservedStats, plan } from "./plan.ts";
@@ -416,7 +416,7 @@ export class Scheduler {
   readonly #resources: TaskResources;
   readonly #portQuarantineMs: number;
   /** Ports lately used on each agent and the instance they are kept for ({@linkcode notePortsInUse}). */
-  #portQuarantine: PortQuarantine = new Map();
+  #portQuarantine: Map<string, { instance: string; until: number }> = new Map();
   /**
    * Agent id → port → until when (ms): ports a task could not start on (a
    * process Mesos does not know holds it, say). Placed last, and a relaunch
@@ -2306,14 +2306,18 @@ export class Scheduler {
         p.rec.state === "RUNNING" && p.rec.taskId
       );
       const inputs = running.map((p) => this.#livenessInput(p.rec, now));
+      // A process with no doubt is alive whatever `otherCopy` is: judged once.
+      const first = inputs.map((input) => judgeLiveness({ ...input, otherCopy: true }, opts));
       const doubted = new Set(
-        running.filter((_, i) =>
-          judgeLiveness({ ...inputs[i]!, otherCopy: true }, opts).verdict !== "alive"
-        )
-          .map((p) => p.rec.taskId),
+        running.filter((_, i) => first[i]!.verdict !== "alive").map((p) => p.rec.taskId),
       );
-      const recs = [...inst.procs.values()].map((p) => p.rec);
+      const recs = doubted.size > 0 ? [...inst.procs.values()].map((p) => p.rec) : [];
       for (const [i, p] of running.entries()) {
+        let verdict = first[i]!;
+        if (verdict.verdict === "alive") {
+          this.#noteAlive(p.rec.taskId, inst.rec.name);
+          continue;
+        }
         // A cluster node's copies are in its own shard.
         const rc = inst.rec.type === "RC";
         const shard = p.rec.shard ?? 0;
@@ -2324,7 +2328,7 @@ export class Scheduler {
           this.#stats,
           doubted,
         );
-        const verdict = judgeLiveness({ ...inputs[i]!, otherCopy }, opts);
+        verdict = judgeLiveness({ ...inputs[i]!, otherCopy }, opts);
         this.#askMesosOnSilence(ask, p.rec, verdict, now);
         await this.#onLiveness(inst, p, verdict).catch((e) =>
           this.#log(`Cannot act on the health of ${p.rec.taskId}: ${(e as Error).message}`)
@@ -2456,15 +2460,19 @@ export class Scheduler {
   }
 
   /** Performs one verdict of the detection. */
+  /** A RUNNING process with no doubt (see `#onLiveness`); synchronous, for the common case. */
+  #noteAlive(taskId: string, name: string): void {
+    const before = this.#liveness.note(taskId, "alive");
+    this.#liveness.clear(taskId);
+    if (before) this.#log(`Task ${taskId} of ${name}: out of doubt`);
+  }
+
   async #onLiveness(inst: InstState, p: ProcState, verdict: Liveness): Promise<void> {
     const taskId = p.rec.taskId;
     const name = inst.rec.name;
+    if (verdict.verdict === "alive") return this.#noteAlive(taskId, name);
     const before = this.#liveness.note(taskId, verdict.verdict);
     switch (verdict.verdict) {
-      case "alive":
-        this.#liveness.clear(taskId);
-        if (before) this.#log(`Task ${taskId} of ${name}: out of doubt`);
-        return;
       case "lost":
         this.#forgetTask(taskId);
         await this.#markLost(inst, p, verdict.reason, verdict.state);
@@ -3073,12 +3081,7 @@ export class Scheduler {
     }
     if (used.length === 0) return;
     const now = this.#now();
-    this.#portQuarantine = notePortsInUse(
-      this.#portQuarantine,
-      used,
-      now,
-      this.#portQuarantineMs,
-    );
+    markPortsInUse(this.#portQuarantine, used, now, this.#portQuarantineMs);
     if (!retire || this.#portQuarantineMs <= 0) return;
     // No process record will show these ports after this: store them.
     const until = now + this.#portQuarantineMs;

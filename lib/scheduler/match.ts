@@ -185,6 +185,22 @@ export function notePortsInUse(
   return next;
 }
 
+/**
+ * {@linkcode notePortsInUse} in place, without dropping expired entries (the
+ * next `notePortsInUse` does): what a driver calls for each record it writes,
+ * so the quarantine is not copied every time.
+ */
+export function markPortsInUse(
+  quarantine: Map<string, { instance: string; until: number }>,
+  inUse: readonly PortInUse[],
+  now: number,
+  quarantineMs: number = DEFAULT_PORT_QUARANTINE_MS,
+): void {
+  for (const { agentId, port, instance } of inUse) {
+    quarantine.set(`${agentId}:${port}`, { instance, until: now + quarantineMs });
+  }
+}
+
 /** Whether `port` on `agentId` is reserved for an instance other than `instance`. */
 function quarantinedFor(
   quarantine: PortQuarantine | undefined,
