@@ -4,6 +4,12 @@
  * flight; it is resent with a doubling backoff until the scheduler
  * acknowledges it, and at once when the framework re-subscribes.
  *
+ * Each stream keeps the time its update in flight is due for a resend; one
+ * timer, armed for the earliest of those times, resends what is due. An
+ * update that is acknowledged in time (nearly all) costs no timer of its
+ * own, which a create's hundred updates per agent would otherwise each set
+ * and clear.
+ *
  * @module
  */
 
@@ -24,7 +30,8 @@ interface UpdateStream {
   seen: Set<string>;
   terminal: boolean;
   intervalMs: number;
-  timer?: ReturnType<typeof setTimeout>;
+  /** When the update in flight is resent (ms since the epoch); undefined: nothing due. */
+  dueAt?: number;
 }
 
 /** What {@link StatusUpdateManager.add} did with an update. */
@@ -34,6 +41,9 @@ export type AddResult = "added" | "duplicate" | "after-terminal";
 export class StatusUpdateManager {
   #streams = new Map<string, Map<string, UpdateStream>>();
   #options: StatusUpdateManagerOptions;
+  #timer?: ReturnType<typeof setTimeout>;
+  /** When {@link #timer} fires. */
+  #timerAt?: number;
 
   /** Creates a manager. */
   constructor(options: StatusUpdateManagerOptions) {
@@ -75,14 +85,42 @@ export class StatusUpdateManager {
   }
 
   #send(frameworkId: string, stream: UpdateStream): void {
-    clearTimeout(stream.timer);
     const head = stream.pending[0];
-    if (!head) return;
-    stream.timer = setTimeout(() => {
-      stream.intervalMs = Math.min(stream.intervalMs * 2, this.#options.maxIntervalMs);
-      this.#send(frameworkId, stream);
-    }, stream.intervalMs);
+    if (!head) {
+      stream.dueAt = undefined;
+      return;
+    }
+    stream.dueAt = Date.now() + stream.intervalMs;
+    this.#arm(stream.dueAt);
     this.#options.forward(frameworkId, head);
+  }
+
+  /** Makes the timer fire by `at` at the latest. */
+  #arm(at: number): void {
+    if (this.#timerAt !== undefined && this.#timerAt <= at) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => this.#fire(), Math.max(0, at - Date.now()));
+  }
+
+  /** Resends every update that is due (doubling its interval) and arms the timer for the next. */
+  #fire(): void {
+    this.#timer = undefined;
+    this.#timerAt = undefined;
+    const now = Date.now();
+    let next = Infinity;
+    for (const [frameworkId, tasks] of this.#streams) {
+      for (const stream of tasks.values()) {
+        if (stream.dueAt === undefined) continue;
+        if (stream.dueAt <= now) {
+          stream.intervalMs = Math.min(stream.intervalMs * 2, this.#options.maxIntervalMs);
+          this.#send(frameworkId, stream);
+        } else {
+          next = Math.min(next, stream.dueAt);
+        }
+      }
+    }
+    if (next !== Infinity) this.#arm(next);
   }
 
   /**
@@ -98,7 +136,7 @@ export class StatusUpdateManager {
     const stream = this.#stream(frameworkId, taskId, false);
     const head = stream?.pending[0];
     if (!stream || !head?.uuid || hex(head.uuid) !== hex(uuid)) return undefined;
-    clearTimeout(stream.timer);
+    stream.dueAt = undefined;
     stream.pending.shift();
     stream.intervalMs = this.#options.initialIntervalMs;
     const finished = stream.pending.length === 0 && isTerminal(head.state);
@@ -135,11 +173,9 @@ export class StatusUpdateManager {
    */
   pause(): void {
     for (const tasks of this.#streams.values()) {
-      for (const stream of tasks.values()) {
-        clearTimeout(stream.timer);
-        stream.timer = undefined;
-      }
+      for (const stream of tasks.values()) stream.dueAt = undefined;
     }
+    this.#stopTimer();
   }
 
   /** Resends every in-flight update of every framework at once (agent recovered). */
@@ -149,12 +185,20 @@ export class StatusUpdateManager {
 
   /** Forgets a framework's streams (framework removed). */
   dropFramework(frameworkId: string): void {
-    for (const stream of this.#streams.get(frameworkId)?.values() ?? []) clearTimeout(stream.timer);
     this.#streams.delete(frameworkId);
+    // The timer, if armed, finds nothing of it due; stop it when nothing is left at all.
+    if (this.#streams.size === 0) this.#stopTimer();
   }
 
-  /** Stops every retry timer and forgets everything (agent stopped). */
+  /** Stops the retry timer and forgets everything (agent stopped). */
   clear(): void {
-    for (const id of [...this.#streams.keys()]) this.dropFramework(id);
+    this.#streams.clear();
+    this.#stopTimer();
+  }
+
+  #stopTimer(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = undefined;
   }
 }
