@@ -319,6 +319,15 @@ Deno.test("STATUS long poll answers when the master version differs, the Status 
     assertEquals(res.status, 200, res.text);
     assert(Date.now() - started >= 250, "waited");
     assertEquals(JSON.parse(res.text).Status, "CREATING");
+    // Answered on the change itself: a DELETE while a poll waits for DELETING.
+    started = Date.now();
+    const poll = api.call("GET", "/v1/STATUS/lp?wait=30s&status=DELETING");
+    await new Promise((r) => setTimeout(r, 50));
+    assertEquals((await api.call("DELETE", "/v1/DELETE/lp")).status, 200);
+    res = await poll;
+    assert(Date.now() - started < 20_000, "answered before the wait ended");
+    assertEquals(res.status, 200, res.text);
+    assertEquals(JSON.parse(res.text).Status, "DELETING");
     res = await api.call("GET", "/v1/STATUS/lp?wait=1s&status=RUNING");
     assertEquals(res.status, 400);
     assertMatch(res.text, /Query "status" must be statuses among CREATING, RUNNING.*"RUNING"/);

@@ -104,6 +104,11 @@ export interface InstanceService {
    * unknown. Absent: the long poll renders the whole object each turn.
    */
   statusHead?(name: string): StatusHead | undefined;
+  /**
+   * Calls `listener` after every change of state until the returned function
+   * is called. Absent: a long poll checks every 25 ms instead.
+   */
+  onChange?(listener: () => void): () => void;
   /** Every instance's STATUS JSON object. */
   list(): unknown[];
   /**
@@ -312,6 +317,25 @@ export function createApiHandler(
           const settled = (v: object) =>
             (known !== null && masterVersion(v) !== known) ||
             (until !== undefined && until.has((v as { Status?: string }).Status ?? ""));
+          if (service.onChange && !settled(current) && !req.signal.aborted) {
+            // Checked after each change of state, answered at the first that settles it.
+            const onChange = service.onChange.bind(service);
+            current = await new Promise<object | undefined>((resolve) => {
+              const finish = () => {
+                off();
+                clearTimeout(timer);
+                req.signal.removeEventListener("abort", finish);
+                resolve(head());
+              };
+              const timer = setTimeout(finish, Math.max(0, deadline - Date.now()));
+              req.signal.addEventListener("abort", finish);
+              const off = onChange(() => {
+                const now = head();
+                if (now === undefined || settled(now)) finish();
+              });
+            });
+            if (current === undefined) throw new HttpError(404, `Instance "${name}" not found`);
+          }
           while (!settled(current) && Date.now() < deadline) {
             if (req.signal.aborted) break;
             await new Promise((r) => setTimeout(r, 25));

@@ -502,6 +502,8 @@ export class Scheduler {
   #commits = 0;
   /** Jobs queued and not started yet (see `#enqueue`). */
   #waiting = 0;
+  /** Called after every job (see `onChange`). */
+  readonly #changeListeners = new Set<() => void>();
   /** Jobs run since the last planning pass and batch owed to a burst (see `#enqueue`). */
   #burst = 0;
   readonly #groupCommitMs: number;
@@ -775,6 +777,13 @@ export class Scheduler {
           }
         }
         this.#version++;
+        for (const listener of this.#changeListeners) {
+          try {
+            listener();
+          } catch (error) {
+            this.#log(`A change listener failed: ${(error as Error).message}`);
+          }
+        }
       }
     });
     this.#queue = run.catch(() => {});
@@ -812,6 +821,16 @@ export class Scheduler {
       this.#placementReasons[name],
       [...inst.proxies.values()].map((p) => p.rec),
     );
+  }
+
+  /**
+   * Calls `listener` after every change of state (the end of every queued
+   * job; keep it cheap) until the returned function is called: what a STATUS
+   * long poll waits on instead of polling.
+   */
+  onChange(listener: () => void): () => void {
+    this.#changeListeners.add(listener);
+    return () => this.#changeListeners.delete(listener);
   }
 
   /** What a STATUS long poll compares (see `statusHead`), or `undefined`. */
