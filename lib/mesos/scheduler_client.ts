@@ -16,7 +16,7 @@ import {
   parseMasterSpec,
   ZooKeeperDetector,
 } from "./detector.ts";
-import { readRecords } from "./recordio.ts";
+import { RecordIODecoder, RecordIOError } from "./recordio.ts";
 import { Http1Client } from "./http1_client.ts";
 import type {
   FrameworkInfo,
@@ -265,23 +265,19 @@ export class SchedulerClient {
     }
     this.#log(`Subscribing at ${base}${this.#frameworkId ? ` as ${this.#frameworkId}` : ""}`);
     await ready(this.#contentType);
-    const { response, url } = await fetchFollowingRedirects(base + SCHEDULER_PATH, {
-      method: "POST",
-      headers: { "content-type": this.#contentType, accept: this.#contentType, ...this.#auth() },
-      body: encode("mesos.v1.scheduler.Call", call, this.#contentType),
-      signal: stream.signal,
-    });
-    if (response.status !== 200 || !response.body) {
-      const text = await response.text().catch(() => "");
+    const body = encode("mesos.v1.scheduler.Call", call, this.#contentType);
+    const answer = await this.#openStream(base, body, stream.signal);
+    if (answer.status !== 200) {
+      const text = await answer.text().catch(() => "");
       throw new MesosCallError(
-        response.status,
+        answer.status,
         text,
-        `SUBSCRIBE at ${url} answered ${response.status}: ${text.trim().slice(0, 200)}`,
+        `SUBSCRIBE at ${answer.url} answered ${answer.status}: ${text.trim().slice(0, 200)}`,
       );
     }
-    const masterUrl = new URL(url).origin;
-    const streamId = response.headers.get("mesos-stream-id") ?? undefined;
-    const eventType = (response.headers.get("content-type") ?? this.#contentType).includes("json")
+    const masterUrl = new URL(answer.url).origin;
+    const streamId = answer.headers.get("mesos-stream-id") ?? undefined;
+    const eventType = (answer.headers.get("content-type") ?? this.#contentType).includes("json")
       ? "application/json"
       : "application/x-protobuf";
     await ready(eventType);
@@ -296,7 +292,7 @@ export class SchedulerClient {
       }
     }, Math.min(1000, intervalMs / 4));
     try {
-      for await (const record of readRecords(response.body)) {
+      for await (const record of recordsOf(answer.body, stream.signal)) {
         lastEvent = Date.now();
         const event = decode<SchedulerEvent>("mesos.v1.scheduler.Event", record, eventType);
         if (event.type === "SUBSCRIBED" && event.subscribed) {
@@ -337,6 +333,60 @@ export class SchedulerClient {
       this.#http = undefined;
     }
     return subscribed;
+  }
+
+  /**
+   * POSTs a SUBSCRIBE and returns the answer once its head is in: over the
+   * small HTTP/1.1 client for a plain `http:` master (its body read straight
+   * from the connection: the event stream of a create carries hundreds of
+   * events), through `fetch` for `https:` and for a redirect (followed to
+   * the leading master). Aborting `signal` ends the body.
+   */
+  async #openStream(
+    base: string,
+    body: Uint8Array<ArrayBuffer>,
+    signal: AbortSignal,
+  ): Promise<StreamAnswer> {
+    const headers = {
+      "content-type": this.#contentType,
+      accept: this.#contentType,
+      ...this.#auth(),
+    };
+    const url = new URL(base + SCHEDULER_PATH);
+    if (url.protocol === "http:") {
+      const client = new Http1Client(`${url.hostname}:${url.port || "80"}`);
+      const answer = await client.stream("POST", url.pathname, headers, body);
+      if (answer.status < 300 || answer.status > 399) {
+        if (signal.aborted) answer.close();
+        else signal.addEventListener("abort", () => answer.close(), { once: true });
+        return {
+          status: answer.status,
+          url: url.href,
+          headers: answer.headers,
+          body: answer.body,
+          text: async () => {
+            const pieces: Uint8Array[] = [];
+            for await (const piece of answer.body) pieces.push(piece);
+            return new TextDecoder().decode(concat(pieces));
+          },
+        };
+      }
+      answer.close();
+    }
+    const { response, url: at } = await fetchFollowingRedirects(url.href, {
+      method: "POST",
+      headers,
+      body,
+      signal,
+    });
+    const empty = (async function* () {})();
+    return {
+      status: response.body ? response.status : 599,
+      url: at,
+      headers: response.headers,
+      body: response.body ?? empty,
+      text: () => response.text(),
+    };
   }
 
   async #deliver(event: SchedulerEvent): Promise<void> {
@@ -518,6 +568,45 @@ export class SchedulerClient {
     this.#frameworkId = undefined;
     await this.stop();
   }
+}
+
+/** The answer to a SUBSCRIBE, however it was fetched. */
+interface StreamAnswer {
+  status: number;
+  /** Where it came from (after redirects). */
+  url: string;
+  headers: { get(name: string): string | null | undefined };
+  body: AsyncIterable<Uint8Array>;
+  /** The whole body as text (for an error answer). */
+  text(): Promise<string>;
+}
+
+/**
+ * The records of a RecordIO body as each one completes; throws
+ * {@link RecordIOError} for a malformed stream or one that ends inside a
+ * record, and an error when `signal` ended it.
+ */
+async function* recordsOf(
+  body: AsyncIterable<Uint8Array>,
+  signal: AbortSignal,
+): AsyncGenerator<Uint8Array> {
+  const decoder = new RecordIODecoder();
+  for await (const piece of body) {
+    for (const record of decoder.push(piece)) yield record;
+  }
+  if (signal.aborted) throw new Error("The event stream was aborted");
+  if (!decoder.idle) {
+    throw new RecordIOError(
+      `RecordIO stream ended inside a record (${decoder.buffered} bytes pending)`,
+    );
+  }
+}
+
+function concat(pieces: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const piece of pieces) (out.set(piece, at), at += piece.length);
+  return out;
 }
 
 function ids(values: string[]): { value: string }[] {
