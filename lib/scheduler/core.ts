@@ -2125,6 +2125,9 @@ export class Scheduler {
         const p = ids && this.#instances.get(ids.instance)?.procs.get(ids.procId);
         if (p && p.rec.taskId === s.taskId) {
           if (isLive(p.rec)) {
+            // Planning reads these stats as they are: an absent count, not a null one.
+            if (typeof s.goodSlaves !== "number") delete s.goodSlaves;
+            if (!s.cluster) delete s.cluster;
             this.#stats.set(s.taskId, s);
             this.#statsSeenAt.set(s.taskId, now);
             this.#liveness.noteStats(s, now);
@@ -2204,16 +2207,9 @@ export class Scheduler {
     for (const [name, inst] of this.#instances) {
       processes[name] = [...inst.procs.values()].map((p) => p.rec);
     }
-    const stats = new Map<string, ObservedStats>();
-    for (const [taskId, s] of this.#stats) {
-      stats.set(taskId, {
-        role: s.role,
-        inSync: s.inSync,
-        replOffset: s.replOffset,
-        ...(typeof s.goodSlaves === "number" ? { goodSlaves: s.goodSlaves } : {}),
-        ...(s.cluster ? { cluster: s.cluster } : {}),
-      });
-    }
+    // The executors' stats hold every field planning reads (a RedisStats is an
+    // ObservedStats): passed as they are, not copied for every pass.
+    const stats: ReadonlyMap<string, ObservedStats> = this.#stats;
     const instances = [...this.#instances.values()].map((i) => i.rec);
     const main = plan({
       instances,
