@@ -14,7 +14,7 @@ import {
   type ProcState,
 } from "../lib/redis/liveness.ts";
 import { stalledWithin } from "../lib/redis/stall_meter.ts";
-import { RedisMonitor, type RedisMonitorEvent } from "../lib/redis/monitor.ts";
+import { nextCheckDelayMs, RedisMonitor, type RedisMonitorEvent } from "../lib/redis/monitor.ts";
 import { RedisProcess } from "../lib/redis/server.ts";
 import { freePort, tempDir, waitFor } from "./_util.ts";
 
@@ -156,4 +156,29 @@ Deno.test("RedisMonitor: a stopped (SIGSTOP) redis-server is hung, with its stat
     });
     assertEquals(hung.kind === "hung" && [hung.failures, hung.state], [3, "stopped"]);
   });
+});
+
+Deno.test("nextCheckDelayMs waits for the shared grid of the interval, never past the interval", () => {
+  const cases: [interval: number, spent: number, now: number, want: number][] = [
+    // Started on the grid: the full rest of the interval.
+    [500, 2, 1002, 498],
+    // Off the grid: up to the next multiple, sooner than the rest of the interval.
+    [500, 2, 1232, 268],
+    [500, 10, 1499, 1],
+    // Just past a grid point: the rest of the interval comes first.
+    [500, 5, 1001, 495],
+    // A slow answer: no more than what is left of the interval, nothing when it is spent.
+    [500, 300, 1800, 200],
+    [500, 499, 2250, 1],
+    [500, 500, 2250, 0],
+    [500, 700, 2250, 0],
+    // Another period has its own grid.
+    [250, 1, 1100, 150],
+  ];
+  for (const [interval, spent, now, want] of cases) {
+    assertEquals(nextCheckDelayMs(interval, spent, now), want, `${interval} ${spent} ${now}`);
+  }
+  // Monitors of one period end up on the same instants, whatever their phase.
+  const at = (start: number) => start + 3 + nextCheckDelayMs(500, 3, start + 3);
+  assertEquals(new Set([at(7), at(123), at(311), at(480)]).size, 1);
 });
