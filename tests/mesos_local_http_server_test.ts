@@ -192,6 +192,24 @@ Deno.test("the local HTTP server sends stream answers as one chunk per event", a
         } catch { /* closed by the server */ }
       }
     });
+    await t.step("a destroyed stream closes the connection without the last chunk", async () => {
+      current = undefined;
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      try {
+        await conn.write(enc.encode("POST /s HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"));
+        const stream = await waitFor(() => current);
+        await stream.attached.promise;
+        stream.sink!.write(enc.encode("last"));
+        stream.sink!.destroy();
+        const text = await readUntil(conn, () => false);
+        assert(text.endsWith("\r\n\r\n4\r\nlast\r\n"), JSON.stringify(text));
+        assertEquals(stream.aborted, false);
+      } finally {
+        try {
+          conn.close();
+        } catch { /* closed by the server */ }
+      }
+    });
     await t.step("a client that leaves aborts its stream", async () => {
       current = undefined;
       const conn = await Deno.connect({ hostname: "127.0.0.1", port });

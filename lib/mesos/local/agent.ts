@@ -359,7 +359,7 @@ export class Agent {
     for (const ex of this.#executors.values()) {
       clearTimeout(ex.registrationTimer);
       clearTimeout(ex.graceTimer);
-      ex.stream?.close();
+      ex.stream?.break();
       if (ex.child) killTree(ex.child.pid, "SIGKILL");
       exits.push(ex.exited);
     }
@@ -402,7 +402,7 @@ export class Agent {
       ex.registrationTimer = undefined;
       if (ex.subscribed) ex.recovering = true;
       ex.subscribed = false;
-      ex.stream?.close();
+      ex.stream?.break();
       ex.stream = undefined;
     }
     await this.#server?.shutdown();

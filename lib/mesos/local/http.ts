@@ -136,6 +136,7 @@ export class EventStream implements StreamBody {
   #queue: Uint8Array[] = [];
   #sink?: StreamSink;
   #ending = false;
+  #breaking = false;
   #closed = false;
   #onClose: () => void;
   /** When true, events are silently dropped (test hook for a stalled connection). */
@@ -173,12 +174,26 @@ export class EventStream implements StreamBody {
     this.#finish();
   }
 
+  /**
+   * Breaks the stream after the events sent so far: the connection closes
+   * without the end of the response body, as when a Mesos master or agent
+   * process dies (restarts, failovers, lost hosts).
+   */
+  break(): void {
+    if (this.#closed) return;
+    this.#ending = true;
+    this.#breaking = true;
+    this.#sink?.destroy();
+    this.#finish();
+  }
+
   /** @inheritdoc */
   attach(sink: StreamSink): void {
     this.#sink = sink;
     for (const record of this.#queue) sink.write(record);
     this.#queue = [];
-    if (this.#ending) sink.end();
+    if (this.#breaking) sink.destroy();
+    else if (this.#ending) sink.end();
   }
 
   /** @inheritdoc */

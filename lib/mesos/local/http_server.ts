@@ -59,6 +59,11 @@ export interface StreamSink {
   write(bytes: Uint8Array): void;
   /** Ends the answer after what was written (last chunk, then the connection closes). */
   end(): void;
+  /**
+   * Closes the connection after what was written, without the last chunk:
+   * the client sees the answer break, as when a Mesos process dies.
+   */
+  destroy(): void;
 }
 
 /** The body of a stream answer (an event stream). */
@@ -316,13 +321,14 @@ export function serveLocal(
     let writing = false;
     let ending = false;
     let dead = false;
+    let breaking = false;
     const pump = async () => {
       try {
         while (queue.length > 0) {
           const bytes = concat(queue.splice(0));
           await writeAll(conn, bytes);
         }
-        if (ending) {
+        if (ending || breaking) {
           dead = true;
           conn.close();
         }
@@ -353,6 +359,13 @@ export function serveLocal(
         ending = true;
         state.ended = true;
         queue.push(LAST_CHUNK);
+        kick();
+      },
+      destroy() {
+        if (dead || ending) return;
+        ending = true;
+        breaking = true;
+        state.ended = true;
         kick();
       },
     };

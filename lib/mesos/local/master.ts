@@ -477,7 +477,7 @@ export class LocalCluster implements AgentMaster {
       this.#allocateSoon();
       return;
     }
-    for (const fw of [...this.#frameworks.values()]) fw.stream?.close();
+    for (const fw of [...this.#frameworks.values()]) fw.stream?.break();
   }
 
   /** Number of agent slots. */
@@ -569,7 +569,7 @@ export class LocalCluster implements AgentMaster {
       fw.connected = false;
       const stream = fw.stream;
       fw.stream = undefined;
-      stream?.close();
+      stream?.break();
       this.#removeOffersOf(fw);
       fw.filters.clear();
     }
@@ -606,7 +606,7 @@ export class LocalCluster implements AgentMaster {
     for (const fw of this.#frameworks.values()) {
       clearTimeout(fw.failoverTimer);
       clearInterval(fw.heartbeatTimer);
-      fw.stream?.close();
+      fw.stream?.break();
     }
     await Promise.all(this.#agents.map((a) => options.graceful ? a.drain() : a.stop()));
     await this.#server?.shutdown();
@@ -802,7 +802,7 @@ export class LocalCluster implements AgentMaster {
 
   /** Test hook: the master ends the framework's stream as if the connection broke. */
   closeSchedulerStream(frameworkId: string): void {
-    this.#frameworks.get(frameworkId)?.stream?.close();
+    this.#frameworks.get(frameworkId)?.stream?.break();
   }
 
   /**
