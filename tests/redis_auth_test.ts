@@ -199,3 +199,22 @@ Deno.test("a redis-server with passwords: NOAUTH, NOPERM for admin commands, FLU
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a restart in place rewrites an older auth config file owner-only with the new secrets", async () => {
+  const dir = await tempDir("redis-auth-rewrite");
+  const dataDir = `${dir}/d`;
+  await Deno.mkdir(dataDir);
+  const path = `${dataDir}/${AUTH_CONFIG_FILE}`;
+  await Deno.writeTextFile(path, "# an older file, readable by all\n".repeat(50), { mode: 0o644 });
+  await Deno.chmod(path, 0o644);
+  const auth = { password: randomSecret(), adminPassword: randomSecret() };
+  const proc = await RedisProcess.start({ port: freePort(), dataDir, maxMemoryMB: 16, auth });
+  try {
+    assertEquals((await Deno.stat(path)).mode! & 0o777, 0o600);
+    assertEquals(await Deno.readTextFile(path), authConfig(auth));
+    assertEquals(await proc.client.role(), "master");
+  } finally {
+    await proc.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

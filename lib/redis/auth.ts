@@ -94,11 +94,20 @@ export function randomSecret(): string {
   return base64url(crypto.getRandomValues(new Uint8Array(32)));
 }
 
+/** Derived replication secrets by internal secret (the processes of an instance share one). */
+const derived = new Map<string, string>();
+
 /** The replication user's secret: derived from the internal one (nothing more to store). */
 export function replicationSecret(auth: RedisAuth): string {
-  // SHA-256, base64url: the same value `node:crypto` gave (processes started
-  // by an older executor keep matching).
-  return base64url(sha256(`mrr-replication:${auth.adminPassword}`));
+  let secret = derived.get(auth.adminPassword);
+  if (secret === undefined) {
+    // SHA-256, base64url: the same value `node:crypto` gave (processes started
+    // by an older executor keep matching).
+    secret = base64url(sha256(`mrr-replication:${auth.adminPassword}`));
+    if (derived.size >= 256) derived.delete(derived.keys().next().value!);
+    derived.set(auth.adminPassword, secret);
+  }
+  return secret;
 }
 
 /** The config file text that sets the three users and the replication login. */
@@ -107,13 +116,14 @@ export function authConfig(auth: RedisAuth): string {
     const problem = passwordProblem(secret);
     if (problem) throw new TypeError(`Cannot write the redis auth config: a secret ${problem}`);
   }
+  const replication = replicationSecret(auth);
   return [
     "# Written by MrRedisExecutor: the users of this process. Owner-only.",
     `user default on >${auth.password} ~* &* +@all ${TENANT_DENIED.join(" ")}`,
     `user ${ADMIN_USER} on >${auth.adminPassword} ~* &* +@all`,
-    `user ${REPLICATION_USER} on >${replicationSecret(auth)} -@all +ping +replconf +psync +sync`,
+    `user ${REPLICATION_USER} on >${replication} -@all +ping +replconf +psync +sync`,
     `masteruser ${REPLICATION_USER}`,
-    `masterauth ${replicationSecret(auth)}`,
+    `masterauth ${replication}`,
     "",
   ].join("\n");
 }

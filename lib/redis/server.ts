@@ -264,10 +264,17 @@ export class RedisProcess {
     options = { ...options, dataDir: Deno.realPathSync(options.dataDir) };
     if (options.auth) {
       const path = `${options.dataDir}/${AUTH_CONFIG_FILE}`;
-      // Owner-only from the first byte, also when an older file had wider permissions.
-      Deno.writeTextFileSync(path, "", { mode: 0o600 });
-      Deno.chmodSync(path, 0o600);
-      Deno.writeTextFileSync(path, authConfig(options.auth), { mode: 0o600 });
+      const text = authConfig(options.auth);
+      try {
+        // A new file is owner-only from the first byte (one open, the usual case).
+        Deno.writeTextFileSync(path, text, { mode: 0o600, createNew: true });
+      } catch (error) {
+        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+        // Owner-only before the secrets go in, also when an older file had wider permissions.
+        Deno.writeTextFileSync(path, "", { mode: 0o600 });
+        Deno.chmodSync(path, 0o600);
+        Deno.writeTextFileSync(path, text, { mode: 0o600 });
+      }
     }
     let binary = options.binary ?? "redis-server";
     // The child runs in the data dir: a relative path (`./redis-server`) means the caller's cwd.
