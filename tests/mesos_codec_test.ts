@@ -467,3 +467,13 @@ Deno.test("our protobuf bytes are protobufjs's bytes for the same message, and w
     { task_id: { value: "t" }, state: "TASK_RUNNING" },
   );
 });
+
+Deno.test("base64 of bytes is standard base64 with padding, and reads back", () => {
+  for (const length of [0, 1, 2, 3, 4, 5, 16, 17, 255, 100_000]) {
+    const bytes = new Uint8Array(length).map((_, i) => (i * 37 + 11) % 256);
+    let binary = "";
+    for (const b of bytes) binary += String.fromCharCode(b);
+    equal(encodeBase64(bytes), btoa(binary), `length ${length}`);
+    deepStrictEqual(decodeBase64(encodeBase64(bytes)), bytes);
+  }
+});

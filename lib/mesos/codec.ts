@@ -346,8 +346,13 @@ export function decode<T = any>(typeName: string, body: Uint8Array, contentType:
   }
 }
 
+/** `Uint8Array.prototype.toBase64` where the runtime has it (standard alphabet, with padding). */
+const nativeToBase64 = (Uint8Array.prototype as { toBase64?: (this: Uint8Array) => string })
+  .toBase64;
+
 /** Standard base64 (with padding) of `bytes`. */
 export function encodeBase64(bytes: Uint8Array): string {
+  if (nativeToBase64) return nativeToBase64.call(bytes);
   let binary = "";
   for (let i = 0; i < bytes.length; i += 0x8000) {
     binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
