@@ -235,7 +235,9 @@ Deno.test("Http1Client rejects a call with no answer in time, a malformed answer
   const server = serve(async (head, _i, conn) => {
     if (head.includes("/silent")) return await new Promise<"keep">(() => {});
     if (head.includes("/garbage")) await write(conn, "SMTP ready\r\n\r\n");
-    else if (head.includes("/badchunk")) {
+    else if (head.includes("/badlength")) {
+      await write(conn, "HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n");
+    } else if (head.includes("/badchunk")) {
       await write(conn, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
     } else await write(conn, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort");
     return "close";
@@ -251,6 +253,11 @@ Deno.test("Http1Client rejects a call with no answer in time, a malformed answer
       ((await assertRejects(() => call("/garbage"))) as Error).message,
       'Bad status line "SMTP ready"',
     );
+    assertEquals(
+      ((await assertRejects(() => call("/badlength"))) as Error).message,
+      'Bad Content-Length "ten"',
+    );
+    assertEquals(client.idleConnections, 0);
     assertEquals(
       ((await assertRejects(() => call("/badchunk"))) as Error).message,
       'Bad chunk size "zz"',

@@ -411,10 +411,11 @@ export class Http1Client {
           if (timedOut) conn.close();
         },
       );
-      const framing = framingOf(method, status, answer);
       const pieces: Uint8Array[] = [];
       let size = 0;
+      let framing: Framing;
       try {
+        framing = framingOf(method, status, answer);
         for await (const piece of bodyOf(conn, framing)) {
           pieces.push(piece);
           size += piece.length;
@@ -467,11 +468,17 @@ export class Http1Client {
       if (error instanceof Http1Error) throw error;
       throw new Http1Error(`${method} failed: ${(error as Error).message}`, { cause: error });
     }
-    const framing = framingOf(method, status, answer);
     const close = () => {
       this.#busy.delete(conn);
       conn.close();
     };
+    let framing: Framing;
+    try {
+      framing = framingOf(method, status, answer);
+    } catch (error) {
+      close();
+      throw error;
+    }
     async function* pieces(): AsyncGenerator<Uint8Array> {
       try {
         for await (const piece of bodyOf(conn, framing)) yield piece;
