@@ -1,6 +1,7 @@
 /**
  * Table-driven tests of the scheduler's pure decisions: match, plan, choosePromotion.
  */
+import { compareProcIds } from "../lib/scheduler/promotion.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import {
   DEFAULT_PORT_QUARANTINE_MS,
@@ -209,6 +210,42 @@ Deno.test("notePortsInUse keeps a port for its last instance until the quarantin
     100,
   );
   assertEquals(q.get("A:1"), { instance: "y", until: 105 });
+});
+
+Deno.test("compareProcIds orders p2 before p10 and other ids as strings, as the regular expression did", () => {
+  const reference = (a: string, b: string) => {
+    const na = /^p(\d+)$/.exec(a);
+    const nb = /^p(\d+)$/.exec(b);
+    if (na && nb) return Number(na[1]) - Number(nb[1]);
+    return a < b ? -1 : a > b ? 1 : 0;
+  };
+  const ids = [
+    "p1",
+    "p2",
+    "p10",
+    "p010",
+    "p0",
+    "x1",
+    "x10",
+    "p",
+    "pa",
+    "p1a",
+    "",
+    "P1",
+    "p-1",
+    "p1.5",
+    "p12345678901234567890",
+    "p99999999999999999999",
+    "p٣",
+    "proxy",
+    "x2",
+  ];
+  for (const a of ids) {
+    for (const b of ids) {
+      assertEquals(Math.sign(compareProcIds(a, b)), Math.sign(reference(a, b)), `${a} vs ${b}`);
+    }
+  }
+  assertEquals(["p10", "x1", "p2", "p1"].sort(compareProcIds), ["p1", "p2", "p10", "x1"]);
 });
 
 Deno.test("markPortsInUse records in place what notePortsInUse records, and leaves the purge to it", () => {

@@ -53,8 +53,25 @@ export function choosePromotion(
 
 /** Orders process ids `p1 < p2 < p10`; other ids by plain string order. */
 export function compareProcIds(a: string, b: string): number {
-  const na = /^p(\d+)$/.exec(a);
-  const nb = /^p(\d+)$/.exec(b);
-  if (na && nb) return Number(na[1]) - Number(nb[1]);
+  const na = procNumber(a);
+  const nb = procNumber(b);
+  if (na >= 0 && nb >= 0) return na - nb;
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The number of a process id `p<digits>`, or -1 for any other id. Read by
+ * hand, not with a regular expression: every planning pass and STATUS
+ * sorts an instance's processes with it.
+ */
+function procNumber(id: string): number {
+  if (id.length < 2 || id.charCodeAt(0) !== 112 /* p */) return -1;
+  if (id.length > 16) return /^p\d+$/.test(id) ? Number(id.slice(1)) : -1;
+  let n = 0;
+  for (let i = 1; i < id.length; i++) {
+    const digit = id.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return -1;
+    n = n * 10 + digit;
+  }
+  return n;
 }
