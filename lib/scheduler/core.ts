@@ -165,7 +165,7 @@ export interface SchedulerOptions {
    * How long the store batch at the end of a burst of Mesos events given to
    * {@linkcode Scheduler.queueEvent} may wait for more events to share it, ms
    * (their acknowledgements wait for it; a Mesos call, an API request or a
-   * timer pass commits at once). Default 20; 0 commits at once.
+   * timer pass commits at once). Default 50; 0 commits at once.
    */
   groupCommitMs?: number;
   /** Log sink (one line per call). */
@@ -387,7 +387,7 @@ const AGENT_LEARN_MS = 5_000;
  * must not hold back acknowledgements (they wait for the batch).
  */
 const MAX_BURST_JOBS = 64;
-const DEFAULT_GROUP_COMMIT_MS = 20;
+const DEFAULT_GROUP_COMMIT_MS = 50;
 
 /** Relaunch delay after `failures` consecutive failures: 0.5 s doubling, capped at 30 s. */
 export function backoffMs(failures: number): number {
