@@ -952,10 +952,10 @@ export class Agent {
       }
     }
     const fid = call.framework_id.value;
-    if (![...this.#executors.values()].some((ex) => ex.frameworkId === fid)) {
+    const ex = this.#executors.get(key(fid, call.executor_id.value));
+    if (!ex && !this.#hasFramework(fid)) {
       return textResponse(400, `Framework "${fid}" cannot be found`);
     }
-    const ex = this.#executors.get(key(fid, call.executor_id.value));
     if (!ex) return textResponse(400, `Executor "${call.executor_id.value}" cannot be found`);
     if (call.type === "SUBSCRIBE") return this.#subscribe(ex, call, streamType!);
     if (!ex.subscribed) {
@@ -967,6 +967,11 @@ export class Agent {
     }
     this.#update(ex, call.update!.status);
     return textResponse(202);
+  }
+
+  #hasFramework(frameworkId: string): boolean {
+    for (const ex of this.#executors.values()) if (ex.frameworkId === frameworkId) return true;
+    return false;
   }
 
   #subscribe(

@@ -1682,6 +1682,22 @@ function describe(pool: Pool): string {
   return parts.join(";") || "nothing";
 }
 
+/** The field a call of each type must carry (400 without it). */
+const NESTED_FIELD: Readonly<Record<string, string>> = {
+  ACCEPT: "accept",
+  DECLINE: "decline",
+  ACCEPT_INVERSE_OFFERS: "accept_inverse_offers",
+  DECLINE_INVERSE_OFFERS: "decline_inverse_offers",
+  KILL: "kill",
+  SHUTDOWN: "shutdown",
+  ACKNOWLEDGE: "acknowledge",
+  ACKNOWLEDGE_OPERATION_STATUS: "acknowledge_operation_status",
+  RECONCILE: "reconcile",
+  MESSAGE: "message",
+  REQUEST: "request",
+  UPDATE_FRAMEWORK: "update_framework",
+};
+
 /** Checks a scheduler Call the way the master does before any lookup (400 on failure). */
 export function validateSchedulerCall(call: Call): string | undefined {
   if (call.type === undefined) return "Expecting 'type' to be present";
@@ -1695,21 +1711,7 @@ export function validateSchedulerCall(call: Call): string | undefined {
     return undefined;
   }
   if (!call.framework_id) return "Expecting 'framework_id' to be present";
-  const nested: Record<string, string> = {
-    ACCEPT: "accept",
-    DECLINE: "decline",
-    ACCEPT_INVERSE_OFFERS: "accept_inverse_offers",
-    DECLINE_INVERSE_OFFERS: "decline_inverse_offers",
-    KILL: "kill",
-    SHUTDOWN: "shutdown",
-    ACKNOWLEDGE: "acknowledge",
-    ACKNOWLEDGE_OPERATION_STATUS: "acknowledge_operation_status",
-    RECONCILE: "reconcile",
-    MESSAGE: "message",
-    REQUEST: "request",
-    UPDATE_FRAMEWORK: "update_framework",
-  };
-  const field = nested[call.type];
+  const field = NESTED_FIELD[call.type];
   if (field && !call[field]) return `Expecting '${field}' to be present`;
   if (call.type === "ACKNOWLEDGE") {
     const uuid: Uint8Array = call.acknowledge.uuid;
