@@ -17,7 +17,11 @@ import {
   loadConfigFile,
   localReserved,
 } from "../lib/config.ts";
-import { fencedStore, openStore, type Store, StoreUnavailableError } from "../lib/store/mod.ts";
+// The store modules one by one, not lib/store/mod.ts: the etcd and ZooKeeper
+// clients load only when the config asks for them (see lib/store/open.ts).
+import { fencedStore } from "../lib/store/fenced.ts";
+import { openStore } from "../lib/store/open.ts";
+import { type Store, StoreUnavailableError } from "../lib/store/store.ts";
 import { Scheduler } from "../lib/scheduler/core.ts";
 import { DEFAULT_RESOURCES } from "../lib/scheduler/match.ts";
 import { buildExecutorInfo } from "../lib/scheduler/tasks.ts";
