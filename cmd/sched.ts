@@ -59,7 +59,6 @@ import {
   readClusterState,
   stopLocalCluster,
 } from "../lib/mesos/local/daemon.ts";
-import { main as mesosLocalMain } from "./mesos_local.ts";
 
 const USAGE = `Usage: sched [-config=FILE] [-DumpEmptyConfig] [--stop-local] [-h]
 
@@ -353,7 +352,11 @@ async function readTls(config: Config): Promise<{ cert: string; key: string } | 
  * framework to another scheduler while this one ran on the embedded store.
  */
 export async function main(args: string[]): Promise<number> {
-  if (args[0] === LOCAL_CLUSTER_FLAG) return await mesosLocalMain(args.slice(1));
+  if (args[0] === LOCAL_CLUSTER_FLAG) {
+    // This process is the local cluster (a compiled sched runs itself as one):
+    // its modules load only then.
+    return await (await import("./mesos_local.ts")).main(args.slice(1));
+  }
   let flags: Flags;
   try {
     flags = parseFlags(args);
