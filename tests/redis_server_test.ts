@@ -295,3 +295,29 @@ Deno.test("RedisProcess takes a relative binary path from the current directory"
     assert.deepEqual(await p.stop(), { code: 0, signal: null });
   });
 });
+
+Deno.test("enableAof turns the AOF on with its first rewrite done and gives the server its hz back", async () => {
+  await withRedis("enable-aof", async (_start, dir) => {
+    const proc = await RedisProcess.start({
+      port: freePort(),
+      dataDir: `${dir}/d`,
+      maxMemoryMB: 8,
+      appendOnly: false,
+    });
+    try {
+      await proc.client.call("SET", ["k", "v"]);
+      await proc.client.call("CONFIG", ["SET", "hz", "7"]);
+      await proc.client.enableAof(10_000);
+      const info = String(await proc.client.call("INFO", ["persistence"]));
+      assert.match(info, /aof_enabled:1\r\n/);
+      assert.match(info, /aof_rewrite_in_progress:0\r\n/);
+      assert.match(info, /aof_last_bgrewrite_status:ok\r\n/);
+      assert.deepEqual(await proc.client.call("CONFIG", ["GET", "hz"]), ["hz", "7"]);
+      // Already on: nothing to do, hz untouched.
+      await proc.client.enableAof(10_000);
+      assert.deepEqual(await proc.client.call("CONFIG", ["GET", "hz"]), ["hz", "7"]);
+    } finally {
+      await proc.stop();
+    }
+  });
+});
