@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { acceptConnections, ConnectionsPerClient } from "./accept.ts";
 import { DEFAULT_LIMITS, type RequestLimits, scanRequest } from "./request_head.ts";
 
 /** Options of {@linkcode serveGuarded}. */
@@ -135,15 +136,14 @@ export async function serveGuarded(
     return handler(request, { remoteAddr: { transport: "tcp", hostname: ip, port }, scheme });
   });
 
-  const perClient = new Map<string, number>();
+  const perClient = new ConnectionsPerClient();
   const open = new Set<Deno.Conn>();
   let closing = false;
 
   async function serveConn(conn: Deno.Conn): Promise<void> {
     const remote = conn.remoteAddr as Deno.NetAddr;
     const ip = remote.hostname;
-    const count = (perClient.get(ip) ?? 0) + 1;
-    perClient.set(ip, count);
+    const count = perClient.open(ip);
     open.add(conn);
     let innerConn: Deno.Conn | undefined;
     let requestTimer: ReturnType<typeof setTimeout> | undefined;
@@ -237,25 +237,11 @@ export async function serveGuarded(
     } finally {
       end();
       open.delete(conn);
-      const left = (perClient.get(ip) ?? 1) - 1;
-      if (left <= 0) perClient.delete(ip);
-      else perClient.set(ip, left);
+      perClient.close(ip);
     }
   }
 
-  const accepting = (async () => {
-    for (;;) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch {
-        if (closing) return;
-        await new Promise((r) => setTimeout(r, 50)); // e.g. out of file descriptors
-        continue;
-      }
-      serveConn(conn);
-    }
-  })();
+  const accepting = acceptConnections(listener, () => closing, serveConn);
 
   return {
     addr,

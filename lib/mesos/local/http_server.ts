@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { acceptConnections, ConnectionsPerClient } from "../../http/accept.ts";
 import { DEFAULT_LIMITS, type RequestLimits, scanRequest } from "../../http/request_head.ts";
 import { refusal } from "../../http/guarded_server.ts";
 
@@ -296,7 +297,7 @@ export function serveLocal(
     (() => ({ status: 500, body: "Internal Server Error" }));
   const listener = Deno.listen({ hostname: options.hostname, port: options.port });
   const addr = listener.addr as Deno.NetAddr;
-  const perClient = new Map<string, number>();
+  const perClient = new ConnectionsPerClient();
   /** Open connections, with the stream each one carries (if any) and whether it ended. */
   const open = new Map<Deno.Conn, ConnState>();
   let closing = false;
@@ -375,8 +376,7 @@ export function serveLocal(
 
   async function serveConn(conn: Deno.Conn): Promise<void> {
     const ip = (conn.remoteAddr as Deno.NetAddr).hostname;
-    const count = (perClient.get(ip) ?? 0) + 1;
-    perClient.set(ip, count);
+    const count = perClient.open(ip);
     const state: ConnState = { ended: false };
     open.set(conn, state);
     let requestTimer: ReturnType<typeof setTimeout> | undefined;
@@ -457,25 +457,11 @@ export function serveLocal(
       end();
       open.delete(conn);
       if (!state.ended) state.stream?.abort();
-      const left = (perClient.get(ip) ?? 1) - 1;
-      if (left <= 0) perClient.delete(ip);
-      else perClient.set(ip, left);
+      perClient.close(ip);
     }
   }
 
-  const accepting = (async () => {
-    for (;;) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch {
-        if (closing) return;
-        await new Promise((r) => setTimeout(r, 50)); // e.g. out of file descriptors
-        continue;
-      }
-      serveConn(conn);
-    }
-  })();
+  const accepting = acceptConnections(listener, () => closing, serveConn);
 
   return {
     addr,
