@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { writeAll } from "../bytes.ts";
 import { acceptConnections, ConnectionsPerClient } from "./accept.ts";
 import { DEFAULT_LIMITS, type RequestLimits, scanRequest } from "./request_head.ts";
 
@@ -95,11 +96,6 @@ export function refusal(status: number, message: string): Uint8Array {
 
 /** The header that carries the client's address from the front to the inner server. */
 const CLIENT_HEADER = "x-mrr-front-client";
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) done += await conn.write(bytes.subarray(done));
-}
 
 /**
  * Starts the server. Throws what `Deno.listen` throws (e.g.

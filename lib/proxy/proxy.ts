@@ -13,6 +13,7 @@
  * @module
  */
 
+import { concat, writeAll } from "../bytes.ts";
 import { ReplyScanner } from "./reply_scanner.ts";
 import {
   KIND_AUTH,
@@ -97,26 +98,6 @@ const MIN_SERVER_READ = 64 * 1024;
 const ENDS: number[] = [];
 const KINDS: number[] = [];
 const REPLY_ENDS: number[] = [];
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) {
-    done += await conn.write(done === 0 ? bytes : bytes.subarray(done));
-  }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  let size = 0;
-  for (const p of parts) size += p.length;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 function safeClose(conn: Deno.Conn | null | undefined): void {
   try {

@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { concat, writeAll } from "../../bytes.ts";
 import { acceptConnections, ConnectionsPerClient } from "../../http/accept.ts";
 import { DEFAULT_LIMITS, type RequestLimits, scanRequest } from "../../http/request_head.ts";
 import { refusal } from "../../http/guarded_server.ts";
@@ -137,24 +138,6 @@ const LAST_CHUNK = encoder.encode("0\r\n\r\n");
 const CRLF = encoder.encode("\r\n");
 /** Paths that need no URL parsing to be read as sent. */
 const PLAIN_PATH = /^\/[A-Za-z0-9_()\-/]*$/;
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) done += await conn.write(bytes.subarray(done));
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  let size = 0;
-  for (const p of parts) size += p.length;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 function headText(status: number, headers: Record<string, string> | undefined): string {
   let text = `HTTP/1.1 ${status} ${REASONS[status] ?? "Unknown"}\r\n`;
