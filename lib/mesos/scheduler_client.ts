@@ -8,6 +8,7 @@
  * @module
  */
 
+import { concat } from "../bytes.ts";
 import { type ContentType, decode, encode, ready } from "./codec.ts";
 import {
   type DetectedLeader,
@@ -633,13 +634,6 @@ async function* recordsOf(
       `RecordIO stream ended inside a record (${decoder.buffered} bytes pending)`,
     );
   }
-}
-
-function concat(pieces: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const piece of pieces) (out.set(piece, at), at += piece.length);
-  return out;
 }
 
 function ids(values: string[]): { value: string }[] {

@@ -12,6 +12,8 @@
  * @module
  */
 
+import { concat } from "../bytes.ts";
+
 /** An error reply from redis-server (`ERR ...`, `NOREPLICAS ...`, `LOADING ...`). */
 export class RedisReplyError extends Error {
   /** Makes the error from the reply text. */
@@ -32,20 +34,11 @@ const CR = 13;
 /** Encodes one command as a RESP array of bulk strings. */
 export function encodeCommand(args: (string | number)[]): Uint8Array {
   const parts: Uint8Array[] = [encoder.encode(`*${args.length}\r\n`)];
-  let size = parts[0]!.length;
   for (const arg of args) {
     const bytes = encoder.encode(String(arg));
-    const head = encoder.encode(`$${bytes.length}\r\n`);
-    parts.push(head, bytes, encoder.encode("\r\n"));
-    size += head.length + bytes.length + 2;
+    parts.push(encoder.encode(`$${bytes.length}\r\n`), bytes, encoder.encode("\r\n"));
   }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concat(parts);
 }
 
 /** Thrown by {@linkcode parseReply} for bytes that are not RESP. */
