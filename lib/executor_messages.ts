@@ -214,6 +214,43 @@ export function decodeMessage<T extends { kind: string }>(data: Uint8Array): T {
   return value as T;
 }
 
+/**
+ * The stats a TASK_RUNNING update of `taskId` carries (see
+ * {@linkcode RedisTaskStatusData}), or `undefined` when `data` holds none
+ * that are whole and of that task: an older executor, or bytes that are not
+ * ours. Never throws.
+ */
+export function statusStats(
+  taskId: string,
+  data: Uint8Array | undefined,
+): { stats: RedisStats; at: number } | undefined {
+  if (!data || data.length === 0) return undefined;
+  let value: RedisTaskStatusData;
+  try {
+    value = JSON.parse(new TextDecoder().decode(data));
+  } catch {
+    return undefined;
+  }
+  const s = value?.stats as Partial<RedisStats> | undefined;
+  const at = value?.statsAt;
+  const counts = [
+    s?.memoryUsed,
+    s?.maxMemory,
+    s?.uptime,
+    s?.clients,
+    s?.replOffset,
+    s?.lastIoSeconds,
+    s?.connectedSlaves,
+  ];
+  if (
+    typeof s !== "object" || s === null || s.taskId !== taskId ||
+    (s.role !== "master" && s.role !== "slave") || typeof s.inSync !== "boolean" ||
+    !counts.every((n) => typeof n === "number" && Number.isFinite(n)) ||
+    typeof at !== "number" || !Number.isFinite(at)
+  ) return undefined;
+  return { stats: s as RedisStats, at };
+}
+
 /** Why a task ended, in the `cause` of {@linkcode RedisTaskStatusData}. */
 export type RedisTaskEndCause =
   /** Stopped on a KILL event or at executor SHUTDOWN. */
@@ -233,13 +270,22 @@ export type RedisTaskEndCause =
 
 /**
  * What the executor puts in `TaskStatus.data` (JSON) of its updates:
- * `{host, port}` on TASK_RUNNING, plus `cause` (and the exit) on terminal ones.
+ * `{host, port}` on TASK_RUNNING, with the stats that made it RUNNING, plus
+ * `cause` (and the exit) on terminal ones.
  */
 export interface RedisTaskStatusData {
   /** Host clients and slaves use to reach the process. */
   host?: string;
   /** Its port. */
   port?: number;
+  /**
+   * TASK_RUNNING: the stats of the check that found the process ready (a
+   * slave: its initial sync done), so the scheduler need not wait for the
+   * next stats message to count it in sync.
+   */
+  stats?: RedisStats;
+  /** With `stats`: when they were read (executor clock, as `at` of a stats message). */
+  statsAt?: number;
   /** Terminal updates: why the task ended. */
   cause?: RedisTaskEndCause;
   /** When redis-server ended with an exit code. */

@@ -51,12 +51,16 @@ export function agentOffer(
   };
 }
 
-/** An executor's status update of `taskId` (with a uuid to acknowledge unless `uuid` is false). */
+/**
+ * An executor's status update of `taskId` (with a uuid to acknowledge unless
+ * `uuid` is false), with `data` (JSON-encoded) when given.
+ */
 export function update(
   taskId: string,
   state: TaskState,
   agent = "A1",
   uuid = true,
+  data?: unknown,
 ): SchedulerEvent {
   return {
     type: "UPDATE",
@@ -68,6 +72,7 @@ export function update(
         source: "SOURCE_EXECUTOR",
         message: `test ${state}`,
         ...(uuid ? { uuid: new Uint8Array(16).fill(7) } : {}),
+        ...(data !== undefined ? { data: new TextEncoder().encode(JSON.stringify(data)) } : {}),
       },
     },
   };
@@ -88,23 +93,28 @@ export function executorMessage(
   };
 }
 
-/** A stats message; each entry defaults to a healthy master with nothing stored. */
-export function stats(list: Partial<RedisStats>[], agent = "A1"): SchedulerEvent {
+/** A stats message read at `at`; each entry defaults to a healthy master with nothing stored. */
+export function stats(list: Partial<RedisStats>[], agent = "A1", at = 0): SchedulerEvent {
   return executorMessage({
     kind: "stats",
-    at: 0,
-    stats: list.map((s) => ({
-      taskId: "",
-      role: "master",
-      memoryUsed: 1000,
-      maxMemory: 1,
-      uptime: 3,
-      clients: 1,
-      replOffset: 0,
-      inSync: true,
-      lastIoSeconds: 0,
-      connectedSlaves: 0,
-      ...s,
-    })),
+    at,
+    stats: list.map((s) => statsEntry(s)),
   }, agent);
+}
+
+/** One task's stats; defaults to a healthy master with nothing stored. */
+export function statsEntry(s: Partial<RedisStats>): RedisStats {
+  return {
+    taskId: "",
+    role: "master",
+    memoryUsed: 1000,
+    maxMemory: 1,
+    uptime: 3,
+    clients: 1,
+    replOffset: 0,
+    inSync: true,
+    lastIoSeconds: 0,
+    connectedSlaves: 0,
+    ...s,
+  };
 }

@@ -3,6 +3,7 @@ import {
   encodeTaskSpec,
   type RedisTaskSpec,
   type RedisTaskStatusData,
+  statusStats,
 } from "../lib/executor_messages.ts";
 import {
   RedisExecutor,
@@ -98,10 +99,12 @@ Deno.test("RedisExecutor runs, reports, promotes, re-points and fences redis tas
       ex.handle(launch("m", encodeTaskSpec(m)));
       await waitFor("master RUNNING", () => driver.last("m", "TASK_RUNNING"), WAIT);
       assert.deepEqual(driver.states("m"), ["TASK_STARTING", "TASK_RUNNING"]);
-      assert.deepEqual(statusData(driver.last("m", "TASK_RUNNING")), {
-        host: "127.0.0.1",
-        port: m.port,
-      });
+      const data = statusData(driver.last("m", "TASK_RUNNING"));
+      assert.deepEqual({ host: data.host, port: data.port }, { host: "127.0.0.1", port: m.port });
+      // The stats of the check that found it ready go with it.
+      assert.equal(data.stats?.taskId, "m");
+      assert.equal(data.stats?.role, "master");
+      assert.equal(typeof data.statsAt, "number");
     });
 
     await t.step("a slave is RUNNING only once its initial sync is done", async () => {
@@ -121,6 +124,11 @@ Deno.test("RedisExecutor runs, reports, promotes, re-points and fences redis tas
       }));
       await waitFor("slave RUNNING", () => driver.last("s1", "TASK_RUNNING"), WAIT);
       assert.deepEqual(driver.result("c1"), { kind: "result", commandId: "c1", ok: true });
+      // Its TASK_RUNNING says it is in sync, as the scheduler reads it.
+      const carried = statusStats("s1", driver.last("s1", "TASK_RUNNING")?.data);
+      assert.equal(carried?.stats.role, "slave");
+      assert.equal(carried?.stats.inSync, true);
+      assert.ok(Math.abs(carried!.at - Date.now()) < 60_000, "read just now");
     });
 
     await t.step("stats messages carry every task", async () => {
@@ -447,7 +455,8 @@ Deno.test("RedisExecutor runs slaves without AOF and turns it on at promotion, b
       const acked: string[] = [];
       for (let i = 0; i < 200; i++) {
         await master.call("SET", [`k${i}`, `v${i}`]);
-        if (Number(await master.call("WAIT", [1, 1000])) >= 1) acked.push(`k${i}`);
+        // WAIT returns as soon as the slave acknowledges; the 5 s are for a busy machine.
+        if (Number(await master.call("WAIT", [1, 5000])) >= 1) acked.push(`k${i}`);
       }
       assert.equal(acked.length, 200);
       const dir = (await slave.call("CONFIG", ["GET", "dir"]) as string[])[1]!;
@@ -469,7 +478,7 @@ Deno.test("RedisExecutor runs slaves without AOF and turns it on at promotion, b
       });
       try {
         const values = await restarted.client.call("MGET", acked) as (string | null)[];
-        assert.equal(values.filter((v, i) => v === `v${i}`).length, acked.length);
+        assert.deepEqual(values, acked.map((k) => `v${k.slice(1)}`));
       } finally {
         await restarted.stop({ graceful: false });
       }
@@ -569,5 +578,40 @@ Deno.test("RedisExecutor sends routine stats one message at a time: those asked 
     await ex.abandon();
     await ex.flush(1000);
     await Deno.remove(sandbox, { recursive: true });
+  }
+});
+
+Deno.test("statusStats reads only whole stats of the task the update is about", () => {
+  const whole = {
+    taskId: "t",
+    role: "slave",
+    memoryUsed: 1,
+    maxMemory: 2,
+    uptime: 3,
+    clients: 1,
+    replOffset: 9,
+    inSync: true,
+    lastIoSeconds: 0,
+    connectedSlaves: 0,
+  };
+  const bytes = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+  assert.deepEqual(statusStats("t", bytes({ host: "h", stats: whole, statsAt: 5 })), {
+    stats: whole,
+    at: 5,
+  });
+  for (
+    const [why, data] of [
+      ["no data", undefined],
+      ["not JSON", new TextEncoder().encode("{")],
+      ["JSON null", bytes(null)],
+      ["no stats (an older executor)", bytes({ host: "h", port: 1 })],
+      ["another task's", bytes({ stats: { ...whole, taskId: "u" }, statsAt: 5 })],
+      ["no time", bytes({ stats: whole })],
+      ["a bad role", bytes({ stats: { ...whole, role: "boss" }, statsAt: 5 })],
+      ["inSync not a boolean", bytes({ stats: { ...whole, inSync: "yes" }, statsAt: 5 })],
+      ["a count missing", bytes({ stats: { ...whole, replOffset: undefined }, statsAt: 5 })],
+    ] as const
+  ) {
+    assert.equal(statusStats("t", data), undefined, why);
   }
 });

@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { tempDir, waitFor } from "./_util.ts";
-import { offer, stats, update } from "./_core.ts";
+import { offer, stats, statsEntry, update } from "./_core.ts";
 import { type MesosPort, Scheduler } from "../lib/scheduler/core.ts";
 import type { Prober } from "../lib/scheduler/liveness_checks.ts";
 import { buildExecutorInfo } from "../lib/scheduler/tasks.ts";
@@ -386,6 +386,83 @@ Deno.test("core: MS instance, master lost, slave promoted and others re-pointed;
     assertEquals(relaunched, ["m.p1.2"], "only the lost process is launched again");
     const spec2 = JSON.parse(new TextDecoder().decode(mesos.launched[0]!.data));
     assertEquals(spec2.role, "slave");
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("core: a slave counts in sync from the stats its TASK_RUNNING carries; an older stats message or a retried update does not take that back", async () => {
+  const dir = await tempDir("core-running-stats");
+  const { store, clock, mesos, core } = await setup(dir);
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    await core.create({
+      name: "r",
+      capacityMB: 10,
+      masters: 1,
+      slaves: 1,
+      distribution: 1,
+      proxies: 0,
+    });
+    await core.handleEvent({ type: "HEARTBEAT" });
+    await core.handleEvent({
+      type: "OFFERS",
+      offers: { offers: [offer(1, "A1"), offer(2, "A2")] },
+    });
+    assertEquals(mesos.launched.map((t) => t.task_id.value), ["r.p1.1", "r.p2.1"]);
+    const slaveAgent = mesos.launched[1]!.agent_id.value;
+    const running = (taskId: string, agent: string, at: number, inSync: boolean) =>
+      update(taskId, "TASK_RUNNING", agent, true, {
+        host: "127.0.0.1",
+        port: 7000,
+        stats: statsEntry({ taskId, role: taskId === "r.p1.1" ? "master" : "slave", inSync }),
+        statsAt: at,
+      });
+    await core.handleEvent(running("r.p1.1", "A1", 100, true));
+    await core.handleEvent(running("r.p2.1", slaveAgent, 105, true));
+    assertEquals(core.status("r")?.Status, "RUNNING", "no stats message needed");
+    assertEquals(core.status("r")?.Slaves.map((x) => x.InSync), [true]);
+
+    // Read before the update (at 90: still syncing), delivered after it: ignored.
+    await core.handleEvent(
+      stats([{ taskId: "r.p2.1", role: "slave", inSync: false }], slaveAgent, 90),
+    );
+    assertEquals(core.status("r")?.Status, "RUNNING");
+    // A newer one counts: the slave lost its link.
+    await core.handleEvent(
+      stats([{ taskId: "r.p2.1", role: "slave", inSync: false }], slaveAgent, 200),
+    );
+    assertEquals(core.status("r")?.Slaves.map((x) => x.InSync), [false]);
+    assert(core.status("r")?.Status !== "RUNNING");
+    // The agent retries the old TASK_RUNNING: its stats (at 105) are older than those held.
+    await core.handleEvent(running("r.p2.1", slaveAgent, 105, true));
+    assertEquals(core.status("r")?.Slaves.map((x) => x.InSync), [false]);
+    // A newer update's stats count; a message stamped earlier (a clock stepped
+    // back) is kept out only for a while after it.
+    await core.handleEvent(running("r.p2.1", slaveAgent, 500, false));
+    const inSync150 = stats([{ taskId: "r.p2.1", role: "slave", inSync: true }], slaveAgent, 150);
+    await core.handleEvent(inSync150);
+    assertEquals(core.status("r")?.Slaves.map((x) => x.InSync), [false]);
+    clock.now += 6_000;
+    await core.handleEvent(inSync150);
+    assertEquals(core.status("r")?.Status, "RUNNING");
+    // Bytes that are not ours in TASK_RUNNING data change nothing and break nothing.
+    await core.handleEvent({
+      type: "UPDATE",
+      update: {
+        status: {
+          task_id: { value: "r.p2.1" },
+          state: "TASK_RUNNING",
+          agent_id: { value: slaveAgent },
+          source: "SOURCE_EXECUTOR",
+          uuid: new Uint8Array(16).fill(9),
+          data: new TextEncoder().encode("not json {"),
+        },
+      },
+    });
+    assertEquals(core.status("r")?.Status, "RUNNING");
   } finally {
     await core.stop();
     await store.close();

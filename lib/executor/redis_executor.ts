@@ -539,6 +539,15 @@ export class RedisExecutor {
     return p;
   }
 
+  /** The stats of `task` from its INFO `info`. */
+  #statsOf(task: Task, info: RedisInfo): RedisStats {
+    return {
+      ...statsFromInfo(task.id, info),
+      epoch: task.epoch,
+      ...(task.cluster ? { cluster: task.cluster } : {}),
+    };
+  }
+
   #statusData(task: Task, extra: RedisTaskStatusData = {}): Uint8Array {
     const data: RedisTaskStatusData = { host: this.host, port: task.spec.port, ...extra };
     return new TextEncoder().encode(JSON.stringify(data));
@@ -603,12 +612,7 @@ export class RedisExecutor {
             procState: task.unresponsive.state,
           }
           : {};
-        stats.push({
-          ...statsFromInfo(task.id, task.info),
-          epoch: task.epoch,
-          ...silent,
-          ...(task.cluster ? { cluster: task.cluster } : {}),
-        });
+        stats.push({ ...this.#statsOf(task, task.info), ...silent });
       }
     }
     const proxies = this.#proxies.taskIds;
@@ -809,10 +813,16 @@ export class RedisExecutor {
           clearTimeout(task.syncTimer);
           clearTimeout(task.startingTimer);
           if (task.monitor) task.monitor.intervalMs = this.#opts.checkIntervalMs;
+          // The stats that made it RUNNING go with the update: the scheduler
+          // counts a slave in sync from it, not from the next stats message
+          // (which may wait behind one still on its way).
           this.#send({
             task_id: { value: task.id },
             state: "TASK_RUNNING",
-            data: this.#statusData(task),
+            data: this.#statusData(task, {
+              stats: this.#statsOf(task, event.info),
+              statsAt: Date.now(),
+            }),
           });
           this.#sendStats();
         }

@@ -29,6 +29,7 @@ import {
   type RedisStats,
   type RedisTaskSpec,
   type SchedulerToExecutor,
+  statusStats,
 } from "../executor_messages.ts";
 import {
   DEFAULT_PORT_QUARANTINE_MS,
@@ -368,6 +369,11 @@ const HISTORY_SWEEP_MS = 10 * 60_000;
 /** How long a lost process waits for an offer from its own agent (to keep its data). */
 const PIN_AGENT_MS = 10_000;
 /**
+ * How long after a TASK_RUNNING that brought stats a stats message read
+ * before them is kept from replacing them (messages and updates travel apart).
+ */
+const RUNNING_STATS_WINDOW_MS = 5_000;
+/**
  * How much longer than `offsetQueryMs` the failover of a master retired by an
  * UPDATE waits for every slave to tell its offset.
  */
@@ -448,6 +454,14 @@ export class Scheduler {
   readonly #offsetQueries = new Map<string, OffsetQuery>();
   /** Task id → when its last stats (or its TASK_RUNNING) arrived. */
   readonly #statsSeenAt = new Map<string, number>();
+  /**
+   * Task id → the executor's time (`at`) of the stats held in `#stats`, and
+   * when they came with its TASK_RUNNING, our time then. A stats message read
+   * before that update but delivered after it (within RUNNING_STATS_WINDOW_MS)
+   * must not take back the sync it reported; a retried TASK_RUNNING must not
+   * bring back stats older than a message's.
+   */
+  readonly #statsAt = new Map<string, { at: number; runningSeen?: number }>();
   /** Task id → when Mesos was last asked about it for stats silence. */
   readonly #silenceAskedAt = new Map<string, number>();
   /** Task id → when an unknown task reporting itself master was last killed. */
@@ -1774,7 +1788,18 @@ export class Scheduler {
       // A reconciliation answer only repeats what the master last heard; it
       // says nothing about the executor being alive, so it must not reset the
       // stats-silence clock (a frozen executor would never be declared lost).
-      if (status.reason !== "REASON_RECONCILIATION") this.#statsSeenAt.set(taskId, this.#now());
+      if (status.reason !== "REASON_RECONCILIATION") {
+        const now = this.#now();
+        this.#statsSeenAt.set(taskId, now);
+        // The stats that made it RUNNING (a slave in sync): planning counts
+        // them now, not at the next stats message. A retried update's stats
+        // are older than those a stats message since brought: kept out.
+        const carried = p.rec.state === "RUNNING" ? statusStats(taskId, status.data) : undefined;
+        if (carried && carried.at > (this.#statsAt.get(taskId)?.at ?? -Infinity)) {
+          this.#takeStats(carried.stats);
+          this.#statsAt.set(taskId, { at: carried.at, runningSeen: now });
+        }
+      }
     } else if (
       MAYBE_ALIVE.has(state) && p.rec.state === "RUNNING" && inst.rec.status !== "DELETING"
     ) {
@@ -2106,6 +2131,13 @@ export class Scheduler {
     this.#stage(this.#proxyKey(inst.rec.name, rec.id), px, rec);
   }
 
+  /** Holds `s` as the task's stats; planning reads them as they are (an absent count, not a null one). */
+  #takeStats(s: RedisStats): void {
+    if (typeof s.goodSlaves !== "number") delete s.goodSlaves;
+    if (!s.cluster) delete s.cluster;
+    this.#stats.set(s.taskId, s);
+  }
+
   async #onMessage(agentId: string, data: Uint8Array): Promise<void> {
     let msg: ExecutorToScheduler;
     try {
@@ -2125,10 +2157,14 @@ export class Scheduler {
         const p = ids && this.#instances.get(ids.instance)?.procs.get(ids.procId);
         if (p && p.rec.taskId === s.taskId) {
           if (isLive(p.rec)) {
-            // Planning reads these stats as they are: an absent count, not a null one.
-            if (typeof s.goodSlaves !== "number") delete s.goodSlaves;
-            if (!s.cluster) delete s.cluster;
-            this.#stats.set(s.taskId, s);
+            const held = this.#statsAt.get(s.taskId);
+            const older = typeof msg.at === "number" && held?.runningSeen !== undefined &&
+              now - held.runningSeen < RUNNING_STATS_WINDOW_MS && msg.at < held.at;
+            if (!older) {
+              this.#takeStats(s);
+              if (typeof msg.at === "number") this.#statsAt.set(s.taskId, { at: msg.at });
+              else this.#statsAt.delete(s.taskId);
+            }
             this.#statsSeenAt.set(s.taskId, now);
             this.#liveness.noteStats(s, now);
           }
@@ -2536,6 +2572,7 @@ export class Scheduler {
     this.#stats.delete(taskId);
     this.#inflight.delete(taskId);
     this.#statsSeenAt.delete(taskId);
+    this.#statsAt.delete(taskId);
     this.#silenceAskedAt.delete(taskId);
     this.#liveness.forget(taskId);
   }
