@@ -291,14 +291,17 @@ async function createBenchmarks(
     () => mrCreateMasterSlaves(mr, "warmup", n, size.distribution),
   );
   log(`warm-up create of 1+${n}: ${fmt(warmup ?? NaN)} s`);
-  for (let i = 0; i < runs; i++) {
+  // Every round takes each kind of sample once, one after another, so a
+  // change of load over the run (a busy neighbour, the machine warming up)
+  // falls on every kind alike instead of on whichever came last; each cold
+  // sample has a direct start of its own next to it. At least 5 rounds: the
+  // samples of one kind spread by up to 0.4 s on a busy 2-core machine.
+  const rounds = Math.max(runs, 5);
+  const cold: { seconds: number; phases: CreatePhases }[] = [];
+  for (let i = 0; i < rounds; i++) {
     push(
       parallel,
       await attempt(`direct parallel ${i + 1}`, failed, () => baselineMasterSlaves(n)),
-    );
-    push(
-      daemonized,
-      await attempt(`direct daemonized ${i + 1}`, failed, () => baselineDaemonized(n)),
     );
     push(
       warm,
@@ -308,17 +311,21 @@ async function createBenchmarks(
         () => mrCreateMasterSlaves(mr, `ms${i}`, n, size.distribution),
       ),
     );
-    log(
-      `1+${n}: direct parallel ${fmt(parallel.at(-1) ?? NaN)} s, daemonized ${
-        fmt(daemonized.at(-1) ?? NaN)
-      } s, warm ${fmt(warm.at(-1) ?? NaN)} s`,
+    push(
+      daemonized,
+      await attempt(`direct daemonized ${i + 1}`, failed, () => baselineDaemonized(n)),
     );
-  }
-  const cold: { seconds: number; phases: CreatePhases }[] = [];
-  for (let i = 0; i < runs; i++) {
+    push(
+      parallel,
+      await attempt(`direct parallel ${i + 1}b`, failed, () => baselineMasterSlaves(n)),
+    );
     const c = await attempt(`cold create ${i + 1}`, failed, () => coldCreate(n, size.distribution));
     if (c) cold.push(c);
-    log(`1+${n} cold: ${fmt(c?.seconds ?? NaN)} s`);
+    log(
+      `1+${n}: direct parallel ${list(parallel.slice(-2))} s, daemonized ${
+        fmt(daemonized.at(-1) ?? NaN)
+      } s, warm ${fmt(warm.at(-1) ?? NaN)} s, cold ${fmt(c?.seconds ?? NaN)} s`,
+    );
   }
   const shimDir = await Deno.makeTempDir({ prefix: "mr-redis-bench-shim-" });
   const slow: number[] = [];
