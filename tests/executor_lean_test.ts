@@ -50,3 +50,12 @@ Deno.test("the executor imports no node: module at start-up (the Node layer cost
   const graph = await staticGraph("cmd/executor.ts");
   assert.deepEqual([...graph].filter((s) => s.startsWith("node:")), []);
 });
+
+Deno.test("the scheduler and the local cluster load the ZooKeeper client only when a zk:// address needs it", async () => {
+  for (const entry of ["cmd/sched.ts", "cmd/mesos_local.ts"]) {
+    const graph = await staticGraph(entry);
+    const zk = [...graph].filter((s) => s.includes("node-zookeeper-client"));
+    assert.deepEqual(zk, [], `${entry} loads ${zk.join(", ")} at start-up`);
+    assert.ok([...graph].some((s) => s.endsWith("/lib/mesos/detector.ts")), entry);
+  }
+});

@@ -8,8 +8,6 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
-import zookeeper from "node-zookeeper-client";
 import type { MasterInfo } from "./types.ts";
 
 /** Where to look for the masters. */
@@ -154,9 +152,26 @@ interface ZkClient {
   ): void;
   getData(path: string, callback: (error: Error | null, data?: Uint8Array) => void): void;
 }
-const zk = zookeeper as unknown as {
+interface ZkModule {
   createClient(servers: string, options: Record<string, number>): ZkClient;
-};
+  /** node's `Buffer.from`: the client takes auth only as a Buffer. */
+  bufferFrom(text: string): Uint8Array;
+}
+
+let zkModule: Promise<ZkModule> | undefined;
+
+/**
+ * node-zookeeper-client, loaded the first time a detector starts: it costs
+ * ~75 ms of CPU to load (with node's Buffer), which a scheduler or local
+ * cluster whose masters are plain URLs (the usual case) never needs.
+ */
+function loadZooKeeper(): Promise<ZkModule> {
+  return zkModule ??= Promise.all([import("node-zookeeper-client"), import("node:buffer")])
+    .then(([zk, buffer]) => ({
+      createClient: (zk.default as unknown as Pick<ZkModule, "createClient">).createClient,
+      bufferFrom: (text: string) => buffer.Buffer.from(text),
+    }));
+}
 
 /**
  * Watches a Mesos masters' group in ZooKeeper and reports the leader.
@@ -164,6 +179,7 @@ const zk = zookeeper as unknown as {
  */
 export class ZooKeeperDetector {
   #options: ZooKeeperDetectorOptions;
+  #zk: ZkModule | undefined;
   #client: ZkClient | undefined;
   #leader: DetectedLeader | undefined;
   #closed = false;
@@ -192,7 +208,13 @@ export class ZooKeeperDetector {
   /** Connects to ZooKeeper and starts watching (returns at once). */
   start(): void {
     if (this.#closed) throw new Error("Cannot start a closed ZooKeeperDetector");
-    this.#connect();
+    loadZooKeeper().then(
+      (zk) => {
+        this.#zk = zk;
+        if (!this.#closed) this.#connect();
+      },
+      (error) => this.#log(`Cannot load the ZooKeeper client: ${(error as Error).message}`),
+    );
   }
 
   /** Resolves with the leader as soon as one is known. */
@@ -227,6 +249,7 @@ export class ZooKeeperDetector {
   }
 
   #connect(): void {
+    const zk = this.#zk!;
     const generation = ++this.#generation;
     this.#client?.close();
     const client = zk.createClient(this.#options.servers, {
@@ -237,7 +260,7 @@ export class ZooKeeperDetector {
     this.#client = client;
     this.#watcher = () => this.#refresh(generation);
     if (this.#options.auth) {
-      client.addAuthInfo("digest", Buffer.from(this.#options.auth)); // must be a Buffer
+      client.addAuthInfo("digest", zk.bufferFrom(this.#options.auth)); // must be a Buffer
     }
     client.on("state", (state) => {
       if (generation !== this.#generation) return;

@@ -6,11 +6,10 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
-import zookeeper from "node-zookeeper-client";
+import type zookeeperModule from "node-zookeeper-client";
 import { type DetectedLeader, parseMasterSpec, ZooKeeperDetector } from "../detector.ts";
 
-type Client = ReturnType<typeof zookeeper.createClient>;
+type Client = ReturnType<typeof zookeeperModule.createClient>;
 
 /** Options of {@link ZooKeeperMembership}. */
 export interface ZooKeeperMembershipOptions {
@@ -58,6 +57,11 @@ export class ZooKeeperMembership {
    */
   async start(timeoutMs = 30_000): Promise<void> {
     const signal = AbortSignal.timeout(timeoutMs);
+    // Loaded here, not with the module: only a master in a ZooKeeper group needs it.
+    const [{ default: zookeeper }, { Buffer }] = await Promise.all([
+      import("node-zookeeper-client"),
+      import("node:buffer"),
+    ]);
     const client = zookeeper.createClient(this.#servers, {
       sessionTimeout: 10_000,
       spinDelay: 500,
