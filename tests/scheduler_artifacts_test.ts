@@ -237,15 +237,19 @@ Deno.test("from source, the development launcher runs cmd/executor.ts with this 
   assertMatch(script, /^#!\/bin\/sh\n/);
   assertMatch(script, /run -A --config '.*deno\.json' '.*\/cmd\/executor\.ts' "\$@"/);
   assert(script.includes(Deno.execPath()));
+  // The script is the command itself: nothing to fetch before the executor starts.
   const shipment = await planShipment({ kind: "launcher", script });
-  assertEquals(shipment.files.length, 1);
-  assertEquals(shipment.files[0]!.cache, false);
-  assertEquals(shipment.command, "./MrRedisExecutor");
-  const server = await startArtifactServer({ hostname: "127.0.0.1", port: 0, shipment });
-  try {
-    const res = await fetch(`http://127.0.0.1:${server.port}${shipment.files[0]!.urlPath}`);
-    assertEquals(await res.text(), script);
-  } finally {
-    await server.stop();
-  }
+  assertEquals(shipment.files, []);
+  assertEquals(shipment.command, script);
+  // It runs as an agent runs a shell command (sh -c) and starts the executor,
+  // which says which environment variable it misses.
+  const out = await new Deno.Command("/bin/sh", {
+    args: ["-c", shipment.command],
+    clearEnv: true,
+    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(out.code, 2);
+  assertMatch(new TextDecoder().decode(out.stderr), /MrRedisExecutor: .*MESOS_/);
 });

@@ -87,8 +87,8 @@ export function chooseExecutorArtifact(input: ExecutorChoiceInput): ExecutorArti
 export interface ShippedFile {
   /** URL path on the artifact server, e.g. `/a/1f2e.../MrRedisExecutor.js`. */
   urlPath: string;
-  /** The file on disk, or the text served. */
-  source: { path: string } | { text: string };
+  /** The file on disk. */
+  source: { path: string };
   /** `CommandInfo.URI.executable`. */
   executable: boolean;
   /** `CommandInfo.URI.extract`. */
@@ -117,10 +117,6 @@ export async function fileDigest(path: string): Promise<string> {
   using file = await Deno.open(path, { read: true });
   for await (const chunk of file.readable) hash.update(chunk);
   return hash.digest("hex").slice(0, 16);
-}
-
-function digestOfText(text: string): string {
-  return createHash("sha256").update(text).digest("hex").slice(0, 16);
 }
 
 function shellQuote(s: string): string {
@@ -173,14 +169,10 @@ export async function planShipment(
     description =
       `the executor bundle and Deno ${release.manifest.deno} of the release ${release.dir}`;
   } else {
-    files.push({
-      urlPath: `/a/${digestOfText(artifact.script)}/MrRedisExecutor`,
-      source: { text: artifact.script },
-      executable: true,
-      extract: false,
-      cache: false,
-    });
-    command = "./MrRedisExecutor";
+    // The script itself is the command (run with `sh -c`): it only names
+    // files of this host, so fetching it would add a download to every
+    // executor start (the first create waits for it) and bring nothing.
+    command = artifact.script;
     description = "the development launcher (deno run cmd/executor.ts; agents on this host only)";
   }
   const environment: Record<string, string> = {};

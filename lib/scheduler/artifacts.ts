@@ -80,11 +80,6 @@ export async function startArtifactServer(options: ArtifactServerOptions): Promi
   );
 
   const serve = async (file: ShippedFile, head: boolean): Promise<Response> => {
-    if ("text" in file.source) {
-      return new Response(head ? null : file.source.text, {
-        headers: { "content-type": "text/x-shellscript" },
-      });
-    }
     const opened = await Deno.open(file.source.path, { read: true });
     const { size } = await opened.stat();
     const headers = {
