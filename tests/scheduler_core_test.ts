@@ -832,6 +832,31 @@ Deno.test("core: one store batch per event; every launch is stored before Mesos 
     for (const ack of mesos.take("acknowledge")) {
       assertMatch(String(ack.args[3]), /"state":"RUNNING"/);
     }
+
+    // A DELETE: the six kills are stored in one batch, before Mesos hears of any.
+    const killingAtKill: number[] = [];
+    const kill = mesos.kill.bind(mesos);
+    mesos.kill = async (taskId, agentId) => {
+      killingAtKill.push(
+        (await store.list("/t/instances/ms")).filter((e) => /"state":"KILLING"/.test(e.value))
+          .length,
+      );
+      return kill(taskId, agentId);
+    };
+    commits = core.commits;
+    // Another writer changes a process key: that pass's kill batch fails and sends no kill.
+    await store.put(key, (await store.get(key))!.value);
+    assertEquals(await core.delete("ms"), true);
+    assertEquals(mesos.take("kill"), [], "no kill without its state stored");
+    assertEquals(killingAtKill, []);
+    // The next pass (the version read back) stores them and sends them.
+    await core.tick();
+    assertEquals(mesos.take("kill").length, 6);
+    assertEquals(killingAtKill, [6, 6, 6, 6, 6, 6], "every kill stored before the first is sent");
+    assert(
+      core.commits - commits <= 2,
+      `the delete and its kills: ${core.commits - commits} commits`,
+    );
   } finally {
     await core.stop();
     await store.close();

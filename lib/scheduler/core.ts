@@ -2307,10 +2307,12 @@ export class Scheduler {
     }
     await this.#checkLiveness(now);
     const { actions, proxyActions, launchable } = this.#plan();
+    const stored = await this.#storeKills(actions);
     for (const action of [...actions, ...proxyActions]) {
       try {
         if (action.type.endsWith("-proxy")) await this.#performProxy(action as ProxyAction);
-        else await this.#perform(action as Action);
+        else if (action.type === "kill" && !stored.has(action as Action)) continue;
+        else await this.#perform(action as Action, stored.has(action as Action));
       } catch (error) {
         this.#log(
           `Action ${action.type} on ${action.instance} failed: ${(error as Error).message}`,
@@ -2611,7 +2613,35 @@ export class Scheduler {
     this.#lastLaunchable = new Set(keys);
   }
 
-  async #perform(action: Action): Promise<void> {
+  /**
+   * Stores the KILLING state of every process `actions` kill, in one batch,
+   * before any of those kills goes to Mesos (a DELETE of 51 processes is one
+   * commit, not 51). Returns the kill actions whose state is stored; none
+   * when the batch failed (logged), and this pass sends none of them: the
+   * next pass plans them again.
+   */
+  async #storeKills(actions: readonly Action[]): Promise<Set<Action>> {
+    const kills = new Set<Action>();
+    const now = this.#now();
+    for (const action of actions) {
+      if (action.type !== "kill") continue;
+      const inst = this.#instances.get(action.instance);
+      const proc = inst?.procs.get(action.procId);
+      if (!inst || !proc) continue;
+      await this.#saveProc(inst, proc, { state: "KILLING", killSentAt: now });
+      kills.add(action);
+    }
+    if (kills.size === 0) return kills;
+    try {
+      await this.#flush();
+      return kills;
+    } catch (error) {
+      this.#log(`Cannot store ${kills.size} kill(s): ${(error as Error).message}`);
+      return new Set();
+    }
+  }
+
+  async #perform(action: Action, killStored = false): Promise<void> {
     const inst = this.#instances.get(action.instance);
     if (!inst) return;
     const proc = "procId" in action ? inst.procs.get(action.procId) : undefined;
@@ -2635,7 +2665,9 @@ export class Scheduler {
         return;
       case "kill":
         if (!proc) return;
-        await this.#saveProc(inst, proc, { state: "KILLING", killSentAt: this.#now() });
+        if (!killStored) {
+          await this.#saveProc(inst, proc, { state: "KILLING", killSentAt: this.#now() });
+        }
         await this.#call("kill", () => this.#mesos!.kill(action.taskId, action.agentId));
         return;
       case "relaunch":
