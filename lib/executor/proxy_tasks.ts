@@ -4,7 +4,7 @@
  * executor's own process, so agents need nothing more than for redis tasks.
  * The engine is loaded on the first proxy launch, never at start-up.
  *
- * Task life: LAUNCH → TASK_STARTING → listening → TASK_RUNNING (data
+ * Task life: LAUNCH → listening → TASK_RUNNING (data
  * `{host, port}`) → exactly one terminal update: TASK_KILLED (KILL,
  * SHUTDOWN) or TASK_FAILED (bad spec, port not free, listener failed).
  *
@@ -94,7 +94,9 @@ export class ProxyTasks {
     }
     const task: ProxyTask = { id, spec, killRequested: false, stopping: false, done: false };
     this.#tasks.set(id, task);
-    this.#opts.send({ task_id: info.task_id, state: "TASK_STARTING" });
+    // No TASK_STARTING (optional in Mesos): a proxy listens within
+    // milliseconds, and each update costs an acknowledgement through agent,
+    // master and scheduler (a create of 70 singles launches 70 proxies).
     try {
       // The engine is loaded by the first proxy task only.
       const { RedisProxy } = await import("../proxy/proxy.ts");
