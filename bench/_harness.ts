@@ -281,9 +281,8 @@ export async function startMrRedis(
     args: ["run", "-A", `${ROOT}cmd/sched.ts`, `-config=${dir}/config.json`],
     ...(opts.schedEnv ? { env: opts.schedEnv } : {}),
     stdout: "null",
-    stderr: "piped",
+    stderr: "null",
   }).spawn();
-  sched.stderr.pipeTo(Deno.openSync(`${dir}/sched.err`, { create: true, write: true }).writable).catch(() => {});
   const api = `http://127.0.0.1:${httpPort}`;
   await until("the scheduler's REST API", async () => (await fetch(`${api}/v1/STATUS`)).ok, 60_000);
   return {
