@@ -295,8 +295,9 @@ async function createBenchmarks(
   // change of load over the run (a busy neighbour, the machine warming up)
   // falls on every kind alike instead of on whichever came last; each cold
   // sample has a direct start of its own next to it. At least 5 rounds: the
-  // samples of one kind spread by up to 0.4 s on a busy 2-core machine.
-  const rounds = Math.max(runs, 5);
+  // samples of one kind spread by up to 0.4 s on a busy 2-core machine
+  // (a quick smoke run keeps its one).
+  const rounds = runs === 1 ? 1 : Math.max(runs, 5);
   const cold: { seconds: number; phases: CreatePhases }[] = [];
   for (let i = 0; i < rounds; i++) {
     push(
