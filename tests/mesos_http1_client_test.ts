@@ -275,3 +275,54 @@ Deno.test("Http1Client rejects a call with no answer in time, a malformed answer
   gone.close();
   assertEquals(((await assertRejects(() => post(gone))) as Error).message, "Client closed");
 });
+
+Deno.test("Http1Client with maxRequests queues a burst, in order, for its kept connections", async () => {
+  let inFlight = 0;
+  let most = 0;
+  const server = serve(async (_head, _i, conn) => {
+    most = Math.max(most, ++inFlight);
+    await new Promise((r) => setTimeout(r, 20));
+    inFlight--;
+    await write(conn, "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n");
+    return "keep";
+  });
+  const client = new Http1Client(server.endpoint, { maxIdle: 2, maxRequests: 2 });
+  let closed = false;
+  try {
+    const calls = Array.from({ length: 10 }, (_, i) => post(client, `{"n":${i}}`));
+    assertEquals(client.waitingRequests, 8);
+    const answers = await Promise.all(calls);
+    assertEquals(answers.map((a) => a.status), Array(10).fill(202));
+    assertEquals(most, 2, "never more than two requests at the server at once");
+    assertEquals(server.connections(), 2, "the burst reused two connections");
+    assertEquals(client.waitingRequests, 0);
+    // Taken in the order they were made (one place: one connection, one at a time).
+    const one = new Http1Client(server.endpoint, { maxRequests: 1 });
+    try {
+      const before = server.requests.length;
+      await Promise.all([10, 11, 12, 13, 14].map((n) => post(one, `{"n":${n}}`)));
+      const order = server.requests.slice(before).map((r) => Number(r.match(/\{"n":(\d+)\}/)?.[1]));
+      assertEquals(order, [10, 11, 12, 13, 14]);
+    } finally {
+      one.close();
+    }
+    // A failed request gives its place back.
+    await server.close();
+    closed = true;
+    const failed = await Promise.allSettled([post(client), post(client), post(client)]);
+    assertEquals(failed.map((f) => f.status), ["rejected", "rejected", "rejected"]);
+    assertEquals(client.waitingRequests, 0);
+    await assertRejects(() => post(client));
+  } finally {
+    client.close();
+    if (!closed) await server.close();
+  }
+  const error = (() => {
+    try {
+      new Http1Client("127.0.0.1:1", { maxRequests: 0 });
+    } catch (e) {
+      return e as Error;
+    }
+  })();
+  assertEquals(error?.message, 'Option "maxRequests" must be at least 1, but got 0');
+});

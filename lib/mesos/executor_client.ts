@@ -149,6 +149,9 @@ export class ExecutorCallError extends Error {
   }
 }
 
+/** Calls to the agent at once, each on a keep-alive connection of its own. */
+const MAX_CALL_CONNECTIONS = 8;
+
 /** Mesos v1 executor client; see the module doc. */
 export class ExecutorClient {
   /** The settings read from the environment. */
@@ -182,7 +185,13 @@ export class ExecutorClient {
     this.#contentType = options.contentType ?? "application/json";
     this.#url = `http://${this.env.agentEndpoint}${EXECUTOR_PATH}`;
     try {
-      this.#http = new Http1Client(this.env.agentEndpoint);
+      // A burst of calls (a TASK_RUNNING per task an executor started at
+      // once) queues for the kept connections instead of opening one each:
+      // a connection costs the executor and the agent more than the wait.
+      this.#http = new Http1Client(this.env.agentEndpoint, {
+        maxIdle: MAX_CALL_CONNECTIONS,
+        maxRequests: MAX_CALL_CONNECTIONS,
+      });
     } catch (error) {
       throw new ExecutorEnvError(
         `Environment variable MESOS_AGENT_ENDPOINT: ${(error as Error).message}`,

@@ -51,6 +51,12 @@ export interface Http1Stream {
 export interface Http1ClientOptions {
   /** Idle keep-alive connections kept for reuse. Default 4. */
   maxIdle?: number;
+  /**
+   * Requests (not streams) on the wire at once; more wait, in order, for one
+   * to end, so that a burst reuses the kept connections instead of opening
+   * one connection each. Default: no limit.
+   */
+  maxRequests?: number;
   /** Largest answer head accepted, bytes. Default 64 KiB. */
   maxHeadBytes?: number;
 }
@@ -80,7 +86,8 @@ export function parseEndpoint(endpoint: string): { hostname: string; port: numbe
 /** One TCP connection with a read buffer. */
 class Connection {
   readonly #conn: Deno.TcpConn;
-  #buf = new Uint8Array(16 * 1024);
+  // Grows as needed: most answers are a short head and an empty body.
+  #buf = new Uint8Array(2048);
   #start = 0;
   #end = 0;
   #closed = false;
@@ -284,6 +291,9 @@ export class Http1Client {
   readonly #maxHead: number;
   readonly #idle: Connection[] = [];
   readonly #busy = new Set<Connection>();
+  readonly #maxRequests: number;
+  #requests = 0;
+  readonly #waiting: (() => void)[] = [];
   #closed = false;
 
   /** A client for `endpoint` (`host:port`); connects on the first request. */
@@ -294,6 +304,32 @@ export class Http1Client {
     this.#hostHeader = endpoint;
     this.#maxIdle = options.maxIdle ?? 4;
     this.#maxHead = options.maxHeadBytes ?? 64 * 1024;
+    const most = options.maxRequests ?? Infinity;
+    if (!(most >= 1)) {
+      throw new RangeError(`Option "maxRequests" must be at least 1, but got ${most}`);
+    }
+    this.#maxRequests = most;
+  }
+
+  /** Requests waiting for one of `maxRequests` places. */
+  get waitingRequests(): number {
+    return this.#waiting.length;
+  }
+
+  /** Takes one of `maxRequests` places, waiting in order when all are taken. */
+  #enter(): Promise<void> | undefined {
+    if (this.#requests < this.#maxRequests) {
+      this.#requests++;
+      return undefined;
+    }
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  /** Hands a finished request's place to the next waiting one. */
+  #leave(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#requests--;
   }
 
   /** Idle connections kept for reuse. */
@@ -386,9 +422,26 @@ export class Http1Client {
   /**
    * Sends `method path` with `body` and resolves with the whole answer.
    * With `timeoutMs`, the connection is closed (and the call rejects) when
-   * the answer is not complete by then.
+   * the answer is not complete by then (counted once the request has its
+   * place among `maxRequests`).
    */
   async request(
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    body: Uint8Array,
+    timeoutMs?: number,
+  ): Promise<Http1Response> {
+    const wait = this.#enter();
+    if (wait) await wait;
+    try {
+      return await this.#request(method, path, headers, body, timeoutMs);
+    } finally {
+      this.#leave();
+    }
+  }
+
+  async #request(
     method: string,
     path: string,
     headers: Record<string, string>,

@@ -111,9 +111,6 @@ export class SchedulerClient {
   #detector: ZooKeeperDetector | undefined;
   /** Keep-alive connections to the master of the subscription, for calls (plain HTTP only). */
   #http: { origin: string; client: Http1Client } | undefined;
-  /** Calls on those connections now, and the calls waiting for one (see `#slot`). */
-  #callsInFlight = 0;
-  readonly #callWaiters: (() => void)[] = [];
 
   /** Validates the options; call {@link start} to connect. */
   constructor(options: SchedulerClientOptions) {
@@ -416,29 +413,12 @@ export class SchedulerClient {
     if (url.protocol !== "http:") return undefined;
     const client = new Http1Client(`${url.hostname}:${url.port || "80"}`, {
       maxIdle: MAX_CALL_CONNECTIONS,
+      // A burst of calls (the acknowledgements of a create's status updates)
+      // queues for the kept connections instead of opening one each.
+      maxRequests: MAX_CALL_CONNECTIONS,
     });
     this.#http = { origin, client };
     return client;
-  }
-
-  /**
-   * Waits for one of MAX_CALL_CONNECTIONS places: a burst of calls (the
-   * acknowledgements of a create's status updates) queues for the kept
-   * connections instead of opening one connection each.
-   */
-  #slot(): Promise<void> {
-    if (this.#callsInFlight < MAX_CALL_CONNECTIONS) {
-      this.#callsInFlight++;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.#callWaiters.push(resolve));
-  }
-
-  /** Hands the place of a finished call to the next waiting one. */
-  #freeSlot(): void {
-    const next = this.#callWaiters.shift();
-    if (next) next();
-    else this.#callsInFlight--;
   }
 
   /**
@@ -463,19 +443,13 @@ export class SchedulerClient {
     const timeoutMs = this.#options.callTimeoutMs ?? 75_000;
     const http = this.#httpFor(masterUrl);
     if (http) {
-      await this.#slot();
-      let answer;
-      try {
-        answer = await http.request(
-          "POST",
-          SCHEDULER_PATH,
-          { "content-type": this.#contentType, "mesos-stream-id": streamId, ...this.#auth() },
-          body,
-          timeoutMs,
-        );
-      } finally {
-        this.#freeSlot();
-      }
+      const answer = await http.request(
+        "POST",
+        SCHEDULER_PATH,
+        { "content-type": this.#contentType, "mesos-stream-id": streamId, ...this.#auth() },
+        body,
+        timeoutMs,
+      );
       if (answer.status < 300 || answer.status > 399) {
         const text = new TextDecoder().decode(answer.body);
         if (answer.status < 200 || answer.status > 299) {
