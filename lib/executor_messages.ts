@@ -133,6 +133,8 @@ export type ExecutorToScheduler =
     lines?: string[];
     /** `logs`: older lines exist than those sent (or a line was cut to the byte bound). */
     truncated?: boolean;
+    /** `proxy-masters`: the proxy tasks that did not take their master, with why. */
+    failed?: { taskId: string; error: string }[];
   };
 
 /**
@@ -187,6 +189,20 @@ export type SchedulerToExecutor =
     host: string;
     port: number;
     epoch: number;
+  }
+  /**
+   * Several `proxy-master` commands for proxy tasks of one executor in one
+   * message (the masters of a create's instances start at about the same
+   * time). The `result` is `ok` when every proxy took its master, else it
+   * lists in `failed` those that did not.
+   */
+  | {
+    kind: "proxy-masters";
+    commandId: string;
+    proxies: { taskId: string; host: string; port: number; epoch: number }[];
+    /** None: each entry of `proxies` names its task. */
+    taskId?: never;
+    epoch?: never;
   };
 
 /** Encodes a message for Mesos `data` bytes. */

@@ -163,6 +163,73 @@ Deno.test("RedisExecutor runs proxy tasks in front of a redis task", async (t) =
       assert.match(r.error ?? "", /proxy task "inst\.x9\.1".*does not run here/);
     });
 
+    await t.step(
+      "proxy-masters tells several proxies in one command, naming failures",
+      async () => {
+        const secondPort = freePort();
+        ex.handle(launch(
+          "inst.x4.1",
+          encodeProxySpec({
+            kind: "proxy",
+            instance: "inst",
+            proxyId: "x4",
+            port: secondPort,
+            password,
+            waitMs: 5000,
+          }),
+        ));
+        await waitFor("second proxy RUNNING", () => driver.last("inst.x4.1", "TASK_RUNNING"), WAIT);
+        ex.handle(command({
+          kind: "proxy-masters",
+          commandId: "c4",
+          proxies: [
+            { taskId: "inst.x1.1", host: "127.0.0.1", port: masters[0]!, epoch: 3 },
+            { taskId: "inst.x4.1", host: "127.0.0.1", port: masters[0]!, epoch: 3 },
+            { taskId: "inst.x9.1", host: "127.0.0.1", port: masters[0]!, epoch: 3 },
+            { taskId: "inst.x4.1", host: "", port: 0, epoch: 3 },
+          ],
+        }));
+        await waitFor("the result", () => driver.result("c4"), WAIT);
+        const r = driver.result("c4") as {
+          ok: boolean;
+          error?: string;
+          failed?: { taskId: string; error: string }[];
+        };
+        assert.equal(r.ok, false);
+        assert.deepEqual(r.failed?.map((f) => f.taskId), ["inst.x9.1", "inst.x4.1"]);
+        assert.match(r.failed?.[0]?.error ?? "", /does not run here/);
+        assert.match(r.failed?.[1]?.error ?? "", /bad master ""/);
+        // Both proxies now send clients to the first master.
+        const direct = new RedisClient({ port: masters[0]!, password, timeoutMs: 5000 });
+        clients.push(direct);
+        for (const [i, port] of [proxyPort, secondPort].entries()) {
+          const c = new RedisClient({ port, password, timeoutMs: 5000 });
+          clients.push(c);
+          await waitFor(`proxy ${i + 1} on the first master`, async () => {
+            await c.call("SET", [`k3-${i}`, "three"]).catch(() => undefined);
+            return (await direct.call("GET", [`k3-${i}`])) === "three";
+          }, WAIT);
+        }
+        ex.handle({
+          type: "MESSAGE",
+          message: {
+            data: new TextEncoder().encode(
+              JSON.stringify({ kind: "proxy-masters", commandId: "c5", proxies: "x1" }),
+            ),
+          },
+        });
+        await waitFor("the result", () => driver.result("c5"), WAIT);
+        assert.deepEqual(driver.result("c5"), {
+          kind: "result",
+          commandId: "c5",
+          ok: false,
+          error: 'Cannot run command "proxy-masters": no array "proxies"',
+        });
+        ex.handle({ type: "KILL", kill: { task_id: { value: "inst.x4.1" } } });
+        await waitFor("second proxy KILLED", () => driver.last("inst.x4.1", "TASK_KILLED"), WAIT);
+      },
+    );
+
     await t.step("KILL stops the proxy: TASK_KILLED and the port is free", async () => {
       ex.handle({ type: "KILL", kill: { task_id: { value: "inst.x1.1" } } });
       await waitFor("proxy KILLED", () => driver.last("inst.x1.1", "TASK_KILLED"), WAIT);

@@ -73,7 +73,12 @@ class RecordingMesos implements MesosPort {
   }
 }
 
-function result(commandId: string, ok: boolean, replOffset?: number): SchedulerEvent {
+function result(
+  commandId: string,
+  ok: boolean,
+  replOffset?: number,
+  error?: string,
+): SchedulerEvent {
   return {
     type: "MESSAGE",
     message: {
@@ -84,6 +89,7 @@ function result(commandId: string, ok: boolean, replOffset?: number): SchedulerE
         commandId,
         ok,
         ...(replOffset !== undefined ? { replOffset } : {}),
+        ...(error !== undefined ? { error } : {}),
       }),
     },
   };
@@ -463,6 +469,110 @@ Deno.test("core: a slave counts in sync from the stats its TASK_RUNNING carries;
       },
     });
     assertEquals(core.status("r")?.Status, "RUNNING");
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("core: the proxies of one executor are told their masters in one message; those that failed, and those of an older executor, are told again", async () => {
+  const dir = await tempDir("core-proxy-tells");
+  let { store, clock, mesos, core } = await setup(dir);
+  type Tell = { kind: string; commandId: string; taskId?: string; proxies?: { taskId: string }[] };
+  const told = () =>
+    mesos.take("message").map((m) => m.args[2] as Tell).filter((m) =>
+      m.kind.startsWith("proxy-master")
+    );
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    for (const name of ["s1", "s2", "s3"]) {
+      await core.create({
+        name,
+        capacityMB: 10,
+        masters: 1,
+        slaves: 0,
+        distribution: 1,
+        proxies: 1,
+      });
+    }
+    await core.handleEvent({ type: "HEARTBEAT" });
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(1, "A1")] } });
+    const launched = mesos.launched.map((t) => t.task_id.value).sort();
+    assertEquals(launched, ["s1.p1.1", "s1.x1.1", "s2.p1.1", "s2.x1.1", "s3.p1.1", "s3.x1.1"]);
+    for (const taskId of launched) {
+      await core.handleEvent(
+        update(taskId, "TASK_RUNNING", "A1", true, {
+          host: "127.0.0.1",
+          port: 7010,
+          ...(taskId.includes(".p1.")
+            ? { stats: statsEntry({ taskId, role: "master" }), statsAt: clock.now }
+            : {}),
+        }),
+      );
+    }
+    // One pass per event here: each proxy is told as its own RUNNING comes in.
+    const first = told();
+    assertEquals(first.map((m) => [m.kind, m.taskId]), [
+      ["proxy-master", "s1.x1.1"],
+      ["proxy-master", "s2.x1.1"],
+      ["proxy-master", "s3.x1.1"],
+    ]);
+    for (const m of first) await core.handleEvent(result(m.commandId, true));
+
+    // A restarted scheduler tells every proxy again at once: one message for the three.
+    await core.stop();
+    await store.close();
+    ({ store, clock, mesos, core } = await setup(dir));
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    const again = told();
+    assertEquals(again.map((m) => m.kind), ["proxy-masters"]);
+    assertEquals(again[0]!.proxies!.map((p) => p.taskId), ["s1.x1.1", "s2.x1.1", "s3.x1.1"]);
+
+    // Two of them did not take it: they are told again (together), the other not.
+    await core.handleEvent({
+      type: "MESSAGE",
+      message: {
+        agent_id: { value: "A1" },
+        executor_id: { value: "mrr-executor" },
+        data: encodeMessage({
+          kind: "result",
+          commandId: again[0]!.commandId,
+          ok: false,
+          error: "two failed",
+          failed: [
+            { taskId: "s2.x1.1", error: "x" },
+            { taskId: "s3.x1.1", error: "y" },
+          ],
+        }),
+      },
+    });
+    await passes(core, clock, 1, 1_000);
+    assertEquals(told().length, 0, "not before the retell time");
+    await passes(core, clock, 1, 5_000);
+    const second = told();
+    assertEquals(second.map((m) => m.kind), ["proxy-masters"]);
+    assertEquals(second[0]!.proxies!.map((p) => p.taskId), ["s2.x1.1", "s3.x1.1"]);
+
+    // An executor that does not know proxy-masters: one proxy-master each from then on.
+    await core.handleEvent(
+      result(
+        second[0]!.commandId,
+        false,
+        undefined,
+        'Cannot run command: unknown kind "proxy-masters"',
+      ),
+    );
+    await passes(core, clock, 1, 5_000);
+    const third = told();
+    assertEquals(third.map((m) => [m.kind, m.taskId]), [
+      ["proxy-master", "s2.x1.1"],
+      ["proxy-master", "s3.x1.1"],
+    ]);
+    await core.handleEvent(result(third[0]!.commandId, true));
+    await core.handleEvent(result(third[1]!.commandId, true));
+    await passes(core, clock, 1, 5_000);
+    assertEquals(told().length, 0, "every proxy confirmed");
   } finally {
     await core.stop();
     await store.close();

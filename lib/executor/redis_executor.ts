@@ -931,6 +931,22 @@ export class RedisExecutor {
     });
   }
 
+  /** Gives a proxy task its master (`proxy-master`, or one entry of `proxy-masters`); the error, if any. */
+  #tellProxy(
+    msg: { taskId?: unknown; host?: unknown; port?: unknown; epoch?: unknown },
+  ): string | undefined {
+    const master = checkMaster(msg);
+    const error = typeof msg.taskId !== "string"
+      ? `Cannot give a proxy its master: no string "taskId"`
+      : master
+      ? this.#proxies.setMaster(msg.taskId, master)
+      : `Cannot run command "proxy-master": bad master ${JSON.stringify(msg.host)}:${
+        JSON.stringify(msg.port)
+      } epoch ${JSON.stringify(msg.epoch)}`;
+    if (error) this.#log(error);
+    return error;
+  }
+
   async #command(data: Uint8Array): Promise<void> {
     let msg: SchedulerToExecutor;
     try {
@@ -942,20 +958,40 @@ export class RedisExecutor {
     const commandId = typeof msg.commandId === "string" ? msg.commandId : "";
     const reply = (
       ok: boolean,
-      extra: { error?: string; replOffset?: number; lines?: string[]; truncated?: boolean } = {},
+      extra: {
+        error?: string;
+        replOffset?: number;
+        lines?: string[];
+        truncated?: boolean;
+        failed?: { taskId: string; error: string }[];
+      } = {},
     ) => this.#sendMessage({ kind: "result", commandId, ok, ...extra });
+    if (msg.kind === "proxy-masters") {
+      const entries: unknown = (msg as { proxies?: unknown }).proxies;
+      if (!Array.isArray(entries)) {
+        reply(false, { error: 'Cannot run command "proxy-masters": no array "proxies"' });
+        return;
+      }
+      const failed: { taskId: string; error: string }[] = [];
+      for (const entry of entries) {
+        const taskId = typeof entry?.taskId === "string" ? entry.taskId : undefined;
+        const error = this.#tellProxy(entry ?? {});
+        if (error) failed.push({ taskId: taskId ?? "", error });
+      }
+      reply(
+        failed.length === 0,
+        failed.length ? { error: failed.map((f) => f.error).join("; "), failed } : {},
+      );
+      return;
+    }
     if (typeof msg.taskId !== "string") {
-      reply(false, { error: `Cannot run command "${msg.kind}": no string "taskId"` });
+      reply(false, {
+        error: `Cannot run command "${(msg as { kind: string }).kind}": no string "taskId"`,
+      });
       return;
     }
     if (msg.kind === "proxy-master") {
-      const master = checkMaster(msg);
-      const error = master
-        ? this.#proxies.setMaster(msg.taskId, master)
-        : `Cannot run command "proxy-master": bad master ${JSON.stringify(msg.host)}:${
-          JSON.stringify(msg.port)
-        } epoch ${JSON.stringify(msg.epoch)}`;
-      if (error) this.#log(error);
+      const error = this.#tellProxy(msg);
       reply(error === undefined, error ? { error } : {});
       return;
     }

@@ -60,6 +60,7 @@ import {
   proxyGroup,
   proxyMaster,
   proxyMasterVersion,
+  type TellProxyAction,
   type ToldMaster,
 } from "./proxy_plan.ts";
 import { type DetectionOptions, hasOtherCopy, judgeLiveness, type Liveness } from "./detection.ts";
@@ -444,8 +445,12 @@ export class Scheduler {
   readonly #proxyWaitMs: number;
   /** Proxy task id → the master it was last told (`proxy_plan.ts`). */
   readonly #proxyTold = new Map<string, ToldMaster>();
-  /** `proxy-master` command id → the proxy task it went to. */
-  readonly #proxyCommands = new Map<string, string>();
+  /** `proxy-master(s)` command id → the proxy tasks it went to. */
+  readonly #proxyCommands = new Map<string, string[]>();
+  /** `proxy-masters` command id → the executor it went to (`agentId\nexecutorId`). */
+  readonly #batchTells = new Map<string, string>();
+  /** Executors that answered that they do not know `proxy-masters`. */
+  readonly #singleTells = new Set<string>();
 
   readonly #instances = new Map<string, InstState>();
   readonly #stats = new Map<string, RedisStats>();
@@ -2092,34 +2097,80 @@ export class Scheduler {
         }
         this.#saveProxy(inst, px, { state: "PENDING", retryAt: undefined });
         return;
-      case "tell-proxy": {
-        const agentId = px?.rec.agentId;
-        if (!px || !agentId) return;
-        const commandId = `c${++this.#commandSeq}-${this.#now()}`;
-        const { host, port, epoch } = action.master;
-        for (const [id, taskId] of this.#proxyCommands) {
-          if (taskId === action.taskId) this.#proxyCommands.delete(id);
+      case "tell-proxy":
+        await this.#tellProxies([action]);
+        return;
+    }
+  }
+
+  /**
+   * Sends running proxy tasks their instance's master: one message per
+   * executor, `proxy-masters` when it has several (the masters of a create's
+   * instances become RUNNING at about the same time), `proxy-master` for one,
+   * and for an executor that said it does not know `proxy-masters` (an older
+   * one). Each tell counts as confirmed once its executor answers.
+   */
+  async #tellProxies(tells: TellProxyAction[]): Promise<void> {
+    const byExecutor = new Map<
+      string,
+      { agentId: string; executorId: string; taskIds: string[] }
+    >();
+    const sent: { taskId: string; host: string; port: number; epoch: number }[] = [];
+    for (const action of tells) {
+      const px = this.#instances.get(action.instance)?.proxies.get(action.proxyId);
+      const agentId = px?.rec.agentId;
+      if (!px || !agentId) continue;
+      const executorId = px.rec.executorId ?? EXECUTOR_ID;
+      const key = `${agentId}\n${executorId}`;
+      const group = byExecutor.get(key) ?? { agentId, executorId, taskIds: [] };
+      group.taskIds.push(action.taskId);
+      byExecutor.set(key, group);
+      for (const [id, taskIds] of this.#proxyCommands) {
+        const left = taskIds.filter((t) => t !== action.taskId);
+        if (left.length === 0) this.#proxyCommands.delete(id);
+        else if (left.length < taskIds.length) this.#proxyCommands.set(id, left);
+      }
+      this.#proxyTold.set(action.taskId, {
+        version: proxyMasterVersion(action.master),
+        sentAt: this.#now(),
+        confirmed: false,
+      });
+      const { host, port, epoch } = action.master;
+      sent.push({ taskId: action.taskId, host, port, epoch });
+      this.#log(`Telling proxy ${action.taskId}: master ${host}:${port} (epoch ${epoch})`);
+    }
+    const spec = new Map(sent.map((t) => [t.taskId, t]));
+    for (const [key, group] of byExecutor) {
+      const one = group.taskIds.length === 1 || this.#singleTells.has(key);
+      const messages: { commandId: string; taskIds: string[]; msg: SchedulerToExecutor }[] = [];
+      if (one) {
+        for (const taskId of group.taskIds) {
+          const commandId = `c${++this.#commandSeq}-${this.#now()}`;
+          messages.push({
+            commandId,
+            taskIds: [taskId],
+            msg: { kind: "proxy-master", commandId, ...spec.get(taskId)! },
+          });
         }
-        this.#proxyCommands.set(commandId, action.taskId);
-        this.#proxyTold.set(action.taskId, {
-          version: proxyMasterVersion(action.master),
-          sentAt: this.#now(),
-          confirmed: false,
-        });
-        const msg: SchedulerToExecutor = {
-          kind: "proxy-master",
+      } else {
+        const commandId = `c${++this.#commandSeq}-${this.#now()}`;
+        messages.push({
           commandId,
-          taskId: action.taskId,
-          host,
-          port,
-          epoch,
-        };
-        this.#log(`Telling proxy ${action.taskId}: master ${host}:${port} (epoch ${epoch})`);
+          taskIds: group.taskIds,
+          msg: {
+            kind: "proxy-masters",
+            commandId,
+            proxies: group.taskIds.map((taskId) => spec.get(taskId)!),
+          },
+        });
+        this.#batchTells.set(commandId, key);
+      }
+      for (const { commandId, taskIds, msg } of messages) {
+        this.#proxyCommands.set(commandId, taskIds);
         await this.#call(
           "message",
-          () => this.#mesos!.message(agentId, px.rec.executorId ?? EXECUTOR_ID, encodeMessage(msg)),
+          () => this.#mesos!.message(group.agentId, group.executorId, encodeMessage(msg)),
         );
-        return;
       }
     }
   }
@@ -2178,12 +2229,28 @@ export class Scheduler {
         }
       }
     } else if (msg.kind === "result") {
-      const proxyTask = this.#proxyCommands.get(msg.commandId);
-      if (proxyTask !== undefined) {
+      const proxyTasks = this.#proxyCommands.get(msg.commandId);
+      if (proxyTasks !== undefined) {
         this.#proxyCommands.delete(msg.commandId);
-        const told = this.#proxyTold.get(proxyTask);
-        if (msg.ok && told) this.#proxyTold.set(proxyTask, { ...told, confirmed: true });
-        if (!msg.ok) this.#log(`Command proxy-master for ${proxyTask} failed: ${msg.error}`);
+        const batch = this.#batchTells.get(msg.commandId);
+        this.#batchTells.delete(msg.commandId);
+        if (batch !== undefined && !msg.ok && /unknown kind/.test(msg.error ?? "")) {
+          // An older executor: one proxy-master each from now on (the retell).
+          this.#singleTells.add(batch);
+        }
+        const failed = new Map(
+          (Array.isArray(msg.failed) ? msg.failed : []).map((f) => [f.taskId, f.error]),
+        );
+        for (const taskId of proxyTasks) {
+          const told = this.#proxyTold.get(taskId);
+          const ok = msg.ok || (failed.size > 0 && !failed.has(taskId));
+          if (ok && told) this.#proxyTold.set(taskId, { ...told, confirmed: true });
+          if (!ok) {
+            this.#log(
+              `Command proxy-master for ${taskId} failed: ${failed.get(taskId) ?? msg.error}`,
+            );
+          }
+        }
       }
       for (const [name, q] of this.#offsetQueries) {
         const procId = q.pending.get(msg.commandId);
@@ -2308,9 +2375,11 @@ export class Scheduler {
     await this.#checkLiveness(now);
     const { actions, proxyActions, launchable } = this.#plan();
     const stored = await this.#storeKills(actions);
+    const tells: TellProxyAction[] = [];
     for (const action of [...actions, ...proxyActions]) {
       try {
-        if (action.type.endsWith("-proxy")) await this.#performProxy(action as ProxyAction);
+        if (action.type === "tell-proxy") tells.push(action as TellProxyAction);
+        else if (action.type.endsWith("-proxy")) await this.#performProxy(action as ProxyAction);
         else if (action.type === "kill" && !stored.has(action as Action)) continue;
         else await this.#perform(action as Action, stored.has(action as Action));
       } catch (error) {
@@ -2319,6 +2388,7 @@ export class Scheduler {
         );
       }
     }
+    await this.#tellProxies(tells);
     await this.#offerControl(launchable.map((p) => `${p.instance}/${p.procId}`));
     if (this.#subscribed && this.#unanswered.size > 0 && now >= this.#reconcileNextAt) {
       // The master may not answer while agents re-register: ask again, backing off.

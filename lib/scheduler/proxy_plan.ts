@@ -98,13 +98,16 @@ export type ProxyAction =
   /** A LOST proxy's backoff has passed: make it PENDING again. */
   | { type: "relaunch-proxy"; instance: string; proxyId: string }
   /** Send the running proxy task `taskId` the instance's master. */
-  | {
-    type: "tell-proxy";
-    instance: string;
-    proxyId: string;
-    taskId: string;
-    master: ProxyMasterSpec;
-  };
+  | TellProxyAction;
+
+/** {@linkcode ProxyAction} `tell-proxy`. */
+export interface TellProxyAction {
+  type: "tell-proxy";
+  instance: string;
+  proxyId: string;
+  taskId: string;
+  master: ProxyMasterSpec;
+}
 
 /** What {@linkcode planProxies} returns. */
 export interface ProxyPlan {
