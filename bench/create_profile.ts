@@ -8,6 +8,13 @@
  * scheduler, executor and redis-server logs) and the master's BGSAVE forks.
  *
  *     deno run -A bench/create_profile.ts [slaves] [distribution]
+ *     deno run -A bench/create_profile.ts singles [count]
+ *
+ * The second form profiles the singles benchmark instead: `count` redis-servers
+ * started directly, then a warm create of `count` single instances at once
+ * (each with its proxy task), with the CPU-seconds by process kind and when
+ * each step of the singles happened (first / median / last, ms from the
+ * first POST, from the scheduler's log).
  *
  * Not a benchmark (no ratio, no goal; `deno task bench --only create` is
  * the one): a diagnosis to read next to it. Linux only.
@@ -15,6 +22,7 @@
  * @module
  */
 import {
+  command,
   create,
   destroy,
   executorLogs,
@@ -285,7 +293,104 @@ async function profiledCreate(
   await destroy(mr.api, name);
 }
 
-if (import.meta.main) {
+const SINGLE_STEPS: [string, RegExp][] = [
+  ["master launched", /Launching (\S+)\.p\d+\.1 \(master\)/],
+  ["proxy launched", /Launching proxy (\S+)\.x\d+\./],
+  ["spawned (executor)", /Task (\S+)\.p\d+\.1: redis-server pid/],
+  ["TASK_RUNNING (executor)", /Task (\S+)\.p\d+\.1: TASK_RUNNING/],
+  ["master RUNNING", /Task (\S+)\.p\d+\.1 is RUNNING/],
+  ["proxy RUNNING", /Proxy task (\S+)\.x\d+\.\S+ is RUNNING/],
+  ["proxy told", /Telling proxy (\S+)\.x\d+\./],
+  ["instance RUNNING", /Instance (\S+) is RUNNING/],
+];
+
+const REDIS_STEPS: [string, RegExp][] = [
+  ["redis: starting", /Redis is starting/],
+  ["redis: ready", /Ready to accept connections/],
+];
+
+/** `count` single instances created at once (warm: a first round starts the executors). */
+async function profileSingles(count: number, sampler: CpuSampler, dir: string): Promise<void> {
+  const block = portBlock(count);
+  let before = sampler.snapshot();
+  let t = performance.now();
+  const servers = block.ports.map((port) => startRedis(dir, port, ["--maxmemory", "10mb"]));
+  try {
+    await Promise.all(
+      servers.map((s) => until(`server ${s.port}`, () => command(s.port, ["PING"]))),
+    );
+    cpuLine(
+      `${count} redis-servers started directly`,
+      (performance.now() - t) / 1000,
+      sampler.since(before),
+    );
+  } finally {
+    for (const s of servers) s.kill();
+    await Promise.allSettled(servers.map((s) => s.process.status));
+    block.release();
+  }
+  const mr = await startMrRedis(dir, { agents: 3, cpus: 64, memMB: 65536 });
+  try {
+    for (const round of ["cold", "warm"]) {
+      const names = Array.from({ length: count }, (_, i) => `${round}${i}`);
+      before = sampler.snapshot();
+      const posted = Date.now();
+      t = performance.now();
+      await Promise.all(names.map((n) => create(mr.api, n, 10, 0)));
+      await Promise.all(names.map((n) => waitStatusRunning(mr.api, n)));
+      cpuLine(`${round}: ${count} singles`, (performance.now() - t) / 1000, sampler.since(before));
+      await sleep(300);
+      const at = new Map<string, number[]>();
+      const logs = (await Deno.readTextFile(`${mr.dir}/sched.log`)) + "\n" +
+        (await executorLogs(`${mr.dir}/local`));
+      for (const line of logs.split("\n")) {
+        for (const [step, pattern] of SINGLE_STEPS) {
+          const m = line.match(pattern);
+          const s = m?.[1]?.startsWith(round) ? stampOf(line) : undefined;
+          if (s !== undefined && s >= posted) at.set(step, [...(at.get(step) ?? []), s - posted]);
+        }
+      }
+      const walk = async (dir: string) => {
+        for await (const entry of Deno.readDir(dir)) {
+          const path = `${dir}/${entry.name}`;
+          if (entry.isDirectory) await walk(path).catch(() => {});
+          else if (entry.name === "redis-server.log" && dir.includes(`/${round}`)) {
+            for (const line of (await Deno.readTextFile(path)).split("\n")) {
+              for (const [step, pattern] of REDIS_STEPS) {
+                const s = pattern.test(line) ? stampOf(line) : undefined;
+                if (s !== undefined) at.set(step, [...(at.get(step) ?? []), s - posted]);
+              }
+            }
+          }
+        }
+      };
+      await walk(`${mr.dir}/local`).catch(() => {});
+      for (const [step] of [...REDIS_STEPS, ...SINGLE_STEPS]) {
+        const v = (at.get(step) ?? []).sort((a, b) => a - b);
+        if (v.length === 0) continue;
+        console.log(
+          `    ${step.padEnd(18)} ${String(v[0]).padStart(6)} ${
+            String(v[v.length >> 1]).padStart(6)
+          } ${String(v.at(-1)).padStart(6)}  (${v.length})`,
+        );
+      }
+      await Promise.all(names.map((n) => destroy(mr.api, n)));
+    }
+  } finally {
+    await mr.stop();
+  }
+}
+
+if (import.meta.main && Deno.args[0] === "singles") {
+  const sampler = new CpuSampler();
+  const dir = await Deno.makeTempDir({ prefix: "mr-redis-singles-profile-" });
+  try {
+    await profileSingles(Number(Deno.args[1] ?? 70), sampler, dir);
+  } finally {
+    await sampler.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+} else if (import.meta.main) {
   const slaves = Number(Deno.args[0] ?? 50);
   const distribution = Number(Deno.args[1] ?? 20);
   const load = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(", ");
