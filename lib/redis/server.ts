@@ -261,7 +261,11 @@ export class RedisProcess {
     // and an executor starting dozens of redis-servers waits for the CPU
     // (behind those redis-servers) at every turn.
     Deno.mkdirSync(options.dataDir, { recursive: true });
-    options = { ...options, dataDir: Deno.realPathSync(options.dataDir) };
+    // Absolute for --dir and the log file. Not realpath: one readlink per
+    // path component, each a system call of an executor starting dozens.
+    if (!options.dataDir.startsWith("/")) {
+      options = { ...options, dataDir: `${Deno.cwd()}/${options.dataDir}` };
+    }
     if (options.auth) {
       const path = `${options.dataDir}/${AUTH_CONFIG_FILE}`;
       const text = authConfig(options.auth);
