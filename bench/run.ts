@@ -544,12 +544,21 @@ async function hostsBenchmark(
   ];
 }
 
-/** N single instances at once against N redis-servers started directly. */
+/**
+ * N single instances at once against N redis-servers started directly, each
+ * mr-redis sample right after a direct one. Warm: when the executors are not
+ * running yet (`--only singles`), an untimed create of a few singles starts
+ * them first, so that the figure means the same as in a whole run (where the
+ * create step has started them). At least 5 rounds, as for the 1+50 create.
+ */
 async function singlesBenchmark(mr: MrRedis, count: number, runs: number): Promise<Result> {
   const base: number[] = [];
   const got: number[] = [];
   const failed: string[] = [];
-  for (let i = 0; i < runs; i++) {
+  const warmUp = Math.min(count, 6);
+  await attempt("warm-up singles", failed, () => mrCreateSingles(mr, "warmup", warmUp));
+  const rounds = runs === 1 ? 1 : Math.max(runs, 5);
+  for (let i = 0; i < rounds; i++) {
     const b = await attempt(`direct singles ${i + 1}`, failed, () => baselineSingles(count));
     if (b !== undefined) base.push(b);
     const m = await attempt(
