@@ -374,6 +374,8 @@ const PIN_AGENT_MS = 10_000;
  * before them is kept from replacing them (messages and updates travel apart).
  */
 const RUNNING_STATS_WINDOW_MS = 5_000;
+/** Proxy tasks told their master in one `proxy-masters` message at most. */
+const MAX_TELLS_PER_MESSAGE = 500;
 /**
  * How much longer than `offsetQueryMs` the failover of a master retired by an
  * UPDATE waits for every slave to tell its offset.
@@ -2153,17 +2155,21 @@ export class Scheduler {
           });
         }
       } else {
-        const commandId = `c${++this.#commandSeq}-${this.#now()}`;
-        messages.push({
-          commandId,
-          taskIds: group.taskIds,
-          msg: {
-            kind: "proxy-masters",
+        // Bounded messages (about 100 bytes an entry) however many proxies an agent holds.
+        for (let at = 0; at < group.taskIds.length; at += MAX_TELLS_PER_MESSAGE) {
+          const taskIds = group.taskIds.slice(at, at + MAX_TELLS_PER_MESSAGE);
+          const commandId = `c${++this.#commandSeq}-${this.#now()}`;
+          messages.push({
             commandId,
-            proxies: group.taskIds.map((taskId) => spec.get(taskId)!),
-          },
-        });
-        this.#batchTells.set(commandId, key);
+            taskIds,
+            msg: {
+              kind: "proxy-masters",
+              commandId,
+              proxies: taskIds.map((taskId) => spec.get(taskId)!),
+            },
+          });
+          this.#batchTells.set(commandId, key);
+        }
       }
       for (const { commandId, taskIds, msg } of messages) {
         this.#proxyCommands.set(commandId, taskIds);
