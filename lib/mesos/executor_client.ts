@@ -149,8 +149,13 @@ export class ExecutorCallError extends Error {
   }
 }
 
-/** Calls to the agent at once, each on a keep-alive connection of its own. */
-const MAX_CALL_CONNECTIONS = 8;
+/**
+ * Calls to the agent at once, each on a keep-alive connection of its own,
+ * all kept for the next burst: the TASK_RUNNING updates of the slaves an
+ * executor started together (17 of a 1+50 on 3 agents) go at once, not 8 at
+ * a time, and a later burst finds its connections open.
+ */
+const MAX_CALL_CONNECTIONS = 32;
 
 /** Mesos v1 executor client; see the module doc. */
 export class ExecutorClient {
@@ -186,8 +191,8 @@ export class ExecutorClient {
     this.#url = `http://${this.env.agentEndpoint}${EXECUTOR_PATH}`;
     try {
       // A burst of calls (a TASK_RUNNING per task an executor started at
-      // once) queues for the kept connections instead of opening one each:
-      // a connection costs the executor and the agent more than the wait.
+      // once) reuses kept connections instead of opening one each, and a
+      // larger one waits for them.
       this.#http = new Http1Client(this.env.agentEndpoint, {
         maxIdle: MAX_CALL_CONNECTIONS,
         maxRequests: MAX_CALL_CONNECTIONS,

@@ -86,8 +86,7 @@ export function parseEndpoint(endpoint: string): { hostname: string; port: numbe
 /** One TCP connection with a read buffer. */
 class Connection {
   readonly #conn: Deno.TcpConn;
-  // Grows as needed: most answers are a short head and an empty body.
-  #buf = new Uint8Array(2048);
+  #buf = new Uint8Array(16 * 1024);
   #start = 0;
   #end = 0;
   #closed = false;
