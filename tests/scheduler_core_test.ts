@@ -77,7 +77,7 @@ function result(
   commandId: string,
   ok: boolean,
   replOffset?: number,
-  error?: string,
+  more: { error?: string; failed?: { taskId: string; error: string }[] } = {},
 ): SchedulerEvent {
   return {
     type: "MESSAGE",
@@ -89,7 +89,7 @@ function result(
         commandId,
         ok,
         ...(replOffset !== undefined ? { replOffset } : {}),
-        ...(error !== undefined ? { error } : {}),
+        ...more,
       }),
     },
   };
@@ -530,23 +530,15 @@ Deno.test("core: the proxies of one executor are told their masters in one messa
     assertEquals(again[0]!.proxies!.map((p) => p.taskId), ["s1.x1.1", "s2.x1.1", "s3.x1.1"]);
 
     // Two of them did not take it: they are told again (together), the other not.
-    await core.handleEvent({
-      type: "MESSAGE",
-      message: {
-        agent_id: { value: "A1" },
-        executor_id: { value: "mrr-executor" },
-        data: encodeMessage({
-          kind: "result",
-          commandId: again[0]!.commandId,
-          ok: false,
-          error: "two failed",
-          failed: [
-            { taskId: "s2.x1.1", error: "x" },
-            { taskId: "s3.x1.1", error: "y" },
-          ],
-        }),
-      },
-    });
+    await core.handleEvent(
+      result(again[0]!.commandId, false, undefined, {
+        error: "two failed",
+        failed: [
+          { taskId: "s2.x1.1", error: "x" },
+          { taskId: "s3.x1.1", error: "y" },
+        ],
+      }),
+    );
     await passes(core, clock, 1, 1_000);
     assertEquals(told().length, 0, "not before the retell time");
     await passes(core, clock, 1, 5_000);
@@ -556,12 +548,9 @@ Deno.test("core: the proxies of one executor are told their masters in one messa
 
     // An executor that does not know proxy-masters: one proxy-master each from then on.
     await core.handleEvent(
-      result(
-        second[0]!.commandId,
-        false,
-        undefined,
-        'Cannot run command: unknown kind "proxy-masters"',
-      ),
+      result(second[0]!.commandId, false, undefined, {
+        error: 'Cannot run command: unknown kind "proxy-masters"',
+      }),
     );
     await passes(core, clock, 1, 5_000);
     const third = told();
