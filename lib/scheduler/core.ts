@@ -2129,8 +2129,11 @@ export class Scheduler {
       byExecutor.set(key, group);
       for (const [id, taskIds] of this.#proxyCommands) {
         const left = taskIds.filter((t) => t !== action.taskId);
-        if (left.length === 0) this.#proxyCommands.delete(id);
-        else if (left.length < taskIds.length) this.#proxyCommands.set(id, left);
+        if (left.length === 0) {
+          // Every proxy of that command told anew: its answer, if it ever comes, counts for none.
+          this.#proxyCommands.delete(id);
+          this.#batchTells.delete(id);
+        } else if (left.length < taskIds.length) this.#proxyCommands.set(id, left);
       }
       this.#proxyTold.set(action.taskId, {
         version: proxyMasterVersion(action.master),
@@ -2394,7 +2397,11 @@ export class Scheduler {
         );
       }
     }
-    await this.#tellProxies(tells);
+    try {
+      await this.#tellProxies(tells);
+    } catch (error) {
+      this.#log(`Action tell-proxy failed: ${(error as Error).message}`);
+    }
     await this.#offerControl(launchable.map((p) => `${p.instance}/${p.procId}`));
     if (this.#subscribed && this.#unanswered.size > 0 && now >= this.#reconcileNextAt) {
       // The master may not answer while agents re-register: ask again, backing off.
