@@ -2117,7 +2117,7 @@ export class Scheduler {
       string,
       { agentId: string; executorId: string; taskIds: string[] }
     >();
-    const sent: { taskId: string; host: string; port: number; epoch: number }[] = [];
+    const spec = new Map<string, { taskId: string; host: string; port: number; epoch: number }>();
     for (const action of tells) {
       const px = this.#instances.get(action.instance)?.proxies.get(action.proxyId);
       const agentId = px?.rec.agentId;
@@ -2141,10 +2141,9 @@ export class Scheduler {
         confirmed: false,
       });
       const { host, port, epoch } = action.master;
-      sent.push({ taskId: action.taskId, host, port, epoch });
+      spec.set(action.taskId, { taskId: action.taskId, host, port, epoch });
       this.#log(`Telling proxy ${action.taskId}: master ${host}:${port} (epoch ${epoch})`);
     }
-    const spec = new Map(sent.map((t) => [t.taskId, t]));
     for (const [key, group] of byExecutor) {
       const one = group.taskIds.length === 1 || this.#singleTells.has(key);
       const messages: { commandId: string; taskIds: string[]; msg: SchedulerToExecutor }[] = [];
