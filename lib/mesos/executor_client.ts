@@ -115,7 +115,8 @@ export interface ExecutorClientOptions {
   env?: Record<string, string>;
   /**
    * Encoding of calls and events (default JSON: the protobuf encoding loads
-   * protobufjs, which costs the executor's start-up).
+   * its codec, `protobuf_codec.ts`, which costs the executor's start-up and
+   * measured no cheaper per message in a create of 70 singles).
    */
   contentType?: ContentType;
   /** Receives every event in order (ACKNOWLEDGED too, after it is consumed). */
