@@ -114,6 +114,17 @@ async function passes(
   }
 }
 
+/** Subscribes, creates the 1+1 `name` and offers agents A1 and A2, where its two processes launch. */
+async function subscribeAndPlaceOnePlusOne(core: Scheduler, name: string): Promise<void> {
+  await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+  await core.create({ name, capacityMB: 10, masters: 1, slaves: 1, distribution: 1, proxies: 0 });
+  await core.handleEvent({ type: "HEARTBEAT" });
+  await core.handleEvent({
+    type: "OFFERS",
+    offers: { offers: [offer(1, "A1"), offer(2, "A2")] },
+  });
+}
+
 async function setup(
   dir: string,
   silence = 3_600_000,
@@ -403,20 +414,7 @@ Deno.test("core: a slave counts in sync from the stats its TASK_RUNNING carries;
   const dir = await tempDir("core-running-stats");
   const { store, clock, mesos, core } = await setup(dir);
   try {
-    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
-    await core.create({
-      name: "r",
-      capacityMB: 10,
-      masters: 1,
-      slaves: 1,
-      distribution: 1,
-      proxies: 0,
-    });
-    await core.handleEvent({ type: "HEARTBEAT" });
-    await core.handleEvent({
-      type: "OFFERS",
-      offers: { offers: [offer(1, "A1"), offer(2, "A2")] },
-    });
+    await subscribeAndPlaceOnePlusOne(core, "r");
     assertEquals(mesos.launched.map((t) => t.task_id.value), ["r.p1.1", "r.p2.1"]);
     const slaveAgent = mesos.launched[1]!.agent_id.value;
     const running = (taskId: string, agent: string, at: number, inSync: boolean) =>
@@ -1222,20 +1220,7 @@ Deno.test("core: UPDATE resizes 1+1 by rolling replacement, survives a restart, 
     mesos.take("message").map((m) => m.args[2] as SchedulerToExecutor)
       .filter((m) => m.kind !== "purge");
   try {
-    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
-    await core.create({
-      name: "m",
-      capacityMB: 10,
-      masters: 1,
-      slaves: 1,
-      distribution: 1,
-      proxies: 0,
-    });
-    await core.handleEvent({ type: "HEARTBEAT" });
-    await core.handleEvent({
-      type: "OFFERS",
-      offers: { offers: [offer(1, "A1"), offer(2, "A2")] },
-    });
+    await subscribeAndPlaceOnePlusOne(core, "m");
     assertEquals(launchedNow().map((t) => t.task_id.value), ["m.p1.1", "m.p2.1"]);
     await core.handleEvent(update("m.p1.1", "TASK_RUNNING", "A1"));
     await core.handleEvent(update("m.p2.1", "TASK_RUNNING", "A2"));
