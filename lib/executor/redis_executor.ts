@@ -974,9 +974,10 @@ export class RedisExecutor {
       }
       const failed: { taskId: string; error: string }[] = [];
       for (const entry of entries) {
-        const taskId = typeof entry?.taskId === "string" ? entry.taskId : undefined;
         const error = this.#tellProxy(entry ?? {});
-        if (error) failed.push({ taskId: taskId ?? "", error });
+        if (error) {
+          failed.push({ taskId: typeof entry?.taskId === "string" ? entry.taskId : "", error });
+        }
       }
       reply(
         failed.length === 0,

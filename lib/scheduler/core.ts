@@ -2057,7 +2057,7 @@ export class Scheduler {
     this.#log(`Proxy task ${px.rec.taskId} of ${inst.rec.name} lost: ${reason}`);
   }
 
-  async #performProxy(action: ProxyAction): Promise<void> {
+  async #performProxy(action: Exclude<ProxyAction, TellProxyAction>): Promise<void> {
     const inst = this.#instances.get(action.instance);
     if (!inst) return;
     const px = inst.proxies.get(action.proxyId);
@@ -2099,9 +2099,6 @@ export class Scheduler {
         }
         this.#saveProxy(inst, px, { state: "PENDING", retryAt: undefined });
         return;
-      case "tell-proxy":
-        await this.#tellProxies([action]);
-        return;
     }
   }
 
@@ -2127,14 +2124,6 @@ export class Scheduler {
       const group = byExecutor.get(key) ?? { agentId, executorId, taskIds: [] };
       group.taskIds.push(action.taskId);
       byExecutor.set(key, group);
-      for (const [id, taskIds] of this.#proxyCommands) {
-        const left = taskIds.filter((t) => t !== action.taskId);
-        if (left.length === 0) {
-          // Every proxy of that command told anew: its answer, if it ever comes, counts for none.
-          this.#proxyCommands.delete(id);
-          this.#batchTells.delete(id);
-        } else if (left.length < taskIds.length) this.#proxyCommands.set(id, left);
-      }
       this.#proxyTold.set(action.taskId, {
         version: proxyMasterVersion(action.master),
         sentAt: this.#now(),
@@ -2143,6 +2132,15 @@ export class Scheduler {
       const { host, port, epoch } = action.master;
       spec.set(action.taskId, { taskId: action.taskId, host, port, epoch });
       this.#log(`Telling proxy ${action.taskId}: master ${host}:${port} (epoch ${epoch})`);
+    }
+    // An earlier command's answer no longer counts for the proxies told anew
+    // (a command with none left is forgotten).
+    for (const [id, taskIds] of this.#proxyCommands) {
+      const left = taskIds.filter((t) => !spec.has(t));
+      if (left.length === 0) {
+        this.#proxyCommands.delete(id);
+        this.#batchTells.delete(id);
+      } else if (left.length < taskIds.length) this.#proxyCommands.set(id, left);
     }
     for (const [key, group] of byExecutor) {
       const one = group.taskIds.length === 1 || this.#singleTells.has(key);
@@ -2387,8 +2385,9 @@ export class Scheduler {
     for (const action of [...actions, ...proxyActions]) {
       try {
         if (action.type === "tell-proxy") tells.push(action as TellProxyAction);
-        else if (action.type.endsWith("-proxy")) await this.#performProxy(action as ProxyAction);
-        else if (action.type === "kill" && !stored.has(action as Action)) continue;
+        else if (action.type.endsWith("-proxy")) {
+          await this.#performProxy(action as Exclude<ProxyAction, TellProxyAction>);
+        } else if (action.type === "kill" && !stored.has(action as Action)) continue;
         else await this.#perform(action as Action, stored.has(action as Action));
       } catch (error) {
         this.#log(
