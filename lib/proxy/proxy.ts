@@ -93,6 +93,16 @@ const EMPTY = new Uint8Array(0);
 const READ_SIZE = 16 * 1024;
 const SLAB_SIZE = 512 * 1024;
 const MIN_SERVER_READ = 64 * 1024;
+/**
+ * A master connection's first read buffer and first output buffer: small,
+ * because an executor opens one connection per proxy it is told about (dozens
+ * at once in a burst of creates) and most carry little traffic. A connection
+ * that fills them moves to {@linkcode SLAB_SIZE} slabs and doubles its output
+ * buffer as needed.
+ */
+const FIRST_SLAB_SIZE = 16 * 1024;
+const MIN_FIRST_READ = 4 * 1024;
+const FIRST_OUT_SIZE = 4 * 1024;
 
 /** Offsets and kinds filled by the scanners; reused (everything runs on one thread). */
 const ENDS: number[] = [];
@@ -259,8 +269,8 @@ class Backend {
   state: "connecting" | "ready" | "failed" | "closed" = "connecting";
   reason = "";
   #conn: Deno.TcpConn | null = null;
-  #out = new Uint8Array(64 * 1024);
-  #spare = new Uint8Array(64 * 1024);
+  #out = new Uint8Array(FIRST_OUT_SIZE);
+  #spare = new Uint8Array(FIRST_OUT_SIZE);
   #outLen = 0;
   #writing = false;
   #flushQueued = false;
@@ -394,10 +404,10 @@ class Backend {
   }
 
   async #readLoop(conn: Deno.TcpConn): Promise<void> {
-    let slab = new Uint8Array(SLAB_SIZE);
+    let slab = new Uint8Array(FIRST_SLAB_SIZE);
     let off = 0;
     while (true) {
-      if (SLAB_SIZE - off < MIN_SERVER_READ) {
+      if (slab.length - off < (slab.length === SLAB_SIZE ? MIN_SERVER_READ : MIN_FIRST_READ)) {
         slab = new Uint8Array(SLAB_SIZE);
         off = 0;
       }
