@@ -2206,6 +2206,8 @@ export class Scheduler {
     // A LOGS answer changes nothing: it goes to its request.
     if (msg.kind === "result" && this.#logRequests.answer(msg)) return;
     const now = this.#now();
+    /** Nothing a plan acts on changed: no planning pass after it (the tick's comes soon). */
+    let quiet = false;
     if (msg.kind === "stats" && Array.isArray(msg.stats)) {
       if (Array.isArray(msg.proxies)) this.#noteProxyHeartbeat(msg.proxies, now);
       for (const s of msg.stats) {
@@ -2237,6 +2239,10 @@ export class Scheduler {
     } else if (msg.kind === "result") {
       const proxyTasks = this.#proxyCommands.get(msg.commandId);
       if (proxyTasks !== undefined) {
+        // A tell's answer changes no decision (a failed one is told again
+        // `retellMs` after it was sent, by a pass that time brings): no pass
+        // after it, unless it also answers a command below.
+        quiet = true;
         this.#proxyCommands.delete(msg.commandId);
         const batch = this.#batchTells.get(msg.commandId);
         this.#batchTells.delete(msg.commandId);
@@ -2261,6 +2267,7 @@ export class Scheduler {
       for (const [name, q] of this.#offsetQueries) {
         const procId = q.pending.get(msg.commandId);
         if (procId === undefined) continue;
+        quiet = false;
         q.pending.delete(msg.commandId);
         if (msg.ok && typeof msg.replOffset === "number") q.offsets[procId] = msg.replOffset;
         else if (!msg.ok) q.failed.push(procId);
@@ -2272,6 +2279,7 @@ export class Scheduler {
       }
       for (const [taskId, c] of this.#inflight) {
         if (c.commandId !== msg.commandId) continue;
+        quiet = false;
         this.#inflight.delete(taskId);
         this.#log(
           `Command ${c.kind} ${c.instance}/${c.procId}: ${
@@ -2305,7 +2313,7 @@ export class Scheduler {
         }
       }
     }
-    await this.#reconcileAfterEvent();
+    if (!quiet) await this.#reconcileAfterEvent();
   }
 
   // ---- the reconcile pass ----
