@@ -22,7 +22,7 @@ import {
 import { fencedStore } from "../lib/store/fenced.ts";
 import { openStore } from "../lib/store/open.ts";
 import { type Store, StoreUnavailableError } from "../lib/store/store.ts";
-import { Scheduler } from "../lib/scheduler/core.ts";
+import { SCHED_PASS_DELAY_MS, Scheduler } from "../lib/scheduler/core.ts";
 import { DEFAULT_RESOURCES } from "../lib/scheduler/match.ts";
 import { buildExecutorInfo } from "../lib/scheduler/tasks.ts";
 import {
@@ -682,6 +682,7 @@ export async function main(args: string[]): Promise<number> {
             ? { removeDataDirs: (dirs: string[]) => removeLocalDataDirs(dataRoot, dirs) }
             : {}),
           proxyWaitMs: Math.round(config.ProxyWaitSeconds * 1000),
+          passDelayMs: SCHED_PASS_DELAY_MS,
           log,
         });
         await core.load();

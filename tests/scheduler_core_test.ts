@@ -130,6 +130,7 @@ async function setup(
   silence = 3_600_000,
   prober: Prober = refused,
   groupCommitMs?: number,
+  passDelayMs?: number,
 ) {
   const store = await openStore({ type: "embedded", endpoints: `${dir}/state.db` });
   const clock = { now: 1_000_000 };
@@ -148,6 +149,7 @@ async function setup(
     statsLostMs: silence * 3,
     prober,
     ...(groupCommitMs !== undefined ? { groupCommitMs } : {}),
+    ...(passDelayMs !== undefined ? { passDelayMs } : {}),
     ...(Deno.env.get("CORE_LOG") ? { log: (l: string) => console.log(l) } : {}),
   });
   await core.load();
@@ -471,6 +473,71 @@ Deno.test("core: a slave counts in sync from the stats its TASK_RUNNING carries;
     await core.stop();
     await store.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("core: TASK_RUNNINGs from the event stream share one planning pass; a loss is planned at once", async () => {
+  const dir = await tempDir("core-pass-delay");
+  // A long delay, so that the events below surely come within it.
+  const { store, clock, mesos, core } = await setup(dir, undefined, undefined, undefined, 4_000);
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    for (const name of ["s1", "s2", "s3"]) {
+      await core.create({ name, capacityMB: 10, masters: 1, slaves: 0, distribution: 1 });
+    }
+    await core.tick(); // the pass after the CREATEs (they leave it to a later one)
+    await core.handleEvent({ type: "OFFERS", offers: { offers: [offer(1, "A1")] } });
+    const launched = mesos.launched.map((t) => t.task_id.value).sort();
+    assertEquals(launched.length, 6, "three masters and their proxies");
+    mesos.calls = [];
+    const running = (taskId: string) =>
+      update(taskId, "TASK_RUNNING", "A1", true, {
+        host: "127.0.0.1",
+        port: 7010,
+        ...(taskId.includes(".p1.")
+          ? { stats: statsEntry({ taskId, role: "master" }), statsAt: clock.now }
+          : {}),
+      });
+    // One at a time, as the stream delivers them apart: each is handled at
+    // once (STATUS counts it), and the pass they ask for comes once, later.
+    for (const [i, taskId] of launched.entries()) {
+      await core.queueEvent(running(taskId));
+      await waitFor("the update handled", () => handled(i + 1), {
+        timeoutMs: 3_000,
+        intervalMs: 1,
+      });
+    }
+    const started = performance.now();
+    assertEquals(core.status("s3")?.Status, "CREATING", "no pass yet");
+    assertEquals(mesos.take("message"), [], "no proxy told yet");
+    await waitFor("the pass", () => core.status("s3")?.Status === "RUNNING", {
+      timeoutMs: 10_000,
+      intervalMs: 5,
+    });
+    for (const name of ["s1", "s2"]) assertEquals(core.status(name)?.Status, "RUNNING");
+    const tells = mesos.take("message").map((m) => m.args[2] as { kind: string });
+    assertEquals(tells.map((m) => m.kind), ["proxy-masters"], "the three proxies in one message");
+    assert(performance.now() - started > 1_000, "the pass waited for its delay");
+
+    // A master's end is planned at once, with no delay.
+    const failedAt = performance.now();
+    await core.queueEvent(update("s1.p1.1", "TASK_FAILED", "A1"));
+    await waitFor("the pass after the failure", () => core.status("s1")?.Status === "DEGRADED", {
+      timeoutMs: 10_000,
+      intervalMs: 5,
+    });
+    assert(performance.now() - failedAt < 3_000, "planned without waiting for the delay");
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+
+  function handled(n: number): boolean {
+    const views = ["s1", "s2", "s3"].map((name) => core.status(name)!);
+    const procs = views.reduce((sum, v) => sum + v.ProcessesRunning, 0);
+    const proxies = views.reduce((sum, v) => sum + v.Proxies.length, 0);
+    return procs + proxies >= n;
   }
 });
 
