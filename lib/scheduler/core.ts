@@ -847,7 +847,7 @@ export class Scheduler {
       this.#reconcileOwed = true;
       return;
     }
-    if (routine && this.#streamed) {
+    if (routine && this.#streamed && this.#passDelayMs > 0) {
       this.#passSoon();
       return;
     }
