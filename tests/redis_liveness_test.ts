@@ -158,6 +158,41 @@ Deno.test("RedisMonitor: a stopped (SIGSTOP) redis-server is hung, with its stat
   });
 });
 
+Deno.test("RedisMonitor: checkNow during a check brings another check right after it", async () => {
+  // The executor calls checkNow when a slave logs the end of its sync. A
+  // check already on its way may have been answered before that: without a
+  // second check the slave would wait for the next interval (here 60 s).
+  const dir = await tempDir("liveness-checknow");
+  const p = await RedisProcess.start({ port: freePort(), dataDir: `${dir}/d`, maxMemoryMB: 8 });
+  const events: RedisMonitorEvent[] = [];
+  const monitor = new RedisMonitor(p, {
+    intervalMs: 60_000,
+    timeoutMs: 10_000,
+    onEvent: (e) => void events.push(e),
+  });
+  const infos = () => events.filter((e) => e.kind === "info").length;
+  monitor.start();
+  try {
+    await waitFor("the first check", () => infos() === 1);
+    // Keep the server busy for 500 ms, so that the next check waits for its answer.
+    const busy = "local s, u = unpack(redis.call('TIME')) " +
+      "local t0 = s * 1e6 + u " +
+      "repeat local a, b = unpack(redis.call('TIME')) until a * 1e6 + b > t0 + 500000 return 1";
+    const script = p.client.call("EVAL", [busy, 0], 10_000);
+    await new Promise((r) => setTimeout(r, 100));
+    monitor.checkNow(); // the second check starts and waits behind the script
+    await new Promise((r) => setTimeout(r, 100));
+    monitor.checkNow(); // during the second check: a third must follow it
+    await script;
+    await waitFor("the third check", () => infos() >= 3, { timeoutMs: 10_000 });
+    assertEquals(events.filter((e) => e.kind !== "info"), []);
+  } finally {
+    await monitor.stop();
+    await p.stop({ graceful: false, timeoutMs: 2_000 });
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
 Deno.test("nextCheckDelayMs waits for the shared grid of the interval, never past the interval", () => {
   const cases: [interval: number, spent: number, now: number, want: number][] = [
     // Started on the grid: the full rest of the interval.

@@ -153,6 +153,8 @@ export class RedisMonitor {
   #started = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #wake: (() => void) | undefined;
+  /** {@linkcode RedisMonitor.checkNow} came while a check ran: check again once it ends. */
+  #checkAgain = false;
   #loop: Promise<void> | undefined;
   #failures = 0;
   #lastAnswerAt = 0;
@@ -221,9 +223,14 @@ export class RedisMonitor {
     this.#loop = this.#run();
   }
 
-  /** Runs the next check now instead of waiting for the interval. */
+  /**
+   * Runs the next check now instead of waiting for the interval. Called
+   * while a check is under way (its answer may predate what prompted the
+   * call), it makes the next check start as soon as that one ends.
+   */
   checkNow(): void {
-    this.#wake?.();
+    if (this.#wake) this.#wake();
+    else this.#checkAgain = true;
   }
 
   /** Stops watching; resolves when the last check has finished. No more events after it. */
@@ -252,6 +259,7 @@ export class RedisMonitor {
       const beganAt = Date.now();
       const timeoutMs = this.timeoutMs;
       let wait = this.intervalMs;
+      this.#checkAgain = false;
       try {
         const info = await this.#process.client.info(timeoutMs);
         if (this.#stopped) return;
@@ -318,7 +326,7 @@ export class RedisMonitor {
   }
 
   #sleep(ms: number): Promise<void> {
-    if (this.#stopped) return Promise.resolve();
+    if (this.#stopped || this.#checkAgain) return Promise.resolve();
     return new Promise((resolve) => {
       this.#wake = () => {
         clearTimeout(this.#timer);
