@@ -145,6 +145,18 @@ Deno.test("RedisProcess runs a master with two slaves that replicate, promote an
       assert.deepEqual(stats.connectedSlaves, 2);
     });
 
+    await t.step(
+      "a new (empty) slave loads its full sync from the socket, not a file",
+      async () => {
+        for (const s of [s1!, s2!]) {
+          const log = await Deno.readTextFile(s.logFile);
+          assert.ok(/streamed RDB from master with EOF to parser/.test(log), log);
+          const files = [...Deno.readDirSync(s.dataDir)].map((e) => e.name);
+          assert.deepEqual(files.filter((f) => f.endsWith(".rdb")), [], `${files}`);
+        }
+      },
+    );
+
     await t.step("a promoted slave becomes master and the other slave follows it", async () => {
       const before = (await s1!.client.info()).slaveReplOffset;
       const offset = await s1!.client.promote();

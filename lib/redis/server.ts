@@ -138,6 +138,10 @@ export function redisServerArgs(options: RedisProcessOptions): string[] {
     "yes",
     "--repl-diskless-sync-delay",
     "0",
+    // A new replica (an empty data set) loads its master's snapshot straight
+    // from the socket: no temporary RDB file written, fsynced and read back.
+    "--repl-diskless-load",
+    "on-empty-db",
   ];
   if (options.minReplicasToWrite !== undefined) {
     args.push("--min-replicas-to-write", String(options.minReplicasToWrite));
