@@ -56,6 +56,23 @@ function isFile(path: string): boolean {
   }
 }
 
+/**
+ * A line logger to stderr: one synchronous write per line, stamped. Not
+ * `console.error`, which formats its arguments first: an executor starting
+ * dozens of redis-servers logs a few lines for each, next to them on the CPU.
+ */
+export function stderrLogger(name: string): (line: string) => void {
+  const encoder = new TextEncoder();
+  return (line) => {
+    const bytes = encoder.encode(`${new Date().toISOString()} ${name}: ${line}\n`);
+    try {
+      for (let done = 0; done < bytes.length;) done += Deno.stderr.writeSync(bytes.subarray(done));
+    } catch {
+      // stderr gone (the sandbox removed): the line is lost, not the executor.
+    }
+  };
+}
+
 /** The executor settings taken from the environment. */
 export interface ExecutorSettings {
   /** Sandbox directory. */
@@ -108,8 +125,7 @@ export function settingsFromEnv(env: Record<string, string>): ExecutorSettings {
 
 /** Runs the executor until SHUTDOWN, idleness or giving up; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
-  const log = (line: string) =>
-    console.error(`${new Date().toISOString()} MrRedisExecutor: ${line}`);
+  const log = stderrLogger("MrRedisExecutor");
   if (args.includes("-h") || args.includes("--help")) {
     console.log("MrRedisExecutor: started by a Mesos agent; see the module documentation");
     return 0;
