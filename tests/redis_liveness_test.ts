@@ -102,7 +102,8 @@ Deno.test("stalledWithin sums the stalls that ended in the window, clipped at it
 });
 
 async function withMonitored(
-  fn: (p: RedisProcess, events: RedisMonitorEvent[]) => Promise<void>,
+  fn: (p: RedisProcess, events: RedisMonitorEvent[], monitor: RedisMonitor) => Promise<void>,
+  options: { intervalMs?: number; timeoutMs?: number } = {},
 ): Promise<void> {
   const dir = await tempDir("liveness");
   const p = await RedisProcess.start({ port: freePort(), dataDir: `${dir}/d`, maxMemoryMB: 8 });
@@ -111,12 +112,13 @@ async function withMonitored(
     intervalMs: 200,
     timeoutMs: 300,
     maxFailures: 3,
+    ...options,
     onEvent: (e) => void events.push(e),
   });
   monitor.start();
   try {
     await waitFor("first info", () => events.some((e) => e.kind === "info"));
-    await fn(p, events);
+    await fn(p, events, monitor);
   } finally {
     await monitor.stop();
     p.kill("SIGCONT");
@@ -162,18 +164,9 @@ Deno.test("RedisMonitor: checkNow during a check brings another check right afte
   // The executor calls checkNow when a slave logs the end of its sync. A
   // check already on its way may have been answered before that: without a
   // second check the slave would wait for the next interval (here 60 s).
-  const dir = await tempDir("liveness-checknow");
-  const p = await RedisProcess.start({ port: freePort(), dataDir: `${dir}/d`, maxMemoryMB: 8 });
-  const events: RedisMonitorEvent[] = [];
-  const monitor = new RedisMonitor(p, {
-    intervalMs: 60_000,
-    timeoutMs: 10_000,
-    onEvent: (e) => void events.push(e),
-  });
-  const infos = () => events.filter((e) => e.kind === "info").length;
-  monitor.start();
-  try {
-    await waitFor("the first check", () => infos() === 1);
+  await withMonitored(async (p, events, monitor) => {
+    const infos = () => events.filter((e) => e.kind === "info").length;
+    assertEquals(infos(), 1);
     // Keep the server busy for 500 ms, so that the next check waits for its answer.
     const busy = "local s, u = unpack(redis.call('TIME')) " +
       "local t0 = s * 1e6 + u " +
@@ -186,11 +179,7 @@ Deno.test("RedisMonitor: checkNow during a check brings another check right afte
     await script;
     await waitFor("the third check", () => infos() >= 3, { timeoutMs: 10_000 });
     assertEquals(events.filter((e) => e.kind !== "info"), []);
-  } finally {
-    await monitor.stop();
-    await p.stop({ graceful: false, timeoutMs: 2_000 });
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
+  }, { intervalMs: 60_000, timeoutMs: 10_000 });
 });
 
 Deno.test("nextCheckDelayMs waits for the shared grid of the interval, never past the interval", () => {
