@@ -61,7 +61,7 @@ function isFile(path: string): boolean {
  * `console.error`, which formats its arguments first: an executor starting
  * dozens of redis-servers logs a few lines for each, next to them on the CPU.
  */
-export function stderrLogger(name: string): (line: string) => void {
+function stderrLogger(name: string): (line: string) => void {
   const encoder = new TextEncoder();
   return (line) => {
     const bytes = encoder.encode(`${new Date().toISOString()} ${name}: ${line}\n`);
