@@ -149,6 +149,7 @@ Deno.test("RedisProcess runs a master with two slaves that replicate, promote an
       "a new (empty) slave loads its full sync from the socket, not a file",
       async () => {
         for (const s of [s1!, s2!]) {
+          s.flushLog();
           const log = await Deno.readTextFile(s.logFile);
           assert.ok(/streamed RDB from master with EOF to parser/.test(log), log);
           const files = [...Deno.readDirSync(s.dataDir)].map((e) => e.name);
@@ -176,6 +177,12 @@ Deno.test("RedisProcess runs a master with two slaves that replicate, promote an
     await t.step("a graceful stop ends the process with code 0", async () => {
       const exit = await s2!.stop();
       assert.deepEqual(exit, { code: 0, signal: null });
+    });
+
+    await t.step("the log file holds the last lines once the process has ended", async () => {
+      // Lines wait in memory for up to LOG_FLUSH_MS; the end of the output writes them.
+      const log = await Deno.readTextFile(s2!.logFile);
+      assert.match(log.trimEnd().split("\n").at(-1)!, /ready to exit, bye bye/i);
     });
   });
 });
@@ -331,5 +338,21 @@ Deno.test("enableAof turns the AOF on with its first rewrite done and gives the 
     } finally {
       await proc.stop();
     }
+  });
+});
+
+Deno.test("RedisProcess writes its log in batches, at once on flushLog", async () => {
+  await withRedis("batched-log", async (start) => {
+    const proc = await start("m");
+    proc.flushLog();
+    const first = await Deno.readTextFile(proc.logFile);
+    assert.match(first, /Ready to accept connections/);
+    // A line logged now (BGSAVE logs its start and end) reaches the file
+    // within LOG_FLUSH_MS, with no flush.
+    await proc.client.call("BGSAVE", []);
+    await waitFor(
+      "the new line in the log file",
+      async () => /Background saving terminated/.test(await Deno.readTextFile(proc.logFile)),
+    );
   });
 });

@@ -1106,6 +1106,10 @@ export class RedisExecutor {
         }
         case "logs": {
           // The tail of the log in the data dir (its task may have ended): log_tail.ts.
+          // The process writing it holds its newest lines a moment: out with them first.
+          for (const t of this.#tasks.values()) {
+            if (t.spec.dataDir === msg.dataDir) t.proc?.flushLog();
+          }
           const tail = await readTaskLog(this.#dataRoot, msg.dataDir, msg.lines);
           reply(true, {
             lines: tail.lines.map((l) => redactSecrets(l, task?.spec.auth)),
