@@ -1,0 +1,172 @@
+/**
+ * The floor of any Deno executor: how long 1 master + N slaves take when
+ * three Deno processes (one per agent, as the executors are) start them with
+ * their output piped and watch their logs for ready and in sync, with nothing
+ * of Mesos (no scheduler, no master, no agent, no status updates, no store),
+ * against the direct parallel start of `deno task bench` in the same run.
+ *
+ *     deno run -A bench/executor_floor.ts [slaves] [rounds] [--info]
+ *
+ * Per round, alternating: the direct start; "warm" (the three workers
+ * already running, timed from the first batch written to them); "cold" (the
+ * time includes starting the three workers). The master goes to the first
+ * worker; the slaves go round the three once the master accepts connections
+ * (the executors too hold a slave until its master listens). `--info` makes
+ * the workers also read INFO once from each server (a monitor's first
+ * check). Prints the medians and the ratios to the direct start.
+ *
+ * A diagnosis, not a benchmark with a goal: what mr-redis adds over the warm
+ * and cold figures here is the cost of Mesos (the status updates through
+ * agent, master and scheduler, the store, the planning), and what these
+ * figures add over the direct start is the cost of a Deno process per agent.
+ *
+ * @module
+ */
+import { baselineMasterSlaves, median, mrCreateMasterSlaves } from "./_create.ts";
+import { portBlock, startMrRedis } from "./_harness.ts";
+
+const args = Deno.args.filter((a) => !a.startsWith("--"));
+const slaves = Number(args[0] ?? 50);
+const rounds = Number(args[1] ?? 5);
+const withInfo = Deno.args.includes("--info");
+const AGENTS = 3;
+const TICKS = 100; // USER_HZ on Linux
+const WORKER = new URL("./_floor_worker.ts", import.meta.url).pathname;
+
+class Worker {
+  readonly child: Deno.ChildProcess;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #waiters: { re: RegExp; resolve: (line: string) => void }[] = [];
+  readonly lines: Promise<void>;
+
+  constructor(onLine: (line: string) => void) {
+    this.child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", WORKER, ...(withInfo ? ["--info"] : [])],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    this.#writer = this.child.stdin.getWriter();
+    const stdout = this.child.stdout;
+    this.lines = (async () => {
+      let pending = "";
+      const decoder = new TextDecoder();
+      for await (const chunk of stdout) {
+        pending += decoder.decode(chunk, { stream: true });
+        let newline: number;
+        while ((newline = pending.indexOf("\n")) >= 0) {
+          const line = pending.slice(0, newline);
+          pending = pending.slice(newline + 1);
+          if (line.startsWith("error")) throw new Error(`floor worker: ${line}`);
+          for (const w of this.#waiters.splice(0)) {
+            if (w.re.test(line)) w.resolve(line);
+            else this.#waiters.push(w);
+          }
+          onLine(line);
+        }
+      }
+    })();
+  }
+
+  waitFor(re: RegExp): Promise<string> {
+    return new Promise((resolve) => this.#waiters.push({ re, resolve }));
+  }
+
+  async send(line: string): Promise<void> {
+    await this.#writer.write(new TextEncoder().encode(`${line}\n`));
+  }
+
+  async stop(): Promise<void> {
+    await this.send("stop").catch(() => {});
+    await this.#writer.close().catch(() => {});
+    await this.child.status;
+    await this.lines.catch(() => {});
+  }
+}
+
+/** One start through three workers; `cold` counts their start-up. */
+async function viaWorkers(cold: boolean): Promise<number> {
+  const block = portBlock(slaves + 1);
+  const dir = await Deno.makeTempDir({ prefix: "mr-redis-floor-" });
+  let synced = 0;
+  let allSynced!: () => void;
+  const done = new Promise<void>((resolve) => allSynced = resolve);
+  const onLine = (line: string) => {
+    if (line.startsWith("synced ") && ++synced === slaves) allSynced();
+  };
+  let workers: Worker[] = [];
+  const spawn = () => workers = Array.from({ length: AGENTS }, () => new Worker(onLine));
+  try {
+    if (!cold) {
+      spawn();
+      await Promise.all(workers.map((w) => w.waitFor(/^up$/)));
+    }
+    const cpu = () =>
+      workers.reduce((sum, w) => {
+        const stat = Deno.readTextFileSync(`/proc/${w.child.pid}/stat`).split(") ")[1]!.split(" ");
+        return sum + Number(stat[11]) + Number(stat[12]); // utime + stime, in ticks
+      }, 0) / TICKS;
+    const cpu0 = cold ? 0 : cpu();
+    const started = performance.now();
+    if (cold) spawn();
+    const [masterPort, ...slavePorts] = block.ports as [number, ...number[]];
+    const masterReady = workers[0]!.waitFor(new RegExp(`^ready ${masterPort}$`));
+    await workers[0]!.send(JSON.stringify({ servers: [{ port: masterPort, dir: `${dir}/m` }] }));
+    await masterReady;
+    await Promise.all(workers.map((w, i) =>
+      w.send(JSON.stringify({
+        servers: slavePorts.filter((_, j) => j % AGENTS === i).map((port) => ({
+          port,
+          dir: `${dir}/s${port}`,
+          replicaOf: masterPort,
+        })),
+      }))
+    ));
+    await done;
+    (cold ? coldCpu : warmCpu).push(cpu() - cpu0);
+    return (performance.now() - started) / 1000;
+  } finally {
+    await Promise.all(workers.map((w) => w.stop()));
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    block.release();
+  }
+}
+
+const direct: number[] = [];
+const warm: number[] = [];
+const cold: number[] = [];
+const warmCpu: number[] = [];
+const coldCpu: number[] = [];
+const mr: number[] = [];
+const mrDir = await Deno.makeTempDir({ prefix: "mr-redis-floor-mr-" });
+const mrRedis = await startMrRedis(mrDir, { agents: AGENTS, cpus: 64, memMB: 65536 });
+try {
+  await mrCreateMasterSlaves(mrRedis, "warmup", slaves, Math.ceil(slaves / AGENTS) + 3);
+  for (let round = 0; round < rounds; round++) {
+    direct.push(await baselineMasterSlaves(slaves));
+    warm.push(await viaWorkers(false));
+    cold.push(await viaWorkers(true));
+    mr.push(
+      await mrCreateMasterSlaves(mrRedis, `r${round}`, slaves, Math.ceil(slaves / AGENTS) + 3),
+    );
+    console.log(
+      `round ${round + 1}: direct ${direct.at(-1)!.toFixed(3)} s; workers warm ${
+        warm.at(-1)!.toFixed(3)
+      } s, cold ${cold.at(-1)!.toFixed(3)} s; mr-redis warm ${mr.at(-1)!.toFixed(3)} s`,
+    );
+  }
+} finally {
+  await mrRedis.stop();
+  await Deno.remove(mrDir, { recursive: true }).catch(() => {});
+}
+const d = median(direct);
+const ratio = (values: number[]) =>
+  `${median(values).toFixed(3)} s, ${(median(values) / d).toFixed(2)}×`;
+console.log(
+  `1 master + ${slaves} slaves, direct parallel start ${d.toFixed(3)} s (median of ${rounds})\n` +
+    `  ${AGENTS} Deno workers${withInfo ? " (one INFO each)" : ""}, warm: ${ratio(warm)}; ` +
+    `their CPU ${median(warmCpu).toFixed(2)} s\n` +
+    `  ${AGENTS} Deno workers${withInfo ? " (one INFO each)" : ""}, cold: ${ratio(cold)}; ` +
+    `their CPU ${median(coldCpu).toFixed(2)} s\n` +
+    `  mr-redis (${AGENTS} local agents), warm create: ${ratio(mr)}`,
+);
