@@ -189,6 +189,22 @@ Deno.test("match keeps a port another instance used lately from it while offers 
   });
 });
 
+Deno.test("match takes clean ports one after another, bus ports too, past ports other instances used", () => {
+  // A1's 7000, 7002 and 7004 were used by instance "old" lately.
+  const quarantine = notePortsInUse(
+    new Map(),
+    [7000, 7002, 7004].map((port) => ({ agentId: "A1", port, instance: "old" })),
+    0,
+  );
+  const procs = pending("a", 2, { distribution: 2 }).map((p) => ({ ...p, needsBusPort: true }));
+  const r = match(procs, [offer("A1", { ports: [[7000, 7006]] })], {}, {
+    executorId: EXEC,
+    quarantine,
+  });
+  const placed = r.launches.flatMap((l) => l.tasks.map((t) => [t.port, t.busPort]));
+  assertEquals(placed, [[7001, 7003], [7005, 7006]]);
+});
+
 Deno.test("notePortsInUse keeps a port for its last instance until the quarantine ends", () => {
   const ms = DEFAULT_PORT_QUARANTINE_MS;
   assertEquals(ms, 600_000);

@@ -201,15 +201,26 @@ export function markPortsInUse(
   }
 }
 
-/** Whether `port` on `agentId` is reserved for an instance other than `instance`. */
-function quarantinedFor(
+/**
+ * The quarantine by agent and port (the instance each port is reserved
+ * for), read once per {@linkcode match}: a placement asks about hundreds of
+ * ports when many were used lately, and a number key is cheaper than a
+ * string made for every question.
+ */
+function quarantineByAgent(
   quarantine: PortQuarantine | undefined,
-  agentId: string,
-  port: number,
-  instance: string,
-): boolean {
-  const entry = quarantine?.get(`${agentId}:${port}`);
-  return entry !== undefined && entry.instance !== instance;
+): Map<string, Map<number, string>> {
+  const byAgent = new Map<string, Map<number, string>>();
+  for (const [key, { instance }] of quarantine ?? []) {
+    const colon = key.lastIndexOf(":");
+    const port = Number(key.slice(colon + 1));
+    if (colon < 0 || !Number.isInteger(port)) continue;
+    const agentId = key.slice(0, colon);
+    let ports = byAgent.get(agentId);
+    if (!ports) byAgent.set(agentId, ports = new Map());
+    ports.set(port, instance);
+  }
+  return byAgent;
 }
 
 interface OfferRoom {
@@ -296,6 +307,7 @@ export function match(
       executorRunning: (offer.executor_ids ?? []).some((e) => e.value === options.executorId),
     };
   });
+  const quarantine = quarantineByAgent(options.quarantine);
   // Executors launched in this round count as running for later tasks on the same agent.
   const executorPlanned = new Set<string>();
   const counts = new Map<string, Map<string, number>>();
@@ -359,11 +371,26 @@ export function match(
       return round3(room.cpus - cpus) >= 0 && round3(room.mem - mem) >= 0;
     };
     const candidates = rooms.filter(fits);
-    /** The first port of `room` not reserved for another instance, else -1. */
-    const cleanPort = (room: OfferRoom): number =>
-      room.ports.findIndex((p) =>
-        !quarantinedFor(options.quarantine, room.agentId, p, proc.instance)
-      );
+    /**
+     * The first port of `room` not reserved for another instance, else -1;
+     * found once per room for this process (the sort below asks for it in
+     * every comparison), forgotten when a port of the room is taken.
+     */
+    const cleanIndex = new Map<OfferRoom, number>();
+    const cleanPort = (room: OfferRoom): number => {
+      let index = cleanIndex.get(room);
+      if (index === undefined) {
+        const reserved = quarantine.get(room.agentId);
+        index = reserved === undefined ? (room.ports.length > 0 ? 0 : -1) : room.ports.findIndex(
+          (p) => {
+            const owner = reserved.get(p);
+            return owner === undefined || owner === proc.instance;
+          },
+        );
+        cleanIndex.set(room, index);
+      }
+      return index;
+    };
     if (candidates.length === 0 && proc.requiredAgentId !== undefined) {
       unplaced[proc.instance] ??=
         `Waiting for an offer from agent ${proc.requiredAgentId} to restart ${proc.procId} in place with its data`;
@@ -445,6 +472,7 @@ export function match(
       : -1;
     const clean = cleanPort(room);
     const port = room.ports.splice(keep >= 0 ? keep : clean < 0 ? 0 : clean, 1)[0]!;
+    cleanIndex.delete(room);
     let busPort: number | undefined;
     if (proc.needsBusPort) {
       const cleanBus = cleanPort(room);
