@@ -224,7 +224,9 @@ const MASTER_WAIT_MS = 1000;
 
 /**
  * Resolves `true` once `host:port` accepts a TCP connection (polled every
- * 20 ms), `false` after `maxMs` or once `cancelled()` says so.
+ * 5 ms: a new master listens 5–20 ms after its spawn, and every slave of
+ * the instance waits for it), `false` after `maxMs` or once `cancelled()`
+ * says so.
  */
 async function waitForListener(
   host: string,
@@ -243,7 +245,7 @@ async function waitForListener(
     ]);
     clearTimeout(timer);
     if (result) return true;
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 5));
   }
   return false;
 }
