@@ -3,7 +3,8 @@
  * (a fresh scheduler and local cluster per sample, executors not running
  * yet) and warm (executors already up), against the same redis-servers
  * started directly in the same run, daemonized one after another (as by
- * hand) and in parallel without `--daemonize` (the floor). Also a cold
+ * hand) and in parallel without `--daemonize` (the master, then every
+ * replica at once as soon as it listens: the floor). Also a cold
  * create on a slow disk (every fsync of the scheduler made 20 ms slower by an
  * LD_PRELOAD shim built here with `cc`), the phases of one cold create read
  * from the logs, and the executor's start-up.
@@ -76,12 +77,51 @@ async function allOnline(
   }
 }
 
-/** Baseline: a master and `slaves` replicas spawned at once (no `--daemonize`), until every replica is in sync. */
+/**
+ * Resolves once `port` on loopback accepts a TCP connection (tried every
+ * 2 ms), or rejects with what `gone` names.
+ */
+async function listening(port: number, gone: () => Promise<string | undefined>): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  while (performance.now() < deadline) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch {
+      const why = await gone();
+      if (why) throw new Error(why);
+      await sleep(2);
+    }
+  }
+  throw new Error(`redis-server on port ${port} did not listen within 10 s`);
+}
+
+/**
+ * Baseline: a master, and once it listens `slaves` replicas spawned at once
+ * (no `--daemonize`), until every replica is in sync. The replicas wait for
+ * their master as the executors make them wait: a replica started before
+ * its master listens tries again only a second later, which put a second
+ * into some samples of an all-at-once start and made its median swing
+ * between runs (0.26–0.69 s on one afternoon).
+ */
 export async function baselineMasterSlaves(slaves: number): Promise<number> {
   const block = portBlock(slaves + 1);
   return await withTempDir("ms", async (dir) => {
+    const exited = new Set<number>();
+    const gone = () =>
+      Promise.resolve(
+        exited.size > 0 ? `redis-server on port ${[...exited][0]} exited (port taken?)` : undefined,
+      );
     const started = performance.now();
     const master = startRedis(dir, block.ports[0]!, ["--maxmemory", "10mb"]);
+    master.process.status.then(() => exited.add(master.port));
+    try {
+      await listening(master.port, gone);
+    } catch (error) {
+      master.kill();
+      await master.process.status;
+      throw error;
+    }
     const replicas = Array.from(
       { length: slaves },
       (_, i) =>
@@ -93,12 +133,7 @@ export async function baselineMasterSlaves(slaves: number): Promise<number> {
           String(master.port),
         ]),
     );
-    const exited = new Set<number>();
-    for (const r of [master, ...replicas]) r.process.status.then(() => exited.add(r.port));
-    const gone = () =>
-      Promise.resolve(
-        exited.size > 0 ? `redis-server on port ${[...exited][0]} exited (port taken?)` : undefined,
-      );
+    for (const r of replicas) r.process.status.then(() => exited.add(r.port));
     try {
       await allOnline(master.port, slaves, gone);
       return (performance.now() - started) / 1000;

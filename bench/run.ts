@@ -368,7 +368,7 @@ async function createBenchmarks(
   const medianCold = bySpeed[Math.floor(bySpeed.length / 2)];
   const baselineName = `${
     n + 1
-  } redis-servers started directly in parallel (no --daemonize), until in sync`;
+  } redis-servers started directly in parallel (no --daemonize; the replicas once the master listens), until in sync`;
   const directNote = `direct starts in this run: parallel ${list(parallel)} s (median ${
     fmt(median(parallel))
   }); daemonized one after another ${list(daemonized)} s (median ${fmt(median(daemonized))})`;
