@@ -16,6 +16,7 @@ import {
   create,
   credentials,
   destroy,
+  directRedisArgs,
   executorLogs,
   inSync,
   median,
@@ -157,33 +158,17 @@ export async function baselineDaemonized(slaves: number): Promise<number> {
     try {
       for (const [i, port] of ports.entries()) {
         const out = await new Deno.Command("redis-server", {
-          args: [
-            "--port",
-            String(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            dir,
+          args: directRedisArgs(dir, port, [
             "--daemonize",
             "yes",
             "--pidfile",
             `${dir}/${port}.pid`,
             "--logfile",
             `${dir}/${port}.log`,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--protected-mode",
-            "no",
-            "--repl-diskless-sync",
-            "yes",
-            "--repl-diskless-sync-delay",
-            "0",
             "--maxmemory",
             "10mb",
             ...(i === 0 ? [] : ["--replicaof", "127.0.0.1", String(ports[0])]),
-          ],
+          ]),
           stdout: "null",
           stderr: "null",
         }).output();

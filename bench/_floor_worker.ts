@@ -13,6 +13,7 @@
  * @module
  */
 import { RedisClient } from "../lib/redis/client.ts";
+import { directRedisArgs } from "./_harness.ts";
 
 interface Server {
   port: number;
@@ -61,29 +62,13 @@ async function watch(server: Server, child: Deno.ChildProcess): Promise<void> {
 function start(server: Server): void {
   Deno.mkdirSync(server.dir, { recursive: true });
   const child = new Deno.Command("redis-server", {
-    args: [
-      "--port",
-      String(server.port),
-      "--bind",
-      "127.0.0.1",
-      "--dir",
-      server.dir,
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      "--protected-mode",
-      "no",
-      "--repl-diskless-sync",
-      "yes",
-      "--repl-diskless-sync-delay",
-      "0",
+    args: directRedisArgs(server.dir, server.port, [
       "--maxmemory",
       "10mb",
       ...(server.replicaOf === undefined
         ? []
         : ["--replicaof", "127.0.0.1", String(server.replicaOf)]),
-    ],
+    ]),
     cwd: server.dir,
     stdin: "null",
     stdout: "piped",

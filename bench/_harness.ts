@@ -108,30 +108,39 @@ export interface DirectRedis {
   kill(signal?: Deno.Signal): void;
 }
 
+/**
+ * The command line of a redis-server the benchmarks start directly, on
+ * `port` with data in `dir`: no persistence, diskless full syncs at once
+ * (as mr-redis runs replication), then `args`.
+ */
+export function directRedisArgs(dir: string, port: number, args: string[] = []): string[] {
+  return [
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--dir",
+    dir,
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--protected-mode",
+    "no",
+    "--repl-diskless-sync",
+    "yes",
+    "--repl-diskless-sync-delay",
+    "0",
+    "--dbfilename",
+    `dump-${port}.rdb`,
+    ...args,
+  ];
+}
+
 /** Starts `redis-server` on `port` with `args`, data in `dir`; does not wait. */
 export function startRedis(dir: string, port: number, args: string[] = []): DirectRedis {
   const process = new Deno.Command("redis-server", {
-    args: [
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--dir",
-      dir,
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      "--protected-mode",
-      "no",
-      "--repl-diskless-sync",
-      "yes",
-      "--repl-diskless-sync-delay",
-      "0",
-      "--dbfilename",
-      `dump-${port}.rdb`,
-      ...args,
-    ],
+    args: directRedisArgs(dir, port, args),
     stdout: "null",
     stderr: "null",
   }).spawn();
