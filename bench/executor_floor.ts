@@ -31,6 +31,8 @@ const rounds = Number(args[1] ?? 5);
 const withInfo = Deno.args.includes("--info");
 const AGENTS = 3;
 const TICKS = 100; // USER_HZ on Linux
+/** As `deno task bench` places 1+50: a third of the slaves per agent, and some room. */
+const DISTRIBUTION = Math.ceil(slaves / AGENTS) + 3;
 const WORKER = new URL("./_floor_worker.ts", import.meta.url).pathname;
 
 class Worker {
@@ -141,13 +143,13 @@ const mr: number[] = [];
 const mrDir = await Deno.makeTempDir({ prefix: "mr-redis-floor-mr-" });
 const mrRedis = await startMrRedis(mrDir, { agents: AGENTS, cpus: 64, memMB: 65536 });
 try {
-  await mrCreateMasterSlaves(mrRedis, "warmup", slaves, Math.ceil(slaves / AGENTS) + 3);
+  await mrCreateMasterSlaves(mrRedis, "warmup", slaves, DISTRIBUTION);
   for (let round = 0; round < rounds; round++) {
     direct.push(await baselineMasterSlaves(slaves));
     warm.push(await viaWorkers(false));
     cold.push(await viaWorkers(true));
     mr.push(
-      await mrCreateMasterSlaves(mrRedis, `r${round}`, slaves, Math.ceil(slaves / AGENTS) + 3),
+      await mrCreateMasterSlaves(mrRedis, `r${round}`, slaves, DISTRIBUTION),
     );
     console.log(
       `round ${round + 1}: direct ${direct.at(-1)!.toFixed(3)} s; workers warm ${
@@ -160,13 +162,14 @@ try {
   await Deno.remove(mrDir, { recursive: true }).catch(() => {});
 }
 const d = median(direct);
+const workers = `${AGENTS} Deno workers${withInfo ? " (one INFO each)" : ""}`;
 const ratio = (values: number[]) =>
   `${median(values).toFixed(3)} s, ${(median(values) / d).toFixed(2)}×`;
 console.log(
   `1 master + ${slaves} slaves, direct parallel start ${d.toFixed(3)} s (median of ${rounds})\n` +
-    `  ${AGENTS} Deno workers${withInfo ? " (one INFO each)" : ""}, warm: ${ratio(warm)}; ` +
+    `  ${workers}, warm: ${ratio(warm)}; ` +
     `their CPU ${median(warmCpu).toFixed(2)} s\n` +
-    `  ${AGENTS} Deno workers${withInfo ? " (one INFO each)" : ""}, cold: ${ratio(cold)}; ` +
+    `  ${workers}, cold: ${ratio(cold)}; ` +
     `their CPU ${median(coldCpu).toFixed(2)} s\n` +
     `  mr-redis (${AGENTS} local agents), warm create: ${ratio(mr)}`,
 );
