@@ -319,6 +319,117 @@ Deno.test("core: the password goes only in TaskInfo.data; a deleted instance's p
   }
 });
 
+/** An offer of `agent` with ports `begin`–`end` and room for many small processes. */
+function portsOffer(n: number, agent: string, begin: number, end: number): Offer {
+  return {
+    id: { value: `o${n}` },
+    framework_id: { value: "fw" },
+    agent_id: { value: agent },
+    hostname: "127.0.0.1",
+    resources: [
+      { name: "cpus", type: "SCALAR", scalar: { value: 64 } },
+      { name: "mem", type: "SCALAR", scalar: { value: 65536 } },
+      { name: "ports", type: "RANGES", ranges: { range: [{ begin, end }] } },
+    ],
+  };
+}
+
+/** The stored retired-ports records: key → the ports in it. */
+async function retiredRecords(
+  store: Store,
+): Promise<Map<string, { port: number; instance: string; until: number }[]>> {
+  const out = new Map<string, { port: number; instance: string; until: number }[]>();
+  for (const e of await store.list("/t/port_quarantine")) out.set(e.key, JSON.parse(e.value).ports);
+  return out;
+}
+
+Deno.test("core: retired ports are stored per agent and block of ports, each port once, expired ones dropped; the older single record is moved", async () => {
+  const dir = await tempDir("core-retired");
+  // What an older scheduler stored: one record of every agent's ports.
+  const old = await openStore({ type: "embedded", endpoints: `${dir}/state.db` });
+  await old.put(
+    "/t/retired_ports",
+    JSON.stringify({
+      ports: [
+        { agentId: "A9", port: 7100, instance: "old", until: 1_000_000 + 300_000 },
+        { agentId: "A9", port: 7101, instance: "expired", until: 999_999 },
+        { agentId: "A1", port: 7003, instance: "gone", until: 1_000_000 + 300_000 },
+      ],
+    }),
+  );
+  await old.close();
+  let { store, clock, mesos, core } = await setup(dir);
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    assertEquals(await store.get("/t/retired_ports"), undefined, "the old record is deleted");
+    let records = await retiredRecords(store);
+    assertEquals([...records.keys()], ["/t/port_quarantine/A1/6", "/t/port_quarantine/A9/6"]);
+    assertEquals(records.get("/t/port_quarantine/A9/6")!.map((e) => e.port), [7100]);
+
+    // 1 master + 59 slaves over two agents, ports 7000–7199 each (blocks 6 and 7 of 1024).
+    const big = { capacityMB: 10, masters: 1, slaves: 59, distribution: 60, proxies: 0 };
+    const cycle = async (name: string, n: number) => {
+      assertEquals(await core.create({ name, ...big }), "created");
+      await core.handleEvent({ type: "HEARTBEAT" });
+      await core.handleEvent({
+        type: "OFFERS",
+        offers: { offers: [portsOffer(n, "A1", 7000, 7199), portsOffer(n + 1, "A2", 7000, 7199)] },
+      });
+      const tasks = mesos.take("launch").flatMap((l) => l.args[1] as TaskInfo[]);
+      assertEquals(tasks.length, 60);
+      const ports = tasks.map((t) =>
+        `${t.agent_id.value}:${
+          t.resources!.find((r) => r.name === "ports")!.ranges!.range![0]!.begin
+        }`
+      );
+      assert(await core.delete(name));
+      await core.handleEvent({ type: "HEARTBEAT" });
+      for (const t of tasks) await core.handleEvent(update(t.task_id.value, "TASK_KILLED"));
+      assertEquals(core.status(name), undefined);
+      return ports;
+    };
+    const first = await cycle("b1", 10);
+    assert(!first.includes("A1:7003"), "a port of the older record stays kept");
+    clock.now += 60_000;
+    // A restart keeps them: the next instance gets other ports.
+    await core.stop();
+    await store.close();
+    ({ store, clock, mesos, core } = await setup(dir));
+    clock.now = 1_060_000;
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    const second = await cycle("b2", 20);
+    assertEquals(second.filter((p) => first.includes(p)), [], "no port of b1 reused");
+    records = await retiredRecords(store);
+    for (const [key, ports] of records) {
+      assertMatch(key, /^\/t\/port_quarantine\/A[129]\/[67]$/);
+      const block = Number(key.split("/").at(-1));
+      for (const e of ports) assertEquals(Math.floor(e.port / 1024), block, `${e.port} in ${key}`);
+      assertEquals(
+        new Set(ports.map((e) => e.port)).size,
+        ports.length,
+        `each port once in ${key}`,
+      );
+    }
+    const stored = [...records].flatMap(([k, ps]) => ps.map((e) => `${k.split("/")[3]}:${e.port}`));
+    for (const p of [...first, ...second]) assert(stored.includes(p), `${p} stored`);
+
+    // Ten minutes on, the next retirement of a block drops what expired there.
+    clock.now += 11 * 60_000;
+    const third = await cycle("b3", 30);
+    records = await retiredRecords(store);
+    const a1 = records.get("/t/port_quarantine/A1/6")!;
+    assertEquals(
+      a1.map((e) => e.port).sort(),
+      third.filter((p) => p.startsWith("A1:")).map((p) => Number(p.slice(3))).sort(),
+    );
+    assert(a1.every((e) => e.instance === "b3"));
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("core: MS instance, master lost, slave promoted and others re-pointed; restart", async () => {
   const dir = await tempDir("core-ms");
   let { store, clock, mesos, core } = await setup(dir);

@@ -275,11 +275,23 @@ interface InstState {
 /**
  * Ports that processes left (relaunched elsewhere, or their instance deleted)
  * and that stay kept for their instance until `until`: stored, so a restarted
- * scheduler keeps the quarantine that process records no longer show.
+ * scheduler keeps the quarantine that process records no longer show. One
+ * record per agent and block of {@linkcode RETIRED_BLOCK_PORTS} ports, each
+ * port at most once: a record stays small however many ports are retired
+ * (a single record of every agent grew with churn past what ZooKeeper or
+ * etcd take in one value), and a retirement rewrites only its own block.
  */
 interface RetiredPorts {
+  ports: { port: number; instance: string; until: number }[];
+}
+
+/** The single record of every agent's retired ports that older versions stored (read, then deleted). */
+interface LegacyRetiredPorts {
   ports: { agentId: string; port: number; instance: string; until: number }[];
 }
+
+/** Ports per stored block of retired ports: a record is at most about 110 KiB (64-character names). */
+const RETIRED_BLOCK_PORTS = 1024;
 
 /**
  * The resources of the executor running on one agent, when they are not the
@@ -447,8 +459,13 @@ export class Scheduler {
    * does not prefer it.
    */
   readonly #failedPorts = new Map<string, Map<number, number>>();
-  /** The stored part of the quarantine: ports no process record holds any more. */
-  readonly #retired: Holder = { rec: { ports: [] } as RetiredPorts, version: null };
+  /**
+   * The stored part of the quarantine, ports no process record holds any
+   * more: store key (`#retiredKey`, one per agent and block) → its record.
+   */
+  readonly #retired = new Map<string, Holder>();
+  /** Keys to delete with the next commit (the legacy retired-ports record). */
+  readonly #stagedDeletes = new Set<string>();
   /** Agent id → its executor's record, when its resources are not the default ones. */
   readonly #agentExecutors = new Map<string, Holder>();
   readonly #log: (line: string) => void;
@@ -605,7 +622,16 @@ export class Scheduler {
   #fwKey(): string {
     return `${this.#prefix}/framework_id`;
   }
-  #retiredKey(): string {
+  #retiredPrefix(): string {
+    return `${this.#prefix}/port_quarantine`;
+  }
+  #retiredKey(agentId: string, port: number): string {
+    return `${this.#retiredPrefix()}/${encodeURIComponent(agentId)}/${
+      Math.floor(port / RETIRED_BLOCK_PORTS)
+    }`;
+  }
+  /** Where older versions kept every agent's retired ports in one record. */
+  #legacyRetiredKey(): string {
     return `${this.#prefix}/retired_ports`;
   }
   #executorKey(agentId: string): string {
@@ -627,7 +653,7 @@ export class Scheduler {
       this.#frameworkId = fw.value || undefined;
       this.#frameworkIdVersion = fw.version;
     }
-    await this.#loadRetiredPorts();
+    await this.#loadRetiredPorts(options.readOnly ?? false);
     await this.#loadAgentExecutors();
     const base = `${this.#prefix}/instances/`;
     const entries = await this.#store.list(`${this.#prefix}/instances`);
@@ -728,28 +754,55 @@ export class Scheduler {
     return resources.length > 0 ? { ...this.#executorInfo, resources } : this.#executorInfo;
   }
 
-  async #loadRetiredPorts(): Promise<void> {
-    const kv = await this.#store.get(this.#retiredKey());
-    if (!kv) return;
-    this.#retired.version = kv.version;
-    try {
-      const rec = JSON.parse(kv.value) as RetiredPorts;
-      if (!Array.isArray(rec?.ports)) throw new TypeError("no ports list");
-      const now = this.#now();
-      const live = rec.ports.filter((e) =>
-        typeof e?.agentId === "string" && Number.isInteger(e.port) &&
-        typeof e.instance === "string" && typeof e.until === "number" && e.until > now
-      );
-      this.#retired.rec = { ports: live };
-      const next = new Map(this.#portQuarantine);
-      for (const e of live) {
-        next.set(`${e.agentId}:${e.port}`, { instance: e.instance, until: e.until });
+  async #loadRetiredPorts(readOnly: boolean): Promise<void> {
+    const now = this.#now();
+    const next = new Map(this.#portQuarantine);
+    const valid = (e: { port?: unknown; instance?: unknown; until?: unknown } | undefined) =>
+      Number.isInteger(e?.port) && typeof e?.instance === "string" &&
+      typeof e.until === "number";
+    const prefix = `${this.#retiredPrefix()}/`;
+    for (const kv of await this.#store.list(this.#retiredPrefix())) {
+      if (!kv.key.startsWith(prefix)) continue;
+      const agentId = decodeURIComponent(kv.key.slice(prefix.length).split("/")[0] ?? "");
+      try {
+        const rec = JSON.parse(kv.value) as RetiredPorts;
+        if (!Array.isArray(rec?.ports)) throw new TypeError("no ports list");
+        const live = rec.ports.filter((e) => valid(e) && e.until > now);
+        // Known with its version even when nothing in it is live: the next write is a compare-and-set.
+        this.#retired.set(kv.key, { rec: { ports: live } as RetiredPorts, version: kv.version });
+        for (const e of live) {
+          next.set(`${agentId}:${e.port}`, { instance: e.instance, until: e.until });
+        }
+      } catch (error) {
+        this.#log(`Ignoring unreadable store key "${kv.key}": ${(error as Error).message}`);
       }
-      this.#portQuarantine = next;
+    }
+    this.#portQuarantine = next;
+    const legacy = await this.#store.get(this.#legacyRetiredKey());
+    if (!legacy) return;
+    try {
+      const rec = JSON.parse(legacy.value) as LegacyRetiredPorts;
+      if (!Array.isArray(rec?.ports)) throw new TypeError("no ports list");
+      const live = rec.ports.filter((e) =>
+        valid(e) && typeof e.agentId === "string" && e.until > now
+      );
+      for (const e of live) {
+        const key = `${e.agentId}:${e.port}`;
+        const held = this.#portQuarantine.get(key);
+        if (!held || held.until < e.until) {
+          this.#portQuarantine.set(key, { instance: e.instance, until: e.until });
+        }
+      }
+      // Moved to the per-agent records with the next commit, and the old record deleted.
+      if (!readOnly) this.#storeRetired(live, now);
     } catch (error) {
       this.#log(
-        `Ignoring unreadable store key "${this.#retiredKey()}": ${(error as Error).message}`,
+        `Ignoring unreadable store key "${this.#legacyRetiredKey()}": ${(error as Error).message}`,
       );
+    }
+    if (!readOnly) {
+      this.#stagedDeletes.add(this.#legacyRetiredKey());
+      this.#pending ??= deferred();
     }
   }
 
@@ -3307,12 +3360,40 @@ export class Scheduler {
     if (!retire || this.#portQuarantineMs <= 0) return;
     // No process record will show these ports after this: store them.
     const until = now + this.#portQuarantineMs;
-    const left = new Set(used.map((u) => `${u.agentId}:${u.port}`));
-    const ports = (this.#retired.rec as RetiredPorts).ports.filter((e) =>
-      e.until > now && !left.has(`${e.agentId}:${e.port}`)
-    );
-    for (const u of used) ports.push({ ...u, until });
-    this.#stage(this.#retiredKey(), this.#retired, { ports });
+    this.#storeRetired(used.map((u) => ({ ...u, until })), now);
+  }
+
+  /**
+   * Stages the records of the blocks the ports `used` fall in: each with its
+   * ports of `used` (kept until their `until`), without what expired by `now`.
+   */
+  #storeRetired(used: (PortInUse & { until: number })[], now: number): void {
+    const byKey = new Map<string, (PortInUse & { until: number })[]>();
+    for (const u of used) {
+      const key = this.#retiredKey(u.agentId, u.port);
+      const list = byKey.get(key) ?? [];
+      list.push(u);
+      byKey.set(key, list);
+    }
+    for (const [key, list] of byKey) {
+      let holder = this.#retired.get(key);
+      if (!holder) {
+        holder = { rec: { ports: [] } as RetiredPorts, version: null };
+        this.#retired.set(key, holder);
+      }
+      // Each port once: the newest retirement of it wins.
+      const fresh = new Map<number, RetiredPorts["ports"][number]>();
+      for (const u of list) {
+        if (u.until >= (fresh.get(u.port)?.until ?? 0)) {
+          fresh.set(u.port, { port: u.port, instance: u.instance, until: u.until });
+        }
+      }
+      const ports = (holder.rec as RetiredPorts).ports.filter((e) =>
+        e.until > now && !fresh.has(e.port)
+      );
+      ports.push(...fresh.values());
+      this.#stage(key, holder, { ports });
+    }
   }
 
   /** Stages a new process record (see {@linkcode Scheduler.#saveInstance}). */
@@ -3371,7 +3452,9 @@ export class Scheduler {
   async #commit(): Promise<void> {
     const pending = this.#pending;
     this.#pending = undefined;
-    if (this.#staged.size === 0 && this.#stagedEvents.length === 0) {
+    if (
+      this.#staged.size === 0 && this.#stagedEvents.length === 0 && this.#stagedDeletes.size === 0
+    ) {
       pending?.resolve();
       return;
     }
@@ -3379,14 +3462,17 @@ export class Scheduler {
     this.#staged.clear();
     const events = this.#stagedEvents;
     this.#stagedEvents = [];
+    const deletes = [...this.#stagedDeletes];
+    this.#stagedDeletes.clear();
     this.#committing = pending?.promise;
     const writes: BatchWrite[] = entries.map((e) => ({
       key: e.key,
       value: JSON.stringify(e.rec),
       ...(e.unconditional ? {} : { version: e.holder.version }),
     }));
-    // The events after the records (a conflict index is always a record's).
+    // The events and deletes after the records (a conflict index is always a record's).
     writes.push(...eventWrites(events));
+    writes.push(...deletes.map((key) => ({ key, delete: true as const })));
     try {
       const result = await this.#store.batch(writes);
       if (result.ok) {
@@ -3410,6 +3496,7 @@ export class Scheduler {
     } catch (error) {
       for (const e of entries) if (e.holder.rec === e.rec) e.holder.rec = e.before;
       this.#history.undo(events);
+      for (const key of deletes) this.#stagedDeletes.add(key);
       pending?.reject(error);
       throw error;
     } finally {
