@@ -169,6 +169,40 @@ class BatchedLog {
   };
 }
 
+/** Program name → where it was found on PATH (see {@linkcode onPath}). */
+const pathCache = new Map<string, string>();
+
+/**
+ * Where `name` is on PATH (an executable file), found once per process:
+ * spawning by name looks through every PATH entry each time, about ten
+ * system calls per redis-server an executor starts. `name` itself when it
+ * is not found (the spawn then says so).
+ */
+function onPath(name: string): string {
+  const known = pathCache.get(name);
+  if (known !== undefined) return known;
+  let dirs: string[];
+  try {
+    dirs = (Deno.env.get("PATH") ?? "").split(":");
+  } catch {
+    return name; // No permission to read the environment: the spawn looks.
+  }
+  for (const dir of dirs) {
+    if (!dir.startsWith("/")) continue;
+    const path = `${dir}/${name}`;
+    try {
+      const info = Deno.statSync(path);
+      if (info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0) {
+        pathCache.set(name, path);
+        return path;
+      }
+    } catch {
+      // Not in this one.
+    }
+  }
+  return name;
+}
+
 /**
  * The largest `min-replicas-to-write` redis accepts (a C int). Set as a fence,
  * it makes a master refuse every write: no master has that many replicas.
@@ -182,12 +216,13 @@ export function describeExit(exit: RedisExit): string {
 
 /**
  * Builds the redis-server command line for `options` (without the binary).
- * With `auth`, the first argument is the auth config file (no secret is on
- * the command line).
+ * With `auth`, the first argument is `-`: redis-server reads the users and
+ * their secrets from its stdin, so no secret is on the command line or on disk.
  */
 export function redisServerArgs(options: RedisProcessOptions): string[] {
   const args = [
-    ...(options.auth ? [`${options.dataDir}/${AUTH_CONFIG_FILE}`] : []),
+    // The users and their secrets come on stdin: on no disk, on no command line.
+    ...(options.auth ? ["-"] : []),
     "--port",
     String(options.port),
     "--bind",
@@ -340,18 +375,14 @@ export class RedisProcess {
     if (!options.dataDir.startsWith("/")) {
       options = { ...options, dataDir: `${Deno.cwd()}/${options.dataDir}` };
     }
+    // Checked before anything starts: a bad secret is the caller's error.
+    const authText = options.auth ? authConfig(options.auth) : undefined;
     if (options.auth) {
-      const path = `${options.dataDir}/${AUTH_CONFIG_FILE}`;
-      const text = authConfig(options.auth);
+      // An older executor wrote the secrets to this file: they go now.
       try {
-        // A new file is owner-only from the first byte (one open, the usual case).
-        Deno.writeTextFileSync(path, text, { mode: 0o600, createNew: true });
+        Deno.removeSync(`${options.dataDir}/${AUTH_CONFIG_FILE}`);
       } catch (error) {
-        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-        // Owner-only before the secrets go in, also when an older file had wider permissions.
-        Deno.writeTextFileSync(path, "", { mode: 0o600 });
-        Deno.chmodSync(path, 0o600);
-        Deno.writeTextFileSync(path, text, { mode: 0o600 });
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
       }
     }
     let binary = options.binary ?? "redis-server";
@@ -359,13 +390,23 @@ export class RedisProcess {
     if (binary.includes("/") && !binary.startsWith("/")) binary = `${Deno.cwd()}/${binary}`;
     let child: Deno.ChildProcess;
     try {
-      child = new Deno.Command(binary, {
-        args: redisServerArgs(options),
-        cwd: options.dataDir,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
+      const command = (path: string) =>
+        new Deno.Command(path, {
+          args: redisServerArgs(options),
+          cwd: options.dataDir,
+          stdin: authText === undefined ? "null" : "piped",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+      const found = binary.includes("/") ? binary : onPath(binary);
+      try {
+        child = command(found);
+      } catch (error) {
+        // Moved since it was found: look again.
+        if (found === binary || !(error instanceof Deno.errors.NotFound)) throw error;
+        pathCache.delete(binary);
+        child = command(binary);
+      }
     } catch (cause) {
       throw new RedisStartError(
         `Cannot start redis-server "${binary}" on port ${options.port}: ${
@@ -373,6 +414,13 @@ export class RedisProcess {
         }`,
         { cause },
       );
+    }
+    if (authText !== undefined) {
+      // Far below a pipe's capacity: written at once; redis-server reads it to the end.
+      const writer = child.stdin.getWriter();
+      writer.write(new TextEncoder().encode(authText)).then(() => writer.close()).catch(() => {
+        // It exited before reading: its exit says why.
+      });
     }
     const proc = new RedisProcess(child, options);
     const timeoutMs = options.startTimeoutMs ?? 10_000;
