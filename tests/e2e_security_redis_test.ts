@@ -36,14 +36,14 @@ function bare(p: ProcView, pass?: string): Redis {
   return r;
 }
 
-/** Every file under `dir` whose text holds `needle`. */
+/** Every file under `dir` whose text holds `needle` (the redis auth config files excepted). */
 async function filesHolding(dir: string, needle: string): Promise<string[]> {
   const found: string[] = [];
   const walk = async (path: string) => {
     for await (const e of Deno.readDir(path)) {
       const full = `${path}/${e.name}`;
       if (e.isDirectory) await walk(full);
-      else if (e.isFile) {
+      else if (e.isFile && e.name !== "mrr-auth.conf") {
         const bytes = await Deno.readFile(full).catch(() => new Uint8Array());
         if (new TextDecoder().decode(bytes).includes(needle)) found.push(full);
       }

@@ -34,11 +34,7 @@ export const ADMIN_USER = "mrr-admin";
 /** The user replicas log in to their master as (replication handshake only). */
 export const REPLICATION_USER = "mrr-replication";
 
-/**
- * Name of the auth config file that executors before 0.1 wrote next to the
- * data: the secrets now reach redis-server on its stdin, and a file of that
- * name left in a data dir is removed when a process starts there.
- */
+/** Name of the auth config file written next to the data. */
 export const AUTH_CONFIG_FILE = "mrr-auth.conf";
 
 /**
@@ -114,7 +110,7 @@ export function replicationSecret(auth: RedisAuth): string {
   return secret;
 }
 
-/** The config text (given to redis-server on its stdin) that sets the three users and the replication login. */
+/** The config file text that sets the three users and the replication login. */
 export function authConfig(auth: RedisAuth): string {
   for (const secret of [auth.password, auth.adminPassword]) {
     const problem = passwordProblem(secret);
@@ -122,7 +118,7 @@ export function authConfig(auth: RedisAuth): string {
   }
   const replication = replicationSecret(auth);
   return [
-    "# From MrRedisExecutor on stdin: the users of this process (never written to disk).",
+    "# Written by MrRedisExecutor: the users of this process. Owner-only.",
     `user default on >${auth.password} ~* &* +@all ${TENANT_DENIED.join(" ")}`,
     `user ${ADMIN_USER} on >${auth.adminPassword} ~* &* +@all`,
     `user ${REPLICATION_USER} on >${replication} -@all +ping +replconf +psync +sync`,

@@ -216,13 +216,12 @@ export function describeExit(exit: RedisExit): string {
 
 /**
  * Builds the redis-server command line for `options` (without the binary).
- * With `auth`, the first argument is `-`: redis-server reads the users and
- * their secrets from its stdin, so no secret is on the command line or on disk.
+ * With `auth`, the first argument is the auth config file (no secret is on
+ * the command line).
  */
 export function redisServerArgs(options: RedisProcessOptions): string[] {
   const args = [
-    // The users and their secrets come on stdin: on no disk, on no command line.
-    ...(options.auth ? ["-"] : []),
+    ...(options.auth ? [`${options.dataDir}/${AUTH_CONFIG_FILE}`] : []),
     "--port",
     String(options.port),
     "--bind",
@@ -375,14 +374,18 @@ export class RedisProcess {
     if (!options.dataDir.startsWith("/")) {
       options = { ...options, dataDir: `${Deno.cwd()}/${options.dataDir}` };
     }
-    // Checked before anything starts: a bad secret is the caller's error.
-    const authText = options.auth ? authConfig(options.auth) : undefined;
     if (options.auth) {
-      // An older executor wrote the secrets to this file: they go now.
+      const path = `${options.dataDir}/${AUTH_CONFIG_FILE}`;
+      const text = authConfig(options.auth);
       try {
-        Deno.removeSync(`${options.dataDir}/${AUTH_CONFIG_FILE}`);
+        // A new file is owner-only from the first byte (one open, the usual case).
+        Deno.writeTextFileSync(path, text, { mode: 0o600, createNew: true });
       } catch (error) {
-        if (!(error instanceof Deno.errors.NotFound)) throw error;
+        if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+        // Owner-only before the secrets go in, also when an older file had wider permissions.
+        Deno.writeTextFileSync(path, "", { mode: 0o600 });
+        Deno.chmodSync(path, 0o600);
+        Deno.writeTextFileSync(path, text, { mode: 0o600 });
       }
     }
     let binary = options.binary ?? "redis-server";
@@ -394,7 +397,7 @@ export class RedisProcess {
         new Deno.Command(path, {
           args: redisServerArgs(options),
           cwd: options.dataDir,
-          stdin: authText === undefined ? "null" : "piped",
+          stdin: "null",
           stdout: "piped",
           stderr: "piped",
         }).spawn();
@@ -414,13 +417,6 @@ export class RedisProcess {
         }`,
         { cause },
       );
-    }
-    if (authText !== undefined) {
-      // Far below a pipe's capacity: written at once; redis-server reads it to the end.
-      const writer = child.stdin.getWriter();
-      writer.write(new TextEncoder().encode(authText)).then(() => writer.close()).catch(() => {
-        // It exited before reading: its exit says why.
-      });
     }
     const proc = new RedisProcess(child, options);
     const timeoutMs = options.startTimeoutMs ?? 10_000;
