@@ -563,7 +563,7 @@ export async function basicScenario(
   t: Deno.TestContext,
   sched: Sched,
   /** Lists the store keys under a prefix while sched runs; omitted for the embedded store (one owner). */
-  storeKeys?: (prefix: string) => Promise<string[]>,
+  storeEntries?: (prefix: string) => Promise<{ key: string; value: string }[]>,
 ): Promise<void> {
   await t.step("create S and MS", async () => {
     assertEquals((await create(sched, "single", 50, 0)).status, 201);
@@ -614,11 +614,23 @@ export async function basicScenario(
         { timeoutMs: 15_000 },
       );
     }
-    const keys = storeKeys ? await storeKeys(sched.prefix) : [];
+    const entries = storeEntries ? await storeEntries(sched.prefix) : [];
+    const keys = entries.map((e) => e.key);
     assert(
       keys.every((k) => !k.includes("/instances/")),
       `store keys left: ${keys.join(", ")}`,
     );
+    if (storeEntries) {
+      // Their ports stay kept a while, stored by agent and block of ports.
+      const retired = entries.filter((e) => e.key.startsWith(`${sched.prefix}/port_quarantine/`))
+        .flatMap((e) => (JSON.parse(e.value).ports as { port: number; instance: string }[]));
+      for (const port of ports) {
+        assert(
+          retired.some((r) => r.port === Number(port)),
+          `port ${port} kept in the store (${keys.join(", ")})`,
+        );
+      }
+    }
     assertEquals(await list(sched), []);
   });
   await t.step("the name can be created again", async () => {
@@ -646,16 +658,16 @@ export async function externalStoreScenario(
   const svc = await start();
   try {
     const sched = await startSched({ dir, dbType, dbEndpoint: svc.endpoint });
-    const storeKeys = async (prefix: string) => {
+    const storeEntries = async (prefix: string) => {
       const store = await openStore({ type: dbType, endpoints: svc.endpoint });
       try {
-        return (await store.list(prefix)).map((e) => e.key);
+        return await store.list(prefix);
       } finally {
         await store.close();
       }
     };
     try {
-      await basicScenario(t, sched, storeKeys);
+      await basicScenario(t, sched, storeEntries);
     } finally {
       await sched.stop();
     }
