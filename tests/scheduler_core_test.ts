@@ -1140,6 +1140,85 @@ Deno.test("core: one store batch per event; every launch is stored before Mesos 
   }
 });
 
+Deno.test("core: CREATEs that arrive together share a store batch; each is answered once stored", async () => {
+  const dir = await tempDir("core-create-batch");
+  const { store, core } = await setup(dir);
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    const single = (name: string) => ({
+      name,
+      capacityMB: 10,
+      masters: 1,
+      slaves: 0,
+      distribution: 1,
+      proxies: 0,
+    });
+    const names = Array.from({ length: 20 }, (_, i) => `c${i}`);
+    const commits = core.commits;
+    const stored: string[] = [];
+    const outcomes = await Promise.all(names.map(async (n) => {
+      const outcome = await core.create(single(n));
+      // Stored when answered.
+      if ((await store.get(`/t/instances/${n}`)) !== undefined) stored.push(n);
+      return outcome;
+    }));
+    assertEquals(outcomes, names.map(() => "created"));
+    assertEquals(stored.sort(), [...names].sort());
+    assert(core.commits - commits <= 2, `20 creates in ${core.commits - commits} batches`);
+    assertEquals((await store.list("/t/instances")).length, 40, "records and processes");
+
+    // The same name twice at once: one is created, the other waits for its batch and finds it.
+    const twice = await Promise.all([core.create(single("dup")), core.create(single("dup"))]);
+    assertEquals(twice.sort(), ["created", "exists"]);
+  } finally {
+    await core.stop();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("core: a batch of CREATEs that fails takes its instances back; one whose name another writer took is refused, the others go in the next batch", async () => {
+  const dir = await tempDir("core-create-conflict");
+  const { store, core } = await setup(dir);
+  try {
+    await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
+    const single = (name: string) => ({
+      name,
+      capacityMB: 10,
+      masters: 1,
+      slaves: 0,
+      distribution: 1,
+      proxies: 0,
+    });
+    // Another writer holds the key of x3.
+    await store.put("/t/instances/x3", "{}");
+    const names = ["x1", "x2", "x3", "x4", "x5"];
+    const outcomes = await Promise.all(names.map((n) => core.create(single(n))));
+    assertEquals(outcomes, ["created", "created", "exists", "created", "created"]);
+    assertEquals(core.status("x3"), undefined, "not in memory");
+    for (const n of ["x1", "x2", "x4", "x5"]) {
+      assertEquals(core.status(n)?.Status, "CREATING");
+      assert((await store.get(`/t/instances/${n}/procs/p1`)) !== undefined, `${n} stored`);
+    }
+    assertEquals(
+      (await store.get("/t/instances/x3"))?.value,
+      "{}",
+      "the other writer's value stays",
+    );
+
+    // The store fails: the CREATE fails and leaves nothing behind.
+    await store.close();
+    let failed = false;
+    await core.create(single("y1")).catch(() => failed = true);
+    assert(failed, "a CREATE whose batch failed is not answered created");
+    assertEquals(core.status("y1"), undefined, "taken back out of memory");
+  } finally {
+    await core.stop();
+    await store.close().catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("core: events given to queueEvent one by one share a group commit; each is acknowledged once it holds them", async () => {
   const dir = await tempDir("core-group");
   // A group commit that never ends on its own: only a non-event job or stop() commits.

@@ -269,9 +269,10 @@ interface InstState {
   procs: Map<string, ProcState>;
   /** Its proxy endpoints (`proxy_plan.ts`). */
   proxies: Map<string, ProxyState>;
+  /** While the batch that creates it is not committed: that batch's end. */
+  durable?: Promise<void>;
 }
 
-/** What holds a stored record in memory: the record and its store version. */
 /**
  * Ports that processes left (relaunched elsewhere, or their instance deleted)
  * and that stay kept for their instance until `until`: stored, so a restarted
@@ -309,6 +310,7 @@ type StoredRecord =
   | RetiredPorts
   | AgentExecutor;
 
+/** What holds a stored record in memory: the record and its store version. */
 interface Holder {
   rec: StoredRecord;
   version: string | null;
@@ -366,11 +368,14 @@ interface Inflight {
 export class ConflictError extends Error {
   /** The version found in the store (`null` when the key is gone). */
   readonly current: string | null;
+  /** The key another writer changed (empty when not known). */
+  readonly key: string;
   /** Creates the error. */
-  constructor(message: string, current: string | null, options?: ErrorOptions) {
+  constructor(message: string, current: string | null, options?: ErrorOptions & { key?: string }) {
     super(message, options);
     this.name = "ConflictError";
     this.current = current;
+    this.key = options?.key ?? "";
   }
 }
 
@@ -466,6 +471,8 @@ export class Scheduler {
   readonly #retired = new Map<string, Holder>();
   /** Keys to delete with the next commit (the legacy retired-ports record). */
   readonly #stagedDeletes = new Set<string>();
+  /** Instances created since the last commit began: the next batch creates them. */
+  #creating = new Map<string, InstState>();
   /** Agent id → its executor's record, when its resources are not the default ones. */
   readonly #agentExecutors = new Map<string, Holder>();
   readonly #log: (line: string) => void;
@@ -567,6 +574,8 @@ export class Scheduler {
   #streamed = false;
   /** The group commit waiting for more events (see `queueEvent`). */
   #groupTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When the group commit of `#groupTimer` is due (`performance.now()`). */
+  #groupDue = 0;
   /** An event's planning pass was left to the last job of its burst. */
   #reconcileOwed = false;
   /** Every instance's last events (events.ts); written with the batch of their change. */
@@ -866,7 +875,12 @@ export class Scheduler {
             );
           }
           // The writes not flushed yet (no Mesos call followed them): one batch.
-          if (groupCommit && this.#groupCommitMs > 0 && !this.#stopped) this.#groupCommit();
+          // With new instances in it, after one turn of the event loop: the
+          // CREATEs whose requests are read by then join it (else each one
+          // would end a burst of its own, and the next request would be read
+          // only after its commit).
+          if (!this.#stopped && this.#creating.size > 0) this.#groupCommit(0);
+          else if (groupCommit && this.#groupCommitMs > 0 && !this.#stopped) this.#groupCommit();
           else {
             await this.#flush().catch((e) =>
               this.#log(`Store write failed: ${(e as Error).message}`)
@@ -1068,76 +1082,106 @@ export class Scheduler {
    * ever hold it (see feasibility.ts).
    */
   create(req: CreateRequest): Promise<CreateOutcome> {
-    return this.#enqueue(async (): Promise<CreateOutcome> => {
-      const old = this.#instances.get(req.name);
-      if (old) return old.rec.status === "DELETING" ? "deleting" as const : "exists" as const;
-      const refused = this.#infeasible(req);
-      if (refused !== undefined) {
-        this.#log(`CREATE ${req.name} refused: ${refused}`);
-        await this.#learnAgents();
-        return { refused };
-      }
-      const now = this.#now();
-      const type: InstanceType = req.masters > 1 ? "RC" : req.slaves === 0 ? "S" : "MS";
-      const total = processCount(req);
-      const rec: InstanceRecord = {
-        name: req.name,
-        type,
-        status: "CREATING",
-        capacityMB: req.capacityMB,
-        masters: req.masters,
-        slaves: req.slaves,
-        distribution: req.distribution,
-        proxies: req.proxies ?? defaultProxies(type),
-        password: req.password ?? randomSecret(),
-        adminPassword: randomSecret(),
-        ...(type === "RC"
-          ? { shardMasters: Array.from({ length: req.masters }, (_, k) => `p${k + 1}`) }
-          : { masterId: "p1" }),
-        reason: `Waiting for ${total} of ${total} processes to be placed`,
-        lastProcId: total,
-        rev: 1,
-        createdAt: now,
-        updatedAt: now,
-      };
-      // The record and its processes go in one batch; the record only if its key is free.
-      const inst: InstState = { rec, version: null, procs: new Map(), proxies: new Map() };
-      this.#stage(this.#instKey(req.name), inst, rec);
-      for (let i = 1; i <= total; i++) {
-        const p: ProcessRecord = {
-          id: `p${i}`,
-          taskId: "",
-          role: i <= req.masters ? "master" : "slave",
-          ...(type === "RC" ? { shard: shardOfProcess(i, req.masters) } : {}),
-          state: "PENDING",
-          launchCount: 0,
-          failures: 0,
+    return this.#create(req, 1);
+  }
+
+  async #create(req: CreateRequest, attempt: number): Promise<CreateOutcome> {
+    // The records are staged in the queue and stored with the batch at the
+    // end of the burst: creates that arrive together (70 at once) share a
+    // commit instead of holding the queue one fsync each. The answer waits
+    // for that batch: "created" means stored.
+    const staged = await this.#enqueue(
+      async (): Promise<CreateOutcome | { wait: Promise<void> } | { created: Promise<void> }> => {
+        const old = this.#instances.get(req.name);
+        // Created by a batch still on its way: answer once it is known whether it exists.
+        if (old?.durable) return { wait: old.durable };
+        if (old) return old.rec.status === "DELETING" ? "deleting" as const : "exists" as const;
+        const refused = this.#infeasible(req);
+        if (refused !== undefined) {
+          this.#log(`CREATE ${req.name} refused: ${refused}`);
+          await this.#learnAgents();
+          return { refused };
+        }
+        const now = this.#now();
+        const type: InstanceType = req.masters > 1 ? "RC" : req.slaves === 0 ? "S" : "MS";
+        const total = processCount(req);
+        const rec: InstanceRecord = {
+          name: req.name,
+          type,
+          status: "CREATING",
+          capacityMB: req.capacityMB,
+          masters: req.masters,
+          slaves: req.slaves,
+          distribution: req.distribution,
+          proxies: req.proxies ?? defaultProxies(type),
+          password: req.password ?? randomSecret(),
+          adminPassword: randomSecret(),
+          ...(type === "RC"
+            ? { shardMasters: Array.from({ length: req.masters }, (_, k) => `p${k + 1}`) }
+            : { masterId: "p1" }),
+          reason: `Waiting for ${total} of ${total} processes to be placed`,
+          lastProcId: total,
+          rev: 1,
+          createdAt: now,
           updatedAt: now,
         };
-        const proc: ProcState = { rec: p, version: null };
-        // A leftover key from an interrupted delete is overwritten.
-        this.#stage(this.#procKey(req.name, p.id), proc, p, true);
-        inst.procs.set(p.id, proc);
+        // The record and its processes go in one batch; the record only if its key is free.
+        const inst: InstState = { rec, version: null, procs: new Map(), proxies: new Map() };
+        this.#stage(this.#instKey(req.name), inst, rec);
+        for (let i = 1; i <= total; i++) {
+          const p: ProcessRecord = {
+            id: `p${i}`,
+            taskId: "",
+            role: i <= req.masters ? "master" : "slave",
+            ...(type === "RC" ? { shard: shardOfProcess(i, req.masters) } : {}),
+            state: "PENDING",
+            launchCount: 0,
+            failures: 0,
+            updatedAt: now,
+          };
+          const proc: ProcState = { rec: p, version: null };
+          // A leftover key from an interrupted delete is overwritten.
+          this.#stage(this.#procKey(req.name, p.id), proc, p, true);
+          inst.procs.set(p.id, proc);
+        }
+        this.#instances.set(req.name, inst);
+        this.#event(req.name, createdEvent({ type, ...req }));
+        // Resolves with the batch that stores the records, which the end of
+        // this burst commits (or a Mesos call before it); a failed batch
+        // takes the instance back out (#commit).
+        const durable = this.#durable();
+        inst.durable = durable.catch(() => {});
+        this.#creating.set(req.name, inst);
+        this.#passSoon();
+        return { created: durable };
+      },
+    );
+    if (typeof staged === "string" || "refused" in staged) return staged;
+    if ("wait" in staged) {
+      await staged.wait;
+      return await this.#create(req, attempt);
+    }
+    try {
+      await staged.created;
+    } catch (error) {
+      if (error instanceof ConflictError) {
+        // Its own key was written by someone else: the name is taken.
+        if (error.key === this.#instKey(req.name)) return "exists" as const;
+        // Another write of the batch met one: this create goes in the next batch.
+        if (attempt < 3) return await this.#create(req, attempt + 1);
       }
-      this.#instances.set(req.name, inst);
-      this.#event(req.name, createdEvent({ type, ...req }));
-      try {
-        await this.#flush();
-      } catch (error) {
-        this.#instances.delete(req.name);
-        if (error instanceof ConflictError) return "exists" as const;
-        throw error;
-      }
-      this.#log(
-        `Instance ${req.name} accepted: ${type}, ${req.capacityMB} MB, ${
-          type === "RC"
-            ? `${req.masters} shards × ${req.slaves} replica(s)`
-            : `${req.slaves} slave(s)`
-        }, Distribution ${req.distribution}`,
-      );
-      this.#passSoon();
-      return "created" as const;
-    });
+      throw error;
+    }
+    this.#log(
+      `Instance ${req.name} accepted: ${
+        req.masters > 1 ? "RC" : req.slaves === 0 ? "S" : "MS"
+      }, ${req.capacityMB} MB, ${
+        req.masters > 1
+          ? `${req.masters} shards × ${req.slaves} replica(s)`
+          : `${req.slaves} slave(s)`
+      }, Distribution ${req.distribution}`,
+    );
+    return "created" as const;
   }
 
   /**
@@ -1444,20 +1488,26 @@ export class Scheduler {
    * Commits what is staged `groupCommitMs` from now, in a job of its own
    * (so no other job is cut in two), unless an earlier flush takes it.
    */
-  #groupCommit(): void {
-    if (this.#groupTimer !== undefined) return;
+  #groupCommit(delayMs = this.#groupCommitMs): void {
+    if (this.#groupTimer !== undefined) {
+      if (this.#groupDue <= performance.now() + delayMs) return;
+      // Sooner than the one waiting (CREATEs wait for this batch).
+      clearTimeout(this.#groupTimer);
+      this.#groupTimer = undefined;
+    }
     if (this.#staged.size === 0 && this.#stagedEvents.length === 0) {
       // Nothing to write: release whoever waits for the (empty) batch now.
       this.#flush().catch(() => {});
       return;
     }
+    this.#groupDue = performance.now() + delayMs;
     this.#groupTimer = setTimeout(() => {
       this.#groupTimer = undefined;
       // Flushes even when more jobs wait: a steady stream of events must not hold it back.
       this.#enqueue(() =>
         this.#flush().catch((e) => this.#log(`Store write failed: ${(e as Error).message}`))
       ).catch(() => {});
-    }, this.#groupCommitMs);
+    }, delayMs);
   }
 
   async #handleQueued(event: SchedulerEvent): Promise<void> {
@@ -3464,6 +3514,8 @@ export class Scheduler {
     this.#stagedEvents = [];
     const deletes = [...this.#stagedDeletes];
     this.#stagedDeletes.clear();
+    const created = this.#creating;
+    this.#creating = new Map();
     this.#committing = pending?.promise;
     const writes: BatchWrite[] = entries.map((e) => ({
       key: e.key,
@@ -3477,6 +3529,7 @@ export class Scheduler {
       const result = await this.#store.batch(writes);
       if (result.ok) {
         entries.forEach((e, i) => e.holder.version = result.versions[i] ?? e.holder.version);
+        for (const inst of created.values()) inst.durable = undefined;
         this.#commits++;
         pending?.resolve();
         return;
@@ -3492,11 +3545,18 @@ export class Scheduler {
           (writes[result.conflict] as { version?: string | null }).version ?? "none"
         }, found ${now?.version ?? "none"})`,
         now?.version ?? null,
+        { key: bad.key },
       );
     } catch (error) {
       for (const e of entries) if (e.holder.rec === e.rec) e.holder.rec = e.before;
       this.#history.undo(events);
       for (const key of deletes) this.#stagedDeletes.add(key);
+      // Instances this batch was to create do not exist: before any other job sees them again.
+      for (const [name, inst] of created) {
+        if (this.#instances.get(name) !== inst) continue;
+        this.#instances.delete(name);
+        delete this.#placementReasons[name];
+      }
       pending?.reject(error);
       throw error;
     } finally {
