@@ -284,25 +284,36 @@ export async function coldCreate(
   });
 }
 
-/** C source of the slow-disk shim: every fsync/fdatasync sleeps SLOW_FSYNC_MS first. */
+/**
+ * C source of the slow-disk shim: every fsync/fdatasync sleeps SLOW_FSYNC_MS
+ * first, and fails with EIO while the file FSYNC_FAIL_FILE names exists (a
+ * disk that stopped taking writes, for the tests).
+ */
 const SLOW_FSYNC_C = `#define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
-static void pause_io(void) {
+static int pause_io(void) {
   const char *ms = getenv("SLOW_FSYNC_MS");
+  const char *fail = getenv("FSYNC_FAIL_FILE");
   usleep((ms ? atoi(ms) : 20) * 1000);
+  if (fail && access(fail, F_OK) == 0) {
+    errno = EIO;
+    return -1;
+  }
+  return 0;
 }
 int fsync(int fd) {
   static int (*real)(int);
   if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-  pause_io();
+  if (pause_io() != 0) return -1;
   return real(fd);
 }
 int fdatasync(int fd) {
   static int (*real)(int);
   if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-  pause_io();
+  if (pause_io() != 0) return -1;
   return real(fd);
 }
 `;

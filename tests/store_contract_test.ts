@@ -18,6 +18,7 @@
  *
  * @module
  */
+import { buildSlowFsyncShim } from "../bench/_create.ts";
 import { deadPort } from "./_ports.ts";
 import nodeAssert from "node:assert";
 import { type Service, startEtcd, startZooKeeper } from "./_services.ts";
@@ -478,6 +479,50 @@ Deno.test({
     }
     await assertRejects(() => openStore({ type: "nope" as "etcd", endpoints: "x" }));
   },
+});
+
+Deno.test("embedded store: a write is answered once its log is on disk, and the event loop runs meanwhile; a failed sync closes the store", async () => {
+  const dir = await tempDir("embedded-sync");
+  try {
+    const shim = await buildSlowFsyncShim(dir);
+    const module = new URL("../lib/store/embedded.ts", import.meta.url).href;
+    const failFile = `${dir}/disk-broken`;
+    // Every fsync takes 200 ms; a timer ticks every 10 ms while one write waits for it.
+    const code = `
+      import { EmbeddedStore } from "${module}";
+      const s = new EmbeddedStore({ path: ${JSON.stringify(`${dir}/store.db`)} });
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 10);
+      const t0 = performance.now();
+      await s.put("/k", "v");
+      const ms = performance.now() - t0;
+      clearInterval(timer);
+      const back = await s.get("/k");
+      Deno.writeTextFileSync(${JSON.stringify(failFile)}, "");
+      let failed = "";
+      await s.put("/k2", "v").catch((e) => failed = e.name + ": " + e.message);
+      let closed = "";
+      await s.get("/k").catch((e) => closed = e.message);
+      console.log(JSON.stringify({ ms, ticks, value: back?.value, failed, closed }));`;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", code],
+      env: { LD_PRELOAD: shim, SLOW_FSYNC_MS: "200", FSYNC_FAIL_FILE: failFile },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert(out.success, new TextDecoder().decode(out.stderr));
+    const r = JSON.parse(new TextDecoder().decode(out.stdout));
+    assert(r.ms >= 190, `the write was answered after ${r.ms} ms, before its sync`);
+    assert(r.ticks >= 8, `the event loop ran ${r.ticks} ticks of 10 ms during a 200 ms sync`);
+    assertEquals(r.value, "v");
+    assert(
+      /^StoreUnavailableError: .*syncing its log to disk failed.*store is closed/.test(r.failed),
+      r.failed,
+    );
+    assert(/the store is closed/.test(r.closed), r.closed);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("embedded store has one owner and survives a SIGKILL mid-write", async () => {
