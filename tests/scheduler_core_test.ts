@@ -627,6 +627,12 @@ Deno.test("core: TASK_RUNNINGs from the event stream share one planning pass; a 
       intervalMs: 5,
     });
     for (const name of ["s1", "s2"]) assertEquals(core.status(name)?.Status, "RUNNING");
+    // The tell leaves once the pass's writes are on disk (the store syncs off the event loop).
+    await waitFor("the proxies told", () => mesos.calls.some((c) => c.type === "message"), {
+      timeoutMs: 5_000,
+      intervalMs: 5,
+    });
+    await core.tick();
     const tells = mesos.take("message").map((m) => m.args[2] as { kind: string });
     assertEquals(tells.map((m) => m.kind), ["proxy-masters"], "the three proxies in one message");
     assert(performance.now() - firstAt >= delayMs - 50, "the pass waited for its delay");
@@ -1170,6 +1176,24 @@ Deno.test("core: CREATEs that arrive together share a store batch; each is answe
     // The same name twice at once: one is created, the other waits for its batch and finds it.
     const twice = await Promise.all([core.create(single("dup")), core.create(single("dup"))]);
     assertEquals(twice.sort(), ["created", "exists"]);
+
+    // DELETEs that arrive together share a batch too, and so do the instances forgotten together
+    // (nothing was launched: they are forgotten at once).
+    const before = core.commits;
+    assertEquals(await Promise.all(names.map((n) => core.delete(n))), names.map(() => true));
+    await waitFor("every instance forgotten", () => names.every((n) => !core.status(n)), {
+      timeoutMs: 5_000,
+      intervalMs: 5,
+    });
+    await core.tick();
+    assert(core.commits - before <= 4, `20 deletes in ${core.commits - before} batches`);
+    const left = (await store.list("/t/instances")).map((e) => e.key);
+    assertEquals(left.filter((k) => !k.startsWith("/t/instances/dup")), [], "no key of theirs");
+    // A name forgotten in the batch being gathered can be created again at once.
+    assertEquals(await core.delete("dup"), true);
+    await waitFor("dup forgotten", () => !core.status("dup"), { timeoutMs: 5_000, intervalMs: 5 });
+    assertEquals(await core.create(single("dup")), "created");
+    assertEquals((await store.list("/t/instances/dup")).length, 2, "the new record and process");
   } finally {
     await core.stop();
     await store.close();

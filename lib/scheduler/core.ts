@@ -473,6 +473,8 @@ export class Scheduler {
   readonly #stagedDeletes = new Set<string>();
   /** Instances created since the last commit began: the next batch creates them. */
   #creating = new Map<string, InstState>();
+  /** API requests (CREATE, DELETE) answered once the next batch is stored. */
+  #requestsWaiting = 0;
   /** Agent id → its executor's record, when its resources are not the default ones. */
   readonly #agentExecutors = new Map<string, Holder>();
   readonly #log: (line: string) => void;
@@ -879,7 +881,7 @@ export class Scheduler {
           // CREATEs whose requests are read by then join it (else each one
           // would end a burst of its own, and the next request would be read
           // only after its commit).
-          if (!this.#stopped && this.#creating.size > 0) this.#groupCommit(0);
+          if (!this.#stopped && this.#requestsWaiting > 0) this.#groupCommit(0);
           else if (groupCommit && this.#groupCommitMs > 0 && !this.#stopped) this.#groupCommit();
           else {
             await this.#flush().catch((e) =>
@@ -1102,6 +1104,9 @@ export class Scheduler {
           await this.#learnAgents();
           return { refused };
         }
+        // The name's last instance is forgotten in the batch being gathered:
+        // its keys go first (the new record is written only where none is).
+        if (this.#stagedDeletes.has(this.#instKey(req.name))) await this.#flush();
         const now = this.#now();
         const type: InstanceType = req.masters > 1 ? "RC" : req.slaves === 0 ? "S" : "MS";
         const total = processCount(req);
@@ -1152,6 +1157,7 @@ export class Scheduler {
         const durable = this.#durable();
         inst.durable = durable.catch(() => {});
         this.#creating.set(req.name, inst);
+        this.#requestsWaiting++;
         this.#passSoon();
         return { created: durable };
       },
@@ -1288,17 +1294,37 @@ export class Scheduler {
 
   /** Starts deleting an instance; `false` when unknown. */
   delete(name: string): Promise<boolean> {
-    return this.#enqueue(async () => {
+    return this.#delete(name, 1);
+  }
+
+  async #delete(name: string, attempt: number): Promise<boolean> {
+    // As for CREATE: DELETEs that arrive together share the batch that stores them.
+    const staged = await this.#enqueue(async () => {
       const inst = this.#instances.get(name);
       if (!inst) return false;
+      let durable: Promise<void> | undefined;
       if (inst.rec.status !== "DELETING") {
         await this.#saveInstance(inst, { status: "DELETING", reason: "Deleting every process" });
-        await this.#flush();
-        this.#log(`Instance ${name} is being deleted`);
+        durable = this.#durable();
+        this.#requestsWaiting++;
       }
       this.#kick();
-      return true;
+      return { durable };
     });
+    if (staged === false) return false;
+    if (staged.durable) {
+      try {
+        await staged.durable;
+      } catch (error) {
+        // Another write of the batch met one (its version is read back): again, in the next batch.
+        if (error instanceof ConflictError && attempt < 3) {
+          return await this.#delete(name, attempt + 1);
+        }
+        throw error;
+      }
+      this.#log(`Instance ${name} is being deleted`);
+    }
+    return true;
   }
 
   /**
@@ -3266,6 +3292,7 @@ export class Scheduler {
       | { kind: "logs"; taskId: string; dataDir: string; lines: number }
       | { kind: "replicaof"; taskId: string; host: string; port: number }
       | { kind: "cluster"; taskId: string; ops: ClusterOp[] },
+    flush = true,
   ): Promise<string | undefined> {
     if (!p.rec.agentId) return undefined;
     const commandId = `c${++this.#commandSeq}-${this.#now()}`;
@@ -3283,6 +3310,7 @@ export class Scheduler {
     await this.#call(
       "message",
       () => this.#mesos!.message(agentId, p.rec.executorId ?? EXECUTOR_ID, encodeMessage(msg)),
+      flush,
     );
     return commandId;
   }
@@ -3301,37 +3329,35 @@ export class Scheduler {
       [...inst.procs.values(), ...inst.proxies.values()].map((p) => p.rec),
       true,
     );
-    await this.#flush();
     // Every task is gone: the executors remove the data dirs (best effort; an
-    // agent whose executor has exited keeps the dir).
+    // agent whose executor has exited keeps the dir). Nothing of it needs to
+    // be stored first: a scheduler that stops before the batch below finds
+    // the instance DELETING and forgets it again.
     for (const p of inst.procs.values()) {
       if (!p.rec.agentId || !p.rec.taskId) continue;
       await this.#command(inst, p, {
         kind: "purge",
         taskId: p.rec.taskId,
         dataDir: dataDirOf(name, inst.rec.createdAt, p.rec.id),
-      });
+      }, false);
     }
-    // Every key of the instance in one batch: processes and the record
-    // together, with the last event of its history (which stays a day).
-    const deleted = this.#history.record(name, deletedEvent(), this.#now());
-    try {
-      await this.#store.batch([
-        ...[...inst.procs.values()].map((p) => ({
-          key: this.#procKey(name, p.rec.id),
-          delete: true as const,
-        })),
-        ...[...inst.proxies.values()].map((p) => ({
-          key: this.#proxyKey(name, p.rec.id),
-          delete: true as const,
-        })),
-        { key: this.#instKey(name), delete: true },
-        ...deleted.writes,
-      ]);
-    } catch (error) {
-      this.#history.undo([deleted]);
-      throw error;
+    // Every key of the instance goes with the batch at the end of this
+    // burst, shared by the instances forgotten together (70 singles deleted
+    // at once were two commits each): the processes and the record, with the
+    // last event of its history (which stays a day). A failed batch keeps
+    // the deletes for the next one.
+    const keys = [
+      ...[...inst.procs.values()].map((p) => this.#procKey(name, p.rec.id)),
+      ...[...inst.proxies.values()].map((p) => this.#proxyKey(name, p.rec.id)),
+      this.#instKey(name),
+    ];
+    for (const key of keys) {
+      this.#staged.delete(key);
+      this.#stagedDeletes.add(key);
     }
+    this.#creating.delete(name);
+    this.#stagedEvents.push(this.#history.record(name, deletedEvent(), this.#now()));
+    this.#pending ??= deferred();
     if (this.#removeDataDirs) {
       const dirs = [...inst.procs.values()].map((p) =>
         dataDirOf(name, inst.rec.createdAt, p.rec.id)
@@ -3468,6 +3494,8 @@ export class Scheduler {
     rec: StoredRecord,
     unconditional = false,
   ): void {
+    // Written again after a delete was staged (a name created anew): the put supersedes it.
+    this.#stagedDeletes.delete(key);
     const staged = this.#staged.get(key);
     if (staged && staged.holder === holder) {
       staged.rec = rec;
@@ -3516,6 +3544,7 @@ export class Scheduler {
     this.#stagedDeletes.clear();
     const created = this.#creating;
     this.#creating = new Map();
+    this.#requestsWaiting = 0;
     this.#committing = pending?.promise;
     const writes: BatchWrite[] = entries.map((e) => ({
       key: e.key,
