@@ -26,15 +26,16 @@ export function offer(n: number, agent: string, executor = false): Offer {
 }
 
 /**
- * An offer of `agent` (id `o-{agent}`) for the pure planners' tests: 4 cpus,
- * 4 GiB and ports 31000–31009 unless told; with `executor`, ours runs there.
+ * An offer of `agent` (id `o-{agent}` unless told) for the pure planners'
+ * tests: 4 cpus, 4 GiB and ports 31000–31009 unless told; with `executor`,
+ * ours runs there.
  */
 export function agentOffer(
   agent: string,
-  { cpus = 4, mem = 4096, ports = [[31000, 31009]], executor = false } = {},
+  { cpus = 4, mem = 4096, ports = [[31000, 31009]], executor = false, id = `o-${agent}` } = {},
 ): Offer {
   return {
-    id: { value: `o-${agent}` },
+    id: { value: id },
     framework_id: { value: "fw" },
     agent_id: { value: agent },
     hostname: "127.0.0.1",

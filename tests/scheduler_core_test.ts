@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { tempDir, waitFor } from "./_util.ts";
-import { offer, stats, statsEntry, update } from "./_core.ts";
+import { agentOffer, offer, stats, statsEntry, update } from "./_core.ts";
 import { type MesosPort, Scheduler } from "../lib/scheduler/core.ts";
 import type { Prober } from "../lib/scheduler/liveness_checks.ts";
 import { buildExecutorInfo } from "../lib/scheduler/tasks.ts";
@@ -321,17 +321,12 @@ Deno.test("core: the password goes only in TaskInfo.data; a deleted instance's p
 
 /** An offer of `agent` with ports `begin`–`end` and room for many small processes. */
 function portsOffer(n: number, agent: string, begin: number, end: number): Offer {
-  return {
-    id: { value: `o${n}` },
-    framework_id: { value: "fw" },
-    agent_id: { value: agent },
-    hostname: "127.0.0.1",
-    resources: [
-      { name: "cpus", type: "SCALAR", scalar: { value: 64 } },
-      { name: "mem", type: "SCALAR", scalar: { value: 65536 } },
-      { name: "ports", type: "RANGES", ranges: { range: [{ begin, end }] } },
-    ],
-  };
+  return agentOffer(agent, { id: `o${n}`, cpus: 64, mem: 65536, ports: [[begin, end]] });
+}
+
+/** A single server (no proxy) named `name`, as CREATE gives it to the core. */
+function single(name: string) {
+  return { name, capacityMB: 10, masters: 1, slaves: 0, distribution: 1, proxies: 0 };
 }
 
 /** The stored retired-ports records: key → the ports in it. */
@@ -1151,14 +1146,6 @@ Deno.test("core: CREATEs that arrive together share a store batch; each is answe
   const { store, core } = await setup(dir);
   try {
     await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
-    const single = (name: string) => ({
-      name,
-      capacityMB: 10,
-      masters: 1,
-      slaves: 0,
-      distribution: 1,
-      proxies: 0,
-    });
     const names = Array.from({ length: 20 }, (_, i) => `c${i}`);
     const commits = core.commits;
     const stored: string[] = [];
@@ -1206,14 +1193,6 @@ Deno.test("core: a batch of CREATEs that fails takes its instances back; one who
   const { store, core } = await setup(dir);
   try {
     await core.handleEvent({ type: "SUBSCRIBED", subscribed: { framework_id: { value: "fw" } } });
-    const single = (name: string) => ({
-      name,
-      capacityMB: 10,
-      masters: 1,
-      slaves: 0,
-      distribution: 1,
-      proxies: 0,
-    });
     // Another writer holds the key of x3.
     await store.put("/t/instances/x3", "{}");
     const names = ["x1", "x2", "x3", "x4", "x5"];
