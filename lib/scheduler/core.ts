@@ -1093,7 +1093,9 @@ export class Scheduler {
     // commit instead of holding the queue one fsync each. The answer waits
     // for that batch: "created" means stored.
     const staged = await this.#enqueue(
-      async (): Promise<CreateOutcome | { wait: Promise<void> } | { created: Promise<void> }> => {
+      async (): Promise<
+        CreateOutcome | { wait: Promise<void> } | { created: Promise<void>; type: InstanceType }
+      > => {
         const old = this.#instances.get(req.name);
         // Created by a batch still on its way: answer once it is known whether it exists.
         if (old?.durable) return { wait: old.durable };
@@ -1159,7 +1161,7 @@ export class Scheduler {
         this.#creating.set(req.name, inst);
         this.#requestsWaiting++;
         this.#passSoon();
-        return { created: durable };
+        return { created: durable, type };
       },
     );
     if (typeof staged === "string" || "refused" in staged) return staged;
@@ -1179,10 +1181,8 @@ export class Scheduler {
       throw error;
     }
     this.#log(
-      `Instance ${req.name} accepted: ${
-        req.masters > 1 ? "RC" : req.slaves === 0 ? "S" : "MS"
-      }, ${req.capacityMB} MB, ${
-        req.masters > 1
+      `Instance ${req.name} accepted: ${staged.type}, ${req.capacityMB} MB, ${
+        staged.type === "RC"
           ? `${req.masters} shards × ${req.slaves} replica(s)`
           : `${req.slaves} slave(s)`
       }, Distribution ${req.distribution}`,

@@ -168,6 +168,12 @@ export class EmbeddedStore implements Store {
     }
   }
 
+  /** Tells the watchers of a committed write, then waits until it is on disk (`#durable`). */
+  #publish(op: string, events: WatchEvent[]): Promise<void> {
+    this.#emit(events);
+    return this.#durable(op);
+  }
+
   /**
    * Resolves once the write-ahead log is on disk (what a write answered
    * after this holds). A failed sync closes the store and throws.
@@ -236,8 +242,7 @@ export class EmbeddedStore implements Store {
       this.#stmt.upsert.run(key, value, revision);
       return String(revision);
     });
-    this.#emit([{ type: "put", key, value, version }]);
-    await this.#durable(`put "${key}"`);
+    await this.#publish(`put "${key}"`, [{ type: "put", key, value, version }]);
     return version;
   }
 
@@ -255,8 +260,7 @@ export class EmbeddedStore implements Store {
       return String(revision);
     });
     if (result === undefined) return undefined;
-    this.#emit([{ type: "put", key, value, version: result }]);
-    await this.#durable(`cas "${key}"`);
+    await this.#publish(`cas "${key}"`, [{ type: "put", key, value, version: result }]);
     return result;
   }
 
@@ -292,8 +296,7 @@ export class EmbeddedStore implements Store {
       return { ok: true, versions };
     });
     if (!result.ok) return result;
-    this.#emit(events);
-    await this.#durable(`batch of ${writes.length} write(s)`);
+    await this.#publish(`batch of ${writes.length} write(s)`, events);
     return result;
   }
 
@@ -306,8 +309,7 @@ export class EmbeddedStore implements Store {
       return rows;
     });
     if (deleted.length === 0) return;
-    this.#emit(deleted.map((r) => ({ type: "delete", key: r.key })));
-    await this.#durable(`delete "${key}"`);
+    await this.#publish(`delete "${key}"`, deleted.map((r) => ({ type: "delete", key: r.key })));
   }
 
   /** @inheritdoc */
@@ -321,8 +323,10 @@ export class EmbeddedStore implements Store {
       return rows.map((r) => r.key).sort();
     });
     if (deleted.length === 0) return;
-    this.#emit(deleted.map((key) => ({ type: "delete", key })));
-    await this.#durable(`delete prefix "${prefix}"`);
+    await this.#publish(
+      `delete prefix "${prefix}"`,
+      deleted.map((key) => ({ type: "delete", key })),
+    );
   }
 
   /** @inheritdoc */
