@@ -77,6 +77,12 @@ function stats(offsets: Record<string, number>, masterId = "p1"): Map<string, Up
   return m;
 }
 
+/** `m` with the master `p1` counting `good` slaves for min-replicas-to-write. */
+function counting(m: Map<string, UpdateStats>, good: number): Map<string, UpdateStats> {
+  m.get("a.p1.1")!.goodSlaves = good;
+  return m;
+}
+
 const kinds = (actions: UpdateAction[]) =>
   actions.filter((a) => a.type !== "update-phase").map((a) =>
     a.type === "retire"
@@ -169,6 +175,36 @@ const cases: {
     procs: [proc("p1", 100, 1), proc("p2", 100, 1), proc("p3", 200, 1, { joining: true })],
     stats: stats({ p1: 10, p2: 10, p3: 10 }),
     want: ["joined p3 → 2", "retire p2 → 1", "add-slave p4"],
+  },
+  {
+    name:
+      "resize: the new slave is in sync but its master does not count it yet: the old one stays",
+    inst: inst(1, 100, { capacityMB: 200 }),
+    procs: [proc("p1", 100, 1), proc("p2", 100, 1), proc("p3", 200, 1, { joining: true })],
+    stats: counting(stats({ p1: 10, p2: 10, p3: 10 }), 1),
+    want: ["joined p3 → 2", "add-slave p4"],
+  },
+  {
+    name: "resize: once the master counts the new slave, the old one goes",
+    inst: inst(1, 100, { capacityMB: 200 }, { slaves: 2 }),
+    procs: [
+      proc("p1", 100, 1),
+      proc("p2", 100, 1),
+      proc("p3", 200, 1),
+      proc("p4", 200, 1, {
+        joining: true,
+        state: "STAGING",
+      }),
+    ],
+    stats: counting(stats({ p1: 10, p2: 10, p3: 10 }), 2),
+    want: ["retire p2 → 1"],
+  },
+  {
+    name: "scale down 1+3 → 1+1 while the master counts only 2 of 3: one goes, not two",
+    inst: inst(3, 100, { slaves: 1 }),
+    procs: [proc("p1", 100, 1), proc("p2", 100, 1), proc("p3", 100, 1), proc("p4", 100, 1)],
+    stats: counting(stats({ p1: 50, p2: 40, p3: 20, p4: 30 }), 2),
+    want: [],
   },
   {
     name: "resize: only fresh slaves in sync, one more than wanted: the master is switched",
