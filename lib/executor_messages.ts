@@ -154,8 +154,14 @@ export type SchedulerToExecutor =
     port: number;
     epoch?: number;
   }
-  /** Fence: stop accepting writes and shut the process down (never a second master). */
-  | { kind: "fence"; commandId: string; taskId: string; epoch?: number }
+  /**
+   * Fence: stop accepting writes and shut the process down (never a second
+   * master). With `drainMs` (a planned switch, the master alive), a master
+   * first refuses new writes and waits up to that long for a replica to
+   * acknowledge every write it took, so that the most advanced replica holds
+   * them all; a KILL of the task meanwhile waits for the same.
+   */
+  | { kind: "fence"; commandId: string; taskId: string; epoch?: number; drainMs?: number }
   /** Asks the current replication offset (fresh INFO); answer carries `replOffset`. */
   | { kind: "offset"; commandId: string; taskId: string; epoch?: number }
   /**

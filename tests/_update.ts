@@ -59,7 +59,7 @@ export async function waitUpdated(
 
 /** What a {@linkcode Writer} did. */
 export interface WriterResult {
-  /** Keys whose write `WAIT 1 1000` acknowledged, with their values. */
+  /** Keys whose write was acknowledged (`WAIT 1 1000` counted a replica, or `OK` alone), with their values. */
   acked: Map<string, string>;
   /** Writes tried. */
   attempts: number;
@@ -75,7 +75,7 @@ export interface WriterResult {
 
 /**
  * Writes `w:N` keys one after another to the master STATUS names, each
- * followed by `WAIT 1 1000`; follows the master through promotions (a lost
+ * followed by `WAIT 1 1000` (unless told not to); follows the master through promotions (a lost
  * connection asks STATUS again). `NOREPLICAS` (the master waits for a
  * replica to count) is retried on the same connection.
  */
@@ -85,10 +85,17 @@ export class Writer {
   #stopped = false;
   readonly #done: Promise<WriterResult>;
 
-  /** Starts writing to instance `name` of `sched()` (a getter: the scheduler may be restarted). */
-  constructor(sched: () => Sched, name: string) {
+  readonly #waitReplica: boolean;
+
+  /**
+   * Starts writing to instance `name` of `sched()` (a getter: the scheduler
+   * may be restarted). With `waitReplica` false (a single server), a write
+   * counts as acknowledged on the master's `OK`, with no `WAIT`.
+   */
+  constructor(sched: () => Sched, name: string, options: { waitReplica?: boolean } = {}) {
     this.#sched = sched;
     this.#name = name;
+    this.#waitReplica = options.waitReplica ?? true;
     this.#done = this.#run();
   }
 
@@ -119,7 +126,7 @@ export class Writer {
         const value = `v${i}`;
         result.attempts++;
         await client.set(key, value);
-        const replicas = await client.call("WAIT", "1", "1000") as number;
+        const replicas = this.#waitReplica ? await client.call("WAIT", "1", "1000") as number : 1;
         i++;
         failing = false;
         if (replicas >= 1) {

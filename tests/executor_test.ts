@@ -615,3 +615,72 @@ Deno.test("statusStats reads only whole stats of the task the update is about", 
     assert.equal(statusStats("t", data), undefined, why);
   }
 });
+
+Deno.test("a fence with drainMs stops the master's writes and kills it only once a replica has them all", async () => {
+  await withExecutor(async (ex, driver) => {
+    const m = { ...spec("p1", "master"), minReplicasToWrite: 1 };
+    const s = spec("p2", "slave", m.port);
+    ex.handle(launch("m", encodeTaskSpec(m)));
+    ex.handle(launch("s", encodeTaskSpec(s)));
+    await waitFor(
+      "both RUNNING",
+      () => driver.last("m", "TASK_RUNNING") && driver.last("s", "TASK_RUNNING"),
+      WAIT,
+    );
+    // Writes are taken once the master counts its replica (min-replicas-to-write 1).
+    await waitFor(
+      "the master to count its replica",
+      () => driver.latestStats("m")?.goodSlaves === 1,
+      WAIT,
+    );
+    const mc = new RedisClient({ port: m.port });
+    const sc = new RedisClient({ port: s.port });
+    const slavePid = await pidOf(s.port);
+    try {
+      // A replica that takes nothing for now (as a new one does until its first ACK).
+      Deno.kill(slavePid, "SIGSTOP");
+      for (let i = 0; i < 200; i++) await mc.call("SET", [`k${i}`, `v${i}`]);
+      const offset = Number((await mc.info()).fields.master_repl_offset);
+
+      // Bad drains are refused, naming the field; nothing is stopped.
+      ex.handle(command({ kind: "fence", commandId: "bad", taskId: "m", drainMs: -5 }));
+      const bad = await waitFor("bad fence result", () => driver.result("bad"), WAIT);
+      assert.deepEqual(bad, {
+        kind: "result",
+        commandId: "bad",
+        ok: false,
+        error:
+          'Cannot fence task "m": drainMs must be a whole number of ms from 0 to 60000, but got -5',
+      });
+      assert.equal(await mc.call("SET", ["still", "writable"]), "OK");
+
+      // The scheduler sends the fence and the KILL together.
+      ex.handle(command({ kind: "fence", commandId: "f", taskId: "m", drainMs: 20_000 }));
+      ex.handle({ type: "KILL", kill: { task_id: { value: "m" } } });
+      await new Promise((r) => setTimeout(r, 700));
+      assert.equal(driver.result("f"), undefined, "the fence waits for the replica");
+      assert.equal(driver.last("m", "TASK_KILLED"), undefined);
+      await assert.rejects(mc.call("SET", ["late", "x"]), /NOREPLICAS/, "writes are refused");
+
+      Deno.kill(slavePid, "SIGCONT");
+      const result = await waitFor("fence result", () => driver.result("f"), WAIT);
+      assert.equal(result.kind === "result" && result.ok, true, JSON.stringify(result));
+      await waitFor("master gone", () => portClosed(m.port), WAIT);
+      assert.ok(driver.last("m", "TASK_KILLED"));
+      const info = await sc.info();
+      assert.ok(
+        Number(info.fields.slave_repl_offset) >= offset,
+        `replica at ${info.fields.slave_repl_offset}, master took writes up to ${offset}`,
+      );
+      assert.equal(await sc.call("GET", ["k199"]), "v199");
+      assert.equal(await sc.call("GET", ["still"]), "writable");
+      assert.equal(await sc.call("EXISTS", ["late"]), 0);
+    } finally {
+      try {
+        Deno.kill(slavePid, "SIGCONT");
+      } catch { /* gone */ }
+      mc.close();
+      sc.close();
+    }
+  });
+});

@@ -1516,8 +1516,11 @@ Deno.test("core: UPDATE resizes 1+1 by rolling replacement, survives a restart, 
     );
     assertEquals(core.status("m")?.Update?.Target.Capacity, 20);
     await core.handleEvent(update("m.p3.1", "TASK_RUNNING", "A3"));
-    // In sync: it counts, the old slave goes, a second new slave is wanted for the master's place.
+    // In sync: it counts, and a second new slave is wanted for the master's place; the old
+    // slave goes once the master counts the new one too.
     await core.handleEvent(stats([{ taskId: "m.p3.1", role: "slave", replOffset: 10 }], "A3"));
+    assertEquals(mesos.take("kill"), [], "the master counts one slave: the old one stays");
+    await core.handleEvent(stats([{ taskId: "m.p1.1", goodSlaves: 2 }]));
     assertEquals(mesos.take("kill").map((k) => k.args[0]), ["m.p2.1"]);
     await core.handleEvent(update("m.p2.1", "TASK_KILLED", "A2"));
     assertEquals(
@@ -1543,9 +1546,12 @@ Deno.test("core: UPDATE resizes 1+1 by rolling replacement, survives a restart, 
     assertEquals([p4?.task_id.value, specOf(p4!).capacityMB], ["m.p4.1", 20]);
     await core.handleEvent(update("m.p4.1", "TASK_RUNNING", "A2"));
     mesos.calls = [];
-    // Both new slaves in sync: the master is fenced and killed.
+    // Both new slaves in sync: the master is fenced (drained first: it is alive) and killed.
     await core.handleEvent(stats([{ taskId: "m.p4.1", role: "slave", replOffset: 20 }], "A2"));
-    assertEquals(messages().map((m) => `${m.kind}:${m.taskId}`), ["fence:m.p1.1"]);
+    assertEquals(
+      messages().map((m) => `${m.kind}:${m.taskId}:${m.kind === "fence" ? m.drainMs : ""}`),
+      ["fence:m.p1.1:5000"],
+    );
     assertEquals(mesos.take("kill").map((k) => k.args[0]), ["m.p1.1"]);
     await core.handleEvent(update("m.p1.1", "TASK_KILLED", "A1"));
     const queries = messages();

@@ -77,6 +77,11 @@ import { describeExit, MAX_MIN_REPLICAS, type RedisExit, RedisProcess } from "..
 import { checkMaster, isProxySpec } from "../proxy/task_spec.ts";
 import { ProxyTasks } from "./proxy_tasks.ts";
 
+/** The channel a draining master publishes to (see `#drainWrites`). */
+const FENCE_CHANNEL = "__mrr_fence__";
+/** The longest drain a `fence` command may ask for, ms. */
+export const MAX_DRAIN_MS = 60_000;
+
 /** One status update as the executor sends it (the client adds uuid, source, executor id). */
 export interface TaskStatusUpdate {
   task_id: TaskID;
@@ -197,6 +202,10 @@ interface Task {
   maxLagSeconds: number;
   /** `min-replicas-to-write` the process was last given (launch or CONFIG SET). */
   guard: number;
+  /** A fence stopped its writes: `min-replicas-to-write` stays at MAX_MIN_REPLICAS. */
+  fenced?: boolean;
+  /** A fence's drain (writes stopped, waiting for a replica to catch up) in progress. */
+  draining?: Promise<void>;
   /** Changes of `guard`, one at a time. */
   guarding: Promise<void>;
   /**
@@ -925,6 +934,8 @@ export class RedisExecutor {
     }
     task.killRequested = true;
     if (!task.proc) return; // The launch stops it once redis-server is up.
+    // A fenced master being drained is killed once a replica has caught up.
+    if (task.draining) await task.draining;
     await this.#stopTask(task, {
       graceful: true,
       state: "TASK_KILLED",
@@ -1120,6 +1131,22 @@ export class RedisExecutor {
           return;
         }
         case "fence": {
+          const drainMs = msg.drainMs;
+          if (
+            drainMs !== undefined &&
+            (typeof drainMs !== "number" || !Number.isInteger(drainMs) || drainMs < 0 ||
+              drainMs > MAX_DRAIN_MS)
+          ) {
+            throw new TypeError(
+              `Cannot fence task "${msg.taskId}": drainMs must be a whole number of ms from 0 to ${MAX_DRAIN_MS}, but got ${
+                JSON.stringify(drainMs)
+              }`,
+            );
+          }
+          if (live && drainMs) {
+            task.draining ??= this.#drainWrites(task, drainMs);
+            await task.draining;
+          }
           if (task && task.phase !== "done") {
             await this.#stopTask(task, {
               graceful: false,
@@ -1140,6 +1167,46 @@ export class RedisExecutor {
     } catch (error) {
       this.#log(errorText(error));
       reply(false, { error: errorText(error) });
+    }
+  }
+
+  /**
+   * The drain of a planned fence: the master refuses new writes
+   * (`min-replicas-to-write` MAX_MIN_REPLICAS, kept until it stops), then
+   * waits up to `ms` for a replica to acknowledge its whole replication
+   * stream (`WAIT 1`). Once one has, every write the master acknowledged is
+   * on the replica the failover will pick (the highest offset). A replica that synced a moment ago may get no
+   * stream until its first ACK (up to a second), hence a wait, not a check.
+   * Never throws: past the deadline, or on an error, the fence goes on.
+   */
+  async #drainWrites(task: Task, ms: number): Promise<void> {
+    const proc = task.proc;
+    if (!proc || task.info?.role !== "master") return;
+    const started = Date.now();
+    task.fenced = true;
+    try {
+      await this.#guardWrites(task, true);
+      // Its own connection: the monitor's checks go on meanwhile. WAIT waits
+      // for the offset of the connection's own last replicated command: a
+      // PUBLISH (replicated, and not a write that the fence refuses) puts it
+      // after every write the master took.
+      const client = proc.client.detached();
+      let acked: number;
+      try {
+        await client.call("PUBLISH", [FENCE_CHANNEL, task.id]);
+        acked = Number(await client.call("WAIT", [1, ms], ms + this.#opts.commandTimeoutMs));
+      } finally {
+        client.close();
+      }
+      this.#log(
+        acked >= 1
+          ? `Task ${task.id}: writes stopped; a replica has every write (${
+            Date.now() - started
+          } ms)`
+          : `Task ${task.id}: writes stopped; no replica caught up within ${ms} ms`,
+      );
+    } catch (error) {
+      this.#log(`Task ${task.id}: cannot drain before the fence: ${errorText(error)}`);
     }
   }
 
@@ -1169,7 +1236,7 @@ export class RedisExecutor {
   }
 
   #wantedGuard(task: Task): number {
-    return this.#leaseLost ? MAX_MIN_REPLICAS : task.minReplicas;
+    return this.#leaseLost || task.fenced ? MAX_MIN_REPLICAS : task.minReplicas;
   }
 
   /**

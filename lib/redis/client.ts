@@ -80,6 +80,26 @@ export class RedisClient {
     this.#log = options.log;
   }
 
+  /**
+   * A client of the same server, with the same credentials, on a connection
+   * of its own: for a command that blocks (`WAIT`) while this client's
+   * callers go on. Close it after use.
+   */
+  detached(): RedisClient {
+    return new RedisClient({
+      host: this.host,
+      port: this.port,
+      timeoutMs: this.#timeoutMs,
+      ...(this.#password !== undefined
+        ? {
+          password: this.#password,
+          ...(this.#username !== undefined ? { username: this.#username } : {}),
+        }
+        : {}),
+      ...(this.#log ? { log: this.#log } : {}),
+    });
+  }
+
   /** The open connection, or a new one (authenticated when a password is set). */
   #connection(): Promise<RespConnection> {
     if (this.#connecting) return this.#connecting;

@@ -407,6 +407,11 @@ const MAX_TELLS_PER_MESSAGE = 500;
  */
 const PLANNED_OFFSET_WAIT_MS = 10_000;
 /**
+ * How long the master an UPDATE retires refuses writes while waiting for a
+ * slave to acknowledge all it took, before it is killed anyway.
+ */
+const PLANNED_DRAIN_MS = 5_000;
+/**
  * How much longer than `offsetQueryMs` an ordinary failover waits for slaves
  * that have not told their offset yet (a slow executor under load). Past it,
  * their last reported offsets count: a stale one could elect a slave missing
@@ -3207,10 +3212,17 @@ export class Scheduler {
             action.master ? " (fenced; a new slave takes its place)" : ""
           }`,
         );
-        // The master is fenced (stopped at once by its executor) and killed;
-        // the plan's failover then promotes the most advanced slave.
+        // The master is fenced and killed; the plan's failover then promotes
+        // the most advanced slave. The master is alive, so its executor first
+        // stops its writes and waits for a slave to take all of them: a slave
+        // that synced a moment ago may not get the stream for up to a second,
+        // and the slaves that had it may just have been retired.
         if (action.master) {
-          await this.#command(inst, proc, { kind: "fence", taskId: proc.rec.taskId });
+          await this.#command(inst, proc, {
+            kind: "fence",
+            taskId: proc.rec.taskId,
+            drainMs: PLANNED_DRAIN_MS,
+          });
         }
         await this.#call("kill", () => this.#mesos!.kill(proc.rec.taskId, proc.rec.agentId));
         return;
@@ -3286,7 +3298,7 @@ export class Scheduler {
     p: ProcState,
     cmd:
       | { kind: "promote"; taskId: string }
-      | { kind: "fence"; taskId: string }
+      | { kind: "fence"; taskId: string; drainMs?: number }
       | { kind: "offset"; taskId: string }
       | { kind: "purge"; taskId: string; dataDir: string }
       | { kind: "logs"; taskId: string; dataDir: string; lines: number }
