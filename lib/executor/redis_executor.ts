@@ -79,6 +79,8 @@ import { ProxyTasks } from "./proxy_tasks.ts";
 
 /** The channel a draining master publishes to (see `#drainWrites`). */
 const FENCE_CHANNEL = "__mrr_fence__";
+/** The longest part of a drain spent waiting for every replica before writes stop, ms. */
+const PRE_DRAIN_MS = 1_500;
 /** The longest drain a `fence` command may ask for, ms. */
 export const MAX_DRAIN_MS = 60_000;
 
@@ -1171,7 +1173,8 @@ export class RedisExecutor {
   }
 
   /**
-   * The drain of a planned fence: the master refuses new writes
+   * The drain of a planned fence: after a short wait for every replica to
+   * take the stream (writes still taken), the master refuses new writes
    * (`min-replicas-to-write` MAX_MIN_REPLICAS, kept until it stops), then
    * waits up to `ms` for a replica to acknowledge its whole replication
    * stream (`WAIT 1`). Once one has, every write the master acknowledged is
@@ -1183,30 +1186,40 @@ export class RedisExecutor {
     const proc = task.proc;
     if (!proc || task.info?.role !== "master") return;
     const started = Date.now();
-    task.fenced = true;
+    // Its own connection: the monitor's checks go on meanwhile. WAIT waits
+    // for the offset of the connection's own last replicated command: a
+    // PUBLISH (replicated, and not a write that the fence refuses) puts it
+    // after every write the master took so far.
+    const client = proc.client.detached();
+    const waitAll = async (replicas: number, budget: number) => {
+      await client.call("PUBLISH", [FENCE_CHANNEL, task.id]);
+      return Number(
+        await client.call("WAIT", [replicas, budget], budget + this.#opts.commandTimeoutMs),
+      );
+    };
     try {
+      // While writes still flow, the replicas are given a moment to take the
+      // stream up to now: one that synced just before gets none until its
+      // first ACK (up to a second), better waited for here than with writes
+      // refused.
+      const replicas = (await client.info()).connectedSlaves;
+      if (replicas > 0) await waitAll(replicas, Math.min(Math.floor(ms / 2), PRE_DRAIN_MS));
+      task.fenced = true;
       await this.#guardWrites(task, true);
-      // Its own connection: the monitor's checks go on meanwhile. WAIT waits
-      // for the offset of the connection's own last replicated command: a
-      // PUBLISH (replicated, and not a write that the fence refuses) puts it
-      // after every write the master took.
-      const client = proc.client.detached();
-      let acked: number;
-      try {
-        await client.call("PUBLISH", [FENCE_CHANNEL, task.id]);
-        acked = Number(await client.call("WAIT", [1, ms], ms + this.#opts.commandTimeoutMs));
-      } finally {
-        client.close();
-      }
+      const stopped = Date.now();
+      const acked = await waitAll(1, ms);
       this.#log(
         acked >= 1
-          ? `Task ${task.id}: writes stopped; a replica has every write (${
-            Date.now() - started
-          } ms)`
+          ? `Task ${task.id}: writes stopped ${
+            stopped - started
+          } ms into the drain; a replica had every write ${Date.now() - stopped} ms later`
           : `Task ${task.id}: writes stopped; no replica caught up within ${ms} ms`,
       );
     } catch (error) {
+      task.fenced = true;
       this.#log(`Task ${task.id}: cannot drain before the fence: ${errorText(error)}`);
+    } finally {
+      client.close();
     }
   }
 
