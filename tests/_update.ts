@@ -160,6 +160,29 @@ export class Writer {
   }
 }
 
+/**
+ * Stops `writer`, prints what it did, checks it got more than 100 writes
+ * acknowledged, and returns its result with the acknowledged keys missing
+ * on the master STATUS of `name` names now.
+ */
+export async function stopWriter(
+  writer: Writer,
+  sched: Sched,
+  name: string,
+): Promise<WriterResult & { missing: string[] }> {
+  const result = await writer.stop();
+  const view = (await status(sched, name))!;
+  const missing = await missingKeys(view.Master!, result.acked);
+  console.log(
+    `writer: ${result.attempts} writes, ${result.acked.size} acknowledged, ${result.failures} failed, ` +
+      `${result.outages} outage(s), longest gap between acknowledged writes ${result.longestGapMs} ms`,
+  );
+  if (result.acked.size <= 100) {
+    throw new Error(`only ${result.acked.size} writes acknowledged`);
+  }
+  return { ...result, missing };
+}
+
 /** The acknowledged keys missing (or with another value) on `master`. */
 export async function missingKeys(
   master: View["Master"] & object,
