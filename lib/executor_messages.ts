@@ -157,9 +157,11 @@ export type SchedulerToExecutor =
   /**
    * Fence: stop accepting writes and shut the process down (never a second
    * master). With `drainMs` (a planned switch, the master alive), a master
-   * first refuses new writes and waits up to that long for a replica to
-   * acknowledge every write it took, so that the most advanced replica holds
-   * them all; a KILL of the task meanwhile waits for the same.
+   * first lets its replicas take the stream while writes still flow (up to
+   * half of it, 1.5 s at most), then refuses new writes and waits up to
+   * `drainMs` for a replica to acknowledge every write it took, so that the
+   * most advanced replica holds them all; a KILL of the task meanwhile waits
+   * for the same.
    */
   | { kind: "fence"; commandId: string; taskId: string; epoch?: number; drainMs?: number }
   /** Asks the current replication offset (fresh INFO); answer carries `replOffset`. */

@@ -1178,9 +1178,10 @@ export class RedisExecutor {
    * (`min-replicas-to-write` MAX_MIN_REPLICAS, kept until it stops), then
    * waits up to `ms` for a replica to acknowledge its whole replication
    * stream (`WAIT 1`). Once one has, every write the master acknowledged is
-   * on the replica the failover will pick (the highest offset). A replica that synced a moment ago may get no
-   * stream until its first ACK (up to a second), hence a wait, not a check.
-   * Never throws: past the deadline, or on an error, the fence goes on.
+   * on the replica the failover will pick (the highest offset). A replica
+   * that synced a moment ago may get no stream until its first ACK (up to a
+   * second), hence a wait, not a check. Never throws: past the deadline, or
+   * on an error, the fence goes on.
    */
   async #drainWrites(task: Task, ms: number): Promise<void> {
     const proc = task.proc;

@@ -408,7 +408,8 @@ const MAX_TELLS_PER_MESSAGE = 500;
 const PLANNED_OFFSET_WAIT_MS = 10_000;
 /**
  * How long the master an UPDATE retires refuses writes while waiting for a
- * slave to acknowledge all it took, before it is killed anyway.
+ * slave to acknowledge all it took, before it is killed anyway (after up to
+ * 1.5 s with writes still taken, for its slaves to take the stream).
  */
 const PLANNED_DRAIN_MS = 5_000;
 /**
