@@ -97,6 +97,13 @@ export interface RedisStats {
    * this field.
    */
   goodSlaves?: number;
+  /**
+   * Master: its online slaves known to take its replication stream (see
+   * `StreamingSlaves` in lib/redis/info.ts): a slave fresh from a full sync
+   * can be online, and counted in `goodSlaves`, for up to a second before
+   * its master streams to it. Absent from executors older than this field.
+   */
+  streamingSlaves?: number;
   /** The newest epoch of the instance this task has been told (launch or command). */
   epoch?: number;
   /**

@@ -698,3 +698,55 @@ Deno.test("a fence with drainMs stops the master's writes and kills it only once
     // The replica is stopped on purpose: its checks must not kill it as a hang.
   }, { maxFailures: 1000 });
 });
+
+Deno.test("a master reports the slaves it streams to: one that stops taking the stream while writes flow is not counted until it takes it again", async () => {
+  await withExecutor(async (ex, driver) => {
+    const m = spec("p1", "master");
+    const s = spec("p2", "slave", m.port);
+    ex.handle(launch("m", encodeTaskSpec(m)));
+    ex.handle(launch("s", encodeTaskSpec(s)));
+    await waitFor(
+      "both RUNNING",
+      () => driver.last("m", "TASK_RUNNING") && driver.last("s", "TASK_RUNNING"),
+      WAIT,
+    );
+    // Nothing written yet: the replica has all the master has.
+    await waitFor(
+      "the replica counted",
+      () => driver.latestStats("m")?.streamingSlaves === 1,
+      WAIT,
+    );
+    const mc = new RedisClient({ port: m.port });
+    const slavePid = await pidOf(s.port);
+    try {
+      // A replica that takes nothing (as a new one until the master streams to it).
+      Deno.kill(slavePid, "SIGSTOP");
+      for (let i = 0; i < 200; i++) await mc.call("SET", [`k${i}`, `v${i}`]);
+      await waitFor(
+        "the replica not counted",
+        () => driver.latestStats("m")?.streamingSlaves === 0,
+        WAIT,
+      );
+      // Redis itself still has it online.
+      assert.match((await mc.info()).fields.slave0 ?? "", /state=online/);
+      Deno.kill(slavePid, "SIGCONT");
+      await waitFor(
+        "the replica counted again",
+        () => driver.latestStats("m")?.streamingSlaves === 1,
+        WAIT,
+      );
+      const sc = new RedisClient({ port: s.port });
+      try {
+        assert.equal(await sc.call("GET", ["k199"]), "v199");
+      } finally {
+        sc.close();
+      }
+    } finally {
+      try {
+        Deno.kill(slavePid, "SIGCONT");
+      } catch { /* gone */ }
+      mc.close();
+    }
+    // The replica is stopped on purpose: its checks must not kill it as a hang.
+  }, { maxFailures: 1000 });
+});

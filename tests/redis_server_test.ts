@@ -7,6 +7,7 @@ import {
   RedisProcess,
   RedisStartError,
   statsFromInfo,
+  StreamingSlaves,
 } from "../lib/redis/mod.ts";
 import { freePort, tempDir, waitFor } from "./_util.ts";
 
@@ -112,6 +113,54 @@ Deno.test("parseInfo counts the slaves a master counts for min-replicas-to-write
   // With it set, redis's own count (lag taken into account) decides.
   assert.deepEqual(master(["min_slaves_good_slaves:0"]).goodSlaves, 0);
   assert.deepEqual(statsFromInfo("t", master(["min_slaves_good_slaves:2"])).goodSlaves, 2);
+});
+
+Deno.test("parseInfo reads a master's slave lines", () => {
+  const info = parseInfo(
+    [
+      "role:master",
+      "connected_slaves:2",
+      "slave0:ip=10.0.0.7,port=7001,state=online,offset=10,lag=0",
+      "slave1:ip=10.0.0.8,port=7002,state=send_bulk,offset=0,lag=0",
+      "master_repl_offset:10",
+    ].join("\r\n"),
+  );
+  assert.deepEqual(info.slaves, [
+    { addr: "10.0.0.7:7001", online: true, offset: 10 },
+    { addr: "10.0.0.8:7002", online: false, offset: 0 },
+  ]);
+});
+
+Deno.test("StreamingSlaves counts a slave once it acknowledges past its first offset, or all", () => {
+  const master = (offset: number, ...slaves: string[]) =>
+    parseInfo(
+      [
+        "role:master",
+        ...slaves.map((s, i) => `slave${i}:${s},lag=0`),
+        `master_repl_offset:${offset}`,
+      ].join("\r\n"),
+    );
+  const a = (offset: number, state = "online") => `ip=h,port=1,state=${state},offset=${offset}`;
+  const b = (offset: number, state = "online") => `ip=h,port=2,state=${state},offset=${offset}`;
+  // A new master with nothing written: its slaves have all there is, acknowledged or not.
+  assert.deepEqual(new StreamingSlaves().update(master(0, a(0), b(0, "send_bulk"))), 1);
+  const streams = new StreamingSlaves();
+  // `a` has everything the master has; `b` is online but has not acknowledged yet.
+  assert.deepEqual(streams.update(master(100, a(100), b(0))), 1);
+  // Writes go on: `a` acknowledges them; `b` acknowledged its sync offset only.
+  assert.deepEqual(streams.update(master(300, a(250), b(100))), 1);
+  assert.deepEqual(streams.update(master(500, a(480), b(100))), 1);
+  // The master streams to `b` at last: it acknowledges past its first offset.
+  assert.deepEqual(streams.update(master(700, a(690), b(650))), 2);
+  assert.deepEqual(streams.count, 2);
+  // `b` syncs again (not online): it starts over, and so does its first offset.
+  assert.deepEqual(streams.update(master(900, a(890), b(0, "wait_bgsave"))), 1);
+  assert.deepEqual(streams.update(master(1100, a(1100), b(900))), 1);
+  assert.deepEqual(streams.update(master(1300, a(1290), b(1200))), 2);
+  // A slave gone and back is new again; nothing written since: it has all there is.
+  assert.deepEqual(streams.update(master(1300, a(1300))), 1);
+  assert.deepEqual(streams.update(master(1300, a(1300), b(1300))), 2);
+  assert.deepEqual(streams.update(master(1500, a(1500), b(1300))), 1);
 });
 
 Deno.test("RedisProcess runs a master with two slaves that replicate, promote and re-point", async (t) => {

@@ -83,6 +83,12 @@ function counting(m: Map<string, UpdateStats>, good: number): Map<string, Update
   return m;
 }
 
+/** `m` with the master `p1` streaming to `n` of its slaves. */
+function streaming(m: Map<string, UpdateStats>, n: number): Map<string, UpdateStats> {
+  m.get("a.p1.1")!.streamingSlaves = n;
+  return m;
+}
+
 const kinds = (actions: UpdateAction[]) =>
   actions.filter((a) => a.type !== "update-phase").map((a) =>
     a.type === "retire"
@@ -183,6 +189,21 @@ const cases: {
     procs: [proc("p1", 100, 1), proc("p2", 100, 1), proc("p3", 200, 1, { joining: true })],
     stats: counting(stats({ p1: 10, p2: 10, p3: 10 }), 1),
     want: ["joined p3 → 2", "add-slave p4"],
+  },
+  {
+    name:
+      "resize: the master counts the new slave but streams only to the old one: the old one stays",
+    inst: inst(1, 100, { capacityMB: 200 }),
+    procs: [proc("p1", 100, 1), proc("p2", 100, 1), proc("p3", 200, 1, { joining: true })],
+    stats: streaming(counting(stats({ p1: 10, p2: 10, p3: 10 }), 2), 1),
+    want: ["joined p3 → 2", "add-slave p4"],
+  },
+  {
+    name: "resize: once the master streams to the new slave too, the old one goes",
+    inst: inst(1, 100, { capacityMB: 200 }),
+    procs: [proc("p1", 100, 1), proc("p2", 100, 1), proc("p3", 200, 1, { joining: true })],
+    stats: streaming(counting(stats({ p1: 10, p2: 10, p3: 10 }), 2), 2),
+    want: ["joined p3 → 2", "retire p2 → 1", "add-slave p4"],
   },
   {
     name: "resize: once the master counts the new slave, the old one goes",

@@ -67,7 +67,7 @@ import type {
   TaskState,
   TaskStatusReason,
 } from "../mesos/types.ts";
-import { isInSync, type RedisInfo, statsFromInfo } from "../redis/info.ts";
+import { isInSync, type RedisInfo, statsFromInfo, StreamingSlaves } from "../redis/info.ts";
 import { type ClusterNodeStats, clusterServerArgs } from "../redis/cluster.ts";
 import { clusterView, freshClusterDir, runClusterCommand } from "./cluster_node.ts";
 import { redactSecrets } from "../redis/auth.ts";
@@ -215,6 +215,8 @@ interface Task {
    * answered and the process state read. Cleared by its next answer.
    */
   unresponsive?: { since: number; state: string };
+  /** A master: which of its slaves take its stream (from its INFO answers). */
+  streams?: StreamingSlaves;
   /** A cluster node: its latest view of the cluster. */
   cluster?: ClusterNodeStats;
   /** A cluster view is being read. */
@@ -556,6 +558,7 @@ export class RedisExecutor {
   #statsOf(task: Task, info: RedisInfo): RedisStats {
     return {
       ...statsFromInfo(task.id, info),
+      ...(info.role === "master" && task.streams ? { streamingSlaves: task.streams.count } : {}),
       epoch: task.epoch,
       ...(task.cluster ? { cluster: task.cluster } : {}),
     };
@@ -797,12 +800,18 @@ export class RedisExecutor {
     switch (event.kind) {
       case "info": {
         const goodBefore = task.info?.goodSlaves;
+        const streamingBefore = task.streams?.count;
         task.info = event.info;
+        if (event.info.role === "master") {
+          (task.streams ??= new StreamingSlaves()).update(event.info);
+        } else task.streams = undefined;
         // The scheduler waits for a master to count its slaves before calling
-        // the instance RUNNING: tell it at once, not at the next stats tick.
+        // the instance RUNNING, and an UPDATE for it to stream to a new slave
+        // before retiring an old one: tell it at once, not at the next stats tick.
         if (
           task.phase === "running" && event.info.role === "master" &&
-          goodBefore !== undefined && goodBefore !== event.info.goodSlaves
+          ((goodBefore !== undefined && goodBefore !== event.info.goodSlaves) ||
+            (streamingBefore !== undefined && streamingBefore !== task.streams?.count))
         ) this.#sendStats();
         if (task.spec.cluster && !task.readingCluster && task.proc) {
           task.readingCluster = true;

@@ -2372,6 +2372,7 @@ export class Scheduler {
   /** Holds `s` as the task's stats; planning reads them as they are (an absent count, not a null one). */
   #takeStats(s: RedisStats): void {
     if (typeof s.goodSlaves !== "number") delete s.goodSlaves;
+    if (typeof s.streamingSlaves !== "number") delete s.streamingSlaves;
     if (!s.cluster) delete s.cluster;
     this.#stats.set(s.taskId, s);
   }

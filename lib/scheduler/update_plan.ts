@@ -19,7 +19,8 @@
  * 2. each time one is in sync, stale slaves go (the lowest offset first)
  *    while at least min(old slaves, new slaves) synced slaves remain — at
  *    least one while the master needs a replica to take writes — and only
- *    once the master counts every synced slave for `min-replicas-to-write`;
+ *    once the master counts every synced slave for `min-replicas-to-write`
+ *    and streams to each (`streamingSlaves`);
  * 3. with only fresh slaves left, one more than the target count and all in
  *    sync, the master is fenced and killed; the usual failover
  *    (`choosePromotion`: the highest offset) promotes one of them — the one
@@ -42,6 +43,8 @@ export interface UpdateStats {
   replOffset: number;
   /** Master: the slaves it counts towards `min-replicas-to-write` (absent: unknown, enough). */
   goodSlaves?: number;
+  /** Master: the slaves known to take its replication stream (absent: unknown, enough). */
+  streamingSlaves?: number;
 }
 
 /** One step of an update for the driver. */
@@ -208,12 +211,17 @@ export function planUpdate(
   let ready = counted.filter(isReady).length;
   // A slave reports its link up a moment before its master counts it for
   // min-replicas-to-write (the master waits for the slave's first ACK: up to
-  // ~80 ms measured). A synced slave goes only while the master counts every
-  // synced one, so that the master never refuses writes (NOREPLICAS) for the
-  // want of a replacement it has not counted yet. Unknown counts: no wait.
-  let good = minReplicasOf(master, inst) > 0
-    ? stats.get(master.taskId)?.goodSlaves ?? Infinity
-    : Infinity;
+  // ~80 ms measured), and up to a second before the master streams to it
+  // (an ACK that comes before the master reaped its fork is not taken). A
+  // synced slave goes only while the master counts every synced one and
+  // streams to each: else the master would refuse writes (NOREPLICAS), or
+  // the writes of that second would be on the retired slave only, lost if
+  // the master failed then. Unknown counts: no wait.
+  const masterStats = stats.get(master.taskId);
+  let good = Math.min(
+    minReplicasOf(master, inst) > 0 ? masterStats?.goodSlaves ?? Infinity : Infinity,
+    masterStats?.streamingSlaves ?? Infinity,
+  );
   let retired = 0;
   const canRetire = (p: ProcessRecord) => !isReady(p) || (ready - 1 >= floor && good >= ready);
   const retire = (list: ProcessRecord[], p: ProcessRecord) => {
