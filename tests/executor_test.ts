@@ -616,17 +616,30 @@ Deno.test("statusStats reads only whole stats of the task the update is about", 
   }
 });
 
+/**
+ * Launches a master (task `m`, with `master` over its spec) and its slave
+ * (task `s`); resolves with their specs once both are RUNNING.
+ */
+async function runningPair(
+  ex: RedisExecutor,
+  driver: RecordingDriver,
+  master: Partial<RedisTaskSpec> = {},
+): Promise<{ m: RedisTaskSpec; s: RedisTaskSpec }> {
+  const m = { ...spec("p1", "master"), ...master };
+  const s = spec("p2", "slave", m.port);
+  ex.handle(launch("m", encodeTaskSpec(m)));
+  ex.handle(launch("s", encodeTaskSpec(s)));
+  await waitFor(
+    "both RUNNING",
+    () => driver.last("m", "TASK_RUNNING") && driver.last("s", "TASK_RUNNING"),
+    WAIT,
+  );
+  return { m, s };
+}
+
 Deno.test("a fence with drainMs stops the master's writes and kills it only once a replica has them all", async () => {
   await withExecutor(async (ex, driver) => {
-    const m = { ...spec("p1", "master"), minReplicasToWrite: 1 };
-    const s = spec("p2", "slave", m.port);
-    ex.handle(launch("m", encodeTaskSpec(m)));
-    ex.handle(launch("s", encodeTaskSpec(s)));
-    await waitFor(
-      "both RUNNING",
-      () => driver.last("m", "TASK_RUNNING") && driver.last("s", "TASK_RUNNING"),
-      WAIT,
-    );
+    const { m, s } = await runningPair(ex, driver, { minReplicasToWrite: 1 });
     // Writes are taken once the master counts its replica (min-replicas-to-write 1).
     await waitFor(
       "the master to count its replica",
@@ -701,15 +714,7 @@ Deno.test("a fence with drainMs stops the master's writes and kills it only once
 
 Deno.test("a master reports the slaves it streams to: one that stops taking the stream while writes flow is not counted until it takes it again", async () => {
   await withExecutor(async (ex, driver) => {
-    const m = spec("p1", "master");
-    const s = spec("p2", "slave", m.port);
-    ex.handle(launch("m", encodeTaskSpec(m)));
-    ex.handle(launch("s", encodeTaskSpec(s)));
-    await waitFor(
-      "both RUNNING",
-      () => driver.last("m", "TASK_RUNNING") && driver.last("s", "TASK_RUNNING"),
-      WAIT,
-    );
+    const { m, s } = await runningPair(ex, driver);
     // Nothing written yet: the replica has all the master has.
     await waitFor(
       "the replica counted",
