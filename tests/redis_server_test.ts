@@ -163,6 +163,24 @@ Deno.test("StreamingSlaves counts a slave once it acknowledges past its first of
   assert.deepEqual(streams.update(master(1500, a(1500), b(1300))), 1);
 });
 
+Deno.test("StreamingSlaves starts every slave over when the master served a full sync since", () => {
+  const master = (offset: number, fullSyncs: number, ...offsets: number[]) =>
+    parseInfo(
+      [
+        "role:master",
+        ...offsets.map((o, i) => `slave${i}:ip=h,port=${i + 1},state=online,offset=${o},lag=0`),
+        `master_repl_offset:${offset}`,
+        `sync_full:${fullSyncs}`,
+      ].join("\r\n"),
+    );
+  const streams = new StreamingSlaves();
+  assert.deepEqual(streams.update(master(100, 1, 100)), 1);
+  assert.deepEqual(streams.update(master(300, 1, 250)), 1);
+  // The slave synced again between two answers, unseen: its offset alone does not tell.
+  assert.deepEqual(streams.update(master(500, 2, 400)), 0);
+  assert.deepEqual(streams.update(master(700, 2, 650)), 1);
+});
+
 Deno.test("RedisProcess runs a master with two slaves that replicate, promote and re-point", async (t) => {
   await withRedis("repl", async (start) => {
     const master = await start("m");

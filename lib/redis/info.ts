@@ -51,6 +51,8 @@ export interface RedisInfo {
   goodSlaves: number;
   /** Master: its `slaveN` lines, in order; empty for a slave. */
   slaves: SlaveLink[];
+  /** `sync_full`: full syncs this server served (0 when INFO had no `stats` section). */
+  fullSyncs: number;
   /** Every `key:value` line of the answer. */
   fields: Record<string, string>;
 }
@@ -117,6 +119,7 @@ const WANTED = new Set([
   "master_last_io_seconds_ago",
   "loading",
   "min_slaves_good_slaves",
+  "sync_full",
 ]);
 
 /**
@@ -180,6 +183,7 @@ export function parseInfo(text: string): RedisInfo {
       ? num(got.min_slaves_good_slaves)
       : slaves.filter((s) => s.online).length,
     slaves: slave ? [] : slaves,
+    fullSyncs: num(got.sync_full),
     get fields() {
       return fields ??= parseInfoFields(text);
     },
@@ -203,12 +207,15 @@ export function parseInfo(text: string): RedisInfo {
  * the master, loses writes a client had acknowledged. A slave counts as
  * streaming once its acknowledged offset has moved past the first one seen
  * here (it acknowledged something the master sent after), or when it has
- * acknowledged everything the master has (no write it lacks).
+ * acknowledged everything the master has (no write it lacks). A full sync
+ * served since the previous answer (`sync_full` moved) starts every slave
+ * over: a slave may have synced again between two answers, unseen.
  */
 export class StreamingSlaves {
   /** `addr` → the first acknowledged offset seen while it was online. */
   readonly #first = new Map<string, number>();
   #count = 0;
+  #fullSyncs: number | undefined;
 
   /** The count of the latest answer given to {@linkcode StreamingSlaves.update}. */
   get count(): number {
@@ -217,6 +224,8 @@ export class StreamingSlaves {
 
   /** Takes a master's answer; returns how many of its slaves stream. */
   update(info: RedisInfo): number {
+    if (this.#fullSyncs !== undefined && info.fullSyncs !== this.#fullSyncs) this.#first.clear();
+    this.#fullSyncs = info.fullSyncs;
     const seen = new Set<string>();
     let count = 0;
     for (const s of info.slaves) {
