@@ -30,6 +30,18 @@ import {
   waitStatusRunning,
 } from "./_harness.ts";
 import { executorStartupMs } from "./executor_startup.ts";
+import { CpuGroup } from "./_cpu.ts";
+
+/**
+ * One sample: wall time, and the CPU-seconds of the processes that did the
+ * work (the redis-servers; for mr-redis also the sched, the local cluster and
+ * the executors), from the kernel's accounting (bench/_cpu.ts); `undefined`
+ * where no control group could be made.
+ */
+export interface Measured {
+  seconds: number;
+  cpuSeconds?: number;
+}
 
 async function withTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await Deno.makeTempDir({ prefix: `mr-redis-bench-${prefix}-` });
@@ -106,7 +118,18 @@ async function listening(port: number, gone: () => Promise<string | undefined>):
  * between runs (0.26–0.69 s on one afternoon).
  */
 export async function baselineMasterSlaves(slaves: number): Promise<number> {
+  return (await baselineMasterSlavesMeasured(slaves)).seconds;
+}
+
+/**
+ * {@linkcode baselineMasterSlaves} with the CPU-seconds of its redis-servers
+ * (and of this process's spawning them), until every replica is in sync.
+ */
+export async function baselineMasterSlavesMeasured(slaves: number): Promise<Measured> {
   const block = portBlock(slaves + 1);
+  const cpu = CpuGroup.open();
+  // Each server is in the group from its first instruction (see CpuGroup.startInside).
+  const spawn = <T>(start: () => T): T => cpu ? cpu.startInside(start) : start();
   return await withTempDir("ms", async (dir) => {
     const exited = new Set<number>();
     const gone = () =>
@@ -114,7 +137,7 @@ export async function baselineMasterSlaves(slaves: number): Promise<number> {
         exited.size > 0 ? `redis-server on port ${[...exited][0]} exited (port taken?)` : undefined,
       );
     const started = performance.now();
-    const master = startRedis(dir, block.ports[0]!, ["--maxmemory", "10mb"]);
+    const master = spawn(() => startRedis(dir, block.ports[0]!, ["--maxmemory", "10mb"]));
     master.process.status.then(() => exited.add(master.port));
     try {
       await listening(master.port, gone);
@@ -123,26 +146,32 @@ export async function baselineMasterSlaves(slaves: number): Promise<number> {
       await master.process.status;
       throw error;
     }
-    const replicas = Array.from(
-      { length: slaves },
-      (_, i) =>
-        startRedis(dir, block.ports[i + 1]!, [
-          "--maxmemory",
-          "10mb",
-          "--replicaof",
-          "127.0.0.1",
-          String(master.port),
-        ]),
+    const replicas = spawn(() =>
+      Array.from(
+        { length: slaves },
+        (_, i) =>
+          startRedis(dir, block.ports[i + 1]!, [
+            "--maxmemory",
+            "10mb",
+            "--replicaof",
+            "127.0.0.1",
+            String(master.port),
+          ]),
+      )
     );
     for (const r of replicas) r.process.status.then(() => exited.add(r.port));
     try {
       await allOnline(master.port, slaves, gone);
-      return (performance.now() - started) / 1000;
+      const seconds = (performance.now() - started) / 1000;
+      return cpu ? { seconds, cpuSeconds: cpu.seconds() } : { seconds };
     } finally {
       for (const r of [master, ...replicas]) r.kill();
       await Promise.allSettled([master, ...replicas].map((r) => r.process.status));
     }
-  }).finally(() => block.release());
+  }).finally(() => {
+    cpu?.close();
+    block.release();
+  });
 }
 
 /**
@@ -210,10 +239,26 @@ export async function mrCreateMasterSlaves(
   slaves: number,
   distribution: number,
 ): Promise<number> {
+  return (await mrCreateMasterSlavesMeasured(mr, name, slaves, distribution)).seconds;
+}
+
+/**
+ * {@linkcode mrCreateMasterSlaves} with the CPU-seconds the sched, the local
+ * cluster, the executors and the redis-servers used from the POST until the
+ * client saw RUNNING (when `mr` has a CPU group).
+ */
+export async function mrCreateMasterSlavesMeasured(
+  mr: MrRedis,
+  name: string,
+  slaves: number,
+  distribution: number,
+): Promise<Measured> {
+  const cpuBefore = mr.cpu?.seconds();
   const started = performance.now();
   await create(mr.api, name, 10, slaves, distribution);
   await waitStatusRunning(mr.api, name);
   const seconds = (performance.now() - started) / 1000;
+  const cpuSeconds = cpuBefore === undefined ? undefined : mr.cpu!.seconds() - cpuBefore;
   // Check the claim behind RUNNING: every slave answers and is in sync.
   const s = (await status(mr.api, name))!;
   const password = await credentials(mr.api, name);
@@ -223,7 +268,7 @@ export async function mrCreateMasterSlaves(
     }
   }
   await destroy(mr.api, name);
-  return seconds;
+  return cpuSeconds === undefined ? { seconds } : { seconds, cpuSeconds };
 }
 
 /** The phases of one create, in ms from the POST, read from the sched and executor logs. */
@@ -248,7 +293,7 @@ export async function coldCreate(
   slaves: number,
   distribution: number,
   options: { schedEnv?: Record<string, string> } = {},
-): Promise<{ seconds: number; phases: CreatePhases }> {
+): Promise<Measured & { phases: CreatePhases }> {
   return await withTempDir("cold", async (dir) => {
     const mr = await startMrRedis(dir, {
       agents: 3,
@@ -258,7 +303,12 @@ export async function coldCreate(
     });
     try {
       const wall = Date.now();
-      const seconds = await mrCreateMasterSlaves(mr, "cold", slaves, distribution);
+      const { seconds, cpuSeconds } = await mrCreateMasterSlavesMeasured(
+        mr,
+        "cold",
+        slaves,
+        distribution,
+      );
       const sched = await Deno.readTextFile(`${dir}/sched.log`);
       const executors = await executorLogs(`${dir}/local`);
       const rel = (list: number[], pick: "first" | "last") =>
@@ -277,7 +327,7 @@ export async function coldCreate(
         instanceRunning: rel(stamps(sched, /Instance cold is RUNNING/), "first"),
         clientSaw: seconds * 1000,
       };
-      return { seconds, phases };
+      return cpuSeconds === undefined ? { seconds, phases } : { seconds, cpuSeconds, phases };
     } finally {
       await mr.stop();
     }

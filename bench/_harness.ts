@@ -5,6 +5,7 @@
  * @module
  */
 import { RedisClient } from "../lib/redis/client.ts";
+import { CpuGroup } from "./_cpu.ts";
 import { reservePortRange } from "../tests/_ports.ts";
 
 /** Returns a TCP port on 127.0.0.1 that was free a moment ago. */
@@ -202,6 +203,12 @@ export interface MrRedis {
   /** The directory of this scheduler: `sched.log` and the local cluster (`local/`). */
   dir: string;
   schedPid: number;
+  /**
+   * The CPU accounting of the sched, the local cluster and everything they
+   * start (executors, redis-servers); `undefined` where no control group
+   * can be made (see {@linkcode CpuGroup.unavailable}).
+   */
+  cpu?: CpuGroup;
   stop(): Promise<void>;
 }
 
@@ -270,6 +277,18 @@ export async function startMrRedis(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+  // Counted from its start: the executors and redis-servers it launches are in the group too.
+  let cpu = CpuGroup.open();
+  const count = (pid: number) => {
+    try {
+      cpu?.add(pid);
+    } catch (error) {
+      CpuGroup.unavailable = `cannot put a process in ${cpu}: ${(error as Error).message}`;
+      cpu?.close();
+      cpu = undefined;
+    }
+  };
+  count(local.pid);
   await waitLine(local.stdout, /http:\/\/127\.0\.0\.1:\d+/);
   local.stderr.pipeTo(
     Deno.openSync(`${dir}/mesos-local.log`, { create: true, write: true }).writable,
@@ -292,12 +311,14 @@ export async function startMrRedis(
     stdout: "null",
     stderr: "null",
   }).spawn();
+  count(sched.pid);
   const api = `http://127.0.0.1:${httpPort}`;
   await until("the scheduler's REST API", async () => (await fetch(`${api}/v1/STATUS`)).ok, 60_000);
   return {
     api,
     dir,
     schedPid: sched.pid,
+    ...(cpu ? { cpu } : {}),
     async stop() {
       for (const child of [sched, local]) {
         try {
@@ -313,6 +334,7 @@ export async function startMrRedis(
       }, 10_000);
       await Promise.allSettled([sched.status, local.status]);
       clearTimeout(timer);
+      cpu?.close();
       ports.release();
     },
   };

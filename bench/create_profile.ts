@@ -3,7 +3,9 @@
  * parallel start, one cold create (a fresh sched and local cluster) and one
  * warm create, each with the CPU-seconds of every process kind (read from
  * /proc/<pid>/stat of the whole process tree of this program, sampled every
- * 50 ms, so a process that lived only between two samples is missed), and
+ * 50 ms, so a process that lived only between two samples is missed, and
+ * each process's figure is in 10 ms ticks, rounded down: next to the
+ * creates, the exact total of bench/_cpu.ts shows how much that loses), and
  * for the creates a timeline of the slaves (ms from the POST, from the
  * scheduler, executor and redis-server logs) and the master's BGSAVE forks.
  *
@@ -281,12 +283,22 @@ async function profiledCreate(
   distribution: number,
 ): Promise<void> {
   const before = sampler.snapshot();
+  const kernelBefore = mr.cpu?.seconds();
   const posted = Date.now();
   const t = performance.now();
   await create(mr.api, name, 10, slaves, distribution);
   await waitStatusRunning(mr.api, name);
   const seconds = (performance.now() - t) / 1000;
   cpuLine(`${name} create`, seconds, sampler.since(before));
+  if (kernelBefore !== undefined) {
+    // /proc/<pid>/stat counts in 10 ms ticks, rounded down per process: with
+    // dozens of short-lived redis-servers the sampled total falls short.
+    console.log(
+      `  the kernel's total for the sched, the local cluster and all they started (bench/_cpu.ts): ${
+        (mr.cpu!.seconds() - kernelBefore).toFixed(2)
+      } CPU-s`,
+    );
+  }
   const logs = await redisLogs(`${mr.dir}/local`);
   const sched = await Deno.readTextFile(`${mr.dir}/sched.log`);
   timeline(name, posted, sched, await executorLogs(`${mr.dir}/local`), logs);

@@ -17,13 +17,17 @@ import { parseArgs } from "node:util";
 import {
   baselineDaemonized,
   baselineMasterSlaves,
+  baselineMasterSlavesMeasured,
   buildSlowFsyncShim,
   checkShim,
   coldCreate,
   type CreatePhases,
   executorStartup,
+  type Measured,
   mrCreateMasterSlaves,
+  mrCreateMasterSlavesMeasured,
 } from "./_create.ts";
+import { CpuGroup } from "./_cpu.ts";
 import {
   baselineSentinelFailover,
   type FailoverPhases,
@@ -86,25 +90,36 @@ async function withTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): 
   }
 }
 
-/** Baseline: `count` single servers started directly, until each answers PING. */
-export async function baselineSingles(count: number): Promise<number> {
+/**
+ * Baseline: `count` single servers started directly, until each answers
+ * PING; with their CPU-seconds where a control group can be made.
+ */
+export async function baselineSingles(count: number): Promise<Measured> {
   const block = portBlock(count);
+  const cpu = CpuGroup.open();
   return await withTempDir("singles", async (dir) => {
     const started = performance.now();
-    const servers = block.ports.map((port) => startRedis(dir, port, ["--maxmemory", "10mb"]));
+    const start = () => block.ports.map((port) => startRedis(dir, port, ["--maxmemory", "10mb"]));
+    const servers = cpu ? cpu.startInside(start) : start();
     try {
       await Promise.all(
         servers.map((s) => until(`server ${s.port}`, () => command(s.port, ["PING"]))),
       );
-      return (performance.now() - started) / 1000;
+      const seconds = (performance.now() - started) / 1000;
+      return cpu ? { seconds, cpuSeconds: cpu.seconds() } : { seconds };
     } finally {
       for (const s of servers) s.kill();
       await Promise.allSettled(servers.map((s) => s.process.status));
     }
-  }).finally(() => block.release());
+  }).finally(() => {
+    cpu?.close();
+    block.release();
+  });
 }
 
-async function mrCreateSingles(mr: MrRedis, prefix: string, count: number) {
+/** `count` singles created at once on `mr`, until all are RUNNING; deleted after. */
+async function mrCreateSingles(mr: MrRedis, prefix: string, count: number): Promise<Measured> {
+  const cpuBefore = mr.cpu?.seconds();
   const started = performance.now();
   const names = Array.from({ length: count }, (_, i) => `${prefix}${i}`);
   await Promise.all(names.map((n) => create(mr.api, n, 10, 0)));
@@ -120,8 +135,9 @@ async function mrCreateSingles(mr: MrRedis, prefix: string, count: number) {
     50,
   );
   const seconds = (performance.now() - started) / 1000;
+  const cpuSeconds = cpuBefore === undefined ? undefined : mr.cpu!.seconds() - cpuBefore;
   await Promise.all(names.map((n) => destroy(mr.api, n)));
-  return seconds;
+  return cpuSeconds === undefined ? { seconds } : { seconds, cpuSeconds };
 }
 
 function toMs(text: string): number {
@@ -283,6 +299,13 @@ async function createBenchmarks(
   const warm: number[] = [];
   const failed: string[] = [];
   const push = (to: number[], x: number | undefined) => x !== undefined && to.push(x);
+  // CPU-seconds of the same samples (where a control group can be made).
+  const cpu = { parallel: [] as number[], warm: [] as number[], cold: [] as number[] };
+  const pushMeasured = (to: number[], cpuTo: number[], x: Measured | undefined) => {
+    if (x === undefined) return;
+    to.push(x.seconds);
+    if (x.cpuSeconds !== undefined) cpuTo.push(x.cpuSeconds);
+  };
   // A first create starts the executors; the warm samples follow it closely
   // (executors leave after 30 s without a task).
   const warmup = await attempt(
@@ -300,28 +323,32 @@ async function createBenchmarks(
   const rounds = runs === 1 ? 1 : Math.max(runs, 5);
   const cold: { seconds: number; phases: CreatePhases }[] = [];
   for (let i = 0; i < rounds; i++) {
-    push(
+    pushMeasured(
       parallel,
-      await attempt(`direct parallel ${i + 1}`, failed, () => baselineMasterSlaves(n)),
+      cpu.parallel,
+      await attempt(`direct parallel ${i + 1}`, failed, () => baselineMasterSlavesMeasured(n)),
     );
-    push(
+    pushMeasured(
       warm,
+      cpu.warm,
       await attempt(
         `warm create ${i + 1}`,
         failed,
-        () => mrCreateMasterSlaves(mr, `ms${i}`, n, size.distribution),
+        () => mrCreateMasterSlavesMeasured(mr, `ms${i}`, n, size.distribution),
       ),
     );
     push(
       daemonized,
       await attempt(`direct daemonized ${i + 1}`, failed, () => baselineDaemonized(n)),
     );
-    push(
+    pushMeasured(
       parallel,
-      await attempt(`direct parallel ${i + 1}b`, failed, () => baselineMasterSlaves(n)),
+      cpu.parallel,
+      await attempt(`direct parallel ${i + 1}b`, failed, () => baselineMasterSlavesMeasured(n)),
     );
     const c = await attempt(`cold create ${i + 1}`, failed, () => coldCreate(n, size.distribution));
     if (c) cold.push(c);
+    if (c?.cpuSeconds !== undefined) cpu.cold.push(c.cpuSeconds);
     log(
       `1+${n}: direct parallel ${list(parallel.slice(-2))} s, daemonized ${
         fmt(daemonized.at(-1) ?? NaN)
@@ -377,6 +404,16 @@ async function createBenchmarks(
   const slowRatio = median(slow) / median(coldSeconds);
   const execOwn = median(start.executor) - median(start.bare);
   const failedNotes = failed.length ? [`failed samples: ${failed.join("; ")}`] : [];
+  const cpuNote = (kind: "cold" | "warm") => {
+    if (cpu.parallel.length === 0 || cpu[kind].length === 0) {
+      return `CPU-seconds not measured: ${CpuGroup.unavailable || "no sample had them"}`;
+    }
+    return `CPU-seconds from the kernel's accounting of a control group (bench/_cpu.ts; redis-servers, and for mr-redis the sched, local cluster and executors; exited processes included): ${kind} ${
+      fmt(median(cpu[kind]), 2)
+    } against ${fmt(median(cpu.parallel), 2)} for the parallel direct start (${
+      fmt(median(cpu[kind]) / median(cpu.parallel), 2)
+    }×; medians; samples ${list(cpu[kind], 2)} against ${list(cpu.parallel, 2)})`;
+  };
   return [
     {
       name: `create ${what}, cold: a fresh sched, executors not yet running`,
@@ -395,6 +432,7 @@ async function createBenchmarks(
         ...(medianCold
           ? [`phases of the median cold sample: ${phaseNotes(medianCold.phases)}`]
           : []),
+        cpuNote("cold"),
         "the original mr-redis took 14.3 s for 1+50 on its cluster",
         ...failedNotes,
       ],
@@ -414,6 +452,7 @@ async function createBenchmarks(
         }× the daemonized start; the warm-up create (the executors starting) took ${
           fmt(warmup ?? NaN)
         } s`,
+        cpuNote("warm"),
       ],
     },
     {
@@ -554,22 +593,37 @@ async function hostsBenchmark(
 async function singlesBenchmark(mr: MrRedis, count: number, runs: number): Promise<Result> {
   const base: number[] = [];
   const got: number[] = [];
+  const baseCpu: number[] = [];
+  const gotCpu: number[] = [];
   const failed: string[] = [];
   const warmUp = Math.min(count, 6);
   await attempt("warm-up singles", failed, () => mrCreateSingles(mr, "warmup", warmUp));
   const rounds = runs === 1 ? 1 : Math.max(runs, 5);
   for (let i = 0; i < rounds; i++) {
     const b = await attempt(`direct singles ${i + 1}`, failed, () => baselineSingles(count));
-    if (b !== undefined) base.push(b);
+    if (b !== undefined) base.push(b.seconds);
+    if (b?.cpuSeconds !== undefined) baseCpu.push(b.cpuSeconds);
     const m = await attempt(
       `mr-redis singles ${i + 1}`,
       failed,
       () => mrCreateSingles(mr, `s${i}x`, count),
     );
-    if (m !== undefined) got.push(m);
-    log(`${count} singles: baseline ${fmt(b ?? NaN)} s, mr-redis ${fmt(m ?? NaN)} s`);
+    if (m !== undefined) got.push(m.seconds);
+    if (m?.cpuSeconds !== undefined) gotCpu.push(m.cpuSeconds);
+    log(
+      `${count} singles: baseline ${fmt(b?.seconds ?? NaN)} s, mr-redis ${
+        fmt(m?.seconds ?? NaN)
+      } s`,
+    );
   }
   const ratio = ratioOf(got, base);
+  const cpuNote = baseCpu.length === 0 || gotCpu.length === 0
+    ? `CPU-seconds not measured: ${CpuGroup.unavailable || "no sample had them"}`
+    : `CPU-seconds (bench/_cpu.ts; for mr-redis the sched, local cluster, executors and their redis-servers): ${
+      fmt(median(gotCpu), 2)
+    } against ${fmt(median(baseCpu), 2)} (${
+      fmt(median(gotCpu) / median(baseCpu), 2)
+    }×; medians; samples ${list(gotCpu, 2)} against ${list(baseCpu, 2)})`;
   return {
     name: `create ${count} single instances at once`,
     goal: "≤ 1.5× baseline",
@@ -581,6 +635,7 @@ async function singlesBenchmark(mr: MrRedis, count: number, runs: number): Promi
     met: ratio <= 1.5,
     notes: [
       `samples ${list(got)} s against ${list(base)} s`,
+      cpuNote,
       ...(failed.length ? [`failed samples: ${failed.join("; ")}`] : []),
     ],
   };
@@ -622,8 +677,8 @@ async function slowDiskSinglesBenchmark(
         failed,
         () => mrCreateSingles(m, `slow${i}x`, count),
       );
-      if (sample !== undefined) got.push(sample);
-      log(`${count} singles, slow fsync: ${fmt(sample ?? NaN)} s`);
+      if (sample !== undefined) got.push(sample.seconds);
+      log(`${count} singles, slow fsync: ${fmt(sample?.seconds ?? NaN)} s`);
     }
     // How long the last of N CREATEs waits for its answer (its records stored).
     const names = Array.from({ length: count }, (_, i) => `slowpost${i}`);
