@@ -8,8 +8,10 @@
  *
  * The benchmarks use it to report the CPU-seconds of a create next to its
  * wall time: on a machine whose cores are all busy through a create, the
- * wall time follows the CPU-seconds, and the CPU-seconds do not move with a
- * busy neighbour the way the wall time does.
+ * wall time follows the CPU-seconds, and the split between the processes
+ * says where the work went. They are not steadier than the wall time: a
+ * busier machine makes the same work cost more CPU as well (one run's cold
+ * create took 2.93 CPU-s, another's on a slower hour 3.35).
  *
  * Needs permission to make a control group (root, as on the CI machines).
  * {@linkcode CpuGroup.open} returns `undefined`, with the reason in
