@@ -276,6 +276,27 @@ async function attempt<T>(
   }
 }
 
+/**
+ * The note giving a row's CPU-seconds (bench/_cpu.ts): the median of
+ * `measured` against that of `baseline`, their ratio and the samples, or why
+ * there are none.
+ */
+function cpuSecondsNote(
+  what: string,
+  measured: number[],
+  baseline: number[],
+  baselineName: string,
+): string {
+  if (measured.length === 0 || baseline.length === 0) {
+    return `CPU-seconds not measured: ${CpuGroup.unavailable || "no sample had them"}`;
+  }
+  return `CPU-seconds from the kernel's accounting of a control group (bench/_cpu.ts; redis-servers, and for mr-redis the sched, local cluster and executors; exited processes included): ${what} ${
+    fmt(median(measured), 2)
+  } against ${fmt(median(baseline), 2)} for ${baselineName} (${
+    fmt(median(measured) / median(baseline), 2)
+  }×; medians; samples ${list(measured, 2)} against ${list(baseline, 2)})`;
+}
+
 /** The samples of a row as a list, failed ones said. */
 function list(xs: number[], digits = 3): string {
   return xs.length === 0 ? "none (every sample failed)" : xs.map((x) => fmt(x, digits)).join(", ");
@@ -404,16 +425,8 @@ async function createBenchmarks(
   const slowRatio = median(slow) / median(coldSeconds);
   const execOwn = median(start.executor) - median(start.bare);
   const failedNotes = failed.length ? [`failed samples: ${failed.join("; ")}`] : [];
-  const cpuNote = (kind: "cold" | "warm") => {
-    if (cpu.parallel.length === 0 || cpu[kind].length === 0) {
-      return `CPU-seconds not measured: ${CpuGroup.unavailable || "no sample had them"}`;
-    }
-    return `CPU-seconds from the kernel's accounting of a control group (bench/_cpu.ts; redis-servers, and for mr-redis the sched, local cluster and executors; exited processes included): ${kind} ${
-      fmt(median(cpu[kind]), 2)
-    } against ${fmt(median(cpu.parallel), 2)} for the parallel direct start (${
-      fmt(median(cpu[kind]) / median(cpu.parallel), 2)
-    }×; medians; samples ${list(cpu[kind], 2)} against ${list(cpu.parallel, 2)})`;
-  };
+  const cpuNote = (kind: "cold" | "warm") =>
+    cpuSecondsNote(kind, cpu[kind], cpu.parallel, "the parallel direct start");
   return [
     {
       name: `create ${what}, cold: a fresh sched, executors not yet running`,
@@ -617,13 +630,7 @@ async function singlesBenchmark(mr: MrRedis, count: number, runs: number): Promi
     );
   }
   const ratio = ratioOf(got, base);
-  const cpuNote = baseCpu.length === 0 || gotCpu.length === 0
-    ? `CPU-seconds not measured: ${CpuGroup.unavailable || "no sample had them"}`
-    : `CPU-seconds (bench/_cpu.ts; for mr-redis the sched, local cluster, executors and their redis-servers): ${
-      fmt(median(gotCpu), 2)
-    } against ${fmt(median(baseCpu), 2)} (${
-      fmt(median(gotCpu) / median(baseCpu), 2)
-    }×; medians; samples ${list(gotCpu, 2)} against ${list(baseCpu, 2)})`;
+  const cpuNote = cpuSecondsNote("mr-redis", gotCpu, baseCpu, "the direct start");
   return {
     name: `create ${count} single instances at once`,
     goal: "≤ 1.5× baseline",
