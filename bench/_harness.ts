@@ -289,55 +289,91 @@ export async function startMrRedis(
     }
   };
   count(local.pid);
-  await waitLine(local.stdout, /http:\/\/127\.0\.0\.1:\d+/);
-  local.stderr.pipeTo(
-    Deno.openSync(`${dir}/mesos-local.log`, { create: true, write: true }).writable,
-  )
-    .catch(() => {});
-  const httpPort = freePort();
-  const config = {
-    Master: `127.0.0.1:${masterPort}`,
-    DBType: "embedded",
-    DBEndPoint: `${dir}/state.db`,
-    HTTPPort: httpPort,
-    ArtifactPort: freePort(),
-    LogFile: `${dir}/sched.log`,
-    LocalWorkDir: `${dir}/unused`,
-  };
-  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(config));
-  const sched = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}cmd/sched.ts`, `-config=${dir}/config.json`],
-    ...(opts.schedEnv ? { env: opts.schedEnv } : {}),
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  count(sched.pid);
-  const api = `http://127.0.0.1:${httpPort}`;
-  await until("the scheduler's REST API", async () => (await fetch(`${api}/v1/STATUS`)).ok, 60_000);
-  return {
-    api,
-    dir,
-    schedPid: sched.pid,
-    ...(cpu ? { cpu } : {}),
-    async stop() {
-      for (const child of [sched, local]) {
+  const children: Deno.ChildProcess[] = [local];
+  const stopAll = async () => {
+    for (const child of children) {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+    }
+    const timer = setTimeout(() => {
+      for (const child of children) {
         try {
-          child.kill("SIGTERM");
+          child.kill("SIGKILL");
         } catch { /* gone */ }
       }
-      const timer = setTimeout(() => {
-        for (const child of [sched, local]) {
-          try {
-            child.kill("SIGKILL");
-          } catch { /* gone */ }
-        }
-      }, 10_000);
-      await Promise.allSettled([sched.status, local.status]);
-      clearTimeout(timer);
-      cpu?.close();
-      ports.release();
-    },
+    }, 10_000);
+    await Promise.allSettled(children.map((child) => child.status));
+    clearTimeout(timer);
+    cpu?.close();
+    ports.release();
   };
+  let schedExit: Deno.CommandStatus | undefined;
+  try {
+    await waitLine(local.stdout, /http:\/\/127\.0\.0\.1:\d+/);
+    local.stderr.pipeTo(
+      Deno.openSync(`${dir}/mesos-local.log`, { create: true, write: true }).writable,
+    )
+      .catch(() => {});
+    const httpPort = freePort();
+    const config = {
+      Master: `127.0.0.1:${masterPort}`,
+      DBType: "embedded",
+      DBEndPoint: `${dir}/state.db`,
+      HTTPPort: httpPort,
+      ArtifactPort: freePort(),
+      LogFile: `${dir}/sched.log`,
+      LocalWorkDir: `${dir}/unused`,
+    };
+    await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(config));
+    const sched = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}cmd/sched.ts`, `-config=${dir}/config.json`],
+      ...(opts.schedEnv ? { env: opts.schedEnv } : {}),
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    children.push(sched);
+    sched.status.then((status) => schedExit = status);
+    count(sched.pid);
+    const api = `http://127.0.0.1:${httpPort}`;
+    // Until the REST API answers; at once when the sched has exited instead.
+    const deadline = performance.now() + 60_000;
+    let last = "";
+    for (;;) {
+      if (schedExit) {
+        throw new Error(`the sched exited (code ${schedExit.code}) before its REST API answered`);
+      }
+      try {
+        const response = await fetch(`${api}/v1/STATUS`);
+        await response.body?.cancel();
+        if (response.ok) break;
+        last = `answered ${response.status}`;
+      } catch (error) {
+        last = (error as Error).message;
+      }
+      if (performance.now() > deadline) {
+        throw new Error(`Timed out waiting for the scheduler's REST API: ${last}`);
+      }
+      await sleep(20);
+    }
+    return {
+      api,
+      dir,
+      schedPid: sched.pid,
+      ...(cpu ? { cpu } : {}),
+      stop: stopAll,
+    };
+  } catch (error) {
+    // Nothing of this attempt may outlive it: the local cluster holds ports
+    // (and the CPU group) that the next sample needs.
+    const log = await Deno.readTextFile(`${dir}/sched.log`).catch(() => "");
+    await stopAll();
+    const tail = log.trim().split("\n").slice(-3).join(" | ");
+    throw new Error(
+      `${(error as Error).message}${tail ? `; the end of sched.log: ${tail.slice(-600)}` : ""}`,
+      { cause: error },
+    );
+  }
 }
 
 /** STATUS JSON of one instance as the REST API gives it. */
