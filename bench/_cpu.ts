@@ -60,26 +60,32 @@ function isFile(path: string): boolean {
   }
 }
 
-/** The hierarchies to try, v1 `cpuacct` first (its counter has nanoseconds). */
+/** Where each kind of hierarchy may be mounted, the file that marks it, and its counter. */
+const KINDS = [
+  // v1 `cpuacct` first: its counter has nanoseconds.
+  {
+    controller: "cpuacct",
+    roots: ["/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup/cpu,cpuacct"],
+    marker: "cpuacct.usage",
+    usage: v1Usage,
+  },
+  {
+    controller: "",
+    roots: ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"],
+    marker: "cgroup.controllers",
+    usage: v2Usage,
+  },
+];
+
+/** The hierarchies to try, in the order of {@linkcode KINDS}. */
 function hierarchies(): Hierarchy[] {
   const found: Hierarchy[] = [];
-  const v1 = ownGroup("cpuacct");
-  if (v1 !== undefined) {
-    for (const root of ["/sys/fs/cgroup/cpuacct", "/sys/fs/cgroup/cpu,cpuacct"]) {
-      if (isFile(`${root}/cpuacct.usage`)) {
-        found.push({ root, own: v1, usage: v1Usage });
-        break;
-      }
-    }
-  }
-  const v2 = ownGroup("");
-  if (v2 !== undefined) {
-    for (const root of ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]) {
-      if (isFile(`${root}/cgroup.controllers`)) {
-        found.push({ root, own: v2, usage: v2Usage });
-        break;
-      }
-    }
+  for (const kind of KINDS) {
+    const own = ownGroup(kind.controller);
+    const root = own === undefined
+      ? undefined
+      : kind.roots.find((r) => isFile(`${r}/${kind.marker}`));
+    if (own !== undefined && root !== undefined) found.push({ root, own, usage: kind.usage });
   }
   return found;
 }
@@ -159,8 +165,13 @@ export class CpuGroup {
     try {
       return start();
     } finally {
-      Deno.writeTextFileSync(`${this.#home}/cgroup.procs`, `${Deno.pid}\n`);
+      this.#moveHome(Deno.pid);
     }
+  }
+
+  /** Puts process `pid` back in the group this process came from. */
+  #moveHome(pid: number): void {
+    Deno.writeTextFileSync(`${this.#home}/cgroup.procs`, `${pid}\n`);
   }
 
   /** CPU-seconds used so far by the processes that were ever in the group, exited ones included. */
@@ -176,7 +187,7 @@ export class CpuGroup {
       const left = Deno.readTextFileSync(`${this.#dir}/cgroup.procs`).split("\n").filter(Boolean);
       for (const pid of left) {
         try {
-          Deno.writeTextFileSync(`${this.#home}/cgroup.procs`, `${pid}\n`);
+          this.#moveHome(Number(pid));
         } catch { /* exited meanwhile */ }
       }
       Deno.removeSync(this.#dir);
