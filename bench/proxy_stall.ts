@@ -2,10 +2,11 @@
  * How long the clients of a running instance wait while another instance is
  * created on the same agents: a `PING` loop through the running instance's
  * proxy and another one straight to its master, first idle, then during a
- * create of 1 master + N slaves. The proxy runs in the executor, whose
- * thread also spawns the new redis-servers, so on a machine whose cores are
- * busy starting them it waits too (bench/RESULTS.md, round 16: max 0.7–1.25 s
- * through the proxy against 0.04–0.11 s straight to the master).
+ * create of 1 master + N slaves. The proxy runs in an executor that also
+ * starts some of the new redis-servers. On the executor's own thread, which
+ * each spawn holds, it waited up to 0.5–1.25 s on this 2-core machine
+ * (bench/RESULTS.md, round 16); on the proxy thread it waits about as long as
+ * a request straight to the master (lib/proxy/README.md, "Proxy tasks").
  *
  *     deno run -A bench/proxy_stall.ts [slaves] [distribution]
  *

@@ -29,6 +29,7 @@
  */
 
 import { RedisExecutor } from "../lib/executor/mod.ts";
+import { PROXY_THREAD_NAME } from "../lib/proxy/task_spec.ts";
 import {
   ExecutorClient,
   parseDuration as parseStoutDuration,
@@ -163,6 +164,10 @@ export async function main(args: string[]): Promise<number> {
     connected: () => client?.subscribed ?? false,
     onIdle: () => finish(0),
     log,
+    // Bundled (a release), this file is the whole program, and the proxy
+    // thread starts from it (see the end of this file); from source, from
+    // its own module.
+    ...(import.meta.url.endsWith(".ts") ? {} : { proxyThreadModule: new URL(import.meta.url) }),
   });
   try {
     client = new ExecutorClient({
@@ -208,4 +213,17 @@ export async function main(args: string[]): Promise<number> {
   return code;
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+/** Whether this program runs as the proxy thread of an executor (a Web Worker it started). */
+function isProxyThread(): boolean {
+  return (globalThis as { name?: unknown }).name === PROXY_THREAD_NAME &&
+    typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope === "function";
+}
+
+if (import.meta.main) {
+  if (isProxyThread()) {
+    const { serveProxyThread } = await import("../lib/proxy/proxy_thread.ts");
+    serveProxyThread();
+  } else {
+    Deno.exit(await main(Deno.args));
+  }
+}

@@ -276,3 +276,101 @@ Deno.test("RedisExecutor runs proxy tasks in front of a redis task", async (t) =
     await Deno.remove(sandbox, { recursive: true });
   }
 });
+
+/**
+ * Sends PING through the proxy on `port` from another process, 300 ms after
+ * this call, while this thread is held busy for `holdMs` (as a spawn or a
+ * long task holds the executor's thread); returns how long before the end of
+ * the hold the PONG came (negative: after it).
+ */
+async function pongBeforeHoldEnds(port: number, password: string, holdMs: number) {
+  const client = new Deno.Command("sh", {
+    args: [
+      "-c",
+      `sleep 0.3; redis-cli -h 127.0.0.1 -p ${port} -a "$1" --no-auth-warning PING; date +%s%3N`,
+      "sh",
+      password,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const end = Date.now() + holdMs;
+  while (Date.now() < end) {
+    // busy: nothing else runs on this thread
+  }
+  const out = await client.output();
+  const [reply, at] = new TextDecoder().decode(out.stdout).trim().split("\n");
+  assert.equal(reply, "PONG", new TextDecoder().decode(out.stderr));
+  return end - Number(at);
+}
+
+Deno.test("proxy tasks answer while the executor's thread is busy; on it they wait", async () => {
+  const sandbox = await tempDir("executor-proxy-thread");
+  const password = "proxy-thread-password-0123";
+  // `undefined`: the proxy thread (the default); `null`: the executor's thread.
+  for (const threadModule of [undefined, null]) {
+    const driver = new RecordingDriver();
+    const lines: string[] = [];
+    const ex = new RedisExecutor({
+      driver,
+      sandbox,
+      bind: "127.0.0.1",
+      idleTimeoutMs: 0,
+      log: (line) => lines.push(line),
+      ...(threadModule === null ? { proxyThreadModule: null } : {}),
+    });
+    ex.handle({
+      type: "SUBSCRIBED",
+      subscribed: {
+        executor_info: { executor_id: { value: "e1" } },
+        framework_info: { user: "u", name: "mr-redis" },
+        agent_info: { hostname: "127.0.0.1" },
+      },
+    } as ExecutorEvent);
+    const master = freePort();
+    const proxyPort = freePort();
+    try {
+      ex.handle(launch(
+        "r0",
+        encodeTaskSpec({
+          instance: "inst",
+          procId: "p1",
+          role: "master",
+          port: master,
+          capacityMB: 12,
+          dataDir: "redis-p1",
+          auth: { password, adminPassword: `admin-${password}` },
+        }),
+      ));
+      await waitFor("redis RUNNING", () => driver.last("r0", "TASK_RUNNING"), WAIT);
+      ex.handle(launch(
+        "inst.x1.1",
+        encodeProxySpec({
+          kind: "proxy",
+          instance: "inst",
+          proxyId: "x1",
+          port: proxyPort,
+          master: { host: "127.0.0.1", port: master, epoch: 0 },
+          password,
+        }),
+      ));
+      await waitFor("proxy RUNNING", () => driver.last("inst.x1.1", "TASK_RUNNING"), WAIT);
+      // The proxy has its master before the hold.
+      const c = new RedisClient({ port: proxyPort, password, timeoutMs: 5000 });
+      assert.equal(await c.call("PING", []), "PONG");
+      c.close();
+      const margin = await pongBeforeHoldEnds(proxyPort, password, 1500);
+      if (threadModule === undefined) {
+        assert.ok(lines.includes("Proxies run on a thread of their own"), lines.join("\n"));
+        assert.ok(margin > 500, `PONG ${margin} ms before the hold ended; expected > 500`);
+      } else {
+        assert.ok(!lines.includes("Proxies run on a thread of their own"), lines.join("\n"));
+        assert.ok(margin <= 0, `PONG ${margin} ms before the hold ended; expected after it`);
+      }
+    } finally {
+      await ex.shutdown();
+      await ex.flush(1000);
+    }
+  }
+  await Deno.remove(sandbox, { recursive: true });
+});

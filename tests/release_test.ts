@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
-import { tempDir } from "./_util.ts";
+import { tempDir, waitFor } from "./_util.ts";
 import { testRelease } from "./_release.ts";
 import { create, startSched, waitRunning, withRedis } from "./_sched.ts";
 
@@ -26,6 +26,17 @@ async function runIn(
   }).output();
   const decode = (b: Uint8Array) => new TextDecoder().decode(b);
   return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+}
+
+/** The contents of every file called `name` under `dir`. */
+async function filesNamed(dir: string, name: string): Promise<string[]> {
+  const found: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory) found.push(...await filesNamed(path, name));
+    else if (entry.isFile && entry.name === name) found.push(await Deno.readTextFile(path));
+  }
+  return found;
 }
 
 /** The Deno cache of this machine. */
@@ -140,7 +151,27 @@ Deno.test({
         assertEquals(await redis.set("k", "v"), "OK");
         assertEquals(await redis.get("k"), "v");
       });
+      // Its proxies run on the bundled executor's proxy thread, started from
+      // the bundle itself (there is no source tree to start it from).
+      const proxies = await waitFor("2 proxies in STATUS", async () => {
+        const v = await (await sched.api("/v1/STATUS/rel")).json() as {
+          Proxies: { IP: string; Port: string }[];
+        };
+        return v.Proxies.length === 2 ? v.Proxies : undefined;
+      }, { timeoutMs: 60_000, intervalMs: 250 });
+      await withRedis(
+        { ...view.Master!, IP: proxies[0]!.IP, Port: proxies[0]!.Port },
+        async (r) => {
+          assertEquals(await r.get("k"), "v");
+        },
+      );
       const sandboxes = join(dir, "local");
+      const executorLogs = await filesNamed(sandboxes, "stderr");
+      assertEquals(
+        executorLogs.filter((text) => text.includes("Proxies run on a thread of their own")).length,
+        2,
+        `both executors start their proxy thread: ${executorLogs.join("\n---\n")}`,
+      );
       const pids = await processesUnder(sandboxes);
       const cache = await denoCache();
       const footprints = await Promise.all(pids.map(async (pid) => [pid, await footprint(pid)]));

@@ -19,6 +19,15 @@ import {
 } from "../lib/release/layout.ts";
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), "..");
+
+/**
+ * Worker modules a program starts by URL, which `deno compile` finds only
+ * when told: the executor's proxy thread and `mrr proxy --threads`.
+ */
+const WORKER_MODULES: Partial<Record<ReleaseProgram, string[]>> = {
+  MrRedisExecutor: ["lib/proxy/_thread_worker.ts"],
+  mrr: ["lib/proxy/_worker.ts"],
+};
 const DENORT_URL =
   `https://dl.deno.land/release/v${Deno.version.deno}/denort-x86_64-unknown-linux-gnu.zip`;
 
@@ -71,10 +80,12 @@ export async function main(): Promise<number> {
     return 1;
   }
   for (const program of Object.keys(RELEASE_PROGRAMS) as ReleaseProgram[]) {
+    const workers = (WORKER_MODULES[program] ?? []).flatMap((m) => ["--include", m]);
     const out = await new Deno.Command(Deno.execPath(), {
       args: [
         "compile",
         ...RELEASE_PERMISSIONS[program],
+        ...workers,
         "--target",
         "x86_64-unknown-linux-gnu",
         "--output",

@@ -4,6 +4,12 @@
  * executor's own process, so agents need nothing more than for redis tasks.
  * The engine is loaded on the first proxy launch, never at start-up.
  *
+ * The proxies run on a thread of their own ({@linkcode ProxyThread}),
+ * started with the first proxy task and stopped with the executor: the
+ * executor's thread blocks in each spawn of a redis-server, and their
+ * clients must not wait for it. Where the thread cannot be started, the
+ * proxies run on the executor's thread, and the log says why.
+ *
  * Task life: LAUNCH → listening → TASK_RUNNING (data
  * `{host, port}`) → exactly one terminal update: TASK_KILLED (KILL,
  * SHUTDOWN) or TASK_FAILED (bad spec, port not free, listener failed).
@@ -13,7 +19,7 @@
 import type { RedisTaskStatusData } from "../executor_messages.ts";
 import type { TaskInfo } from "../mesos/types.ts";
 import { decodeProxySpec, type ProxyMasterSpec, type ProxyTaskSpec } from "../proxy/task_spec.ts";
-import type { RedisProxy } from "../proxy/proxy.ts";
+import type { ProxyHandle, ProxyThread } from "../proxy/proxy_thread.ts";
 import type { TaskStatusUpdate } from "./redis_executor.ts";
 
 /** What proxy tasks need from the executor that hosts them. */
@@ -27,12 +33,18 @@ export interface ProxyTasksOptions {
   /** Called when a proxy task ended (the executor may become idle). */
   ended(): void;
   log(line: string): void;
+  /**
+   * The module the proxy thread starts from (one that calls
+   * `serveProxyThread`); `null` runs the proxies on the calling thread.
+   * Default: `lib/proxy/_thread_worker.ts` beside this module.
+   */
+  threadModule?: URL | null;
 }
 
 interface ProxyTask {
   id: string;
   spec: ProxyTaskSpec;
-  proxy?: RedisProxy;
+  proxy?: ProxyHandle;
   /** KILL or SHUTDOWN asked for it: its end is TASK_KILLED. */
   killRequested: boolean;
   /** Being stopped (its proxy closing). */
@@ -51,6 +63,12 @@ export class ProxyTasks {
   readonly #tasks = new Map<string, ProxyTask>();
   /** The executor was abandoned: no more updates. */
   #silent = false;
+  /** The proxy thread, once asked for; undefined in it: the proxies run here. */
+  #thread: Promise<ProxyThread | undefined> | undefined;
+  /** {@linkcode ProxyTasks.closeAll} was called: the thread goes with the last task. */
+  #closingAll = false;
+  /** Why the proxy thread cannot be had (then proxies run on this thread). */
+  #threadUnavailable: string | undefined;
 
   /** Hosts no task until {@linkcode ProxyTasks.launch}. */
   constructor(options: ProxyTasksOptions) {
@@ -98,16 +116,24 @@ export class ProxyTasks {
     // milliseconds, and each update costs an acknowledgement through agent,
     // master and scheduler (a create of 70 singles launches 70 proxies).
     try {
-      // The engine is loaded by the first proxy task only.
-      const { RedisProxy } = await import("../proxy/proxy.ts");
-      task.proxy = new RedisProxy({
+      const options = {
         hostname: this.#opts.bind,
         port: spec.port,
         name: spec.instance,
         ...(spec.waitMs !== undefined ? { waitMs: spec.waitMs } : {}),
         ...(spec.password !== undefined ? { password: spec.password } : {}),
-        log: (line) => this.#opts.log(`Task ${id}: ${line}`),
-      });
+      };
+      const thread = await this.#proxyThread();
+      if (thread) {
+        task.proxy = await thread.open(id, options);
+      } else {
+        // The engine is loaded by the first proxy task only.
+        const { RedisProxy } = await import("../proxy/proxy.ts");
+        task.proxy = new RedisProxy({
+          ...options,
+          log: (line) => this.#opts.log(`Task ${id}: ${line}`),
+        });
+      }
     } catch (error) {
       this.#finish(task, "TASK_FAILED", `Cannot start the proxy: ${errorText(error)}`, {
         cause: "start_failed",
@@ -136,6 +162,48 @@ export class ProxyTasks {
         proxy.close().catch(() => {});
       }
     });
+  }
+
+  /**
+   * The running proxy thread, started on first use (or again after it
+   * failed); undefined when proxies run on this thread.
+   */
+  async #proxyThread(): Promise<ProxyThread | undefined> {
+    const module = this.#opts.threadModule === undefined
+      ? new URL("../proxy/_thread_worker.ts", import.meta.url)
+      : this.#opts.threadModule;
+    if (module === null || this.#threadUnavailable !== undefined) return undefined;
+    const pending = this.#thread;
+    const current = pending && await pending;
+    if (current && current.failure === undefined) return current;
+    // Failed: a new one (unless another launch has started it meanwhile).
+    if (current && this.#thread === pending) this.#thread = undefined;
+    this.#thread ??= import("../proxy/proxy_thread.ts").then(({ ProxyThread }) =>
+      ProxyThread.start(module, {
+        log: (id, line) => this.#opts.log(`Task ${id}: ${line}`),
+        failed: (reason) => this.#opts.log(`${reason}; its proxy tasks fail`),
+      })
+    ).then((thread) => {
+      this.#opts.log("Proxies run on a thread of their own");
+      return thread;
+    }, (error) => {
+      this.#threadUnavailable = errorText(error).replace(/\.$/, "");
+      this.#opts.log(`${this.#threadUnavailable}; proxies run on the executor's thread`);
+      return undefined;
+    });
+    return await this.#thread;
+  }
+
+  /**
+   * Stops the proxy thread once every proxy task has ended after
+   * {@linkcode ProxyTasks.closeAll}. It stays up between proxy tasks
+   * otherwise: a thread costs about 35 ms of CPU to start.
+   */
+  #releaseThread(): void {
+    if (!this.#closingAll || this.#tasks.size > 0 || !this.#thread) return;
+    const thread = this.#thread;
+    this.#thread = undefined;
+    thread.then((t) => t?.terminate());
   }
 
   /** Stops a proxy task on KILL. */
@@ -168,12 +236,14 @@ export class ProxyTasks {
   /** Stops every proxy task: with TASK_KILLED each when `report`, silently otherwise. */
   async closeAll(report: boolean): Promise<void> {
     this.#silent = !report;
+    this.#closingAll = true;
     await Promise.allSettled([...this.#tasks.values()].map((task) => {
       task.killRequested = true;
       // One still starting stops once its proxy exists (see launch).
       if (!task.proxy) return undefined;
       return this.#stop(task, "TASK_KILLED", "Executor shut down", "killed", report);
     }));
+    this.#releaseThread();
   }
 
   async #stop(
@@ -191,6 +261,7 @@ export class ProxyTasks {
     } else if (!task.done) {
       task.done = true;
       this.#tasks.delete(task.id);
+      this.#releaseThread();
       this.#opts.ended();
     }
   }
@@ -204,6 +275,7 @@ export class ProxyTasks {
     if (task.done) return;
     task.done = true;
     this.#tasks.delete(task.id);
+    this.#releaseThread();
     this.#opts.send({
       task_id: { value: task.id },
       state,

@@ -181,6 +181,12 @@ export interface RedisExecutorOptions {
   onIdle?: () => void;
   /** Receives one line per notable event. */
   log?: (line: string) => void;
+  /**
+   * The module proxy tasks' thread starts from; `null` runs them on the
+   * executor's thread. Default: the one of this source tree (see
+   * `proxy_tasks.ts`).
+   */
+  proxyThreadModule?: URL | null;
 }
 
 type Phase = "starting" | "running" | "stopping" | "done";
@@ -382,6 +388,9 @@ export class RedisExecutor {
       bind: this.#opts.bind,
       ended: () => this.#armIdle(),
       log: this.#log,
+      ...(options.proxyThreadModule !== undefined
+        ? { threadModule: options.proxyThreadModule }
+        : {}),
     });
   }
 

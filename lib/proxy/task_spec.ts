@@ -7,6 +7,13 @@
  * @module
  */
 
+/**
+ * The name MrRedisExecutor starts its proxy thread with (a Web Worker, see
+ * `proxy_thread.ts`): a bundled executor started as that worker serves the
+ * proxies instead of running as an executor.
+ */
+export const PROXY_THREAD_NAME = "mr-redis proxy thread";
+
 /** Where a proxy sends clients: the master of its instance and the failover epoch. */
 export interface ProxyMasterSpec {
   host: string;
