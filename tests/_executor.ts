@@ -66,3 +66,15 @@ export function launch(taskId: string, data: Uint8Array | undefined): ExecutorEv
 export function command(msg: SchedulerToExecutor): ExecutorEvent {
   return { type: "MESSAGE", message: { data: encodeMessage(msg) } };
 }
+
+/** The SUBSCRIBED event an agent sends an executor once it has subscribed (agent 127.0.0.1). */
+export function subscribed(): ExecutorEvent {
+  return {
+    type: "SUBSCRIBED",
+    subscribed: {
+      executor_info: { executor_id: { value: "e1" } },
+      framework_info: { user: "u", name: "mr-redis" },
+      agent_info: { hostname: "127.0.0.1" },
+    },
+  } as ExecutorEvent;
+}

@@ -17,6 +17,7 @@ import { type ExecutorDriver, RedisExecutor, type TaskStatusUpdate } from "../li
 import type { ExecutorEvent } from "../lib/mesos/types.ts";
 import { RedisClient } from "../lib/redis/mod.ts";
 import { freePort, tempDir, waitFor } from "./_util.ts";
+import { subscribed } from "./_executor.ts";
 
 /** Records what the executor sends; while `down`, MESSAGE calls fail as with a lost agent. */
 class FlakyDriver implements ExecutorDriver {
@@ -37,15 +38,6 @@ class FlakyDriver implements ExecutorDriver {
     return this.messages.find((m) => m.kind === "result" && m.commandId === commandId);
   }
 }
-
-const SUBSCRIBED = {
-  type: "SUBSCRIBED",
-  subscribed: {
-    executor_info: { executor_id: { value: "e1" } },
-    framework_info: { user: "u", name: "mr-redis" },
-    agent_info: { hostname: "127.0.0.1" },
-  },
-} as ExecutorEvent;
 
 function launch(taskId: string, spec: RedisTaskSpec): ExecutorEvent {
   return {
@@ -110,7 +102,7 @@ Deno.test("RedisExecutor fences its masters when the agent lease runs out", asyn
     connected: () => connected,
     log: (line) => lines.push(line),
   });
-  ex.handle(SUBSCRIBED);
+  ex.handle(subscribed());
   // An S master (spec without the field), an MS master and its slave (spec without the field).
   const solo = spec("s1", "master");
   const m = spec("p1", "master", { minReplicasToWrite: 1, minReplicasMaxLagSeconds: 3 });
@@ -166,7 +158,7 @@ Deno.test("RedisExecutor fences its masters when the agent lease runs out", asyn
 
     await t.step("re-subscribed: writes are taken again, MS settings restored", async () => {
       connected = true;
-      ex.handle(SUBSCRIBED);
+      ex.handle(subscribed());
       assert.equal(ex.leaseLost, false);
       await waitFor("writes on both masters", async () => {
         return (await trySet(soloC, "d")) === "OK" && (await trySet(mC, "d")) === "OK";
@@ -201,7 +193,7 @@ Deno.test("RedisExecutor fences its masters when the agent lease runs out", asyn
       }, { timeoutMs: 5000, intervalMs: 20 });
       connected = true;
       driver.down = false;
-      ex.handle(SUBSCRIBED);
+      ex.handle(subscribed());
       await waitFor("writes again", async () => (await trySet(soloC, "h")) === "OK", WAIT);
     });
   } finally {

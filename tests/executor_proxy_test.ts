@@ -8,11 +8,10 @@
 import assert from "node:assert/strict";
 import { encodeTaskSpec } from "../lib/executor_messages.ts";
 import { RedisExecutor, type TaskStatusUpdate } from "../lib/executor/mod.ts";
-import type { ExecutorEvent } from "../lib/mesos/types.ts";
 import { encodeProxySpec } from "../lib/proxy/task_spec.ts";
 import { RedisClient } from "../lib/redis/mod.ts";
 import { freePort, tempDir, waitFor } from "./_util.ts";
-import { command, launch, RecordingDriver } from "./_executor.ts";
+import { command, launch, RecordingDriver, subscribed } from "./_executor.ts";
 
 function data(update: TaskStatusUpdate | undefined): Record<string, unknown> {
   assert.ok(update?.data, "update carries data");
@@ -41,14 +40,7 @@ Deno.test("RedisExecutor runs proxy tasks in front of a redis task", async (t) =
     idleTimeoutMs: 0,
     stopTimeoutMs: 3000,
   });
-  ex.handle({
-    type: "SUBSCRIBED",
-    subscribed: {
-      executor_info: { executor_id: { value: "e1" } },
-      framework_info: { user: "u", name: "mr-redis" },
-      agent_info: { hostname: "127.0.0.1" },
-    },
-  } as ExecutorEvent);
+  ex.handle(subscribed());
   const password = "proxy-test-password-0123";
   const masters = [freePort(), freePort()];
   const proxyPort = freePort();
@@ -319,14 +311,7 @@ Deno.test("proxy tasks answer while the executor's thread is busy; on it they wa
       log: (line) => lines.push(line),
       ...(threadModule === null ? { proxyThreadModule: null } : {}),
     });
-    ex.handle({
-      type: "SUBSCRIBED",
-      subscribed: {
-        executor_info: { executor_id: { value: "e1" } },
-        framework_info: { user: "u", name: "mr-redis" },
-        agent_info: { hostname: "127.0.0.1" },
-      },
-    } as ExecutorEvent);
+    ex.handle(subscribed());
     const master = freePort();
     const proxyPort = freePort();
     try {

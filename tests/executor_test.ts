@@ -13,7 +13,7 @@ import {
 import type { ExecutorEvent } from "../lib/mesos/types.ts";
 import { RedisClient, RedisProcess } from "../lib/redis/mod.ts";
 import { freePort, tempDir, waitFor } from "./_util.ts";
-import { command, launch, RecordingDriver } from "./_executor.ts";
+import { command, launch, RecordingDriver, subscribed } from "./_executor.ts";
 
 function statusData(update: TaskStatusUpdate | undefined): RedisTaskStatusData {
   assert.ok(update?.data, "update carries data");
@@ -69,14 +69,7 @@ async function withExecutor(
     idleTimeoutMs: 0,
     ...options,
   });
-  ex.handle({
-    type: "SUBSCRIBED",
-    subscribed: {
-      executor_info: { executor_id: { value: "e1" } },
-      framework_info: { user: "u", name: "mr-redis" },
-      agent_info: { hostname: "127.0.0.1" },
-    },
-  } as ExecutorEvent);
+  ex.handle(subscribed());
   try {
     await fn(ex, driver);
   } finally {
@@ -547,14 +540,7 @@ Deno.test("RedisExecutor sends routine stats one message at a time: those asked 
     checkTimeoutMs: 5000, // no "unresponsive" report (an urgent stats message) on a busy machine
     idleTimeoutMs: 0,
   });
-  ex.handle({
-    type: "SUBSCRIBED",
-    subscribed: {
-      executor_info: { executor_id: { value: "e1" } },
-      framework_info: { user: "u", name: "mr-redis" },
-      agent_info: { hostname: "127.0.0.1" },
-    },
-  } as ExecutorEvent);
+  ex.handle(subscribed());
   try {
     const ids = ["a", "b", "c"];
     for (const id of ids) ex.handle(launch(id, encodeTaskSpec(spec(id, "master"))));
