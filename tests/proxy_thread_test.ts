@@ -2,8 +2,9 @@
  * Proxies on a thread of their own (lib/proxy/proxy_thread.ts), with real
  * redis-servers behind: opened by id, told their master (older epochs
  * refused at once, as RedisProxy does), closed with their port freed; a
- * port taken, an id opened twice and a module that cannot load are refused
- * with a reason; a thread that dies stops its proxies and says why.
+ * port taken, an id opened twice, a module that cannot load and one that
+ * never answers are refused with a reason; a thread that dies stops its
+ * proxies and says why.
  */
 import assert from "node:assert/strict";
 import { type ProxyHandle, ProxyThread } from "../lib/proxy/proxy_thread.ts";
@@ -111,6 +112,15 @@ Deno.test("a proxy thread that cannot load, or dies, says why and stops its prox
     await assert.rejects(
       ProxyThread.start(missing, { log: () => {}, failed: () => {} }),
       /Cannot start the proxy thread from .*no_such_proxy_thread\.ts/,
+    );
+  });
+
+  await t.step("a module that loads but never serves", async () => {
+    // Plain data: it loads, and never answers as a proxy thread.
+    const silent = new URL("../lib/proxy/task_spec.ts", import.meta.url);
+    await assert.rejects(
+      ProxyThread.start(silent, { log: () => {}, failed: () => {} }, 300),
+      /Cannot start the proxy thread from .*task_spec\.ts: no answer within 300 ms/,
     );
   });
 

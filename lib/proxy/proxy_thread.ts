@@ -138,25 +138,36 @@ export class ProxyThread {
   /**
    * Starts the worker from `module` (a module that calls
    * {@linkcode serveProxyThread}); resolves once it serves, rejects when it
-   * cannot be loaded.
+   * cannot be loaded or does not answer within `timeoutMs`.
    */
-  static start(module: URL, events: ProxyThreadEvents): Promise<ProxyThread> {
+  static start(
+    module: URL,
+    events: ProxyThreadEvents,
+    timeoutMs = 30_000,
+  ): Promise<ProxyThread> {
     return new Promise((resolve, reject) => {
+      const refuse = (why: string) =>
+        reject(new Error(`Cannot start the proxy thread from ${module}: ${why}`));
       let worker: Worker;
       try {
         worker = new Worker(module, { type: "module", name: PROXY_THREAD_NAME });
       } catch (error) {
-        reject(new Error(`Cannot start the proxy thread from ${module}: ${errorText(error)}`));
+        refuse(errorText(error));
         return;
       }
       const thread = new ProxyThread(worker, events);
       let ready = false;
+      const timer = setTimeout(() => {
+        worker.terminate();
+        refuse(`no answer within ${timeoutMs} ms`);
+      }, timeoutMs);
       worker.onerror = (event) => {
         event.preventDefault();
         const message = event.message ?? "unknown error";
         if (!ready) {
+          clearTimeout(timer);
           worker.terminate();
-          reject(new Error(`Cannot start the proxy thread from ${module}: ${message}`));
+          refuse(message);
         } else {
           thread.#fail(`The proxy thread failed: ${message}`);
         }
@@ -164,6 +175,7 @@ export class ProxyThread {
       worker.onmessage = (event: MessageEvent<FromProxyThread>) => {
         if (event.data.type === "ready") {
           ready = true;
+          clearTimeout(timer);
           resolve(thread);
         } else {
           thread.#receive(event.data);
