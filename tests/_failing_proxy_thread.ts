@@ -1,5 +1,5 @@
 /**
- * A proxy thread that fails on its own 300 ms after it starts serving: how
+ * A proxy thread that fails on its own 1 s after it starts serving: how
  * `proxy_thread_test.ts` shows what its owner sees when the thread dies.
  *
  * @module
@@ -9,4 +9,4 @@ import { serveProxyThread } from "../lib/proxy/proxy_thread.ts";
 serveProxyThread();
 setTimeout(() => {
   throw new Error("the thread broke on purpose");
-}, 300);
+}, 1000);

@@ -359,3 +359,39 @@ Deno.test("proxy tasks answer while the executor's thread is busy; on it they wa
   }
   await Deno.remove(sandbox, { recursive: true });
 });
+
+Deno.test("a proxy thread that dies fails its proxy tasks, saying why", async () => {
+  const sandbox = await tempDir("executor-proxy-thread-dies");
+  const driver = new RecordingDriver();
+  const lines: string[] = [];
+  const ex = new RedisExecutor({
+    driver,
+    sandbox,
+    bind: "127.0.0.1",
+    idleTimeoutMs: 0,
+    log: (line) => lines.push(line),
+    // Dies 1 s after it starts serving.
+    proxyThreadModule: new URL("./_failing_proxy_thread.ts", import.meta.url),
+  });
+  ex.handle(subscribed());
+  const port = freePort();
+  try {
+    ex.handle(launch(
+      "inst.x1.1",
+      encodeProxySpec({ kind: "proxy", instance: "inst", proxyId: "x1", port }),
+    ));
+    await waitFor("the proxy failed", () => driver.last("inst.x1.1", "TASK_FAILED"), WAIT);
+    assert.deepEqual(driver.states("inst.x1.1"), ["TASK_RUNNING", "TASK_FAILED"]);
+    assert.match(
+      driver.last("inst.x1.1", "TASK_FAILED")!.message ?? "",
+      /^The proxy stopped accepting connections: The proxy thread failed: .*broke on purpose/,
+    );
+    assert.ok(lines.some((l) => /The proxy thread failed: .*its proxy tasks fail/.test(l)));
+    assert.equal(await closed(port), true, "its port is free");
+    assert.deepEqual(ex.taskIds, []);
+  } finally {
+    await ex.shutdown();
+    await ex.flush(1000);
+    await Deno.remove(sandbox, { recursive: true });
+  }
+});

@@ -94,6 +94,7 @@ Deno.test("proxies on a thread of their own follow their master and close", asyn
     proxy.serving.then(() => (served = true));
     await proxy.close();
     assert.equal(proxy.closed, true);
+    assert.equal(proxy.stopReason, undefined, "closed by its owner: no reason to give");
     assert.equal(served, true, "serving settles once closed");
     assert.equal(await portFree(port), true, "the port is free once closed");
     assert.equal(thread.size, 0);
@@ -136,6 +137,7 @@ Deno.test("a proxy thread that cannot load, or dies, says why and stops its prox
       proxy = await thread.open("a", { hostname: "127.0.0.1", port });
       await proxy.serving; // settles when the thread dies
       assert.equal(proxy.closed, false, "nobody closed it: its owner must treat it as failed");
+      assert.match(proxy.stopReason ?? "", /The proxy thread failed: .*broke on purpose/);
       assert.match(failures.join("\n"), /The proxy thread failed: .*broke on purpose/);
       assert.match(thread.failure ?? "", /broke on purpose/);
       await assert.rejects(thread.open("b", { hostname: "127.0.0.1", port: freePort() }), /broke/);

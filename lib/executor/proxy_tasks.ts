@@ -156,9 +156,10 @@ export class ProxyTasks {
     const proxy = task.proxy;
     proxy.serving.then(() => {
       if (!proxy.closed && !task.done) {
-        this.#finish(task, "TASK_FAILED", "The proxy stopped accepting connections", {
-          cause: "exited",
-        });
+        const message = proxy.stopReason === undefined
+          ? "The proxy stopped accepting connections"
+          : `The proxy stopped accepting connections: ${proxy.stopReason}`;
+        this.#finish(task, "TASK_FAILED", message, { cause: "exited" });
         proxy.close().catch(() => {});
       }
     });

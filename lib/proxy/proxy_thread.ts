@@ -45,6 +45,8 @@ export interface ProxyHandle {
   readonly serving: Promise<void>;
   /** See {@linkcode RedisProxy.closed}. */
   readonly closed: boolean;
+  /** Why it stopped accepting connections when nobody closed it, where known. */
+  readonly stopReason?: string;
   /** See {@linkcode RedisProxy.close}. */
   close(): Promise<void>;
 }
@@ -68,6 +70,7 @@ class ThreadProxy implements ProxyHandle {
   readonly #id: string;
   #master: MasterAddress | null = null;
   #closed = false;
+  #stopReason: string | undefined;
   #stopped!: () => void;
   #onClosed!: () => void;
   readonly serving: Promise<void>;
@@ -82,6 +85,10 @@ class ThreadProxy implements ProxyHandle {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  get stopReason(): string | undefined {
+    return this.#stopReason;
   }
 
   setMaster(master: MasterAddress | null): boolean {
@@ -103,8 +110,9 @@ class ThreadProxy implements ProxyHandle {
     this.#stopped();
   }
 
-  /** The thread closed it (or is gone). */
-  closedByThread(): void {
+  /** The thread closed it, or is gone (`reason`). */
+  closedByThread(reason?: string): void {
+    this.#stopReason ??= reason;
     this.#stopped();
     this.#onClosed();
   }
@@ -266,7 +274,7 @@ export class ProxyThread {
   #drop(reason: string): void {
     for (const { reject } of this.#opening.values()) reject(new Error(reason));
     this.#opening.clear();
-    for (const proxy of this.#proxies.values()) proxy.closedByThread();
+    for (const proxy of this.#proxies.values()) proxy.closedByThread(reason);
     this.#proxies.clear();
   }
 }
