@@ -11,20 +11,12 @@ import { RedisExecutor, type TaskStatusUpdate } from "../lib/executor/mod.ts";
 import { encodeProxySpec } from "../lib/proxy/task_spec.ts";
 import { RedisClient } from "../lib/redis/mod.ts";
 import { freePort, tempDir, waitFor } from "./_util.ts";
+import { listening } from "./_listeners.ts";
 import { command, launch, RecordingDriver, subscribed } from "./_executor.ts";
 
 function data(update: TaskStatusUpdate | undefined): Record<string, unknown> {
   assert.ok(update?.data, "update carries data");
   return JSON.parse(new TextDecoder().decode(update.data));
-}
-
-async function closed(port: number): Promise<boolean> {
-  try {
-    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-    return false;
-  } catch {
-    return true;
-  }
 }
 
 const WAIT = { timeoutMs: 20_000, intervalMs: 50 };
@@ -225,7 +217,7 @@ Deno.test("RedisExecutor runs proxy tasks in front of a redis task", async (t) =
     await t.step("KILL stops the proxy: TASK_KILLED and the port is free", async () => {
       ex.handle({ type: "KILL", kill: { task_id: { value: "inst.x1.1" } } });
       await waitFor("proxy KILLED", () => driver.last("inst.x1.1", "TASK_KILLED"), WAIT);
-      assert.ok(await closed(proxyPort));
+      assert.ok(!(await listening(proxyPort)));
       assert.ok(!ex.taskIds.includes("inst.x1.1"));
     });
 
@@ -296,22 +288,28 @@ async function pongBeforeHoldEnds(port: number, password: string, holdMs: number
   return end - Number(at);
 }
 
+/** An executor subscribed on 127.0.0.1 whose log lines are kept, for the proxy thread tests. */
+function loggedExecutor(sandbox: string, proxyThreadModule: URL | null | undefined) {
+  const driver = new RecordingDriver();
+  const lines: string[] = [];
+  const ex = new RedisExecutor({
+    driver,
+    sandbox,
+    bind: "127.0.0.1",
+    idleTimeoutMs: 0,
+    log: (line) => lines.push(line),
+    ...(proxyThreadModule !== undefined ? { proxyThreadModule } : {}),
+  });
+  ex.handle(subscribed());
+  return { ex, driver, lines };
+}
+
 Deno.test("proxy tasks answer while the executor's thread is busy; on it they wait", async () => {
   const sandbox = await tempDir("executor-proxy-thread");
   const password = "proxy-thread-password-0123";
   // `undefined`: the proxy thread (the default); `null`: the executor's thread.
   for (const threadModule of [undefined, null]) {
-    const driver = new RecordingDriver();
-    const lines: string[] = [];
-    const ex = new RedisExecutor({
-      driver,
-      sandbox,
-      bind: "127.0.0.1",
-      idleTimeoutMs: 0,
-      log: (line) => lines.push(line),
-      ...(threadModule === null ? { proxyThreadModule: null } : {}),
-    });
-    ex.handle(subscribed());
+    const { ex, driver, lines } = loggedExecutor(sandbox, threadModule);
     const master = freePort();
     const proxyPort = freePort();
     try {
@@ -362,18 +360,11 @@ Deno.test("proxy tasks answer while the executor's thread is busy; on it they wa
 
 Deno.test("a proxy thread that dies fails its proxy tasks, saying why", async () => {
   const sandbox = await tempDir("executor-proxy-thread-dies");
-  const driver = new RecordingDriver();
-  const lines: string[] = [];
-  const ex = new RedisExecutor({
-    driver,
+  // Its thread dies 1 s after it starts serving.
+  const { ex, driver, lines } = loggedExecutor(
     sandbox,
-    bind: "127.0.0.1",
-    idleTimeoutMs: 0,
-    log: (line) => lines.push(line),
-    // Dies 1 s after it starts serving.
-    proxyThreadModule: new URL("./_failing_proxy_thread.ts", import.meta.url),
-  });
-  ex.handle(subscribed());
+    new URL("./_failing_proxy_thread.ts", import.meta.url),
+  );
   const port = freePort();
   try {
     ex.handle(launch(
@@ -387,7 +378,7 @@ Deno.test("a proxy thread that dies fails its proxy tasks, saying why", async ()
       /^The proxy stopped accepting connections: The proxy thread failed: .*broke on purpose/,
     );
     assert.ok(lines.some((l) => /The proxy thread failed: .*its proxy tasks fail/.test(l)));
-    assert.equal(await closed(port), true, "its port is free");
+    assert.equal(await listening(port), false, "its port is free");
     assert.deepEqual(ex.taskIds, []);
   } finally {
     await ex.shutdown();

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { type ProxyHandle, ProxyThread } from "../lib/proxy/proxy_thread.ts";
 import { RedisClient } from "../lib/redis/mod.ts";
 import { freePort, tempDir, waitFor } from "./_util.ts";
+import { listening } from "./_listeners.ts";
 
 const THREAD = new URL("../lib/proxy/_thread_worker.ts", import.meta.url);
 
@@ -33,15 +34,6 @@ async function startRedis(): Promise<{ port: number; stop(): Promise<void> }> {
       await Deno.remove(dir, { recursive: true });
     },
   };
-}
-
-async function portFree(port: number): Promise<boolean> {
-  try {
-    (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-    return false;
-  } catch {
-    return true;
-  }
 }
 
 Deno.test("proxies on a thread of their own follow their master and close", async () => {
@@ -96,7 +88,7 @@ Deno.test("proxies on a thread of their own follow their master and close", asyn
     assert.equal(proxy.closed, true);
     assert.equal(proxy.stopReason, undefined, "closed by its owner: no reason to give");
     assert.equal(served, true, "serving settles once closed");
-    assert.equal(await portFree(port), true, "the port is free once closed");
+    assert.equal(await listening(port), false, "the port is free once closed");
     assert.equal(thread.size, 0);
     assert.equal(proxy.setMaster({ host: "127.0.0.1", port: servers[0]!.port, epoch: 3 }), false);
     assert.deepEqual(failures, []);
@@ -141,7 +133,7 @@ Deno.test("a proxy thread that cannot load, or dies, says why and stops its prox
       assert.match(failures.join("\n"), /The proxy thread failed: .*broke on purpose/);
       assert.match(thread.failure ?? "", /broke on purpose/);
       await assert.rejects(thread.open("b", { hostname: "127.0.0.1", port: freePort() }), /broke/);
-      await waitFor("the port freed with the thread", () => portFree(port));
+      await waitFor("the port freed with the thread", async () => !(await listening(port)));
       await proxy.close(); // answered without the thread
     } finally {
       thread.terminate();

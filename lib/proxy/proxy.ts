@@ -564,6 +564,15 @@ async function connectWithin(
 }
 
 /**
+ * Whether a proxy following `current` takes `next`: not when both carry an
+ * epoch and `next`'s is older. `null` (no master) is always taken.
+ */
+export function takesMaster(current: MasterAddress | null, next: MasterAddress | null): boolean {
+  return next === null || current === null || next.epoch === undefined ||
+    current.epoch === undefined || next.epoch >= current.epoch;
+}
+
+/**
  * A RESP-aware proxy in front of the master of one Redis instance. Tell it
  * the master with {@linkcode RedisProxy.setMaster}; it follows changes with no
  * restart, closing the client connections bound to the previous master.
@@ -656,12 +665,7 @@ export class RedisProxy {
       this.#master = null;
       return true;
     }
-    if (
-      current !== null && master.epoch !== undefined && current.epoch !== undefined &&
-      master.epoch < current.epoch
-    ) {
-      return false;
-    }
+    if (!takesMaster(current, master)) return false;
     const same = this.#backend !== null && this.#backend.host === master.host &&
       this.#backend.port === master.port;
     this.#master = { ...master };

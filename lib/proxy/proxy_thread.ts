@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { type MasterAddress, type ProxyOptions, RedisProxy } from "./proxy.ts";
+import { type MasterAddress, type ProxyOptions, RedisProxy, takesMaster } from "./proxy.ts";
 import { PROXY_THREAD_NAME } from "./task_spec.ts";
 
 /** The options a proxy on the thread takes (its log goes through the thread's). */
@@ -55,16 +55,6 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/**
- * Whether a proxy following `current` takes `next`: the rule of
- * {@linkcode RedisProxy.setMaster}, kept by the thread's owner to answer at
- * once.
- */
-function takes(current: MasterAddress | null, next: MasterAddress | null): boolean {
-  return next === null || current === null || next.epoch === undefined ||
-    current.epoch === undefined || next.epoch >= current.epoch;
-}
-
 class ThreadProxy implements ProxyHandle {
   readonly #thread: ProxyThread;
   readonly #id: string;
@@ -92,7 +82,8 @@ class ThreadProxy implements ProxyHandle {
   }
 
   setMaster(master: MasterAddress | null): boolean {
-    if (this.#closed || !takes(this.#master, master)) return false;
+    // RedisProxy's rule, applied here too to answer at once.
+    if (this.#closed || !takesMaster(this.#master, master)) return false;
     this.#master = master && { ...master };
     this.#thread.post({ type: "master", id: this.#id, master });
     return true;
