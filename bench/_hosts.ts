@@ -74,3 +74,22 @@ export async function startMrRedisOnHosts(dir: string): Promise<MrRedis> {
   }
   return { api, dir, schedPid: sched.pid, stop };
 }
+
+/**
+ * The executors running in the sandboxes under `dir` (a multi-host local
+ * cluster's work dir): processes there whose command line runs the bundle.
+ */
+export async function executorsUnder(dir: string): Promise<number> {
+  let count = 0;
+  for await (const entry of Deno.readDir("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      if (!(await Deno.readLink(`/proc/${entry.name}/cwd`)).startsWith(dir)) continue;
+      const cmdline = await Deno.readTextFile(`/proc/${entry.name}/cmdline`);
+      if (cmdline.includes("MrRedisExecutor.js")) count++;
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return count;
+}

@@ -80,7 +80,7 @@ async function fakeRelease(dir: string): Promise<Release> {
     JSON.stringify({ name: "mr-redis", version: "9.9.9", deno: "2.9.6", platform: "linux-x64" }),
   );
   await Deno.writeTextFile(join(dir, "lib", "executor.js"), "console.log('executor')");
-  await Deno.writeTextFile(join(dir, "runtime", "deno-2.9.6-linux-x64.tar.gz"), "archive");
+  await Deno.writeTextFile(join(dir, "runtime", "deno"), "runtime");
   await Deno.writeTextFile(join(dir, "MrRedisExecutor"), "#!/bin/sh\n");
   return releaseAt(dir)!;
 }
@@ -154,7 +154,7 @@ Deno.test("the executor is chosen from ExecutorPath, the release, a compiled sib
   }
 });
 
-Deno.test("a release ships its runtime archive (extract, cache) and bundle (cache) by digest", async () => {
+Deno.test("a release ships its runtime (executable, cache) and bundle (cache) by digest", async () => {
   const dir = await tempDir("artifacts-release");
   try {
     const release = await fakeRelease(dir);
@@ -164,16 +164,16 @@ Deno.test("a release ships its runtime archive (extract, cache) and bundle (cach
     assertEquals(uris.length, 3);
     assertMatch(
       uris[0]!.value,
-      /^http:\/\/10\.1\.2\.3:5454\/a\/[0-9a-f]{16}\/deno-2\.9\.6-linux-x64\.tar\.gz$/,
+      /^http:\/\/10\.1\.2\.3:5454\/a\/[0-9a-f]{16}\/deno$/,
     );
-    assertEquals([uris[0]!.extract, uris[0]!.cache, uris[0]!.executable], [true, true, false]);
+    assertEquals([uris[0]!.extract, uris[0]!.cache, uris[0]!.executable], [false, true, true]);
     assertMatch(uris[1]!.value, /\/a\/[0-9a-f]{16}\/MrRedisExecutor\.js$/);
     assertEquals([uris[1]!.extract, uris[1]!.cache, uris[1]!.executable], [false, true, false]);
     assertMatch(uris[2]!.value, /\/a\/[0-9a-f]{16}\/redis-server$/);
     assertEquals([uris[2]!.executable, uris[2]!.cache], [true, true]);
     assertMatch(
       shipment.command,
-      /exec \.\/runtime\/deno run --no-config .* \.\/MrRedisExecutor\.js$/,
+      /exec \.\/deno run --no-config .* \.\/MrRedisExecutor\.js$/,
     );
     assert(!shipment.command.includes(dir), "the command refers to the sandbox only");
     assertEquals(shipment.environment, { MRR_REDIS_SERVER: "./redis-server" });
@@ -182,6 +182,26 @@ Deno.test("a release ships its runtime archive (extract, cache) and bundle (cach
     const next = shipmentUris(await planShipment({ kind: "release", release }), "http://h:1");
     assertEquals(next[0]!.value.split("/")[4], uris[0]!.value.split("/")[4]);
     assert(next[1]!.value !== uris[1]!.value.replace("http://10.1.2.3:5454", "http://h:1"));
+    // A release names its runtime's digest in release.json (taken when it was
+    // built): sched uses it and does not read the runtime. One that is not a
+    // digest is left out, and the runtime is digested.
+    const manifest = JSON.parse(await Deno.readTextFile(join(dir, "release.json")));
+    for (
+      const [runtimeDigest, expected] of [
+        ["0123456789abcdef", "0123456789abcdef"],
+        ["../../etc/passwd", uris[0]!.value.split("/")[4]],
+      ]
+    ) {
+      await Deno.writeTextFile(
+        join(dir, "release.json"),
+        JSON.stringify({ ...manifest, runtimeDigest }),
+      );
+      const named = shipmentUris(
+        await planShipment({ kind: "release", release: releaseAt(dir)! }),
+        "http://h:1",
+      );
+      assertEquals(named[0]!.value, `http://h:1/a/${expected}/deno`);
+    }
     const bad = await planShipment({ kind: "release", release }, join(dir, "nope")).catch((e) => e);
     assert(bad instanceof ConfigError);
     assertMatch(bad.message, /^Field "RedisServerPath" names ".*nope", which is not a file$/);

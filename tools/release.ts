@@ -30,8 +30,8 @@ import {
   RELEASE_PROGRAMS,
   type ReleaseManifest,
   type ReleaseProgram,
-  runtimeArchiveName,
 } from "../lib/release/layout.ts";
+import { fileDigest } from "../lib/release/shipping.ts";
 
 /** The npm package holding the Deno runtime, and its pinned integrity. */
 export const RUNTIME_PACKAGE = {
@@ -136,20 +136,14 @@ async function runtimeTarball(log: (line: string) => void): Promise<string> {
 }
 
 /**
- * The unpacked runtime and the archive of it shipped to agents, made once per
- * Deno version in the cache directory (the archive is reproducible).
+ * The unpacked runtime (the file sched ships to agents as it is), made once
+ * per Deno version in the cache directory.
  */
-async function runtimeFiles(
-  tarball: string,
-  log: (line: string) => void,
-): Promise<{ deno: string; archive: string }> {
+async function runtimeFile(tarball: string): Promise<string> {
   const dir = join(cacheDir(), `deno-${RELEASE_DENO_VERSION}`);
   const deno = join(dir, "runtime", "deno");
-  const archive = join(dir, runtimeArchiveName());
   try {
-    if ((await Deno.stat(archive)).isFile && (await Deno.stat(deno)).isFile) {
-      return { deno, archive };
-    }
+    if ((await Deno.stat(deno)).isFile) return deno;
   } catch {
     // made below
   }
@@ -178,19 +172,12 @@ async function runtimeFiles(
         }", not deno ${RELEASE_DENO_VERSION}`,
       );
     }
-    log(`Packing the runtime for agents (${runtimeArchiveName()})`);
-    await run("pack the runtime for agents", "sh", [
-      "-c",
-      `tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - runtime/deno | gzip -n -6 > ${
-        shq(runtimeArchiveName())
-      }`,
-    ], { cwd: staging });
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     await Deno.rename(staging, dir);
   } finally {
     await Deno.remove(staging, { recursive: true }).catch(() => {});
   }
-  return { deno, archive };
+  return deno;
 }
 
 /** Hard-links `from` to `to` (same file system), else copies it. */
@@ -313,16 +300,16 @@ export async function buildRelease(options: BuildOptions = {}): Promise<string> 
     }
   }
 
-  // The runtime: runtime/deno, and the archive agents fetch (runtime/deno inside).
-  const runtime = await runtimeFiles(tarball, log);
-  await linkOrCopy(runtime.deno, join(out, "runtime", "deno"));
-  await linkOrCopy(runtime.archive, join(out, "runtime", runtimeArchiveName()));
+  // The runtime: runtime/deno, for the release's programs and for agents.
+  const runtime = await runtimeFile(tarball);
+  await linkOrCopy(runtime, join(out, "runtime", "deno"));
 
   const manifest: ReleaseManifest = {
     name: "mr-redis",
     version,
     deno: RELEASE_DENO_VERSION,
     platform: "linux-x64",
+    runtimeDigest: await fileDigest(runtime),
   };
   await Deno.writeTextFile(join(out, "release.json"), JSON.stringify(manifest, null, 2) + "\n");
 

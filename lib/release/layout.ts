@@ -8,9 +8,8 @@
  *   sched  MrRedisExecutor  mrr  mesos_local      shell launchers
  *   lib/<program>.js                               bundles (deno bundle)
  *   lib/etcd3/proto/*.proto                        read by the etcd client at run time
- *   runtime/deno                                   the pinned Deno runtime
- *   runtime/deno-<deno version>-linux-x64.tar.gz   the same runtime, shipped to agents
- *   release.json                                   name, version, Deno version
+ *   runtime/deno                                   the pinned Deno runtime (also shipped to agents)
+ *   release.json                                   name, version, Deno version, runtime digest
  * ```
  *
  * @module
@@ -62,11 +61,6 @@ export const RELEASE_PERMISSIONS: Record<ReleaseProgram, readonly string[]> = {
   ],
 };
 
-/** Name of the runtime archive shipped to agents (extracts to `runtime/deno`). */
-export function runtimeArchiveName(denoVersion = RELEASE_DENO_VERSION): string {
-  return `deno-${denoVersion}-linux-x64.tar.gz`;
-}
-
 /** The `release.json` of a release. */
 export interface ReleaseManifest {
   /** `mr-redis`. */
@@ -77,6 +71,12 @@ export interface ReleaseManifest {
   deno: string;
   /** `linux-x64`. */
   platform: string;
+  /**
+   * The digest of `runtime/deno` (see `fileDigest` in shipping.ts), taken
+   * when the release was built, so that a sched need not read the 95 MB
+   * runtime at every start to name it. Absent in older releases.
+   */
+  runtimeDigest?: string;
 }
 
 /** A release found on disk. */
@@ -87,8 +87,8 @@ export interface Release {
   manifest: ReleaseManifest;
   /** The executor bundle, `lib/executor.js`. */
   executorBundle: string;
-  /** The runtime archive shipped to agents. */
-  runtimeArchive: string;
+  /** The Deno runtime (`runtime/deno`), shipped to agents as it is. */
+  runtime: string;
 }
 
 /** The bundle file of `program` in a release directory. */
@@ -109,7 +109,10 @@ function readManifest(dir: string): ReleaseManifest | undefined {
       typeof raw?.name === "string" && typeof raw.version === "string" &&
       typeof raw.deno === "string" && typeof raw.platform === "string"
     ) {
-      return raw as ReleaseManifest;
+      const { name, version, deno, platform, runtimeDigest } = raw;
+      // A digest that is not one is left out: the runtime is then digested.
+      const digest = typeof runtimeDigest === "string" && /^[0-9a-f]{16}$/.test(runtimeDigest);
+      return { name, version, deno, platform, ...(digest ? { runtimeDigest } : {}) };
     }
   } catch {
     // not a manifest
@@ -125,7 +128,7 @@ export function releaseAt(dir: string): Release | undefined {
     dir,
     manifest,
     executorBundle: bundlePath(dir, "MrRedisExecutor"),
-    runtimeArchive: join(dir, "runtime", runtimeArchiveName(manifest.deno)),
+    runtime: join(dir, "runtime", "deno"),
   };
 }
 

@@ -147,11 +147,16 @@ export async function planShipment(
     description = `the compiled executor ${artifact.path}`;
   } else if (artifact.kind === "release") {
     const { release } = artifact;
+    // The runtime goes as the file it is, not as an archive: the fetcher
+    // copies a cached file into each sandbox in milliseconds, where
+    // extracting the 40 MB archive took about 1 CPU-second at every executor
+    // start (bench/RESULTS.md, round 18). The first download per agent is
+    // 95 MB instead of 40.
     files.push({
-      urlPath: `/a/${await fileDigest(release.runtimeArchive)}/${basename(release.runtimeArchive)}`,
-      source: { path: release.runtimeArchive },
-      executable: false,
-      extract: true,
+      urlPath: `/a/${release.manifest.runtimeDigest ?? await fileDigest(release.runtime)}/deno`,
+      source: { path: release.runtime },
+      executable: true,
+      extract: false,
       cache: true,
     });
     files.push({
@@ -164,7 +169,7 @@ export async function planShipment(
     const flags = ["--no-config", "--no-lock", ...RELEASE_PERMISSIONS.MrRedisExecutor];
     command = [
       `DENO_DIR="\${MESOS_SANDBOX:-$PWD}/.deno" DENO_NO_UPDATE_CHECK=1 DENO_NO_PROMPT=1`,
-      `exec ./runtime/deno run ${flags.map(shellQuote).join(" ")} ./MrRedisExecutor.js`,
+      `exec ./deno run ${flags.map(shellQuote).join(" ")} ./MrRedisExecutor.js`,
     ].join(" ");
     description =
       `the executor bundle and Deno ${release.manifest.deno} of the release ${release.dir}`;
