@@ -106,7 +106,7 @@ async function countPresent(
 }
 
 /** One SET on a fresh connection: "ok", "noreplicas" (refused for want of replicas) or "no". */
-async function tryWrite(
+export async function tryWrite(
   port: number,
   host = "127.0.0.1",
   password?: string,
@@ -267,7 +267,7 @@ export async function mrFailover(
 }
 
 /** Reads the phases of the failover of `name` (killed at `wall`) from the logs. */
-async function failoverPhases(
+export async function failoverPhases(
   mr: MrRedis,
   name: string,
   wall: number,
