@@ -128,7 +128,7 @@ Deno.test({
       }
       const commandOf = (text: string) => text.split("\n")[0]!;
       const executors = seen.filter((p) =>
-        /^\.\/runtime\/deno run .*\.\/MrRedisExecutor\.js/.test(commandOf(p.text))
+        /^\.\/deno run .*\.\/MrRedisExecutor\.js/.test(commandOf(p.text))
       );
       const redises = seen.filter((p) => /^\S*redis-server /.test(commandOf(p.text)));
       assertEquals(
