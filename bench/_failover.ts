@@ -199,6 +199,55 @@ export async function baselineSentinelFailover(keys: number): Promise<FailoverSa
   });
 }
 
+/** What {@linkcode killMaster} saw. */
+export interface KilledMaster {
+  /** The new master, as STATUS named it. */
+  next: { IP: string; Port: string };
+  /** `Date.now()` at the SIGKILL (for the logs). */
+  wall: number;
+  /** ms from the SIGKILL until STATUS named another master. */
+  inStatus: number;
+  /** ms from the SIGKILL until that master accepted a SET. */
+  firstWrite: number;
+  /** Writes it refused with NOREPLICAS before that. */
+  noreplicas: number;
+}
+
+/**
+ * SIGKILL of the one redis-server on `oldPort` (the master of `name`), then
+ * SET on the master STATUS names (polled every 10 ms) until one is accepted.
+ */
+export async function killMaster(
+  mr: MrRedis,
+  name: string,
+  oldPort: number,
+  password?: string,
+): Promise<KilledMaster> {
+  const pids = await redisPidsOnPort(oldPort);
+  if (pids.length !== 1) {
+    throw new Error(`Expected one redis-server on port ${oldPort}, found ${pids.length}`);
+  }
+  const wall = Date.now();
+  const killed = performance.now();
+  Deno.kill(pids[0]!, "SIGKILL");
+  let inStatus = NaN;
+  let noreplicas = 0;
+  const next = await until(
+    "a new writable master",
+    async () => {
+      const m = (await status(mr.api, name))?.Master;
+      if (!m || Number(m.Port) === oldPort) return undefined;
+      if (Number.isNaN(inStatus)) inStatus = performance.now() - killed;
+      const got = await tryWrite(Number(m.Port), m.IP, password);
+      if (got === "noreplicas") noreplicas++;
+      return got === "ok" ? m : undefined;
+    },
+    60_000,
+    10,
+  );
+  return { next, wall, inStatus, firstWrite: performance.now() - killed, noreplicas };
+}
+
 /**
  * A 1+2 instance on `mr`: `keys` WAIT-acknowledged writes, SIGKILL of the
  * master redis-server, then SET on the new master (named by STATUS, polled
@@ -224,30 +273,12 @@ export async function mrFailover(
       30_000,
     );
     const acked = await writeAcked(oldPort, keys, before.Master!.IP, password);
-    const pids = await redisPidsOnPort(oldPort);
-    if (pids.length !== 1) {
-      throw new Error(`Expected one redis-server on port ${oldPort}, found ${pids.length}`);
-    }
-    const wall = Date.now();
-    const killed = performance.now();
-    Deno.kill(pids[0]!, "SIGKILL");
-    let inStatus = NaN;
-    let noreplicas = 0;
-    const next = await until(
-      "a new writable master",
-      async () => {
-        const s = await status(mr.api, name);
-        const m = s?.Master;
-        if (!m || Number(m.Port) === oldPort) return undefined;
-        if (Number.isNaN(inStatus)) inStatus = performance.now() - killed;
-        const got = await tryWrite(Number(m.Port), m.IP, password);
-        if (got === "noreplicas") noreplicas++;
-        return got === "ok" ? m : undefined;
-      },
-      60_000,
-      10,
+    const { next, wall, inStatus, firstWrite, noreplicas } = await killMaster(
+      mr,
+      name,
+      oldPort,
+      password,
     );
-    const firstWrite = performance.now() - killed;
     const present = await countPresent(Number(next.Port), acked, next.IP, password);
     // The replicaof result may reach the scheduler's log after the first write.
     let phases = await failoverPhases(mr, name, wall, { inStatus, firstWrite, noreplicas });

@@ -18,14 +18,13 @@ import {
   credentials,
   destroy,
   type MrRedis,
-  redisPidsOnPort,
   sleep,
   startMrRedis,
   status,
   until,
   waitStatusRunning,
 } from "./_harness.ts";
-import { type FailoverPhases, failoverPhases, tryWrite } from "./_failover.ts";
+import { type FailoverPhases, failoverPhases, killMaster, tryWrite } from "./_failover.ts";
 
 /** SIGKILL of `name`'s master; ms until the new master took a write, and the phases. */
 async function failover(
@@ -41,27 +40,7 @@ async function failover(
     async () => await tryWrite(oldPort, before.Master!.IP, password) === "ok",
     30_000,
   );
-  const pids = await redisPidsOnPort(oldPort);
-  if (pids.length !== 1) throw new Error(`Expected one redis-server on port ${oldPort}`);
-  const wall = Date.now();
-  const killed = performance.now();
-  Deno.kill(pids[0]!, "SIGKILL");
-  let inStatus = NaN;
-  let noreplicas = 0;
-  await until(
-    "a new writable master",
-    async () => {
-      const m = (await status(mr.api, name))?.Master;
-      if (!m || Number(m.Port) === oldPort) return undefined;
-      if (Number.isNaN(inStatus)) inStatus = performance.now() - killed;
-      const got = await tryWrite(Number(m.Port), m.IP, password);
-      if (got === "noreplicas") noreplicas++;
-      return got === "ok" ? m : undefined;
-    },
-    60_000,
-    10,
-  );
-  const firstWrite = performance.now() - killed;
+  const { wall, inStatus, firstWrite, noreplicas } = await killMaster(mr, name, oldPort, password);
   await sleep(300); // The last log lines of the failover.
   return await failoverPhases(mr, name, wall, { inStatus, firstWrite, noreplicas });
 }
