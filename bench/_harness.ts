@@ -203,6 +203,8 @@ export interface MrRedis {
   /** The directory of this scheduler: `sched.log` and the local cluster (`local/`). */
   dir: string;
   schedPid: number;
+  /** The local cluster's process (its master and agents), where it is one. */
+  localPid?: number;
   /**
    * The CPU accounting of the sched, the local cluster and everything they
    * start (executors, redis-servers); `undefined` where no control group
@@ -360,6 +362,7 @@ export async function startMrRedis(
       api,
       dir,
       schedPid: sched.pid,
+      localPid: local.pid,
       ...(cpu ? { cpu } : {}),
       stop: stopAll,
     };
