@@ -23,115 +23,22 @@
  * @module
  */
 import { baselineMasterSlaves, median, mrCreateMasterSlaves } from "./_create.ts";
-import { portBlock, startMrRedis } from "./_harness.ts";
+import { floorStart } from "./_floor.ts";
+import { startMrRedis } from "./_harness.ts";
 
 const args = Deno.args.filter((a) => !a.startsWith("--"));
 const slaves = Number(args[0] ?? 50);
 const rounds = Number(args[1] ?? 5);
 const withInfo = Deno.args.includes("--info");
 const AGENTS = 3;
-const TICKS = 100; // USER_HZ on Linux
 /** As `deno task bench` places 1+50: a third of the slaves per agent, and some room. */
 const DISTRIBUTION = Math.ceil(slaves / AGENTS) + 3;
-const WORKER = new URL("./_floor_worker.ts", import.meta.url).pathname;
-
-class Worker {
-  readonly child: Deno.ChildProcess;
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
-  readonly #waiters: { re: RegExp; resolve: (line: string) => void }[] = [];
-  readonly lines: Promise<void>;
-
-  constructor(onLine: (line: string) => void) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", WORKER, ...(withInfo ? ["--info"] : [])],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    this.#writer = this.child.stdin.getWriter();
-    const stdout = this.child.stdout;
-    this.lines = (async () => {
-      let pending = "";
-      const decoder = new TextDecoder();
-      for await (const chunk of stdout) {
-        pending += decoder.decode(chunk, { stream: true });
-        let newline: number;
-        while ((newline = pending.indexOf("\n")) >= 0) {
-          const line = pending.slice(0, newline);
-          pending = pending.slice(newline + 1);
-          if (line.startsWith("error")) throw new Error(`floor worker: ${line}`);
-          for (const w of this.#waiters.splice(0)) {
-            if (w.re.test(line)) w.resolve(line);
-            else this.#waiters.push(w);
-          }
-          onLine(line);
-        }
-      }
-    })();
-  }
-
-  waitFor(re: RegExp): Promise<string> {
-    return new Promise((resolve) => this.#waiters.push({ re, resolve }));
-  }
-
-  async send(line: string): Promise<void> {
-    await this.#writer.write(new TextEncoder().encode(`${line}\n`));
-  }
-
-  async stop(): Promise<void> {
-    await this.send("stop").catch(() => {});
-    await this.#writer.close().catch(() => {});
-    await this.child.status;
-    await this.lines.catch(() => {});
-  }
-}
 
 /** One start through three workers; `cold` counts their start-up. */
 async function viaWorkers(cold: boolean): Promise<number> {
-  const block = portBlock(slaves + 1);
-  const dir = await Deno.makeTempDir({ prefix: "mr-redis-floor-" });
-  let synced = 0;
-  let allSynced!: () => void;
-  const done = new Promise<void>((resolve) => allSynced = resolve);
-  const onLine = (line: string) => {
-    if (line.startsWith("synced ") && ++synced === slaves) allSynced();
-  };
-  let workers: Worker[] = [];
-  const spawn = () => workers = Array.from({ length: AGENTS }, () => new Worker(onLine));
-  try {
-    if (!cold) {
-      spawn();
-      await Promise.all(workers.map((w) => w.waitFor(/^up$/)));
-    }
-    const cpu = () =>
-      workers.reduce((sum, w) => {
-        const stat = Deno.readTextFileSync(`/proc/${w.child.pid}/stat`).split(") ")[1]!.split(" ");
-        return sum + Number(stat[11]) + Number(stat[12]); // utime + stime, in ticks
-      }, 0) / TICKS;
-    const cpu0 = cold ? 0 : cpu();
-    const started = performance.now();
-    if (cold) spawn();
-    const [masterPort, ...slavePorts] = block.ports as [number, ...number[]];
-    const masterReady = workers[0]!.waitFor(new RegExp(`^ready ${masterPort}$`));
-    await workers[0]!.send(JSON.stringify({ servers: [{ port: masterPort, dir: `${dir}/m` }] }));
-    await masterReady;
-    await Promise.all(workers.map((w, i) =>
-      w.send(JSON.stringify({
-        servers: slavePorts.filter((_, j) => j % AGENTS === i).map((port) => ({
-          port,
-          dir: `${dir}/s${port}`,
-          replicaOf: masterPort,
-        })),
-      }))
-    ));
-    await done;
-    (cold ? coldCpu : warmCpu).push(cpu() - cpu0);
-    return (performance.now() - started) / 1000;
-  } finally {
-    await Promise.all(workers.map((w) => w.stop()));
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-    block.release();
-  }
+  const { seconds, cpuSeconds } = await floorStart(slaves, { cold, agents: AGENTS, withInfo });
+  (cold ? coldCpu : warmCpu).push(cpuSeconds);
+  return seconds;
 }
 
 const direct: number[] = [];

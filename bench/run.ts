@@ -28,6 +28,7 @@ import {
   mrCreateMasterSlavesMeasured,
 } from "./_create.ts";
 import { CpuGroup } from "./_cpu.ts";
+import { floorStart } from "./_floor.ts";
 import {
   baselineSentinelFailover,
   type FailoverPhases,
@@ -305,7 +306,8 @@ function list(xs: number[], digits = 3): string {
 /**
  * 1 master + N slaves: warm creates on `mr` (its executors already up),
  * cold creates (a fresh sched and cluster per sample), cold creates with a
- * slow fsync, and the executor start-up, against direct starts in this run.
+ * slow fsync, and the executor start-up, against direct starts in this run;
+ * with the floor of a Deno process per agent, warm and cold, in the notes.
  * A sample that fails is left out of its row and named in its notes.
  */
 async function createBenchmarks(
@@ -322,6 +324,14 @@ async function createBenchmarks(
   const push = (to: number[], x: number | undefined) => x !== undefined && to.push(x);
   // CPU-seconds of the same samples (where a control group can be made).
   const cpu = { parallel: [] as number[], warm: [] as number[], cold: [] as number[] };
+  // The floor of a Deno process per agent (bench/_floor.ts): what any Deno
+  // executor would cost on these cores, with nothing of Mesos.
+  const floor = {
+    warm: [] as number[],
+    cold: [] as number[],
+    warmCpu: [] as number[],
+    coldCpu: [] as number[],
+  };
   const pushMeasured = (to: number[], cpuTo: number[], x: Measured | undefined) => {
     if (x === undefined) return;
     to.push(x.seconds);
@@ -370,10 +380,23 @@ async function createBenchmarks(
     const c = await attempt(`cold create ${i + 1}`, failed, () => coldCreate(n, size.distribution));
     if (c) cold.push(c);
     if (c?.cpuSeconds !== undefined) cpu.cold.push(c.cpuSeconds);
+    for (const kind of ["warm", "cold"] as const) {
+      const f = await attempt(
+        `floor ${kind} ${i + 1}`,
+        failed,
+        () => floorStart(n, { cold: kind === "cold" }),
+      );
+      if (f) {
+        floor[kind].push(f.seconds);
+        floor[kind === "cold" ? "coldCpu" : "warmCpu"].push(f.cpuSeconds);
+      }
+    }
     log(
       `1+${n}: direct parallel ${list(parallel.slice(-2))} s, daemonized ${
         fmt(daemonized.at(-1) ?? NaN)
-      } s, warm ${fmt(warm.at(-1) ?? NaN)} s, cold ${fmt(c?.seconds ?? NaN)} s`,
+      } s, warm ${fmt(warm.at(-1) ?? NaN)} s, cold ${fmt(c?.seconds ?? NaN)} s; floor warm ${
+        fmt(floor.warm.at(-1) ?? NaN)
+      } s, cold ${fmt(floor.cold.at(-1) ?? NaN)} s`,
     );
   }
   const shimDir = await Deno.makeTempDir({ prefix: "mr-redis-bench-shim-" });
@@ -427,6 +450,17 @@ async function createBenchmarks(
   const failedNotes = failed.length ? [`failed samples: ${failed.join("; ")}`] : [];
   const cpuNote = (kind: "cold" | "warm") =>
     cpuSecondsNote(kind, cpu[kind], cpu.parallel, "the parallel direct start");
+  const floorNote = (kind: "cold" | "warm", measured: number[]) => {
+    const samples = floor[kind];
+    if (samples.length === 0) return "the floor of a Deno process per agent: every sample failed";
+    return `the floor of a Deno process per agent (bench/_floor.ts: three Deno processes, one per agent, start the same servers with their output piped and watch it, nothing of Mesos${
+      kind === "cold" ? "; their start counted" : ""
+    }): ${fmt(median(samples))} s, ${
+      fmt(ratioOf(samples, parallel), 2)
+    }× the parallel direct start (samples ${list(samples)} s; their CPU ${
+      fmt(median(floor[`${kind}Cpu`]), 2)
+    } s); this ${kind} create is ${fmt(ratioOf(measured, samples), 2)}× that floor`;
+  };
   return [
     {
       name: `create ${what}, cold: a fresh sched, executors not yet running`,
@@ -446,6 +480,7 @@ async function createBenchmarks(
           ? [`phases of the median cold sample: ${phaseNotes(medianCold.phases)}`]
           : []),
         cpuNote("cold"),
+        floorNote("cold", coldSeconds),
         "the original mr-redis took 14.3 s for 1+50 on its cluster",
         ...failedNotes,
       ],
@@ -466,6 +501,7 @@ async function createBenchmarks(
           fmt(warmup ?? NaN)
         } s`,
         cpuNote("warm"),
+        floorNote("warm", warm),
       ],
     },
     {
