@@ -19,11 +19,13 @@ import {
   directRedisArgs,
   executorLogs,
   inSync,
+  type LocalCluster,
   median,
   type MrRedis,
   portBlock,
   sleep,
   stamps,
+  startLocalCluster,
   startMrRedis,
   startRedis,
   status,
@@ -332,6 +334,98 @@ export async function coldCreate(
       await mr.stop();
     }
   });
+}
+
+/** Cold creates on a running local cluster: see {@linkcode openRunningCluster}. */
+export interface RunningCluster {
+  /** One cold create of 1+`slaves` by a fresh sched (a new framework) on the cluster. */
+  sample(): Promise<Measured>;
+  /** Stops the cluster; what a sample started has already ended. */
+  close(): Promise<void>;
+}
+
+/**
+ * Cold creates as on a cluster whose Mesos is already up: one local cluster
+ * for every sample, first used by a scheduler of its own (so its master and
+ * agents have run a create before, as a real Mesos master and agents have).
+ * Each sample is a fresh sched (a new framework, no executor of it running)
+ * creating 1+`slaves`; after it the instance is deleted, the sched stopped
+ * and its executors ended (SIGTERM), so the next sample's sched finds none.
+ */
+export async function openRunningCluster(
+  slaves: number,
+  distribution: number,
+): Promise<RunningCluster> {
+  const dir = await Deno.makeTempDir({ prefix: "mr-redis-bench-cold-up-" });
+  let local: LocalCluster | undefined;
+  let count = 0;
+  const sample = async () => {
+    const schedDir = `${dir}/sched${count}`;
+    const name = `up${count++}`;
+    await Deno.mkdir(schedDir);
+    const mr = await startMrRedis(schedDir, {
+      agents: 3,
+      cpus: 64,
+      memMB: 65536,
+      local: local!,
+    });
+    try {
+      return await mrCreateMasterSlavesMeasured(mr, name, slaves, distribution);
+    } finally {
+      await mr.stop();
+      await endExecutors(local!.dir);
+    }
+  };
+  const close = async () => {
+    await local?.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  try {
+    local = await startLocalCluster(`${dir}/local`, { agents: 3, cpus: 64, memMB: 65536 });
+    // Not a sample: it only brings the cluster's own code into use.
+    await sample();
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { sample, close };
+}
+
+/** Ends every executor running in a sandbox under `dir` (SIGTERM, SIGKILL after 10 s). */
+async function endExecutors(dir: string): Promise<void> {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    const pid = Number(entry.name);
+    if (!pid) continue;
+    try {
+      if (!Deno.readLinkSync(`/proc/${pid}/cwd`).startsWith(dir)) continue;
+      if (Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes("executor")) pids.push(pid);
+    } catch { /* gone, or not ours */ }
+  }
+  const alive = (pid: number) => {
+    try {
+      return !/^\S+ \([^)]*\) Z/.test(Deno.readTextFileSync(`/proc/${pid}/stat`));
+    } catch {
+      return false;
+    }
+  };
+  for (const pid of pids) {
+    try {
+      Deno.kill(pid, "SIGTERM");
+    } catch { /* gone */ }
+  }
+  const deadline = performance.now() + 10_000;
+  while (pids.some(alive)) {
+    if (performance.now() > deadline) {
+      for (const pid of pids.filter(alive)) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch { /* gone */ }
+      }
+      break;
+    }
+    await sleep(20);
+  }
 }
 
 /**

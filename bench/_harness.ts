@@ -239,24 +239,31 @@ async function waitLine(stream: ReadableStream<Uint8Array>, pattern: RegExp): Pr
 }
 
 /**
- * Starts a local cluster in its own process (sized for the benchmark) and a
- * scheduler on the embedded store pointing at it.
+ * A local cluster (`mesos_local`) in its own process, sized for the
+ * benchmark, with the CPU accounting of it and of everything it starts.
  */
-export async function startMrRedis(
+export interface LocalCluster {
+  /** Its work directory (agents' sandboxes under it). */
+  dir: string;
+  pid: number;
+  masterPort: number;
+  /** See {@linkcode MrRedis.cpu}; schedulers started against it are added. */
+  cpu?: CpuGroup;
+  /** Puts `pid` in the CPU group (dropping the group when that is refused). */
+  count(pid: number): void;
+  stop(): Promise<void>;
+}
+
+/** Starts a local cluster of `opts.agents` agents in `dir`; resolves once its master listens. */
+export async function startLocalCluster(
   dir: string,
-  opts: {
-    agents: number;
-    cpus: number;
-    memMB: number;
-    /** Extra environment of the sched process (e.g. `LD_PRELOAD`). */
-    schedEnv?: Record<string, string>;
-  },
-): Promise<MrRedis> {
+  opts: { agents: number; cpus: number; memMB: number },
+): Promise<LocalCluster> {
   const masterPort = freePort();
   // The agents' ports: a range held while the benchmark runs, probed free
   // (below the kernel's ephemeral range; see tests/_ports.ts).
   const ports = reservePortRange(opts.agents * PORTS_PER_AGENT);
-  const local = new Deno.Command(Deno.execPath(), {
+  const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
@@ -266,7 +273,7 @@ export async function startMrRedis(
       "--port",
       String(masterPort),
       "--work-dir",
-      `${dir}/local`,
+      dir,
       "--cpus",
       String(opts.cpus),
       "--mem",
@@ -280,46 +287,92 @@ export async function startMrRedis(
     stderr: "piped",
   }).spawn();
   // Counted from its start: the executors and redis-servers it launches are in the group too.
-  let cpu = CpuGroup.open();
-  const count = (pid: number) => {
-    try {
-      cpu?.add(pid);
-    } catch (error) {
-      CpuGroup.unavailable = `cannot put a process in ${cpu}: ${(error as Error).message}`;
-      cpu?.close();
-      cpu = undefined;
-    }
+  const local: LocalCluster = {
+    dir,
+    pid: child.pid,
+    masterPort,
+    cpu: CpuGroup.open(),
+    count(pid: number) {
+      try {
+        local.cpu?.add(pid);
+      } catch (error) {
+        CpuGroup.unavailable = `cannot put a process in ${local.cpu}: ${(error as Error).message}`;
+        local.cpu?.close();
+        delete local.cpu;
+      }
+    },
+    async stop() {
+      await stopChildren([child]);
+      local.cpu?.close();
+      ports.release();
+    },
   };
-  count(local.pid);
-  const children: Deno.ChildProcess[] = [local];
-  const stopAll = async () => {
+  if (!local.cpu) delete local.cpu;
+  local.count(child.pid);
+  try {
+    await waitLine(child.stdout, /http:\/\/127\.0\.0\.1:\d+/);
+  } catch (error) {
+    await local.stop();
+    throw error;
+  }
+  child.stderr.pipeTo(
+    Deno.openSync(`${dirname(dir)}/mesos-local.log`, { create: true, write: true }).writable,
+  ).catch(() => {});
+  return local;
+}
+
+/** SIGTERM to each child, SIGKILL to those left after 10 s; resolves once all have exited. */
+async function stopChildren(children: Deno.ChildProcess[]): Promise<void> {
+  for (const child of children) {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* gone */ }
+  }
+  const timer = setTimeout(() => {
     for (const child of children) {
       try {
-        child.kill("SIGTERM");
+        child.kill("SIGKILL");
       } catch { /* gone */ }
     }
-    const timer = setTimeout(() => {
-      for (const child of children) {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-      }
-    }, 10_000);
-    await Promise.allSettled(children.map((child) => child.status));
-    clearTimeout(timer);
-    cpu?.close();
-    ports.release();
+  }, 10_000);
+  await Promise.allSettled(children.map((child) => child.status));
+  clearTimeout(timer);
+}
+
+function dirname(path: string): string {
+  return path.slice(0, path.lastIndexOf("/")) || "/";
+}
+
+/**
+ * Starts a local cluster in its own process (sized for the benchmark) and a
+ * scheduler on the embedded store pointing at it; with `opts.local`, only the
+ * scheduler, against that running cluster (its `stop` then stops the
+ * scheduler alone, and the cluster's CPU group counts it).
+ */
+export async function startMrRedis(
+  dir: string,
+  opts: {
+    agents: number;
+    cpus: number;
+    memMB: number;
+    /** Extra environment of the sched process (e.g. `LD_PRELOAD`). */
+    schedEnv?: Record<string, string>;
+    /** A running local cluster to start the scheduler against. */
+    local?: LocalCluster;
+  },
+): Promise<MrRedis> {
+  const shared = opts.local;
+  const local = shared ?? await startLocalCluster(`${dir}/local`, opts);
+  const children: Deno.ChildProcess[] = [];
+  const stopAll = async () => {
+    await stopChildren(children);
+    if (!shared) await local.stop();
   };
   let schedExit: Deno.CommandStatus | undefined;
   try {
-    await waitLine(local.stdout, /http:\/\/127\.0\.0\.1:\d+/);
-    local.stderr.pipeTo(
-      Deno.openSync(`${dir}/mesos-local.log`, { create: true, write: true }).writable,
-    )
-      .catch(() => {});
     const httpPort = freePort();
     const config = {
-      Master: `127.0.0.1:${masterPort}`,
+      Master: `127.0.0.1:${local.masterPort}`,
       DBType: "embedded",
       DBEndPoint: `${dir}/state.db`,
       HTTPPort: httpPort,
@@ -336,7 +389,7 @@ export async function startMrRedis(
     }).spawn();
     children.push(sched);
     sched.status.then((status) => schedExit = status);
-    count(sched.pid);
+    local.count(sched.pid);
     const api = `http://127.0.0.1:${httpPort}`;
     // Until the REST API answers; at once when the sched has exited instead.
     const deadline = performance.now() + 60_000;
@@ -363,7 +416,7 @@ export async function startMrRedis(
       dir,
       schedPid: sched.pid,
       localPid: local.pid,
-      ...(cpu ? { cpu } : {}),
+      ...(local.cpu ? { cpu: local.cpu } : {}),
       stop: stopAll,
     };
   } catch (error) {
