@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { processesWhere } from "./_procs.ts";
 import { Redis } from "ioredis";
 import { freePort, waitFor } from "./_util.ts";
 import { BLOCK_SIZE, holdPortRange, type PortRange, reservePortRange } from "./_ports.ts";
@@ -193,25 +194,9 @@ async function startSchedOn(options: SchedOptions, ports: PortRange | undefined)
  * cluster, executors in their sandboxes, redis-servers in their data dirs).
  */
 export function processesIn(dir: string): { pid: number; cmd: string }[] {
-  const found: { pid: number; cmd: string }[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    const pid = Number(e.name);
-    if (!Number.isInteger(pid) || pid === Deno.pid) continue;
-    try {
-      const cmd = Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ").trim();
-      if (cmd === "") continue; // a zombie
-      let cwd = "";
-      try {
-        cwd = Deno.readLinkSync(`/proc/${pid}/cwd`);
-      } catch {
-        // not ours to read
-      }
-      if (cwd === dir || cwd.startsWith(`${dir}/`) || cmd.includes(dir)) found.push({ pid, cmd });
-    } catch {
-      // gone
-    }
-  }
-  return found;
+  return processesWhere(({ cmd, cwd }) =>
+    cwd === dir || cwd.startsWith(`${dir}/`) || cmd.includes(dir)
+  ).map(({ pid, cmd }) => ({ pid, cmd }));
 }
 
 /**

@@ -6,24 +6,13 @@
  */
 import { openRunningCluster } from "../bench/_create.ts";
 import { assert, assertEquals } from "./_assert.ts";
+import { processesWhere } from "./_procs.ts";
 
 /** Processes whose command line or working directory names a directory of these samples. */
-function leftovers(): string[] {
-  const found: string[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    const pid = Number(entry.name);
-    if (!pid) continue;
-    try {
-      const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
-      if (/ Z /.test(Deno.readTextFileSync(`/proc/${pid}/stat`).split(")")[1] ?? "")) continue;
-      const cwd = Deno.readLinkSync(`/proc/${pid}/cwd`);
-      if (cmdline.includes("mr-redis-bench-cold-up-") || cwd.includes("mr-redis-bench-cold-up-")) {
-        found.push(`${pid}: ${cmdline.replaceAll("\0", " ").slice(0, 120)}`);
-      }
-    } catch { /* gone, or not ours */ }
-  }
-  return found;
-}
+const leftovers = () =>
+  processesWhere(({ cmd, cwd }) =>
+    cmd.includes("mr-redis-bench-cold-up-") || cwd.includes("mr-redis-bench-cold-up-")
+  ).map(({ pid, cmd }) => `${pid}: ${cmd.slice(0, 120)}`);
 
 Deno.test("cold creates on a running local cluster: a fresh sched per sample, nothing left running", async () => {
   const running = await openRunningCluster(2, 3);

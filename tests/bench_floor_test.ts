@@ -6,33 +6,15 @@
  */
 import { floorStart } from "../bench/_floor.ts";
 import { assert, assertRejects } from "./_assert.ts";
+import { processesWhere } from "./_procs.ts";
 
-/** Pids of processes whose command line contains `needle`. */
-function processesWith(needle: string): number[] {
-  const pids: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    const pid = Number(entry.name);
-    if (!pid || pid === Deno.pid) continue;
-    try {
-      if (Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes(needle)) pids.push(pid);
-    } catch { /* gone */ }
-  }
-  return pids;
-}
-
-/** The redis-servers whose data directory is one of the floor's. */
-function floorServers(): number[] {
-  const pids: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    const pid = Number(entry.name);
-    if (!pid) continue;
-    try {
-      if (!Deno.readTextFileSync(`/proc/${pid}/cmdline`).startsWith("redis-server")) continue;
-      if (Deno.readLinkSync(`/proc/${pid}/cwd`).includes("mr-redis-floor-")) pids.push(pid);
-    } catch { /* gone */ }
-  }
-  return pids;
-}
+/** Floor workers still running. */
+const workers = () => processesWhere(({ cmd }) => cmd.includes("_floor_worker.ts"));
+/** redis-servers still running in a data directory of the floor's. */
+const floorServers = () =>
+  processesWhere(({ cmd, cwd }) =>
+    cmd.includes("redis-server") && cwd.includes("/mr-redis-floor-")
+  );
 
 Deno.test("the floor starts 1+3 through three Deno workers, cold and warm, and stops them all", async () => {
   for (const cold of [true, false]) {
@@ -41,7 +23,7 @@ Deno.test("the floor starts 1+3 through three Deno workers, cold and warm, and s
     // Three Deno processes that started redis-servers and read their output
     // used some CPU; cold, their start-up is in it too.
     assert(cpuSeconds > 0, `${cold ? "cold" : "warm"}: the workers' CPU was ${cpuSeconds} s`);
-    assert(processesWith("_floor_worker.ts").length === 0, "a floor worker is still running");
+    assert(workers().length === 0, "a floor worker is still running");
     assert(floorServers().length === 0, "a floor redis-server is still running");
   }
 });
@@ -52,6 +34,6 @@ Deno.test("the floor gives up at its deadline with a message naming it, and leav
     error instanceof Error && error.message.includes("did not sync within 1 ms"),
     `rejected with ${error}`,
   );
-  assert(processesWith("_floor_worker.ts").length === 0, "a floor worker is still running");
+  assert(workers().length === 0, "a floor worker is still running");
   assert(floorServers().length === 0, "a floor redis-server is still running");
 });
