@@ -23,6 +23,7 @@ import {
   median,
   type MrRedis,
   portBlock,
+  processesUnder,
   sleep,
   stamps,
   startLocalCluster,
@@ -393,15 +394,7 @@ export async function openRunningCluster(
 
 /** Ends every executor running in a sandbox under `dir` (SIGTERM, SIGKILL after 10 s). */
 async function endExecutors(dir: string): Promise<void> {
-  const pids: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    const pid = Number(entry.name);
-    if (!pid) continue;
-    try {
-      if (!Deno.readLinkSync(`/proc/${pid}/cwd`).startsWith(dir)) continue;
-      if (Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes("executor")) pids.push(pid);
-    } catch { /* gone, or not ours */ }
-  }
+  const pids = processesUnder(dir, "executor");
   const alive = (pid: number) => {
     try {
       return !/^\S+ \([^)]*\) Z/.test(Deno.readTextFileSync(`/proc/${pid}/stat`));

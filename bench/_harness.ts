@@ -188,6 +188,26 @@ export function rssBytes(pid: number): number {
   return match ? Number(match[1]) * 1024 : NaN;
 }
 
+/**
+ * Pids of the processes working in `dir` or below it (an agent's sandboxes,
+ * say) whose command line contains `needle`; zombies left out.
+ */
+export function processesUnder(dir: string, needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    const pid = Number(entry.name);
+    if (!pid) continue;
+    try {
+      if (!Deno.readLinkSync(`/proc/${pid}/cwd`).startsWith(dir)) continue;
+      const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
+      if (cmdline !== "" && cmdline.includes(needle)) pids.push(pid);
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return pids;
+}
+
 /** Pids of redis-server processes listening on `port`. */
 export async function redisPidsOnPort(port: number): Promise<number[]> {
   const out = await new Deno.Command("pgrep", {

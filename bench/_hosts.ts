@@ -12,7 +12,7 @@ import { testRelease } from "../tests/_release.ts";
 import { hostsUnavailable, reserveTestNetwork } from "../tests/_hosts.ts";
 import { reservePortRange } from "../tests/_ports.ts";
 import { stopLocalCluster } from "../lib/mesos/local/daemon.ts";
-import { freePort, type MrRedis, until } from "./_harness.ts";
+import { freePort, type MrRedis, processesUnder, until } from "./_harness.ts";
 
 /** Why the benchmark cannot run here (not root, no namespaces), or `undefined`. */
 export const hostsBenchUnavailable: string | undefined = hostsUnavailable;
@@ -79,17 +79,6 @@ export async function startMrRedisOnHosts(dir: string): Promise<MrRedis> {
  * The executors running in the sandboxes under `dir` (a multi-host local
  * cluster's work dir): processes there whose command line runs the bundle.
  */
-export async function executorsUnder(dir: string): Promise<number> {
-  let count = 0;
-  for await (const entry of Deno.readDir("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      if (!(await Deno.readLink(`/proc/${entry.name}/cwd`)).startsWith(dir)) continue;
-      const cmdline = await Deno.readTextFile(`/proc/${entry.name}/cmdline`);
-      if (cmdline.includes("MrRedisExecutor.js")) count++;
-    } catch {
-      // gone, or not ours to read
-    }
-  }
-  return count;
+export function executorsUnder(dir: string): number {
+  return processesUnder(dir, "MrRedisExecutor.js").length;
 }

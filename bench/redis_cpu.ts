@@ -20,6 +20,7 @@ import {
   destroy,
   directRedisArgs,
   portBlock,
+  processesUnder,
   sleep,
   startMrRedis,
   status,
@@ -128,17 +129,7 @@ function procCpu(pid: number): number {
 
 /** The executors running in sandboxes under `dir`: pid → CPU-s. */
 function executors(dir: string): Map<number, number> {
-  const out = new Map<number, number>();
-  for (const e of Deno.readDirSync("/proc")) {
-    const pid = Number(e.name);
-    if (!pid) continue;
-    try {
-      if (!Deno.readLinkSync(`/proc/${pid}/cwd`).startsWith(dir)) continue;
-      const cmd = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
-      if (cmd.includes("executor") && cmd.startsWith(Deno.execPath())) out.set(pid, procCpu(pid));
-    } catch { /* gone */ }
-  }
-  return out;
+  return new Map(processesUnder(dir, "executor").map((pid) => [pid, procCpu(pid)]));
 }
 
 async function viaMr(

@@ -618,7 +618,7 @@ async function hostsBenchmark(
             async () => {
               await until(
                 "the executors to idle out",
-                async () => await executorsUnder(dir) === 0,
+                async () => executorsUnder(dir) === 0,
                 90_000,
                 500,
               );
