@@ -10,10 +10,9 @@
  *
  * @module
  */
-import { portBlock } from "./_harness.ts";
+import { cpuSeconds, portBlock } from "./_harness.ts";
 
 const WORKER = new URL("./_floor_worker.ts", import.meta.url).pathname;
-const TICKS = 100; // USER_HZ on Linux
 
 /** One floor worker: a Deno process reading batches of servers on stdin. */
 class FloorWorker {
@@ -56,13 +55,6 @@ class FloorWorker {
 
   async send(line: string): Promise<void> {
     await this.#writer.write(new TextEncoder().encode(`${line}\n`));
-  }
-
-  /** utime + stime of the worker so far, in seconds. */
-  cpuSeconds(): number {
-    const stat = Deno.readTextFileSync(`/proc/${this.child.pid}/stat`);
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / TICKS;
   }
 
   async stop(): Promise<void> {
@@ -121,7 +113,7 @@ export async function floorStart(
       spawn();
       await Promise.all(workers.map((w) => w.waitFor(/^up$/)));
     }
-    const cpu = () => workers.reduce((sum, w) => sum + w.cpuSeconds(), 0);
+    const cpu = () => workers.reduce((sum, w) => sum + cpuSeconds(w.child.pid), 0);
     const cpu0 = options.cold ? 0 : cpu();
     const started = performance.now();
     if (options.cold) spawn();
@@ -146,8 +138,8 @@ export async function floorStart(
       }))
     ));
     await Promise.race([done, deadline]);
-    const cpuSeconds = cpu() - cpu0;
-    return { seconds: (performance.now() - started) / 1000, cpuSeconds };
+    const used = cpu() - cpu0;
+    return { seconds: (performance.now() - started) / 1000, cpuSeconds: used };
   } finally {
     clearTimeout(timer);
     await Promise.all(workers.map((w) => w.stop()));

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { dirname } from "node:path";
 import { RedisClient } from "../lib/redis/client.ts";
 import { CpuGroup } from "./_cpu.ts";
 import { reservePortRange } from "../tests/_ports.ts";
@@ -188,6 +189,18 @@ export function rssBytes(pid: number): number {
   return match ? Number(match[1]) * 1024 : NaN;
 }
 
+/** CPU time (user + system, every thread) a process has used so far, in seconds. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // Fields after the command name (which may hold spaces) start at field 3.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in ticks of 10 ms
+  } catch {
+    return NaN; // no /proc (not Linux): the CPU figures read "—"
+  }
+}
+
 /**
  * Pids of the processes working in `dir` or below it (an agent's sandboxes,
  * say) whose command line contains `needle`; zombies left out.
@@ -357,10 +370,6 @@ async function stopChildren(children: Deno.ChildProcess[]): Promise<void> {
   }, 10_000);
   await Promise.allSettled(children.map((child) => child.status));
   clearTimeout(timer);
-}
-
-function dirname(path: string): string {
-  return path.slice(0, path.lastIndexOf("/")) || "/";
 }
 
 /**

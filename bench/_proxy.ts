@@ -9,6 +9,7 @@
  * @module
  */
 import {
+  cpuSeconds,
   create,
   credentials,
   destroy,
@@ -70,18 +71,6 @@ async function waitPort(what: string, port: number): Promise<void> {
     30_000,
     50,
   );
-}
-
-/** CPU time (user + system, every thread) a process has used so far, in seconds. */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // Fields after the command name (which may hold spaces) start at field 3.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in ticks of 10 ms
-  } catch {
-    return NaN; // no /proc (not Linux): the CPU figures read "—"
-  }
 }
 
 /** Mean of SET and GET requests/s of one redis-benchmark run. */

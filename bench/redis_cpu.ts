@@ -16,6 +16,7 @@
  */
 import {
   command,
+  cpuSeconds,
   credentials,
   destroy,
   directRedisArgs,
@@ -116,15 +117,9 @@ async function direct(): Promise<{ wall: number; self: number; children: number;
   }
 }
 
-/** utime+stime (s) of `pid` and its live threads and dead ones, from /proc. */
+/** CPU-seconds of `pid` so far; 0 once it is gone. */
 function procCpu(pid: number): number {
-  try {
-    const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return 0;
-  }
+  return cpuSeconds(pid) || 0;
 }
 
 /** The executors running in sandboxes under `dir`: pid → CPU-s. */

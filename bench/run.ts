@@ -618,7 +618,7 @@ async function hostsBenchmark(
             async () => {
               await until(
                 "the executors to idle out",
-                async () => executorsUnder(dir) === 0,
+                () => executorsUnder(dir) === 0,
                 90_000,
                 500,
               );
